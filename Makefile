@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Everything lands in .venv; Debian packages are installed when missing (needs root, else it says which).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint setup bench clean
+
+demo: setup
+	$(PY) -m demo $(DEMO_ARGS)
+
+test: setup
+	scripts/ensure-services.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml scripts/install-system-deps.sh
+	scripts/install-system-deps.sh
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,demo]'
+	touch $@
+
+bench: setup
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
