@@ -1,0 +1,92 @@
+"""Alertmanager webhook: ``POST /api/v1/alerts`` publishes each alert to RabbitMQ.
+
+Alertmanager retries a notification only on 5xx, so the answer is 200 only once the broker has
+confirmed every alert of the payload, 503 when it has not (Alertmanager tries again, the consumer
+dedupes), and 400 for a payload that no retry can fix. Each waitress thread keeps its own
+:class:`Publisher` because pika connections are not thread-safe.
+
+Configuration (Flask ``app.config`` first, then the environment): ``OPTILAB_AMQP_URL`` and
+``OPTILAB_AMQP_PREFIX`` (names ``PREFIX.events``, ``PREFIX.dlx``, ``PREFIX.dead``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from remote_write_bridge.amqp import (
+    InvalidEventError,
+    Publisher,
+    PublishError,
+    Topology,
+    alert_event,
+    amqp_url_from_env,
+    check_alert,
+)
+
+log = logging.getLogger(__name__)
+
+webhook_bp = Blueprint("alerts_webhook", __name__)
+
+# Alertmanager notifications are small; a larger body is not from Alertmanager.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+_local = threading.local()
+
+
+def _settings() -> tuple[str, Topology]:
+    merged = {**os.environ, **{k: v for k, v in current_app.config.items() if k.startswith("OPTILAB_AMQP")}}
+    return amqp_url_from_env(merged), Topology.from_env(merged)
+
+
+def _publisher() -> Publisher:
+    """This thread's publisher, replaced when the app's settings differ (tests build several apps)."""
+    url, topology = _settings()
+    publisher: Publisher | None = getattr(_local, "publisher", None)
+    if publisher is None or (publisher.url, publisher.topology) != (url, topology):
+        if publisher is not None:
+            publisher.close()
+        publisher = _local.publisher = Publisher(url, topology)
+    return publisher
+
+
+def parse_payload(payload: Any) -> tuple[list[dict[str, Any]], str, str]:
+    """The alerts, receiver and externalURL of a v4 webhook payload, or :class:`InvalidEventError`."""
+    if not isinstance(payload, dict):
+        raise InvalidEventError("payload: expected a JSON object")
+    if payload.get("version") != "4":
+        raise InvalidEventError(f"version: expected \"4\", got {payload.get('version')!r}")
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list):
+        raise InvalidEventError("alerts: expected a list")
+    receiver, external_url = payload.get("receiver", ""), payload.get("externalURL", "")
+    if not isinstance(receiver, str) or not isinstance(external_url, str):
+        raise InvalidEventError("receiver/externalURL: expected strings")
+    return [check_alert(alert, f"alerts[{i}].") for i, alert in enumerate(alerts)], receiver, external_url
+
+
+def _error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"status": "error", "error": message}), status
+
+
+@webhook_bp.post("/api/v1/alerts")
+def receive_alerts() -> tuple[Response, int]:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return _error(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    payload = request.get_json(force=True, silent=True)
+    if payload is None:
+        return _error(400, "body is not JSON")
+    try:
+        alerts, receiver, external_url = parse_payload(payload)
+    except InvalidEventError as exc:
+        return _error(400, str(exc))
+    try:
+        published = _publisher().publish(alert_event(a, receiver, external_url) for a in alerts)
+    except PublishError as exc:
+        log.error("alerts not accepted, Alertmanager will retry: %s", exc)
+        return _error(503, "message broker unavailable; retry")
+    return jsonify({"status": "ok", "published": published}), 200
