@@ -1,0 +1,88 @@
+"""Flask app factory of the bridge: remote-write receiver, health/metrics, Alertmanager webhook.
+
+``create_app(config)`` wires the shared state (``Bridge``: config, store, label cache, metrics) into
+``app.extensions["optilab_bridge"]`` and registers one blueprint per concern. The pool is opened
+lazily (``open=False`` + ``open(wait=False)``) so the bridge starts, and answers 503, while the
+database is still down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+from flask import Flask
+
+from remote_write_bridge.config import BridgeConfig
+from remote_write_bridge.health import health_bp
+from remote_write_bridge.mapping import LabelCache
+from remote_write_bridge.receiver import receiver_bp
+from remote_write_bridge.selfmetrics import BridgeMetrics
+from remote_write_bridge.store import Store
+from timescale.maintenance import MaintenanceResult, MaintenanceThread
+
+log = logging.getLogger("optilab.bridge")
+
+
+class Bridge:
+    """State shared by the request threads of one app."""
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self.config = config
+        self.metrics = BridgeMetrics()
+        self.labels = LabelCache(config.allow_list)
+        self.store = Store(config.dsn, config.pool_min, config.pool_max, config.pool_timeout)
+        self.newest_sample_ms: int | None = None
+        self._lock = threading.Lock()
+        self.maintenance: MaintenanceThread | None = None
+
+    def note_sample(self, ms: int) -> None:
+        with self._lock:
+            if self.newest_sample_ms is None or ms > self.newest_sample_ms:
+                self.newest_sample_ms = ms
+                self.metrics.newest_sample.set(ms / 1000)
+
+    def start(self) -> None:
+        """Open the pool, log the storage mode, and start plain-PostgreSQL maintenance."""
+        self.store.open()
+        mode = self.store.storage_mode()
+        log.info("storage mode: %s", mode or "unknown (database not reachable yet)")
+        if self.config.maintenance_interval_s > 0 and mode != "timescaledb":
+            self.maintenance = MaintenanceThread(
+                lambda: psycopg.connect(self.config.dsn, autocommit=True, connect_timeout=3),
+                self.config.maintenance_interval_s, self.config.retention_days, self._maintained)
+            self.maintenance.start()
+
+    def _maintained(self, result: MaintenanceResult | None) -> None:
+        self.metrics.maintenance_runs.labels("ok" if result else "error").inc()
+        if result and result.partitions_dropped:
+            self.store.forget_partitions()
+
+    def stop(self) -> None:
+        if self.maintenance is not None:
+            self.maintenance.stop()
+        self.store.close()
+
+
+def create_app(config: BridgeConfig, start: bool = True) -> Flask:
+    """The bridge as a WSGI app; ``start=False`` leaves pool and maintenance for the caller."""
+    app = Flask("remote_write_bridge")
+    bridge = Bridge(config)
+    app.extensions["optilab_bridge"] = bridge
+    app.register_blueprint(receiver_bp)
+    app.register_blueprint(health_bp)
+    _register_webhook(app)
+    if start:
+        bridge.start()
+    return app
+
+
+def _register_webhook(app: Flask) -> None:
+    """Alertmanager webhook → RabbitMQ (remote_write_bridge/webhook.py, owned by the events part)."""
+    try:
+        from remote_write_bridge.webhook import webhook_bp
+    except ImportError:
+        log.info("Alertmanager webhook not installed (remote_write_bridge/webhook.py missing)")
+        return
+    app.register_blueprint(webhook_bp)
