@@ -1,0 +1,147 @@
+"""Alertmanager webhook → RabbitMQ against the machine's broker: every alert of a v4 payload is its
+own persistent message in a durable queue, 200 only after confirms, 400 for payloads no retry can
+fix (and nothing published), 503 when the broker is unreachable, one connection per thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pika
+import pika.exceptions
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from remote_write_bridge.webhook import webhook_bp
+from tests.fixtures.procs import free_port
+from tests.fixtures.rabbitmq import AmqpNames, drain
+
+
+def alert(instance: str = "127.0.1.5:22", status: str = "firing", name: str = "OptiLabHostDown",
+          starts_at: str = "2026-11-28T01:00:00.123456789Z", fingerprint: str | None = None,
+          department: str = "physics") -> dict[str, Any]:
+    """One alert as Alertmanager 0.25 sends it (nanosecond times, zero endsAt while firing)."""
+    return {
+        "status": status,
+        "labels": {"alertname": name, "instance": instance, "department": department,
+                   "severity": "critical", "alert_type": "host_down", "job": "node"},
+        "annotations": {"summary": f"Lab machine {instance} is down", "runbook_url": "docs/alerts.md#x"},
+        "startsAt": starts_at,
+        "endsAt": "2026-11-28T01:05:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+        "generatorURL": "http://127.0.0.1:9090/graph",
+        "fingerprint": fingerprint or f"fp-{name}-{instance}",
+    }
+
+
+def payload(*alerts: dict[str, Any], receiver: str = "optilab-oncall") -> dict[str, Any]:
+    return {"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": alerts[0]["status"],
+            "receiver": receiver, "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+            "externalURL": "http://127.0.0.1:9093", "alerts": list(alerts)}
+
+
+def make_client(url: str, names: AmqpNames) -> FlaskClient:
+    app = Flask(__name__)
+    app.config.update(OPTILAB_AMQP_URL=url, OPTILAB_AMQP_PREFIX=names.prefix)
+    app.register_blueprint(webhook_bp)
+    return app.test_client()
+
+
+@pytest.fixture
+def client(amqp_url: str, amqp_names: AmqpNames) -> FlaskClient:
+    return make_client(amqp_url, amqp_names)
+
+
+def test_each_alert_is_one_persistent_message(client: FlaskClient, amqp_url: str,
+                                               amqp_names: AmqpNames) -> None:
+    sent = [alert("127.0.1.5:22"), alert("127.0.1.6:22", status="resolved")]
+    response = client.post("/api/v1/alerts", json=payload(*sent))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"status": "ok", "published": 2}
+
+    messages = drain(amqp_url, amqp_names.queue)
+    assert [key for key, _, _ in messages] == ["alert.firing", "alert.resolved"]
+    bodies = [json.loads(body) for _, _, body in messages]
+    assert [b["alert"] for b in bodies] == sent
+    assert all(b["type"] == "alert" and b["version"] == 1 and b["receiver"] == "optilab-oncall"
+               and b["externalURL"] == "http://127.0.0.1:9093" for b in bodies)
+    assert all(props.delivery_mode == 2 and props.content_type == "application/json"
+               for _, props, _ in messages)
+
+
+def test_queue_is_durable_and_dead_letters(client: FlaskClient, amqp_url: str, amqp_names: AmqpNames) -> None:
+    assert client.post("/api/v1/alerts", json=payload(alert())).status_code == 200
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        # same arguments: accepted; RabbitMQ refuses a redeclare that differs from the real queue
+        channel.queue_declare(amqp_names.queue, durable=True,
+                              arguments={"x-dead-letter-exchange": amqp_names.dead_exchange})
+        assert channel.queue_declare(amqp_names.dead_queue, passive=True).method.message_count == 0
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="PRECONDITION_FAILED"):
+            channel.queue_declare(amqp_names.queue, durable=False)
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    (b"{not json", "not JSON"),
+    (json.dumps({"version": "3", "alerts": []}).encode(), "version"),
+    (json.dumps({"version": "4", "alerts": {}}).encode(), "alerts: expected a list"),
+    (json.dumps(payload({**alert(), "fingerprint": ""})).encode(), "alerts[0].fingerprint"),
+    (json.dumps(payload({**alert(), "status": "pending"})).encode(), "alerts[0].status"),
+    (json.dumps(payload(alert(), {**alert(), "startsAt": "yesterday"})).encode(), "alerts[1].startsAt"),
+    (json.dumps(payload({**alert(status="resolved"), "endsAt": None})).encode(), "alerts[0].endsAt"),
+    (json.dumps(payload({**alert(), "labels": {"instance": "x"}})).encode(), "labels.alertname"),
+])
+def test_bad_payloads_get_400_and_publish_nothing(client: FlaskClient, amqp_url: str,
+                                                  amqp_names: AmqpNames, body: bytes, error: str) -> None:
+    response = client.post("/api/v1/alerts", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert error in response.get_json()["error"]
+    # a good request afterwards: the service is up and only its alert is in the queue
+    assert client.post("/api/v1/alerts", json=payload(alert())).status_code == 200
+    assert len(drain(amqp_url, amqp_names.queue)) == 1
+
+
+def test_unreachable_broker_gets_503_so_alertmanager_retries(amqp_names: AmqpNames) -> None:
+    client = make_client(f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F", amqp_names)
+    response = client.post("/api/v1/alerts", json=payload(alert()))
+    assert response.status_code == 503
+    assert "retry" in response.get_json()["error"]
+
+
+def test_queue_deleted_behind_the_publishers_back_is_redeclared(client: FlaskClient, amqp_url: str,
+                                                                  amqp_names: AmqpNames) -> None:
+    """An unroutable (mandatory) publish is not reported as success: the publisher reconnects,
+    redeclares and publishes again."""
+    assert client.post("/api/v1/alerts", json=payload(alert())).status_code == 200
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection.channel().queue_delete(amqp_names.queue)
+    connection.close()
+    assert client.post("/api/v1/alerts", json=payload(alert("127.0.1.9:22"))).status_code == 200
+    messages = drain(amqp_url, amqp_names.queue)
+    assert [json.loads(body)["alert"]["labels"]["instance"] for _, _, body in messages] == ["127.0.1.9:22"]
+
+
+def test_concurrent_requests_each_thread_its_own_connection(client: FlaskClient, amqp_url: str,
+                                                            amqp_names: AmqpNames) -> None:
+    statuses: list[int] = []
+
+    def post(thread: int) -> None:
+        for i in range(5):
+            body = payload(alert(f"127.0.2.{thread}:22", fingerprint=f"t{thread}-{i}"),
+                           alert(f"127.0.3.{thread}:22", fingerprint=f"u{thread}-{i}"))
+            statuses.append(client.post("/api/v1/alerts", json=body).status_code)
+
+    threads = [threading.Thread(target=post, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [200] * 30
+    messages = drain(amqp_url, amqp_names.queue)
+    fingerprints = sorted(json.loads(body)["alert"]["fingerprint"] for _, _, body in messages)
+    assert fingerprints == sorted([f"t{t}-{i}" for t in range(6) for i in range(5)]
+                                  + [f"u{t}-{i}" for t in range(6) for i in range(5)])
