@@ -6,6 +6,7 @@ accepts both (busybox ``who`` may print a header, or nothing at all where musl k
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -76,6 +77,7 @@ def parse_time(text: str) -> float:
 
 
 _WHO_HEADERS = ("USER", "NAME")
+_WHO_HOST = re.compile(r"\(([^()]*)\)\s*$")
 
 
 def parse_who(text: str) -> tuple[Session, ...]:
@@ -91,7 +93,6 @@ def parse_who(text: str) -> tuple[Session, ...]:
             continue
         if len(fields) < 2:
             raise ValueError(f"malformed who line: {line!r}")
-        last = fields[-1]
-        host = last[1:-1] if last.startswith("(") and last.endswith(")") else ""
-        sessions.append(Session(user=fields[0], tty=fields[1], host=host))
+        host = _WHO_HOST.search(line)
+        sessions.append(Session(user=fields[0], tty=fields[1], host=host.group(1) if host else ""))
     return tuple(sessions)
