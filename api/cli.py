@@ -1,0 +1,76 @@
+"""``optilab-api --listen HOST:PORT --dsn DSN``: the API under waitress, a production WSGI server.
+
+Port 0 asks the kernel for a free port; the address actually bound is logged ("listening on ...")
+so tests and the demo can find it. SIGTERM and SIGINT close the server and the pool cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import waitress
+
+from api.app import close_app, create_app
+from api.config import DEFAULT_LISTEN, ConfigError, load_config, parse_listen
+
+log = logging.getLogger("optilab.api")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="optilab-api", description=__doc__.splitlines()[0])
+    parser.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT (default {DEFAULT_LISTEN})")
+    parser.add_argument("--dsn", default=os.environ.get("OPTILAB_DSN", ""),
+                        help="PostgreSQL DSN (default $OPTILAB_DSN)")
+    parser.add_argument("--keys-file", help="file with one API key per line (or $OPTILAB_API_KEYS_FILE); "
+                        "keys can also come from $OPTILAB_API_KEYS")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="serve without API keys (only for a loopback-only demo)")
+    parser.add_argument("--cors-origins", help="comma-separated allowed origins ($OPTILAB_API_CORS_ORIGINS)")
+    parser.add_argument("--rate-limit", help="per key or address, e.g. '600/minute'; '' disables "
+                        "($OPTILAB_API_RATE_LIMIT)")
+    parser.add_argument("--max-points", help="most buckets one series answer may hold (default 1000)")
+    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        host, port = parse_listen(args.listen)
+        config = load_config(args.dsn, os.environ, keys_file=args.keys_file, auth_enabled=not args.no_auth,
+                             cors_origins=args.cors_origins, rate_limit=args.rate_limit,
+                             max_points=args.max_points, pool_max_size=args.threads)
+    except ConfigError as exc:
+        print(f"optilab-api: {exc}", file=sys.stderr)
+        return 2
+    if not config.auth_enabled:
+        log.warning("authentication disabled (--no-auth): every client can read the lab's data")
+    app = create_app(config)
+    server = waitress.create_server(app, host=host, port=port, threads=args.threads, ident="optilab-api")
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: shutting down", signum)
+        server.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("listening on http://%s:%d (%d API keys, rate limit %r)", *server.socket.getsockname()[:2],
+             len(config.api_keys), config.rate_limit or "off")
+    try:
+        server.run()
+    except OSError:
+        pass  # the socket was closed by stop()
+    finally:
+        close_app(app)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
