@@ -7,8 +7,11 @@ happen once and leave the host answering normally (rebooted, or with a key nobod
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from exporter.command import MARKER
 
 
 class Mode(StrEnum):
@@ -53,9 +56,18 @@ def parse_fault(text: str, delay: float | None = None) -> Fault:
     return Fault(mode, DEFAULT_DELAY if delay is None else delay)
 
 
-def garbage(size: int = 2048, seed: int | None = None) -> bytes:
-    """Printable noise with no section markers: a broken shell, a wrong program, a corrupted stream."""
+def garbage(sections: Iterable[str], seed: int | None = None) -> bytes:
+    """A program that runs the script but prints nonsense: every section marker, then noise.
+
+    Each section holds single-token lines, which no parser accepts, so the exporter sees a complete
+    answer that fails to parse (reason ``parse``) rather than a cut connection.
+    """
     rng = random.Random(seed)
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789 %$#:/=-_"
-    lines = ["".join(rng.choice(alphabet) for _ in range(rng.randint(5, 70))) for _ in range(size // 40)]
-    return ("\n".join(lines) + "\n").encode()
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789%$#/_~^"
+    parts = []
+    for name in (*sections, "end"):
+        parts.append(f"{MARKER}{name}\n")
+        if name != "end":
+            parts += ["~" + "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 60))) + "\n"
+                      for _ in range(rng.randint(1, 4))]
+    return "".join(parts).encode()
