@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 from exporter.command import SECTIONS
 from exporter.metrics_node import collector_success_families, node_families
@@ -185,7 +186,7 @@ def add_labels(families: list[Metric], extra: dict[str, str]) -> list[Metric]:
     return labelled
 
 
-class _Families:
+class _Families(Collector):
     """The smallest collector generate_latest accepts: it only calls ``collect()``."""
 
     def __init__(self, families: list[Metric]) -> None:
@@ -211,4 +212,4 @@ def merge_families(families: list[Metric]) -> list[Metric]:
 
 def render(families: list[Metric]) -> bytes:
     """Prometheus text exposition format 0.0.4, written by prometheus_client itself."""
-    return generate_latest(_Families(merge_families(families)))  # type: ignore[arg-type]
+    return generate_latest(_Families(merge_families(families)))
