@@ -29,7 +29,7 @@ def _filters(args: dict[str, str]) -> tuple[sql.Composable, dict[str, Any]]:
         values["status"] = STATES[wanted]
     for name in ("severity", "department", "alertname"):
         if (value := params.text(args, name)) is not None:
-            clauses.append(sql.SQL("{} = %({})s").format(sql.Identifier(name), sql.Placeholder(name)))
+            clauses.append(sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)))
             values[name] = value
     if args.get("start") or args.get("end"):
         now = state().clock()

@@ -82,9 +82,10 @@ def timestamp(value: str, name: str, now: datetime) -> datetime:
         return now
     if match := _RELATIVE.match(raw):
         sign, amount, unit = match.groups()
-        delta = timedelta(seconds=int(amount) * _UNITS[unit])
-        if delta > LATEST - EARLIEST:
+        seconds = int(amount) * _UNITS[unit]
+        if seconds > (LATEST - EARLIEST).total_seconds():
             raise bad(name, "relative time out of range")
+        delta = timedelta(seconds=seconds)
         moment = now - delta if sign == "-" else now + delta
     elif _EPOCH.match(raw):
         seconds = float(raw)
