@@ -12,7 +12,11 @@ import psycopg
 import pytest
 
 from api.app import close_app
-from tests.api_lab import AUTH, KEY, Lab, api_app, api_lab, client, make_app  # noqa: F401 - fixtures
+from tests import api_lab as lab_fixtures
+from tests.api_lab import AUTH, KEY, Lab, make_app
+
+# Shared session fixtures (a seeded database and an app on it), made visible to this module.
+api_lab, api_app, client = lab_fixtures.api_lab, lab_fixtures.api_app, lab_fixtures.client
 
 pytestmark = pytest.mark.usefixtures("api_lab")
 
@@ -155,9 +159,9 @@ def test_departments_list_counts_every_machine(client, api_lab: Lab) -> None:
         assert department["up"] + department["down"] == department["machines"]
         assert department["now"]["in_use"] + department["now"]["free"] == department["up"]
     physics = next(d for d in body["items"] if d["name"] == "physics")
-    raw_avg = sql_value(api_lab, """SELECT avg(cpu_usage) FROM usage_metrics m JOIN systems s ON s.id = m.system_id
-        WHERE s.department = 'physics' AND m.timestamp >= date_bin('1 hour', now() - interval '24 hours',
-        TIMESTAMPTZ '2000-01-01')""")
+    raw_avg = sql_value(api_lab, """SELECT avg(cpu_usage) FROM usage_metrics m
+        JOIN systems s ON s.id = m.system_id WHERE s.department = 'physics'
+        AND m.timestamp >= date_bin('1 hour', now() - interval '24 hours', TIMESTAMPTZ '2000-01-01')""")
     assert physics["range"]["avg_cpu"] == pytest.approx(raw_avg, rel=0.01)
 
 

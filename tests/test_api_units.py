@@ -32,7 +32,7 @@ def test_timestamps_parse_absolute_relative_and_epoch(text: str, expected: datet
 @pytest.mark.parametrize("text", ["yesterday", "-24x", "24h", "2026-13-01", "", "--1h", "1e9",
                                   "0001-01-01T00:00:00+14:00", "9999-12-31", "-999999999w", "99999999999999"])
 def test_bad_timestamps_name_the_parameter(text: str) -> None:
-    with pytest.raises(BadRequest, match="^400 Bad Request: start: "):
+    with pytest.raises(BadRequest, match=r"^400 Bad Request: start: "):
         params.timestamp(text, "start", NOW)
 
 
