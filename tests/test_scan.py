@@ -1,0 +1,114 @@
+"""``optilab-exporter scan``: bounded networks, a merge that loses nothing, and a real scan of a
+simulated lab on loopback (127.0.1.0/24 with a few hosts on a free port)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.config import Target, load_config, parse_config
+from exporter.scan import Found, check_network, identify, merge_inventory
+from labsim.lab import Lab
+from tests.fixtures.procs import free_port
+
+SCAN = [sys.executable, "-c", "import sys; from exporter.scan import main; sys.exit(main(sys.argv[1:]))"]
+
+
+def run_scan(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [shutil.which("optilab-exporter") or "", "scan"] if _cli_has_scan() else SCAN
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def _cli_has_scan() -> bool:
+    return Path("exporter/cli.py").exists() and "scan" in Path("exporter/cli.py").read_text() \
+        and shutil.which("optilab-exporter") is not None
+
+
+def test_network_size_is_bounded() -> None:
+    assert len(check_network("127.0.1.0/24", allow_large=False)) == 254
+    assert check_network("127.0.1.7/32", allow_large=False) == ["127.0.1.7"]
+    with pytest.raises(ValueError, match="need --allow-large"):
+        check_network("127.0.0.0/15", allow_large=False)
+    assert len(check_network("127.0.0.0/15", allow_large=True)) == 2**17 - 2
+    with pytest.raises(ValueError, match="is not a network"):
+        check_network("127.0.1.300/24", allow_large=False)
+
+
+def test_identify_reads_hostname_and_os() -> None:
+    release = 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.3\n'
+    assert identify("pc-7\n" + release) == ("pc-7", "Alpine Linux 3.20.3")
+    with pytest.raises(ValueError):
+        identify("\nID=debian\n")
+
+
+def test_merge_updates_known_hosts_and_keeps_everything_else() -> None:
+    raw = {
+        "ssh": {"user": "optilab", "port": 22, "key_file": "/k", "known_hosts": "/kh"},
+        "probe": {"timeout": "4s"},
+        "departments": {
+            "physics": {"hosts": ["127.0.1.1", {"target": "127.0.1.2:2200", "hostname": "old"}]},
+            "chemistry": {"subnets": ["127.0.1.16/28"]},
+        },
+    }
+    found = [
+        Found(Target("127.0.1.1", 22), "pc-01", "Debian"),       # known bare string -> gains a hostname
+        Found(Target("127.0.1.2", 2200), "pc-02", "Debian"),     # known with a port -> renamed
+        Found(Target("127.0.1.20", 22), "pc-20", "Rocky"),       # inside chemistry's subnet
+        Found(Target("127.0.1.40", 22), "pc-40", "Alpine"),      # new -> --department
+        Found(Target("127.0.1.41", 2222), "pc-41", "Ubuntu"),    # new on another port
+        Found(Target("127.0.1.50", 22), error="hostkey"),        # not verified -> not added
+    ]
+    merged, added, updated = merge_inventory(raw, found, "discovered", 22)
+    assert (added, updated) == (3, 2)
+    assert merged["probe"] == {"timeout": "4s"}
+    assert merged["departments"]["physics"]["hosts"] == [
+        {"target": "127.0.1.1", "hostname": "pc-01"}, {"target": "127.0.1.2:2200", "hostname": "pc-02"}]
+    assert merged["departments"]["chemistry"] == {
+        "subnets": ["127.0.1.16/28"], "hosts": [{"target": "127.0.1.20", "hostname": "pc-20"}]}
+    assert merged["departments"]["discovered"]["hosts"] == [
+        {"target": "127.0.1.40", "hostname": "pc-40"}, {"target": "127.0.1.41:2222", "hostname": "pc-41"}]
+    config = parse_config(merged, "merged.yaml")
+    assert config.inventory.hosts["127.0.1.20:22"].department == "chemistry"
+    assert "127.0.1.50:22" not in config.inventory.hosts
+    assert merge_inventory(merged, found, "discovered", 22)[1:] == (0, 0)  # idempotent
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    lab = Lab.start(tmp_path_factory.mktemp("scanlab"), hosts=5, departments=1, port=free_port())
+    yield lab
+    lab.stop()
+
+
+def test_scan_of_a_simulated_lab_writes_a_valid_inventory(lab: Lab, tmp_path: Path) -> None:
+    out = tmp_path / "inventory.yaml"
+    lab.set_fault(lab.hosts[4]["ip"], "hostkey")  # its key no longer matches known_hosts
+    try:
+        result = run_scan("127.0.1.0/24", "--port", str(lab.port), "--config", str(lab.inventory),
+                          "--out", str(out), "--department", "found")
+    finally:
+        lab.set_fault(lab.hosts[4]["ip"], "none")
+    assert result.returncode == 0, result.stderr
+    assert "5 SSH ports open, 4 logged in; 4 added" in result.stderr
+    assert f"{lab.hosts[4]['ip']}:{lab.port}  not added: hostkey" in result.stderr
+    config = load_config(out)
+    assert {str(t): e.hostname for t, e in config.inventory.hosts.items()} == {
+        f"{h['ip']}:{lab.port}": h["hostname"] for h in lab.hosts[:4]}
+    assert {e.department for e in config.inventory.hosts.values()} == {"found"}
+    before = yaml.safe_load(out.read_text())
+    again = run_scan("127.0.1.0/29", "--port", str(lab.port), "--out", str(out), "--quiet")
+    assert "0 added, 0 updated" in again.stderr, again.stderr
+    assert yaml.safe_load(out.read_text()) == before
+
+
+def test_scan_refuses_a_large_network_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "inventory.yaml"
+    result = run_scan("127.0.0.0/8", "--out", str(out), "--quiet")
+    assert result.returncode == 2
+    assert "need --allow-large" in result.stderr
+    assert not out.exists()
