@@ -3,7 +3,6 @@ simulated lab on loopback (127.0.1.0/24 with a few hosts on a free port)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,17 +15,11 @@ from exporter.scan import Found, check_network, identify, merge_inventory
 from labsim.lab import Lab
 from tests.fixtures.procs import free_port
 
-SCAN = [sys.executable, "-c", "import sys; from exporter.scan import main; sys.exit(main(sys.argv[1:]))"]
+SCAN = [sys.executable, "-m", "exporter", "scan"]  # the exporter's own dispatch of the subcommand
 
 
 def run_scan(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [shutil.which("optilab-exporter") or "", "scan"] if _cli_has_scan() else SCAN
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-def _cli_has_scan() -> bool:
-    return Path("exporter/cli.py").exists() and "scan" in Path("exporter/cli.py").read_text() \
-        and shutil.which("optilab-exporter") is not None
+    return subprocess.run([*SCAN, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_network_size_is_bounded() -> None:
