@@ -1,0 +1,153 @@
+"""Config validation: a pure function whose errors name the file, the field and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.config import (
+    ConfigError,
+    Target,
+    TargetError,
+    load_config,
+    parse_config,
+    parse_duration,
+    parse_target,
+)
+
+GOOD = {
+    "ssh": {"user": "optilab", "port": 22, "key_file": "/keys/id_ed25519", "known_hosts": "/keys/known_hosts",
+            "host_key_policy": "strict", "connect_timeout": "5s", "command_timeout": "1m"},
+    "departments": {
+        "physics": {"hosts": ["pc-01.lab", "127.0.0.1:2222"], "subnets": ["127.0.1.0/28"]},
+        "chemistry": {"hosts": [{"target": "127.0.2.7", "hostname": "chem-07"}]},
+    },
+}
+
+
+def errors_of(raw: Any, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, "inventory.yml", env=env or {})
+    return info.value.errors
+
+
+def with_(path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of GOOD with one dotted field replaced."""
+    raw = yaml.safe_load(yaml.safe_dump(GOOD))
+    *parents, last = path.split(".")
+    node = raw
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return raw
+
+
+def test_the_issue_example_parses_into_settings_and_targets() -> None:
+    config = parse_config(GOOD, "inventory.yml", env={})
+    assert config.ssh.connect_timeout == 5 and config.ssh.command_timeout == 60
+    assert config.ssh.key_file == Path("/keys/id_ed25519")
+    hosts = config.inventory.hosts
+    assert len(hosts) == 2 + 14 + 1  # a /28 expands to its 14 host addresses
+    assert hosts["pc-01.lab:22"].hostname == "pc-01.lab" and hosts["pc-01.lab:22"].department == "physics"
+    assert hosts["127.0.0.1:2222"].hostname is None
+    assert "127.0.1.1:22" in hosts and "127.0.1.14:22" in hosts
+    assert "127.0.1.0:22" not in hosts and "127.0.1.15:22" not in hosts
+    assert hosts["127.0.2.7:22"].hostname == "chem-07"
+    assert config.inventory.departments == ["chemistry", "physics"]
+    assert config.rabbitmq is None
+
+
+def test_a_bad_cidr_names_file_field_and_reason() -> None:
+    errors = errors_of(with_("departments.physics.subnets", ["127.0.1.300/24"]))
+    assert errors == ["inventory.yml: departments.physics.subnets[0]: '127.0.1.300/24' is not a CIDR network"]
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("ssh.host_key_policy", "yes", "ssh.host_key_policy: 'yes' is not one of strict, accept-new"),
+    ("ssh.connect_timeout", "5 parsecs", "ssh.connect_timeout: '5 parsecs' is not a duration"),
+    ("ssh.port", 70000, "ssh.port: 70000 is not an integer from 1 to 65535"),
+    ("ssh.colour", "blue", "ssh.colour: unknown field"),
+    ("departments.physics.subnets", ["127.0.0.0/16"], "'127.0.0.0/16' has 65536 addresses; at most 1024"),
+    ("departments.physics.subnets", ["127.0.1.5/24"], "'127.0.1.5/24' has host bits set"),
+    ("departments.physics.hosts", ["pc 01"], "departments.physics.hosts[0]: 'pc 01' is not a host name"),
+    ("departments.physics.hosts", ["127.0.0.1:0"], "has an invalid port '0'"),
+    ("departments.chemistry.hosts", ["pc-01.lab"], "pc-01.lab:22 is already in department "),
+    ("health.jitter", 2, "health.jitter: 2 is not a fraction"),
+    ("health.offline_after", 9, "needs degraded_after < offline_after < dead_after"),
+    ("pool.max_concurrent_dials", 0, "pool.max_concurrent_dials: 0 is not an integer from 1 to 1000"),
+])
+def test_each_mistake_is_reported_with_its_field(field: str, value: Any, expected: str) -> None:
+    errors = errors_of(with_(field, value))
+    assert any(expected in error for error in errors), errors
+    assert all(error.startswith("inventory.yml: ") for error in errors)
+
+
+def test_all_mistakes_are_reported_at_once() -> None:
+    raw = with_("ssh.port", "ssh")
+    raw["departments"]["physics"]["subnets"] = ["nonsense"]
+    raw["extra"] = 1
+    assert len(errors_of(raw)) == 3
+
+
+def test_an_empty_inventory_is_an_error() -> None:
+    assert errors_of({"ssh": GOOD["ssh"]}) == [
+        "inventory.yml: departments: must map at least one department name to its hosts/subnets"]
+
+
+def test_secrets_come_from_env_or_file_and_never_print(tmp_path: Path) -> None:
+    (tmp_path / "pass").write_text("file-secret-42\n")
+    raw = with_("ssh.password_env", "LAB_PW")
+    raw["ssh"]["passphrase_file"] = str(tmp_path / "pass")
+    config = parse_config(raw, "inventory.yml", env={"LAB_PW": "env-secret-17"})
+    assert config.ssh.password is not None and config.ssh.password.reveal() == "env-secret-17"
+    assert config.ssh.passphrase is not None and config.ssh.passphrase.reveal() == "file-secret-42"
+    shown = repr(config) + str(config.ssh)
+    assert "env-secret-17" not in shown and "file-secret-42" not in shown
+    assert errors_of(raw, env={}) == [
+        "inventory.yml: ssh.password_env: environment variable LAB_PW is not set"]
+
+
+def test_a_broker_url_is_a_secret_too() -> None:
+    raw = with_("rabbitmq", {"url": "amqp://u:broker-pw@127.0.0.1:5672/%2F", "exchange": "x"})
+    config = parse_config(raw, "inventory.yml", env={})
+    assert config.rabbitmq is not None and "broker-pw" not in repr(config)
+
+
+def test_load_config_reports_yaml_errors_with_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yml"
+    path.write_text("ssh: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"lab\.yml: not valid YAML"):
+        load_config(path)
+    path.write_text(yaml.safe_dump(with_("ssh.user", "")))
+    with pytest.raises(ConfigError, match=r"lab\.yml: ssh\.user: '' is not a user name"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("5s", 5), ("1m", 60), ("500ms", 0.5), ("2h", 7200),
+                                               ("1d", 86400), (3, 3), ("1.5s", 1.5)])
+def test_durations(text: Any, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5 parsecs", "-1", "s", True])
+def test_bad_durations(text: Any) -> None:
+    assert parse_duration(text) is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.1.5", Target("127.0.1.5", 22)), ("127.0.1.5:2222", Target("127.0.1.5", 2222)),
+    ("PC-01.Lab", Target("pc-01.lab", 22)), ("[::1]:2200", Target("::1", 2200)), ("::1", Target("::1", 22)),
+])
+def test_targets_normalise_to_host_and_port(text: str, expected: Target) -> None:
+    assert parse_target(text, 22) == expected
+    assert str(parse_target(str(expected), 22)) == str(expected)
+
+
+@pytest.mark.parametrize("text", ["", "a b", "127.0.0.1:", "127.0.0.1:x", "[::1", "127.0.0.1:65536",
+                                  "x;rm -rf"])
+def test_bad_targets(text: str) -> None:
+    with pytest.raises(TargetError):
+        parse_target(text, 22)

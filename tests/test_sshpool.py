@@ -1,0 +1,199 @@
+"""The SSH pool against a real OpenSSH server.
+
+The pool needs a gevent-patched process (paramiko's transports must be greenlets), and pytest's own
+process is not patched. So each test runs a small driver in a fresh ``python`` that patches first,
+builds an :class:`SshPool` from JSON arguments, runs one scenario and prints JSON; the test asserts
+on that and on sshd's own log (one "Accepted publickey" line per handshake).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures.sshd import Sshd
+
+DRIVER = r'''
+from gevent import monkey; monkey.patch_all()
+import json, sys, time
+from pathlib import Path
+import gevent
+from exporter.config import PoolSettings, SshSettings, Target
+from exporter.hostkeys import SshError
+from exporter.sshpool import SshPool
+
+args = json.loads(sys.argv[1])
+ssh = SshSettings(user=args["user"], key_file=Path(args["key_file"]), known_hosts=Path(args["known_hosts"]),
+                  host_key_policy=args.get("policy", "strict"), connect_timeout=5)
+pool = SshPool(ssh, PoolSettings(**args.get("pool", {})))
+target = Target("127.0.0.1", args["port"])
+
+def run(command="echo ok", timeout=10.0, host=target):
+    try:
+        return pool.run(host, command, time.monotonic() + timeout)
+    except SshError as exc:
+        return "error:" + exc.reason
+
+def restart_sshd():
+    # ask the test (our parent) to restart sshd, wait for its answer on stdin
+    print("RESTART", flush=True)
+    sys.stdin.readline()
+
+out = {}
+scenario = args["scenario"]
+if scenario == "reuse":
+    out["outputs"] = [run() for _ in range(20)]
+    out["concurrent"] = [g.value for g in gevent.joinall([gevent.spawn(run) for _ in range(12)])]
+elif scenario == "concurrent_cold":
+    out["outputs"] = [g.value for g in gevent.joinall([gevent.spawn(run) for _ in range(12)])]
+elif scenario == "reconnect":
+    out["before"] = run()
+    restart_sshd()
+    out["after"] = run()
+elif scenario == "recycle":
+    pool.settings = PoolSettings(max_execs=3)
+    out["outputs"] = [run() for _ in range(7)]
+elif scenario == "reaper":
+    pool.settings = PoolSettings(idle_timeout=0.2)
+    out["first"] = run()
+    out["open_before"] = pool.open_connections()
+    time.sleep(0.3)
+    pool.reap()
+    out["open_after"] = pool.open_connections()
+    out["second"] = run()
+elif scenario == "hang":
+    started = time.monotonic()
+    out["hung"] = run("sleep 30", timeout=1.0)
+    out["elapsed"] = time.monotonic() - started
+    out["after"] = run()
+elif scenario == "hostkey":
+    out["result"] = run()
+elif scenario == "evict":
+    other = Target("127.0.0.1", args["port2"])
+    out["outputs"] = [run(host=h) for h in (target, other, target, other)]
+    out["open"] = pool.open_connections()
+out["stats"] = {"dials": dict(pool.stats.dials), "errors": dict(pool.stats.errors),
+                "closed": dict(pool.stats.closed), "execs": pool.stats.execs}
+pool.close()
+print("RESULT " + json.dumps(out), flush=True)
+'''
+
+
+def drive(sshd: Sshd, scenario: str, known_hosts: Path | None = None, policy: str = "strict",
+          pool: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """Run one scenario in a patched interpreter; restarts sshd when the driver asks for it."""
+    args = {"scenario": scenario, "port": sshd.port, "user": sshd.user, "key_file": str(sshd.key_file),
+            "known_hosts": str(known_hosts or sshd.trust()), "policy": policy, "pool": pool or {}, **extra}
+    process = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(args)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        for line in process.stdout:  # bounded: the driver prints a few lines and exits
+            if line.startswith("RESTART"):
+                sshd.restart()
+                process.stdin.write("go\n")
+                process.stdin.flush()
+            elif line.startswith("RESULT "):
+                process.wait(30)
+                return json.loads(line[len("RESULT "):])
+        process.wait(30)
+        raise AssertionError(f"driver failed: {process.stderr.read() if process.stderr else ''}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+
+
+def test_one_handshake_serves_many_execs_also_concurrent(sshd: Sshd) -> None:
+    result = drive(sshd, "reuse")
+    assert result["outputs"] == ["ok\n"] * 20
+    assert result["concurrent"] == ["ok\n"] * 12
+    assert result["stats"]["dials"] == {"success": 1}
+    assert result["stats"]["execs"] == 32
+    assert sshd.accepted_logins() == 1
+
+
+def test_concurrent_first_scrapes_of_one_host_share_one_dial(sshd: Sshd) -> None:
+    result = drive(sshd, "concurrent_cold")
+    assert result["outputs"] == ["ok\n"] * 12
+    assert result["stats"]["dials"] == {"success": 1}
+    assert sshd.accepted_logins() == 1
+
+
+def test_reconnects_transparently_after_sshd_restart(sshd: Sshd) -> None:
+    result = drive(sshd, "reconnect")
+    assert result["before"] == "ok\n" and result["after"] == "ok\n"
+    assert result["stats"]["dials"] == {"success": 2}
+    assert result["stats"]["errors"] == {}
+    assert sshd.accepted_logins() == 2
+
+
+def test_connections_are_recycled_after_max_execs(sshd: Sshd) -> None:
+    result = drive(sshd, "recycle")
+    assert result["outputs"] == ["ok\n"] * 7
+    assert result["stats"]["dials"] == {"success": 3}  # 3 + 3 + 1 execs
+    assert result["stats"]["closed"].get("execs") == 2
+
+
+def test_idle_connections_are_reaped(sshd: Sshd) -> None:
+    result = drive(sshd, "reaper")
+    assert (result["open_before"], result["open_after"]) == (1, 0)
+    assert result["second"] == "ok\n"
+    assert result["stats"]["closed"].get("idle") == 1
+
+
+def test_a_hanging_command_is_cut_at_the_deadline_and_the_pool_recovers(sshd: Sshd) -> None:
+    result = drive(sshd, "hang")
+    assert result["hung"] == "error:timeout"
+    assert result["elapsed"] < 30  # returned long before `sleep 30` could have ended
+    assert result["after"] == "ok\n"
+    assert result["stats"]["errors"] == {"timeout": 1}
+
+
+def test_strict_refuses_a_host_missing_from_known_hosts(sshd: Sshd, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    result = drive(sshd, "hostkey", known_hosts=empty)
+    assert result["result"] == "error:hostkey"
+    assert sshd.accepted_logins() == 0
+    assert empty.read_text() == ""
+
+
+def test_accept_new_trusts_on_first_use_and_persists_the_key(sshd: Sshd, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "fresh" / "known_hosts"
+    result = drive(sshd, "hostkey", known_hosts=known_hosts, policy="accept-new")
+    assert result["result"] == "ok\n"
+    key_type, key_b64 = sshd.host_key.split()[:2]
+    assert known_hosts.read_text() == f"[127.0.0.1]:{sshd.port} {key_type} {key_b64}\n"
+    again = drive(sshd, "hostkey", known_hosts=known_hosts, policy="strict")  # now known: strict works
+    assert again["result"] == "ok\n"
+
+
+def test_a_changed_host_key_is_refused_even_under_accept_new(sshd: Sshd) -> None:
+    known_hosts = sshd.trust()
+    before = known_hosts.read_text()
+    sshd.restart(new_host_key=True)
+    result = drive(sshd, "hostkey", known_hosts=known_hosts, policy="accept-new")
+    assert result["result"] == "error:hostkey"
+    assert known_hosts.read_text() == before  # never overwritten
+    assert sshd.accepted_logins() == 0
+
+
+def test_the_connection_cap_evicts_the_least_recently_used_idle_connection(
+        sshd_factory: Callable[[], Sshd]) -> None:
+    first, second = sshd_factory(), sshd_factory()
+    second.key_file.write_bytes(first.key_file.read_bytes())  # one user key logs in to both
+    second.authorized_keys.write_text(Path(f"{first.key_file}.pub").read_text())
+    known_hosts = first.trust()
+    with known_hosts.open("a") as handle:
+        handle.write(second.trust().read_text())
+    result = drive(first, "evict", known_hosts=known_hosts, pool={"max_connections": 1}, port2=second.port)
+    assert result["outputs"] == ["ok\n"] * 4
+    assert result["open"] == 1
+    assert result["stats"]["dials"] == {"success": 4}
+    assert result["stats"]["closed"].get("evicted") == 3
