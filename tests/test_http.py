@@ -1,0 +1,168 @@
+"""The WSGI app in-process, with the SSH side replaced by a recording fake runner.
+
+Routing, the inventory allow-list, the deadline arithmetic, fan-out labelling and /sd are pure
+logic: they run here without sshd or gevent patching (test_probe_sshd.py covers the real thing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import pytest
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.test import Client
+
+from exporter.config import Config, Target, parse_config
+from exporter.health import HealthBook
+from exporter.hostkeys import SshError
+from exporter.http import ExporterApp
+from exporter.probe import Prober
+
+INVENTORY = {
+    "ssh": {"user": "optilab", "key_file": "/nonexistent/key", "port": 22},
+    "probe": {"timeout": "10s", "offset": "500ms"},
+    "health": {"jitter": 0},
+    "departments": {
+        "physics": {"hosts": [{"target": "127.0.1.1", "hostname": "pc-01"}, "127.0.1.2"]},
+        "chemistry": {"subnets": ["127.0.2.0/30"]},
+    },
+}
+OUTPUT = "@@optilab uname\nLinux\n{name}\n6.1.0\n#1 SMP\nx86_64\n@@optilab time\n1700000000\n@@optilab end\n"
+
+
+class FakeRunner:
+    """Answers like a host: 127.0.1.2 refuses, the others print a short valid batch output."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+
+    def run(self, target: Target, command: str, deadline: float) -> str:
+        self.calls.append((str(target), deadline))
+        if target.host == "127.0.1.2":
+            raise SshError("refused", "connection refused")
+        return OUTPUT.format(name=f"node-{target.host.rsplit('.', 1)[1]}")
+
+
+class FakeRuntime:
+    def __init__(self, config: Config, clock: float) -> None:
+        self.config = config
+        self.runner = FakeRunner()
+        self.prober = Prober(self.runner, HealthBook(config.health, clock=lambda: clock), clock=lambda: clock)
+        self.reload_checks = 0
+
+    def maybe_reload(self) -> None:
+        self.reload_checks += 1
+
+    def self_metrics(self) -> Iterable[Metric]:
+        return []
+
+
+@pytest.fixture
+def runtime() -> FakeRuntime:
+    return FakeRuntime(parse_config(INVENTORY, "lab.yml", env={}), clock=100.0)
+
+
+@pytest.fixture
+def client(runtime: FakeRuntime) -> Client:
+    return Client(ExporterApp(runtime, clock=lambda: 100.0))
+
+
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [(sample.labels, sample.value) for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == name]
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("target=127.0.9.9", "target 127.0.9.9:22 is not in the inventory (lab.yml)"),
+    ("target=127.0.1.1:2222", "target 127.0.1.1:2222 is not in the inventory"),
+    ("target=;reboot", "target ';reboot' is not a host name or IP address"),
+    ("target=", "target '' is not a host name"),
+    ("target=127.0.1.1&department=physics", "either 'target' or 'department'"),
+    ("target=127.0.1.1&target=127.0.1.2", "give 'target' once"),
+    ("department=biology", "department 'biology' is not in the inventory (known: chemistry, physics)"),
+])
+def test_bad_or_unknown_targets_get_400_and_nothing_is_dialled(client: Client, runtime: FakeRuntime,
+                                                               query: str, message: str) -> None:
+    response = client.get(f"/probe?{query}")
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert runtime.runner.calls == []
+
+
+def test_one_target_has_no_instance_label_and_uses_the_inventory_name(client: Client) -> None:
+    response = client.get("/probe?target=127.0.1.1")
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert samples(text, "optilab_probe_success") == [({}, 1.0)]
+    assert samples(text, "system_status") == [({"hostname": "pc-01", "ip": "127.0.1.1",
+                                                "department": "physics"}, 1.0)]
+    assert ({"nodename": "node-1", "sysname": "Linux", "release": "6.1.0", "version": "#1 SMP",
+             "machine": "x86_64", "domainname": ""}, 1.0) in samples(text, "node_uname_info")
+
+
+@pytest.mark.parametrize(("header", "deadline"), [(None, 110.0), ("3", 102.5), ("30", 110.0), ("0.4", 100.2)])
+def test_the_deadline_is_the_scrape_timeout_minus_offset_capped(client: Client, runtime: FakeRuntime,
+                                                                 header: str | None, deadline: float) -> None:
+    headers = {"X-Prometheus-Scrape-Timeout-Seconds": header} if header else {}
+    client.get("/probe?target=127.0.1.1", headers=headers)
+    assert runtime.runner.calls == [("127.0.1.1:22", pytest.approx(deadline))]
+
+
+def test_a_malformed_scrape_timeout_header_is_a_400(client: Client) -> None:
+    response = client.get("/probe?target=127.0.1.1", headers={"X-Prometheus-Scrape-Timeout-Seconds": "soon"})
+    assert response.status_code == 400
+
+
+def test_failure_says_why_and_then_backs_off_without_dialling(client: Client, runtime: FakeRuntime) -> None:
+    first = client.get("/probe?target=127.0.1.2").get_data(as_text=True)
+    assert samples(first, "optilab_probe_success") == [({}, 0.0)]
+    assert samples(first, "optilab_probe_error_info") == [({"reason": "refused"}, 1.0)]
+    assert ({"state": "degraded"}, 1.0) in samples(first, "optilab_host_health_state")
+    second = client.get("/probe?target=127.0.1.2").get_data(as_text=True)
+    assert samples(second, "optilab_probe_error_info") == [({"reason": "backoff"}, 1.0)]
+    assert ({"state": "degraded"}, 1.0) in samples(second, "optilab_host_health_state")
+    assert [call[0] for call in runtime.runner.calls] == ["127.0.1.2:22"]  # the second never dialled
+
+
+def test_department_fan_out_labels_every_series_with_instance_and_department(client: Client) -> None:
+    text = client.get("/probe?department=physics").get_data(as_text=True)
+    assert sorted(samples(text, "optilab_probe_success"), key=str) == sorted([
+        ({"instance": "127.0.1.1:22", "department": "physics"}, 1.0),
+        ({"instance": "127.0.1.2:22", "department": "physics"}, 0.0)], key=str)
+    assert samples(text, "optilab_probe_error_info") == [
+        ({"instance": "127.0.1.2:22", "department": "physics", "reason": "refused"}, 1.0)]
+    uname = samples(text, "node_uname_info")
+    assert [labels["instance"] for labels, _ in uname] == ["127.0.1.1:22"]
+
+
+def test_whole_lab_fan_out_covers_every_department(client: Client, runtime: FakeRuntime) -> None:
+    text = client.get("/probe").get_data(as_text=True)
+    instances = {labels["instance"] for labels, _ in samples(text, "optilab_probe_success")}
+    assert instances == {"127.0.1.1:22", "127.0.1.2:22", "127.0.2.1:22", "127.0.2.2:22"}
+    assert len(runtime.runner.calls) == 4
+
+
+def test_sd_lists_every_target_with_department_and_hostname(client: Client, runtime: FakeRuntime) -> None:
+    groups = json.loads(client.get("/sd").get_data())
+    assert {"targets": ["127.0.1.1:22"], "labels": {"department": "physics", "hostname": "pc-01"}} in groups
+    assert {"targets": ["127.0.2.1:22"], "labels": {"department": "chemistry", "hostname": "127.0.2.1"}} \
+        in groups
+    assert len(groups) == 4
+    client.get("/probe?target=127.0.2.1")  # once read, a bare address is named by its uname nodename
+    groups = json.loads(client.get("/sd").get_data())
+    assert {"targets": ["127.0.2.1:22"], "labels": {"department": "chemistry", "hostname": "node-1"}} \
+        in groups
+    assert runtime.reload_checks == 3  # /sd and /probe look for a changed config file
+
+
+def test_landing_metrics_and_errors(client: Client) -> None:
+    landing = client.get("/").get_data(as_text=True)
+    assert 'href="/metrics"' in landing and 'href="/probe?department=physics"' in landing
+    client.get("/probe?target=127.0.1.1")
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert samples(metrics, "optilab_exporter_probes_total") == [({"result": "success"}, 1.0)]
+    assert ({"kind": "target"}, 1.0) in samples(metrics, "optilab_exporter_scrape_duration_seconds_count")
+    assert client.get("/nope").status_code == 404
+    assert client.post("/probe?target=127.0.1.1").status_code == 405
