@@ -460,3 +460,44 @@ def test_every_sql_target_returns_rows(lab: Lab) -> None:
                     problems.append(f"{where}\n    returned no rows")
     assert not problems, "\n\n".join(problems)
     assert checked >= 10
+
+
+# --------------------------------------------------------------------------------------------------
+# The community "Node Exporter Full" dashboard (grafana.com 1860) on OptiLab's data.
+
+#: Its variable chain: job, then nodename (from node_uname_info), then the instance of that node.
+NODE_EXPORTER_FULL_VARIABLES = (
+    ("job", "label_values(node_uname_info, job)"),
+    ("nodename", 'label_values(node_uname_info{job="$job"}, nodename)'),
+    ("node", 'label_values(node_uname_info{job="$job", nodename="$nodename"}, instance)'),
+)
+#: What its top row computes (CPU busy, RAM used, root FS used, uptime, cores), in its selector style.
+NODE_EXPORTER_FULL_QUERIES = (
+    '100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle", instance="$node", job="$job"}'
+    '[$__rate_interval])))',
+    '(1 - node_memory_MemAvailable_bytes{instance="$node", job="$job"}'
+    ' / node_memory_MemTotal_bytes{instance="$node", job="$job"}) * 100',
+    '100 - node_filesystem_avail_bytes{instance="$node", job="$job", mountpoint="/", fstype!="rootfs"} * 100'
+    ' / node_filesystem_size_bytes{instance="$node", job="$job", mountpoint="/", fstype!="rootfs"}',
+    'node_time_seconds{instance="$node", job="$job"} - node_boot_time_seconds{instance="$node", job="$job"}',
+    'count(count(node_cpu_seconds_total{instance="$node", job="$job"}) by (cpu))',
+    'rate(node_network_receive_bytes_total{instance="$node", job="$job"}[$__rate_interval])',
+)
+
+
+def test_node_exporter_full_finds_the_machine_by_its_nodename(lab: Lab) -> None:
+    """job "node" → the probed machine's own nodename (uname -n, here this host) → instance = its target."""
+    chosen: dict[str, tuple[list[str], bool]] = {}
+    for name, definition in NODE_EXPORTER_FULL_VARIABLES:
+        match = LABEL_VALUES.match(substitute(definition, chosen, "promql"))
+        assert match
+        params = {"match[]": match["selector"]} if match["selector"] else {}
+        url = f"{lab.prometheus}/api/v1/label/{match['label']}/values?" + urllib.parse.urlencode(params)
+        values = get_json(url)["data"]
+        expected = {"job": "node", "nodename": os.uname().nodename, "node": lab.up_instance}[name]
+        assert expected in values, f"{name}: {values}"
+        chosen[name] = ([expected], False)
+    assert get_json(f"{lab.prometheus}/api/v1/label/instance/values?" + urllib.parse.urlencode(
+        {"match[]": 'node_uname_info{job="node"}'}))["data"] == [lab.up_instance], "one per reachable machine"
+    for expr in NODE_EXPORTER_FULL_QUERIES:
+        assert query(lab.prometheus, substitute(expr, chosen, "promql")), expr
