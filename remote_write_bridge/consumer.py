@@ -89,7 +89,7 @@ class Worker:
                 # autocommit: each event's `transaction()` block is the whole transaction
                 self._db = psycopg.connect(self.dsn, connect_timeout=5, autocommit=True)
             except DB_TRANSIENT as exc:
-                raise DatabaseUnavailableError(str(exc).strip()) from exc
+                raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
 
     def _close_db(self) -> None:
         if self._db is not None:
@@ -143,7 +143,7 @@ class Worker:
                 event_store.store_event(self._db, event)
         except DB_TRANSIENT as exc:
             self._close_db()
-            raise DatabaseUnavailableError(str(exc).strip()) from exc
+            raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             raise InvalidEventError(f"database refused the event: {exc.diag.message_primary or exc}") from exc
 
@@ -187,6 +187,9 @@ def main(argv: list[str]) -> int:
     """Run the workers until SIGTERM/SIGINT; exit 0 after every worker finished its message."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # pika logs every connection step, and each broker outage as tracebacks; the workers log one
+    # line per failure with the error instead.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     topology = Topology.from_prefix(args.prefix) if args.prefix else Topology.from_env()
     url = args.amqp or amqp_url_from_env()
     stop = threading.Event()
