@@ -261,10 +261,10 @@ class SshPool:
 
     def _private_key(self) -> paramiko.PKey:
         if self._pkey is None:
-            passphrase = self.ssh.passphrase.reveal() if self.ssh.passphrase else None
+            passphrase = self.ssh.passphrase.reveal().encode() if self.ssh.passphrase else None
             try:
-                self._pkey = paramiko.PKey.from_path(self.ssh.key_file, passphrase)
-            except (OSError, paramiko.SSHException) as exc:
+                self._pkey = paramiko.PKey.from_path(self.ssh.key_file, passphrase)  # type: ignore[arg-type]
+            except (OSError, ValueError, TypeError, paramiko.SSHException) as exc:
                 raise SshError("auth", f"cannot load key_file {self.ssh.key_file}: {type(exc).__name__}") \
                     from None
         return self._pkey
