@@ -76,6 +76,10 @@ class Worker:
                 log.warning("%s: database unavailable (%s); retrying in %.1fs", self.name, exc, delay)
             except CONNECTION_ERRORS as exc:
                 log.warning("%s: broker unavailable (%r); retrying in %.1fs", self.name, exc, delay)
+            except Exception:
+                # A bug must not kill the worker silently: log it, back off, start over.
+                log.exception("%s: unexpected error; retrying in %.1fs", self.name, delay)
+                self._close_db()
             if not self.stop.is_set():
                 self.stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
@@ -146,6 +150,10 @@ class Worker:
             raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             raise InvalidEventError(f"database refused the event: {exc.diag.message_primary or exc}") from exc
+        except psycopg.Error as exc:
+            # e.g. the schema is not migrated yet: the operator can fix it, so keep the message
+            self._close_db()
+            raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
 
     def _dead_letter(self, channel: BlockingChannel, dead_channel: BlockingChannel,
                      method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes,
