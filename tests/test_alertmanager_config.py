@@ -54,3 +54,40 @@ def test_every_receiver_is_the_bridge_webhook_with_resolved() -> None:
         assert [h["url"] for h in hooks] == ["http://127.0.0.1:9843/api/v1/alerts"], receiver["name"]
         assert all(h["send_resolved"] for h in hooks)
     assert "match" not in CONFIG.read_text().replace("matchers", "")  # deprecated match/match_re unused
+
+
+def test_real_alertmanager_inhibits_only_the_down_hosts_alerts(alertmanager_factory) -> None:
+    """Alertmanager itself, with this config: a host's CPU alert is muted while that host is down,
+    another host's is not."""
+    import json
+    import urllib.request
+
+    from tests.fixtures.procs import free_port, wait_for
+    from tests.fixtures.prometheus import get_json
+
+    config = yaml.safe_load(CONFIG.read_text())
+    for receiver in config["receivers"]:  # nobody listens there: notifications fail, alerts stay
+        receiver["webhook_configs"] = [{"url": f"http://127.0.0.1:{free_port()}/", "send_resolved": True}]
+    config["route"]["group_wait"] = "0s"
+    for route in config["route"]["routes"]:
+        route["group_wait"] = "0s"
+    am = alertmanager_factory(config)
+
+    def labels(name: str, instance: str, severity: str) -> dict[str, str]:
+        return {"alertname": name, "instance": instance, "department": "physics", "severity": severity}
+
+    alerts = [{"labels": labels("OptiLabHostDown", "a:22", "critical")},
+              {"labels": labels("OptiLabCPUSaturated", "a:22", "warning")},
+              {"labels": labels("OptiLabCPUSaturated", "b:22", "warning")}]
+    request = urllib.request.Request(f"{am.url}/api/v2/alerts", data=json.dumps(alerts).encode(),  # noqa: S310
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback Alertmanager
+        assert response.status == 200
+
+    def states() -> dict[tuple[str, str], str]:
+        return {(a["labels"]["alertname"], a["labels"]["instance"]): a["status"]["state"]
+                for a in get_json(f"{am.url}/api/v2/alerts")}
+
+    expected = {("OptiLabHostDown", "a:22"): "active", ("OptiLabCPUSaturated", "a:22"): "suppressed",
+                ("OptiLabCPUSaturated", "b:22"): "active"}
+    wait_for(lambda: states() == expected, timeout=20, what=f"inhibition {expected}")

@@ -202,3 +202,24 @@ def test_consumers_side_by_side_and_sigterm_loses_nothing(
     assert sum(stored_by) == total
     assert sum(stored_by[:2]) < total and sum(stored_by[2:]) > 0  # stopped mid-stream, the other took over
     assert drain(amqp_url, amqp_names.dead_queue) == []
+
+
+def test_the_exporters_events_are_stored(migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,
+                                         start_consumer: ConsumerFactory) -> None:
+    """Contract between the two sides: bodies built by exporter/events.py go in as they are."""
+    events = pytest.importorskip("exporter.events")
+    from exporter.health import Transition
+    from exporter.metrics import HostLabels
+
+    labels = HostLabels("pc-11", "127.0.1.11", "biology")
+    bodies = [
+        events.discovery_event("127.0.1.11:22", "pc-11", "127.0.1.11", "biology", "linux", None),
+        events.health_event(Transition("127.0.1.11:22", "healthy", "offline", "refused", 3), labels,
+                            at="2026-11-28T01:00:00.000Z"),
+    ]
+    publish(amqp_url, amqp_names, [(body["type"], json.dumps(body).encode()) for body in bodies])
+    finish(start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1), amqp_url, amqp_names)
+    assert rows(migrated_dsn, "SELECT instance, hostname, department, os_type, health_state FROM systems") == [
+        ("127.0.1.11:22", "pc-11", "biology", "linux", "offline")]
+    assert rows(migrated_dsn, "SELECT health_state, reason FROM status_history") == [("offline", "refused")]
+    assert drain(amqp_url, amqp_names.dead_queue) == []
