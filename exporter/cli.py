@@ -162,7 +162,8 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("paramiko").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
-    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    # pika logs every failed reconnect as a multi-line ERROR; the publisher logs one line per attempt
+    logging.getLogger("pika").setLevel(logging.DEBUG if args.log_level == "DEBUG" else logging.CRITICAL)
     prometheus_client.disable_created_metrics()  # *_created series only add noise to /metrics
     log = logging.getLogger("exporter")
     try:
