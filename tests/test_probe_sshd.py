@@ -7,6 +7,7 @@ talks HTTP to it and reads its /metrics, and counts handshakes in sshd's own log
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -202,6 +203,29 @@ def test_a_passphrase_from_the_environment_works_and_never_reaches_the_log(
     exporter = exporter_factory(config, env={"LAB_KEY_PASSPHRASE": secret})
     path = f"/probe?target=127.0.0.1:{sshd.port}"
     assert exporter.samples(path, "optilab_probe_success") == [({}, 1.0)]
-    exporter.service.signal(1)  # SIGHUP: a reload logs the config summary
-    exporter.get("/metrics")
+    exporter.service.signal(signal.SIGHUP)  # a reload re-reads the passphrase and logs a summary
+    wait_for(lambda: exporter.metric("optilab_exporter_config_reloads_total", result="success") == 1,
+             timeout=5, what="the SIGHUP reload")
+    assert exporter.samples(path, "optilab_probe_success") == [({}, 1.0)]
     assert secret not in exporter.service.log()
+
+
+def promtool_problems(text: str) -> list[str]:
+    """`promtool check metrics` findings, minus node_exporter's own CamelCase meminfo names."""
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    lines = (result.stdout + result.stderr).splitlines()
+    return [line for line in lines if line.strip() and "not 'camelCase'" not in line]
+
+
+def test_exposition_passes_promtool(sshd: Sshd, exporter_factory: Callable[..., Exporter]) -> None:
+    exporter = exporter_factory(inventory(sshd))
+    for path in (f"/probe?target=127.0.0.1:{sshd.port}", "/probe", "/probe?department=physics", "/metrics"):
+        status, text = exporter.get(path)
+        assert status == 200
+        assert promtool_problems(text) == [], path
+
+
+def test_scan_is_a_subcommand() -> None:
+    result = subprocess.run([sys.executable, "-m", "exporter", "scan", "--help"], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0 and "CIDR" in result.stdout
