@@ -29,7 +29,7 @@ import yaml
 
 from remote_write_bridge.amqp import alert_event
 from tests.fixtures.postgres import PrivatePostgres
-from tests.fixtures.procs import Service, free_port, port_open, wait_for
+from tests.fixtures.procs import Service, free_port, http_ok, port_open, wait_for
 from tests.fixtures.prometheus import Peer, query
 from tests.fixtures.rabbitmq import AmqpNames, PrivateRabbitMQ, drain
 from tests.test_consumer import event, publish, queued, rows
@@ -142,6 +142,22 @@ def full_log(service: Service) -> str:
     return service.log_path.read_text(errors="replace")
 
 
+def prometheus_config(tmp_path: Path, am: Peer, discovery: dict[str, Any], probe_address: str) -> dict:
+    """deploy/prometheus's node job (probe relabelling, honor_labels) at 1 s, with the short rules."""
+    return {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(short_rules(tmp_path / "rules.yml"))],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am.url.split("//")[1]]}]}]},
+        "scrape_configs": [{
+            "job_name": "node", "metrics_path": "/probe", "honor_labels": True, **discovery,
+            "relabel_configs": [
+                {"source_labels": ["__address__"], "target_label": "__param_target"},
+                {"source_labels": ["__param_target"], "target_label": "instance"},
+                {"target_label": "__address__", "replacement": probe_address}],
+        }],
+    }
+
+
 def post(url: str, body: dict[str, Any]) -> int:
     request = urllib.request.Request(url + "/api/v1/alerts", data=json.dumps(body).encode(),  # noqa: S310
                                      headers={"Content-Type": "application/json"})
@@ -161,20 +177,10 @@ def test_host_down_alert_reaches_the_database_and_resolves(
         bridge = start_bridge(services, migrated_dsn, amqp_url, amqp_names)
         start_consumer(services, migrated_dsn, amqp_url, amqp_names)
         am = alertmanager_factory(alertmanager_config(bridge + "/api/v1/alerts"))
-        prometheus = prometheus_factory({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(short_rules(tmp_path / "rules.yml"))],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am.url.split("//")[1]]}]}]},
-            "scrape_configs": [{
-                "job_name": "node", "metrics_path": "/probe", "honor_labels": True,
-                "static_configs": [{"targets": ["127.0.1.5:22"], "labels": {"department": "physics"}},
-                                   {"targets": ["127.0.1.6:22"], "labels": {"department": "chemistry"}}],
-                "relabel_configs": [
-                    {"source_labels": ["__address__"], "target_label": "__param_target"},
-                    {"source_labels": ["__param_target"], "target_label": "instance"},
-                    {"target_label": "__address__", "replacement": target.address}],
-            }],
-        })
+        prometheus = prometheus_factory(prometheus_config(tmp_path, am, {
+            "static_configs": [{"targets": ["127.0.1.5:22"], "labels": {"department": "physics"}},
+                               {"targets": ["127.0.1.6:22"], "labels": {"department": "chemistry"}}],
+        }, target.address))
         wait_for(lambda: len(query(prometheus.url, "system_status == 1")) == 2, what="both hosts scraped up")
 
         target.down.add("127.0.1.5:22")
@@ -266,3 +272,48 @@ def test_database_down_while_consuming_loses_nothing(
         assert conn.execute("SELECT 1").fetchone() == (1,)
     retries = full_log(consumer).count("database unavailable")
     assert 1 <= retries < 200
+
+
+def test_real_exporter_lab_host_down_alert_and_health_events(
+        tmp_path: Path, migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,
+        prometheus_factory: Callable[..., Peer], alertmanager_factory: Callable[..., Peer],
+        services: Callable[..., Service]) -> None:
+    """The same path from the real exporter probing a simulated lab over SSH; its health
+    transitions travel the same exchange into systems/status_history."""
+    from labsim.lab import Lab
+
+    lab = Lab.start(tmp_path / "lab", hosts=2, departments=1, port=free_port())
+    try:
+        bridge = start_bridge(services, migrated_dsn, amqp_url, amqp_names)
+        start_consumer(services, migrated_dsn, amqp_url, amqp_names)  # declares the queue first
+        inventory = yaml.safe_load(lab.inventory.read_text())
+        inventory["health"] = {"degraded_interval": "1s", "offline_interval": "1s", "dead_interval": "2s"}
+        inventory["rabbitmq"] = {"url": amqp_url, "exchange": amqp_names.exchange}
+        (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+        exporter = f"127.0.0.1:{free_port()}"
+        services("exporter", [str(Path(sys.executable).parent / "optilab-exporter"), "--config",
+                              str(tmp_path / "inventory.yml"), "--listen", exporter], {},
+                 lambda: http_ok(f"http://{exporter}/sd"))
+        am = alertmanager_factory(alertmanager_config(bridge + "/api/v1/alerts"))
+        prometheus = prometheus_factory(prometheus_config(tmp_path, am, {
+            "http_sd_configs": [{"url": f"http://{exporter}/sd", "refresh_interval": "1s"}]}, exporter))
+        wait_for(lambda: len(query(prometheus.url, "system_status == 1")) == 2, timeout=30,
+                 what="both lab machines probed up")
+
+        down = lab.targets()[0]
+        lab.set_fault(lab.hosts[0]["ip"], "refuse")
+        wait_for(lambda: rows(migrated_dsn, "SELECT alertname, status, instance FROM alerts") == [
+            ("OptiLabHostDown", "firing", down)], timeout=40, what="OptiLabHostDown from the real exporter")
+        lab.set_fault(lab.hosts[0]["ip"], "none")
+        wait_for(lambda: rows(migrated_dsn, "SELECT status FROM alerts WHERE alertname = 'OptiLabHostDown'")
+                 == [("resolved",)], timeout=40, what="resolved after the machine came back")
+
+        wait_for(lambda: rows(migrated_dsn, "SELECT health_state FROM systems WHERE instance = %s", (down,))
+                 == [("healthy",)], what="health back to healthy")
+        states = [state for (state,) in rows(
+            migrated_dsn, "SELECT h.health_state FROM status_history h JOIN systems s ON s.id = h.system_id "
+                          "WHERE s.instance = %s ORDER BY h.timestamp", (down,))]
+        assert states[0] == "degraded" and states[-1] == "healthy" and "offline" in states
+        assert drain(amqp_url, amqp_names.dead_queue) == []
+    finally:
+        lab.stop()
