@@ -1,0 +1,151 @@
+"""What one probe of a real sshd on loopback costs, warm (pooled connection) and cold (fresh handshake).
+
+Starts Debian's sshd on a free loopback port (the test fixture's way: dedicated user, ed25519 keys),
+then measures, over repeats, medians of:
+
+* end to end, as Prometheus sees it: ``GET /probe?target=...`` against the real exporter process;
+  cold = an exporter whose pool recycles after every exec (``pool.max_execs: 1``), so each probe
+  pays TCP + key exchange + auth; also the exporter's CPU time per probe (from /proc/PID/stat);
+* in process (gevent-patched, no HTTP): ``SshPool.run("true")`` warm and cold, the batched exec,
+  and parse + render of one batch output.
+
+Usage: ``.venv/bin/python bench/probe_latency.py [--repeats 50]`` (root: sshd must switch users).
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()  # before paramiko (exporter.sshpool) is imported
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from exporter.command import BATCH_SCRIPT, split_sections  # noqa: E402
+from exporter.config import PoolSettings, SshSettings, Target  # noqa: E402
+from exporter.metrics import HostLabels, probe_families, render, snapshot_families  # noqa: E402
+from exporter.parsers import parse_snapshot  # noqa: E402
+from exporter.sshpool import SshPool  # noqa: E402
+from tests.fixtures.procs import Service, free_port, http_ok  # noqa: E402
+from tests.fixtures.sshd import Sshd, start_sshd  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def timed(action: object, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def show(name: str, times: list[float]) -> float:
+    median = statistics.median(times)
+    p90 = statistics.quantiles(times, n=10)[-1] if len(times) >= 10 else max(times)
+    print(f"  {name:<44} median {median * 1000:8.2f} ms   p90 {p90 * 1000:8.2f} ms   (n={len(times)})")
+    return median
+
+
+def http_probe(sshd: Sshd, workdir: Path, repeats: int, pool: dict[str, int]) -> tuple[list[float], float]:
+    """Median-able probe times and exporter CPU seconds per probe, via a real exporter process."""
+    config = {"ssh": {"user": sshd.user, "port": sshd.port, "key_file": str(sshd.key_file),
+                      "known_hosts": str(sshd.trust())},
+              "departments": {"bench": {"hosts": [sshd.target]}}, "pool": pool}
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    service = Service([sys.executable, "-m", "exporter", "--config", str(workdir / "inventory.yml"),
+                       "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"], workdir / "exporter.log",
+                      cwd=ROOT)
+    try:
+        service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
+        url = f"http://127.0.0.1:{port}/probe?target={sshd.target}"
+
+        def probe() -> None:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                body = response.read()
+            if b"optilab_probe_success 1.0" not in body:
+                raise RuntimeError(f"probe failed:\n{body.decode()[-500:]}")
+
+        probe()  # the first probe also dials in the warm case
+        cpu_before = cpu_seconds(service.process.pid)
+        times = timed(probe, repeats)
+        return times, (cpu_seconds(service.process.pid) - cpu_before) / repeats
+    finally:
+        service.stop()
+
+
+def in_process(sshd: Sshd, repeats: int) -> None:
+    ssh = SshSettings(user=sshd.user, key_file=sshd.key_file, known_hosts=sshd.trust())
+    target = Target(sshd.host, sshd.port)
+    warm_pool = SshPool(ssh, PoolSettings())
+    cold_pool = SshPool(ssh, PoolSettings(max_execs=1))
+    try:
+        def run(pool: SshPool, command: str) -> str:
+            return pool.run(target, command, time.monotonic() + 30)
+
+        run(warm_pool, "true")
+        warm = show("SshPool.run('true'), warm", timed(lambda: run(warm_pool, "true"), repeats))
+        cold = show("SshPool.run('true'), cold (dial + auth + exec)",
+                    timed(lambda: run(cold_pool, "true"), repeats))
+        show("SshPool.run(BATCH_SCRIPT), warm", timed(lambda: run(warm_pool, BATCH_SCRIPT), repeats))
+        print(f"  cold / warm exec ratio: {cold / warm:.1f}x")
+        output = run(warm_pool, BATCH_SCRIPT)
+        labels = HostLabels("bench", sshd.host, "bench")
+
+        def parse_and_render() -> bytes:
+            sections, complete = split_sections(output)
+            snapshot, errors = parse_snapshot(sections, complete)
+            families = snapshot_families(snapshot, snapshot, labels, errors)
+            return render(families + probe_families(labels, True, 0.01, "healthy", None))
+
+        show("parse + render one batch output (CPU only)", timed(parse_and_render, repeats))
+    finally:
+        warm_pool.close()
+        cold_pool.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="optilab-bench-") as tmp:
+        sshd = start_sshd(Path(tmp) / "sshd")
+        try:
+            print(f"probe of a real OpenSSH sshd on {sshd.target}, {os.cpu_count()} CPUs, "
+                  f"{args.repeats} repeats each")
+            print("end to end (HTTP GET /probe on the exporter process):")
+            warm, warm_cpu = http_probe(sshd, Path(tmp) / "warm", args.repeats, {})
+            cold, cold_cpu = http_probe(sshd, Path(tmp) / "cold", args.repeats, {"max_execs": 1})
+            warm_median = show("warm probe (pooled connection)", warm)
+            cold_median = show("cold probe (new TCP + key exchange + auth)", cold)
+            print(f"  exporter CPU per probe: warm {warm_cpu * 1000:.2f} ms, cold {cold_cpu * 1000:.2f} ms")
+            print(f"  cold / warm ratio: {cold_median / warm_median:.1f}x")
+            print("in process (no HTTP):")
+            in_process(sshd, args.repeats)
+        finally:
+            sshd.stop()
+            sshd.authorized_keys.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
