@@ -93,7 +93,8 @@ class SshPool:
     def run(self, target: Target, command: str, deadline: float) -> str:
         """Run ``command`` on ``target`` and return its stdout; raise SshError (with a reason).
 
-        ``deadline`` is a ``clock()`` time; nothing in here outlives it.
+        ``deadline`` is a ``clock()`` time; nothing in here outlives it. The exec itself is also
+        bounded by ``ssh.command_timeout``, the dial by ``ssh.connect_timeout``.
         """
         timer = gevent.Timeout(max(0.0, deadline - self._clock()))
         timer.start()
@@ -101,7 +102,7 @@ class SshPool:
         try:
             connection, fresh = self._checkout(target)
             try:
-                output = connection.run(command)
+                output = self._exec(connection, command)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 if fresh:
                     raise SshError("protocol", f"exec failed: {exc!r}") from exc
@@ -109,7 +110,7 @@ class SshPool:
                 self._release(connection, broken=True)
                 connection = None
                 connection, _ = self._checkout(target)
-                output = connection.run(command)
+                output = self._exec(connection, command)
             self.stats.execs += 1
             return output
         except gevent.Timeout as exc:
@@ -119,6 +120,8 @@ class SshPool:
                 connection.retired = True  # its channel may hang; never reuse it
             raise self._count(SshError("timeout", "deadline reached")) from None
         except SshError as exc:
+            if exc.reason == "timeout" and connection is not None:
+                connection.retired = True
             raise self._count(exc) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise self._count(SshError("protocol", repr(exc))) from None
@@ -126,6 +129,10 @@ class SshPool:
             timer.close()
             if connection is not None:
                 self._release(connection)
+
+    def _exec(self, connection: Connection, command: str) -> str:
+        with gevent.Timeout(self.ssh.command_timeout, SshError("timeout", "command_timeout")):
+            return connection.run(command)
 
     def open_connections(self) -> int:
         return len(self._connections)

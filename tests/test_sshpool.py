@@ -28,7 +28,8 @@ from exporter.sshpool import SshPool
 
 args = json.loads(sys.argv[1])
 ssh = SshSettings(user=args["user"], key_file=Path(args["key_file"]), known_hosts=Path(args["known_hosts"]),
-                  host_key_policy=args.get("policy", "strict"), connect_timeout=5)
+                  host_key_policy=args.get("policy", "strict"), connect_timeout=5,
+                  command_timeout=args.get("command_timeout", 10))
 pool = SshPool(ssh, PoolSettings(**args.get("pool", {})))
 target = Target("127.0.0.1", args["port"])
 
@@ -69,6 +70,9 @@ elif scenario == "hang":
     started = time.monotonic()
     out["hung"] = run("sleep 30", timeout=1.0)
     out["elapsed"] = time.monotonic() - started
+    out["after"] = run()
+elif scenario == "command_timeout":
+    out["hung"] = run("sleep 30", timeout=25.0)
     out["after"] = run()
 elif scenario == "hostkey":
     out["result"] = run()
@@ -153,6 +157,14 @@ def test_a_hanging_command_is_cut_at_the_deadline_and_the_pool_recovers(sshd: Ss
     assert result["elapsed"] < 30  # returned long before `sleep 30` could have ended
     assert result["after"] == "ok\n"
     assert result["stats"]["errors"] == {"timeout": 1}
+
+
+def test_command_timeout_caps_the_exec_within_a_longer_deadline(sshd: Sshd) -> None:
+    result = drive(sshd, "command_timeout", command_timeout=0.5)
+    assert result["hung"] == "error:timeout"
+    assert result["after"] == "ok\n"
+    assert result["stats"]["closed"] == {"retired": 1}  # the hung connection is not reused
+    assert result["stats"]["dials"] == {"success": 2}
 
 
 def test_strict_refuses_a_host_missing_from_known_hosts(sshd: Sshd, tmp_path: Path) -> None:
