@@ -73,9 +73,13 @@ class Prober:
         if snapshot.uname is not None:
             self._nodenames[key] = snapshot.uname.nodename
         labels = self.labels(entry)
+        try:
+            families = snapshot_families(snapshot, self._previous.get(key), labels, errors)
+        except Exception:  # one host's odd output must not fail a whole fan-out
+            log.exception("probe %s: building metrics failed", key)
+            return self._failed(entry, "parse", started)
         transition = self.health.record_success(key)
         duration = self._clock() - started
-        families = snapshot_families(snapshot, self._previous.get(key), labels, errors)
         families += probe_families(labels, True, duration, "healthy", None)
         self._previous[key] = snapshot
         self._announce(transition, labels)

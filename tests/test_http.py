@@ -27,6 +27,7 @@ INVENTORY = {
     "departments": {
         "physics": {"hosts": [{"target": "127.0.1.1", "hostname": "pc-01"}, "127.0.1.2"]},
         "chemistry": {"subnets": ["127.0.2.0/30"]},
+        "broken": {"hosts": ["127.0.3.1", "127.0.3.2"]},
     },
 }
 OUTPUT = "@@optilab uname\nLinux\n{name}\n6.1.0\n#1 SMP\nx86_64\n@@optilab time\n1700000000\n@@optilab end\n"
@@ -42,6 +43,10 @@ class FakeRunner:
         self.calls.append((str(target), deadline))
         if target.host == "127.0.1.2":
             raise SshError("refused", "connection refused")
+        if target.host == "127.0.3.1":  # session dropped mid-output: no end marker
+            return OUTPUT.format(name="cut").split("@@optilab time")[0]
+        if target.host == "127.0.3.2":  # not a Linux shell: nothing parses
+            return "@@optilab end\n"
         return OUTPUT.format(name=f"node-{target.host.rsplit('.', 1)[1]}")
 
 
@@ -81,7 +86,7 @@ def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     ("target=", "target '' is not a host name"),
     ("target=127.0.1.1&department=physics", "either 'target' or 'department'"),
     ("target=127.0.1.1&target=127.0.1.2", "give 'target' once"),
-    ("department=biology", "department 'biology' is not in the inventory (known: chemistry, physics)"),
+    ("department=biology", "department 'biology' is not in the inventory (known: broken, chemistry, physics)"),
 ])
 def test_bad_or_unknown_targets_get_400_and_nothing_is_dialled(client: Client, runtime: FakeRuntime,
                                                                query: str, message: str) -> None:
@@ -89,6 +94,14 @@ def test_bad_or_unknown_targets_get_400_and_nothing_is_dialled(client: Client, r
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert runtime.runner.calls == []
+
+
+def test_output_cut_short_or_unparsable_is_a_failed_probe(client: Client) -> None:
+    text = client.get("/probe?department=broken").get_data(as_text=True)
+    assert sorted(samples(text, "optilab_probe_error_info"), key=str) == [
+        ({"instance": "127.0.3.1:22", "department": "broken", "reason": "protocol"}, 1.0),
+        ({"instance": "127.0.3.2:22", "department": "broken", "reason": "parse"}, 1.0)]
+    assert samples(text, "node_uname_info") == []
 
 
 def test_one_target_has_no_instance_label_and_uses_the_inventory_name(client: Client) -> None:
@@ -140,8 +153,9 @@ def test_department_fan_out_labels_every_series_with_instance_and_department(cli
 def test_whole_lab_fan_out_covers_every_department(client: Client, runtime: FakeRuntime) -> None:
     text = client.get("/probe").get_data(as_text=True)
     instances = {labels["instance"] for labels, _ in samples(text, "optilab_probe_success")}
-    assert instances == {"127.0.1.1:22", "127.0.1.2:22", "127.0.2.1:22", "127.0.2.2:22"}
-    assert len(runtime.runner.calls) == 4
+    assert instances == {"127.0.1.1:22", "127.0.1.2:22", "127.0.2.1:22", "127.0.2.2:22", "127.0.3.1:22",
+                         "127.0.3.2:22"}
+    assert len(runtime.runner.calls) == 6
 
 
 def test_sd_lists_every_target_with_department_and_hostname(client: Client, runtime: FakeRuntime) -> None:
@@ -149,7 +163,7 @@ def test_sd_lists_every_target_with_department_and_hostname(client: Client, runt
     assert {"targets": ["127.0.1.1:22"], "labels": {"department": "physics", "hostname": "pc-01"}} in groups
     assert {"targets": ["127.0.2.1:22"], "labels": {"department": "chemistry", "hostname": "127.0.2.1"}} \
         in groups
-    assert len(groups) == 4
+    assert len(groups) == 6
     client.get("/probe?target=127.0.2.1")  # once read, a bare address is named by its uname nodename
     groups = json.loads(client.get("/sd").get_data())
     assert {"targets": ["127.0.2.1:22"], "labels": {"department": "chemistry", "hostname": "node-1"}} \
