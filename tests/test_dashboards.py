@@ -20,6 +20,7 @@ import re
 import sys
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,9 +31,11 @@ import psycopg
 import pytest
 import yaml
 
+from tests.fixtures.postgres import create_database, drop_database
 from tests.fixtures.procs import Service, free_port, http_ok, wait_for
-from tests.fixtures.prometheus import get_json, query
-from tests.fixtures.sshd import Sshd
+from tests.fixtures.prometheus import get_json, query, start_prometheus
+from tests.fixtures.sshd import Sshd, start_sshd
+from timescale.migrate import migrate
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD_DIR = REPO / "grafana" / "dashboards"
@@ -313,30 +316,43 @@ def console_script(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-@pytest.fixture
-def lab(tmp_path: Path, sshd: Sshd, migrated_dsn: str, prometheus_factory) -> Iterator[Lab]:
-    """The whole data path running, with at least two successful probes evaluated by the rules."""
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, pg_server_dsn: str) -> Iterator[Lab]:
+    """The whole data path running, with at least two successful probes evaluated by the rules.
+
+    Module-scoped (one lab for all live tests here), so it builds from the fixtures' functions.
+    """
+    workdir = tmp_path_factory.mktemp("lab")
+    dsn = create_database(pg_server_dsn)
+    sshd = start_sshd(workdir / "sshd")
     services: list[Service] = []
     try:
-        exporter, exporter_addr, departments = start_exporter(tmp_path, sshd)
+        migrate(dsn)
+        exporter, exporter_addr, departments = start_exporter(workdir, sshd)
         services.append(exporter)
         bridge_port = free_port()
         bridge = Service([console_script("optilab-bridge"), "--listen", f"127.0.0.1:{bridge_port}",
-                          "--dsn", migrated_dsn], tmp_path / "bridge.log")
+                          "--dsn", dsn], workdir / "bridge.log")
         services.append(bridge)
         bridge.wait_ready(lambda: http_ok(f"http://127.0.0.1:{bridge_port}/health"))
-        peer = prometheus_factory(prometheus_config(exporter_addr, f"127.0.0.1:{bridge_port}"))
+        # Stopped first (last in the list): it flushes remote write to the bridge while that still runs.
+        peer = start_prometheus(workdir / "prometheus",
+                                prometheus_config(exporter_addr, f"127.0.0.1:{bridge_port}"))
+        services.append(peer.service)
         up, down = sshd.target, next(target for target in departments if target != sshd.target)
         # CPU percent and rate() need two probes; the recording rules one evaluation after that.
         wait_for(lambda: query(peer.url, f'system_cpu_usage{{instance="{up}"}}')
                  and query(peer.url, 'department:system_cpu_usage:avg')
                  and query(peer.url, f'rate(node_cpu_seconds_total{{instance="{up}"}}[1m])')
                  and query(peer.url, f'system_status{{instance="{down}"}}'),
-                 timeout=30, interval=0.5, what="Prometheus to hold two probes of the lab")
-        yield Lab(peer.url, migrated_dsn, up, down, departments)
+                 timeout=30, interval=0.3, what="Prometheus to hold two probes of the lab")
+        yield Lab(peer.url, dsn, up, down, departments)
     finally:
         for service in reversed(services):
             service.stop()
+        sshd.stop()
+        sshd.authorized_keys.unlink(missing_ok=True)
+        drop_database(dsn, pg_server_dsn)
 
 
 def choose_variables(lab: Lab, dashboard: dict[str, Any]) -> dict[str, tuple[list[str], bool]]:
@@ -433,15 +449,37 @@ def seed_events(dsn: str, lab: Lab) -> None:
         store_event(conn, health)
 
 
-def test_every_sql_target_returns_rows(lab: Lab) -> None:
-    """All SQL panels run on the migrated database fed by the real bridge, macros expanded, with rows."""
+def read_only_role_sql() -> str:
+    """The role set-up block of docs/dashboards.md, so the documented grants are the tested ones."""
+    doc = (REPO / "docs" / "dashboards.md").read_text()
+    section = doc[doc.index("### Read-only database role"):]
+    block = section[section.index("```sql") + len("```sql"):]
+    return block[:block.index("```")]
+
+
+@pytest.fixture
+def grafana_reader(lab: Lab) -> Iterator[str]:
+    """DSN of a role created by the documented read-only grants (a unique name: roles are server-wide)."""
+    role = f"optilab_ro_{uuid.uuid4().hex[:10]}"
+    dbname = psycopg.conninfo.conninfo_to_dict(lab.dsn)["dbname"]
+    setup = read_only_role_sql().replace("optilab_ro", role).replace("DATABASE optilab", f'DATABASE "{dbname}"')
+    with psycopg.connect(lab.dsn, autocommit=True) as conn:
+        conn.execute(setup)
+    yield psycopg.conninfo.make_conninfo(lab.dsn, user=role)
+    with psycopg.connect(lab.dsn, autocommit=True) as conn:
+        conn.execute(f'DROP OWNED BY "{role}"')
+        conn.execute(f'DROP ROLE "{role}"')
+
+
+def test_every_sql_target_returns_rows(lab: Lab, grafana_reader: str) -> None:
+    """All SQL panels run, as Grafana's read-only role, on the database fed by the real bridge, with rows."""
     seed_events(lab.dsn, lab)
     with psycopg.connect(lab.dsn) as conn:
         wait_for(lambda: conn.execute("SELECT count(*) FROM usage_metrics").fetchone()[0] > 0,
                  timeout=20, interval=0.3, what="the bridge to store remote-written usage")
     end, start = datetime.now(UTC) + timedelta(minutes=1), datetime.now(UTC) - timedelta(days=7)
     problems, checked = [], 0
-    with psycopg.connect(lab.dsn, autocommit=True) as conn:
+    with psycopg.connect(grafana_reader, autocommit=True) as conn:
         for path in DASHBOARD_FILES:
             dashboard = load(path)
             chosen = choose_variables(lab, dashboard)
@@ -460,6 +498,14 @@ def test_every_sql_target_returns_rows(lab: Lab) -> None:
                     problems.append(f"{where}\n    returned no rows")
     assert not problems, "\n\n".join(problems)
     assert checked >= 10
+
+
+def test_the_read_only_role_cannot_write(lab: Lab, grafana_reader: str) -> None:
+    """Grafana's role reads what the dashboards show but cannot change it."""
+    with psycopg.connect(grafana_reader, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM systems").fetchone()[0] == 2
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("DELETE FROM alerts")
 
 
 # --------------------------------------------------------------------------------------------------
