@@ -97,7 +97,8 @@ class LabRuntime:
                 "fault": str(host.fault), "uptime": round(host.state.uptime(now)),
                 "users": len(host.state.sessions), "cpu_utilisation": round(host.state.utilisation, 3),
                 "root_used": round(host.state.root_used_fraction, 4),
-                "connections": host.connections, "open_sessions": len(host.transports),
+                "connections": host.connections,
+                "open_sessions": sum(1 for t in list(host.transports) if t.is_active()),
                 "execs": host.execs,
             })
         return rows
