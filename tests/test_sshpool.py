@@ -74,6 +74,26 @@ elif scenario == "hang":
 elif scenario == "command_timeout":
     out["hung"] = run("sleep 30", timeout=25.0)
     out["after"] = run()
+elif scenario == "dial_cap":
+    import socket
+    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(6)]  # accept, never speak
+    inflight, peak = [0], [0]
+    connect = pool._connect_socket
+    def counting(host):
+        inflight[0] += 1
+        peak[0] = max(peak[0], inflight[0])
+        try:
+            sock = connect(host)
+            gevent.sleep(0.3)  # hold the slot a little, as a slow handshake would
+            return sock
+        finally:
+            inflight[0] -= 1
+    pool._connect_socket = counting
+    hosts = [Target("127.0.0.1", l.getsockname()[1]) for l in listeners]
+    jobs = [gevent.spawn(run, "true", 1.5, h) for h in hosts]
+    gevent.joinall(jobs)
+    out["results"] = [job.value for job in jobs]
+    out["peak"] = peak[0]
 elif scenario == "hostkey":
     out["result"] = run()
 elif scenario == "evict":
@@ -165,6 +185,12 @@ def test_command_timeout_caps_the_exec_within_a_longer_deadline(sshd: Sshd) -> N
     assert result["after"] == "ok\n"
     assert result["stats"]["closed"] == {"retired": 1}  # the hung connection is not reused
     assert result["stats"]["dials"] == {"success": 2}
+
+
+def test_concurrent_dials_are_capped(sshd: Sshd) -> None:
+    result = drive(sshd, "dial_cap", pool={"max_concurrent_dials": 2})
+    assert result["results"] == ["error:timeout"] * 6  # silent hosts: every probe ends at its deadline
+    assert result["peak"] == 2
 
 
 def test_strict_refuses_a_host_missing_from_known_hosts(sshd: Sshd, tmp_path: Path) -> None:
