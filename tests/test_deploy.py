@@ -74,7 +74,7 @@ def test_promtool_accepts_the_config_and_finds_the_rules(path: Path, tmp_path: P
 
 @pytest.mark.parametrize("path", PROMETHEUS_CONFIGS, ids=lambda p: p.name)
 def test_probe_jobs_use_the_exporter_as_a_multi_target_proxy(path: Path) -> None:
-    """Each node job: targets from /sd, sent to /probe?target=..., instance = target, timeout < interval."""
+    """Each node job: targets from /sd, sent to /probe?target=..., instance = target; timeouts < intervals."""
     config = load_yaml(path)
     defaults = config["global"]
     jobs = node_jobs(config)
@@ -91,6 +91,7 @@ def test_probe_jobs_use_the_exporter_as_a_multi_target_proxy(path: Path) -> None
         assert relabel[-1]["target_label"] == "__address__"
     exporter_job = next(job for job in config["scrape_configs"] if job["job_name"] == "optilab-exporter")
     assert exporter_job.get("metrics_path", "/metrics") == "/metrics"
+    assert seconds(exporter_job["scrape_timeout"]) < seconds(exporter_job["scrape_interval"])
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
 
 
