@@ -9,6 +9,7 @@ declare -A need=(
   [/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
   [/usr/bin/amtool]=prometheus-alertmanager
   [/usr/bin/prometheus-node-exporter]=prometheus-node-exporter
+  [/usr/bin/systemd-analyze]=systemd  # tests/test_deploy.py verifies the units in deploy/systemd
 )
 missing=()
 for bin in "${!need[@]}"; do
