@@ -18,6 +18,7 @@ import json
 import logging
 import random
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +53,18 @@ def discovery_event(instance: str, hostname: str, ip: str, department: str, os_t
             "department": department, "os_type": os_type, "os_version": os_version, "at": at or _now()}
 
 
+def publish_discoveries(settings: RabbitSettings, events: Iterable[dict[str, Any]],
+                        flush_timeout: float = 10.0) -> tuple[int, int]:
+    """One-shot publishing for ``optilab-exporter scan`` (a gevent-patched CLI run): queue every
+    ``discovery_event``, wait up to ``flush_timeout`` for the broker's confirms, and return
+    ``(published, dropped)``."""
+    publisher = EventPublisher(settings, max_backoff=2.0).start()
+    for body in events:
+        publisher.publish("discovery", body)
+    publisher.close(flush_timeout)
+    return publisher.published, sum(publisher.dropped.values())
+
+
 class _BrokenError(Exception):
     """The connection or channel went away; reconnect."""
 
@@ -70,6 +83,7 @@ class EventPublisher:
         self._confirm: gevent.event.AsyncResult | None = None
         self._returned = False
         self._greenlet: gevent.Greenlet | None = None
+        self._inflight: tuple[str, bytes] | None = None  # taken from the queue, not yet confirmed
         self._stopping = False
 
     # -- called from scrapes --------------------------------------------------------------------
@@ -97,7 +111,7 @@ class EventPublisher:
     def close(self, flush_timeout: float = 5.0) -> None:
         """Give queued events up to ``flush_timeout`` to go out, then stop; what is left is dropped."""
         for _ in range(int(flush_timeout / 0.05)):
-            if self._queue.empty() and self._confirm is None:
+            if self._queue.empty() and self._inflight is None:
                 break
             gevent.sleep(0.05)
         self._stopping = True
@@ -105,7 +119,8 @@ class EventPublisher:
             self._greenlet.kill(block=True, timeout=2)
             self._greenlet = None
         self._disconnect()
-        left = self._queue.qsize()
+        left = self._queue.qsize() + (self._inflight is not None)
+        self._inflight = None
         if left:
             self.dropped["shutdown"] += left
             log.warning("stopped with %d unpublished event(s)", left)
@@ -114,22 +129,21 @@ class EventPublisher:
 
     def _run(self) -> None:
         backoff = 0.5
-        item: tuple[str, bytes] | None = None
         while not self._stopping:
             try:
                 channel = self._open()
                 backoff = 0.5
                 while not self._stopping:
-                    if item is None:
+                    if self._inflight is None:
                         try:
-                            item = self._queue.get(timeout=0.5)
+                            self._inflight = self._queue.get(timeout=0.5)
                         except gevent.queue.Empty:
-                            item = None
+                            pass
                     if not self.connected:
                         raise _BrokenError("connection closed")
-                    if item is not None:
-                        self._send(channel, *item)  # on _BrokenError the item stays and is sent again
-                        item = None
+                    if self._inflight is not None:
+                        self._send(channel, *self._inflight)  # on failure it stays and is sent again
+                        self._inflight = None
             except (_BrokenError, pika.exceptions.AMQPError, OSError, gevent.Timeout) as exc:
                 self.connected = False
                 self._disconnect()

@@ -19,7 +19,7 @@ import pika
 import pytest
 
 from exporter.config import RabbitSettings, Secret
-from exporter.events import EventPublisher, discovery_event, health_event
+from exporter.events import EventPublisher, discovery_event, health_event, publish_discoveries
 from exporter.health import Transition
 from exporter.metrics import HostLabels
 from tests.fixtures.procs import free_port, wait_for
@@ -201,3 +201,18 @@ def test_the_exporter_publishes_health_transitions_of_a_real_host(
     instance = f"127.0.0.1:{sshd.port}"
     assert events == [("health", "healthy", "degraded", "refused", instance),
                       ("health", "degraded", "healthy", None, instance)]
+
+
+def test_scan_publishes_discoveries_in_one_shot(
+        amqp_url: str, amqp_names: AmqpNames, queue: Callable[[], list[tuple[str, Any, int]]]) -> None:
+    found = [discovery_event(f"127.0.1.{n}:22", f"pc-{n:02d}", f"127.0.1.{n}", "physics", "debian", "12")
+             for n in (1, 2, 3)]
+    assert publish_discoveries(settings(amqp_url, amqp_names), found, flush_timeout=10) == (3, 0)
+    assert [body for _, body, _ in queue()] == found
+
+
+def test_close_counts_what_could_not_be_flushed(amqp_names: AmqpNames) -> None:
+    url = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    published, dropped = publish_discoveries(settings(url, amqp_names), [{"type": "discovery"}] * 2,
+                                             flush_timeout=0.3)
+    assert (published, dropped) == (0, 2)
