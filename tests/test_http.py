@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+import gevent
 import pytest
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -180,3 +181,22 @@ def test_landing_metrics_and_errors(client: Client) -> None:
     assert ({"kind": "target"}, 1.0) in samples(metrics, "optilab_exporter_scrape_duration_seconds_count")
     assert client.get("/nope").status_code == 404
     assert client.post("/probe?target=127.0.1.1").status_code == 405
+
+
+def test_fan_out_runs_hosts_concurrently_but_bounded() -> None:
+    class SlowRunner(FakeRunner):
+        inflight = peak = 0
+
+        def run(self, target: Target, command: str, deadline: float) -> str:
+            SlowRunner.inflight += 1
+            SlowRunner.peak = max(SlowRunner.peak, SlowRunner.inflight)
+            gevent.sleep(0.01)
+            SlowRunner.inflight -= 1
+            return super().run(target, command, deadline)
+
+    raw = {**INVENTORY, "probe": {"concurrency": 3}}
+    runtime = FakeRuntime(parse_config(raw, "lab.yml", env={}), clock=100.0)
+    runtime.prober.runner = runtime.runner = SlowRunner()
+    text = Client(ExporterApp(runtime, clock=lambda: 100.0)).get("/probe").get_data(as_text=True)
+    assert len(samples(text, "optilab_probe_success")) == 6
+    assert SlowRunner.peak == 3
