@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from exporter.targets import Target, TargetError, parse_target
+
 #: Largest subnet one ``subnets`` entry may expand to (a /22): a typo like /8 must not create
 #: sixteen million targets.
 MAX_SUBNET_ADDRESSES = 1024
@@ -32,59 +34,8 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 _DEPARTMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-class TargetError(ValueError):
-    """A ``HOST[:PORT]`` string that is not a host name or address with a valid port."""
-
-
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
-
-
-@dataclass(frozen=True, order=True)
-class Target:
-    """A machine to probe; its identity string is ``HOST:PORT`` with the port always written."""
-
-    host: str
-    port: int
-
-    @property
-    def is_address(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_target(text: str, default_port: int) -> Target:
-    """Parse ``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address; raise TargetError."""
-    text = text.strip()
-    host, port_text = text, ""
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise TargetError("is not HOST[:PORT]")
-        port_text = rest[1:]
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    if ":" in host:
-        try:
-            host = str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise TargetError("is not a valid IPv6 address") from None
-    elif not _HOSTNAME.match(host):
-        raise TargetError("is not a host name or IP address")
-    if port_text == "" and text.endswith(":"):
-        raise TargetError("has an empty port")
-    port = default_port
-    if port_text:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise TargetError(f"has an invalid port {port_text!r}")
-        port = int(port_text)
-    return Target(host.rstrip(".").lower(), port)
+__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "Secret", "Target", "TargetError", "load_config",
+           "parse_config", "parse_target"]
 
 
 class ConfigError(Exception):
@@ -301,51 +252,38 @@ def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
     )
 
 
+#: Integer fields and their allowed ranges; every other numeric settings field is a duration.
+_INTEGERS: dict[str, tuple[int, int]] = {
+    "degraded_after": (1, 1000), "offline_after": (1, 1000), "dead_after": (1, 1000),
+    "max_connections": (1, 100000), "max_concurrent_dials": (1, 1000), "channels_per_host": (1, 10),
+    "max_execs": (1, 10**9), "concurrency": (1, 10000),
+}
+
+
+def _numbers(reader: _Reader, raw: Mapping[str, Any], name: str, cls: type[Any]) -> Any:
+    """A settings dataclass of integers and durations, each field defaulting to the class's own."""
+    section = reader.section(raw, name, set(cls.__dataclass_fields__))
+    defaults, values = cls(), {}
+    for key in cls.__dataclass_fields__:
+        default = getattr(defaults, key)
+        if key in _INTEGERS:
+            values[key] = reader.integer(section, name, key, default, *_INTEGERS[key])
+        elif key == "jitter":
+            jitter = section.get(key, default)
+            if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter < 1:
+                reader.error(f"{name}.{key}", f"{jitter!r} is not a fraction from 0 to below 1")
+                jitter = default
+            values[key] = float(jitter)
+        else:
+            values[key] = reader.duration(section, name, key, default)
+    return cls(**values)
+
+
 def _health(reader: _Reader, raw: Mapping[str, Any]) -> HealthSettings:
-    health = reader.section(raw, "health", {"degraded_after", "offline_after", "dead_after",
-                                            "degraded_interval", "offline_interval", "dead_interval",
-                                            "jitter"})
-    d = HealthSettings()
-    settings = HealthSettings(
-        degraded_after=reader.integer(health, "health", "degraded_after", d.degraded_after, 1, 1000),
-        offline_after=reader.integer(health, "health", "offline_after", d.offline_after, 1, 1000),
-        dead_after=reader.integer(health, "health", "dead_after", d.dead_after, 1, 1000),
-        degraded_interval=reader.duration(health, "health", "degraded_interval", d.degraded_interval),
-        offline_interval=reader.duration(health, "health", "offline_interval", d.offline_interval),
-        dead_interval=reader.duration(health, "health", "dead_interval", d.dead_interval),
-        jitter=float(health.get("jitter", d.jitter)) if isinstance(health.get("jitter", 0), int | float)
-        else -1.0,
-    )
+    settings: HealthSettings = _numbers(reader, raw, "health", HealthSettings)
     if not settings.degraded_after < settings.offline_after < settings.dead_after:
         reader.error("health", "needs degraded_after < offline_after < dead_after")
-    if not 0 <= settings.jitter < 1:
-        reader.error("health.jitter", f"{health.get('jitter')!r} is not a fraction from 0 to below 1")
     return settings
-
-
-def _pool(reader: _Reader, raw: Mapping[str, Any]) -> PoolSettings:
-    pool = reader.section(raw, "pool", set(PoolSettings.__dataclass_fields__))
-    d = PoolSettings()
-    return PoolSettings(
-        max_connections=reader.integer(pool, "pool", "max_connections", d.max_connections, 1, 100000),
-        max_concurrent_dials=reader.integer(pool, "pool", "max_concurrent_dials", d.max_concurrent_dials,
-                                            1, 1000),
-        channels_per_host=reader.integer(pool, "pool", "channels_per_host", d.channels_per_host, 1, 10),
-        idle_timeout=reader.duration(pool, "pool", "idle_timeout", d.idle_timeout),
-        max_age=reader.duration(pool, "pool", "max_age", d.max_age),
-        max_execs=reader.integer(pool, "pool", "max_execs", d.max_execs, 1, 10**9),
-        keepalive=reader.duration(pool, "pool", "keepalive", d.keepalive),
-    )
-
-
-def _probe(reader: _Reader, raw: Mapping[str, Any]) -> ProbeSettings:
-    probe = reader.section(raw, "probe", {"timeout", "offset", "concurrency"})
-    d = ProbeSettings()
-    return ProbeSettings(
-        timeout=reader.duration(probe, "probe", "timeout", d.timeout),
-        offset=reader.duration(probe, "probe", "offset", d.offset),
-        concurrency=reader.integer(probe, "probe", "concurrency", d.concurrency, 1, 10000),
-    )
 
 
 def _rabbitmq(reader: _Reader, raw: Mapping[str, Any]) -> RabbitSettings | None:
@@ -440,8 +378,9 @@ def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
     for key in sorted(set(raw) - allowed, key=str):
         reader.error(str(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
     ssh = _ssh(reader, raw)
-    config = Config(source, ssh, _health(reader, raw), _pool(reader, raw), _probe(reader, raw),
-                    _rabbitmq(reader, raw), _inventory(reader, raw, ssh.port))
+    config = Config(source, ssh, _health(reader, raw), _numbers(reader, raw, "pool", PoolSettings),
+                    _numbers(reader, raw, "probe", ProbeSettings), _rabbitmq(reader, raw),
+                    _inventory(reader, raw, ssh.port))
     if reader.errors:
         raise ConfigError(reader.errors)
     return config
