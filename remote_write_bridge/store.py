@@ -23,6 +23,9 @@ from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from remote_write_bridge.mapping import DAY_MS, Batch
+from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, register
+
+register()
 
 log = logging.getLogger("optilab.bridge.store")
 
@@ -32,8 +35,8 @@ HOUR_MS = 3_600_000
 USAGE_UPSERT = """
 INSERT INTO usage_metrics AS u (system_id, timestamp, cpu_usage, ram_usage, disk_usage, logged_in_users)
 SELECT s, TIMESTAMPTZ 'epoch' + t * INTERVAL '1 millisecond', c, r, d, n::int
-FROM unnest(%(s)s::int[], %(t)s::int8[], %(c)s::float8[], %(r)s::float8[], %(d)s::float8[],
-            %(n)s::float8[]) AS x(s, t, c, r, d, n)
+FROM unnest(%(s)b::int[], %(t)b::int8[], %(c)b::float8[], %(r)b::float8[], %(d)b::float8[],
+            %(n)b::float8[]) AS x(s, t, c, r, d, n)
 ORDER BY s, t
 ON CONFLICT (system_id, timestamp) DO UPDATE SET
     cpu_usage = COALESCE(EXCLUDED.cpu_usage, u.cpu_usage),
@@ -45,7 +48,7 @@ ON CONFLICT (system_id, timestamp) DO UPDATE SET
 SAMPLES_INSERT = """
 INSERT INTO samples (series_id, timestamp, value)
 SELECT i, TIMESTAMPTZ 'epoch' + t * INTERVAL '1 millisecond', v
-FROM unnest(%(i)s::int8[], %(t)s::int8[], %(v)s::float8[]) AS x(i, t, v)
+FROM unnest(%(i)b::int8[], %(t)b::int8[], %(v)b::float8[]) AS x(i, t, v)
 ORDER BY i, t
 ON CONFLICT (series_id, timestamp) DO NOTHING
 """
@@ -56,11 +59,11 @@ STATUS_UPDATE = """
 WITH incoming AS (
     SELECT s, TIMESTAMPTZ 'epoch' + t * INTERVAL '1 millisecond' AS at,
            CASE WHEN o THEN 'online' ELSE 'offline' END AS status
-    FROM unnest(%(s)s::int[], %(t)s::int8[], %(o)s::bool[]) AS x(s, t, o)
+    FROM unnest(%(s)b::int[], %(t)b::int8[], %(o)b::bool[]) AS x(s, t, o)
 ), previous AS (
     SELECT sy.id, sy.status AS old_status FROM systems sy JOIN incoming i ON i.s = sy.id
     WHERE sy.status_at IS NULL OR sy.status_at < i.at
-    ORDER BY sy.id FOR UPDATE OF sy
+    ORDER BY sy.id FOR NO KEY UPDATE OF sy  -- compatible with the FK checks of concurrent usage inserts
 ), changed AS (
     UPDATE systems sy SET status = i.status, status_at = i.at,
         last_seen = CASE WHEN i.status = 'online' THEN GREATEST(sy.last_seen, i.at) ELSE sy.last_seen END
@@ -75,7 +78,7 @@ SELECT id, at, status, 'remote_write' FROM changed WHERE old_status IS DISTINCT 
 # Plain-PostgreSQL mode: the hours this transaction touched, for optilab_refresh_rollups().
 DIRTY_MARKS = """
 INSERT INTO usage_rollup_dirty (bucket)
-SELECT TIMESTAMPTZ 'epoch' + h * INTERVAL '1 millisecond' FROM unnest(%s::int8[]) AS x(h)
+SELECT TIMESTAMPTZ 'epoch' + h * INTERVAL '1 millisecond' FROM unnest(%b::int8[]) AS x(h)
 """
 
 SYSTEM_UPSERT = """
@@ -160,22 +163,19 @@ class Store:
         with self.pool.connection() as conn, conn.transaction():
             if batch.usage:
                 self._write_usage(conn, batch, system_ids)
-            if batch.generic:
-                ids, stamps, values = [], [], []
-                for key, points in batch.generic.items():
-                    series_id = series_ids[key]
-                    for ms, value in points.items():
-                        ids.append(series_id)
-                        stamps.append(ms)
-                        values.append(value)
-                conn.execute(SAMPLES_INSERT, {"i": ids, "t": stamps, "v": values}, prepare=True)
+            if batch.generic_keys:
+                ids = Int8Array(map(series_ids.__getitem__, batch.generic_keys))
+                conn.execute(SAMPLES_INSERT, {"i": ids, "t": Int8Array(batch.generic_ms),
+                                              "v": Float8Array(batch.generic_values)}, prepare=True)
             if batch.status:
                 items = sorted((system_ids[inst], ms, online) for inst, (ms, online) in batch.status.items())
-                conn.execute(STATUS_UPDATE, {"s": [i[0] for i in items], "t": [i[1] for i in items],
+                conn.execute(STATUS_UPDATE, {"s": Int4Array(i[0] for i in items),
+                                             "t": Int8Array(i[1] for i in items),
                                              "o": [i[2] for i in items]}, prepare=True)
 
     def _write_usage(self, conn: psycopg.Connection, batch: Batch, system_ids: dict[str, int]) -> None:
-        columns: dict[str, list] = {"s": [], "t": [], "c": [], "r": [], "d": [], "n": []}
+        columns: dict[str, list] = {"s": Int4Array(), "t": Int8Array(), "c": Float8Array(), "r": Float8Array(),
+                                    "d": Float8Array(), "n": Float8Array()}
         for (instance, ms), (cpu, ram, disk, users) in batch.usage.items():
             columns["s"].append(system_ids[instance])
             columns["t"].append(ms)
@@ -186,7 +186,7 @@ class Store:
         conn.execute(USAGE_UPSERT, columns, prepare=True)
         if self._mode == "postgresql":
             hours = sorted({ms - ms % HOUR_MS for ms in columns["t"]})
-            conn.execute(DIRTY_MARKS, (hours,), prepare=True)
+            conn.execute(DIRTY_MARKS, (Int8Array(hours),), prepare=True)
 
     def _ensure_partitions(self, batch: Batch) -> None:
         span = batch.time_range_ms()
@@ -227,7 +227,8 @@ class Store:
         return ids
 
     def _series_ids(self, batch: Batch) -> dict[tuple[str, str], int]:
-        missing = [key for key in batch.generic if key not in self._series]
+        wanted = set(batch.generic_keys)
+        missing = [key for key in wanted if key not in self._series]
         if missing:
             metrics, labels = [key[0] for key in missing], [key[1] for key in missing]
             with self.pool.connection() as conn:
@@ -239,7 +240,7 @@ class Store:
             with self._lock:
                 for series_id, metric, label_json in rows:
                     self._series[(metric, label_json)] = series_id
-        return {key: self._series[key] for key in batch.generic}
+        return {key: self._series[key] for key in wanted}
 
 
 def utc_now_ms() -> int:

@@ -1,0 +1,214 @@
+"""Remote-write bridge throughput into the machine's PostgreSQL (loopback only).
+
+    .venv/bin/python -m bench.bridge_throughput [--seconds 30] [--senders 8] [--hosts 500]
+
+Part 1, synthetic: ``--senders`` concurrent keep-alive HTTP senders post pre-encoded remote-write
+bodies of 2000 samples (what Prometheus sends by default: max_samples_per_send 2000, one sample
+per series) for a lab of ``--hosts`` machines, each scrape carrying the four pivoted usage series,
+system_status and nine allow-listed series — every sample is stored, the worst case for the bridge.
+Part 2, real Prometheus: it scrapes a target exposing the same families (``--prom-series`` series)
+every second and remote-writes to the bridge; the rate it sustains and its pending queue are read
+from its own metrics.
+
+Prints samples/s (received and stored), rows/s, p50/p99 request latency, and database size per
+million stored samples. The bridge runs as a subprocess (``optilab-bridge``) against a fresh
+database that is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import cramjam
+import psycopg
+import psycopg.sql
+
+from remote_write_bridge.protocol import WriteRequest
+from timescale.migrate import migrate
+
+SERVER_DSN = os.environ.get("OPTILAB_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+           "X-Prometheus-Remote-Write-Version": "0.1.0"}
+BATCH = 2000
+ALLOWED = ("node_load1", "node_load5", "node_load15", "optilab_probe_success", "optilab_probe_duration_seconds")
+NET = ("node_network_receive_bytes_total", "node_network_transmit_bytes_total")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def host_series(host: int) -> list[tuple[tuple[tuple[str, str], ...], float]]:
+    """(sorted labels, base value) of every stored series of one lab machine."""
+    ip = f"127.0.{1 + host // 250}.{1 + host % 250}"
+    common = {"instance": f"{ip}:22", "job": "node", "hostname": f"pc-{host:03d}", "ip": ip,
+              "department": ("physics", "chemistry", "biology", "maths")[host % 4]}
+    series = [({"__name__": name, **common}, base) for name, base in (
+        ("system_cpu_usage", 30.0), ("system_ram_usage", 55.0), ("system_disk_usage", 70.0),
+        ("system_status", 1.0), ("optilab_logged_in_users", 1.0))]
+    series += [({"__name__": name, **common}, 0.5) for name in ALLOWED]
+    series += [({"__name__": name, "device": dev, **common}, 1e6) for name in NET for dev in ("eth0", "lo")]
+    return [(tuple(sorted(labels.items())), base) for labels, base in series]
+
+
+def build_bodies(hosts: int, total_samples: int, start_ms: int) -> list[bytes]:
+    """Scrape rounds 15 s apart, cut into 2000-sample requests; values vary a little per round."""
+    lab = [s for host in range(hosts) for s in host_series(host)]
+    bodies, request, count, round_ = [], WriteRequest(), 0, 0
+    while count < total_samples:
+        ts = start_ms + round_ * 15_000
+        for index, (labels, base) in enumerate(lab):
+            series = request.timeseries.add()
+            for name, value in labels:
+                series.labels.add(name=name, value=value)
+            series.samples.add(value=base + (index + round_) % 7, timestamp=ts)
+            count += 1
+            if len(request.timeseries) == BATCH:
+                bodies.append(bytes(cramjam.snappy.compress_raw(request.SerializeToString())))
+                request = WriteRequest()
+        round_ += 1
+    return bodies
+
+
+def send_all(port: int, bodies: list[bytes], senders: int) -> tuple[float, list[float], dict[int, int]]:
+    """Post every body once, ``senders`` at a time; retries 503 like Prometheus would (bounded)."""
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    lock = threading.Lock()
+    chunks = [bodies[i::senders] for i in range(senders)]
+
+    def sender(mine: list[bytes]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for body in mine:
+            for _attempt in range(20):
+                started = time.perf_counter()
+                conn.request("POST", "/api/v1/write", body=body, headers=HEADERS)
+                response = conn.getresponse()
+                response.read()
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    codes[response.status] = codes.get(response.status, 0) + 1
+                if response.status != 503:
+                    break
+                time.sleep(0.05)
+        conn.close()
+
+    threads = [threading.Thread(target=sender, args=(chunk,)) for chunk in chunks]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, latencies, codes
+
+
+def table_counts(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return {table: conn.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(
+            psycopg.sql.Identifier(table))).fetchone()[0] for table in ("usage_metrics", "samples", "series")}
+
+
+def db_size(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def start_bridge(dsn: str, port: int, threads: int, log_path: Path) -> subprocess.Popen:
+    bridge = shutil.which("optilab-bridge") or str(Path(sys.executable).with_name("optilab-bridge"))
+    process = subprocess.Popen([bridge, "--listen", f"127.0.0.1:{port}", "--dsn", dsn, "--threads", str(threads)],
+                               stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.terminate()
+    raise SystemExit(f"bridge did not start:\n{log_path.read_text()[-2000:]}")
+
+
+def synthetic(args: argparse.Namespace, dsn: str, port: int) -> None:
+    total = int(args.rate_hint * args.seconds)
+    start_ms = int(time.time() * 1000) - 3 * 3600 * 1000
+    t0 = time.perf_counter()
+    bodies = build_bodies(args.hosts, total, start_ms)
+    print(f"built {len(bodies)} bodies of {BATCH} samples in {time.perf_counter() - t0:.1f}s "
+          f"(mean {statistics.mean(map(len, bodies)) / 1024:.1f} KiB compressed)")
+    size_before = db_size(dsn)
+    elapsed, latencies, codes = send_all(port, bodies, args.senders)
+    counts = table_counts(dsn)
+    samples = len(bodies) * BATCH
+    rows = counts["usage_metrics"] + counts["samples"]
+    size_after = db_size(dsn)
+    print(f"synthetic: {samples} samples in {elapsed:.1f}s with {args.senders} senders, {args.threads} "
+          f"bridge threads, responses {codes}")
+    print(f"  samples/s      {samples / elapsed:,.0f}  (all stored: usage columns + allow-listed series)")
+    print(f"  rows/s         {rows / elapsed:,.0f}  (usage_metrics {counts['usage_metrics']}, "
+          f"samples {counts['samples']})")
+    print(f"  latency        p50 {percentile(latencies, 0.5) * 1000:.0f} ms, p99 "
+          f"{percentile(latencies, 0.99) * 1000:.0f} ms per 2000-sample request")
+    print(f"  DB size        {(size_after - size_before) / samples * 1e6 / 2**20:.1f} MiB per million samples "
+          f"({(size_after - size_before) / rows:.0f} bytes/row incl. indexes)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20, help="target length of the synthetic run")
+    parser.add_argument("--rate-hint", type=float, default=100_000, help="samples/s to prepare bodies for")
+    parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=8, help="bridge waitress threads")
+    parser.add_argument("--hosts", type=int, default=500)
+    parser.add_argument("--skip-prometheus", action="store_true")
+    args = parser.parse_args()
+    name = f"optilab_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(SERVER_DSN, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    dsn = psycopg.conninfo.make_conninfo(SERVER_DSN, dbname=name)
+    workdir = Path(tempfile.mkdtemp(prefix="optilab-bench-"))
+    bridge = None
+    try:
+        print(f"storage mode: {migrate(dsn)}")
+        port = free_port()
+        bridge = start_bridge(dsn, port, args.threads, workdir / "bridge.log")
+        synthetic(args, dsn, port)
+        if not args.skip_prometheus:
+            from bench.bridge_prometheus import run_prometheus
+
+            run_prometheus(dsn, port, workdir)
+    finally:
+        if bridge is not None:
+            bridge.terminate()
+            bridge.wait(10)
+        with psycopg.connect(SERVER_DSN, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                psycopg.sql.Identifier(name)))
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
