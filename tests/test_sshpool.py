@@ -212,6 +212,13 @@ def test_accept_new_trusts_on_first_use_and_persists_the_key(sshd: Sshd, tmp_pat
     assert again["result"] == "ok\n"
 
 
+def test_hashed_known_hosts_entries_as_ssh_keyscan_h_writes_them(sshd: Sshd) -> None:
+    known_hosts = sshd.trust()
+    subprocess.run(["ssh-keygen", "-H", "-f", str(known_hosts)], check=True, capture_output=True)
+    assert known_hosts.read_text().startswith("|1|")
+    assert drive(sshd, "hostkey", known_hosts=known_hosts)["result"] == "ok\n"
+
+
 def test_a_changed_host_key_is_refused_even_under_accept_new(sshd: Sshd) -> None:
     known_hosts = sshd.trust()
     before = known_hosts.read_text()
