@@ -230,6 +230,7 @@ class SshPool:
             self._evict_idle()
         self._open_slots.acquire()  # blocks (under the caller's deadline) while the pool is full
         transport: paramiko.Transport | None = None
+        sock: socket.socket | None = None
         try:
             with self._dial_slots, gevent.Timeout(self.ssh.connect_timeout, SshError("timeout", "connect")):
                 sock = self._connect_socket(target)
@@ -243,6 +244,8 @@ class SshPool:
             self._open_slots.release()
             if transport is not None:
                 transport.close()
+            elif sock is not None:
+                sock.close()
             self.stats.dials[_reason(exc)] += 1
             if isinstance(exc, gevent.Timeout | SshError):
                 raise
