@@ -17,11 +17,12 @@ monkey.patch_all()
 import argparse  # noqa: E402 - after monkey patching, on purpose
 import dataclasses  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 
 import gevent.pool  # noqa: E402
 
-from bench.common import cpu_seconds, ms, report, running_lab  # noqa: E402
+from bench.common import cpu_seconds, ms, peak_rss_mb, report, running_lab  # noqa: E402
 from bench.sshfloor import cpu  # noqa: E402
 from exporter.config import HealthSettings, load_config  # noqa: E402
 from exporter.health import HealthBook  # noqa: E402
@@ -91,6 +92,7 @@ def main() -> None:
         ("wall time of the day's rounds", f"{naive['wall']:.1f} s / {adaptive['wall']:.1f} s  ({cut('wall')})"),
         ("probe-seconds (scrape time occupied)",
          f"{naive['probe_seconds']:.0f} s / {adaptive['probe_seconds']:.0f} s  ({cut('probe_seconds')})"),
+        ("collector process peak RSS (both runs)", f"{peak_rss_mb(os.getpid()):.0f} MB"),
         ("mean round naive / adaptive", f"{ms(naive['wall'] / args.rounds)} / {ms(adaptive['wall'] / args.rounds)}"),
     ]
     report("adaptive", "Adaptive vs naive polling over a simulated day, 30 % dead", rows,

@@ -50,6 +50,7 @@ def main() -> None:
         ("scan elapsed, median (target < 2 s, design < 5 s)", ms(median(scans))),
         ("whole command incl. Python start-up", ms(median(commands))),
         ("CPU of the scan process", ms(median(cpus))),
+        ("peak RSS of the scan process", f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB"),
     ])
 
 

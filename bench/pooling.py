@@ -19,8 +19,9 @@ from pathlib import Path  # noqa: E402
 from bench.common import Exporter, median, ms, ratio, report, running_lab, write_inventory  # noqa: E402
 
 
-def probe_series(lab, workdir: Path, probes: int, pool: dict[str, int]) -> tuple[float, float, float]:
-    """(median wall s, exporter CPU s per probe, dials per probe) of ``probes`` sequential probes."""
+def probe_series(lab, workdir: Path, probes: int, pool: dict[str, int]) -> tuple[float, float, float, float]:
+    """(median wall s, exporter CPU s per probe, dials per probe, exporter peak RSS MiB) of ``probes``
+    sequential probes."""
     inventory = write_inventory(lab, workdir / "inventory.yaml", pool=pool)
     exporter = Exporter(inventory, workdir / "exporter.log")
     target = f"/probe?target={lab.hosts[0]['ip']}:{lab.port}"
@@ -35,9 +36,10 @@ def probe_series(lab, workdir: Path, probes: int, pool: dict[str, int]) -> tuple
             walls.append(wall)
         cpu = (exporter.cpu() - cpu0) / probes
         dials = (exporter.metric("optilab_exporter_ssh_dials_total") - dials0) / probes
+        rss = exporter.peak_rss_mb()
     finally:
         exporter.stop()
-    return median(walls), cpu, dials
+    return median(walls), cpu, dials, rss
 
 
 def main() -> None:
@@ -52,9 +54,9 @@ def main() -> None:
             fresh = probe_series(lab, Path(tmp), args.probes, {"max_execs": 1})
         rows += [
             (f"{kind}: pooled probe", f"{ms(pooled[0])}  exporter CPU {ms(pooled[1])}  "
-                                     f"dials/probe {pooled[2]:.2f}"),
+                                     f"dials/probe {pooled[2]:.2f}  peak RSS {pooled[3]:.0f} MB"),
             (f"{kind}: new connection per probe", f"{ms(fresh[0])}  exporter CPU {ms(fresh[1])}  "
-                                                 f"dials/probe {fresh[2]:.2f}"),
+                                                 f"dials/probe {fresh[2]:.2f}  peak RSS {fresh[3]:.0f} MB"),
             (f"{kind}: speed-up of pooling (claim 50-200x)", f"{ratio(fresh[0], pooled[0])} wall, "
                                                              f"{ratio(fresh[1], pooled[1])} exporter CPU"),
         ]

@@ -1,0 +1,80 @@
+"""Where the exporter's CPU goes in a warm fan-out: a cProfile of ``GET /probe`` by component.
+
+Runs the exporter's own WSGI app in this process against a simulated lab (no HTTP transfer), warms
+the pool, then profiles warm fan-outs and adds up each function's own time by the package it lives
+in: paramiko, prometheus_client (text rendering), the exporter's parsers, its metric building, its
+pool/probe/http code, gevent. Answers "what bounds the exporter's CPU per probe".
+
+    python -m bench.profile_probe [--hosts 254] [--rounds 3]
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402 - after monkey patching, on purpose
+import cProfile  # noqa: E402
+import io  # noqa: E402
+import pstats  # noqa: E402
+from collections import Counter  # noqa: E402
+
+from bench.common import ms, report, running_lab  # noqa: E402
+from bench.sshfloor import cpu  # noqa: E402
+
+BUCKETS = (
+    ("paramiko + cryptography (SSH)", ("/paramiko/", "/cryptography/", "/nacl/")),
+    ("prometheus_client (text rendering, families)", ("/prometheus_client/",)),
+    ("exporter parsers", ("/exporter/parsers",)),
+    ("exporter metric building", ("/exporter/metrics",)),
+    ("exporter pool, probe, http", ("/exporter/",)),
+    ("gevent (scheduling, locks)", ("/gevent/", "threading.py")),
+)
+
+
+def bucket(filename: str) -> str:
+    return next((name for name, parts in BUCKETS if any(p in filename for p in parts)), "other (stdlib, ...)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hosts", type=int, default=254)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    from exporter.cli import Runtime
+    from exporter.config import load_config
+    from exporter.http import ExporterApp
+
+    with running_lab(args.hosts, departments=8) as lab:
+        runtime = Runtime(str(lab.inventory), load_config(lab.inventory))
+        app = ExporterApp(runtime)
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/probe", "QUERY_STRING": ""}
+
+        def fan_out() -> int:
+            return sum(len(chunk) for chunk in app({**environ, "wsgi.input": io.BytesIO()}, lambda *a: None))
+
+        fan_out()  # dial every host
+        fan_out()  # CPU percent needs a previous snapshot
+        cpu0 = cpu()
+        for _ in range(args.rounds):
+            fan_out()
+        unprofiled = (cpu() - cpu0) / args.rounds
+        profile = cProfile.Profile()
+        profile.enable()
+        for _ in range(args.rounds):
+            fan_out()
+        profile.disable()
+        runtime.close()
+    totals: Counter[str] = Counter()
+    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in pstats.Stats(profile).stats.items():
+        totals[bucket(filename)] += tottime
+    whole = sum(totals.values())
+    probes = args.hosts * args.rounds
+    rows = [("warm fan-out CPU, unprofiled", f"{ms(unprofiled)} per round, {ms(unprofiled / args.hosts)} per probe")]
+    rows += [(name, f"{seconds / whole * 100:4.1f} %  ~{ms(unprofiled * seconds / whole / args.hosts)} per probe")
+             for name, seconds in totals.most_common()]
+    report("profile_probe", f"Exporter CPU by component, warm fan-out of {args.hosts} simulated hosts "
+                            f"({probes} profiled probes)", rows)
+
+
+if __name__ == "__main__":
+    main()
