@@ -279,7 +279,7 @@ def prometheus_config(exporter: str, bridge: str) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml pointed at this test's peers, with second-scale intervals."""
     text = PROMETHEUS_YML.read_text().replace("127.0.0.1:9842", exporter).replace("127.0.0.1:9843", bridge)
     config = yaml.safe_load(text)
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    config["global"].update(scrape_interval="2s", scrape_timeout="2s", evaluation_interval="1s")
     for job in config["scrape_configs"]:
         job.pop("scrape_interval", None)
         job.pop("scrape_timeout", None)
@@ -298,9 +298,13 @@ def start_exporter(workdir: Path, sshd: Sshd) -> tuple[Service, str, dict[str, s
     down = f"127.0.0.3:{sshd.port}"
     inventory = {
         "ssh": {"user": sshd.user, "key_file": str(sshd.key_file), "known_hosts": str(sshd.trust()),
-                "host_key_policy": "strict", "connect_timeout": "1s", "command_timeout": "2s"},
+                "host_key_policy": "strict", "connect_timeout": "2s", "command_timeout": "2s"},
         "departments": {"physics": {"hosts": [{"target": sshd.target, "hostname": "pc-01"}]},
                         "chemistry": {"hosts": [{"target": down, "hostname": "pc-02"}]}},
+        # A first handshake slowed by a busy machine must not park the reachable host for the default
+        # 10 minutes; the down host still settles in "offline" (3 failures) and never reaches "dead".
+        "health": {"degraded_interval": "1s", "offline_interval": "10m"},
+        "probe": {"offset": "0.2s"},
     }
     config = workdir / "exporter.yml"
     config.write_text(yaml.safe_dump(inventory))
