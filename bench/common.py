@@ -43,6 +43,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of ``pid`` and all its descendants, with the reaped children each counts (cutime/cstime).
+
+    For a real-mode lab this is the sshd listeners, their per-connection processes and every shell
+    and command those ran: the targets' whole cost.
+    """
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        times[child] = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        frontier = [c for c, parent in parents.items() if parent in frontier and c not in tree]
+        tree.update(frontier)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident set (VmHWM) of a live process, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

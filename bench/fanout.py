@@ -19,13 +19,13 @@ from pathlib import Path  # noqa: E402
 
 from bench.common import (  # noqa: E402
     Exporter,
-    cpu_seconds,
     median,
     ms,
     peak_rss_mb,
     ratio,
     report,
     running_lab,
+    tree_cpu_seconds,
     write_inventory,
 )
 from bench.sshfloor import Floor  # noqa: E402
@@ -46,11 +46,11 @@ def measure_floor(lab, rounds: int, cold: int) -> dict[str, list[float]]:
         out["cold_cpu"].append(cpu)
         if repeat == cold - 1:
             for _ in range(rounds):
-                lab0 = cpu_seconds(lab.process.pid)
+                lab0 = tree_cpu_seconds(lab.process.pid)
                 wall, cpu, _ = floor.round(BATCH_SCRIPT)
                 out["warm"].append(wall)
                 out["warm_cpu"].append(cpu)
-                out["lab_cpu"].append(cpu_seconds(lab.process.pid) - lab0)
+                out["lab_cpu"].append(tree_cpu_seconds(lab.process.pid) - lab0)
         floor.close()
     return out
 
@@ -71,11 +71,11 @@ def measure_exporter(lab, rounds: int, cold: int, workdir: Path) -> dict[str, li
             if repeat < cold - 1:
                 continue
             for _ in range(rounds):
-                cpu0, lab0 = exporter.cpu(), cpu_seconds(lab.process.pid)
+                cpu0, lab0 = exporter.cpu(), tree_cpu_seconds(lab.process.pid)
                 wall, body = exporter.get("/probe")
                 out["warm"].append(wall)
                 out["warm_cpu"].append(exporter.cpu() - cpu0)
-                out["lab_cpu"].append(cpu_seconds(lab.process.pid) - lab0)
+                out["lab_cpu"].append(tree_cpu_seconds(lab.process.pid) - lab0)
                 out["bytes"].append(len(body))
             cpu0 = exporter.cpu()
             for _ in range(50):
@@ -115,7 +115,7 @@ def main() -> None:
         ("warm exporter / floor (target <= 1.3x)", ratio(warm, floor_warm)),
         ("exporter CPU per warm probe (target <= 2 ms)", ms(median(exp["warm_cpu"]) / n)),
         ("floor CPU per warm exec", ms(median(floor["warm_cpu"]) / n)),
-        ("lab CPU per warm round: floor / exporter",
+        ("lab CPU per warm round (targets' side): floor / exporter",
          f"{ms(median(floor['lab_cpu']))} / {ms(median(exp['lab_cpu']))}"),
         ("single warm probe median (target < 15 ms)",
          f"{ms(median(exp['single']))}  CPU {ms(median(exp['single_cpu']))}"),

@@ -17,6 +17,7 @@ import cProfile  # noqa: E402
 import io  # noqa: E402
 import pstats  # noqa: E402
 from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from bench.common import ms, report, running_lab  # noqa: E402
 from bench.sshfloor import cpu  # noqa: E402
@@ -65,13 +66,17 @@ def main() -> None:
         profile.disable()
         runtime.close()
     totals: Counter[str] = Counter()
-    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in pstats.Stats(profile).stats.items():
+    others: Counter[str] = Counter()
+    for (filename, line, name), (_cc, _nc, tottime, _ct, _callers) in pstats.Stats(profile).stats.items():
         totals[bucket(filename)] += tottime
+        if bucket(filename).startswith("other"):
+            others[f"{Path(filename).name}:{line} {name}" if filename != "~" else name] += tottime
     whole = sum(totals.values())
     probes = args.hosts * args.rounds
     rows = [("warm fan-out CPU, unprofiled", f"{ms(unprofiled)} per round, {ms(unprofiled / args.hosts)} per probe")]
     rows += [(name, f"{seconds / whole * 100:4.1f} %  ~{ms(unprofiled * seconds / whole / args.hosts)} per probe")
              for name, seconds in totals.most_common()]
+    rows += [(f"  other: {name[:60]}", f"{seconds / whole * 100:4.1f} %") for name, seconds in others.most_common(6)]
     report("profile_probe", f"Exporter CPU by component, warm fan-out of {args.hosts} simulated hosts "
                             f"({probes} profiled probes)", rows)
 
