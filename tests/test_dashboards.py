@@ -379,6 +379,16 @@ def choose_variables(lab: Lab, dashboard: dict[str, Any]) -> dict[str, tuple[lis
     return chosen
 
 
+def lab_targets(lab: Lab, datasource_type: str) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """("uid / panel / refId", target, chosen variable values) of every target of one datasource type."""
+    for path in DASHBOARD_FILES:
+        dashboard = load(path)
+        chosen = choose_variables(lab, dashboard)
+        for panel, target in targets(dashboard):
+            if target["datasource"]["type"] == datasource_type:
+                yield f"{dashboard['uid']} / {panel['title']} / {target['refId']}", target, chosen
+
+
 def run_promql(lab: Lab, target: dict[str, Any], expr: str) -> list[dict[str, Any]]:
     """Instant targets as an instant query, others as a range query over the last 30 s (as Grafana)."""
     if target.get("instant"):
@@ -394,22 +404,17 @@ def run_promql(lab: Lab, target: dict[str, Any], expr: str) -> list[dict[str, An
 def test_every_promql_target_returns_data(lab: Lab) -> None:
     """All PromQL of all dashboards, variables substituted, answers with series from the lab."""
     problems, checked = [], 0
-    for path in DASHBOARD_FILES:
-        dashboard = load(path)
-        chosen = choose_variables(lab, dashboard)
-        for panel, target in targets(dashboard):
-            if target["datasource"]["type"] != "prometheus":
-                continue
-            expr = substitute(target["expr"], chosen, "promql")
-            where = f"{dashboard['uid']} / {panel['title']} / {target['refId']}: {expr}"
-            try:
-                result = run_promql(lab, target, expr)
-            except Exception as exc:  # collect every failing query, report them together
-                problems.append(f"{where}\n    error: {exc}")
-                continue
-            checked += 1
-            if not result and not MAY_BE_EMPTY.search(target["expr"]):
-                problems.append(f"{where}\n    returned no data")
+    for name, target, chosen in lab_targets(lab, "prometheus"):
+        expr = substitute(target["expr"], chosen, "promql")
+        where = f"{name}: {expr}"
+        try:
+            result = run_promql(lab, target, expr)
+        except Exception as exc:  # collect every failing query, report them together
+            problems.append(f"{where}\n    error: {exc}")
+            continue
+        checked += 1
+        if not result and not MAY_BE_EMPTY.search(target["expr"]):
+            problems.append(f"{where}\n    returned no data")
     assert not problems, "\n".join(problems)
     assert checked >= 60
 
@@ -484,22 +489,17 @@ def test_every_sql_target_returns_rows(lab: Lab, grafana_reader: str) -> None:
     end, start = datetime.now(UTC) + timedelta(minutes=1), datetime.now(UTC) - timedelta(days=7)
     problems, checked = [], 0
     with psycopg.connect(grafana_reader, autocommit=True) as conn:
-        for path in DASHBOARD_FILES:
-            dashboard = load(path)
-            chosen = choose_variables(lab, dashboard)
-            for panel, target in targets(dashboard):
-                if target["datasource"]["type"] != "postgres":
-                    continue
-                sql = expand_sql_macros(substitute(target["rawSql"], chosen, "sql"), start, end)
-                where = f"{dashboard['uid']} / {panel['title']}:\n{sql}"
-                try:
-                    rows = conn.execute(sql).fetchall()
-                except psycopg.Error as exc:
-                    problems.append(f"{where}\n    error: {exc}")
-                    continue
-                checked += 1
-                if not rows:
-                    problems.append(f"{where}\n    returned no rows")
+        for name, target, chosen in lab_targets(lab, "postgres"):
+            sql = expand_sql_macros(substitute(target["rawSql"], chosen, "sql"), start, end)
+            where = f"{name}:\n{sql}"
+            try:
+                rows = conn.execute(sql).fetchall()
+            except psycopg.Error as exc:
+                problems.append(f"{where}\n    error: {exc}")
+                continue
+            checked += 1
+            if not rows:
+                problems.append(f"{where}\n    returned no rows")
     assert not problems, "\n\n".join(problems)
     assert checked >= 10
 
