@@ -38,12 +38,15 @@ def successes(body: bytes) -> int:
 
 def measure_floor(lab, rounds: int, cold: int) -> dict[str, list[float]]:
     targets = [(h["ip"], lab.port) for h in lab.hosts]
-    out: dict[str, list[float]] = {"cold": [], "cold_cpu": [], "warm": [], "warm_cpu": [], "lab_cpu": []}
+    out: dict[str, list[float]] = {"cold": [], "cold_cpu": [], "warm": [], "warm_cpu": [], "lab_cpu": [],
+                                   "lab_cold_cpu": []}
     for repeat in range(cold):
         floor = Floor(targets, "optilab", lab.key_file, lab.known_hosts)
+        lab0 = tree_cpu_seconds(lab.process.pid)
         wall, cpu, _ = floor.round(BATCH_SCRIPT)
         out["cold"].append(wall)
         out["cold_cpu"].append(cpu)
+        out["lab_cold_cpu"].append(tree_cpu_seconds(lab.process.pid) - lab0)
         if repeat == cold - 1:
             for _ in range(rounds):
                 lab0 = tree_cpu_seconds(lab.process.pid)
@@ -58,15 +61,17 @@ def measure_floor(lab, rounds: int, cold: int) -> dict[str, list[float]]:
 def measure_exporter(lab, rounds: int, cold: int, workdir: Path) -> dict[str, list[float]]:
     inventory = write_inventory(lab, workdir / "inventory.yaml", probe={"concurrency": len(lab.hosts)})
     out: dict[str, list[float]] = {k: [] for k in ("cold", "cold_cpu", "warm", "warm_cpu", "lab_cpu",
-                                                   "single", "single_cpu", "rss", "bytes", "cold_ok")}
+                                                   "single", "single_cpu", "rss", "bytes", "cold_ok",
+                                                   "lab_cold_cpu")}
     one = f"/probe?target={lab.hosts[0]['ip']}:{lab.port}"
     for repeat in range(cold):
         exporter = Exporter(inventory, workdir / "exporter.log")
         try:
-            cpu0 = exporter.cpu()
+            cpu0, lab0 = exporter.cpu(), tree_cpu_seconds(lab.process.pid)
             wall, body = exporter.get("/probe")
             out["cold"].append(wall)
             out["cold_cpu"].append(exporter.cpu() - cpu0)
+            out["lab_cold_cpu"].append(tree_cpu_seconds(lab.process.pid) - lab0)
             out["cold_ok"].append(successes(body))
             if repeat < cold - 1:
                 continue
@@ -117,6 +122,8 @@ def main() -> None:
         ("floor CPU per warm exec", ms(median(floor["warm_cpu"]) / n)),
         ("lab CPU per warm round (targets' side): floor / exporter",
          f"{ms(median(floor['lab_cpu']))} / {ms(median(exp['lab_cpu']))}"),
+        ("lab CPU per cold round: floor / exporter",
+         f"{ms(median(floor['lab_cold_cpu']))} / {ms(median(exp['lab_cold_cpu']))}"),
         ("single warm probe median (target < 15 ms)",
          f"{ms(median(exp['single']))}  CPU {ms(median(exp['single_cpu']))}"),
         ("exporter peak RSS (target < 200 MB)", f"{median(exp['rss']):.0f} MB, "

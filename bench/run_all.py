@@ -23,6 +23,7 @@ OWN = [
     ("batching", [], ["--repeats", "10"]),
     ("adaptive", [], ["--rounds", "60"]),
     ("discovery", [], ["--repeats", "1"]),
+    ("profile_probe", [], ["--hosts", "64", "--rounds", "1"]),
     ("fanout", ["--real"], ["--real", "--hosts", "64", "--rounds", "3", "--cold", "1"]),
 ]
 NOT_BENCHMARKS = {"__init__", "__main__", "common", "sshfloor", "run_all"}

@@ -10,6 +10,7 @@ import urllib.request
 
 import paramiko
 import pytest
+import yaml
 
 from exporter.command import BATCH_SCRIPT, SECTIONS, split_sections
 from exporter.config import load_config
@@ -199,3 +200,24 @@ def test_control_api_rejects_bad_requests(lab: Lab) -> None:
         urllib.request.urlopen(request, timeout=5)  # noqa: S310 - loopback
     assert caught.value.code == 400
     assert json.loads(caught.value.read())["error"]
+
+
+def test_cli_prints_the_inventory_stops_by_itself_and_keeps_its_host_keys(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "labsim", "--state-dir", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    port = str(free_port())
+    first = run("--hosts", "3", "--departments", "1", "--port", port, "--duration", "0.5")
+    assert first.returncode == 0, first.stderr
+    inventory = yaml.safe_load(first.stdout)
+    assert inventory["departments"] == {"physics": {"hosts": ["127.0.1.1", "127.0.1.2", "127.0.1.3"]}}
+    assert inventory["ssh"]["port"] == int(port)
+    keys = (tmp_path / "known_hosts").read_text()
+    assert run("--hosts", "3", "--departments", "1", "--port", port, "--duration", "0.5").returncode == 0
+    assert (tmp_path / "known_hosts").read_text() == keys  # a restarted lab is the same lab
+    bad = run("--hosts", "300")
+    assert bad.returncode == 2 and "hosts must be 1..254" in bad.stderr
