@@ -72,10 +72,18 @@ def queued(url: str, names: AmqpNames) -> int:
         connection.close()
 
 
-def finish(consumer: Service, url: str, names: AmqpNames) -> None:
-    """Wait for an empty queue, stop the consumer, and prove every message was acked: a message
-    still in flight would be back in the queue after the graceful stop."""
-    wait_for(lambda: queued(url, names) == 0, what="queue drained")
+def finish(consumer: Service, url: str, names: AmqpNames, dsn: str) -> None:
+    """Prove a one-worker consumer handled every message published so far, then stop it.
+
+    A single worker stores in queue order, so once a sentinel published last is in the database,
+    everything before it was handled (acked or dead-lettered). The sentinel row is removed again.
+    """
+    sentinel = "sentinel.invalid:0"
+    publish(url, names, [event("discovery", instance=sentinel, at="2026-11-28T00:00:00Z")])
+    wait_for(lambda: rows(dsn, "SELECT count(*) FROM systems WHERE instance = %s", (sentinel,)) == [(1,)],
+             what="the sentinel stored after every earlier message")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("DELETE FROM systems WHERE instance = %s", (sentinel,))
     consumer.signal(signal.SIGTERM)
     assert consumer.process.wait(30) == 0, consumer.log()
     assert queued(url, names) == 0
@@ -106,7 +114,7 @@ def test_alerts_stored_once_and_resolved_in_place(migrated_dsn: str, amqp_url: s
                 for a in (down, cpu, down, resolved, down)]
     publish(amqp_url, amqp_names, messages)
     consumer = start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1)  # one worker: order is kept
-    finish(consumer, amqp_url, amqp_names)
+    finish(consumer, amqp_url, amqp_names, migrated_dsn)
 
     stored = rows(migrated_dsn, "SELECT instance, alertname, status, ends_at IS NOT NULL, system_id, "
                                 "severity, department, alert_type, message, labels->>'job' FROM alerts "
@@ -133,7 +141,7 @@ def test_health_and_discovery_events_upsert_systems(migrated_dsn: str, amqp_url:
                        os_type="linux", os_version="Debian 12", at="2026-11-28T00:59:00Z")
     # newest transition first, and everything twice: the newest still wins, nothing doubles
     publish(amqp_url, amqp_names, [to_offline, discovered, to_degraded, to_offline, discovered])
-    finish(start_consumer(migrated_dsn, amqp_url, amqp_names, workers=2), amqp_url, amqp_names)
+    finish(start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1), amqp_url, amqp_names, migrated_dsn)
 
     assert rows(migrated_dsn, "SELECT instance, hostname, ip_address, department, os_type, os_version, "
                               "health_state FROM systems") == [
@@ -154,7 +162,7 @@ def test_poison_messages_go_to_the_dead_letter_queue_with_the_reason(
         event("discovery", instance="127.0.1.9:22", ip="x" * 60, at="2026-11-28T01:00:00Z"),  # varchar(45)
     ]
     publish(amqp_url, amqp_names, [poison[0], good, *poison[1:]])
-    finish(start_consumer(migrated_dsn, amqp_url, amqp_names), amqp_url, amqp_names)
+    finish(start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1), amqp_url, amqp_names, migrated_dsn)
     assert rows(migrated_dsn, "SELECT count(*) FROM alerts") == [(1,)]
 
     dead: list[tuple[str, Any, bytes]] = []
@@ -218,7 +226,7 @@ def test_the_exporters_events_are_stored(migrated_dsn: str, amqp_url: str, amqp_
                             at="2026-11-28T01:00:00.000Z"),
     ]
     publish(amqp_url, amqp_names, [(body["type"], json.dumps(body).encode()) for body in bodies])
-    finish(start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1), amqp_url, amqp_names)
+    finish(start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1), amqp_url, amqp_names, migrated_dsn)
     assert rows(migrated_dsn, "SELECT instance, hostname, department, os_type, health_state FROM systems") == [
         ("127.0.1.11:22", "pc-11", "biology", "linux", "offline")]
     assert rows(migrated_dsn, "SELECT health_state, reason FROM status_history") == [("offline", "refused")]
