@@ -68,10 +68,10 @@ class Worker:
         """Consume until ``stop`` is set; every failure path waits (bounded backoff) and reconnects."""
         delay = BACKOFF_START
         while not self.stop.is_set():
+            handled = self.stored + self.dead_lettered
             try:
                 self._ensure_db()
                 self._consume()
-                delay = BACKOFF_START
             except DatabaseUnavailableError as exc:
                 log.warning("%s: database unavailable (%s); retrying in %.1fs", self.name, exc, delay)
             except CONNECTION_ERRORS as exc:
@@ -80,6 +80,8 @@ class Worker:
                 # A bug must not kill the worker silently: log it, back off, start over.
                 log.exception("%s: unexpected error; retrying in %.1fs", self.name, delay)
                 self._close_db()
+            if self.stored + self.dead_lettered > handled:
+                delay = BACKOFF_START  # that session worked: a new outage starts the backoff afresh
             if not self.stop.is_set():
                 self.stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
