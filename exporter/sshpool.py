@@ -39,6 +39,8 @@ from exporter.hostkeys import HostKeyStore, SshError
 
 log = logging.getLogger(__name__)
 
+IDLE_POLL_SECONDS = 1.0
+
 
 @dataclass
 class PoolStats:
@@ -241,6 +243,10 @@ class SshPool:
                 self.hostkeys.verify(target, transport.get_remote_server_key())
                 self._authenticate(transport)
             transport.set_keepalive(max(1, int(self.settings.keepalive)))
+            # paramiko's transport greenlet wakes every socket timeout (0.1 s) to look for a close:
+            # 0.4 ms CPU per idle connection per second, 10 % of a core for 254 hosts. Closing
+            # wakes it anyway, and keepalives need only second granularity.
+            sock.settimeout(IDLE_POLL_SECONDS)
         except BaseException as exc:
             self._open_slots.release()
             if transport is not None:
