@@ -47,7 +47,7 @@ def serve(argv: list[str]) -> int:
     logging.getLogger("optilab.bridge").info("listening on %s:%d", host, port)
     try:
         waitress.serve(app, host=host, port=port, threads=args.threads, ident="optilab-bridge",
-                       max_request_body_size=config.max_body_bytes + 1, channel_timeout=60)
+                       max_request_body_size=2 * config.max_body_bytes, channel_timeout=60)
     finally:
         app.extensions["optilab_bridge"].stop()
     return 0
