@@ -436,6 +436,27 @@ def test_overview_counts_the_lab_correctly(lab: Lab) -> None:
     assert instant_value(lab, overview, "Dead") == 0
 
 
+def test_merged_tables_join_their_queries_row_by_row(lab: Lab) -> None:
+    """Grafana's "merge" joins rows on their common fields: every query of such a table must return the
+    same label names and no __name__, or one machine would spread over several rows."""
+    merged = 0
+    for path in DASHBOARD_FILES:
+        dashboard = load(path)
+        chosen = choose_variables(lab, dashboard)
+        for panel in panels(dashboard):
+            if not any(t["id"] == "merge" for t in panel.get("transformations", [])):
+                continue
+            merged += 1
+            label_names = set()
+            for target in panel["targets"]:
+                result = query(lab.prometheus, substitute(target["expr"], chosen, "promql"))
+                assert result, f"{panel['title']} / {target['refId']}"
+                label_names |= {frozenset(series["metric"]) for series in result}
+            assert len(label_names) == 1, f"{panel['title']}: {label_names}"
+            assert "__name__" not in label_names.pop(), panel["title"]
+    assert merged == 2
+
+
 def seed_events(dsn: str, lab: Lab) -> None:
     """An alert and a health transition, stored by the event consumer's own code (no broker needed)."""
     from remote_write_bridge.event_store import store_event
