@@ -197,6 +197,9 @@ def test_provisioning_points_grafana_at_the_dashboards_and_datasources(monkeypat
     sources = yaml.safe_load(DATASOURCES_YML.read_text())["datasources"]
     assert {s["uid"]: s["url"] for s in sources} == {
         "optilab-prometheus": "http://127.0.0.1:9090", "optilab-postgres": "127.0.0.1:5432"}
+    prometheus = next(s for s in sources if s["type"] == "prometheus")
+    node_job = next(j for j in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"] if j["job_name"] == "node")
+    assert prometheus["jsonData"]["timeInterval"] == node_job["scrape_interval"], "$__rate_interval needs it"
     postgres = next(s for s in sources if s["type"] == "postgres")
     assert postgres["jsonData"]["database"] == "optilab" and postgres["user"] == "optilab_ro"
     assert postgres["secureJsonData"]["password"].startswith("$"), "the password comes from the environment"
