@@ -39,25 +39,25 @@ NOW_QUERY = sql.SQL("""
         avg(disk_usage) FILTER (WHERE status = 'online') AS avg_disk
     FROM latest GROUP BY department ORDER BY department NULLS LAST""")
 
-# Per (system, bucket) rows from any source, reduced per department twice: over all rows
-# (weighted averages, peaks) and per bucket (machines in use), then joined.
+# Per (system, bucket) rows from any source are summed per (department, bucket) — machines in use
+# per bucket is the sum of the machines' occupied shares — then reduced per department: weighted
+# averages from the sums, peaks, and the average and peak of machines in use. Two passes, no join.
 RANGE_QUERY = sql.SQL("""
     WITH per AS ({per}),
-    stats AS (
-        SELECT department,
-            sum(cpu * n) / nullif(sum(n) FILTER (WHERE cpu IS NOT NULL), 0) AS avg_cpu,
-            max(cpu_max) AS peak_cpu,
-            sum(ram * n) / nullif(sum(n) FILTER (WHERE ram IS NOT NULL), 0) AS avg_ram,
-            sum(disk * n) / nullif(sum(n) FILTER (WHERE disk IS NOT NULL), 0) AS avg_disk,
-            sum(occ * n) / nullif(sum(n) FILTER (WHERE occ IS NOT NULL), 0) AS occupancy_ratio,
-            sum(n)::bigint AS samples
-        FROM per GROUP BY department),
-    in_use AS (
-        SELECT department, avg(machines)::float8 AS in_use_avg, max(machines)::float8 AS in_use_peak
-        FROM (SELECT department, b, sum(occ) AS machines FROM per GROUP BY department, b) x
-        GROUP BY department)
-    SELECT stats.*, in_use.in_use_avg, in_use.in_use_peak
-    FROM stats LEFT JOIN in_use ON in_use.department IS NOT DISTINCT FROM stats.department""")
+    by_bucket AS (
+        SELECT department, b,
+            sum(cpu * n) AS cpu_w, sum(n) FILTER (WHERE cpu IS NOT NULL) AS cpu_n, max(cpu_max) AS cpu_max,
+            sum(ram * n) AS ram_w, sum(n) FILTER (WHERE ram IS NOT NULL) AS ram_n,
+            sum(disk * n) AS disk_w, sum(n) FILTER (WHERE disk IS NOT NULL) AS disk_n,
+            sum(occ * n) AS occ_w, sum(n) FILTER (WHERE occ IS NOT NULL) AS occ_n,
+            sum(occ) AS machines, sum(n) AS n
+        FROM per GROUP BY department, b)
+    SELECT department,
+        sum(cpu_w) / nullif(sum(cpu_n), 0) AS avg_cpu, max(cpu_max) AS peak_cpu,
+        sum(ram_w) / nullif(sum(ram_n), 0) AS avg_ram, sum(disk_w) / nullif(sum(disk_n), 0) AS avg_disk,
+        sum(occ_w) / nullif(sum(occ_n), 0) AS occupancy_ratio,
+        avg(machines)::float8 AS in_use_avg, max(machines)::float8 AS in_use_peak, sum(n)::bigint AS samples
+    FROM by_bucket GROUP BY department""")
 
 PER_RAW = sql.SQL("""
     SELECT s.department, m.system_id, date_bin('1 hour', m.timestamp, %(origin)s) AS b,
@@ -67,11 +67,16 @@ PER_RAW = sql.SQL("""
     WHERE m.timestamp >= %(start)s AND m.timestamp < %(end)s AND {where}
     GROUP BY s.department, m.system_id, b""")
 
+# The aggregate rows are read first (MATERIALIZED), then joined to systems: planned as one join, the
+# aggregate views' estimates led PostgreSQL to a nested loop that compared every row with every system.
 PER_AGG = sql.SQL("""
+    WITH a AS MATERIALIZED (
+        SELECT system_id, bucket, avg_cpu, max_cpu, avg_ram, avg_disk, occupied_ratio, samples FROM {table}
+        WHERE bucket >= date_bin(%(resolution)s, %(start)s, %(origin)s) AND bucket < %(end)s)
     SELECT s.department, a.system_id, a.bucket AS b, a.avg_cpu AS cpu, a.max_cpu AS cpu_max,
         a.avg_ram AS ram, a.avg_disk AS disk, a.occupied_ratio AS occ, a.samples AS n
-    FROM systems s JOIN {table} a ON a.system_id = s.id
-    WHERE a.bucket >= date_bin(%(resolution)s, %(start)s, %(origin)s) AND a.bucket < %(end)s AND {where}""")
+    FROM a JOIN systems s ON s.id = a.system_id
+    WHERE {where}""")
 
 
 def _where(department: str | None) -> sql.Composable:

@@ -236,3 +236,28 @@ def test_key_never_logged(api_app, caplog) -> None:
     test_client.get("/systems", headers=AUTH)
     test_client.get("/systems", headers={"X-API-Key": "wrong-key-but-long-enough"})
     assert KEY not in caplog.text and "wrong-key-but-long-enough" not in caplog.text
+
+
+def test_hourly_series_includes_hours_not_yet_refreshed(migrated_dsn: str) -> None:
+    """Plain mode marks written hours dirty; until the rollup refresh runs, usage_hourly answers
+    them from raw rows (TimescaleDB: real-time aggregates). The API must see those rows."""
+    from datetime import UTC, datetime
+
+    from api.seed import add_systems, add_usage, storage_mode
+
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        (system,) = add_systems(conn, 1)
+        add_usage(conn, [system], hour, hour + timedelta(hours=2))
+        if storage_mode(conn) == "postgresql":  # what the bridge does on every write
+            conn.execute("INSERT INTO usage_rollup_dirty VALUES (%s), (%s)", (hour, hour + timedelta(hours=1)))
+        expected = conn.execute("SELECT avg(cpu_usage) FROM usage_metrics").fetchone()[0]
+    app = make_app(migrated_dsn)
+    try:
+        status, body = get(app.test_client(), f"/systems/{system}/metrics", start=iso(hour),
+                           end=iso(hour + timedelta(hours=2)), step="1h")
+    finally:
+        close_app(app)
+    assert status == 200 and body["source"] == "hourly"
+    assert [p["samples"] for p in body["points"]] == [60, 60]
+    assert sum(p["cpu"] for p in body["points"]) / 2 == pytest.approx(expected, abs=1e-3)
