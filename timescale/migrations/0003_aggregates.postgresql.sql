@@ -42,7 +42,7 @@ CREATE VIEW usage_hourly_sums AS
     SELECT r.* FROM usage_hourly_rollup r
     WHERE NOT EXISTS (SELECT 1 FROM usage_rollup_dirty d WHERE d.bucket = r.bucket)
     UNION ALL
-    SELECT * FROM usage_hour_sums(ARRAY(SELECT DISTINCT bucket FROM usage_rollup_dirty));
+    SELECT s.* FROM (SELECT ARRAY(SELECT DISTINCT bucket FROM usage_rollup_dirty) AS hours) d, LATERAL usage_hour_sums(d.hours) s;  -- not f(ARRAY(subquery)): that blocks inlining, and the generic plan scans every raw row
 
 CREATE VIEW usage_hourly AS
     SELECT system_id, bucket,
