@@ -95,8 +95,9 @@ def provisioned_datasources() -> dict[str, str]:
 
 
 def variable_query(variable: dict[str, Any]) -> str:
-    query = variable["query"]
-    return query["query"] if isinstance(query, dict) else query
+    """The query text; Grafana stores it as a string or as {"query": ..., "refId": ...}."""
+    definition = variable["query"]
+    return definition["query"] if isinstance(definition, dict) else definition
 
 
 def overlaps(a: dict[str, int], b: dict[str, int]) -> bool:
@@ -218,12 +219,15 @@ INTERVALS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m", "__i
 
 
 def format_value(values: list[str], multi: bool, dialect: str) -> str:
-    """Grafana's default formats: a regex alternation for Prometheus, quoted literals for SQL."""
+    """Grafana's default formats: for Prometheus a multi-value variable becomes a regex alternation,
+    its metacharacters escaped inside the PromQL string (so "." becomes "\\\\."); for SQL quoted
+    literals. A single-value variable is inserted as it is."""
+    if not multi:
+        return values[0]
     if dialect == "sql":
-        return ",".join("'" + v.replace("'", "''") + "'" for v in values) if multi else values[0]
-    if multi and len(values) > 1:
-        return "(" + "|".join(re.escape(v) for v in values) + ")"
-    return re.escape(values[0]) if multi else values[0]
+        return ",".join("'" + v.replace("'", "''") + "'" for v in values)
+    escaped = [re.sub(r"([\\$^*+?.()|{}\[\]])", r"\\\\\1", v) for v in values]
+    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
 
 
 def substitute(text: str, chosen: dict[str, tuple[list[str], bool]], dialect: str) -> str:
@@ -264,6 +268,20 @@ def expand_sql_macros(sql: str, start: datetime, end: datetime) -> str:
         raise AssertionError(f"macro $__{name} is not expanded by this test: add it")
 
     return re.sub(r"\$__(\w+)\(([^)]*)\)", replace, sql)
+
+
+def test_substitution_follows_grafanas_formats() -> None:
+    """The emulation the live tests rely on: regex alternation and escaping for PromQL, quoted lists
+    for SQL, single values as they are, interval built-ins, and the SQL time macros."""
+    chosen = {"department": (["physics", "bio.lab"], True), "instance": (["127.0.0.1:22"], False)}
+    assert substitute('x{department=~"$department", instance="${instance}"}[$__rate_interval]', chosen,
+                      "promql") == 'x{department=~"(physics|bio\\\\.lab)", instance="127.0.0.1:22"}[1m]'
+    assert substitute("department IN ($department) AND $__timeFilter(t)", chosen, "sql") \
+        == "department IN ('physics','bio.lab') AND $__timeFilter(t)"
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    assert expand_sql_macros("SELECT $__timeGroupAlias(t, 1h) WHERE $__timeFilter(t)", start, end) == (
+        "SELECT floor(extract(epoch from t)/3600)*3600 AS \"time\" "
+        "WHERE t BETWEEN '2026-01-01T00:00:00.000Z' AND '2026-01-02T00:00:00.000Z'")
 
 
 # --------------------------------------------------------------------------------------------------
