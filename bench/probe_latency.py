@@ -21,6 +21,7 @@ monkey.patch_all()  # before paramiko (exporter.sshpool) is imported
 import argparse  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -107,6 +108,8 @@ def in_process(sshd: Sshd, repeats: int) -> None:
         cold = show("SshPool.run('true'), cold (dial + auth + exec)",
                     timed(lambda: run(cold_pool, "true"), repeats))
         show("SshPool.run(BATCH_SCRIPT), warm", timed(lambda: run(warm_pool, BATCH_SCRIPT), repeats))
+        show("floor: the same script in a local sh, no SSH",
+             timed(lambda: subprocess.run(["sh", "-c", BATCH_SCRIPT], capture_output=True, check=True), repeats))
         print(f"  cold / warm exec ratio: {cold / warm:.1f}x")
         output = run(warm_pool, BATCH_SCRIPT)
         labels = HostLabels("bench", sshd.host, "bench")
