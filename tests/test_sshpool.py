@@ -71,6 +71,13 @@ elif scenario == "hang":
     out["hung"] = run("sleep 30", timeout=1.0)
     out["elapsed"] = time.monotonic() - started
     out["after"] = run()
+elif scenario == "probe_hang":
+    from exporter.config import HealthSettings, HostEntry
+    from exporter.health import HealthBook
+    from exporter.probe import Prober
+    prober = Prober(pool, HealthBook(HealthSettings()), script="sleep 30")  # the injectable command
+    result = prober.probe(HostEntry(target, "physics"), time.monotonic() + 1.0)
+    out["probe"] = [result.success, result.reason, result.state, result.duration < 30]
 elif scenario == "command_timeout":
     out["hung"] = run("sleep 30", timeout=25.0)
     out["after"] = run()
@@ -177,6 +184,11 @@ def test_a_hanging_command_is_cut_at_the_deadline_and_the_pool_recovers(sshd: Ss
     assert result["elapsed"] < 30  # returned long before `sleep 30` could have ended
     assert result["after"] == "ok\n"
     assert result["stats"]["errors"] == {"timeout": 1}
+
+
+def test_a_probe_whose_command_hangs_fails_with_timeout_and_degrades_the_host(sshd: Sshd) -> None:
+    result = drive(sshd, "probe_hang")
+    assert result["probe"] == [False, "timeout", "degraded", True]
 
 
 def test_command_timeout_caps_the_exec_within_a_longer_deadline(sshd: Sshd) -> None:
