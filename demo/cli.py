@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="'default': 9842-9844, Prometheus 9090, Alertmanager 9093, lab SSH 2222; "
                              "'auto': free ports")
     parser.add_argument("--state-dir", type=Path, default=REPO / "var" / "demo")
+    parser.add_argument("--events", choices=("auto", "rabbitmq", "direct"), default="auto",
+                        help="alert/health events through RabbitMQ, or straight into the database "
+                             "(auto: RabbitMQ when it answers on 127.0.0.1:5672)")
     parser.add_argument("--verify", action="store_true",
                         help="exit 0 once the API shows usage history and an alert (1 on time-out)")
     parser.add_argument("--timeout", type=float, default=120.0, help="--verify gives up after this (s)")
@@ -136,15 +139,16 @@ def start_all(args: argparse.Namespace, sup: Supervisor, ports: configs.Ports,
         sup.run("migrate", [script("optilab-migrate"), "--dsn", database.dsn])
         prefix = "optilab-demo"
         amqp_env = {"OPTILAB_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "OPTILAB_AMQP_PREFIX": prefix}
-        if rabbitmq_answers():
+        if args.events == "rabbitmq" or (args.events == "auto" and rabbitmq_answers()):
             events = f"through RabbitMQ (127.0.0.1:5672, exchange {prefix}.events)"
             step("consumer", events)
             sup.start("consumer", [script("optilab-bridge"), "consume", "--dsn", database.dsn], env=amqp_env)
             bridge_env = amqp_env
         else:
-            events = ("straight to the database: no RabbitMQ answers on 127.0.0.1:5672, so the bridge "
-                      "stores webhook alerts itself (start RabbitMQ to see the queued path)")
-            bridge_env = {"OPTILAB_AMQP_URL": ""}
+            why = "as asked" if args.events == "direct" else "no RabbitMQ answers on 127.0.0.1:5672, so"
+            events = (f"straight to the database: {why} the bridge stores webhook alerts itself "
+                      "(health events stay in the exporter's log and metrics)")
+            bridge_env = {"OPTILAB_ALERTS_DELIVERY": "direct"}
         step("bridge", f"remote write + Alertmanager webhook on 127.0.0.1:{ports.bridge}")
         sup.start("bridge", [script("optilab-bridge"), "--listen", f"127.0.0.1:{ports.bridge}",
                              "--dsn", database.dsn], env=bridge_env,

@@ -7,6 +7,11 @@ dedupes), and 400 for a payload that no retry can fix. Each waitress thread keep
 
 Configuration (Flask ``app.config`` first, then the environment): ``OPTILAB_AMQP_URL`` and
 ``OPTILAB_AMQP_PREFIX`` (names ``PREFIX.events``, ``PREFIX.dlx``, ``PREFIX.dead``).
+
+``OPTILAB_ALERTS_DELIVERY=direct`` skips the broker: each alert is stored through the bridge's own
+database pool with the consumer's idempotent writer, and the answer is 200 only after the commit
+(503 when the database is down, so Alertmanager retries). It is for a site or a demo without
+RabbitMQ; the queued path stays the default because it decouples Alertmanager from database outages.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import os
 import threading
 from typing import Any
 
+import psycopg
 from flask import Blueprint, Response, current_app, jsonify, request
+from psycopg_pool import PoolTimeout
 
+from remote_write_bridge import event_store
 from remote_write_bridge.amqp import (
     InvalidEventError,
     Publisher,
@@ -84,9 +92,30 @@ def receive_alerts() -> tuple[Response, int]:
         alerts, receiver, external_url = parse_payload(payload)
     except InvalidEventError as exc:
         return _error(400, str(exc))
+    if _delivery() == "direct":
+        return _store_directly(alerts, receiver, external_url)
     try:
         published = _publisher().publish(alert_event(a, receiver, external_url) for a in alerts)
     except PublishError as exc:
         log.error("alerts not accepted, Alertmanager will retry: %s", exc)
         return _error(503, "message broker unavailable; retry")
     return jsonify({"status": "ok", "published": published}), 200
+
+
+def _delivery() -> str:
+    value = current_app.config.get("OPTILAB_ALERTS_DELIVERY") or os.environ.get("OPTILAB_ALERTS_DELIVERY")
+    return (value or "rabbitmq").strip().lower()
+
+
+def _store_directly(alerts: list[dict[str, Any]], receiver: str, external_url: str) -> tuple[Response, int]:
+    """Store the payload's alerts in one transaction of the bridge's pool (no broker)."""
+    store = current_app.extensions["optilab_bridge"].store
+    try:
+        with store.pool.connection() as conn, conn.transaction():
+            for alert in alerts:
+                event_store.store_alert(conn, {"type": "alert", "receiver": receiver,
+                                               "externalURL": external_url, "alert": alert})
+    except (psycopg.Error, PoolTimeout) as exc:
+        log.error("alerts not stored, Alertmanager will retry: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return _error(503, "database unavailable; retry")
+    return jsonify({"status": "ok", "stored": len(alerts)}), 200

@@ -40,6 +40,20 @@ def test_demo_verifies_history_and_an_alert_then_leaves_nothing_listening(empty_
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listening after the demo"
 
 
+def test_demo_without_rabbitmq_stores_alerts_directly(empty_dsn: str, tmp_path: Path) -> None:
+    """``--events direct`` (what the demo picks when no broker answers) still lands the alert."""
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", "--ports", "auto", "--verify", "--timeout", "150", "--events", "direct",
+         "--hosts", "6", "--state-dir", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=300, env={**_env(), "OPTILAB_DSN": empty_dsn},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "straight to the database" in output
+    with psycopg.connect(empty_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM alerts WHERE alertname = 'OptiLabHostDown'").fetchone()[0] >= 1
+
+
 def test_a_taken_default_port_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
