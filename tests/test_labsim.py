@@ -7,6 +7,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import paramiko
 import pytest
@@ -221,3 +222,27 @@ def test_cli_prints_the_inventory_stops_by_itself_and_keeps_its_host_keys(tmp_pa
     assert (tmp_path / "known_hosts").read_text() == keys  # a restarted lab is the same lab
     bad = run("--hosts", "300")
     assert bad.returncode == 2 and "hosts must be 1..254" in bad.stderr
+
+
+def test_sim_clock_runs_at_its_speed_from_its_start() -> None:
+    from labsim.model import SimClock
+
+    real = [1000.0]
+    clock = SimClock(start=MONDAY_3AM, speed=60, real=lambda: real[0])
+    assert clock() == MONDAY_3AM
+    real[0] += 10
+    assert clock() == MONDAY_3AM + 600
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
+def test_real_mode_serves_this_machines_own_answers(tmp_path: Path) -> None:
+    with Lab.start(tmp_path / "real", hosts=2, departments=1, port=free_port(), real=True) as lab:
+        assert lab.control_url is None
+        with connect(lab, lab.hosts[1]["ip"]) as client:
+            output, status = run(client, BATCH_SCRIPT)
+    snapshot, errors = parse_snapshot(*split_sections(output))
+    assert status == 0
+    assert errors == {}
+    assert snapshot.uname.nodename == socket.gethostname()
+    local_total = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    assert snapshot.meminfo.bytes["MemTotal"] == int(local_total.split()[1]) * 1024
