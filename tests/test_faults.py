@@ -93,8 +93,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     lab = Lab.start(workdir / "lab", hosts=10, departments=1, port=free_port())
     raw = yaml.safe_load(lab.inventory.read_text())
     raw["ssh"].update(connect_timeout="1s", command_timeout="1s")
-    # a 2 s idle timeout makes the pool's reaper pass every second (closing broken connections too)
-    raw.update(health=HEALTH, probe={"timeout": f"{PROBE_TIMEOUT}s"}, pool={"idle_timeout": "2s"})
+    # a 4 s idle timeout makes the pool's reaper pass every 2 s (closing broken connections too)
+    raw.update(health=HEALTH, probe={"timeout": f"{PROBE_TIMEOUT}s"}, pool={"idle_timeout": "4s"})
     inventory = workdir / "inventory.yaml"
     inventory.write_text(yaml.safe_dump(raw))
     url = f"http://127.0.0.1:{free_port()}"
