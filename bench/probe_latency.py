@@ -26,6 +26,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
@@ -49,24 +50,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def timed(action: object, repeats: int) -> list[float]:
-    times = []
+def interleaved(actions: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Time each action ``repeats`` times, taking turns, so load drift on a shared machine hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in actions}
     for _ in range(repeats):
-        started = time.perf_counter()
-        action()  # type: ignore[operator]
-        times.append(time.perf_counter() - started)
+        for name, action in actions.items():
+            started = time.perf_counter()
+            action()
+            times[name].append(time.perf_counter() - started)
     return times
 
 
 def show(name: str, times: list[float]) -> float:
     median = statistics.median(times)
     p90 = statistics.quantiles(times, n=10)[-1] if len(times) >= 10 else max(times)
-    print(f"  {name:<44} median {median * 1000:8.2f} ms   p90 {p90 * 1000:8.2f} ms   (n={len(times)})")
+    print(f"  {name:<46} median {median * 1000:8.2f} ms   p90 {p90 * 1000:8.2f} ms   (n={len(times)})")
     return median
 
 
-def http_probe(sshd: Sshd, workdir: Path, repeats: int, pool: dict[str, int]) -> tuple[list[float], float]:
-    """Median-able probe times and exporter CPU seconds per probe, via a real exporter process."""
+def start_exporter(sshd: Sshd, workdir: Path, pool: dict[str, int]) -> tuple[Service, Callable[[], None]]:
+    """A real exporter process for ``sshd``, and a function doing one checked GET /probe on it."""
     config = {"ssh": {"user": sshd.user, "port": sshd.port, "key_file": str(sshd.key_file),
                       "known_hosts": str(sshd.trust())},
               "departments": {"bench": {"hosts": [sshd.target]}}, "pool": pool}
@@ -76,22 +79,35 @@ def http_probe(sshd: Sshd, workdir: Path, repeats: int, pool: dict[str, int]) ->
     service = Service([sys.executable, "-m", "exporter", "--config", str(workdir / "inventory.yml"),
                        "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"], workdir / "exporter.log",
                       cwd=ROOT)
+    service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
+    url = f"http://127.0.0.1:{port}/probe?target={sshd.target}"
+
+    def probe() -> None:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = response.read()
+        if b"optilab_probe_success 1.0" not in body:
+            raise RuntimeError(f"probe failed:\n{body.decode()[-500:]}")
+
+    probe()  # the warm exporter dials here, before timing starts
+    return service, probe
+
+
+def end_to_end(sshd: Sshd, workdir: Path, repeats: int) -> None:
+    """Warm and cold exporters side by side; cold recycles its connection after every exec."""
+    warm, warm_probe = start_exporter(sshd, workdir / "warm", {})
+    cold, cold_probe = start_exporter(sshd, workdir / "cold", {"max_execs": 1})
     try:
-        service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
-        url = f"http://127.0.0.1:{port}/probe?target={sshd.target}"
-
-        def probe() -> None:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                body = response.read()
-            if b"optilab_probe_success 1.0" not in body:
-                raise RuntimeError(f"probe failed:\n{body.decode()[-500:]}")
-
-        probe()  # the first probe also dials in the warm case
-        cpu_before = cpu_seconds(service.process.pid)
-        times = timed(probe, repeats)
-        return times, (cpu_seconds(service.process.pid) - cpu_before) / repeats
+        cpu_before = {service: cpu_seconds(service.process.pid) for service in (warm, cold)}
+        times = interleaved({"warm": warm_probe, "cold": cold_probe}, repeats)
+        cpu = {service: (cpu_seconds(service.process.pid) - cpu_before[service]) / repeats
+               for service in (warm, cold)}
     finally:
-        service.stop()
+        warm.stop()
+        cold.stop()
+    warm_median = show("warm probe (pooled connection)", times["warm"])
+    cold_median = show("cold probe (new TCP + key exchange + auth)", times["cold"])
+    print(f"  exporter CPU per probe: warm {cpu[warm] * 1000:.2f} ms, cold {cpu[cold] * 1000:.2f} ms")
+    print(f"  cold / warm ratio: {cold_median / warm_median:.1f}x")
 
 
 def in_process(sshd: Sshd, repeats: int) -> None:
@@ -103,14 +119,6 @@ def in_process(sshd: Sshd, repeats: int) -> None:
         def run(pool: SshPool, command: str) -> str:
             return pool.run(target, command, time.monotonic() + 30)
 
-        run(warm_pool, "true")
-        warm = show("SshPool.run('true'), warm", timed(lambda: run(warm_pool, "true"), repeats))
-        cold = show("SshPool.run('true'), cold (dial + auth + exec)",
-                    timed(lambda: run(cold_pool, "true"), repeats))
-        show("SshPool.run(BATCH_SCRIPT), warm", timed(lambda: run(warm_pool, BATCH_SCRIPT), repeats))
-        show("floor: the same script in a local sh, no SSH",
-             timed(lambda: subprocess.run(["sh", "-c", BATCH_SCRIPT], capture_output=True, check=True), repeats))
-        print(f"  cold / warm exec ratio: {cold / warm:.1f}x")
         output = run(warm_pool, BATCH_SCRIPT)
         labels = HostLabels("bench", sshd.host, "bench")
 
@@ -120,7 +128,19 @@ def in_process(sshd: Sshd, repeats: int) -> None:
             families = snapshot_families(snapshot, snapshot, labels, errors)
             return render(families + probe_families(labels, True, 0.01, "healthy", None))
 
-        show("parse + render one batch output (CPU only)", timed(parse_and_render, repeats))
+        times = interleaved({
+            "warm true": lambda: run(warm_pool, "true"),
+            "cold true": lambda: run(cold_pool, "true"),
+            "warm batch": lambda: run(warm_pool, BATCH_SCRIPT),
+            "floor": lambda: subprocess.run(["sh", "-c", BATCH_SCRIPT], capture_output=True, check=True),
+            "parse": parse_and_render,
+        }, repeats)
+        warm = show("SshPool.run('true'), warm", times["warm true"])
+        cold = show("SshPool.run('true'), cold (dial + auth + exec)", times["cold true"])
+        print(f"  cold / warm exec ratio: {cold / warm:.1f}x")
+        show("SshPool.run(BATCH_SCRIPT), warm", times["warm batch"])
+        show("floor: the same script in a local sh, no SSH", times["floor"])
+        show("parse + render one batch output (CPU only)", times["parse"])
     finally:
         warm_pool.close()
         cold_pool.close()
@@ -136,12 +156,7 @@ def main() -> int:
             print(f"probe of a real OpenSSH sshd on {sshd.target}, {os.cpu_count()} CPUs, "
                   f"{args.repeats} repeats each")
             print("end to end (HTTP GET /probe on the exporter process):")
-            warm, warm_cpu = http_probe(sshd, Path(tmp) / "warm", args.repeats, {})
-            cold, cold_cpu = http_probe(sshd, Path(tmp) / "cold", args.repeats, {"max_execs": 1})
-            warm_median = show("warm probe (pooled connection)", warm)
-            cold_median = show("cold probe (new TCP + key exchange + auth)", cold)
-            print(f"  exporter CPU per probe: warm {warm_cpu * 1000:.2f} ms, cold {cold_cpu * 1000:.2f} ms")
-            print(f"  cold / warm ratio: {cold_median / warm_median:.1f}x")
+            end_to_end(sshd, Path(tmp), args.repeats)
             print("in process (no HTTP):")
             in_process(sshd, args.repeats)
         finally:
