@@ -216,3 +216,25 @@ def test_close_counts_what_could_not_be_flushed(amqp_names: AmqpNames) -> None:
     published, dropped = publish_discoveries(settings(url, amqp_names), [{"type": "discovery"}] * 2,
                                              flush_timeout=0.3)
     assert (published, dropped) == (0, 2)
+
+
+def test_with_the_broker_down_scrapes_go_on_and_lost_events_are_counted(
+        sshd: Sshd, exporter_factory: Callable[..., Exporter], amqp_names: AmqpNames) -> None:  # noqa: F811
+    dead_ports = [free_port(), free_port()]
+    config = inventory(sshd, rabbitmq={"url": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
+                                       "exchange": amqp_names.exchange, "buffer": 1},
+                       health={"degraded_interval": "0s", "offline_interval": "0s", "dead_interval": "0s"})
+    config["departments"]["physics"]["hosts"] += [f"127.0.0.1:{port}" for port in dead_ports]
+    exporter = exporter_factory(config)
+    for _ in range(6):  # each dead host: healthy -> degraded -> offline -> dead, 3 events each
+        errors = exporter.samples("/probe", "optilab_probe_error_info")
+        reasons = sorted(labels["reason"] for labels, _ in errors)
+        assert reasons == ["refused", "refused"]
+    assert exporter.metric("optilab_exporter_health_transitions_total") == 6
+    assert exporter.metric("optilab_exporter_hosts", state="dead") == 2
+    assert exporter.metric("optilab_exporter_hosts", state="healthy") == 1
+    # with no broker the publisher takes nothing from the buffer: one event waits, five were dropped
+    assert exporter.metric("optilab_exporter_events_dropped_total", reason="full") == 5
+    assert exporter.metric("optilab_exporter_events_queued") == 1
+    assert exporter.metric("optilab_exporter_events_published_total") == 0
+    assert exporter.metric("optilab_exporter_events_connected") == 0
