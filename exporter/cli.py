@@ -137,6 +137,20 @@ class Runtime:
             return None
 
 
+def preflight(config: Config) -> list[str]:
+    """Problems the file itself cannot show: a key the exporter cannot read, a strict policy
+    without a known_hosts file (every dial would be refused with reason ``hostkey``)."""
+    import os
+
+    ssh, warnings = config.ssh, []
+    if ssh.key_file is not None and not os.access(ssh.key_file, os.R_OK):
+        warnings.append(f"{config.source}: ssh.key_file: {ssh.key_file} is not readable; every login will fail")
+    if ssh.host_key_policy == "strict" and not ssh.known_hosts.exists():
+        warnings.append(f"{config.source}: ssh.known_hosts: {ssh.known_hosts} does not exist and the policy "
+                        f"is strict: every host will be refused (fill it with ssh-keyscan, or use accept-new)")
+    return warnings
+
+
 def main(argv: list[str] | None = None) -> int:
     from gevent import monkey
 
@@ -172,6 +186,8 @@ def serve(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"optilab-exporter: {exc}", file=sys.stderr)
         return 2
+    for warning in preflight(config):
+        log.warning("%s", warning)
     if args.check:
         print(f"{args.config}: OK, {len(config.inventory.hosts)} targets")
         return 0

@@ -230,3 +230,20 @@ def test_scan_is_a_subcommand() -> None:
     result = subprocess.run([sys.executable, "-m", "exporter", "scan", "--help"], capture_output=True,
                             text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0 and "CIDR" in result.stdout
+
+
+def test_check_validates_and_warns_about_what_the_file_cannot_show(tmp_path: Path) -> None:
+    config = tmp_path / "inventory.yml"
+    config.write_text(yaml.safe_dump({
+        "ssh": {"user": "optilab", "key_file": str(tmp_path / "missing_key"),
+                "known_hosts": str(tmp_path / "missing_known_hosts")},
+        "departments": {"physics": {"subnets": ["127.0.1.0/29"]}}}))
+    ok = subprocess.run([sys.executable, "-m", "exporter", "--config", str(config), "--check"],
+                        capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert ok.returncode == 0 and "OK, 6 targets" in ok.stdout
+    assert "ssh.key_file" in ok.stderr and "ssh.known_hosts" in ok.stderr
+    config.write_text("ssh: {user: optilab, key_file: k}\ndepartments: {physics: {subnets: [nonsense]}}\n")
+    bad = subprocess.run([sys.executable, "-m", "exporter", "--config", str(config), "--check"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert bad.returncode == 2
+    assert f"{config}: departments.physics.subnets[0]: 'nonsense' is not a CIDR network" in bad.stderr
