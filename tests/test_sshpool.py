@@ -71,6 +71,10 @@ elif scenario == "hang":
     out["hung"] = run("sleep 30", timeout=1.0)
     out["elapsed"] = time.monotonic() - started
     out["after"] = run()
+    gevent.sleep(0.2)  # let the closed transport's greenlet finish
+    import threading, paramiko
+    out["transports_alive"] = sum(isinstance(t, paramiko.Transport) and t.is_alive() for t in threading.enumerate())
+    out["open"] = pool.open_connections()
 elif scenario == "probe_hang":
     from exporter.config import HealthSettings, HostEntry
     from exporter.health import HealthBook
@@ -184,6 +188,7 @@ def test_a_hanging_command_is_cut_at_the_deadline_and_the_pool_recovers(sshd: Ss
     assert result["elapsed"] < 30  # returned long before `sleep 30` could have ended
     assert result["after"] == "ok\n"
     assert result["stats"]["errors"] == {"timeout": 1}
+    assert (result["open"], result["transports_alive"]) == (1, 1)  # the hung one is gone, not leaked
 
 
 def test_a_probe_whose_command_hangs_fails_with_timeout_and_degrades_the_host(sshd: Sshd) -> None:
