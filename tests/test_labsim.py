@@ -4,6 +4,7 @@ faults switch while it runs, and it speaks real SSH (checked with a plain parami
 from __future__ import annotations
 
 import json
+import os
 import socket
 import urllib.error
 import urllib.request
@@ -246,3 +247,18 @@ def test_real_mode_serves_this_machines_own_answers(tmp_path: Path) -> None:
     assert snapshot.uname.nodename == socket.gethostname()
     local_total = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
     assert snapshot.meminfo.bytes["MemTotal"] == int(local_total.split()[1]) * 1024
+
+
+def test_fanout_benchmark_runs_against_a_small_lab(tmp_path: Path) -> None:
+    """bench/ drives the lab and the exporter together; a smoke run keeps it working as both change."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "bench.fanout", "--hosts", "3", "--rounds", "1", "--cold", "1"],
+                            capture_output=True, text=True, timeout=120, check=False,
+                            env={**os.environ, "OPTILAB_BENCH_RESULTS": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = json.loads((tmp_path / "fanout.json").read_text())
+    rows = dict(saved["rows"])
+    assert rows["hosts answering: cold / warm"] == "3 / 3"
+    assert saved["exporter"]["warm_ok"] == [3]
