@@ -62,9 +62,9 @@ CREATE VIEW usage_daily AS
     ), sums AS (
         SELECT r.* FROM usage_daily_rollup r WHERE r.bucket NOT IN (SELECT day FROM dirty_days)
         UNION ALL
-        SELECT h.system_id, d.day, sum(h.cpu_sum), sum(h.cpu_n), max(h.cpu_max), sum(h.ram_sum),
-               sum(h.ram_n), sum(h.disk_sum), sum(h.disk_n), sum(h.users_sum), sum(h.users_n),
-               sum(h.occupied_n), sum(h.samples)
+        SELECT h.system_id, d.day, sum(h.cpu_sum), sum(h.cpu_n)::int8, max(h.cpu_max), sum(h.ram_sum),
+               sum(h.ram_n)::int8, sum(h.disk_sum), sum(h.disk_n)::int8, sum(h.users_sum),
+               sum(h.users_n)::int8, sum(h.occupied_n)::int8, sum(h.samples)::int8
         FROM dirty_days d
         JOIN usage_hourly_sums h ON h.bucket >= d.day AND h.bucket < d.day + INTERVAL '1 day'
         GROUP BY h.system_id, d.day
