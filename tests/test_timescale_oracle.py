@@ -128,7 +128,8 @@ def test_compression_retention_and_aggregates_answer(timescaledb_dsn: str) -> No
                            (system_id, old)).fetchone()
         assert day == (20.0, 30.0, 1.0, 0.5, 2)
         # real-time aggregation: a row newer than the last refresh is answered at once
-        conn.execute("INSERT INTO usage_metrics VALUES (%s, %s, 90, 40, 60, 3)", (system_id, now + timedelta(minutes=5)))
+        conn.execute("INSERT INTO usage_metrics VALUES (%s, %s, 90, 40, 60, 3)",
+                     (system_id, now + timedelta(minutes=5)))
         assert conn.execute("SELECT max_cpu, samples FROM usage_hourly WHERE system_id = %s AND bucket = %s",
                             (system_id, now)).fetchone() == (90.0, 1)
         conn.execute("CALL run_job(%s)", (_job(timescaledb_dsn, "policy_refresh_continuous_aggregate",
