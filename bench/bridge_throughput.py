@@ -6,7 +6,7 @@ Part 1, synthetic: ``--senders`` concurrent keep-alive HTTP senders post pre-enc
 bodies of 2000 samples (what Prometheus sends by default: max_samples_per_send 2000, one sample
 per series) for a lab of ``--hosts`` machines, each scrape carrying the four pivoted usage series,
 system_status and nine allow-listed series — every sample is stored, the worst case for the bridge.
-Part 2, real Prometheus: it scrapes a target exposing the same families (``--prom-series`` series)
+Part 2, real Prometheus: it scrapes a target exposing the same families (``--prom-hosts`` × 14 series)
 every second and remote-writes to the bridge; the rate it sustains and its pending queue are read
 from its own metrics.
 
@@ -183,6 +183,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8, help="bridge waitress threads")
     parser.add_argument("--hosts", type=int, default=500)
     parser.add_argument("--skip-prometheus", action="store_true")
+    parser.add_argument("--prom-hosts", type=int, default=3000,
+                        help="lab size of the real-Prometheus part (14 series per host, scraped every second)")
     args = parser.parse_args()
     name = f"optilab_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(SERVER_DSN, autocommit=True) as conn:
@@ -198,7 +200,7 @@ def main() -> int:
         if not args.skip_prometheus:
             from bench.bridge_prometheus import run_prometheus
 
-            run_prometheus(dsn, port, workdir)
+            run_prometheus(dsn, port, workdir, hosts=args.prom_hosts)
     finally:
         if bridge is not None:
             bridge.terminate()
