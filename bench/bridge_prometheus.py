@@ -4,7 +4,8 @@ Prometheus (Debian package) scrapes a loopback target that exposes ``hosts × 14
 (the same families as the synthetic part) every second and remote-writes them with its default
 queue settings (2000 samples per send, up to 50 shards). The rate it sustains, its backlog and the
 lag between what it scraped and what it has sent come from Prometheus' own metrics; what was
-stored comes from the bridge's. Run alone: ``.venv/bin/python -m bench.bridge_prometheus``.
+stored comes from the bridge's. Alone: ``.venv/bin/python -m bench.bridge_prometheus [--prom-hosts N]``
+(the same as ``bench.bridge_throughput --skip-synthetic``).
 """
 
 from __future__ import annotations
@@ -112,4 +113,7 @@ def run_prometheus(dsn: str, bridge_port: int, workdir: Path, hosts: int = 3000,
 
 
 if __name__ == "__main__":
-    sys.exit("run it through bench.bridge_throughput (it starts the database and the bridge)")
+    from bench.bridge_throughput import main
+
+    sys.argv.append("--skip-synthetic")  # bridge_throughput starts the database and the bridge
+    sys.exit(main())

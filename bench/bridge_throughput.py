@@ -1,6 +1,6 @@
 """Remote-write bridge throughput into the machine's PostgreSQL (loopback only).
 
-    .venv/bin/python -m bench.bridge_throughput [--seconds 30] [--senders 8] [--hosts 500]
+    .venv/bin/python -m bench.bridge_throughput [--seconds 20] [--senders 8] [--hosts 500] [--prom-hosts 3000]
 
 Part 1, synthetic: ``--senders`` concurrent keep-alive HTTP senders post pre-encoded remote-write
 bodies of 2000 samples (what Prometheus sends by default: max_samples_per_send 2000, one sample
@@ -183,6 +183,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8, help="bridge waitress threads")
     parser.add_argument("--hosts", type=int, default=500)
     parser.add_argument("--skip-prometheus", action="store_true")
+    parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--prom-hosts", type=int, default=3000,
                         help="lab size of the real-Prometheus part (14 series per host, scraped every second)")
     args = parser.parse_args()
@@ -196,7 +197,8 @@ def main() -> int:
         print(f"storage mode: {migrate(dsn)}")
         port = free_port()
         bridge = start_bridge(dsn, port, args.threads, workdir / "bridge.log")
-        synthetic(args, dsn, port)
+        if not args.skip_synthetic:
+            synthetic(args, dsn, port)
         if not args.skip_prometheus:
             from bench.bridge_prometheus import run_prometheus
 
