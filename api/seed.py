@@ -108,8 +108,12 @@ def refresh_aggregates(conn: psycopg.Connection, start: datetime, end: datetime)
                                    %s::timestamptz, '1 hour')""", (start, end))
         conn.execute("SELECT optilab_refresh_rollups()")
         return
-    for view in ("usage_hourly", "usage_daily"):
-        conn.execute("CALL refresh_continuous_aggregate(%s, %s, %s)", (view, start - timedelta(days=1), end))
+    # TimescaleDB refreshes whole buckets only: widen the window to bucket boundaries.
+    for view, width in (("usage_hourly", "1 hour"), ("usage_daily", "1 day")):
+        conn.execute(f"""CALL refresh_continuous_aggregate(%s,
+            date_bin('{width}', %s::timestamptz, TIMESTAMPTZ '2000-01-01 00:00+00'),
+            date_bin('{width}', %s::timestamptz, TIMESTAMPTZ '2000-01-01 00:00+00') + INTERVAL '{width}')""",
+                     (view, start, end))
 
 
 def add_status_history(conn: psycopg.Connection, system_ids: Sequence[int], now: datetime) -> None:
