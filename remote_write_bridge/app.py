@@ -48,7 +48,7 @@ class Bridge:
         self.store.open()
         mode = self.store.storage_mode()
         log.info("storage mode: %s", mode or "unknown (database not reachable yet)")
-        if self.config.maintenance_interval_s > 0 and mode != "timescaledb":
+        if self.config.maintenance_interval_s > 0 and mode != "timescaledb":  # unknown: it checks each run
             self.maintenance = MaintenanceThread(
                 lambda: psycopg.connect(self.config.dsn, autocommit=True, connect_timeout=3),
                 self.config.maintenance_interval_s, self.config.retention_days, self._maintained)

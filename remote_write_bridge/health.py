@@ -18,7 +18,7 @@ def health() -> tuple[Response, int]:
     newest = bridge.newest_sample_ms
     body = {
         "status": "ok" if reachable else "degraded",
-        "storage_mode": bridge.store.storage_mode() if reachable else bridge.store._mode,
+        "storage_mode": bridge.store.storage_mode() if reachable else bridge.store.known_mode,
         "database": {"reachable": reachable},
         "newest_sample_age_seconds": None if newest is None else round(time.time() - newest / 1000, 3),
     }

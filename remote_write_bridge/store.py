@@ -31,6 +31,7 @@ log = logging.getLogger("optilab.bridge.store")
 
 # Timestamps travel as int8 milliseconds (cheap binary arrays) and become timestamptz in SQL, exactly.
 HOUR_MS = 3_600_000
+SERIES_CACHE_LIMIT = 1_000_000
 
 USAGE_UPSERT = """
 INSERT INTO usage_metrics AS u (system_id, timestamp, cpu_usage, ram_usage, disk_usage, logged_in_users)
@@ -126,6 +127,11 @@ class Store:
                     self._mode = conn.execute("SELECT storage_mode()").fetchone()[0]
             except (psycopg.Error, PoolTimeout) as exc:
                 log.warning("storage mode unknown: %s", exc)
+        return self._mode
+
+    @property
+    def known_mode(self) -> str | None:
+        """The mode last read from the database, without asking it again."""
         return self._mode
 
     def ping(self, timeout: float = 2.0) -> bool:
@@ -227,8 +233,8 @@ class Store:
         return ids
 
     def _series_ids(self, batch: Batch) -> dict[tuple[str, str], int]:
-        wanted = set(batch.generic_keys)
-        missing = [key for key in wanted if key not in self._series]
+        found = {key: self._series.get(key) for key in set(batch.generic_keys)}
+        missing = [key for key, series_id in found.items() if series_id is None]
         if missing:
             metrics, labels = [key[0] for key in missing], [key[1] for key in missing]
             with self.pool.connection() as conn:
@@ -238,9 +244,11 @@ class Store:
                     "SELECT s.id, x.m, x.l FROM unnest(%s::text[], %s::text[]) AS x(m, l) "
                     "JOIN series s ON s.metric = x.m AND s.labels = x.l::jsonb", (metrics, labels)).fetchall()
             with self._lock:
+                if len(self._series) > SERIES_CACHE_LIMIT:
+                    self._series.clear()  # bounded memory; ids are simply fetched again
                 for series_id, metric, label_json in rows:
-                    self._series[(metric, label_json)] = series_id
-        return {key: self._series[key] for key in wanted}
+                    self._series[(metric, label_json)] = found[(metric, label_json)] = series_id
+        return found  # type: ignore[return-value] - every key now has an id
 
 
 def utc_now_ms() -> int:

@@ -29,7 +29,13 @@ class MaintenanceResult:
 
 def run_maintenance(conn: psycopg.Connection, retention_days: int = 30,
                     now: datetime | None = None) -> MaintenanceResult:
-    """One maintenance pass on an autocommit connection (each step commits on its own)."""
+    """One maintenance pass on an autocommit connection (each step commits on its own).
+
+    A no-op in TimescaleDB mode, so a bridge that started before its database was reachable
+    (mode unknown) can run the thread regardless.
+    """
+    if conn.execute("SELECT storage_mode()").fetchone()[0] != "postgresql":
+        return MaintenanceResult(0, 0, 0)
     now = now or datetime.now(UTC)
     today = now.date()
     created = conn.execute("SELECT optilab_ensure_partitions(%s, %s)",
