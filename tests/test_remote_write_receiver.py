@@ -155,3 +155,30 @@ def test_database_unreachable_gives_503_never_429(bridge_factory, tmp_path) -> N
     assert code == 503 and json.loads(text)["database"]["reachable"] is False
     # refusals that can never succeed stay 4xx even while the database is down
     assert post(bridge.write_url, b"junk")[0] == 400
+
+
+def test_concurrent_requests_completing_the_same_rows_all_succeed(bridge, migrated_dsn) -> None:
+    """Eight senders at once, each carrying one column of the same 40 hosts × 5 timestamps, in
+    different orders: no deadlock surfaces as a 503, and every row ends up complete."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = now_ms() - 300_000
+    hosts = [{"instance": f"127.0.1.{i}:22", "hostname": f"pc-{i}", "ip": f"127.0.1.{i}", "department": "lab"}
+             for i in range(1, 41)]
+    columns = ["system_cpu_usage", "system_ram_usage", "system_disk_usage", "optilab_logged_in_users"]
+    bodies = []
+    for round_ in range(2):  # every column twice: the second copy is a retry
+        for column in columns:
+            series = [({"__name__": column, **host}, [(float(i + k), base + k * 15_000) for k in range(5)])
+                      for i, host in enumerate(hosts)]
+            random.Random(round_ * 10 + len(bodies)).shuffle(series)
+            bodies.append(encode(series + [({"__name__": "system_status", **host}, [(1, base)]) for host in hosts]))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(lambda body: post(bridge.write_url, body)[0], bodies))
+    assert codes == [204] * len(bodies)
+    complete = rows(migrated_dsn, "SELECT count(*) FILTER (WHERE cpu_usage IS NOT NULL AND ram_usage IS NOT NULL "
+                    "AND disk_usage IS NOT NULL AND logged_in_users IS NOT NULL), count(*) FROM usage_metrics")
+    assert complete == [(200, 200)]
+    assert rows(migrated_dsn, "SELECT count(*), count(*) FILTER (WHERE status = 'online') FROM systems") == [(40, 40)]
+    assert rows(migrated_dsn, "SELECT count(*) FROM status_history") == [(40,)]

@@ -1,0 +1,59 @@
+"""Bridge configuration and command line: readable errors that name the field, and the
+``consume`` subcommand reaching the event consumer."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from remote_write_bridge.config import DEFAULT_ALLOW_LIST, ConfigError, load, validate
+
+BRIDGE = str(Path(sys.executable).with_name("optilab-bridge"))
+
+
+def test_defaults_and_overrides() -> None:
+    config = validate({"remote_write": {"allow_list": ["node_load1"], "pool_max": 4}, "OPTILAB_AMQP_URL": "x"},
+                      dsn="dbname=x")
+    assert (config.allow_list, config.pool_max, config.dsn) == (frozenset({"node_load1"}), 4, "dbname=x")
+    assert config.sections == {"OPTILAB_AMQP_URL": "x"}
+    assert validate(None).allow_list == frozenset(DEFAULT_ALLOW_LIST)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"remote_write": {"pool_maxx": 3}}, "remote_write.pool_maxx: unknown field"),
+    ({"remote_write": {"pool_max": "8"}}, "remote_write.pool_max: expected int"),
+    ({"remote_write": {"pool_timeout": True}}, "remote_write.pool_timeout: expected int or float"),
+    ({"remote_write": {"allow_list": ["node_load1", ""]}}, "remote_write.allow_list"),
+    ({"remote_write": {"max_body_bytes": 0}}, "remote_write.max_body_bytes: must be at least 1"),
+    ({"remote_write": {"pool_min": 9}}, "pool_min (9) exceeds pool_max (8)"),
+    ({"remote_write": ["x"]}, "remote_write: must be a mapping"),
+])
+def test_errors_name_the_field(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(raw)
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.yml"
+    path.write_text("remote_write: [unclosed")
+    with pytest.raises(ConfigError, match=re.escape(str(path))):
+        load(path, "")
+    path.write_text("remote_write:\n  retention_days: 0\n")
+    done = subprocess.run([BRIDGE, "--dsn", "dbname=x", "--config", str(path)], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2 and "remote_write.retention_days" in done.stderr
+
+
+def test_listen_must_be_host_port() -> None:
+    done = subprocess.run([BRIDGE, "--dsn", "dbname=x", "--listen", "nowhere"], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2 and "HOST:PORT" in done.stderr
+
+
+def test_consume_subcommand_reaches_the_consumer() -> None:
+    done = subprocess.run([BRIDGE, "consume", "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "--amqp" in done.stdout
