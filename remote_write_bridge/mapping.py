@@ -23,6 +23,7 @@ from remote_write_bridge.protocol import validate_labels
 
 USAGE_COLUMNS = {"system_cpu_usage": 0, "system_ram_usage": 1, "system_disk_usage": 2,
                  "optilab_logged_in_users": 3}
+USERS_COLUMN = USAGE_COLUMNS["optilab_logged_in_users"]
 STATUS_METRIC = "system_status"
 SYSTEM_LABELS = ("hostname", "ip", "department")
 DAY_MS = 86_400_000
@@ -148,6 +149,9 @@ def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int,
 
 def _add_system_sample(batch: Batch, info: SeriesInfo, ms: int, value: float) -> None:
     instance: str = info.instance  # type: ignore[assignment]
+    if info.usage_column == USERS_COLUMN and not 0 <= value < 2**31:
+        batch.dropped["bad_value"] += 1  # a session count that cannot be one (negative, ±Inf, huge)
+        return
     if info.usage_column is not None:
         row = batch.usage.get((instance, ms))
         if row is None:

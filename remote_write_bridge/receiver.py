@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, request
 
 from remote_write_bridge.mapping import to_batch
 from remote_write_bridge.protocol import RemoteWriteError, check_headers, decode
-from remote_write_bridge.store import DatabaseUnavailableError, utc_now_ms
+from remote_write_bridge.store import DatabaseUnavailableError, UnstorableBatchError, utc_now_ms
 
 if TYPE_CHECKING:
     from remote_write_bridge.app import Bridge
@@ -69,6 +69,10 @@ def _handle(bridge: Bridge, config: BridgeConfig) -> Response:
         metrics.dropped.labels("db_unavailable").inc(batch.stored_estimate)
         log.warning("database unavailable, asking the sender to retry: %s", exc)
         return _text(503, f"database unavailable, retry later: {exc}")
+    except UnstorableBatchError as exc:
+        metrics.dropped.labels("unstorable").inc(batch.stored_estimate)
+        log.warning("refused a batch the database cannot store: %s", exc)
+        return _text(400, f"the database refused a value of this request: {exc}")
     metrics.stored.inc(batch.stored_estimate)
     newest = batch.time_range_ms()
     if newest is not None:

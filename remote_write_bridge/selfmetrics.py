@@ -23,12 +23,12 @@ class BridgeMetrics:
                               registry=self.registry)
         self.dropped = Counter("optilab_bridge_samples_dropped_total",
                                "Samples of decoded requests not stored, by reason (stale_or_nan, "
-                               "not_allowed, out_of_window, db_unavailable).", ["reason"],
+                               "not_allowed, out_of_window, bad_value, db_unavailable, unstorable).", ["reason"],
                                registry=self.registry)
         self.newest_sample = Gauge("optilab_bridge_newest_sample_timestamp_seconds",
                                    "Timestamp of the newest sample stored.", registry=self.registry)
         self.maintenance_runs = Counter("optilab_bridge_maintenance_runs_total",
                                         "Plain-PostgreSQL maintenance runs by result.", ["result"],
                                         registry=self.registry)
-        for reason in ("stale_or_nan", "not_allowed", "out_of_window", "db_unavailable"):
+        for reason in ("stale_or_nan", "not_allowed", "out_of_window", "bad_value", "db_unavailable", "unstorable"):
             self.dropped.labels(reason)

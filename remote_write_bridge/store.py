@@ -100,6 +100,10 @@ class DatabaseUnavailableError(Exception):
     """The database could not take the write now; the sender should retry (HTTP 503)."""
 
 
+class UnstorableBatchError(Exception):
+    """The database refused a value of the batch; no retry can succeed (HTTP 400)."""
+
+
 class Store:
     """Owns the pool and the id caches; safe to call from many request threads."""
 
@@ -157,6 +161,9 @@ class Store:
                         self._systems.clear()
         except (psycopg.OperationalError, PoolTimeout, errors.AdminShutdown) as exc:
             raise DatabaseUnavailableError(_first_line(exc)) from exc
+        except psycopg.errors.DataError as exc:
+            # a value PostgreSQL refuses (e.g. out of range): retrying would block Prometheus' queue forever
+            raise UnstorableBatchError(_first_line(exc)) from exc
         except psycopg.Error as exc:
             # e.g. a missing partition or schema: still a server-side condition worth retrying
             raise DatabaseUnavailableError(f"{type(exc).__name__}: {exc}") from exc

@@ -102,12 +102,13 @@ def test_usage_is_pivoted_across_requests_and_retries_do_not_double(bridge, migr
     assert sum(row[1] for row in hourly) == 2 and max(row[0] for row in hourly) == 20.0
 
 
-def test_stale_markers_nan_old_and_unlisted_series_are_not_stored(bridge, migrated_dsn) -> None:
+def test_stale_markers_nan_old_unlisted_and_impossible_values_are_not_stored(bridge, migrated_dsn) -> None:
     t = now_ms()
     body = encode([
         ({"__name__": "node_load5", **HOST}, [(STALE_NAN, t), (float("nan"), t - 1000), (1.25, t - 2000)]),
         ({"__name__": "node_load15", **HOST}, [(3.0, t - 40 * 86_400_000)]),
         ({"__name__": "go_goroutines", "job": "node"}, [(7.0, t)]),
+        ({"__name__": "optilab_logged_in_users", **HOST}, [(float("inf"), t)]),
     ])
     assert post(bridge.write_url, body)[0] == 204
     stored = rows(migrated_dsn, "SELECT s.metric, s.labels, x.value FROM samples x JOIN series s ON s.id = x.series_id")
@@ -116,7 +117,9 @@ def test_stale_markers_nan_old_and_unlisted_series_are_not_stored(bridge, migrat
     assert metric_value(metrics, "optilab_bridge_samples_dropped_total", 'reason="stale_or_nan"') == 2
     assert metric_value(metrics, "optilab_bridge_samples_dropped_total", 'reason="out_of_window"') == 1
     assert metric_value(metrics, "optilab_bridge_samples_dropped_total", 'reason="not_allowed"') == 1
-    assert metric_value(metrics, "optilab_bridge_samples_received_total") == 5
+    assert metric_value(metrics, "optilab_bridge_samples_dropped_total", 'reason="bad_value"') == 1
+    assert metric_value(metrics, "optilab_bridge_samples_received_total") == 6
+    assert rows(migrated_dsn, "SELECT count(*) FROM usage_metrics") == [(0,)]
 
 
 def test_system_status_updates_systems_and_history_only_on_change(bridge, migrated_dsn) -> None:
@@ -182,3 +185,21 @@ def test_concurrent_requests_completing_the_same_rows_all_succeed(bridge, migrat
     assert complete == [(200, 200)]
     assert rows(migrated_dsn, "SELECT count(*), count(*) FILTER (WHERE status = 'online') FROM systems") == [(40, 40)]
     assert rows(migrated_dsn, "SELECT count(*) FROM status_history") == [(40,)]
+
+
+def test_plain_mode_maintenance_runs_inside_the_bridge(migrated_dsn, bridge_factory) -> None:  # noqa: F811
+    from tests.fixtures.procs import wait_for
+
+    bridge = bridge_factory(migrated_dsn, {"remote_write": {"maintenance_interval_s": 0.3}})
+    t = now_ms() - 60_000
+    body = encode([({"__name__": "system_cpu_usage", **HOST}, [(10.0, t), (30.0, t + 15_000)])])
+    assert post(bridge.write_url, body)[0] == 204
+    wait_for(lambda: rows(migrated_dsn, "SELECT count(*) FROM usage_rollup_dirty") == [(0,)], timeout=20,
+             what="the maintenance thread to fold the dirty hours")
+    rolled = rows(migrated_dsn, "SELECT sum(cpu_sum), sum(cpu_n), max(cpu_max) FROM usage_hourly_rollup")
+    assert rolled == [(40.0, 2, 30.0)]
+    assert rows(migrated_dsn, "SELECT sum(samples), max(max_cpu) FROM usage_daily") == [(2, 30.0)]
+    tomorrow = rows(migrated_dsn, "SELECT to_regclass('usage_metrics_p' || to_char(now() AT TIME ZONE 'UTC' "
+                    "+ INTERVAL '1 day', 'YYYYMMDD')) IS NOT NULL")
+    assert tomorrow == [(True,)]
+    assert metric_value(bridge.metrics(), "optilab_bridge_maintenance_runs_total", 'result="ok"') >= 1
