@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from bench.common import report
+
 PROMETHEUS = "/usr/bin/prometheus"
 
 
@@ -99,12 +101,14 @@ def run_prometheus(dsn: str, bridge_port: int, workdir: Path, hosts: int = 3000,
         pending = _metric(f"{prom}/metrics", "prometheus_remote_storage_samples_pending")
         shards = _metric(f"{prom}/metrics", "prometheus_remote_storage_shards")
         failed = _metric(f"{prom}/metrics", "prometheus_remote_storage_samples_failed_total")
-        print(f"real Prometheus: {hosts * 14} series scraped every 1s for {elapsed:.0f}s")
-        print(f"  scraped        {scraped / elapsed:,.0f} samples/s (offered load)")
-        print(f"  sent           {sent / elapsed:,.0f} samples/s by {shards:.0f} shards, failed {failed:.0f}")
-        print(f"  stored         {stored / elapsed:,.0f} samples/s by the bridge")
-        print(f"  send lag       {lag:.1f} s behind the newest scrape, {pending:.0f} samples pending, "
-              f"mean batch send {batch_seconds / max(batches, 1) * 1000:.0f} ms")
+        report("bridge_prometheus", f"remote-write bridge fed by a real Prometheus: {hosts * 14:,} series "
+               f"scraped every 1 s, measured for {elapsed:.0f} s", [
+                   ("scraped (offered load)", f"{scraped / elapsed:,.0f} samples/s"),
+                   ("sent by Prometheus", f"{sent / elapsed:,.0f} samples/s, {shards:.0f} shards, {failed:.0f} failed"),
+                   ("stored by the bridge", f"{stored / elapsed:,.0f} samples/s"),
+                   ("send lag", f"{lag:.1f} s behind the newest scrape, {pending:.0f} samples pending"),
+                   ("mean batch send", f"{batch_seconds / max(batches, 1) * 1000:.0f} ms"),
+               ], {"stored_per_s": stored / elapsed, "lag_s": lag})
     finally:
         prometheus.terminate()
         prometheus.wait(30)

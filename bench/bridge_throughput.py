@@ -34,6 +34,7 @@ import cramjam
 import psycopg
 import psycopg.sql
 
+from bench.common import report
 from remote_write_bridge.protocol import WriteRequest
 from timescale.migrate import migrate
 
@@ -164,15 +165,17 @@ def synthetic(args: argparse.Namespace, dsn: str, port: int) -> None:
     samples = len(bodies) * BATCH
     rows = counts["usage_metrics"] + counts["samples"]
     size_after = db_size(dsn)
-    print(f"synthetic: {samples} samples in {elapsed:.1f}s with {args.senders} senders, {args.threads} "
-          f"bridge threads, responses {codes}")
-    print(f"  samples/s      {samples / elapsed:,.0f}  (all stored: usage columns + allow-listed series)")
-    print(f"  rows/s         {rows / elapsed:,.0f}  (usage_metrics {counts['usage_metrics']}, "
-          f"samples {counts['samples']})")
-    print(f"  latency        p50 {percentile(latencies, 0.5) * 1000:.0f} ms, p99 "
-          f"{percentile(latencies, 0.99) * 1000:.0f} ms per 2000-sample request")
-    print(f"  DB size        {(size_after - size_before) / samples * 1e6 / 2**20:.1f} MiB per million samples "
-          f"({(size_after - size_before) / rows:.0f} bytes/row incl. indexes)")
+    report("bridge_throughput", f"remote-write bridge, synthetic: {samples:,} samples, {args.senders} senders, "
+           f"{args.threads} bridge threads, {args.hosts} hosts × 14 series, every sample stored", [
+               ("samples/s", f"{samples / elapsed:,.0f}"),
+               ("rows/s (usage_metrics + samples)", f"{rows / elapsed:,.0f}"),
+               ("request latency p50 / p99", f"{percentile(latencies, 0.5) * 1000:.0f} ms / "
+                                             f"{percentile(latencies, 0.99) * 1000:.0f} ms per 2000 samples"),
+               ("DB size per million samples", f"{(size_after - size_before) / samples * 1e6 / 2**20:.1f} MiB "
+                                               f"({(size_after - size_before) / rows:.0f} bytes/row incl. index)"),
+               ("responses", str(codes)),
+           ], {"samples_per_s": samples / elapsed, "rows_per_s": rows / elapsed,
+               "p99_s": percentile(latencies, 0.99)})
 
 
 def main() -> int:

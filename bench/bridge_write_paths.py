@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import psycopg.sql
 
+from bench.common import report
 from remote_write_bridge.pgarrays import Float8Array, Int8Array, register
 from remote_write_bridge.store import SAMPLES_INSERT
 from timescale.migrate import migrate
@@ -97,9 +98,11 @@ def main() -> int:
             timings["unnest"] += measure(dsn, unnest_path, data)
             timings["copy+insert"] += measure(dsn, copy_path, data)
         medians = {label: statistics.median(values) for label, values in timings.items()}
-        for label, median in medians.items():
-            print(f"{label:12s} median {median * 1000:5.1f} ms per {ROWS} rows = {ROWS / median:,.0f} rows/s")
-        print(f"copy+insert / unnest time ratio: {medians['copy+insert'] / medians['unnest']:.2f}")
+        report("bridge_write_paths", f"bridge insert path, {ROWS}-row transactions × {args.batches} × 3 rounds", [
+            *[(label, f"median {median * 1000:.1f} ms = {ROWS / median:,.0f} rows/s")
+              for label, median in medians.items()],
+            ("copy+insert / unnest time", f"{medians['copy+insert'] / medians['unnest']:.2f}"),
+        ], {"medians_s": medians})
     finally:
         with psycopg.connect(SERVER_DSN, autocommit=True) as conn:
             conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
