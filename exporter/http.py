@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import Metric
 
 from exporter.config import Config, HostEntry, TargetError, parse_target
-from exporter.metrics import add_labels, render
+from exporter.metrics import render
 from exporter.probe import Prober, ProbeResult
 
 log = logging.getLogger(__name__)
@@ -182,13 +182,15 @@ class ExporterApp:
     def _fan_out(self, entries: list[HostEntry], deadline: float) -> list[Metric]:
         """Probe every entry concurrently (bounded); each host's series get instance + department."""
         workers = gevent.pool.Pool(self.runtime.config.probe.concurrency)
-        results: list[ProbeResult] = workers.map(lambda entry: self.runtime.prober.probe(entry, deadline),
-                                                 entries)
+        prober = self.runtime.prober
+        results: list[ProbeResult] = workers.map(
+            lambda entry: prober.probe(entry, deadline,
+                                       {"instance": str(entry.target), "department": entry.department}),
+            entries)
         families: list[Metric] = []
-        for entry, result in zip(entries, results, strict=True):
+        for result in results:
             self.probes.labels(result.reason or "success").inc()
-            families += add_labels(result.families,
-                                   {"instance": str(entry.target), "department": entry.department})
+            families += result.families
         return families
 
     def _reply(self, start_response: StartResponse, path: str, status: str, body: bytes,

@@ -3,7 +3,8 @@
 Custom-collector style: every call builds fresh families from its arguments and keeps no state, so
 the runtime (``exporter/probe.py``) owns the only state there is — the previous snapshot of each
 host, from which CPU percent is computed, and the health state. Names are fixed by
-docs/interfaces.md; node_exporter's families live in ``metrics_node``.
+docs/interfaces.md; node_exporter's families live in ``metrics_node``. Every builder takes ``extra``,
+labels that all samples of the probe carry (``instance`` and ``department`` in a fan-out).
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from exporter.command import SECTIONS
-from exporter.metrics_node import collector_success_families, node_families
+from exporter.metrics_node import NO_EXTRA, Extra, collector_success_families, gauge, node_families
 from exporter.parsers import HostSnapshot
 from exporter.parsers_fs import Filesystem
 from exporter.parsers_proc import Meminfo, Stat
 
 HEALTH_STATES = ("healthy", "degraded", "offline", "dead")
-LAB_LABELS = ["hostname", "ip", "department"]
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,9 @@ class HostLabels:
     ip: str
     department: str
 
-    def values(self) -> list[str]:
-        return [self.hostname, self.ip, self.department]
+    def with_extra(self, extra: Extra) -> dict[str, str]:
+        """The lab labels plus ``extra``; ``extra`` wins where both name the same label (department)."""
+        return {"hostname": self.hostname, "ip": self.ip, "department": self.department, **extra}
 
 
 def cpu_usage_percent(current: Stat, previous: Stat) -> float | None:
@@ -84,15 +85,13 @@ def disk_usage_percent(filesystems: tuple[Filesystem, ...]) -> float | None:
     return None
 
 
-def _lab_gauge(name: str, help_text: str, labels: HostLabels, value: float | None) -> list[Metric]:
-    if value is None:
-        return []
-    family = GaugeMetricFamily(name, help_text, labels=LAB_LABELS)
-    family.add_metric(labels.values(), value)
-    return [family]
+def _lab_gauge(name: str, help_text: str, labels: dict[str, str], value: float | None) -> list[Metric]:
+    return [] if value is None else [gauge(name, help_text, value, labels)]
 
 
-def lab_families(snapshot: HostSnapshot, previous: HostSnapshot | None, labels: HostLabels) -> list[Metric]:
+def lab_families(
+    snapshot: HostSnapshot, previous: HostSnapshot | None, host: HostLabels, extra: Extra = NO_EXTRA
+) -> list[Metric]:
     """The design document's lab gauges, each left out when its inputs are missing."""
     cpu = None
     if snapshot.stat is not None and previous is not None and previous.stat is not None:
@@ -100,6 +99,7 @@ def lab_families(snapshot: HostSnapshot, previous: HostSnapshot | None, labels: 
     ram = ram_usage_percent(snapshot.meminfo) if snapshot.meminfo is not None else None
     disk = disk_usage_percent(snapshot.filesystems) if snapshot.filesystems is not None else None
     users = len(snapshot.who) if snapshot.who is not None else None
+    labels = host.with_extra(extra)
     return [
         *_lab_gauge(
             "system_cpu_usage",
@@ -124,66 +124,62 @@ def lab_families(snapshot: HostSnapshot, previous: HostSnapshot | None, labels: 
 
 
 def snapshot_families(
-    snapshot: HostSnapshot, previous: HostSnapshot | None, labels: HostLabels, section_errors: dict[str, str]
+    snapshot: HostSnapshot,
+    previous: HostSnapshot | None,
+    labels: HostLabels,
+    section_errors: dict[str, str],
+    extra: Extra = NO_EXTRA,
 ) -> list[Metric]:
     """Everything a successful probe exposes: node_exporter families, per-section success, lab gauges."""
     sections = [name for name, _ in SECTIONS]
     return [
-        *node_families(snapshot),
-        *collector_success_families(section_errors, sections),
-        *lab_families(snapshot, previous, labels),
+        *node_families(snapshot, extra),
+        *collector_success_families(section_errors, sections, extra),
+        *lab_families(snapshot, previous, labels, extra),
     ]
 
 
 def probe_families(
-    labels: HostLabels, success: bool, duration_seconds: float, health_state: str, error_reason: str | None
+    labels: HostLabels,
+    success: bool,
+    duration_seconds: float,
+    health_state: str,
+    error_reason: str | None,
+    extra: Extra = NO_EXTRA,
 ) -> list[Metric]:
     """The probe's own outcome, present on every probe (also when the host was not even dialled)."""
     if health_state not in HEALTH_STATES:
         raise ValueError(f"unknown health state {health_state!r}, expected one of {HEALTH_STATES}")
+    tail = tuple(extra.values())
     families: list[Metric] = [
-        GaugeMetricFamily(
+        gauge(
             "optilab_probe_success",
             "Whether the host was read over SSH in this probe.",
-            value=1.0 if success else 0.0,
+            1.0 if success else 0.0,
+            extra,
         ),
-        GaugeMetricFamily(
-            "optilab_probe_duration_seconds", "How long the probe took, in seconds.", value=duration_seconds
+        gauge("optilab_probe_duration_seconds", "How long the probe took, in seconds.", duration_seconds, extra),
+        gauge(
+            "system_status",
+            "Whether the host was reachable in this probe (1) or not (0).",
+            1.0 if success else 0.0,
+            labels.with_extra(extra),
         ),
     ]
-    status = GaugeMetricFamily(
-        "system_status", "Whether the host was reachable in this probe (1) or not (0).", labels=LAB_LABELS
-    )
-    status.add_metric(labels.values(), 1.0 if success else 0.0)
     health = GaugeMetricFamily(
         "optilab_host_health_state",
         "Health state of the host: 1 for the current state, 0 for the others.",
-        labels=["state"],
+        labels=("state", *extra),
     )
     for state in HEALTH_STATES:
-        health.add_metric([state], 1.0 if state == health_state else 0.0)
-    families += [status, health]
+        health.add_metric((state, *tail), 1.0 if state == health_state else 0.0)
+    families.append(health)
     if not success and error_reason is not None:
-        error = GaugeMetricFamily(
-            "optilab_probe_error_info", "Why the probe failed; 1 when it did.", labels=["reason"]
+        families.append(
+            gauge("optilab_probe_error_info", "Why the probe failed; 1 when it did.", 1.0,
+                  {"reason": error_reason, **extra})
         )
-        error.add_metric([error_reason], 1.0)
-        families.append(error)
     return families
-
-
-def add_labels(families: list[Metric], extra: dict[str, str]) -> list[Metric]:
-    """Copies of ``families`` with ``extra`` labels on every sample (overriding same-named ones).
-
-    The fan-out probe uses this to tell hosts apart (``instance``, ``department``); the input stays
-    untouched so a caller may reuse it.
-    """
-    labelled = []
-    for family in families:
-        clone = copy.copy(family)
-        clone.samples = [sample._replace(labels={**sample.labels, **extra}) for sample in family.samples]
-        labelled.append(clone)
-    return labelled
 
 
 class _Families(Collector):

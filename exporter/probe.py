@@ -22,6 +22,7 @@ from exporter.config import HostEntry, Target
 from exporter.health import HealthBook, Transition
 from exporter.hostkeys import SshError
 from exporter.metrics import HostLabels, probe_families, snapshot_families
+from exporter.metrics_node import NO_EXTRA, Extra
 from exporter.parsers import HostSnapshot, parse_snapshot
 
 log = logging.getLogger(__name__)
@@ -50,37 +51,40 @@ class Prober:
         self._previous: dict[str, HostSnapshot] = {}
         self._nodenames: dict[str, str] = {}
 
-    def probe(self, entry: HostEntry, deadline: float) -> ProbeResult:
-        """Probe ``entry`` now, or answer from its health state while it waits out a backoff."""
+    def probe(self, entry: HostEntry, deadline: float, extra: Extra = NO_EXTRA) -> ProbeResult:
+        """Probe ``entry`` now, or answer from its health state while it waits out a backoff.
+
+        ``extra``: labels for every series of this probe (a fan-out's ``instance`` and ``department``).
+        """
         key = str(entry.target)
         started = self._clock()
         if not self.health.may_dial(key):
             labels = self.labels(entry)
             state = self.health.get(key).state
-            families = probe_families(labels, False, 0.0, state, "backoff")
+            families = probe_families(labels, False, 0.0, state, "backoff", extra)
             return ProbeResult(families, False, "backoff", state, 0.0, labels)
         try:
             output = self.runner.run(entry.target, self.script, deadline)
         except SshError as exc:
             log.info("probe %s failed: %s", key, exc)
-            return self._failed(entry, exc.reason, started)
+            return self._failed(entry, exc.reason, started, extra)
         sections, complete = split_sections(output)
         snapshot, errors = parse_snapshot(sections, complete)
         if not complete or len(errors) >= len(SECTIONS):
             reason = "protocol" if not complete else "parse"  # cut short / not a Linux shell at all
             log.info("probe %s: unusable output (%s): %s", key, reason, dict(list(errors.items())[:3]))
-            return self._failed(entry, reason, started)
+            return self._failed(entry, reason, started, extra)
         if snapshot.uname is not None:
             self._nodenames[key] = snapshot.uname.nodename
         labels = self.labels(entry)
         try:
-            families = snapshot_families(snapshot, self._previous.get(key), labels, errors)
+            families = snapshot_families(snapshot, self._previous.get(key), labels, errors, extra)
         except Exception:  # one host's odd output must not fail a whole fan-out
             log.exception("probe %s: building metrics failed", key)
-            return self._failed(entry, "parse", started)
+            return self._failed(entry, "parse", started, extra)
         transition = self.health.record_success(key)
         duration = self._clock() - started
-        families += probe_families(labels, True, duration, "healthy", None)
+        families += probe_families(labels, True, duration, "healthy", None, extra)
         self._previous[key] = snapshot
         self._announce(transition, labels)
         return ProbeResult(families, True, None, "healthy", duration, labels)
@@ -98,7 +102,7 @@ class Prober:
                 del store[key]
         self.health.forget_except(targets)
 
-    def _failed(self, entry: HostEntry, reason: str, started: float) -> ProbeResult:
+    def _failed(self, entry: HostEntry, reason: str, started: float, extra: Extra) -> ProbeResult:
         key = str(entry.target)
         self._previous.pop(key, None)  # a gap (reboot?) must not become one giant CPU delta
         transition = self.health.record_failure(key, reason)
@@ -106,7 +110,7 @@ class Prober:
         labels = self.labels(entry)
         duration = self._clock() - started
         self._announce(transition, labels)
-        return ProbeResult(probe_families(labels, False, duration, state, reason), False, reason, state,
+        return ProbeResult(probe_families(labels, False, duration, state, reason, extra), False, reason, state,
                            duration, labels)
 
     def _announce(self, transition: Transition | None, labels: HostLabels) -> None:
