@@ -137,7 +137,9 @@ class SshPool:
             return connection.run(command)
 
     def open_connections(self) -> int:
-        return len(self._connections)
+        """Pooled connections whose transport is still up. One the peer dropped stays in the pool until
+        its next use or the reaper closes it, but it is not open and must not count as such."""
+        return sum(1 for connection in self._connections.values() if connection.transport.is_active())
 
     def start_reaper(self) -> None:
         """Close idle and over-age connections in the background (a greenlet; stops on close())."""

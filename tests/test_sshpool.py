@@ -55,6 +55,17 @@ elif scenario == "reconnect":
     out["before"] = run()
     restart_sshd()
     out["after"] = run()
+elif scenario == "dropped":
+    out["before"] = [run(), pool.open_connections()]
+    restart_sshd()  # kills the session under the pooled transport
+    dead = pool._connections[target].transport
+    for _ in range(100):  # bounded: paramiko notices the EOF within a socket timeout
+        if not dead.is_active():
+            break
+        time.sleep(0.05)
+    out["dead_still_pooled"] = [target in pool._connections, dead.is_active()]
+    out["open_while_dead"] = pool.open_connections()
+    out["after"] = [run(), pool.open_connections()]
 elif scenario == "recycle":
     pool.settings = PoolSettings(max_execs=3)
     out["outputs"] = [run() for _ in range(7)]
@@ -166,6 +177,15 @@ def test_reconnects_transparently_after_sshd_restart(sshd: Sshd) -> None:
     assert result["stats"]["dials"] == {"success": 2}
     assert result["stats"]["errors"] == {}
     assert sshd.accepted_logins() == 2
+
+
+def test_a_dropped_session_stops_counting_as_open_before_anyone_touches_it(sshd: Sshd) -> None:
+    result = drive(sshd, "dropped")
+    assert result["before"] == ["ok\n", 1]
+    assert result["dead_still_pooled"] == [True, False]  # neither reused nor reaped yet...
+    assert result["open_while_dead"] == 0  # ...but the gauge no longer counts it
+    assert result["after"] == ["ok\n", 1]
+    assert result["stats"]["dials"] == {"success": 2}
 
 
 def test_connections_are_recycled_after_max_execs(sshd: Sshd) -> None:
