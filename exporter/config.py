@@ -126,11 +126,15 @@ class RabbitSettings:
 
 @dataclass(frozen=True)
 class HostEntry:
-    """One allowed target; ``hostname`` is the inventory's name for it (None for a bare address)."""
+    """One allowed target; ``hostname`` is the inventory's name for it (None for a bare address).
+
+    ``os`` is informational (what ``scan`` learned, e.g. "Debian GNU/Linux 12 (bookworm)"): it names
+    no label of the contract (``/sd`` stays department + hostname)."""
 
     target: Target
     department: str
     hostname: str | None = None
+    os: str | None = None
 
 
 @dataclass(frozen=True)
@@ -299,12 +303,16 @@ def _rabbitmq(reader: _Reader, raw: Mapping[str, Any]) -> RabbitSettings | None:
 
 
 def _host_entry(reader: _Reader, item: Any, path: str, department: str, port: int) -> HostEntry | None:
-    """``"HOST[:PORT]"`` or ``{target: "HOST[:PORT]", hostname: NAME}`` (what ``scan`` writes)."""
-    hostname = None
+    """``"HOST[:PORT]"`` or ``{target: "HOST[:PORT]", hostname: NAME, os: TEXT}`` (what ``scan`` writes)."""
+    hostname = os_name = None
     if isinstance(item, dict):
-        for key in sorted(set(item) - {"target", "hostname"}, key=str):
-            reader.error(f"{path}.{key}", "unknown field (allowed: hostname, target)")
+        for key in sorted(set(item) - {"target", "hostname", "os"}, key=str):
+            reader.error(f"{path}.{key}", "unknown field (allowed: hostname, os, target)")
         hostname = str(item["hostname"]) if item.get("hostname") else None
+        if item.get("os") is not None and not isinstance(item["os"], str):
+            reader.error(f"{path}.os", f"{item['os']!r} is not a string (the OS name, e.g. 'Debian GNU/Linux 12')")
+        elif item.get("os"):
+            os_name = item["os"]
         item = item.get("target")
     try:
         target = parse_target(str(item) if item is not None else "", port)
@@ -313,7 +321,7 @@ def _host_entry(reader: _Reader, item: Any, path: str, department: str, port: in
         return None
     if hostname is None and not target.is_address:
         hostname = target.host
-    return HostEntry(target, department, hostname)
+    return HostEntry(target, department, hostname, os_name)
 
 
 def _subnet(reader: _Reader, item: Any, path: str, department: str, port: int) -> list[HostEntry]:

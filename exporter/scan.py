@@ -7,10 +7,11 @@ connections beyond that). Each open port then gets one SSH login with the invent
 host-key policy (``--accept-new`` is the explicit opt-in to trust on first use) that reads
 ``uname -n`` and /etc/os-release: a host whose key cannot be verified is reported, never added.
 
-Merging never loses anything: known hosts get their hostname updated in place, hosts inside a
-department's ``subnets`` join that department, the rest go to ``--department``, and every other key
-of the file is kept (YAML comments are not: PyYAML does not keep them). The merged file is validated
-with the exporter's own config parser before it atomically replaces the old one.
+Merging never loses anything: known hosts get their hostname and OS name (an informational ``os``
+field) updated in place, hosts inside a department's ``subnets`` join that department, the rest go to
+``--department``, and every other key of the file is kept (YAML comments are not: PyYAML does not
+keep them). The merged file is validated with the exporter's own config parser before it atomically
+replaces the old one.
 """
 
 from __future__ import annotations
@@ -169,9 +170,9 @@ def merge_inventory(raw: dict[str, Any], found: list[Found], department: str,
         if str(host.target) in known:
             hosts, index = known[str(host.target)]
             item = hosts[index]
-            original = item.get("target") if isinstance(item, dict) else item
-            if not isinstance(item, dict) or item.get("hostname") != host.hostname:
-                hosts[index] = {"target": original, "hostname": host.hostname}
+            merged = {**(item if isinstance(item, dict) else {"target": item}), **_learned(host)}
+            if merged != item:
+                hosts[index] = merged
                 updated += 1
             continue
         owner = department
@@ -179,9 +180,14 @@ def merge_inventory(raw: dict[str, Any], found: list[Found], department: str,
             address = ipaddress.ip_address(host.target.host)
             owner = next((name for net, name in subnets if address in net), department)
         body = departments.setdefault(owner, {})
-        body.setdefault("hosts", []).append({"target": text, "hostname": host.hostname})
+        body.setdefault("hosts", []).append({"target": text, **_learned(host)})
         added += 1
     return raw, added, updated
+
+
+def _learned(host: Found) -> dict[str, str]:
+    """The inventory fields a login taught us: the hostname, and the OS name when os-release had one."""
+    return {"hostname": host.hostname or "", **({"os": host.os} if host.os else {})}
 
 
 def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings]:

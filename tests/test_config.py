@@ -23,7 +23,7 @@ GOOD = {
             "host_key_policy": "strict", "connect_timeout": "5s", "command_timeout": "1m"},
     "departments": {
         "physics": {"hosts": ["pc-01.lab", "127.0.0.1:2222"], "subnets": ["127.0.1.0/28"]},
-        "chemistry": {"hosts": [{"target": "127.0.2.7", "hostname": "chem-07"}]},
+        "chemistry": {"hosts": [{"target": "127.0.2.7", "hostname": "chem-07", "os": "Rocky Linux 9.4 (Blue Onyx)"}]},
     },
 }
 
@@ -56,6 +56,8 @@ def test_the_issue_example_parses_into_settings_and_targets() -> None:
     assert "127.0.1.1:22" in hosts and "127.0.1.14:22" in hosts
     assert "127.0.1.0:22" not in hosts and "127.0.1.15:22" not in hosts
     assert hosts["127.0.2.7:22"].hostname == "chem-07"
+    assert hosts["127.0.2.7:22"].os == "Rocky Linux 9.4 (Blue Onyx)"
+    assert hosts["pc-01.lab:22"].os is None
     assert config.inventory.departments == ["chemistry", "physics"]
     assert config.rabbitmq is None
 
@@ -75,6 +77,10 @@ def test_a_bad_cidr_names_file_field_and_reason() -> None:
     ("departments.physics.hosts", ["pc 01"], "departments.physics.hosts[0]: 'pc 01' is not a host name"),
     ("departments.physics.hosts", ["127.0.0.1:0"], "has an invalid port '0'"),
     ("departments.chemistry.hosts", ["pc-01.lab"], "pc-01.lab:22 is already in department "),
+    ("departments.chemistry.hosts", [{"target": "127.0.2.7", "os": 12}],
+     "departments.chemistry.hosts[0].os: 12 is not a string"),
+    ("departments.chemistry.hosts", [{"target": "127.0.2.7", "distro": "x"}],
+     "departments.chemistry.hosts[0].distro: unknown field (allowed: hostname, os, target)"),
     ("health.jitter", 2, "health.jitter: 2 is not a fraction"),
     ("health.offline_after", 9, "needs degraded_after < offline_after < dead_after"),
     ("pool.max_concurrent_dials", 0, "pool.max_concurrent_dials: 0 is not an integer from 1 to 1000"),

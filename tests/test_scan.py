@@ -60,15 +60,31 @@ def test_merge_updates_known_hosts_and_keeps_everything_else() -> None:
     assert (added, updated) == (3, 2)
     assert merged["probe"] == {"timeout": "4s"}
     assert merged["departments"]["physics"]["hosts"] == [
-        {"target": "127.0.1.1", "hostname": "pc-01"}, {"target": "127.0.1.2:2200", "hostname": "pc-02"}]
+        {"target": "127.0.1.1", "hostname": "pc-01", "os": "Debian"},
+        {"target": "127.0.1.2:2200", "hostname": "pc-02", "os": "Debian"}]
     assert merged["departments"]["chemistry"] == {
-        "subnets": ["127.0.1.16/28"], "hosts": [{"target": "127.0.1.20", "hostname": "pc-20"}]}
+        "subnets": ["127.0.1.16/28"], "hosts": [{"target": "127.0.1.20", "hostname": "pc-20", "os": "Rocky"}]}
     assert merged["departments"]["discovered"]["hosts"] == [
-        {"target": "127.0.1.40", "hostname": "pc-40"}, {"target": "127.0.1.41:2222", "hostname": "pc-41"}]
+        {"target": "127.0.1.40", "hostname": "pc-40", "os": "Alpine"},
+        {"target": "127.0.1.41:2222", "hostname": "pc-41", "os": "Ubuntu"}]
     config = parse_config(merged, "merged.yaml")
     assert config.inventory.hosts["127.0.1.20:22"].department == "chemistry"
+    assert config.inventory.hosts["127.0.1.20:22"].os == "Rocky"
     assert "127.0.1.50:22" not in config.inventory.hosts
     assert merge_inventory(merged, found, "discovered", 22)[1:] == (0, 0)  # idempotent
+
+
+def test_merge_updates_a_changed_os_and_keeps_one_the_scan_did_not_learn() -> None:
+    raw = {"departments": {"physics": {"hosts": [
+        {"target": "127.0.1.1", "hostname": "pc-01", "os": "Debian GNU/Linux 11 (bullseye)"},
+        {"target": "127.0.1.2", "hostname": "pc-02", "os": "Alpine Linux v3.20"}]}}}
+    found = [Found(Target("127.0.1.1", 22), "pc-01", "Debian GNU/Linux 12 (bookworm)"),  # upgraded
+             Found(Target("127.0.1.2", 22), "pc-02", None)]  # os-release told nothing: keep what we had
+    merged, added, updated = merge_inventory(raw, found, "physics", 22)
+    assert (added, updated) == (0, 1)
+    assert merged["departments"]["physics"]["hosts"] == [
+        {"target": "127.0.1.1", "hostname": "pc-01", "os": "Debian GNU/Linux 12 (bookworm)"},
+        {"target": "127.0.1.2", "hostname": "pc-02", "os": "Alpine Linux v3.20"}]
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +109,10 @@ def test_scan_of_a_simulated_lab_writes_a_valid_inventory(lab: Lab, tmp_path: Pa
     assert {str(t): e.hostname for t, e in config.inventory.hosts.items()} == {
         f"{h['ip']}:{lab.port}": h["hostname"] for h in lab.hosts[:4]}
     assert {e.department for e in config.inventory.hosts.values()} == {"found"}
+    os_names = {f"{h['ip']}:{h['port']}": h["os"] for h in lab.status()}  # the simulated os-release
+    assert {str(t): e.os for t, e in config.inventory.hosts.items()} == {
+        target: os_names[target] for target in map(str, config.inventory.hosts)}
+    assert all(os_names.values())
     before = yaml.safe_load(out.read_text())
     again = run_scan("127.0.1.0/29", "--port", str(lab.port), "--out", str(out), "--quiet")
     assert "0 added, 0 updated" in again.stderr, again.stderr
