@@ -31,8 +31,14 @@ PER_PROCESS = 16
 log = logging.getLogger("labsim.real")
 
 
-def ensure_user(name: str) -> None:
-    """Create the login account (shell /bin/sh) if missing and unlock it for key-only login."""
+def ensure_user(name: str) -> Path:
+    """Create the login account (shell /bin/sh) if missing and unlock it for key-only login; its home.
+
+    The one implementation, shared with the test suite's sshd fixture. Idempotent, and safe when
+    parallel test runs or labs call it at the same moment: the loser of a race to create or unlock
+    the account gets a failing exit status, so the account's state is checked, not the status.
+    Only a locked ("!") account is touched; an unlocked one keeps its password field.
+    """
     try:
         pwd.getpwnam(name)
     except KeyError:
@@ -42,10 +48,19 @@ def ensure_user(name: str) -> None:
             pwd.getpwnam(name)  # another process may have created it meanwhile: fine either way
         except KeyError:
             raise RuntimeError(f"cannot create user {name}: {result.stderr.strip()}") from None
+    if _locked(name):  # sshd without PAM refuses key logins to a locked account
+        result = subprocess.run(["usermod", "-p", "*", name], capture_output=True, text=True, check=False)
+        if _locked(name):
+            raise RuntimeError(f"cannot unlock user {name}: {result.stderr.strip()}")
+    return Path(pwd.getpwnam(name).pw_dir)
+
+
+def _locked(name: str) -> bool:
     for line in Path("/etc/shadow").read_text().splitlines():
         user, _, rest = line.partition(":")
-        if user == name and rest.startswith("!"):
-            subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
+        if user == name:
+            return rest.startswith("!")
+    return False
 
 
 def sshd_config(addresses: list[str], port: int, host_key: Path, pidfile: Path, authorized: Path,
