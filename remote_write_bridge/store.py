@@ -32,6 +32,8 @@ log = logging.getLogger("optilab.bridge.store")
 # Timestamps travel as int8 milliseconds (cheap binary arrays) and become timestamptz in SQL, exactly.
 HOUR_MS = 3_600_000
 SERIES_CACHE_LIMIT = 1_000_000
+# an unchanged status is written (to advance systems.last_seen) at most this often per system
+STATUS_REFRESH_MS = 10_000
 
 USAGE_UPSERT = """
 INSERT INTO usage_metrics AS u (system_id, timestamp, cpu_usage, ram_usage, disk_usage, logged_in_users)
@@ -115,6 +117,7 @@ class Store:
         self._systems: dict[str, tuple[int, tuple[str | None, ...]]] = {}
         self._series: dict[tuple[str, str], int] = {}
         self._days: set[int] = set()
+        self._status: dict[str, tuple[int, bool]] = {}  # instance -> (ms, online) last written
         self._mode: str | None = None
 
     def open(self) -> None:
@@ -159,6 +162,7 @@ class Store:
                     log.info("retrying write after %s", type(exc).__name__)
                     with self._lock:
                         self._systems.clear()
+                        self._status.clear()
         except (psycopg.OperationalError, PoolTimeout, errors.AdminShutdown) as exc:
             raise DatabaseUnavailableError(_first_line(exc)) from exc
         except psycopg.errors.DataError as exc:
@@ -173,18 +177,40 @@ class Store:
             self._ensure_partitions(batch)
         system_ids = self._system_ids(batch)
         series_ids = self._series_ids(batch)
-        with self.pool.connection() as conn, conn.transaction():
-            if batch.usage:
-                self._write_usage(conn, batch, system_ids)
-            if batch.generic_keys:
-                ids = Int8Array(map(series_ids.__getitem__, batch.generic_keys))
-                conn.execute(SAMPLES_INSERT, {"i": ids, "t": Int8Array(batch.generic_ms),
-                                              "v": Float8Array(batch.generic_values)}, prepare=True)
-            if batch.status:
-                items = sorted((system_ids[inst], ms, online) for inst, (ms, online) in batch.status.items())
-                conn.execute(STATUS_UPDATE, {"s": Int4Array(i[0] for i in items),
-                                             "t": Int8Array(i[1] for i in items),
-                                             "o": [i[2] for i in items]}, prepare=True)
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                if batch.usage:
+                    self._write_usage(conn, batch, system_ids)
+                if batch.generic_keys:
+                    ids = Int8Array(map(series_ids.__getitem__, batch.generic_keys))
+                    conn.execute(SAMPLES_INSERT, {"i": ids, "t": Int8Array(batch.generic_ms),
+                                                  "v": Float8Array(batch.generic_values)}, prepare=True)
+            # Status in its own short transaction: its row locks on `systems` would otherwise be held
+            # for the whole data write and serialise every concurrent request (Prometheus' shards all
+            # carry system_status of many hosts).
+            items = self._status_changes(batch, system_ids)
+            if items:
+                with conn.transaction():
+                    conn.execute(STATUS_UPDATE, {"s": Int4Array(i[0] for i in items),
+                                                 "t": Int8Array(i[1] for i in items),
+                                                 "o": [i[2] for i in items]}, prepare=True)
+                with self._lock:
+                    for _, ms, online, instance in items:
+                        self._status[instance] = (ms, online)
+
+    def _status_changes(self, batch: Batch, system_ids: dict[str, int]) -> list[tuple[int, int, bool, str]]:
+        """Status samples worth a write: a change, or ``last_seen`` older than STATUS_REFRESH_MS.
+
+        Sent every scrape, system_status would update every system row every few seconds; the
+        skipped samples change nothing but ``last_seen`` by less than the refresh period.
+        """
+        items = []
+        for instance, (ms, online) in batch.status.items():
+            known = self._status.get(instance)
+            if known is not None and (ms <= known[0] or (online == known[1] and ms - known[0] < STATUS_REFRESH_MS)):
+                continue
+            items.append((system_ids[instance], ms, online, instance))
+        return sorted(items)
 
     def _write_usage(self, conn: psycopg.Connection, batch: Batch, system_ids: dict[str, int]) -> None:
         columns: dict[str, list] = {"s": Int4Array(), "t": Int8Array(), "c": Float8Array(), "r": Float8Array(),
