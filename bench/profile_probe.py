@@ -3,7 +3,9 @@
 Runs the exporter's own WSGI app in this process against a simulated lab (no HTTP transfer), warms
 the pool, then profiles warm fan-outs and adds up each function's own time by the package it lives
 in: paramiko, prometheus_client (text rendering), the exporter's parsers, its metric building, its
-pool/probe/http code, gevent. Answers "what bounds the exporter's CPU per probe".
+pool/probe/http code, gevent. Answers "what bounds the exporter's CPU per probe". The cyclic garbage
+collector's share is timed separately (cProfile charges it to whatever function allocated when it
+ran): a fan-out keeps ~50 000 samples alive until it renders them, and full collections walk them.
 
     python -m bench.profile_probe [--hosts 254] [--rounds 3]
 """
@@ -14,8 +16,10 @@ monkey.patch_all()
 
 import argparse  # noqa: E402 - after monkey patching, on purpose
 import cProfile  # noqa: E402
+import gc  # noqa: E402
 import io  # noqa: E402
 import pstats  # noqa: E402
+import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -34,6 +38,22 @@ BUCKETS = (
 
 def bucket(filename: str) -> str:
     return next((name for name, parts in BUCKETS if any(p in filename for p in parts)), "other (stdlib, ...)")
+
+
+class GcTimer:
+    """CPU time spent in the cyclic garbage collector, by generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.runs = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds[info["generation"]] += time.process_time() - self._started
+            self.runs[info["generation"]] += 1
 
 
 def main() -> None:
@@ -55,10 +75,13 @@ def main() -> None:
 
         fan_out()  # dial every host
         fan_out()  # CPU percent needs a previous snapshot
+        collector = GcTimer()
+        gc.callbacks.append(collector)
         cpu0 = cpu()
         for _ in range(args.rounds):
             fan_out()
         unprofiled = (cpu() - cpu0) / args.rounds
+        gc.callbacks.remove(collector)
         profile = cProfile.Profile()
         profile.enable()
         for _ in range(args.rounds):
@@ -73,7 +96,12 @@ def main() -> None:
             others[f"{Path(filename).name}:{line} {name}" if filename != "~" else name] += tottime
     whole = sum(totals.values())
     probes = args.hosts * args.rounds
-    rows = [("warm fan-out CPU, unprofiled", f"{ms(unprofiled)} per round, {ms(unprofiled / args.hosts)} per probe")]
+    collecting = sum(collector.seconds) / args.rounds
+    rows = [("warm fan-out CPU, unprofiled", f"{ms(unprofiled)} per round, {ms(unprofiled / args.hosts)} per probe"),
+            ("  of which garbage collection (unprofiled)",
+             f"{collecting / unprofiled * 100:4.1f} %  ~{ms(collecting / args.hosts)} per probe; "
+             f"full collections per round {collector.runs[2] / args.rounds:.1f} "
+             f"({ms(collector.seconds[2] / args.rounds)} per round)")]
     rows += [(name, f"{seconds / whole * 100:4.1f} %  ~{ms(unprofiled * seconds / whole / args.hosts)} per probe")
              for name, seconds in totals.most_common()]
     rows += [(f"  other: {name[:60]}", f"{seconds / whole * 100:4.1f} %") for name, seconds in others.most_common(6)]
