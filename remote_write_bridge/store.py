@@ -1,9 +1,9 @@
 """Write a mapped ``Batch`` into PostgreSQL / TimescaleDB through a connection pool.
 
 One request = one data transaction of at most four set-based statements (arrays passed with
-``unnest``, binary protocol): usage upsert, samples insert, status update, rollup dirty marks.
+``unnest``, binary protocol): samples insert, usage upsert, rollup dirty marks, status update.
 Set-based ``INSERT … SELECT FROM unnest(…) ON CONFLICT`` measured faster here than COPY into a
-staging table followed by INSERT … ON CONFLICT (one round trip instead of three; see
+staging table followed by INSERT … ON CONFLICT (1.2-1.3x, bench/bridge_write_paths.py; see
 docs/storage.md), and ON CONFLICT is what makes Prometheus' retries idempotent.
 
 Systems and series ids are resolved before that transaction (short autocommit upserts, cached in
@@ -177,26 +177,25 @@ class Store:
             self._ensure_partitions(batch)
         system_ids = self._system_ids(batch)
         series_ids = self._series_ids(batch)
-        with self.pool.connection() as conn:
-            with conn.transaction():
-                if batch.usage:
-                    self._write_usage(conn, batch, system_ids)
-                if batch.generic_keys:
-                    ids = Int8Array(map(series_ids.__getitem__, batch.generic_keys))
-                    conn.execute(SAMPLES_INSERT, {"i": ids, "t": Int8Array(batch.generic_ms),
-                                                  "v": Float8Array(batch.generic_values)}, prepare=True)
-            # Status in its own short transaction: its row locks on `systems` would otherwise be held
-            # for the whole data write and serialise every concurrent request (Prometheus' shards all
-            # carry system_status of many hosts).
-            items = self._status_changes(batch, system_ids)
+        items = self._status_changes(batch, system_ids)
+        # One transaction, ordered so the contended row locks are taken last and held only until the
+        # commit: samples (no contention) first, then the usage upsert (rows that other Prometheus
+        # shards complete at the same time), then `systems` status. Taking them first made every
+        # concurrent request wait for the others' whole sample insert (Lock:transactionid).
+        with self.pool.connection() as conn, conn.transaction():
+            if batch.generic_keys:
+                ids = Int8Array(map(series_ids.__getitem__, batch.generic_keys))
+                conn.execute(SAMPLES_INSERT, {"i": ids, "t": Int8Array(batch.generic_ms),
+                                              "v": Float8Array(batch.generic_values)}, prepare=True)
+            if batch.usage:
+                self._write_usage(conn, batch, system_ids)
             if items:
-                with conn.transaction():
-                    conn.execute(STATUS_UPDATE, {"s": Int4Array(i[0] for i in items),
-                                                 "t": Int8Array(i[1] for i in items),
-                                                 "o": [i[2] for i in items]}, prepare=True)
-                with self._lock:
-                    for _, ms, online, instance in items:
-                        self._status[instance] = (ms, online)
+                conn.execute(STATUS_UPDATE, {"s": Int4Array(i[0] for i in items),
+                                             "t": Int8Array(i[1] for i in items),
+                                             "o": [i[2] for i in items]}, prepare=True)
+        with self._lock:
+            for _, ms, online, instance in items:
+                self._status[instance] = (ms, online)
 
     def _status_changes(self, batch: Batch, system_ids: dict[str, int]) -> list[tuple[int, int, bool, str]]:
         """Status samples worth a write: a change, or ``last_seen`` older than STATUS_REFRESH_MS.
