@@ -49,11 +49,8 @@ def list_alerts() -> dict[str, Any]:
     args = request.args.to_dict()
     where, values = _filters(args)
     limit, offset = params.pagination(args)
-    with state().db.connection() as conn:
-        total = conn.execute(sql.SQL("SELECT count(*) AS n FROM alerts WHERE {}").format(where),
-                             values).fetchone()["n"]
-        rows = conn.execute(sql.SQL(
-            "SELECT {} FROM alerts WHERE {} ORDER BY starts_at DESC NULLS LAST, id DESC "
-            "LIMIT %(limit)s OFFSET %(offset)s").format(COLUMNS, where),
-            {**values, "limit": limit, "offset": offset}).fetchall()
-    return {"items": rows, "total": total, "limit": limit, "offset": offset}
+    return state().db.page(
+        sql.SQL("SELECT count(*) AS n FROM alerts WHERE {}").format(where),
+        sql.SQL("SELECT {} FROM alerts WHERE {} ORDER BY starts_at DESC NULLS LAST, id DESC "
+                "LIMIT %(limit)s OFFSET %(offset)s").format(COLUMNS, where),
+        values, limit, offset)

@@ -80,6 +80,14 @@ class Database:
         with self.connection() as conn:
             return conn.execute(query, params).fetchone()
 
+    def page(self, count: Query, rows: Query, values: dict[str, Any], limit: int, offset: int) -> dict[str, Any]:
+        """A list answer: one page of ``rows`` (which takes %(limit)s and %(offset)s) and the total
+        that ``count`` (a query returning one column ``n``) finds, both with the same filter values."""
+        with self.connection() as conn:
+            total = conn.execute(count, values).fetchone()["n"]
+            items = conn.execute(rows, {**values, "limit": limit, "offset": offset}).fetchall()
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
     def stats(self) -> dict[str, int]:
         """Pool gauges for the API's own /metrics (size, idle, waiting clients)."""
         return self.pool.get_stats()

@@ -67,17 +67,16 @@ def list_systems() -> dict[str, Any]:
     args = request.args.to_dict()
     where, values = _filters(args)
     limit, offset = params.pagination(args)
-    db = state().db
-    with db.connection() as conn:
-        total = conn.execute(sql.SQL("SELECT count(*) AS n FROM systems s WHERE {}").format(where),
-                             values).fetchone()["n"]
-        rows = conn.execute(sql.SQL("""
+    page = state().db.page(
+        sql.SQL("SELECT count(*) AS n FROM systems s WHERE {}").format(where),
+        sql.SQL("""
             SELECT {columns}, {latest_columns} FROM (
                 SELECT * FROM systems s WHERE {where} ORDER BY s.id LIMIT %(limit)s OFFSET %(offset)s) s
             {latest} ORDER BY s.id""").format(columns=SYSTEM_COLUMNS, latest_columns=LATEST_COLUMNS,
                                               where=where, latest=LATEST),
-            {**values, "limit": limit, "offset": offset}).fetchall()
-    return {"items": [system_json(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+        values, limit, offset)
+    page["items"] = [system_json(row) for row in page["items"]]
+    return page
 
 
 def _system(system_id: int) -> dict[str, Any]:
