@@ -89,6 +89,7 @@ class LabelCache:
 
 def classify(labels: LabelSet, allow_list: frozenset[str]) -> SeriesInfo | None:
     metric = validate_labels(labels)
+    labels = tuple((name, value) for name, value in labels if value)  # empty value = label absent
     label_map = dict(labels)
     usage_column = USAGE_COLUMNS.get(metric)
     is_status = metric == STATUS_METRIC

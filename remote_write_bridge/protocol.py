@@ -100,16 +100,17 @@ def decode(body: bytes, max_body_bytes: int) -> message.Message:
 
 
 def validate_labels(labels: tuple[tuple[str, str], ...]) -> str:
-    """Return the metric name; 400 unless names are non-empty, unique, sorted and __name__ is set."""
+    """Return the metric name; 400 unless names are non-empty, unique, sorted and __name__ is set.
+
+    An empty value is allowed: in Prometheus' data model it means the label is absent.
+    """
     previous = ""
-    for name, value in labels:
+    for name, _value in labels:
         if not name:
             raise RemoteWriteError(400, f"invalid labels {dict(labels)!r}: empty label name")
         if name <= previous:
             problem = "duplicate" if name == previous else "unsorted"
             raise RemoteWriteError(400, f"invalid labels {dict(labels)!r}: {problem} label name {name!r}")
-        if not value:
-            raise RemoteWriteError(400, f"invalid labels {dict(labels)!r}: empty value for {name!r}")
         previous = name
     metric = dict(labels).get("__name__")
     if not metric:

@@ -109,16 +109,18 @@ def test_stale_markers_nan_old_unlisted_and_impossible_values_are_not_stored(bri
         ({"__name__": "node_load15", **HOST}, [(3.0, t - 40 * 86_400_000)]),
         ({"__name__": "go_goroutines", "job": "node"}, [(7.0, t)]),
         ({"__name__": "optilab_logged_in_users", **HOST}, [(float("inf"), t)]),
+        ({"__name__": "node_load1", "job": "", **HOST}, [(0.75, t)]),  # empty value: label absent
     ])
     assert post(bridge.write_url, body)[0] == 204
-    stored = rows(migrated_dsn, "SELECT s.metric, s.labels, x.value FROM samples x JOIN series s ON s.id = x.series_id")
-    assert stored == [("node_load5", {k: v for k, v in HOST.items()}, 1.25)]
+    stored = rows(migrated_dsn, "SELECT s.metric, s.labels, x.value FROM samples x JOIN series s ON s.id = x.series_id "
+                  "ORDER BY s.metric")
+    assert stored == [("node_load1", HOST, 0.75), ("node_load5", HOST, 1.25)]
     metrics = bridge.metrics()
     assert metric_value(metrics, "optilab_bridge_samples_dropped_total", 'reason="stale_or_nan"') == 2
     assert metric_value(metrics, "optilab_bridge_samples_dropped_total", 'reason="out_of_window"') == 1
     assert metric_value(metrics, "optilab_bridge_samples_dropped_total", 'reason="not_allowed"') == 1
     assert metric_value(metrics, "optilab_bridge_samples_dropped_total", 'reason="bad_value"') == 1
-    assert metric_value(metrics, "optilab_bridge_samples_received_total") == 6
+    assert metric_value(metrics, "optilab_bridge_samples_received_total") == 7
     assert rows(migrated_dsn, "SELECT count(*) FROM usage_metrics") == [(0,)]
 
 
