@@ -65,6 +65,7 @@ def main() -> None:
     from exporter.config import load_config
     from exporter.http import ExporterApp
 
+    gc.set_threshold(700, 10, 100)  # as exporter.cli.serve sets it for the exporter process
     with running_lab(args.hosts, departments=8) as lab:
         runtime = Runtime(str(lab.inventory), load_config(lab.inventory))
         app = ExporterApp(runtime)
