@@ -10,6 +10,7 @@ background workers, so policies are run by hand with ``CALL run_job(id)``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -56,7 +57,8 @@ def timescaledb_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(reason)
     port = free_port()
     log = tmp_path_factory.mktemp("pglite") / "pglite.log"
-    service = Service([shutil.which("node") or "node", "server.mjs", str(port)], log, cwd=PGLITE_DIR)
+    service = Service([shutil.which("node") or "node", "server.mjs", str(port), str(os.getpid())], log,
+                      cwd=PGLITE_DIR)
     try:
         service.wait_ready(lambda: "ready" in log.read_text(), timeout=120)
         dsn = f"host=127.0.0.1 port={port} user=postgres password=postgres dbname=postgres sslmode=disable"
