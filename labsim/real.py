@@ -35,24 +35,35 @@ def ensure_user(name: str) -> Path:
     """Create the login account (shell /bin/sh) if missing and unlock it for key-only login; its home.
 
     The one implementation, shared with the test suite's sshd fixture. Idempotent, and safe when
-    parallel test runs or labs call it at the same moment: the loser of a race to create or unlock
-    the account gets a failing exit status, so the account's state is checked, not the status.
-    Only a locked ("!") account is touched; an unlocked one keeps its password field.
+    parallel test runs or labs call it at the same moment: useradd/usermod fail while another one
+    holds the lock on /etc/passwd, so the account's state is checked, not their exit status, and a
+    failed attempt is retried (bounded, 50 x 0.1 s). Only a locked ("!") account is touched: sshd
+    without PAM refuses key logins to it; an unlocked one keeps its password field.
     """
+    steps = (
+        (lambda: _exists(name), ["useradd", "--create-home", "--shell", "/bin/sh", name], "create"),
+        (lambda: not _locked(name), ["usermod", "-p", "*", name], "unlock"),
+    )
+    for done, command, what in steps:
+        stderr = ""
+        for _ in range(50):
+            if done():
+                break
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            stderr = result.stderr.strip()
+            if result.returncode != 0:
+                time.sleep(0.1)  # another process may hold the lock on /etc/passwd, or won the race
+        if not done():
+            raise RuntimeError(f"cannot {what} user {name}: {stderr}")
+    return Path(pwd.getpwnam(name).pw_dir)
+
+
+def _exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        result = subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name],
-                                capture_output=True, text=True, check=False)
-        try:
-            pwd.getpwnam(name)  # another process may have created it meanwhile: fine either way
-        except KeyError:
-            raise RuntimeError(f"cannot create user {name}: {result.stderr.strip()}") from None
-    if _locked(name):  # sshd without PAM refuses key logins to a locked account
-        result = subprocess.run(["usermod", "-p", "*", name], capture_output=True, text=True, check=False)
-        if _locked(name):
-            raise RuntimeError(f"cannot unlock user {name}: {result.stderr.strip()}")
-    return Path(pwd.getpwnam(name).pw_dir)
+        return False
+    return True
 
 
 def _locked(name: str) -> bool:
