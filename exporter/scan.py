@@ -11,7 +11,9 @@ Merging never loses anything: known hosts get their hostname and OS name (an inf
 field) updated in place, hosts inside a department's ``subnets`` join that department, the rest go to
 ``--department``, and every other key of the file is kept (YAML comments are not: PyYAML does not
 keep them). The merged file is validated with the exporter's own config parser before it atomically
-replaces the old one.
+replaces the old one. With a ``rabbitmq`` section in the inventory, every host that logged in is
+also published as a ``discovery`` event (docs/interfaces.md), its OS as os-release's NAME and
+VERSION_ID.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import yaml
 from exporter.config import (
     ConfigError,
     PoolSettings,
+    RabbitSettings,
     SshSettings,
     Target,
     TargetError,
@@ -51,8 +54,10 @@ class Found:
 
     target: Target
     hostname: str | None = None
-    os: str | None = None
+    os: str | None = None  # PRETTY_NAME, what the inventory keeps
     error: str | None = None
+    os_type: str | None = None  # NAME and VERSION_ID, what a discovery event carries
+    os_version: str | None = None
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -96,14 +101,15 @@ def tcp_open(target: Target, timeout: float) -> bool:
         return False
 
 
-def identify(output: str) -> tuple[str, str]:
-    """(hostname, OS pretty name) from DISCOVERY_COMMAND's output."""
+def identify(output: str, target: Target) -> Found:
+    """The host as DISCOVERY_COMMAND's output describes it: hostname, OS pretty name, name, version."""
     first, _, rest = output.partition("\n")
     if not first.strip():
         raise ValueError("empty uname -n")
     release = parse_osrelease(rest)
-    pretty = release.get("PRETTY_NAME") or f"{release.get('NAME', release['ID'])} {release.get('VERSION_ID')}"
-    return first.strip(), pretty.strip()
+    name = release.get("NAME", release["ID"])
+    pretty = release.get("PRETTY_NAME") or f"{name} {release.get('VERSION_ID')}"
+    return Found(target, first.strip(), pretty.strip(), os_type=name, os_version=release.get("VERSION_ID"))
 
 
 def scan(addresses: list[str], port: int, ssh: SshSettings, timeout: float, concurrency: int,
@@ -125,8 +131,7 @@ def scan(addresses: list[str], port: int, ssh: SshSettings, timeout: float, conc
             try:
                 output = pool.run(target, DISCOVERY_COMMAND,
                                   time.monotonic() + ssh.connect_timeout + ssh.command_timeout)
-                hostname, os_name = identify(output)
-                found.append(Found(target, hostname, os_name))
+                found.append(identify(output, target))
             except SshError as exc:
                 found.append(Found(target, error=exc.reason))
             except (ValueError, KeyError) as exc:
@@ -190,16 +195,19 @@ def _learned(host: Found) -> dict[str, str]:
     return {"hostname": host.hostname or "", **({"os": host.os} if host.os else {})}
 
 
-def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings]:
-    """The raw inventory to merge into (or a new one) and the SSH settings that log in."""
+def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings, RabbitSettings | None]:
+    """The raw inventory to merge into (or a new one), the SSH settings that log in, and where to
+    publish discovery events (the inventory's ``rabbitmq`` section, if any)."""
     raw: dict[str, Any] = {}
+    rabbitmq = None
     if args.out is not None and args.out.exists():
         raw = yaml.safe_load(args.out.read_text()) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{args.out}: not a YAML mapping; refusing to merge into it")
     source = args.config or (args.out if raw else None)
     if source is not None:
-        ssh = load_config(source).ssh
+        config = load_config(source)
+        ssh, rabbitmq = config.ssh, config.rabbitmq
         if not raw:  # a new file logs in like the inventory it was scanned with
             raw = {"ssh": dict(yaml.safe_load(source.read_text())["ssh"])}
     else:
@@ -210,7 +218,21 @@ def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings]
                        "known_hosts": str(ssh.known_hosts), "host_key_policy": "strict"}}
     if args.accept_new:
         ssh = replace(ssh, host_key_policy="accept-new")
-    return raw, ssh
+    return raw, ssh, rabbitmq
+
+
+def discovery_events(found: list[Found], merged: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ``discovery`` event per host that logged in, with the department the merge gave it."""
+    from exporter.events import discovery_event
+
+    inventory = parse_config(merged, "<merged>").inventory
+    events = []
+    for host in found:
+        entry = inventory.lookup(host.target)
+        if host.hostname is not None and entry is not None:
+            events.append(discovery_event(str(host.target), host.hostname, host.target.host, entry.department,
+                                          host.os_type, host.os_version))
+    return events
 
 
 def write_inventory(path: Path, raw: dict[str, Any]) -> None:
@@ -230,7 +252,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         addresses = check_network(args.cidr, args.allow_large)
-        raw, ssh = ssh_settings(args)
+        raw, ssh, rabbitmq = ssh_settings(args)
     except (ValueError, ConfigError, OSError) as exc:
         print(f"optilab-exporter scan: {exc}", file=sys.stderr)
         return 2
@@ -255,6 +277,11 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"optilab-exporter scan: merged inventory is invalid, nothing written:\n{exc}", file=sys.stderr)
         return 1
+    if rabbitmq is not None and raw.get("departments"):
+        from exporter.events import publish_discoveries
+
+        published, dropped = publish_discoveries(rabbitmq, discovery_events(found, raw))
+        print(f"discovery events: {published} published, {dropped} dropped", file=sys.stderr)
     answered = sum(1 for host in found if host.hostname)
     print(f"{len(addresses)} addresses in {elapsed:.2f}s: {len(found)} SSH ports open, {answered} logged in; "
           f"{added} added, {updated} updated" + (f" in {args.out}" if args.out else ""), file=sys.stderr)

@@ -3,10 +3,12 @@ simulated lab on loopback (127.0.1.0/24 with a few hosts on a free port)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pika
 import pytest
 import yaml
 
@@ -14,6 +16,7 @@ from exporter.config import Target, load_config, parse_config
 from exporter.scan import Found, check_network, identify, merge_inventory
 from labsim.lab import Lab
 from tests.fixtures.procs import free_port
+from tests.fixtures.rabbitmq import AmqpNames, drain
 
 SCAN = [sys.executable, "-m", "exporter", "scan"]  # the exporter's own dispatch of the subcommand
 
@@ -34,9 +37,11 @@ def test_network_size_is_bounded() -> None:
 
 def test_identify_reads_hostname_and_os() -> None:
     release = 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.3\n'
-    assert identify("pc-7\n" + release) == ("pc-7", "Alpine Linux 3.20.3")
+    target = Target("127.0.1.7", 22)
+    assert identify("pc-7\n" + release, target) == Found(target, "pc-7", "Alpine Linux 3.20.3",
+                                                         os_type="Alpine Linux", os_version="3.20.3")
     with pytest.raises(ValueError):
-        identify("\nID=debian\n")
+        identify("\nID=debian\n", target)
 
 
 def test_merge_updates_known_hosts_and_keeps_everything_else() -> None:
@@ -117,6 +122,40 @@ def test_scan_of_a_simulated_lab_writes_a_valid_inventory(lab: Lab, tmp_path: Pa
     again = run_scan("127.0.1.0/29", "--port", str(lab.port), "--out", str(out), "--quiet")
     assert "0 added, 0 updated" in again.stderr, again.stderr
     assert yaml.safe_load(out.read_text()) == before
+
+
+def test_scan_publishes_a_discovery_event_per_host_when_the_inventory_has_rabbitmq(
+        lab: Lab, tmp_path: Path, amqp_url: str, amqp_names: AmqpNames) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:  # what the consumer declares: the exchange, and a queue bound to every routing key
+        channel = connection.channel()
+        channel.exchange_declare(amqp_names.exchange, exchange_type="topic", durable=True)
+        channel.queue_declare(amqp_names.queue, durable=True)
+        channel.queue_bind(amqp_names.queue, amqp_names.exchange, routing_key="#")
+    finally:
+        connection.close()
+    config = yaml.safe_load(lab.inventory.read_text())
+    config["rabbitmq"] = {"url": amqp_url, "exchange": amqp_names.exchange}
+    inventory = tmp_path / "with-rabbitmq.yaml"
+    inventory.write_text(yaml.safe_dump(config))
+    result = run_scan("127.0.1.0/29", "--port", str(lab.port), "--config", str(inventory),
+                      "--department", "found", "--quiet")
+    assert result.returncode == 0, result.stderr
+    # the host whose key an earlier test rotated stays refused in this module's lab: not logged in, no event
+    logged_in = [h for h in lab.hosts if f"{h['ip']}:{lab.port}  {h['hostname']}  " in result.stderr]
+    assert len(logged_in) >= len(lab.hosts) - 1, result.stderr
+    messages = drain(amqp_url, amqp_names.queue)
+    assert [key for key, _, _ in messages] == ["discovery"] * len(logged_in), result.stderr
+    assert f"discovery events: {len(logged_in)} published, 0 dropped" in result.stderr
+    events = sorted((json.loads(body) for _, _, body in messages), key=lambda e: e["instance"])
+    status = {h["ip"]: h for h in lab.status()}
+    for event, host in zip(events, sorted(logged_in, key=lambda h: f"{h['ip']}:{lab.port}"), strict=True):
+        assert event["type"] == "discovery" and event["version"] == 1
+        assert (event["instance"], event["hostname"], event["ip"]) == (
+            f"{host['ip']}:{lab.port}", host["hostname"], host["ip"])
+        assert event["department"] == "found"  # where the merge put it (--config only lends the login)
+        assert event["os_type"] and event["os_version"]
+        assert event["os_type"] in status[host["ip"]]["os"]
 
 
 def test_scan_refuses_a_large_network_and_writes_nothing(tmp_path: Path) -> None:
