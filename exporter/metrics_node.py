@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from types import MappingProxyType
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -53,7 +54,7 @@ _OS_VERSION = re.compile(r"^[0-9]+\.?[0-9]*")
 
 #: Labels added to every sample of a probe (``instance``, ``department`` in a fan-out; else none).
 Extra = Mapping[str, str]
-NO_EXTRA: Extra = {}
+NO_EXTRA: Extra = MappingProxyType({})  # read-only: a shared default must not be filled by accident
 
 
 def gauge(name: str, help_text: str, value: float, extra: Extra) -> GaugeMetricFamily:
