@@ -168,3 +168,94 @@ def test_plain_mode_retention_drops_old_partitions_and_keeps_rollups(migrated_ds
             "WHERE i.inhparent = 'usage_metrics'::regclass")}
         assert f"usage_metrics_p{now:%Y%m%d}" in partitions
         assert f"usage_metrics_p{old:%Y%m%d}" not in partitions
+
+
+# The unbounded real-time views of migration 0003, kept here as the reference that 0091's bounded
+# views must match row for row (usage_hour_sums() is 0003's raw-row aggregation, still in the schema).
+REFERENCE_VIEWS = """
+CREATE TEMP VIEW ref_hourly_sums AS
+    SELECT r.* FROM usage_hourly_rollup r
+    WHERE NOT EXISTS (SELECT 1 FROM usage_rollup_dirty d WHERE d.bucket = r.bucket)
+    UNION ALL
+    SELECT s.* FROM (SELECT ARRAY(SELECT DISTINCT bucket FROM usage_rollup_dirty) AS hours) d,
+                    LATERAL usage_hour_sums(d.hours) s;
+CREATE TEMP VIEW ref_daily_sums AS
+    WITH dirty_days AS (
+        SELECT DISTINCT date_bin(INTERVAL '1 day', bucket, TIMESTAMPTZ '2000-01-01 00:00+00') AS day
+        FROM usage_rollup_dirty)
+    SELECT r.* FROM usage_daily_rollup r WHERE r.bucket NOT IN (SELECT day FROM dirty_days)
+    UNION ALL
+    SELECT h.system_id, d.day, sum(h.cpu_sum), sum(h.cpu_n)::int8, max(h.cpu_max), sum(h.ram_sum),
+           sum(h.ram_n)::int8, sum(h.disk_sum), sum(h.disk_n)::int8, sum(h.users_sum),
+           sum(h.users_n)::int8, sum(h.occupied_n)::int8, sum(h.samples)::int8
+    FROM dirty_days d JOIN ref_hourly_sums h ON h.bucket >= d.day AND h.bucket < d.day + INTERVAL '1 day'
+    GROUP BY h.system_id, d.day;
+"""
+AVERAGES = """SELECT system_id, bucket, cpu_sum / NULLIF(cpu_n, 0), cpu_max, ram_sum / NULLIF(ram_n, 0),
+    disk_sum / NULLIF(disk_n, 0), users_sum / NULLIF(users_n, 0), occupied_n::float8 / NULLIF(users_n, 0),
+    samples FROM {} ORDER BY system_id, bucket"""
+
+
+def _rounded(rows: list[tuple]) -> list[tuple]:
+    """Float sums may differ in the last bit with the order rows are added in."""
+    return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
+
+
+def _assert_views_match_reference(conn: psycopg.Connection) -> tuple[int, int]:
+    """Both views equal the unbounded definition; returns (hourly rows, daily rows) compared."""
+    hourly = _rounded(conn.execute("SELECT * FROM usage_hourly ORDER BY system_id, bucket").fetchall())
+    daily = _rounded(conn.execute("SELECT * FROM usage_daily ORDER BY system_id, bucket").fetchall())
+    assert hourly == _rounded(conn.execute(AVERAGES.format("ref_hourly_sums")).fetchall())
+    assert daily == _rounded(conn.execute(AVERAGES.format("ref_daily_sums")).fetchall())
+    return len(hourly), len(daily)
+
+
+def test_bounded_views_answer_like_the_unbounded_ones(migrated_dsn: str) -> None:
+    """Pending hours only, everything rolled up, and a mix with gaps and late rows: same rows."""
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=3)
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute("SELECT optilab_ensure_partitions(%s, %s)", (day.date(), (day + timedelta(days=3)).date()))
+        conn.execute(REFERENCE_VIEWS)
+        ids = [conn.execute("INSERT INTO systems (instance) VALUES (%s) RETURNING id", (f"127.0.1.{n}:22",))
+               .fetchone()[0] for n in (10, 11, 12)]
+        # three machines, every 20 minutes over two days; values vary by machine and time
+        for n, system_id in enumerate(ids):
+            for step in range(0, 48 * 3, 1 + n):
+                _usage(conn, system_id, day + timedelta(minutes=20 * step), float((step * 7 + n * 13) % 100),
+                       (step + n) % 3)
+        pending = _assert_views_match_reference(conn)
+        assert pending == (3 * 48, 3 * 2)  # nothing rolled up yet: all from raw rows
+
+        assert run_maintenance(conn, now=day + timedelta(days=2)).hours_refreshed == 48
+        assert _assert_views_match_reference(conn) == pending  # everything from the rollups
+
+        # a mix: late rows in rolled-up hours of both days, with clean hours between the pending ones
+        late = [day + timedelta(hours=1, minutes=5), day + timedelta(hours=30, minutes=7)]
+        for at in late:
+            _usage(conn, ids[0], at, 99.5, 4)
+        conn.execute("INSERT INTO usage_rollup_dirty VALUES (%s)", (day + timedelta(hours=5),))  # mark, no new row
+        assert conn.execute("SELECT count(DISTINCT bucket) FROM usage_rollup_dirty").fetchone() == (3,)
+        assert _assert_views_match_reference(conn) == pending
+        # the rows written after the rollup are visible at once, in the hour and in its day
+        for at in late:
+            hour = at.replace(minute=0)
+            assert conn.execute("SELECT max_cpu FROM usage_hourly WHERE system_id = %s AND bucket = %s",
+                                (ids[0], hour)).fetchone() == (99.5,)
+        assert conn.execute("SELECT sum(samples) FROM usage_daily WHERE system_id = %s",
+                            (ids[0],)).fetchone() == (48 * 3 + 2,)
+
+        run_maintenance(conn, now=day + timedelta(days=2))
+        assert conn.execute("SELECT count(*) FROM usage_rollup_dirty").fetchone() == (0,)
+        assert _assert_views_match_reference(conn) == pending
+
+
+def test_aggregate_views_keep_their_column_types(migrated_dsn: str) -> None:
+    """CREATE OR REPLACE VIEW must not change the contract's types (the TimescaleDB oracle checks the other mode)."""
+    expected = ["integer", "timestamp with time zone"] + ["double precision"] * 6 + ["bigint"]
+    with psycopg.connect(migrated_dsn) as conn:
+        for view in ("usage_hourly", "usage_daily"):
+            types = [row[0] for row in conn.execute(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
+                "AND attnum > 0 ORDER BY attnum", (view,))]
+            assert types == expected, view
