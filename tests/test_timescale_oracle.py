@@ -10,62 +10,29 @@ background workers, so policies are run by hand with ``CALL run_job(id)``.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from remote_write_bridge.app import create_app
 from remote_write_bridge.config import validate
-from tests.fixtures.procs import Service, free_port
+from tests.fixtures.pglite.launch import install_pglite, running_pglite
 from tests.test_bridge_fixtures import HEADERS, HOST, encode
 from timescale.migrate import migrate
 
 pytestmark = pytest.mark.slow
-
-PGLITE_DIR = Path(__file__).parent / "fixtures" / "pglite"
-INSTALLED = PGLITE_DIR / "node_modules" / "@electric-sql" / "pglite" / "dist" / "timescaledb"
-
-
-def install_pglite() -> str | None:
-    """``npm ci`` the pinned packages once; returns why it cannot, or None."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        return "node and npm are needed for the PGlite+TimescaleDB oracle and are not on PATH"
-    if INSTALLED.exists():
-        return None
-    try:
-        done = subprocess.run([npm, "ci", "--legacy-peer-deps", "--no-audit", "--no-fund"], cwd=PGLITE_DIR,
-                              capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        return "npm ci of the PGlite+TimescaleDB build timed out"
-    if done.returncode != 0 or not INSTALLED.exists():
-        return f"npm ci of the PGlite+TimescaleDB build failed: {done.stderr.strip()[-400:]}"
-    return None
-
 
 @pytest.fixture(scope="module")
 def timescaledb_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     reason = install_pglite()
     if reason:
         pytest.skip(reason)
-    port = free_port()
-    log = tmp_path_factory.mktemp("pglite") / "pglite.log"
-    service = Service([shutil.which("node") or "node", "server.mjs", str(port), str(os.getpid())], log,
-                      cwd=PGLITE_DIR)
-    try:
-        service.wait_ready(lambda: "ready" in log.read_text(), timeout=120)
-        dsn = f"host=127.0.0.1 port={port} user=postgres password=postgres dbname=postgres sslmode=disable"
+    with running_pglite(tmp_path_factory.mktemp("pglite") / "pglite.log") as (dsn, _):
         assert migrate(dsn) == "timescaledb"
         yield dsn
-    finally:
-        service.stop()
 
 
 def query(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:
