@@ -1,6 +1,6 @@
 """The design document's "TimescaleDB compression saves 90 % storage", measured on a real TimescaleDB.
 
-    .venv/bin/python -m bench.timescale_compression [--systems 100] [--days 7] [--repeats 5]
+    .venv/bin/python -m bench.timescale_compression [--systems 100] [--days 7] [--repeats 5] [--decimals N]
 
 There is no native TimescaleDB on this machine, so this runs the PGlite+TimescaleDB oracle of the
 tests (TimescaleDB 2.23-dev on PostgreSQL 17.5 compiled to WASM, tests/fixtures/pglite/), migrates it
@@ -35,6 +35,7 @@ from pathlib import Path
 from types import FrameType
 
 import psycopg
+import psycopg.sql
 
 from bench.common import ms, report
 from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, register
@@ -48,6 +49,9 @@ WASM_NOTE = ("times are PGlite's (PostgreSQL + TimescaleDB compiled to WASM, one
 CPU_JIFFIES = 8 * 100 * 60          # 8 CPUs at USER_HZ 100 over one minute
 MEM_TOTAL_KB = 16_331_532           # a 16 GiB lab PC as /proc/meminfo shows it
 DISK_BLOCKS = 488_281_250           # a 500 GB root filesystem in 1K blocks (used + available)
+
+#: timescale/migrations/0002_timeseries.timescaledb.sql: add_retention_policy / add_compression_policy
+RETENTION_DAYS, COMPRESS_AFTER_DAYS = 30, 7
 
 AGGREGATE = """
 SELECT system_id, count(*), avg(cpu_usage), max(cpu_usage), avg(ram_usage), max(disk_usage),
@@ -106,9 +110,12 @@ def sample(machine: Machine, at: datetime) -> tuple[float, float, float, int]:
     return cpu, ram, disk, machine.users
 
 
-def lab_rows(system_ids: list[int], start: datetime, minutes: int, batch_minutes: int
+def lab_rows(system_ids: list[int], start: datetime, minutes: int, batch_minutes: int, decimals: int | None = None
              ) -> Iterator[tuple[list[int], list[int], list[float], list[float], list[float], list[float]]]:
-    """Column arrays of ``batch_minutes`` minutes × all systems at a time, in arrival (time) order."""
+    """Column arrays of ``batch_minutes`` minutes × all systems at a time, in arrival (time) order.
+
+    ``decimals`` rounds the percentages (the exporter sends full precision; this shows what that costs).
+    """
     rng = random.Random(20261128)
     machines = [Machine(random.Random(rng.random()), used_blocks=int(DISK_BLOCKS * rng.uniform(0.15, 0.6)))
                 for _ in system_ids]
@@ -119,13 +126,16 @@ def lab_rows(system_ids: list[int], start: datetime, minutes: int, batch_minutes
             at = start + timedelta(minutes=minute)
             for system_id, machine in zip(system_ids, machines, strict=True):
                 cpu, ram, disk, users = sample(machine, at)
+                if decimals is not None:
+                    cpu, ram, disk = round(cpu, decimals), round(ram, decimals), round(disk, decimals)
                 for col, value in zip(cols, (system_id, start_ms + minute * 60_000, cpu, ram, disk, users),
                                       strict=True):
                     col.append(value)
         yield cols
 
 
-def load(conn: psycopg.Connection, systems: int, start: datetime, days: int) -> tuple[int, float]:
+def load(conn: psycopg.Connection, systems: int, start: datetime, days: int, decimals: int | None
+         ) -> tuple[int, float]:
     """Systems and their usage rows; (rows, seconds spent in the database)."""
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO systems (instance, hostname, ip_address, department) "
@@ -140,7 +150,7 @@ def load(conn: psycopg.Connection, systems: int, start: datetime, days: int) -> 
                 break
     rows, spent = 0, 0.0
     batch_minutes = max(1, 6000 // systems)  # ~6,000 rows (~250 KB of arrays) per statement
-    for s, t, c, r, d, n in lab_rows(ids, start, days * 1440, batch_minutes):
+    for s, t, c, r, d, n in lab_rows(ids, start, days * 1440, batch_minutes, decimals):
         began = time.perf_counter()
         conn.execute(USAGE_UPSERT, {"s": Int4Array(s), "t": Int8Array(t), "c": Float8Array(c),
                                     "r": Float8Array(r), "d": Float8Array(d), "n": Float8Array(n)})
@@ -154,6 +164,26 @@ def sizes(conn: psycopg.Connection) -> dict[str, int]:
         "SELECT table_bytes, index_bytes, toast_bytes, total_bytes "
         "FROM hypertable_detailed_size('usage_metrics')").fetchone()
     return {"table_bytes": table, "index_bytes": index, "toast_bytes": toast, "total_bytes": total}
+
+
+COLUMNS = ("timestamp", "cpu_usage", "ram_usage", "disk_usage", "logged_in_users")
+
+
+def column_bytes(conn: psycopg.Connection) -> dict[str, int]:
+    """Stored bytes of each column's compressed batches (``pg_column_size``), summed over all chunks."""
+    totals = dict.fromkeys(COLUMNS, 0)
+    for (name,) in conn.execute(
+            "SELECT format('%I.%I', cc.schema_name, cc.table_name) FROM _timescaledb_catalog.chunk c "
+            "JOIN _timescaledb_catalog.chunk cc ON cc.id = c.compressed_chunk_id "
+            "JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id "
+            "WHERE h.table_name = 'usage_metrics'").fetchall():
+        sums = conn.execute(psycopg.sql.SQL("SELECT {} FROM {}").format(
+            psycopg.sql.SQL(", ").join(psycopg.sql.SQL("coalesce(sum(pg_column_size({})), 0)").format(
+                psycopg.sql.Identifier(column)) for column in COLUMNS),
+            psycopg.sql.SQL(name))).fetchone()
+        for column, size in zip(COLUMNS, sums, strict=True):
+            totals[column] += int(size)
+    return totals
 
 
 def timed(conn: psycopg.Connection, sql: str, params: dict, repeats: int) -> tuple[float, list[tuple]]:
@@ -174,7 +204,7 @@ def same_answers(a: list[tuple], b: list[tuple]) -> bool:
                                  for u, v in zip(x, y, strict=True)) for x, y in zip(a, b, strict=True))
 
 
-def measure(dsn: str, systems: int, days: int, repeats: int) -> dict:
+def measure(dsn: str, systems: int, days: int, repeats: int, decimals: int | None = None) -> dict:
     assert migrate(dsn) == "timescaledb", "the PGlite oracle did not take the TimescaleDB mode"
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
@@ -183,7 +213,7 @@ def measure(dsn: str, systems: int, days: int, repeats: int) -> dict:
         register(conn)
         version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()[0]
         began = time.perf_counter()
-        rows, in_db = load(conn, systems, start, days)
+        rows, in_db = load(conn, systems, start, days, decimals)
         load_s = time.perf_counter() - began
         conn.execute("VACUUM ANALYZE usage_metrics")
         one = {**window, "system": conn.execute("SELECT min(id) FROM systems").fetchone()[0]}
@@ -198,6 +228,7 @@ def measure(dsn: str, systems: int, days: int, repeats: int) -> dict:
         compress_s = time.perf_counter() - began
         conn.execute("ANALYZE usage_metrics")
         after = sizes(conn)
+        columns = column_bytes(conn)
         stats = conn.execute(
             "SELECT count(*) FILTER (WHERE compression_status = 'Compressed'), count(*), "
             "sum(before_compression_total_bytes), sum(after_compression_total_bytes), "
@@ -208,15 +239,27 @@ def measure(dsn: str, systems: int, days: int, repeats: int) -> dict:
         stored = conn.execute("SELECT count(*) FROM usage_metrics").fetchone()[0]
     assert stored == rows, f"{stored} rows after compression, {rows} written"
     assert stats[0] == stats[1] == len(chunks), f"compressed chunks: {stats[:2]} of {len(chunks)}"
-    return {"systems": systems, "days": days, "rows": rows, "chunks": len(chunks), "timescaledb": version,
+    return {"systems": systems, "days": days, "decimals": decimals, "rows": rows, "chunks": len(chunks),
+            "timescaledb": version,
             "load_s": load_s, "load_in_db_s": in_db, "compress_s": compress_s,
-            "before": before, "after": after,
+            "before": before, "after": after, "compressed_column_bytes": columns,
             "chunk_stats": dict(zip(("before_total_bytes", "after_total_bytes", "before_table_bytes",
                                      "after_table_bytes"), map(int, stats[2:]), strict=True)),
             "query_s": {"lab_raw": raw_lab, "lab_compressed": comp_lab,
                         "one_system_raw": raw_one, "one_system_compressed": comp_one},
             "same_answers": same_answers(raw_lab_answer, comp_lab_answer)
             and same_answers(raw_one_answer, comp_one_answer)}
+
+
+def steady_state_saving(result: dict) -> float:
+    """What the 30-day window saves when only chunks older than 7 days are compressed (0002 policies)."""
+    raw, compressed = result["before"]["total_bytes"], result["after"]["total_bytes"]
+    mixed = COMPRESS_AFTER_DAYS * raw + (RETENTION_DAYS - COMPRESS_AFTER_DAYS) * compressed
+    return 1 - mixed / (RETENTION_DAYS * raw)
+
+
+def precision(decimals: int | None) -> str:
+    return "full-precision values" if decimals is None else f"values rounded to {decimals} decimals"
 
 
 def versus(raw: float, compressed: float) -> str:
@@ -230,7 +273,8 @@ def summarise(result: dict) -> list[tuple[str, str]]:
     q = result["query_s"]
     return [
         ("data", f"{result['systems']} systems × {result['days']} days × 1 min = {rows:,} usage_metrics rows, "
-                 f"{result['chunks']} chunks, TimescaleDB {result['timescaledb']} (PGlite/WASM)"),
+                 f"{result['chunks']} chunks, {precision(result['decimals'])}, "
+                 f"TimescaleDB {result['timescaledb']} (PGlite/WASM)"),
         ("load (bridge upsert, unnest)", f"{result['load_s']:.1f} s ({rows / result['load_s']:,.0f} rows/s in PGlite)"),
         ("before: total (heap + PK index)", f"{before['total_bytes'] / 2**20:.1f} MiB = "
                                             f"{before['total_bytes'] / rows:.1f} bytes/row "
@@ -240,8 +284,13 @@ def summarise(result: dict) -> list[tuple[str, str]]:
                                         f"{after['total_bytes'] / rows:.1f} bytes/row (heap+toast "
                                         f"{(after['table_bytes'] + after['toast_bytes']) / rows:.1f}, "
                                         f"index {after['index_bytes'] / rows:.1f})"),
+        ("compressed bytes/row by column", ", ".join(f"{column} {size / rows:.2f}"
+                                                     for column, size in result["compressed_column_bytes"].items())),
         ("saving, total", f"{100 * saving:.1f} % ({before['total_bytes'] / after['total_bytes']:.1f}x smaller)"),
         ("saving, heap only (raw heap vs compressed heap+toast)", f"{100 * heap_saving:.1f} %"),
+        ("steady state of the schema's policies", f"{100 * steady_state_saving(result):.1f} % saved over "
+                                                  f"{RETENTION_DAYS} days ({COMPRESS_AFTER_DAYS} raw + "
+                                                  f"{RETENTION_DAYS - COMPRESS_AFTER_DAYS} compressed)"),
         ("compress all chunks", f"{result['compress_s']:.1f} s"),
         (f"{result['days']}-day aggregate per system, all systems", versus(q["lab_raw"], q["lab_compressed"])),
         (f"{result['days']}-day aggregate, one system", versus(q["one_system_raw"], q["one_system_compressed"])),
@@ -263,6 +312,8 @@ def main() -> int:
     parser.add_argument("--systems", type=int, default=100)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=5, help="query runs per median")
+    parser.add_argument("--decimals", type=int, help="round the percentages (default: full precision, "
+                                                     "as the exporter sends them)")
     parser.add_argument("--timeout", type=int, default=840, help="seconds for the whole run")
     args = parser.parse_args()
     reason = install_pglite()
@@ -274,7 +325,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="optilab-tsbench-") as tmp, \
                 running_pglite(Path(tmp) / "pglite.log") as (dsn, _):
-            result = measure(dsn, args.systems, args.days, args.repeats)
+            result = measure(dsn, args.systems, args.days, args.repeats, args.decimals)
     except _RunTimeoutError:
         print(f"timed out after {args.timeout} s; try fewer --systems or --days")
         return 1
