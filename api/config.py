@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
+
 DEFAULT_LISTEN = "127.0.0.1:9844"
 MIN_KEY_LENGTH = 16
 _RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$")
@@ -88,6 +91,10 @@ def load_config(
     """
     if not dsn:
         raise ConfigError("dsn: a PostgreSQL DSN is required (--dsn or OPTILAB_DSN)")
+    try:
+        conninfo_to_dict(dsn)  # unparseable, it would be retried forever like an outage
+    except ProgrammingError:  # the text is not repeated: it may hold a password
+        raise ConfigError("dsn: not a libpq connection string or postgresql:// URL") from None
     key_text = env.get("OPTILAB_API_KEYS", "")
     keys_path = keys_file or env.get("OPTILAB_API_KEYS_FILE")
     if keys_path:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 
 DEFAULT_ALLOW_LIST = (
     "node_load1", "node_load5", "node_load15",
@@ -51,8 +53,21 @@ _FIELDS = {
 }
 
 
+def check_dsn(dsn: str) -> None:
+    """Refuse a DSN libpq cannot parse: retrying it forever would look like a database outage.
+
+    The message does not repeat the text, which may hold a password.
+    """
+    try:
+        conninfo_to_dict(dsn)
+    except ProgrammingError:
+        raise ConfigError("dsn: not a libpq connection string or postgresql:// URL") from None
+
+
 def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:
     """Check the ``remote_write:`` section of ``raw`` and build the config."""
+    if dsn:
+        check_dsn(dsn)
     raw = dict(raw or {})
     section = raw.pop("remote_write", None) or {}
     if not isinstance(section, dict):

@@ -41,6 +41,7 @@ from remote_write_bridge.amqp import (
     declare,
     parse_event,
 )
+from remote_write_bridge.config import ConfigError, check_dsn
 
 log = logging.getLogger("optilab.consumer")
 
@@ -186,6 +187,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="consumer threads (default 2)")
     parser.add_argument("--prefetch", type=int, default=PREFETCH, help="unacked messages per worker")
     args = parser.parse_args(argv)
+    try:
+        check_dsn(args.dsn)
+    except ConfigError as exc:
+        parser.error(str(exc))
     if not 1 <= args.workers <= 64:
         parser.error("--workers must be between 1 and 64")
     if not 1 <= args.prefetch <= 1000:

@@ -122,6 +122,12 @@ def test_config_errors_name_the_field(kwargs: dict, env: dict, field: str) -> No
         load_config("dbname=x", env, **kwargs)
 
 
+def test_unparseable_dsn_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError, match=r"^dsn: ") as info:
+        load_config("postgresql://u:secret pw@h/x", {"OPTILAB_API_KEYS": KEY})
+    assert "secret" not in str(info.value)
+
+
 def test_config_without_auth_needs_no_key_and_listen_parses() -> None:
     assert load_config("dbname=x", {}, auth_enabled=False, rate_limit="").rate_limit == ""
     assert parse_listen("127.0.0.1:9844") == ("127.0.0.1", 9844)

@@ -57,3 +57,13 @@ def test_listen_must_be_host_port() -> None:
 def test_consume_subcommand_reaches_the_consumer() -> None:
     done = subprocess.run([BRIDGE, "consume", "--help"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "--amqp" in done.stdout
+
+
+@pytest.mark.parametrize("argv", [["--dsn", "postgresql://u:secret pw@h/x", "--listen", "127.0.0.1:1"],
+                                  ["consume", "--dsn", "postgresql://u:secret pw@h/x"]])
+def test_unparseable_dsn_exits_at_once_without_echoing_it(argv: list[str]) -> None:
+    """A DSN libpq cannot parse fails at start (not a retry loop), and its text (a password?) is not shown."""
+    done = subprocess.run([BRIDGE, *argv], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "dsn: not a libpq connection string" in done.stderr
+    assert "secret" not in done.stderr and "Traceback" not in done.stderr
