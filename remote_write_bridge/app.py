@@ -20,6 +20,7 @@ from remote_write_bridge.mapping import LabelCache
 from remote_write_bridge.receiver import receiver_bp
 from remote_write_bridge.selfmetrics import BridgeMetrics
 from remote_write_bridge.store import Store
+from remote_write_bridge.webhook import webhook_bp
 from timescale.maintenance import MaintenanceResult, MaintenanceThread
 
 log = logging.getLogger("optilab.bridge")
@@ -75,17 +76,8 @@ def create_app(config: BridgeConfig, start: bool = True) -> Flask:
     app.extensions["optilab_bridge"] = bridge
     app.register_blueprint(receiver_bp)
     app.register_blueprint(health_bp)
-    _register_webhook(app)
+    app.register_blueprint(webhook_bp)  # Alertmanager webhook → RabbitMQ (or the database directly)
     if start:
         bridge.start()
     return app
 
-
-def _register_webhook(app: Flask) -> None:
-    """Alertmanager webhook → RabbitMQ (remote_write_bridge/webhook.py, owned by the events part)."""
-    try:
-        from remote_write_bridge.webhook import webhook_bp
-    except ImportError:
-        log.info("Alertmanager webhook not installed (remote_write_bridge/webhook.py missing)")
-        return
-    app.register_blueprint(webhook_bp)

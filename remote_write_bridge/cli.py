@@ -56,7 +56,7 @@ def serve(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "consume":
-        from remote_write_bridge.consumer import main as consume  # written by the events part
+        from remote_write_bridge.consumer import main as consume
 
         return consume(argv[1:])
     return serve(argv)
