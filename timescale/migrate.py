@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 log = logging.getLogger("optilab.migrate")
 
@@ -98,7 +99,7 @@ def migrate(dsn: str, prefer: str = "auto") -> str:
     ``prefer="postgresql"`` keeps a new database on plain PostgreSQL even where TimescaleDB exists
     (tests and benchmarks compare the modes); ``"timescaledb"`` fails instead of falling back.
     """
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:  # a silent host fails, not hangs
         conn.execute("SET client_min_messages = warning")
         conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
         try:
@@ -140,9 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        conninfo_to_dict(args.dsn)
+    except psycopg.ProgrammingError:  # its message would repeat the DSN, which may hold a password
+        parser.error("--dsn: not a libpq connection string or postgresql:// URL")
+    try:
         mode = migrate(args.dsn, prefer=args.mode)
     except (psycopg.Error, RuntimeError, ValueError) as exc:
-        log.error("migration failed: %s", exc)
+        log.error("migration failed: %s", str(exc).strip())
         return 1
     print(mode)
     return 0
