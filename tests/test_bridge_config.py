@@ -67,3 +67,11 @@ def test_unparseable_dsn_exits_at_once_without_echoing_it(argv: list[str]) -> No
     assert done.returncode == 2
     assert "dsn: not a libpq connection string" in done.stderr
     assert "secret" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_consume_refuses_an_unusable_amqp_url_without_echoing_it() -> None:
+    done = subprocess.run([BRIDGE, "consume", "--dsn", "dbname=x", "--amqp", "amqp://u:secretpw@h:abc/"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "not an amqp:// or amqps:// URL" in done.stderr
+    assert "secretpw" not in done.stderr and "Traceback" not in done.stderr
