@@ -41,7 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--real", action="store_true",
                         help="real mode: Debian sshd processes running the real commands of this machine")
     parser.add_argument("--log-level", default="WARNING")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be 1..65535, got {args.port}")
+    return args
 
 
 def parse_start(text: str | None) -> float | None:
