@@ -30,6 +30,8 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--config", type=Path, help="YAML file (remote_write: and webhook sections)")
     parser.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
     args = parser.parse_args(argv)
+    if not 1 <= args.threads <= 256:
+        parser.error(f"--threads must be 1..256, got {args.threads}")  # waitress with 0 would answer nothing
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" is expected under load
     try:
