@@ -44,6 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be 1..65535, got {args.port}")
+    host, _, port = args.control.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        parser.error(f"--control must be HOST:PORT (port 0 = free), got {args.control!r}")
+    if args.speed <= 0:
+        parser.error(f"--speed must be positive, got {args.speed}")
     return args
 
 
