@@ -7,6 +7,7 @@ so tests and the demo can find it. SIGTERM and SIGINT close the server and the p
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keys-file", help="file with one API key per line (or $OPTILAB_API_KEYS_FILE); "
                         "keys can also come from $OPTILAB_API_KEYS")
     parser.add_argument("--no-auth", action="store_true",
-                        help="serve without API keys (only for a loopback-only demo)")
+                        help="serve without API keys (refused unless --listen is a loopback address)")
     parser.add_argument("--cors-origins", help="comma-separated allowed origins ($OPTILAB_API_CORS_ORIGINS)")
     parser.add_argument("--rate-limit", help="per key or address, e.g. '600/minute'; '' disables "
                         "($OPTILAB_API_RATE_LIMIT)")
@@ -37,6 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
     parser.add_argument("--log-level", default="INFO")
     return parser
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (a literal address or ``localhost``) can only be reached from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name that may resolve anywhere
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              max_points=args.max_points, pool_max_size=args.threads)
     except ConfigError as exc:
         print(f"optilab-api: {exc}", file=sys.stderr)
+        return 2
+    if args.no_auth and not _is_loopback(host):
+        print(f"optilab-api: --no-auth is only allowed on a loopback address, not {host}", file=sys.stderr)
         return 2
     if not config.auth_enabled:
         log.warning("authentication disabled (--no-auth): every client can read the lab's data")

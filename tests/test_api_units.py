@@ -147,3 +147,10 @@ def test_openapi_document_references_resolve() -> None:
     assert doc["paths"]["/health"]["get"]["security"] == []
     assert "security" not in doc["paths"]["/systems"]["get"]
     assert isinstance(ApiConfig(dsn="x").max_points, int)
+
+
+def test_no_auth_is_refused_off_loopback(capsys: pytest.CaptureFixture[str]) -> None:
+    from api.cli import main
+
+    assert main(["--dsn", "dbname=x", "--no-auth", "--listen", "0.0.0.0:9"]) == 2
+    assert "--no-auth is only allowed on a loopback address" in capsys.readouterr().err
