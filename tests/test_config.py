@@ -122,6 +122,13 @@ def test_a_broker_url_is_a_secret_too() -> None:
     assert config.rabbitmq is not None and "broker-pw" not in repr(config)
 
 
+def test_an_unusable_broker_url_names_the_field_not_the_value() -> None:
+    raw = with_("rabbitmq", {"url": "amqp://u:broker-pw@127.0.0.1:notaport/"})
+    errors = errors_of(raw)
+    assert len(errors) == 1 and "rabbitmq.url: not an amqp:// or amqps:// URL" in errors[0]
+    assert "broker-pw" not in errors[0]
+
+
 def test_load_config_reports_yaml_errors_with_the_path(tmp_path: Path) -> None:
     path = tmp_path / "lab.yml"
     path.write_text("ssh: [unclosed\n")
