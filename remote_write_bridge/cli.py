@@ -43,8 +43,15 @@ def serve(argv: list[str]) -> int:
     import waitress
 
     from remote_write_bridge.app import create_app
+    from remote_write_bridge.webhook import check_settings
 
-    app = create_app(config)
+    app = create_app(config, start=False)
+    with app.app_context():
+        problem = check_settings()
+    if problem:
+        print(f"optilab-bridge: configuration error: {problem}", file=sys.stderr)
+        return 2
+    app.extensions["optilab_bridge"].start()
     host, port = args.listen
     logging.getLogger("optilab.bridge").info("listening on %s:%d", host, port)
     try:

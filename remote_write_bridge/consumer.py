@@ -40,6 +40,7 @@ from remote_write_bridge.amqp import (
     connect,
     declare,
     parse_event,
+    usable_url,
 )
 from remote_write_bridge.config import ConfigError, check_dsn
 
@@ -198,17 +199,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _parses_as_amqp(url: str) -> bool:
-    """Whether pika can use ``url``; the URL itself is never printed (it carries the password)."""
-    if not url.startswith(("amqp://", "amqps://")):
-        return False
-    try:
-        pika.URLParameters(url)
-    except (ValueError, IndexError):
-        return False
-    return True
-
-
 def main(argv: list[str]) -> int:
     """Run the workers until SIGTERM/SIGINT; exit 0 after every worker finished its message."""
     args = parse_args(argv)
@@ -218,7 +208,7 @@ def main(argv: list[str]) -> int:
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     topology = Topology.from_prefix(args.prefix) if args.prefix else Topology.from_env()
     url = args.amqp or amqp_url_from_env()
-    if not _parses_as_amqp(url):  # else each worker would retry it forever with a traceback
+    if not usable_url(url):  # else each worker would retry it forever with a traceback
         print("optilab-bridge consume: --amqp/OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL", file=sys.stderr)
         return 2
     stop = threading.Event()

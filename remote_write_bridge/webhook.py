@@ -34,6 +34,7 @@ from remote_write_bridge.amqp import (
     alert_event,
     amqp_url_from_env,
     check_alert,
+    usable_url,
 )
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,13 @@ _local = threading.local()
 def _settings() -> tuple[str, Topology]:
     merged = {**os.environ, **{k: v for k, v in current_app.config.items() if k.startswith("OPTILAB_AMQP")}}
     return amqp_url_from_env(merged), Topology.from_env(merged)
+
+
+def check_settings() -> str | None:
+    """A problem with the broker settings the webhook would meet on every alert, or None (app context)."""
+    if _delivery() != "direct" and not usable_url(_settings()[0]):
+        return "OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL"
+    return None
 
 
 def _publisher() -> Publisher:

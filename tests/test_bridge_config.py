@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -74,4 +75,14 @@ def test_consume_refuses_an_unusable_amqp_url_without_echoing_it() -> None:
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert "not an amqp:// or amqps:// URL" in done.stderr
+    assert "secretpw" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bridge_refuses_an_unusable_amqp_url_for_its_webhook_at_start() -> None:
+    env = {**os.environ, "OPTILAB_AMQP_URL": "amqp://u:secretpw@h:abc/"}
+    env.pop("OPTILAB_ALERTS_DELIVERY", None)
+    done = subprocess.run([BRIDGE, "--dsn", "dbname=x", "--listen", "127.0.0.1:1"], capture_output=True, text=True,
+                          timeout=30, env=env)
+    assert done.returncode == 2
+    assert "OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL" in done.stderr
     assert "secretpw" not in done.stderr and "Traceback" not in done.stderr
