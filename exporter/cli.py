@@ -65,6 +65,7 @@ class Runtime:
         self._mtime = self._stat()
         self.pool = SshPool(config.ssh, config.pool)
         self.pool.start_reaper()
+        self.pool.enable_login_checks()
         self.health = HealthBook(config.health)
         self.prober = Prober(self.pool, self.health, script=script or BATCH_SCRIPT,
                              on_transition=self._on_transition)
@@ -92,6 +93,7 @@ class Runtime:
         if (new.ssh, new.pool) != (self.config.ssh, self.config.pool):
             old_pool, self.pool = self.pool, SshPool(new.ssh, new.pool)
             self.pool.start_reaper()
+            self.pool.enable_login_checks()
             self.prober.runner = self.pool
             old_pool.close()
         if new.rabbitmq != self.config.rabbitmq:

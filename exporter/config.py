@@ -70,6 +70,23 @@ class Secret:
         return hash(self._value)
 
 
+SESSION_MODES = ("auto", "shell", "exec")
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """How a scrape reaches a host's shell (``ssh.session``; docs/exporter.md "Shell sessions").
+
+    ``mode``: ``shell`` keeps one ``/bin/sh`` per host on a pooled channel, ``exec`` opens one exec
+    channel per scrape, ``auto`` keeps a shell and falls back to exec where one cannot be kept.
+    ``login_check_interval``: how often a fresh login (new connection, auth, exec) is tried; 0 = never.
+    ``max_answer_bytes``: a larger answer is cut, counted and its session reset."""
+
+    mode: str = "auto"
+    login_check_interval: float = 300.0
+    max_answer_bytes: int = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class SshSettings:
     user: str = "optilab"
@@ -81,6 +98,7 @@ class SshSettings:
     command_timeout: float = 10.0
     password: Secret | None = None
     passphrase: Secret | None = None
+    session: SessionSettings = SessionSettings()
 
 
 @dataclass(frozen=True)
@@ -184,15 +202,16 @@ class _Reader:
     def error(self, path: str, reason: str) -> None:
         self.errors.append(f"{self.source}: {path}: {reason}")
 
-    def section(self, raw: Mapping[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
+    def section(self, raw: Mapping[str, Any], name: str, allowed: set[str], parent: str = "") -> dict[str, Any]:
+        """The mapping ``raw[name]`` (``{}`` when absent); ``parent`` prefixes the path in errors."""
         value = raw.get(name, {})
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.error(name, f"must be a mapping, got {type(value).__name__}")
+            self.error(parent + name, f"must be a mapping, got {type(value).__name__}")
             return {}
         for key in sorted(set(value) - allowed, key=str):
-            self.error(f"{name}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+            self.error(f"{parent}{name}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
         return value
 
     def duration(self, raw: Mapping[str, Any], path: str, key: str, default: float) -> float:
@@ -234,7 +253,8 @@ class _Reader:
 
 def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
     allowed = {"user", "port", "key_file", "known_hosts", "host_key_policy", "connect_timeout",
-               "command_timeout", "password_env", "password_file", "passphrase_env", "passphrase_file"}
+               "command_timeout", "password_env", "password_file", "passphrase_env", "passphrase_file",
+               "session"}
     ssh = reader.section(raw, "ssh", allowed)
     defaults = SshSettings()
     policy = ssh.get("host_key_policy", defaults.host_key_policy)
@@ -253,8 +273,23 @@ def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
         host_key_policy=str(policy),
         connect_timeout=reader.duration(ssh, "ssh", "connect_timeout", defaults.connect_timeout),
         command_timeout=reader.duration(ssh, "ssh", "command_timeout", defaults.command_timeout),
-        password=password, passphrase=reader.secret(ssh, "ssh", "passphrase"),
+        password=password, passphrase=reader.secret(ssh, "ssh", "passphrase"), session=_session(reader, ssh),
     )
+
+
+def _session(reader: _Reader, ssh: Mapping[str, Any]) -> SessionSettings:
+    session = reader.section(ssh, "session", set(SessionSettings.__dataclass_fields__), "ssh.")
+    defaults = SessionSettings()
+    mode = session.get("mode", defaults.mode)
+    if mode not in SESSION_MODES:
+        reader.error("ssh.session.mode", f"{mode!r} is not one of {', '.join(SESSION_MODES)}")
+        mode = defaults.mode
+    return SessionSettings(
+        mode=str(mode),
+        login_check_interval=reader.duration(session, "ssh.session", "login_check_interval",
+                                             defaults.login_check_interval),
+        max_answer_bytes=reader.integer(session, "ssh.session", "max_answer_bytes", defaults.max_answer_bytes,
+                                        4096, 2**31))
 
 
 #: Integer fields and their allowed ranges; every other numeric settings field is a duration.

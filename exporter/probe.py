@@ -23,6 +23,7 @@ from exporter.health import HealthBook, Transition
 from exporter.hostkeys import SshError
 from exporter.metrics import HostLabels, probe_families, snapshot_families
 from exporter.metrics_node import NO_EXTRA, Extra
+from exporter.metrics_session import session_families
 from exporter.parsers import HostSnapshot, parse_snapshot
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Prober:
         transition = self.health.record_success(key)
         duration = self._clock() - started
         families += probe_families(labels, True, duration, "healthy", None, extra)
+        families += session_families(self.runner, entry.target, extra)
         self._previous[key] = snapshot
         self._announce(transition, labels)
         return ProbeResult(families, True, None, "healthy", duration, labels)
@@ -110,8 +112,9 @@ class Prober:
         labels = self.labels(entry)
         duration = self._clock() - started
         self._announce(transition, labels)
-        return ProbeResult(probe_families(labels, False, duration, state, reason, extra), False, reason, state,
-                           duration, labels)
+        families = probe_families(labels, False, duration, state, reason, extra)
+        families += session_families(self.runner, entry.target, extra)
+        return ProbeResult(families, False, reason, state, duration, labels)
 
     def _announce(self, transition: Transition | None, labels: HostLabels) -> None:
         if transition is not None and self.on_transition is not None:

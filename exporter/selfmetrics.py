@@ -37,6 +37,11 @@ def runtime_families(runtime: Any) -> list[Metric]:
                  "cause", pool.stats.closed, ("idle", "age", "execs", "broken", "retired", "evicted")),
         CounterMetricFamily("optilab_exporter_ssh_execs", "Commands run over pooled connections.",
                             value=pool.stats.execs),
+        _counter("optilab_exporter_ssh_shell_events", "Long-lived shell sessions: started, refused (fell back "
+                 "to exec), died, reset (answer cap), busy (a concurrent scrape answered by exec).", "event",
+                 pool.stats.shells, ("started", "refused", "died", "reset", "busy")),
+        CounterMetricFamily("optilab_exporter_ssh_answer_cap_hits", "Answers cut at ssh.session.max_answer_bytes.",
+                            value=pool.stats.answer_cap_hits),
         GaugeMetricFamily("optilab_exporter_ssh_pooled_connections", "Open pooled SSH connections.",
                           value=pool.open_connections()),
         GaugeMetricFamily("optilab_exporter_targets", "Targets the inventory allows.", value=len(targets)),

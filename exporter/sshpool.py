@@ -15,7 +15,11 @@ scrapes share, with guards for what goes wrong in a long-running pool:
 * a broken connection found on reuse is redialled once, transparently; a connection is recycled
   after ``max_age`` seconds or ``max_execs`` execs (paramiko's ``channels_seen`` grows without
   bound), and an idle one is closed by a reaper greenlet;
-* host keys verified against known_hosts (:class:`HostKeyStore`).
+* host keys verified against known_hosts (:class:`HostKeyStore`);
+* each answer is read through a long-lived shell (``ssh.session.mode`` shell/auto,
+  :mod:`exporter.shellsession`) or one exec channel per call (exec), capped at
+  ``max_answer_bytes``; a fresh login is tried in the background every ``login_check_interval``
+  (:meth:`SshPool.enable_login_checks`), see :mod:`exporter.logincheck`.
 
 Import this module only after ``gevent.monkey.patch_all()`` (see ``exporter/__main__.py``):
 paramiko's transports are threads and must become greenlets.
@@ -36,6 +40,8 @@ import paramiko
 
 from exporter.config import PoolSettings, SshSettings, Target
 from exporter.hostkeys import HostKeyStore, SshError
+from exporter.logincheck import LoginChecks, LoginResult
+from exporter.shellsession import AnswerTooLargeError, ShellDiedError, ShellSession, ShellUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,8 @@ class PoolStats:
     errors: Counter[str] = field(default_factory=Counter)  # every SshError, dial or exec, by reason
     closed: Counter[str] = field(default_factory=Counter)  # by cause: idle, age, execs, broken, ...
     execs: int = 0
+    shells: Counter[str] = field(default_factory=Counter)  # started, refused, died, reset, busy
+    answer_cap_hits: int = 0
 
 
 class Connection:
@@ -61,25 +69,62 @@ class Connection:
         self.execs = self.users = 0
         self.retired = self.closed = False
         self.channels = gevent.lock.BoundedSemaphore(channels)
+        self.shell: ShellSession | None = None
+        self.shell_busy = False
+        self.shell_refused: str | None = None  # why this connection cannot keep a shell (then: exec)
 
-    def run(self, command: str) -> str:
+    def run(self, command: str, max_bytes: int) -> str:
         """Exec ``command`` on a new channel and read stdout to EOF (the caller holds the deadline)."""
         with self.channels:
             channel = self.transport.open_session()
             try:
                 channel.exec_command(command)
-                chunks = []
+                chunks, size = [], 0
                 while data := channel.recv(65536):
+                    size += len(data)
+                    if size > max_bytes:
+                        raise AnswerTooLargeError(max_bytes)
                     chunks.append(data)
             finally:
                 channel.close()
         self.execs += 1
         return b"".join(chunks).decode("utf-8", "replace")
 
+    def ask(self, command: str, max_bytes: int) -> str:
+        """Answer ``command`` through this connection's shell, starting one if there is none.
+
+        Raises :class:`ShellUnavailableError` when no shell can be started, :class:`ShellDiedError` when it
+        ended mid-answer; on any failure the shell is closed, to be replaced on the next call.
+        """
+        self.shell_busy = True
+        try:
+            if self.shell is None:
+                self.channels.acquire()  # the shell holds one of the connection's channels for its life
+                try:
+                    self.shell = ShellSession.start(self.transport, max_bytes)
+                except BaseException:
+                    self.channels.release()
+                    raise
+            try:
+                output = self.shell.ask(command)
+            except BaseException:
+                self.drop_shell()
+                raise
+            self.execs += 1  # answers, either way: ``max_execs`` recycles by answers
+            return output
+        finally:
+            self.shell_busy = False
+
+    def drop_shell(self) -> None:
+        if self.shell is not None:
+            self.shell.close()
+            self.shell = None
+            self.channels.release()
+
 
 class SshPool:
     def __init__(self, ssh: SshSettings, settings: PoolSettings,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time) -> None:
         self.ssh, self.settings, self._clock = ssh, settings, clock
         self.hostkeys = HostKeyStore(ssh.known_hosts, ssh.host_key_policy)
         self.stats = PoolStats()
@@ -89,6 +134,9 @@ class SshPool:
         self._open_slots = gevent.lock.BoundedSemaphore(settings.max_connections)
         self._pkey: paramiko.PKey | None = None
         self._reaper: gevent.Greenlet | None = None
+        self.modes: dict[Target, str] = {}  # "shell" or "exec": how each host is answered now
+        self.login = LoginChecks(self, ssh.session.login_check_interval, clock, wall_clock)
+        self._cap_logged: set[Target] = set()
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -101,19 +149,27 @@ class SshPool:
         timer = gevent.Timeout(max(0.0, deadline - self._clock()))
         timer.start()
         connection: Connection | None = None
+        self.login.maybe_start(target)
         try:
             connection, fresh = self._checkout(target)
             try:
                 output = self._exec(connection, command)
             except (paramiko.SSHException, EOFError, OSError) as exc:
-                if fresh:
+                if isinstance(exc, ShellDiedError) and connection.transport.is_active():
+                    log.info("%s: shell session ended (%s); starting a new one", target, exc)
+                    self.stats.shells["died"] += 1
+                    output = self._exec(connection, command)
+                elif fresh:
                     raise SshError("protocol", f"exec failed: {exc!r}") from exc
-                log.info("%s: pooled connection broke (%r); redialling", target, exc)
-                self._release(connection, broken=True)
-                connection = None
-                connection, _ = self._checkout(target)
-                output = self._exec(connection, command)
+                else:
+                    log.info("%s: pooled connection broke (%r); redialling", target, exc)
+                    self._release(connection, broken=True)
+                    connection = None
+                    connection, fresh = self._checkout(target)
+                    output = self._exec(connection, command)
             self.stats.execs += 1
+            if fresh:
+                self.login.record_pooled_login(target)  # a new connection that answered: a fresh login worked
             return output
         except gevent.Timeout as exc:
             if exc is not timer:
@@ -121,6 +177,13 @@ class SshPool:
             if connection is not None:
                 connection.retired = True  # its channel may hang; never reuse it
             raise self._count(SshError("timeout", "deadline reached")) from None
+        except AnswerTooLargeError as exc:
+            self.stats.answer_cap_hits += 1
+            if target not in self._cap_logged:
+                self._cap_logged.add(target)
+                log.warning("%s: answer exceeded ssh.session.max_answer_bytes (%d); session reset "
+                            "(logged once per host)", target, exc.limit)
+            raise self._count(exc) from None
         except SshError as exc:
             if exc.reason == "timeout" and connection is not None:
                 connection.retired = True
@@ -134,7 +197,48 @@ class SshPool:
 
     def _exec(self, connection: Connection, command: str) -> str:
         with gevent.Timeout(self.ssh.command_timeout, SshError("timeout", "command_timeout")):
-            return connection.run(command)
+            return self._answer(connection, command)
+
+    def _answer(self, connection: Connection, command: str) -> str:
+        """One answer by the host's mode: its shell, or an exec where there is no shell to keep."""
+        mode, cap = self.ssh.session.mode, self.ssh.session.max_answer_bytes
+        if mode == "exec" or connection.shell_refused:
+            self.modes[connection.target] = "exec"
+            return connection.run(command, cap)
+        self.modes[connection.target] = "shell"
+        if connection.shell_busy:  # a concurrent scrape of this host: one exec, never interleaved
+            self.stats.shells["busy"] += 1
+            return connection.run(command, cap)
+        started = connection.shell is None
+        try:
+            output = connection.ask(command, cap)
+        except ShellUnavailableError as exc:
+            self.stats.shells["refused"] += 1
+            if mode == "shell":
+                raise
+            connection.shell_refused = exc.detail
+            self.modes[connection.target] = "exec"
+            log.warning("%s: cannot keep a shell (%s); this connection answers by exec", connection.target,
+                        exc.detail)
+            return connection.run(command, cap)
+        except AnswerTooLargeError:
+            self.stats.shells["reset"] += 1
+            raise
+        if started:
+            self.stats.shells["started"] += 1
+        return output
+
+    def host_mode(self, target: Target) -> str | None:
+        """How ``target`` was last answered ("shell" or "exec"), None before its first answer."""
+        return self.modes.get(target)
+
+    def login_result(self, target: Target) -> LoginResult | None:
+        """The last fresh-login check of ``target`` (None before the first)."""
+        return self.login.results.get(target)
+
+    def enable_login_checks(self) -> None:
+        """Run the fresh-login check for hosts this pool serves (the exporter does; one-off users don't)."""
+        self.login.enabled = True
 
     def open_connections(self) -> int:
         """Pooled connections whose transport is still up. One the peer dropped stays in the pool until
@@ -150,6 +254,7 @@ class SshPool:
         if self._reaper is not None:
             self._reaper.kill(block=False)
             self._reaper = None
+        self.login.stop()
         for connection in list(self._connections.values()):
             self._close(connection, "shutdown")
 

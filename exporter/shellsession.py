@@ -1,0 +1,176 @@
+"""A long-lived ``/bin/sh`` on one SSH channel: one framed request and one framed answer per scrape.
+
+An exec per scrape makes the lab machine's sshd fork a session process, run the account's login
+shell and tear both down again, every scrape. Instead the pool keeps one shell per host, started once
+with the exec request :data:`SHELL_COMMAND` (no PTY, so no login rc files beyond what the account's
+shell reads for ``sh -c``; the login shell ``exec``\\ s ``/bin/sh`` and is gone), and writes each
+request to its stdin.
+
+The protocol, all of it constant text apart from the nonce:
+
+* at start the exporter sends :func:`setup_line`: it stores a fresh per-session nonce (128 random
+  bits from :mod:`secrets`, hex) in a shell variable that is *not* exported, and prints
+  ``<nonce> ready``. Nothing from configuration or from a request ever reaches the shell;
+* a command is sent once per session as the body of a function run in a subshell
+  (:data:`DEFINE_PREFIX` + command + :data:`DEFINE_SUFFIX`): the shell parses it once, and the
+  command cannot change the session's state (``cd``, variables, ``exit``);
+* each scrape then sends :data:`CALL`: ``<nonce> begin``, the function's output with stdin from
+  ``/dev/null`` (a shell reading commands from a pipe reads ahead, so a command reading stdin would
+  eat the next request) and stderr to ``/dev/null`` (unread stderr would fill the channel's window),
+  then ``\\n<nonce> end <status>``.
+
+The answer is the bytes between the ``begin`` line and the last ``\\n<nonce> end`` line. A file on
+the target that contains marker text cannot end the answer early: the nonce is printed only by
+``printf``, a builtin, so it is never in a process's argv or environment, and it changes with every
+session. Anything before ``begin`` or after the ``end`` line is a protocol error and resets the
+session. A reply larger than the cap raises :class:`AnswerTooLargeError`.
+
+The caller (``exporter/sshpool.py``) holds the deadline, serialises use of one session, and closes
+it on any error; a closed session is replaced on the next scrape.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import paramiko
+
+from exporter.hostkeys import SshError
+
+#: The exec request that starts the session (run by sshd through the account's login shell).
+SHELL_COMMAND = "exec /bin/sh 2>/dev/null"
+#: The variable that holds the nonce in the shell (not exported: children never see it).
+NONCE_VARIABLE = "optilab_n"
+FUNCTION = "optilab_answer"
+DEFINE_PREFIX = f"{FUNCTION}() (\n"
+DEFINE_SUFFIX = "\n)\n"
+CALL = (f"printf '%s begin\\n' \"${NONCE_VARIABLE}\"; {FUNCTION} </dev/null 2>/dev/null; "
+        f"printf '\\n%s end %s\\n' \"${NONCE_VARIABLE}\" \"$?\"\n")
+_NONCE = re.compile(r"^[0-9a-f]{32}$")
+#: Output a login shell may print before the session is ready (an rc file's echo); more is refused.
+MAX_PREAMBLE = 64 * 1024
+RECV = 65536
+
+
+class ShellUnavailableError(SshError):
+    """The account would not keep a shell (forced command, a shell that refuses or exits)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("protocol", detail)
+
+
+class ShellDiedError(EOFError):
+    """The session ended while a request was outstanding (killed shell, closed channel)."""
+
+
+class AnswerTooLargeError(SshError):
+    """An answer went past ``max_answer_bytes``; what was read is discarded."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("protocol", f"answer larger than max_answer_bytes ({limit})")
+        self.limit = limit
+
+
+def setup_line(nonce: str) -> str:
+    """The session's first line: store ``nonce`` (hex only, checked) and confirm with ``<nonce> ready``."""
+    if not _NONCE.match(nonce):
+        raise ValueError("a nonce is 32 lowercase hex digits")
+    return f"{NONCE_VARIABLE}={nonce}; printf '%s ready\\n' \"${NONCE_VARIABLE}\"\n"
+
+
+def request(command: str, defined: str | None) -> str:
+    """What to write for one answer of ``command``: the call, preceded by its definition when the
+    session does not hold this command yet."""
+    if command == defined:
+        return CALL
+    return DEFINE_PREFIX + command + DEFINE_SUFFIX + CALL
+
+
+def split_answer(buffer: bytes | bytearray, nonce: str) -> tuple[bytes, int] | None:
+    """``(data, status)`` from a complete framed answer, None while it is incomplete.
+
+    Raises :class:`SshError` (``protocol``) for bytes before the ``begin`` line or after ``end``.
+    """
+    begin = f"{nonce} begin\n".encode()
+    if not buffer.startswith(begin[: len(buffer)]):
+        raise SshError("protocol", "shell answer does not start with the session's begin line")
+    if len(buffer) < len(begin) or not buffer.endswith(b"\n"):
+        return None
+    end = f"\n{nonce} end ".encode()
+    at = buffer.rfind(end, len(begin) - 1)
+    if at < 0:
+        return None
+    status = buffer[at + len(end):-1]
+    if not status.isdigit():
+        if b"\n" in status:
+            raise SshError("protocol", "bytes after the shell answer's end line")
+        return None
+    return bytes(buffer[len(begin):at]), int(status)
+
+
+class ShellSession:
+    """One running ``/bin/sh`` on one channel; not safe for concurrent use (the pool serialises)."""
+
+    def __init__(self, channel: paramiko.Channel, nonce: str, max_bytes: int) -> None:
+        self.channel, self.nonce, self.max_bytes = channel, nonce, max_bytes
+        self.defined: str | None = None
+        self.answers = 0
+        self.closed = False
+
+    @classmethod
+    def start(cls, transport: paramiko.Transport, max_bytes: int) -> ShellSession:
+        """Open a channel, start the shell, wait for its ``ready`` line (the caller holds the deadline)."""
+        channel = transport.open_session()
+        session = cls(channel, secrets.token_hex(16), max_bytes)
+        try:
+            channel.exec_command(SHELL_COMMAND)
+            channel.sendall(setup_line(session.nonce).encode())
+            ready = f"{session.nonce} ready\n".encode()
+            buffer = b""
+            while not buffer.endswith(ready):
+                chunk = session._recv()
+                if not chunk:
+                    raise ShellUnavailableError("the account's shell exited instead of running /bin/sh "
+                                           "(forced command or a shell that refuses)")
+                buffer += chunk
+                if len(buffer) > MAX_PREAMBLE + len(ready):
+                    raise ShellUnavailableError("no ready line from the shell (a forced command?)")
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    def ask(self, command: str) -> str:
+        """Send one request for ``command`` and read its framed answer to the end."""
+        if self.closed:
+            raise ShellDiedError("session already closed")
+        message = request(command, self.defined)
+        self.defined = command
+        self.channel.sendall(message.encode())
+        buffer = bytearray()
+        limit = self.max_bytes + 128  # the framing lines on top of the data
+        while True:
+            chunk = self._recv()
+            if not chunk:
+                raise ShellDiedError("the shell's channel closed mid-answer")
+            buffer += chunk
+            if len(buffer) > limit:
+                raise AnswerTooLargeError(self.max_bytes)
+            if chunk.endswith(b"\n"):
+                answer = split_answer(buffer, self.nonce)
+                if answer is not None:
+                    self.answers += 1
+                    return answer[0].decode("utf-8", "replace")
+
+    def close(self) -> None:
+        """Close the channel: sshd closes the shell's stdin and it exits (a running command first ends)."""
+        if not self.closed:
+            self.closed = True
+            self.channel.close()
+
+    def _recv(self) -> bytes:
+        """Next stdout bytes; stderr (only the login shell's, before the redirect) is drained and dropped."""
+        while self.channel.recv_stderr_ready():
+            self.channel.recv_stderr(RECV)
+        return self.channel.recv(RECV)
