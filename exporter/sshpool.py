@@ -90,7 +90,7 @@ class Connection:
         self.execs += 1
         return b"".join(chunks).decode("utf-8", "replace")
 
-    def ask(self, command: str, max_bytes: int) -> str:
+    def ask(self, command: str, max_bytes: int, events: Counter[str]) -> str:
         """Answer ``command`` through this connection's shell, starting one if there is none.
 
         Raises :class:`ShellUnavailableError` when no shell can be started, :class:`ShellDiedError` when it
@@ -105,6 +105,7 @@ class Connection:
                 except BaseException:
                     self.channels.release()
                     raise
+                events["started"] += 1
             try:
                 output = self.shell.ask(command)
             except BaseException:
@@ -209,9 +210,8 @@ class SshPool:
         if connection.shell_busy:  # a concurrent scrape of this host: one exec, never interleaved
             self.stats.shells["busy"] += 1
             return connection.run(command, cap)
-        started = connection.shell is None
         try:
-            output = connection.ask(command, cap)
+            return connection.ask(command, cap, self.stats.shells)
         except ShellUnavailableError as exc:
             self.stats.shells["refused"] += 1
             if mode == "shell":
@@ -224,9 +224,6 @@ class SshPool:
         except AnswerTooLargeError:
             self.stats.shells["reset"] += 1
             raise
-        if started:
-            self.stats.shells["started"] += 1
-        return output
 
     def host_mode(self, target: Target) -> str | None:
         """How ``target`` was last answered ("shell" or "exec"), None before its first answer."""
