@@ -99,7 +99,7 @@ class LabRuntime:
                 "root_used": round(host.state.root_used_fraction, 4),
                 "connections": host.connections,
                 "open_sessions": sum(1 for t in list(host.transports) if t.is_active()),
-                "execs": host.execs,
+                "execs": host.execs, "shells": host.shells,
             })
         return rows
 

@@ -3,7 +3,10 @@
 The exporter must meet the same protocol it meets in a real lab (key exchange, host key check,
 public-key auth, one channel per exec, exit status), so nothing here is faked above the shell: the
 faults act where a real machine would fail (the listening socket, the handshake, auth, the command's
-output). Requires gevent's monkey patching before paramiko is imported (see labsim.cli).
+output). Both ways the exporter reads a host work: one exec per command (:func:`run_command`) and
+the long-lived shell (:func:`run_shell`, started by the exec request
+``exporter.shellsession.SHELL_COMMAND``); every fault bends an answer the same way in both
+(:func:`_answer`). Requires gevent's monkey patching before paramiko is imported (see labsim.cli).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import paramiko
 from gevent.server import StreamServer
 
 from exporter.command import SECTIONS
+from exporter.shellsession import SHELL_COMMAND
 from labsim.faults import Fault, Mode, garbage
 from labsim.keys import load_or_create, replace_key
 from labsim.model import HostProfile, HostState
-from labsim.shell import Reply, respond
+from labsim.shell import Reply, ShellInput, respond
 
 HANG_LIMIT = 600.0  # a hung host holds a connection at most this long, so nothing waits forever
 POLL = 0.1
@@ -43,6 +47,7 @@ class SimHost:
     transports: weakref.WeakSet[paramiko.Transport] = field(default_factory=weakref.WeakSet)
     connections: int = 0
     execs: int = 0
+    shells: int = 0  # long-lived shell sessions started
 
     def __post_init__(self) -> None:
         self.key = load_or_create(self.key_path, self.profile.hostname)
@@ -93,7 +98,8 @@ class SessionServer(paramiko.ServerInterface):
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
         # The transport's own greenlet must keep reading, so the command runs in a new one.
-        gevent.spawn(run_command, self.host, channel, command.decode("utf-8", "replace"))
+        text = command.decode("utf-8", "replace")
+        gevent.spawn(run_shell if text == SHELL_COMMAND else run_command, self.host, channel, text)
         return True
 
 
@@ -103,32 +109,65 @@ def _wait_while(host: SimHost, mode: Mode, limit: float = HANG_LIMIT) -> None:
         gevent.sleep(POLL)
 
 
-def run_command(host: SimHost, channel: paramiko.Channel, command: str) -> None:
-    """Answer one exec, bent by the host's current fault."""
+def _answer(host: SimHost, channel: paramiko.Channel, command: str,
+            frame: Callable[[Reply], bytes] | None = None) -> bool:
+    """Answer ``command`` on ``channel``, bent by the host's current fault; ``frame`` wraps the reply
+    as the long-lived shell prints it (None: an exec's plain stdout, stderr and exit status).
+    False when the channel is finished (hung, dropped)."""
     fault = host.fault
-    try:
-        if fault.mode is Mode.HANG:
-            _wait_while(host, Mode.HANG)
-            return
-        if fault.mode is Mode.SLOW:
-            gevent.sleep(fault.delay)
-        if fault.mode is Mode.GARBAGE:
-            channel.sendall(garbage((name for name, _ in SECTIONS), seed=host.execs))
-            host.execs += 1
-            channel.send_exit_status(0)
-            return
+    if fault.mode is Mode.HANG:
+        _wait_while(host, Mode.HANG)
+        return False
+    if fault.mode is Mode.SLOW:
+        gevent.sleep(fault.delay)
+    if fault.mode is Mode.GARBAGE:
+        reply = Reply(garbage((name for name, _ in SECTIONS), seed=host.execs))
+        host.execs += 1
+    else:
         reply = host.answer(command)
-        if fault.mode is Mode.DROP:
-            channel.sendall(reply.stdout[: len(reply.stdout) // 3])
-            gevent.sleep(0.05)  # let the partial output leave before the connection dies
-            channel.get_transport().close()
-            return
-        channel.sendall(reply.stdout)
+    payload = reply.stdout if frame is None else frame(reply)
+    if fault.mode is Mode.DROP:
+        channel.sendall(payload[: len(payload) // 3])
+        gevent.sleep(0.05)  # let the partial output leave before the connection dies
+        channel.get_transport().close()
+        return False
+    channel.sendall(payload)
+    if frame is None:
         if reply.stderr:
             channel.sendall_stderr(reply.stderr)
         channel.send_exit_status(reply.status)
+    return True
+
+
+def run_command(host: SimHost, channel: paramiko.Channel, command: str) -> None:
+    """Answer one exec, bent by the host's current fault."""
+    try:
+        _answer(host, channel, command)
     except (OSError, EOFError, paramiko.SSHException):
         pass  # the client went away mid-answer; nothing to tell it
+    finally:
+        channel.close()
+
+
+def run_shell(host: SimHost, channel: paramiko.Channel, _command: str) -> None:
+    """A long-lived ``/bin/sh`` on ``channel``: read requests from its stdin until it closes."""
+    host.shells += 1
+    shell = ShellInput()
+    deadline = time.monotonic() + HANG_LIMIT * 10  # bounded, like everything here
+    try:
+        while time.monotonic() < deadline:
+            data = channel.recv(65536)
+            if not data:
+                return  # stdin closed: the shell exits
+            for step, text in shell.feed(data.decode("utf-8", "replace")):
+                if step == "ready":
+                    channel.sendall(text.encode())
+                elif not _answer(host, channel, text, shell.frame):
+                    return
+    except ValueError:
+        return  # input the simulated shell cannot read: it exits, as sh does on a syntax error
+    except (OSError, EOFError, paramiko.SSHException):
+        pass
     finally:
         channel.close()
 

@@ -3,15 +3,23 @@
 There is no shell here and nothing is executed. The exporter's one batched script
 (:data:`exporter.command.BATCH_SCRIPT`) is recognised as a whole and answered with the same
 marker-delimited output a real ``/bin/sh`` would print; each section command also works alone (the
-batched-vs-separate benchmark needs that), as do the identity commands discovery uses. Anything else
-gets what ``sh`` says about an unknown command: status 127 and a message on stderr.
+batched-vs-separate benchmark needs that), as do the identity commands discovery uses and the
+exporter's fresh-login check. Anything else gets what ``sh`` says about an unknown command: status
+127 and a message on stderr.
+
+:class:`ShellInput` is the long-lived ``/bin/sh`` of ``exporter/shellsession.py``: it reads exactly
+the protocol the exporter writes to the shell's stdin (the nonce line, a function definition, the
+constant call) and tells the server what to print; the answer is the same :func:`respond`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from exporter.command import BATCH_SCRIPT, MARKER, SECTIONS
+from exporter.logincheck import LOGIN_CHECK_COMMAND, LOGIN_CHECK_OK
+from exporter.shellsession import CALL, DEFINE_PREFIX, DEFINE_SUFFIX, NONCE_VARIABLE
 from labsim.model import HostState
 from labsim.render import RENDERERS, render_osrelease
 
@@ -70,6 +78,8 @@ def respond(command: str, state: HostState, now: float) -> Reply:
     """Answer ``command`` as the host would; ``state`` must already be advanced to ``now``."""
     if command == BATCH_SCRIPT:
         return Reply(render_batch(state, now).encode())
+    if command == LOGIN_CHECK_COMMAND:
+        return Reply(f"{LOGIN_CHECK_OK}\n".encode())
     out = []
     for part in command.replace("\n", ";").split(";"):
         text = _single(part, state, now)
@@ -78,3 +88,50 @@ def respond(command: str, state: HostState, now: float) -> Reply:
             return Reply("".join(out).encode(), f"sh: 1: {name}: not found\n".encode(), 127)
         out.append(text)
     return Reply("".join(out).encode())
+
+
+#: more unparsed input than this and the simulated shell gives up (the server closes the channel)
+MAX_PENDING = 1 << 20
+_SETUP = re.compile(rf"^{NONCE_VARIABLE}=([0-9a-f]{{32}}); [^\n]*\n")
+
+
+class ShellInput:
+    """The simulated ``/bin/sh``'s stdin: feed it bytes, get back what to do.
+
+    :meth:`feed` returns steps: ``("ready", nonce_line)`` to print, or ``("call", command)`` to
+    answer framed (:meth:`frame`). Input it cannot read raises ValueError (a real shell would print
+    a syntax error to the discarded stderr; the server ends the session).
+    """
+
+    def __init__(self) -> None:
+        self.pending = ""
+        self.nonce: str | None = None
+        self.defined = ""
+
+    def feed(self, text: str) -> list[tuple[str, str]]:
+        self.pending += text
+        steps: list[tuple[str, str]] = []
+        while True:
+            setup = _SETUP.match(self.pending)
+            if setup:
+                self.nonce = setup.group(1)
+                self.pending = self.pending[setup.end():]
+                steps.append(("ready", f"{self.nonce} ready\n"))
+                continue
+            at = self.pending.find(CALL)
+            if at < 0 or self.nonce is None:
+                break
+            head, self.pending = self.pending[:at], self.pending[at + len(CALL):]
+            if head.startswith(DEFINE_PREFIX) and head.endswith(DEFINE_SUFFIX):
+                self.defined = head[len(DEFINE_PREFIX):-len(DEFINE_SUFFIX)]
+            elif head:
+                raise ValueError(f"the simulated shell cannot run {head[:40]!r}")
+            steps.append(("call", self.defined))
+        if len(self.pending) > MAX_PENDING:
+            raise ValueError("too much input the simulated shell cannot read")
+        return steps
+
+    def frame(self, reply: Reply) -> bytes:
+        """``reply`` as the shell prints it after CALL (stderr goes to /dev/null there)."""
+        return (f"{self.nonce} begin\n".encode() + reply.stdout
+                + f"\n{self.nonce} end {reply.status}\n".encode())

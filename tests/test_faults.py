@@ -52,8 +52,8 @@ class Probe:
 
 
 class Setup:
-    def __init__(self, lab: Lab, url: str) -> None:
-        self.lab, self.url = lab, url
+    def __init__(self, lab: Lab, url: str, mode: str) -> None:
+        self.lab, self.url, self.mode = lab, url, mode
 
     def get(self, path: str) -> str:
         with urllib.request.urlopen(self.url + path, timeout=PROBE_TIMEOUT + 5) as response:  # noqa: S310
@@ -87,12 +87,14 @@ class Setup:
         return seen[-1]
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+@pytest.fixture(scope="module", params=["shell", "exec"])
+def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Setup]:
+    """The lab and an exporter reading it through a long-lived shell per host, or one exec per scrape:
+    every fault must look the same either way."""
     workdir: Path = tmp_path_factory.mktemp("faults")
     lab = Lab.start(workdir / "lab", hosts=10, departments=1, port=free_port())
     raw = yaml.safe_load(lab.inventory.read_text())
-    raw["ssh"].update(connect_timeout="1s", command_timeout="1s")
+    raw["ssh"].update(connect_timeout="1s", command_timeout="1s", session={"mode": request.param})
     # a 4 s idle timeout makes the pool's reaper pass every 2 s (closing broken connections too)
     raw.update(health=HEALTH, probe={"timeout": f"{PROBE_TIMEOUT}s"}, pool={"idle_timeout": "4s"})
     inventory = workdir / "inventory.yaml"
@@ -102,7 +104,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                         "--log-level", "WARNING"], workdir / "exporter.log")
     try:
         exporter.wait_ready(lambda: http_ok(url + "/metrics"))
-        yield Setup(lab, url)
+        yield Setup(lab, url, request.param)
     finally:
         exporter.stop()
         lab.stop()
@@ -138,11 +140,15 @@ def test_fault_gives_its_reason_degrades_and_recovers(setup: Setup, index: int, 
     assert failed.value("system_status", **_lab_labels(failed)) == 0.0
     if keeps_connection:  # the session is sound, only its output is not: reused, not redialled
         assert setup.dials() == dials and setup.sessions(ip) == 1
+        assert failed.value("optilab_session_mode", mode=setup.mode) == 1.0
     else:
         wait_for(lambda: setup.sessions(ip) == 0, timeout=10, what=f"{ip}: lab sees no open session")
     setup.lab.set_fault(ip, "none")
     recovered = setup.probe_until(ip, success=True)
     assert (recovered.state, recovered.reason) == ("healthy", None)
+    assert recovered.value("optilab_session_mode", mode=setup.mode) == 1.0
+    shells = next(h["shells"] for h in setup.lab.status() if h["ip"] == ip)
+    assert (shells > 0) == (setup.mode == "shell")  # the lab really served the mode the exporter names
 
 
 def test_no_connection_outlives_its_host(setup: Setup) -> None:

@@ -262,3 +262,22 @@ def test_fanout_benchmark_runs_against_a_small_lab(tmp_path: Path) -> None:
     rows = dict(saved["rows"])
     assert rows["hosts answering: cold / warm"] == "3 / 3"
     assert saved["exporter"]["warm_ok"] == [3]
+
+
+def test_the_simulated_long_lived_shell_reads_the_exporters_protocol_in_any_chunking() -> None:
+    from exporter.logincheck import LOGIN_CHECK_COMMAND
+    from exporter.shellsession import CALL, request, setup_line, split_answer
+    from labsim.shell import ShellInput
+
+    state = HostState.boot(make_profiles(1, 1)[0], MONDAY_NOON)
+    nonce = "0123456789abcdef" * 2
+    stream = setup_line(nonce) + request(BATCH_SCRIPT, None) + request(BATCH_SCRIPT, BATCH_SCRIPT)
+    shell, steps = ShellInput(), []
+    for at in range(0, len(stream), 7):  # a pipe delivers whatever it likes per read
+        steps += shell.feed(stream[at:at + 7])
+    assert steps == [("ready", f"{nonce} ready\n"), ("call", BATCH_SCRIPT), ("call", BATCH_SCRIPT)]
+    data, status = split_answer(shell.frame(respond(BATCH_SCRIPT, state, MONDAY_NOON)), nonce)
+    assert status == 0 and split_sections(data.decode())[1]  # a complete batch inside the framing
+    assert respond(LOGIN_CHECK_COMMAND, state, MONDAY_NOON).stdout == b"optilab-login-ok\n"
+    with pytest.raises(ValueError):
+        ShellInput().feed(setup_line(nonce) + "rm -rf /\n" + CALL)  # only the protocol is understood
