@@ -25,6 +25,7 @@ OWN = [
     ("discovery", [], ["--repeats", "1"]),
     ("profile_probe", [], ["--hosts", "64", "--rounds", "1"]),
     ("fanout", ["--real"], ["--real", "--hosts", "64", "--rounds", "3", "--cold", "1"]),
+    ("target_cost", [], ["--scrapes", "10"]),
 ]
 NOT_BENCHMARKS = {"__init__", "__main__", "common", "sshfloor", "run_all"}
 
