@@ -164,3 +164,19 @@ def test_targets_normalise_to_host_and_port(text: str, expected: Target) -> None
 def test_bad_targets(text: str) -> None:
     with pytest.raises(TargetError):
         parse_target(text, 22)
+
+
+def test_session_settings_default_to_auto_and_their_errors_name_the_field() -> None:
+    config = parse_config(GOOD, "inventory.yml", env={})
+    assert (config.ssh.session.mode, config.ssh.session.login_check_interval) == ("auto", 300.0)
+    raw = with_("ssh.session", {"mode": "exec", "login_check_interval": "1m", "max_answer_bytes": 65536})
+    session = parse_config(raw, "inventory.yml", env={}).ssh.session
+    assert (session.mode, session.login_check_interval, session.max_answer_bytes) == ("exec", 60.0, 65536)
+    assert errors_of(with_("ssh.session", {"mode": "pty", "max_answer_bytes": 10,
+                                           "login_check_interval": "often", "colour": 1})) == [
+        "inventory.yml: ssh.session.colour: unknown field (allowed: login_check_interval, max_answer_bytes, mode)",
+        "inventory.yml: ssh.session.mode: 'pty' is not one of auto, shell, exec",
+        "inventory.yml: ssh.session.login_check_interval: 'often' is not a duration (examples: 500ms, 5s, 1m, 2h, 1d)",
+        "inventory.yml: ssh.session.max_answer_bytes: 10 is not an integer from 4096 to 2147483648",
+    ]
+    assert errors_of(with_("ssh.session", "shell")) == ["inventory.yml: ssh.session: must be a mapping, got str"]

@@ -147,6 +147,7 @@ def test_fault_gives_its_reason_degrades_and_recovers(setup: Setup, index: int, 
     recovered = setup.probe_until(ip, success=True)
     assert (recovered.state, recovered.reason) == ("healthy", None)
     assert recovered.value("optilab_session_mode", mode=setup.mode) == 1.0
+    assert recovered.value("optilab_login_check_success") == 1.0  # the pooled dial was a fresh login
     shells = next(h["shells"] for h in setup.lab.status() if h["ip"] == ip)
     assert (shells > 0) == (setup.mode == "shell")  # the lab really served the mode the exporter names
 
