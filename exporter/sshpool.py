@@ -108,6 +108,12 @@ class Connection:
                 events["started"] += 1
             try:
                 output = self.shell.ask(command)
+            except ShellDiedError as exc:
+                first = self.shell.answers == 0
+                self.drop_shell()
+                if first and self.transport.is_active():  # it never answered: it cannot be kept here
+                    raise ShellUnavailableError(f"the shell ended before its first answer ({exc})") from exc
+                raise
             except BaseException:
                 self.drop_shell()
                 raise

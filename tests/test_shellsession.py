@@ -84,6 +84,9 @@ elif scenario == "killed":
     out["after"] = run()
     out["pid_after"] = int(run("echo $$"))
     out["pid_before"] = pid
+elif scenario == "dies_first":
+    out["outputs"] = [run("kill -9 $$"), run("echo ok")]
+    out["families"] = families()
 elif scenario == "fallback":
     out["outputs"] = [run() for _ in range(3)]
     out["families"] = families()
@@ -233,6 +236,14 @@ def test_a_killed_shell_is_replaced_on_the_same_connection(sshd: Sshd) -> None:
     assert result["stats"]["shells"] == {"started": 2, "died": 1}
     assert result["stats"]["dials"] == {"success": 1}
     assert result["stats"]["errors"] == {}
+
+
+def test_a_shell_that_dies_before_its_first_answer_is_not_kept_in_auto_mode(sshd: Sshd) -> None:
+    result = drive(sshd, "dies_first", mode="auto")
+    assert result["outputs"] == ["", "ok\n"]  # `kill -9 $$` then ran by exec (and killed only its own sh)
+    assert result["stats"]["shells"] == {"started": 1, "refused": 1}
+    assert result["families"]['optilab_session_mode{"mode": "exec"}'] == 1.0
+    assert result["stats"]["dials"] == {"success": 1}
 
 
 def _force_command(sshd: Sshd, command: str) -> None:
