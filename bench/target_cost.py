@@ -25,6 +25,8 @@ monkey.patch_all()  # before paramiko (exporter.sshpool) is imported
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -144,6 +146,14 @@ def in_process(sshd: Sshd, repeats: int) -> dict[str, float]:
                     walls.append(time.perf_counter() - started)
                 figures[f"{name}_{mode}_cpu"] = (tree_cpu_seconds(listener) - before) / repeats
                 figures[f"{name}_{mode}_wall"] = median(walls)
+        before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # the login shell alone, as sshd starts it for an exec (`sh -c CMD`), forked by a shell loop
+        # (forked from this gevent-patched Python, each child would also pay gevent's fork hooks)
+        subprocess.run(["/bin/sh", "-c", f"i=0; while [ $i -lt {repeats} ]; do /bin/sh -c true; i=$((i+1)); done"],
+                       check=True)
+        after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        figures["sh_c_true_cpu"] = (after_children.ru_utime + after_children.ru_stime - before_children.ru_utime
+                                    - before_children.ru_stime) / repeats
         checks = max(5, repeats // 5)
         before = tree_cpu_seconds(listener)
         results = [pools["exec"].login.check_now(target) for _ in range(checks)]
@@ -202,6 +212,7 @@ def main() -> int:
         ("exporter CPU per probe, exec / shell", f"{ms(exec_['collector_cpu'])} / {ms(shell['collector_cpu'])}"),
         ("target CPU of `true`: exec (session + login shell) / shell",
          f"{ms(local['true_exec_cpu'])} / {ms(local['true_shell_cpu'])}"),
+        ("  of which the login shell alone (`/bin/sh -c true`, local)", ms(local["sh_c_true_cpu"])),
         ("wall of `true`: exec / shell", f"{ms(local['true_exec_wall'])} / {ms(local['true_shell_wall'])}"),
         ("target CPU of a one-`tail` script: exec / shell",
          f"{ms(local['one_process_exec_cpu'])} / {ms(local['one_process_shell_cpu'])}"),
