@@ -66,6 +66,7 @@ class Runtime:
         self.pool = SshPool(config.ssh, config.pool)
         self.pool.start_reaper()
         self.pool.enable_login_checks()
+        self.pool.set_inventory(config.inventory)
         self.health = HealthBook(config.health)
         self.prober = Prober(self.pool, self.health, script=script or BATCH_SCRIPT,
                              on_transition=self._on_transition)
@@ -102,6 +103,7 @@ class Runtime:
             self.events = self._publisher(new)
         self.health.settings = new.health
         self.prober.forget_except(set(new.inventory.hosts))
+        self.pool.set_inventory(new.inventory)
         self.config = new
         self.reloads["success"] += 1
         log.info("config reloaded: %d targets in %d departments", len(new.inventory.hosts),

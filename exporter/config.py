@@ -159,6 +159,7 @@ class HostEntry:
 @dataclass(frozen=True)
 class Inventory:
     hosts: dict[str, HostEntry] = field(default_factory=dict)  # key: "HOST:PORT"
+    session_modes: dict[str, str] = field(default_factory=dict)  # department → its ssh.session.mode
 
     def lookup(self, target: Target) -> HostEntry | None:
         return self.hosts.get(str(target))
@@ -395,6 +396,7 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
         return Inventory()
     hosts: dict[str, HostEntry] = {}
     origin: dict[str, str] = {}
+    session_modes: dict[str, str] = {}
     for name, body in departments.items():
         base = f"departments.{name}"
         if not isinstance(name, str) or not _DEPARTMENT.match(name):
@@ -403,8 +405,14 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
         if not isinstance(body, dict):
             reader.error(base, "must be a mapping with hosts and/or subnets")
             continue
-        for key in sorted(set(body) - {"hosts", "subnets"}, key=str):
-            reader.error(f"{base}.{key}", "unknown field (allowed: hosts, subnets)")
+        for key in sorted(set(body) - {"hosts", "subnets", "session"}, key=str):
+            reader.error(f"{base}.{key}", "unknown field (allowed: hosts, session, subnets)")
+        if body.get("session") is not None:
+            session = reader.section(body, "session", {"mode"}, f"{base}.")
+            if "mode" in session and session["mode"] not in SESSION_MODES:
+                reader.error(f"{base}.session.mode", f"{session['mode']!r} is not one of {', '.join(SESSION_MODES)}")
+            elif "mode" in session:
+                session_modes[name] = str(session["mode"])
         entries: list[tuple[str, HostEntry]] = []
         for kind, expand in (("hosts", _host_entry), ("subnets", _subnet)):
             items = body.get(kind) or []
@@ -422,7 +430,7 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
                 reader.error(path, f"{key} is already in department {hosts[key].department} ({origin[key]})")
             elif key not in hosts or entry.hostname:
                 hosts[key], origin[key] = entry, path
-    return Inventory(hosts)
+    return Inventory(hosts, session_modes)
 
 
 def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,

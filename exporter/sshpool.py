@@ -38,7 +38,7 @@ import gevent
 import gevent.lock
 import paramiko
 
-from exporter.config import PoolSettings, SshSettings, Target
+from exporter.config import Inventory, PoolSettings, SshSettings, Target
 from exporter.hostkeys import HostKeyStore, SshError
 from exporter.logincheck import LoginChecks, LoginResult
 from exporter.shellsession import AnswerTooLargeError, ShellDiedError, ShellSession, ShellUnavailableError
@@ -142,6 +142,7 @@ class SshPool:
         self._pkey: paramiko.PKey | None = None
         self._reaper: gevent.Greenlet | None = None
         self.modes: dict[Target, str] = {}  # "shell" or "exec": how each host is answered now
+        self.host_modes: dict[Target, str] = {}  # per-department ssh.session.mode overrides
         self.login = LoginChecks(self, ssh.session.login_check_interval, clock, wall_clock)
         self._cap_logged: set[Target] = set()
 
@@ -208,8 +209,10 @@ class SshPool:
 
     def _answer(self, connection: Connection, command: str) -> str:
         """One answer by the host's mode: its shell, or an exec where there is no shell to keep."""
-        mode, cap = self.ssh.session.mode, self.ssh.session.max_answer_bytes
+        mode = self.host_modes.get(connection.target, self.ssh.session.mode)
+        cap = self.ssh.session.max_answer_bytes
         if mode == "exec" or connection.shell_refused:
+            connection.drop_shell()  # the mode may have changed on a reload
             self.modes[connection.target] = "exec"
             return connection.run(command, cap)
         self.modes[connection.target] = "shell"
@@ -230,6 +233,15 @@ class SshPool:
         except AnswerTooLargeError:
             self.stats.shells["reset"] += 1
             raise
+
+    def set_inventory(self, inventory: Inventory) -> None:
+        """Take the inventory's per-department session modes; forget hosts that left it."""
+        self.host_modes = {entry.target: inventory.session_modes[entry.department]
+                           for entry in inventory.hosts.values() if entry.department in inventory.session_modes}
+        allowed = {entry.target for entry in inventory.hosts.values()}
+        for store in (self.modes, self.login.results):
+            for target in [t for t in store if t not in allowed]:
+                del store[target]
 
     def host_mode(self, target: Target) -> str | None:
         """How ``target`` was last answered ("shell" or "exec"), None before its first answer."""

@@ -180,3 +180,12 @@ def test_session_settings_default_to_auto_and_their_errors_name_the_field() -> N
         "inventory.yml: ssh.session.max_answer_bytes: 10 is not an integer from 4096 to 2147483648",
     ]
     assert errors_of(with_("ssh.session", "shell")) == ["inventory.yml: ssh.session: must be a mapping, got str"]
+
+
+def test_a_department_may_choose_its_own_session_mode() -> None:
+    config = parse_config(with_("departments.chemistry.session", {"mode": "exec"}), "inventory.yml", env={})
+    assert config.inventory.session_modes == {"chemistry": "exec"}
+    assert errors_of(with_("departments.chemistry.session", {"mode": "telnet", "max_answer_bytes": 1})) == [
+        "inventory.yml: departments.chemistry.session.max_answer_bytes: unknown field (allowed: mode)",
+        "inventory.yml: departments.chemistry.session.mode: 'telnet' is not one of auto, shell, exec",
+    ]

@@ -84,6 +84,15 @@ elif scenario == "killed":
     out["after"] = run()
     out["pid_after"] = int(run("echo $$"))
     out["pid_before"] = pid
+elif scenario == "department":
+    from exporter.config import HostEntry, Inventory
+    inventory = Inventory({str(target): HostEntry(target, "exams")}, {"exams": "exec"})
+    out["shell"] = run()
+    pool.set_inventory(inventory)  # a reload gives the host's department exec mode
+    out["exec"] = [run(), run()]
+    out["families"] = families()
+    pool.set_inventory(Inventory({}))  # the host left the inventory: its transport state goes too
+    out["forgotten"] = families()
 elif scenario == "dies_first":
     out["outputs"] = [run("kill -9 $$"), run("echo ok")]
     out["families"] = families()
@@ -244,6 +253,15 @@ def test_a_shell_that_dies_before_its_first_answer_is_not_kept_in_auto_mode(sshd
     assert result["stats"]["shells"] == {"started": 1, "refused": 1}
     assert result["families"]['optilab_session_mode{"mode": "exec"}'] == 1.0
     assert result["stats"]["dials"] == {"success": 1}
+
+
+def test_a_department_session_mode_overrides_the_global_one(sshd: Sshd) -> None:
+    result = drive(sshd, "department", mode="shell")
+    assert [result["shell"], *result["exec"]] == ["ok\n"] * 3
+    assert result["families"]['optilab_session_mode{"mode": "exec"}'] == 1.0
+    assert result["stats"]["shells"] == {"started": 1}
+    assert sessions(sshd) == 1 + 2  # the shell (closed when the mode changed), then one session per exec
+    assert result["forgotten"] == {}
 
 
 def _force_command(sshd: Sshd, command: str) -> None:
