@@ -2,6 +2,8 @@
 
 Persistent modes stay until cleared (``none``); ``reboot`` and ``hostkey`` are one-shot events that
 happen once and leave the host answering normally (rebooted, or with a key nobody trusts yet).
+The answer-level modes (hang, slow, garbage, drop) bend an exec's answer and a long-lived shell's
+answer alike (``labsim.server._answer``).
 """
 
 from __future__ import annotations
