@@ -1,7 +1,8 @@
 """Overload is the exporter's problem, not the hosts': a request limit, shared collections, shared answers.
 
 * :class:`Admission` caps the ``/probe`` requests in flight, as node_exporter's
-  ``--web.max-requests`` does: beyond the limit a request is answered 503 at once and counted
+  ``--web.max-requests`` does (fan-outs to a quarter of the limit, so they cannot crowd out
+  single-target scrapes): beyond the limit a request is answered 503 at once and counted
   (``optilab_exporter_requests_shed_total``), instead of queueing until every probe in the process
   times out and the hosts get the blame. A request holds its place only while it collects and
   renders; writing the answer to a slow client does not hold one.
@@ -39,20 +40,25 @@ MIN_START_SECONDS = 0.05
 
 
 class Admission:
-    """At most ``limit`` requests in flight (0: no limit); the rest are shed and counted."""
+    """At most ``limit`` requests in flight (0: no limit), fan-outs at most a quarter of them (at least
+    one), so whole-lab requests can never crowd out Prometheus's single-target scrapes; the rest are
+    shed and counted."""
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.in_flight, self.shed = limit, 0, 0
+        self.limit, self.fan_out_limit = limit, max(1, limit // 4)
+        self.in_flight = self.fan_outs = self.shed = 0
 
-    def try_enter(self) -> bool:
-        if self.limit and self.in_flight >= self.limit:
+    def try_enter(self, fan_out: bool = False) -> bool:
+        if self.limit and (self.in_flight >= self.limit or (fan_out and self.fan_outs >= self.fan_out_limit)):
             self.shed += 1
             return False
         self.in_flight += 1
+        self.fan_outs += fan_out
         return True
 
-    def leave(self) -> None:
+    def leave(self, fan_out: bool = False) -> None:
         self.in_flight = max(0, self.in_flight - 1)
+        self.fan_outs = max(0, self.fan_outs - fan_out)
 
 
 class _Flight:

@@ -72,6 +72,7 @@ class ExporterApp:
                  max_requests: int = DEFAULT_MAX_REQUESTS) -> None:
         self.runtime, self._clock = runtime, clock
         self.admission, self.flights, self.render_cost = Admission(max_requests), Flights(clock), RenderCost()
+        self._shed_logged = float("-inf")
         self.registry = CollectorRegistry(auto_describe=False)
         self.scrape_seconds = Histogram(
             "optilab_exporter_scrape_duration_seconds", "Wall time of /probe requests, by kind of probe.",
@@ -94,8 +95,9 @@ class ExporterApp:
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return self._reply(start_response, path, "405 Method Not Allowed", b"only GET\n",
                                extra=[("Allow", "GET, HEAD")])
-        if path == "/probe" and not self.admission.try_enter():
-            return self._shed(start_response)
+        fan_out = path == "/probe" and "target" not in parse_qs(environ.get("QUERY_STRING", ""))
+        if path == "/probe" and not self.admission.try_enter(fan_out):
+            return self._shed(start_response, fan_out)
         try:
             content_type, body = handler(environ)
         except BadRequestError as exc:
@@ -105,7 +107,7 @@ class ExporterApp:
             return self._reply(start_response, path, "500 Internal Server Error", b"internal error\n")
         finally:  # the answer is written after this: a slow reader holds no place
             if path == "/probe":
-                self.admission.leave()
+                self.admission.leave(fan_out)
         return self._reply(start_response, path, "200 OK", body, content_type)
 
     # -- handlers -------------------------------------------------------------------------------
@@ -215,14 +217,17 @@ class ExporterApp:
             families += result.families
         return self.render_cost.timed(len(entries), lambda: render(families))
 
-    def _shed(self, start_response: StartResponse) -> list[bytes]:
+    def _shed(self, start_response: StartResponse, fan_out: bool) -> list[bytes]:
         """503 like node_exporter's --web.max-requests: the exporter is overloaded, not the hosts."""
-        log.warning("shedding /probe: %d requests in flight (limit %d)", self.admission.in_flight,
-                    self.admission.limit)
+        a = self.admission
+        busy = (f"{a.fan_outs} fan-outs in flight, limit {a.fan_out_limit} (a quarter of --web.max-requests)"
+                if fan_out and a.in_flight < a.limit else
+                f"{a.in_flight} /probe requests in flight, limit {a.limit} (--web.max-requests)")
+        if self._clock() - self._shed_logged >= 10.0:  # one line per 10 s of shedding, not one per request
+            self._shed_logged = self._clock()
+            log.warning("shedding /probe (%d shed so far): %s", a.shed, busy)
         return self._reply(start_response, "/probe", "503 Service Unavailable",
-                           f"overloaded: {self.admission.in_flight} /probe requests in flight, limit "
-                           f"{self.admission.limit} (--web.max-requests); request shed\n".encode(),
-                           extra=[("Retry-After", "1")])
+                           f"overloaded: {busy}; request shed\n".encode(), extra=[("Retry-After", "1")])
 
     def _reply(self, start_response: StartResponse, path: str, status: str, body: bytes,
                content_type: str = "text/plain; charset=utf-8",
@@ -242,9 +247,9 @@ class RenderCost:
         self.per_host, self._clock = per_host, clock
 
     def reserve(self, hosts: int, budget: float) -> float:
-        """Seconds kept for rendering ``hosts`` hosts: twice the estimate plus 10 ms, at most half the
-        budget (the hosts keep at least the other half)."""
-        return min(max(0.0, budget) / 2, 0.01 + 2 * self.per_host * hosts)
+        """Seconds kept for rendering ``hosts`` hosts: 1.5 times the estimate plus 10 ms, at most half
+        the budget (the hosts keep at least the other half)."""
+        return min(max(0.0, budget) / 2, 0.01 + 1.5 * self.per_host * hosts)
 
     def timed(self, hosts: int, work: Callable[[], bytes]) -> bytes:
         started = self._clock()

@@ -223,3 +223,15 @@ def test_key_file_problems_name_the_field(tmp_path: Path) -> None:
     assert key_file_problems(config(password_env="PASS")) == []
     assert "secret-1" not in " ".join(key_file_problems(config(key_file=str(tmp_path / "junk"),
                                                                 passphrase_env="PASS")))
+
+
+def test_fan_outs_hold_at_most_a_quarter_of_the_places() -> None:
+    admission = Admission(8)
+    assert admission.try_enter(fan_out=True) and admission.try_enter(fan_out=True)
+    assert not admission.try_enter(fan_out=True)  # two fan-outs are a quarter of eight
+    assert all(admission.try_enter() for _ in range(6))  # single-target scrapes still get in
+    assert not admission.try_enter() and admission.shed == 2
+    admission.leave(fan_out=True)
+    assert admission.try_enter(fan_out=True) is False  # full: eight in flight
+    admission.leave()
+    assert admission.try_enter(fan_out=True)

@@ -176,7 +176,8 @@ def slow_reader(url: str, seconds: float) -> int:
     received = 0
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.sendall(b"GET /probe HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: 5\r\n\r\n")
+        sock.sendall(b"GET /probe HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: 5\r\n"
+                     b"Connection: close\r\n\r\n")
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             chunk = sock.recv(2048)
@@ -189,7 +190,7 @@ def slow_reader(url: str, seconds: float) -> int:
 
 def test_slow_readers_hold_no_collection_resources_and_degrade_no_host(
         lab_clean: Lab, start_exporter: Callable[..., Exporter]) -> None:
-    exporter = start_exporter(base_config(lab_clean), "--web.max-requests", "4")
+    exporter = start_exporter(base_config(lab_clean))
     with ThreadPoolExecutor(8) as pool:
         readers = [pool.submit(slow_reader, exporter.url, 3.0) for _ in range(8)]
         time.sleep(1.0)  # the readers are mid-body now: answers rendered, writes crawling
