@@ -29,7 +29,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from labsim.lab import Lab
-from tests.fixtures.procs import Service, free_port, http_ok
+from tests.fixtures.procs import Service, free_port, http_ok, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTS = 30
@@ -191,10 +191,13 @@ def slow_reader(url: str, seconds: float) -> int:
 def test_slow_readers_hold_no_collection_resources_and_degrade_no_host(
         lab_clean: Lab, start_exporter: Callable[..., Exporter]) -> None:
     exporter = start_exporter(base_config(lab_clean))
+    assert exporter.get("/probe", header=5)[0] == 200  # warm: every host has its pooled connection
     with ThreadPoolExecutor(8) as pool:
-        readers = [pool.submit(slow_reader, exporter.url, 3.0) for _ in range(8)]
-        time.sleep(1.0)  # the readers are mid-body now: answers rendered, writes crawling
-        assert exporter.metric("optilab_exporter_requests_in_flight") == 0
+        readers = [pool.submit(slow_reader, exporter.url, 6.0) for _ in range(8)]
+        # the answers are rendered and the writes crawl: no request holds a place any more
+        answered = lambda: exporter.metric("optilab_exporter_http_requests_total", path="/probe", code="200")  # noqa: E731
+        wait_for(lambda: answered() == 1 + 8 and exporter.metric("optilab_exporter_requests_in_flight") == 0,
+                 timeout=4, what="the slow readers' answers to be under way with no place held")
         singles = [exporter.get(f"/probe?target={h['ip']}:{lab_clean.port}", header=2) for h in lab_clean.hosts[3:13]]
         assert all(probe_answers(text)[""] == (1.0, None) for _, text in singles)
         assert any(not reader.done() for reader in readers)  # still reading while probes went on
