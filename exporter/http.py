@@ -71,7 +71,8 @@ class ExporterApp:
     def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.monotonic,
                  max_requests: int = DEFAULT_MAX_REQUESTS) -> None:
         self.runtime, self._clock = runtime, clock
-        self.admission, self.flights, self.render_cost = Admission(max_requests), Flights(clock), RenderCost()
+        self.admission, self.flights = Admission(max_requests), Flights(clock)
+        self.render_one, self.render_many = RenderCost(), RenderCost()  # a single answer costs more per host
         self._shed_logged = float("-inf")
         self.registry = CollectorRegistry(auto_describe=False)
         self.scrape_seconds = Histogram(
@@ -193,17 +194,17 @@ class ExporterApp:
     def _probe_one(self, entry: HostEntry, started: float, deadline: float) -> bytes:
         """One host, shared with concurrent probes of it; collection stops in time to render by
         ``deadline`` (the answer's deadline)."""
-        collect_by = deadline - self.render_cost.reserve(1, deadline - started)
+        collect_by = deadline - self.render_one.reserve(1, deadline - started)
         result = self.flights.probe(self.runtime.prober, entry, collect_by, NO_EXTRA, started)
         self.probes.labels(result.reason or "success").inc()
-        body = self.render_cost.timed(1, lambda: render(result.families))
+        body = self.render_one.timed(1, lambda: render(result.families))
         self.scrape_seconds.labels("target").observe(self._clock() - started)
         return body
 
     def _probe_many(self, entries: list[HostEntry], started: float, deadline: float) -> bytes:
         """Probe every entry concurrently (bounded); each host's series get instance + department. A
         host's failure, whatever it is, costs that host's series only (``Flights.probe``)."""
-        collect_by = deadline - self.render_cost.reserve(len(entries), deadline - started)
+        collect_by = deadline - self.render_many.reserve(len(entries), deadline - started)
         workers = gevent.pool.Pool(self.runtime.config.probe.concurrency)
         prober, flights = self.runtime.prober, self.flights
         results: list[ProbeResult] = workers.map(
@@ -215,7 +216,7 @@ class ExporterApp:
         for result in results:
             self.probes.labels(result.reason or "success").inc()
             families += result.families
-        return self.render_cost.timed(len(entries), lambda: render(families))
+        return self.render_many.timed(len(entries), lambda: render(families))
 
     def _shed(self, start_response: StartResponse, fan_out: bool) -> list[bytes]:
         """503 like node_exporter's --web.max-requests: the exporter is overloaded, not the hosts."""

@@ -121,7 +121,7 @@ def test_the_deadline_is_the_scrape_timeout_minus_offset_capped(client: Client, 
                                                                  header: str | None, deadline: float) -> None:
     """The answer's deadline; collection stops earlier by the time kept for rendering one host."""
     headers = {"X-Prometheus-Scrape-Timeout-Seconds": header} if header else {}
-    reserve = client.application.render_cost.reserve(1, deadline - 100.0)
+    reserve = client.application.render_one.reserve(1, deadline - 100.0)
     assert 0.01 <= reserve <= (deadline - 100.0) / 2
     client.get("/probe?target=127.0.1.1", headers=headers)
     assert runtime.runner.calls == [("127.0.1.1:22", pytest.approx(deadline - reserve))]
