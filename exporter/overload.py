@@ -90,8 +90,11 @@ class LoopMonitor:
 
     def stalled(self, since: float) -> float:
         """Seconds since ``since`` that the loop was stalled, including a stall still going on."""
-        now = self._clock()
-        total = sum(min(lag, end - since) for end, lag in self._lags if end > since)
+        now, total = self._clock(), 0.0
+        for end, lag in reversed(self._lags):  # newest first: stop at the window's start
+            if end <= since:
+                break
+            total += min(lag, end - since)
         if self._ticker is not None:  # the stall we are in: our own wake-up may have come first
             total += max(0.0, now - max(self._last, since) - self.interval)
         return total
