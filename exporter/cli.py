@@ -38,6 +38,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN})")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
+    parser.add_argument("--web.max-requests", dest="max_requests", type=int, default=40, metavar="N",
+                        help="/probe requests in flight before new ones are answered 503 (0: no limit; "
+                             "default 40, as node_exporter)")
     return parser.parse_args(argv)
 
 
@@ -51,19 +54,23 @@ def parse_listen(text: str) -> tuple[str, int]:
 class Runtime:
     """The running exporter: current config, SSH pool, health book, prober, event publisher.
 
-    The config file is re-read when its mtime changes (checked on /probe and /sd, and on SIGHUP);
-    a broken new file is logged and the running config kept.
+    The config file is re-read when its mtime (or the key file's) changes (checked on /probe and
+    /sd, and on SIGHUP); a broken new file, or one whose key file cannot be loaded, is logged and the
+    running config kept.
     """
 
     def __init__(self, path: str, config: Config, script: str | None = None) -> None:
         from exporter.command import BATCH_SCRIPT
         from exporter.health import HealthBook
+        from exporter.overload import LoopMonitor
         from exporter.probe import Prober
         from exporter.sshpool import SshPool
 
         self.path, self.config = path, config
         self._mtime = self._stat()
+        self.monitor = LoopMonitor().start()
         self.pool = SshPool(config.ssh, config.pool)
+        self.pool.monitor = self.monitor
         self.pool.start_reaper()
         self.pool.enable_login_checks()
         self.pool.set_inventory(config.inventory)
@@ -72,6 +79,7 @@ class Runtime:
                              on_transition=self._on_transition)
         self.events = self._publisher(config)
         self.reloads: dict[str, int] = {"success": 0, "failure": 0}
+        self.last_reload_ok = True
 
     def maybe_reload(self) -> None:
         if self._stat() != self._mtime:
@@ -80,23 +88,33 @@ class Runtime:
     def reload(self) -> None:
         import logging
 
-        from exporter.config import ConfigError, load_config
+        from exporter.config import ConfigError, key_file_problems, load_config
         from exporter.sshpool import SshPool
 
         log = logging.getLogger("exporter.reload")
+        key_changed = self._mtime[1:] != self._stat()[1:]
         self._mtime = self._stat()
         try:
             new = load_config(self.path)
+            if key_file_problems(new):  # as at start; on reload a working config is there to keep
+                raise ConfigError(key_file_problems(new))
         except ConfigError as exc:
             self.reloads["failure"] += 1
-            log.error("config reload failed; keeping the running config:\n%s", exc)
+            self.last_reload_ok = False
+            log.error("config reload failed, keeping the running config: %s", "; ".join(exc.errors))
             return
-        if (new.ssh, new.pool) != (self.config.ssh, self.config.pool):
+        ssh_changed = new.ssh != self.config.ssh or key_changed
+        if ssh_changed or new.pool != self.config.pool:
             old_pool, self.pool = self.pool, SshPool(new.ssh, new.pool)
+            self.pool.monitor = self.monitor
             self.pool.start_reaper()
             self.pool.enable_login_checks()
             self.prober.runner = self.pool
             old_pool.close()
+        if ssh_changed:  # what failed under the old SSH settings is no evidence under the new ones
+            cleared = self.health.retry_now(new.inventory.hosts)
+            if cleared:
+                log.info("ssh settings changed: %d hosts in backoff are dialled at their next probe", len(cleared))
         if new.rabbitmq != self.config.rabbitmq:
             if self.events is not None:
                 self.events.close(flush_timeout=1.0)
@@ -106,6 +124,8 @@ class Runtime:
         self.pool.set_inventory(new.inventory)
         self.config = new
         self.reloads["success"] += 1
+        self.last_reload_ok = True
+        self._mtime = self._stat()  # the new config's key file from now on
         log.info("config reloaded: %d targets in %d departments", len(new.inventory.hosts),
                  len(new.inventory.departments))
 
@@ -115,6 +135,7 @@ class Runtime:
         return runtime_families(self)
 
     def close(self) -> None:
+        self.monitor.stop()
         self.pool.close()
         if self.events is not None:
             self.events.close()
@@ -132,23 +153,25 @@ class Runtime:
 
         return EventPublisher(config.rabbitmq).start()
 
-    def _stat(self) -> float | None:
+    def _stat(self) -> tuple[int | None, ...]:
+        """Modification times of the config file and of its key file (a fixed key reloads too)."""
         import os
 
-        try:
-            return os.stat(self.path).st_mtime_ns
-        except OSError:
-            return None
+        stamps = []
+        for path in (self.path, self.config.ssh.key_file):
+            try:
+                stamps.append(os.stat(path).st_mtime_ns if path is not None else None)
+            except OSError:
+                stamps.append(None)
+        return tuple(stamps)
 
 
 def preflight(config: Config) -> list[str]:
     """Problems the file itself cannot show: a key the exporter cannot read, a strict policy
     without a known_hosts file (every dial would be refused with reason ``hostkey``)."""
-    import os
+    from exporter.config import key_file_problems
 
-    ssh, warnings = config.ssh, []
-    if ssh.key_file is not None and not os.access(ssh.key_file, os.R_OK):
-        warnings.append(f"{config.source}: ssh.key_file: {ssh.key_file} is not readable; every login will fail")
+    ssh, warnings = config.ssh, key_file_problems(config)
     if ssh.host_key_policy == "strict" and not ssh.known_hosts.exists():
         warnings.append(f"{config.source}: ssh.known_hosts: {ssh.known_hosts} does not exist and the policy "
                         f"is strict: every host will be refused (fill it with ssh-keyscan, or use accept-new)")
@@ -198,7 +221,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"{args.config}: OK, {len(config.inventory.hosts)} targets")
         return 0
     runtime = Runtime(args.config, config)
-    server = WSGIServer(listen, ExporterApp(runtime), log=None, error_log=log)
+    server = WSGIServer(listen, ExporterApp(runtime, max_requests=max(0, args.max_requests)), log=None,
+                        error_log=log)
     gevent.signal_handler(signal.SIGHUP, runtime.reload)
     gevent.signal_handler(signal.SIGTERM, server.stop)
     gevent.signal_handler(signal.SIGINT, server.stop)

@@ -35,8 +35,8 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 _DEPARTMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "Secret", "Target", "TargetError", "load_config",
-           "parse_config", "parse_target"]
+__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "Secret", "Target", "TargetError", "key_file_problems",
+           "load_config", "parse_config", "parse_target"]
 
 
 class ConfigError(Exception):
@@ -461,3 +461,28 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
     return parse_config(raw, str(path), env)
+
+
+def key_file_problems(config: Config) -> list[str]:
+    """Why ``ssh.key_file`` cannot log in anywhere (missing, unreadable, not a private key, wrong or
+    missing passphrase), one line naming the field; empty when it loads or there is no key file.
+
+    Not part of :func:`parse_config` (which reads no files but secrets): the exporter warns about
+    these at start and refuses a reload with them (the running configuration stays)."""
+    key_file = config.ssh.key_file
+    if key_file is None:
+        return []
+    import paramiko  # only here: config stays importable without the SSH stack
+
+    passphrase = config.ssh.passphrase.reveal().encode() if config.ssh.passphrase else None
+    try:
+        paramiko.PKey.from_path(key_file, passphrase)
+        return []
+    except OSError as exc:
+        problem = f"is not readable ({exc.strerror or type(exc).__name__})"
+    except (ValueError, TypeError, paramiko.SSHException) as exc:
+        # an encrypted key without a passphrase: PasswordRequiredException or cryptography's TypeError
+        encrypted = isinstance(exc, paramiko.PasswordRequiredException | TypeError) and passphrase is None
+        problem = ("is encrypted and no passphrase_env/passphrase_file is given" if encrypted
+                   else f"is not a usable private key, or the passphrase is wrong ({type(exc).__name__})")
+    return [f"{config.source}: ssh.key_file: {key_file} {problem}; every login will fail"]

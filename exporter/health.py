@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 STATES = ("healthy", "degraded", "offline", "dead")
 
+#: failure reasons that are no evidence about the host, so they never move its state: ``overload``
+#: (the exporter's own queueing or CPU, see exporter/overload.py) and ``internal`` (an exporter bug)
+NOT_EVIDENCE = frozenset({"overload", "internal"})
+
 
 @dataclass
 class HostHealth:
@@ -75,7 +79,11 @@ class HealthBook:
         return self._move(target, host, "healthy", None)
 
     def record_failure(self, target: str, reason: str) -> Transition | None:
-        """Count a failed probe; from now on the host waits the interval of its (new) state."""
+        """Count a failed probe; from now on the host waits the interval of its (new) state.
+
+        Reasons in :data:`NOT_EVIDENCE` are not counted: the host keeps its state and its wait."""
+        if reason in NOT_EVIDENCE:
+            return None
         host = self._hosts.setdefault(target, HostHealth())
         host.failures += 1
         host.reason = reason
@@ -111,6 +119,18 @@ class HealthBook:
         keep = set(targets)
         for target in [t for t in self._hosts if t not in keep]:
             del self._hosts[target]
+
+    def retry_now(self, targets: Iterable[str]) -> list[str]:
+        """End the wait of ``targets`` (after a change of SSH settings): each is dialled at its next
+        probe, keeping its state and failure count until that probe gives evidence. Returns the
+        targets that were waiting."""
+        now, cleared = self._clock(), []
+        for target in targets:
+            host = self._hosts.get(target)
+            if host is not None and host.retry_at > now:
+                host.retry_at = now
+                cleared.append(target)
+        return cleared
 
     def _jittered(self, seconds: float) -> float:
         return seconds * (1.0 + self.settings.jitter * (2.0 * self._rng() - 1.0))

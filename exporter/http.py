@@ -28,14 +28,18 @@ import gevent.pool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import Metric
 
+from exporter.admission import Admission, Flights
 from exporter.config import Config, HostEntry, TargetError, parse_target
 from exporter.metrics import render
+from exporter.metrics_node import NO_EXTRA
 from exporter.probe import Prober, ProbeResult
 
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 SCRAPE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: node_exporter's --web.max-requests default: /probe requests in flight before new ones get 503
+DEFAULT_MAX_REQUESTS = 40
 
 
 class Runtime(Protocol):
@@ -64,8 +68,12 @@ class _SelfMetrics:
 
 
 class ExporterApp:
-    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.monotonic,
+                 max_requests: int = DEFAULT_MAX_REQUESTS) -> None:
         self.runtime, self._clock = runtime, clock
+        self.admission, self.flights = Admission(max_requests), Flights(clock)
+        self.render_one, self.render_many = RenderCost(), RenderCost()  # a single answer costs more per host
+        self._shed_logged = float("-inf")
         self.registry = CollectorRegistry(auto_describe=False)
         self.scrape_seconds = Histogram(
             "optilab_exporter_scrape_duration_seconds", "Wall time of /probe requests, by kind of probe.",
@@ -77,6 +85,7 @@ class ExporterApp:
         self.requests = Counter("optilab_exporter_http_requests_total", "HTTP requests by path and status.",
                                 ["path", "code"], registry=self.registry)
         self.registry.register(_SelfMetrics(runtime))  # type: ignore[arg-type]
+        self.registry.register(_OverloadMetrics(self))  # type: ignore[arg-type]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -87,6 +96,9 @@ class ExporterApp:
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return self._reply(start_response, path, "405 Method Not Allowed", b"only GET\n",
                                extra=[("Allow", "GET, HEAD")])
+        fan_out = path == "/probe" and "target" not in parse_qs(environ.get("QUERY_STRING", ""))
+        if path == "/probe" and not self.admission.try_enter(fan_out):
+            return self._shed(start_response, fan_out)
         try:
             content_type, body = handler(environ)
         except BadRequestError as exc:
@@ -94,6 +106,9 @@ class ExporterApp:
         except Exception:
             log.exception("%s failed", path)
             return self._reply(start_response, path, "500 Internal Server Error", b"internal error\n")
+        finally:  # the answer is written after this: a slow reader holds no place
+            if path == "/probe":
+                self.admission.leave(fan_out)
         return self._reply(start_response, path, "200 OK", body, content_type)
 
     # -- handlers -------------------------------------------------------------------------------
@@ -106,14 +121,10 @@ class ExporterApp:
                 raise BadRequestError(f"give '{name}' once")
         if "target" in params and "department" in params:
             raise BadRequestError("give either 'target' or 'department', not both")
-        deadline = self._deadline(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"))
         started = self._clock()
+        deadline = self._deadline(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"))
         if "target" in params:
-            entry = self._allowed(params["target"][0])
-            result = self.runtime.prober.probe(entry, deadline)
-            self.probes.labels(result.reason or "success").inc()
-            self.scrape_seconds.labels("target").observe(self._clock() - started)
-            return CONTENT_TYPE_LATEST, render(result.families)
+            return CONTENT_TYPE_LATEST, self._probe_one(self._allowed(params["target"][0]), started, deadline)
         inventory = self.runtime.config.inventory
         if "department" in params:
             name = params["department"][0]
@@ -123,9 +134,10 @@ class ExporterApp:
                                  f"(known: {', '.join(inventory.departments) or 'none'})")
         else:
             entries, kind = list(inventory.hosts.values()), "all"
-        families = self._fan_out(entries, deadline)
+        key = (kind, params["department"][0] if "department" in params else None, id(inventory))
+        body = self.flights.answer(key, deadline, lambda: self._probe_many(entries, started, deadline))
         self.scrape_seconds.labels(kind).observe(self._clock() - started)
-        return CONTENT_TYPE_LATEST, render(families)
+        return CONTENT_TYPE_LATEST, body
 
     def metrics(self, environ: dict[str, Any]) -> tuple[str, bytes]:
         return CONTENT_TYPE_LATEST, generate_latest(self.registry)
@@ -179,19 +191,44 @@ class ExporterApp:
             budget = min(budget, max(scrape_timeout - settings.offset, scrape_timeout / 2))
         return self._clock() + max(0.0, budget)
 
-    def _fan_out(self, entries: list[HostEntry], deadline: float) -> list[Metric]:
-        """Probe every entry concurrently (bounded); each host's series get instance + department."""
+    def _probe_one(self, entry: HostEntry, started: float, deadline: float) -> bytes:
+        """One host, shared with concurrent probes of it; collection stops in time to render by
+        ``deadline`` (the answer's deadline)."""
+        collect_by = deadline - self.render_one.reserve(1, deadline - started)
+        result = self.flights.probe(self.runtime.prober, entry, collect_by, NO_EXTRA, started)
+        self.probes.labels(result.reason or "success").inc()
+        body = self.render_one.timed(1, lambda: render(result.families))
+        self.scrape_seconds.labels("target").observe(self._clock() - started)
+        return body
+
+    def _probe_many(self, entries: list[HostEntry], started: float, deadline: float) -> bytes:
+        """Probe every entry concurrently (bounded); each host's series get instance + department. A
+        host's failure, whatever it is, costs that host's series only (``Flights.probe``)."""
+        collect_by = deadline - self.render_many.reserve(len(entries), deadline - started)
         workers = gevent.pool.Pool(self.runtime.config.probe.concurrency)
-        prober = self.runtime.prober
+        prober, flights = self.runtime.prober, self.flights
         results: list[ProbeResult] = workers.map(
-            lambda entry: prober.probe(entry, deadline,
-                                       {"instance": str(entry.target), "department": entry.department}),
+            lambda entry: flights.probe(prober, entry, collect_by,
+                                        {"instance": str(entry.target), "department": entry.department},
+                                        started),
             entries)
         families: list[Metric] = []
         for result in results:
             self.probes.labels(result.reason or "success").inc()
             families += result.families
-        return families
+        return self.render_many.timed(len(entries), lambda: render(families))
+
+    def _shed(self, start_response: StartResponse, fan_out: bool) -> list[bytes]:
+        """503 like node_exporter's --web.max-requests: the exporter is overloaded, not the hosts."""
+        a = self.admission
+        busy = (f"{a.fan_outs} fan-outs in flight, limit {a.fan_out_limit} (a quarter of --web.max-requests)"
+                if fan_out and a.in_flight < a.limit else
+                f"{a.in_flight} /probe requests in flight, limit {a.limit} (--web.max-requests)")
+        if self._clock() - self._shed_logged >= 10.0:  # one line per 10 s of shedding, not one per request
+            self._shed_logged = self._clock()
+            log.warning("shedding /probe (%d shed so far): %s", a.shed, busy)
+        return self._reply(start_response, "/probe", "503 Service Unavailable",
+                           f"overloaded: {busy}; request shed\n".encode(), extra=[("Retry-After", "1")])
 
     def _reply(self, start_response: StartResponse, path: str, status: str, body: bytes,
                content_type: str = "text/plain; charset=utf-8",
@@ -201,3 +238,45 @@ class ExporterApp:
         start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
                                 *(extra or [])])
         return [body]
+
+
+class RenderCost:
+    """How long rendering takes per host (moving average of measured wall time), so a probe stops
+    collecting early enough that its whole answer is ready by the deadline."""
+
+    def __init__(self, per_host: float = 0.002, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.per_host, self._clock = per_host, clock
+
+    def reserve(self, hosts: int, budget: float) -> float:
+        """Seconds kept for rendering ``hosts`` hosts: 1.5 times the estimate plus 10 ms, at most half
+        the budget (the hosts keep at least the other half)."""
+        return min(max(0.0, budget) / 2, 0.01 + 1.5 * self.per_host * hosts)
+
+    def timed(self, hosts: int, work: Callable[[], bytes]) -> bytes:
+        started = self._clock()
+        body = work()
+        self.per_host = 0.8 * self.per_host + 0.2 * (self._clock() - started) / max(1, hosts)
+        return body
+
+
+class _OverloadMetrics:
+    """Requests shed, collections and answers shared, requests in flight."""
+
+    def __init__(self, app: ExporterApp) -> None:
+        self._app = app
+
+    def collect(self) -> Iterable[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        admission, flights = self._app.admission, self._app.flights
+        yield CounterMetricFamily("optilab_exporter_requests_shed",
+                                  "/probe requests answered 503 because --web.max-requests were in flight.",
+                                  value=admission.shed)
+        yield GaugeMetricFamily("optilab_exporter_requests_in_flight", "/probe requests being answered now.",
+                                value=admission.in_flight)
+        shared = CounterMetricFamily("optilab_exporter_probes_shared",
+                                     "Probes answered from a concurrent collection of the same host (host) "
+                                     "or a concurrent identical fan-out (answer).", labels=["kind"])
+        for kind in ("host", "answer"):
+            shared.add_metric([kind], flights.shared[kind])
+        yield shared

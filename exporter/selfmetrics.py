@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-REASONS = ("timeout", "refused", "auth", "hostkey", "protocol", "unreachable")
+REASONS = ("timeout", "refused", "auth", "hostkey", "protocol", "unreachable", "overload")
 DROP_REASONS = ("full", "unroutable", "nack", "shutdown")
 
 
@@ -55,7 +55,10 @@ def runtime_families(runtime: Any) -> list[Metric]:
         transitions.add_metric([before, after], count)
     reloads = _counter("optilab_exporter_config_reloads", "Config file reloads by result.", "result",
                        runtime.reloads)
-    families += [hosts, transitions, reloads]
+    last_reload = GaugeMetricFamily("optilab_exporter_config_last_reload_successful",
+                                    "1 when the last config reload was applied, 0 when it was refused "
+                                    "(the running config stays).", value=1 if runtime.last_reload_ok else 0)
+    families += [hosts, transitions, reloads, last_reload]
     families += _event_families(events)
     return families
 

@@ -41,6 +41,7 @@ import paramiko
 from exporter.config import Inventory, PoolSettings, SshSettings, Target
 from exporter.hostkeys import HostKeyStore, SshError
 from exporter.logincheck import LoginChecks, LoginResult
+from exporter.overload import LoopMonitor, QueueSlots, call_started, timeout_reason
 from exporter.shellsession import AnswerTooLargeError, ShellDiedError, ShellSession, ShellUnavailableError
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Connection:
         self.created = self.last_used = now
         self.execs = self.users = 0
         self.retired = self.closed = False
-        self.channels = gevent.lock.BoundedSemaphore(channels)
+        self.channels = QueueSlots(channels)  # a wait here is the exporter's queueing
         self.shell: ShellSession | None = None
         self.shell_busy = False
         self.shell_refused: str | None = None  # why this connection cannot keep a shell (then: exec)
@@ -137,8 +138,9 @@ class SshPool:
         self.stats = PoolStats()
         self._connections: dict[Target, Connection] = {}
         self._dial_locks: dict[Target, gevent.lock.Semaphore] = {}
-        self._dial_slots = gevent.lock.BoundedSemaphore(settings.max_concurrent_dials)
-        self._open_slots = gevent.lock.BoundedSemaphore(settings.max_connections)
+        self._dial_slots = QueueSlots(settings.max_concurrent_dials)
+        self._open_slots = QueueSlots(settings.max_connections)
+        self.monitor: LoopMonitor | None = None  # loop stalls, to tell overload from host timeouts
         self._pkey: paramiko.PKey | None = None
         self._reaper: gevent.Greenlet | None = None
         self.modes: dict[Target, str] = {}  # "shell" or "exec": how each host is answered now
@@ -152,21 +154,24 @@ class SshPool:
         """Run ``command`` on ``target`` and return its stdout; raise SshError (with a reason).
 
         ``deadline`` is a ``clock()`` time; nothing in here outlives it. The exec itself is also
-        bounded by ``ssh.command_timeout``, the dial by ``ssh.connect_timeout``.
+        bounded by ``ssh.command_timeout``, the dial by ``ssh.connect_timeout``. A timeout caused by
+        the exporter's own queueing or a stalled loop is reason ``overload``, not ``timeout``
+        (``exporter/overload.py``): it says nothing about the host.
         """
         timer = gevent.Timeout(max(0.0, deadline - self._clock()))
         timer.start()
+        call = call_started()
         connection: Connection | None = None
         self.login.maybe_start(target)
         try:
             connection, fresh = self._checkout(target)
             try:
-                output = self._exec(connection, command)
+                output = self._exec(connection, command, deadline)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 if isinstance(exc, ShellDiedError) and connection.transport.is_active():
                     log.info("%s: shell session ended (%s); starting a new one", target, exc)
                     self.stats.shells["died"] += 1
-                    output = self._exec(connection, command)
+                    output = self._exec(connection, command, deadline)
                 elif fresh:
                     raise SshError("protocol", f"exec failed: {exc!r}") from exc
                 else:
@@ -174,7 +179,7 @@ class SshPool:
                     self._release(connection, broken=True)
                     connection = None
                     connection, fresh = self._checkout(target)
-                    output = self._exec(connection, command)
+                    output = self._exec(connection, command, deadline)
             self.stats.execs += 1
             if fresh:
                 self.login.record_pooled_login(target)  # a new connection that answered: a fresh login worked
@@ -184,7 +189,7 @@ class SshPool:
                 raise
             if connection is not None:
                 connection.retired = True  # its channel may hang; never reuse it
-            raise self._count(SshError("timeout", "deadline reached")) from None
+            raise self._count(SshError(timeout_reason(call, self.monitor), "deadline reached")) from None
         except AnswerTooLargeError as exc:
             self.stats.answer_cap_hits += 1
             if target not in self._cap_logged:
@@ -193,17 +198,33 @@ class SshPool:
                             "(logged once per host)", target, exc.limit)
             raise self._count(exc) from None
         except SshError as exc:
-            if exc.reason == "timeout" and connection is not None:
-                connection.retired = True
+            if exc.reason == "timeout":
+                if connection is not None:
+                    connection.retired = True
+                exc = SshError(timeout_reason(call, self.monitor), str(exc))
             raise self._count(exc) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise self._count(SshError("protocol", repr(exc))) from None
+        except Exception as exc:
+            # A deadline that fires inside paramiko's BufferedPipe/Condition locks can leave them
+            # released twice ("RuntimeError: Semaphore released too many times"). It is this call's
+            # failure: the connection's locks are suspect, so it is never reused.
+            if connection is not None:
+                connection.retired = True
+            late = self._clock() >= deadline or not timer.pending
+            log.info("%s: SSH call failed inside paramiko: %r", target, exc)
+            reason = timeout_reason(call, self.monitor) if late else "protocol"
+            raise self._count(SshError(reason, f"{type(exc).__name__} in paramiko")) from None
         finally:
             timer.close()
             if connection is not None:
                 self._release(connection)
 
-    def _exec(self, connection: Connection, command: str) -> str:
+    def _exec(self, connection: Connection, command: str, deadline: float) -> str:
+        if self.ssh.command_timeout >= deadline - self._clock():
+            # the probe's deadline comes first: arm no second timer (two nested gevent timeouts
+            # firing in turn inside paramiko's lock handling corrupt its locks)
+            return self._answer(connection, command)
         with gevent.Timeout(self.ssh.command_timeout, SshError("timeout", "command_timeout")):
             return self._answer(connection, command)
 

@@ -119,9 +119,12 @@ def test_one_target_has_no_instance_label_and_uses_the_inventory_name(client: Cl
 @pytest.mark.parametrize(("header", "deadline"), [(None, 110.0), ("3", 102.5), ("30", 110.0), ("0.4", 100.2)])
 def test_the_deadline_is_the_scrape_timeout_minus_offset_capped(client: Client, runtime: FakeRuntime,
                                                                  header: str | None, deadline: float) -> None:
+    """The answer's deadline; collection stops earlier by the time kept for rendering one host."""
     headers = {"X-Prometheus-Scrape-Timeout-Seconds": header} if header else {}
+    reserve = client.application.render_one.reserve(1, deadline - 100.0)
+    assert 0.01 <= reserve <= (deadline - 100.0) / 2
     client.get("/probe?target=127.0.1.1", headers=headers)
-    assert runtime.runner.calls == [("127.0.1.1:22", pytest.approx(deadline))]
+    assert runtime.runner.calls == [("127.0.1.1:22", pytest.approx(deadline - reserve))]
 
 
 def test_a_malformed_scrape_timeout_header_is_a_400(client: Client) -> None:
