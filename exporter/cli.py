@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.core import Metric
 
-    from exporter.config import Config
+    from exporter.config import Config, JumpSettings, Target
     from exporter.health import Transition
     from exporter.metrics import HostLabels
 
@@ -63,7 +63,7 @@ class Runtime:
 
         self.path, self.config = path, config
         self._mtime = self._stat()
-        self.pool = SshPool(config.ssh, config.pool)
+        self.pool = SshPool(config.ssh, config.pool, route=self._route)
         self.pool.start_reaper()
         self.health = HealthBook(config.health)
         self.prober = Prober(self.pool, self.health, script=script or BATCH_SCRIPT,
@@ -90,7 +90,7 @@ class Runtime:
             log.error("config reload failed; keeping the running config:\n%s", exc)
             return
         if (new.ssh, new.pool) != (self.config.ssh, self.config.pool):
-            old_pool, self.pool = self.pool, SshPool(new.ssh, new.pool)
+            old_pool, self.pool = self.pool, SshPool(new.ssh, new.pool, route=self._route)
             self.pool.start_reaper()
             self.prober.runner = self.pool
             old_pool.close()
@@ -104,6 +104,10 @@ class Runtime:
         self.reloads["success"] += 1
         log.info("config reloaded: %d targets in %d departments", len(new.inventory.hosts),
                  len(new.inventory.departments))
+
+    def _route(self, target: Target) -> JumpSettings | None:
+        """The bastion of ``target`` in the current inventory (a department's own, or ssh.jump)."""
+        return self.config.inventory.jump_for(target)
 
     def self_metrics(self) -> Iterable[Metric]:
         from exporter.selfmetrics import runtime_families

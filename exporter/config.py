@@ -17,7 +17,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,8 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 _DEPARTMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "Secret", "Target", "TargetError", "load_config",
-           "parse_config", "parse_target"]
+__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "JumpSettings", "Secret", "Target", "TargetError",
+           "load_config", "parse_config", "parse_target"]
 
 
 class ConfigError(Exception):
@@ -71,6 +71,22 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class JumpSettings:
+    """A bastion (jump host) the exporter reaches lab machines through: ``ssh.jump`` or a department's
+    ``jump``. Its login is its own (user, key, known_hosts); omitted fields default to ``ssh``'s."""
+
+    target: Target
+    user: str = "optilab"
+    key_file: Path | None = None
+    known_hosts: Path = Path("~/.ssh/known_hosts")
+    passphrase: Secret | None = None
+    retry_interval: float = 10.0  # after a failed bastion dial, hosts behind it fail fast this long
+
+    def __str__(self) -> str:
+        return str(self.target)
+
+
+@dataclass(frozen=True)
 class SshSettings:
     user: str = "optilab"
     port: int = 22
@@ -81,6 +97,7 @@ class SshSettings:
     command_timeout: float = 10.0
     password: Secret | None = None
     passphrase: Secret | None = None
+    jump: JumpSettings | None = None  # every department's bastion unless it names its own
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,7 @@ class HostEntry:
     department: str
     hostname: str | None = None
     os: str | None = None
+    jump: JumpSettings | None = None  # the bastion this host is dialled through (None: directly)
 
 
 @dataclass(frozen=True)
@@ -144,6 +162,11 @@ class Inventory:
 
     def lookup(self, target: Target) -> HostEntry | None:
         return self.hosts.get(str(target))
+
+    def jump_for(self, target: Target) -> JumpSettings | None:
+        """The bastion ``target`` is reached through (None: dialled directly, or not in the inventory)."""
+        entry = self.hosts.get(str(target))
+        return entry.jump if entry is not None else None
 
     def department(self, name: str) -> list[HostEntry]:
         return [entry for entry in self.hosts.values() if entry.department == name]
@@ -234,7 +257,7 @@ class _Reader:
 
 def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
     allowed = {"user", "port", "key_file", "known_hosts", "host_key_policy", "connect_timeout",
-               "command_timeout", "password_env", "password_file", "passphrase_env", "passphrase_file"}
+               "command_timeout", "password_env", "password_file", "passphrase_env", "passphrase_file", "jump"}
     ssh = reader.section(raw, "ssh", allowed)
     defaults = SshSettings()
     policy = ssh.get("host_key_policy", defaults.host_key_policy)
@@ -247,7 +270,7 @@ def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
     password = reader.secret(ssh, "ssh", "password")
     if key_file is None and password is None:
         reader.error("ssh", "needs key_file or password_env/password_file to log in")
-    return SshSettings(
+    settings = SshSettings(
         user=str(user), port=reader.integer(ssh, "ssh", "port", 22, 1, 65535), key_file=key_file,
         known_hosts=Path(str(ssh.get("known_hosts", defaults.known_hosts))).expanduser(),
         host_key_policy=str(policy),
@@ -255,6 +278,39 @@ def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
         command_timeout=reader.duration(ssh, "ssh", "command_timeout", defaults.command_timeout),
         password=password, passphrase=reader.secret(ssh, "ssh", "passphrase"),
     )
+    if ssh.get("jump") is not None:
+        settings = replace(settings, jump=_jump(reader, ssh["jump"], "ssh.jump", settings))
+    return settings
+
+
+def _jump(reader: _Reader, raw: Any, path: str, ssh: SshSettings) -> JumpSettings | None:
+    """``{host: HOST[:PORT], user, key_file, known_hosts, passphrase_env|_file, retry_interval}``;
+    user, key_file and known_hosts default to ``ssh``'s. Bastions log in with keys only."""
+    if not isinstance(raw, dict):
+        reader.error(path, f"must be a mapping with host (HOST[:PORT]) and optionally user, key_file, "
+                           f"known_hosts; got {type(raw).__name__}")
+        return None
+    allowed = {"host", "user", "key_file", "known_hosts", "passphrase_env", "passphrase_file", "retry_interval"}
+    for key in sorted(set(raw) - allowed, key=str):
+        reader.error(f"{path}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+    try:
+        target = parse_target(str(raw.get("host") or ""), 22)
+    except TargetError as exc:
+        reader.error(f"{path}.host", f"{raw.get('host')!r} {exc}")
+        return None
+    user = raw.get("user", ssh.user)
+    if not isinstance(user, str) or not user:
+        reader.error(f"{path}.user", f"{user!r} is not a user name")
+        return None
+    key_file = Path(str(raw["key_file"])).expanduser() if raw.get("key_file") else ssh.key_file
+    if key_file is None:
+        reader.error(f"{path}.key_file", "a bastion logs in with a key: give key_file here or in ssh")
+        return None
+    passphrase = reader.secret(raw, path, "passphrase") if "key_file" in raw else ssh.passphrase
+    return JumpSettings(
+        target=target, user=user, key_file=key_file, passphrase=passphrase,
+        known_hosts=Path(str(raw["known_hosts"])).expanduser() if raw.get("known_hosts") else ssh.known_hosts,
+        retry_interval=reader.duration(raw, path, "retry_interval", JumpSettings.retry_interval))
 
 
 #: Integer fields and their allowed ranges; every other numeric settings field is a duration.
@@ -353,7 +409,17 @@ def _subnet(reader: _Reader, item: Any, path: str, department: str, port: int) -
     return [HostEntry(Target(str(address), port), department) for address in hosts]
 
 
-def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
+def _department_jump(reader: _Reader, body: Mapping[str, Any], base: str, ssh: SshSettings) -> JumpSettings | None:
+    """A department's own bastion, ``jump: false`` for none (dialled directly), else ``ssh.jump``."""
+    if "jump" not in body:
+        return ssh.jump
+    if body["jump"] is False:
+        return None
+    return _jump(reader, body["jump"], f"{base}.jump", ssh)
+
+
+def _inventory(reader: _Reader, raw: Mapping[str, Any], ssh: SshSettings) -> Inventory:
+    port = ssh.port
     departments = raw.get("departments")
     if not isinstance(departments, dict) or not departments:
         reader.error("departments", "must map at least one department name to its hosts/subnets")
@@ -368,8 +434,9 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
         if not isinstance(body, dict):
             reader.error(base, "must be a mapping with hosts and/or subnets")
             continue
-        for key in sorted(set(body) - {"hosts", "subnets"}, key=str):
-            reader.error(f"{base}.{key}", "unknown field (allowed: hosts, subnets)")
+        for key in sorted(set(body) - {"hosts", "subnets", "jump"}, key=str):
+            reader.error(f"{base}.{key}", "unknown field (allowed: hosts, jump, subnets)")
+        jump = _department_jump(reader, body, base, ssh)
         entries: list[tuple[str, HostEntry]] = []
         for kind, expand in (("hosts", _host_entry), ("subnets", _subnet)):
             items = body.get(kind) or []
@@ -380,7 +447,7 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
                 path = f"{base}.{kind}[{index}]"
                 found = expand(reader, item, path, name, port)
                 for entry in found if isinstance(found, list) else [found] if found else []:
-                    entries.append((path, entry))
+                    entries.append((path, replace(entry, jump=jump) if jump else entry))
         for path, entry in entries:
             key = str(entry.target)
             if key in hosts and hosts[key].department != name:
@@ -402,7 +469,7 @@ def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
     ssh = _ssh(reader, raw)
     config = Config(source, ssh, _health(reader, raw), _numbers(reader, raw, "pool", PoolSettings),
                     _numbers(reader, raw, "probe", ProbeSettings), _rabbitmq(reader, raw),
-                    _inventory(reader, raw, ssh.port))
+                    _inventory(reader, raw, ssh))
     if reader.errors:
         raise ConfigError(reader.errors)
     return config

@@ -51,6 +51,7 @@ def runtime_families(runtime: Any) -> list[Metric]:
     reloads = _counter("optilab_exporter_config_reloads", "Config file reloads by result.", "result",
                        runtime.reloads)
     families += [hosts, transitions, reloads]
+    families += pool.jumps.families()  # bastions' health and connections (exporter/jump.py)
     families += _event_families(events)
     return families
 

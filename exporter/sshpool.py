@@ -15,7 +15,9 @@ scrapes share, with guards for what goes wrong in a long-running pool:
 * a broken connection found on reuse is redialled once, transparently; a connection is recycled
   after ``max_age`` seconds or ``max_execs`` execs (paramiko's ``channels_seen`` grows without
   bound), and an idle one is closed by a reaper greenlet;
-* host keys verified against known_hosts (:class:`HostKeyStore`).
+* host keys verified against known_hosts (:class:`HostKeyStore`);
+* hosts behind a bastion are dialled over a channel of one pooled bastion connection
+  (``route`` says which host uses which jump; :mod:`exporter.jump`).
 
 Import this module only after ``gevent.monkey.patch_all()`` (see ``exporter/__main__.py``):
 paramiko's transports are threads and must become greenlets.
@@ -34,8 +36,10 @@ import gevent
 import gevent.lock
 import paramiko
 
-from exporter.config import PoolSettings, SshSettings, Target
+from exporter.config import HealthSettings, JumpSettings, PoolSettings, SshSettings, Target
+from exporter.health import JumpHealth
 from exporter.hostkeys import HostKeyStore, SshError
+from exporter.jump import ForwardedSocket, JumpHosts, bastion_lost
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +83,11 @@ class Connection:
 
 class SshPool:
     def __init__(self, ssh: SshSettings, settings: PoolSettings,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 route: Callable[[Target], JumpSettings | None] | None = None) -> None:
         self.ssh, self.settings, self._clock = ssh, settings, clock
+        self.route = route or (lambda target: ssh.jump)
+        self.jumps = JumpHosts(ssh, JumpHealth(HealthSettings(), clock), settings.keepalive)
         self.hostkeys = HostKeyStore(ssh.known_hosts, ssh.host_key_policy)
         self.stats = PoolStats()
         self._connections: dict[Target, Connection] = {}
@@ -152,6 +159,7 @@ class SshPool:
             self._reaper = None
         for connection in list(self._connections.values()):
             self._close(connection, "shutdown")
+        self.jumps.close()
 
     def reap(self) -> None:
         """One reaper pass: close idle, over-age and dead connections nobody is using."""
@@ -234,7 +242,7 @@ class SshPool:
             self._evict_idle()
         self._open_slots.acquire()  # blocks (under the caller's deadline) while the pool is full
         transport: paramiko.Transport | None = None
-        sock: socket.socket | None = None
+        sock: socket.socket | ForwardedSocket | None = None
         try:
             with self._dial_slots, gevent.Timeout(self.ssh.connect_timeout, SshError("timeout", "connect")):
                 sock = self._connect_socket(target)
@@ -255,6 +263,10 @@ class SshPool:
                 transport.close()
             elif sock is not None:
                 sock.close()
+            lost = bastion_lost(sock, exc)  # through a bastion that just went away: the bastion's failure
+            if lost is not None:
+                self.stats.dials[lost.reason] += 1
+                raise lost from exc
             self.stats.dials[_reason(exc)] += 1
             if isinstance(exc, gevent.Timeout | SshError):
                 raise
@@ -264,7 +276,10 @@ class SshPool:
         self.stats.dials["success"] += 1
         return Connection(target, transport, self.settings.channels_per_host, self._clock())
 
-    def _connect_socket(self, target: Target) -> socket.socket:
+    def _connect_socket(self, target: Target) -> socket.socket | ForwardedSocket:
+        jump = self.route(target)
+        if jump is not None:  # a direct-tcpip channel through the bastion stands in for the TCP socket
+            return self.jumps.open_channel(jump, target, self.ssh.connect_timeout)
         sock = socket.create_connection((target.host, target.port), timeout=self.ssh.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(None)
