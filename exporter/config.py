@@ -159,6 +159,7 @@ class HostEntry:
 @dataclass(frozen=True)
 class Inventory:
     hosts: dict[str, HostEntry] = field(default_factory=dict)  # key: "HOST:PORT"
+    jumps: dict[str, JumpSettings | None] = field(default_factory=dict)  # each department's bastion
 
     def lookup(self, target: Target) -> HostEntry | None:
         return self.hosts.get(str(target))
@@ -426,6 +427,7 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], ssh: SshSettings) -> Inv
         return Inventory()
     hosts: dict[str, HostEntry] = {}
     origin: dict[str, str] = {}
+    jumps: dict[str, JumpSettings | None] = {}
     for name, body in departments.items():
         base = f"departments.{name}"
         if not isinstance(name, str) or not _DEPARTMENT.match(name):
@@ -436,7 +438,7 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], ssh: SshSettings) -> Inv
             continue
         for key in sorted(set(body) - {"hosts", "subnets", "jump"}, key=str):
             reader.error(f"{base}.{key}", "unknown field (allowed: hosts, jump, subnets)")
-        jump = _department_jump(reader, body, base, ssh)
+        jump = jumps[name] = _department_jump(reader, body, base, ssh)
         entries: list[tuple[str, HostEntry]] = []
         for kind, expand in (("hosts", _host_entry), ("subnets", _subnet)):
             items = body.get(kind) or []
@@ -454,7 +456,7 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], ssh: SshSettings) -> Inv
                 reader.error(path, f"{key} is already in department {hosts[key].department} ({origin[key]})")
             elif key not in hosts or entry.hostname:
                 hosts[key], origin[key] = entry, path
-    return Inventory(hosts)
+    return Inventory(hosts, jumps)
 
 
 def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,

@@ -15,9 +15,9 @@ What can fail, and whose fault it is (reasons of docs/interfaces.md):
   count against the bastion's own health (:class:`exporter.health.JumpHealth`), never against the
   hosts behind it; for the jump's ``retry_interval`` after such a failure every dial through it
   fails fast with the same reason instead of each host waiting out its own connect timeout;
-* the bastion is fine but cannot connect to the lab machine (``connect failed``):
-  ``unreachable`` (paramiko does not pass on OpenSSH's "Connection refused"), the host's own
-  failure, as if it had been dialled directly.
+* the bastion is fine but cannot connect to the lab machine (``connect failed``): ``refused`` or
+  ``unreachable`` as the bastion's message says, the host's own failure, as if it had been dialled
+  directly.
 
 Deadlines: the bastion dial runs under ``ssh.connect_timeout`` and under the caller's deadline; a
 bastion handshake happens in the dial slot of the lab dial that needed it, so the pool's
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,9 +78,12 @@ class JumpHosts:
             try:
                 channel = transport.open_channel("direct-tcpip", (target.host, target.port),
                                                  transport.sock.getsockname()[:2], timeout=timeout)
-            except paramiko.ChannelException as exc:
-                raise self._channel_refused(bastion, target, exc) from None
             except (paramiko.SSHException, EOFError, OSError) as exc:
+                failure = transport.last_open_failure() if isinstance(transport, _BastionTransport) else None
+                if failure is not None:
+                    raise self._channel_refused(bastion, target, *failure) from None
+                if isinstance(exc, paramiko.ChannelException):
+                    raise self._channel_refused(bastion, target, exc.code, str(exc.text or "")) from None
                 if "Timeout opening channel" in str(exc):  # the bastion is still connecting to the host
                     raise SshError("timeout", f"{jump} did not open a channel to {target} in time") from None
                 # anything else: the bastion connection broke (its transport may not know it yet)
@@ -136,7 +140,7 @@ class JumpHosts:
         transport: paramiko.Transport | None = None
         try:
             sock = self._connect(jump.target, self.ssh.connect_timeout)
-            transport = paramiko.Transport(sock)
+            transport = _BastionTransport(sock)
             bastion.hostkeys.prefer_known_types(jump.target, transport)
             transport.start_client()
             bastion.hostkeys.verify(jump.target, transport.get_remote_server_key())
@@ -178,12 +182,43 @@ class JumpHosts:
         log.warning("bastion %s: %s (%s)", jump, reason, detail)
         return SshError(reason, f"bastion {jump}: {detail}")
 
-    def _channel_refused(self, bastion: _Bastion, target: Target, exc: paramiko.ChannelException) -> SshError:
+    def _channel_refused(self, bastion: _Bastion, target: Target, code: int, text: str) -> SshError:
         """``connect failed`` is the lab machine's failure; any other refusal is the bastion's."""
-        text = str(exc.text or "")
-        if exc.code == OPEN_FAILED_CONNECT_FAILED:  # paramiko keeps only the code: refused and no route look alike
-            return SshError("unreachable", f"bastion {bastion.settings} cannot connect to {target}: {text}")
-        return self._failed(bastion, "jump_refused", f"refused to forward to {target}: {text} (code {exc.code})")
+        if code == OPEN_FAILED_CONNECT_FAILED:
+            reason = "refused" if "refused" in text.lower() else "unreachable"
+            return SshError(reason, f"bastion {bastion.settings} cannot connect to {target}: {text}")
+        return self._failed(bastion, "jump_refused", f"refused to forward to {target}: {text} (code {code})")
+
+
+class _BastionTransport(paramiko.Transport):
+    """A transport that keeps why each channel open failed, per channel. paramiko keeps only the
+    last failure, transport-wide, and hands it to whichever waiter asks first: with concurrent opens
+    (a fan-out, a scan) the others get a bare "Unable to open channel." and "the bastion refuses to
+    forward" could not be told from "the lab machine is down". It also keeps the server's text
+    ("Connection refused"), which paramiko replaces by the code's name. Relies on paramiko's
+    ``_next_channel`` (called by ``open_channel`` in the opening greenlet) and its
+    ``MSG_CHANNEL_OPEN_FAILURE`` handler; tests/test_jump.py fails if either changes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self._opening = threading.local()  # a greenlet-local once gevent has patched threading
+        self._open_failures: dict[int, tuple[int, str]] = {}
+
+    def last_open_failure(self) -> tuple[int, str] | None:
+        """(reason code, server's text) of this greenlet's last failed ``open_channel``, else None."""
+        return self._open_failures.pop(getattr(self._opening, "chanid", -1), None)
+
+    def _next_channel(self) -> int:
+        chanid: int = super()._next_channel()  # type: ignore[misc]
+        self._open_failures.pop(chanid, None)  # a late answer to an earlier open that timed out
+        self._opening.chanid = chanid
+        return chanid
+
+    def _parse_channel_open_failure(self, m: paramiko.Message) -> None:
+        chanid, code, text = m.get_int(), m.get_int(), m.get_text()
+        self._open_failures[chanid] = (code, text)
+        m.rewind()
+        super()._parse_channel_open_failure(m)  # type: ignore[misc]
 
 
 class ForwardedSocket:
