@@ -7,7 +7,8 @@ library's argparse at the top; :func:`main` patches first and imports the rest a
 processes import the pure modules (config, health, http with a fake runtime) unpatched and run the
 real exporter as a subprocess.
 
-``optilab-exporter scan ...`` is dispatched to ``exporter.scan.main`` (subnet discovery).
+``optilab-exporter scan ...`` is dispatched to ``exporter.scan.main`` (subnet discovery),
+``optilab-exporter authorized-key ...`` to ``exporter.authkey.main`` (the monitoring key's line).
 """
 
 from __future__ import annotations
@@ -164,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         from exporter import scan  # discovery lives in its own module
 
         return scan.main(argv[1:])
+    if argv[:1] == ["authorized-key"]:
+        from exporter import authkey  # the monitoring key's restricted authorized_keys line
+
+        return authkey.main(argv[1:])
     return serve(parse_args(argv))
 
 
