@@ -65,7 +65,7 @@ def ensure_roles(conn: psycopg.Connection, roles: Roles, passwords: Mapping[str,
 
     ``passwords`` maps "owner"/"writer"/"reader" to a password (absent: the role's password is left
     as it is — e.g. for certificate or peer authentication)."""
-    database = conn.info.dbname
+    database = conn.info.dbname  # as connected to (PGlite's current_database() names another one)
     for kind, name in roles.items():
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
@@ -140,8 +140,8 @@ def check_roles(conn: psycopg.Connection, roles: Roles) -> list[str]:
         return problems
     read_only = conn.execute(
         "SELECT 1 FROM pg_db_role_setting s WHERE s.setrole = %s::regrole AND s.setdatabase IN (0, "
-        "(SELECT oid FROM pg_database WHERE datname = current_database())) "
-        "AND 'default_transaction_read_only=on' = ANY (s.setconfig)", (roles.reader,)).fetchone()
+        "(SELECT oid FROM pg_database WHERE datname = %s)) "
+        "AND 'default_transaction_read_only=on' = ANY (s.setconfig)", (roles.reader, conn.info.dbname)).fetchone()
     if read_only is None:
         problems.append(f"reader role {roles.reader}: sessions are not read-only (default_transaction_read_only)")
     for name in (roles.writer, roles.reader):
