@@ -294,8 +294,11 @@ def _jump(reader: _Reader, raw: Any, path: str, ssh: SshSettings) -> JumpSetting
     allowed = {"host", "user", "key_file", "known_hosts", "passphrase_env", "passphrase_file", "retry_interval"}
     for key in sorted(set(raw) - allowed, key=str):
         reader.error(f"{path}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+    if not raw.get("host"):
+        reader.error(f"{path}.host", "is required: the bastion's HOST[:PORT]")
+        return None
     try:
-        target = parse_target(str(raw.get("host") or ""), 22)
+        target = parse_target(str(raw["host"]), 22)
     except TargetError as exc:
         reader.error(f"{path}.host", f"{raw.get('host')!r} {exc}")
         return None
