@@ -70,6 +70,20 @@ for step in args["steps"]:
         out["rounds"].append([job.value for job in jobs])
     elif step == "sleep":
         time.sleep(args.get("sleep", 0.5))
+    elif step == "shell":  # a long-lived /bin/sh over exec on each pooled (forwarded) connection
+        replies = []
+        for entry in entries:
+            shell = runtime.pool._connections[entry.target].transport.open_session()
+            shell.settimeout(5)
+            shell.exec_command("/bin/sh")
+            shell.sendall(b"uname -n\n")
+            first = shell.recv(200)
+            shell.sendall(b"echo second; exit\n")
+            rest = b""
+            while data := shell.recv(200):
+                rest += data
+            replies.append((first + rest).decode())
+        out["shell"] = replies
     else:
         pause(step)
 out["jump"] = jump_metrics()
@@ -167,6 +181,13 @@ def test_probes_and_fanouts_go_through_one_bastion_connection(lab: Lab) -> None:
     jump = f"127.0.0.1:{lab.bastion.port}"
     assert result["jump"]["optilab_exporter_jump_health_state"] == [[{"jump": jump, "state": "healthy"}, 1.0]]
     assert result["jump"]["optilab_exporter_jump_connected"] == [[{"jump": jump}, 1.0]]
+
+
+def test_a_long_lived_shell_works_through_the_bastion(lab: Lab) -> None:
+    result = drive(lab.inventory(), ["probe", "shell"])
+    nodename = result["rounds"][0][0]["hostname"]  # what uname -n said in the probe
+    assert result["shell"] == [f"{nodename}\nsecond\n"] * 3
+    assert lab.bastion.accepted_logins() == 1
 
 
 def test_concurrent_dials_through_the_bastion_respect_a_dial_cap_of_one(lab: Lab) -> None:
