@@ -64,7 +64,7 @@ class Runtime:
 
         self.path, self.config = path, config
         self._mtime = self._stat()
-        self.pool = SshPool(config.ssh, config.pool, route=self._route)
+        self.pool = SshPool(config.ssh, config.pool, route=self._route, health=config.health)
         self.pool.start_reaper()
         self.health = HealthBook(config.health)
         self.prober = Prober(self.pool, self.health, script=script or BATCH_SCRIPT,
@@ -91,7 +91,7 @@ class Runtime:
             log.error("config reload failed; keeping the running config:\n%s", exc)
             return
         if (new.ssh, new.pool) != (self.config.ssh, self.config.pool):
-            old_pool, self.pool = self.pool, SshPool(new.ssh, new.pool, route=self._route)
+            old_pool, self.pool = self.pool, SshPool(new.ssh, new.pool, route=self._route, health=new.health)
             self.pool.start_reaper()
             self.prober.runner = self.pool
             old_pool.close()
@@ -100,6 +100,7 @@ class Runtime:
                 self.events.close(flush_timeout=1.0)
             self.events = self._publisher(new)
         self.health.settings = new.health
+        self.pool.jumps.health.settings = new.health  # bastions count failures with the same thresholds
         self.prober.forget_except(set(new.inventory.hosts))
         self.config = new
         self.reloads["success"] += 1

@@ -84,10 +84,11 @@ class Connection:
 class SshPool:
     def __init__(self, ssh: SshSettings, settings: PoolSettings,
                  clock: Callable[[], float] = time.monotonic,
-                 route: Callable[[Target], JumpSettings | None] | None = None) -> None:
+                 route: Callable[[Target], JumpSettings | None] | None = None,
+                 health: HealthSettings | None = None) -> None:
         self.ssh, self.settings, self._clock = ssh, settings, clock
-        self.route = route or (lambda target: ssh.jump)
-        self.jumps = JumpHosts(ssh, JumpHealth(HealthSettings(), clock), settings.keepalive)
+        self.route = route or (lambda target: ssh.jump)  # which bastion, if any, a target is dialled through
+        self.jumps = JumpHosts(ssh, JumpHealth(health or HealthSettings(), clock), settings.keepalive)
         self.hostkeys = HostKeyStore(ssh.known_hosts, ssh.host_key_policy)
         self.stats = PoolStats()
         self._connections: dict[Target, Connection] = {}
