@@ -223,9 +223,13 @@ def test_the_bastion_health_state_is_exported(lab: Lab) -> None:
     def world(step: str) -> None:
         lab.bastion.stop()
 
-    result = drive(lab.inventory({"retry_interval": "0s"}), ["stop"] + ["probe"] * 3, world)
+    config = lab.inventory({"retry_interval": "0s"})
+    raw = yaml.safe_load(config.read_text())
+    raw["health"] = {"degraded_after": 2, "offline_after": 8, "dead_after": 20}  # the inventory's thresholds
+    config.write_text(yaml.safe_dump(raw))
+    result = drive(config, ["stop"] + ["probe"] * 3, world)
     assert result["jump"]["optilab_exporter_jump_health_state"] == \
-        [[{"jump": f"127.0.0.1:{lab.bastion.port}", "state": "dead"}, 1.0]]  # 9 failed bastion dials
+        [[{"jump": f"127.0.0.1:{lab.bastion.port}", "state": "offline"}, 1.0]]  # 9 failed bastion dials
     assert set(result["health"].values()) == {"healthy"}
 
 
