@@ -19,7 +19,10 @@ What can fail, and whose fault it is (reasons of docs/interfaces.md):
   ``unreachable`` as the bastion's message says, the host's own failure, as if it had been dialled
   directly.
 
-Deadlines: the bastion dial runs under ``ssh.connect_timeout`` and under the caller's deadline; a
+Deadlines: the bastion dial runs under ``ssh.connect_timeout`` and under the caller's deadline. A
+channel open waits at most 60 % of ``connect_timeout``; when it times out, a keepalive request
+tells a silent lab machine (the bastion answers: ``timeout``, the host's) from a bastion that froze
+(no answer: ``jump_timeout``, and its connection is dropped). A
 bastion handshake happens in the dial slot of the lab dial that needed it, so the pool's
 ``max_concurrent_dials`` caps bastion handshakes too (one per bastion at a time: concurrent dials
 wait on a per-bastion lock instead of opening a second connection).
@@ -30,6 +33,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +51,9 @@ from exporter.hostkeys import HostKeyStore, SshError
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 1.0
+#: share of the connect timeout a channel open may wait; in the rest the bastion is asked whether it
+#: still answers, so a frozen bastion is told from a silent lab machine within the timeout
+OPEN_SHARE = 0.6
 
 
 @dataclass
@@ -57,6 +64,8 @@ class _Bastion:
     transport: paramiko.Transport | None = None
     pkey: paramiko.PKey | None = None
     channels: int = 0  # direct-tcpip channels opened so far
+    check: gevent.lock.Semaphore = field(default_factory=gevent.lock.Semaphore)  # one keepalive at a time
+    answered_at: float = float("-inf")  # when the bastion last answered a keepalive (time.monotonic)
 
 
 class JumpHosts:
@@ -77,15 +86,19 @@ class JumpHosts:
             transport = self._transport(bastion)
             try:
                 channel = transport.open_channel("direct-tcpip", (target.host, target.port),
-                                                 transport.sock.getsockname()[:2], timeout=timeout)
+                                                 transport.sock.getsockname()[:2], timeout=timeout * OPEN_SHARE)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 failure = transport.last_open_failure() if isinstance(transport, _BastionTransport) else None
                 if failure is not None:
                     raise self._channel_refused(bastion, target, *failure) from None
                 if isinstance(exc, paramiko.ChannelException):
                     raise self._channel_refused(bastion, target, exc.code, str(exc.text or "")) from None
-                if "Timeout opening channel" in str(exc):  # the bastion is still connecting to the host
-                    raise SshError("timeout", f"{jump} did not open a channel to {target} in time") from None
+                if "Timeout opening channel" in str(exc):  # a silent lab machine, or a frozen bastion?
+                    if self._still_answers(bastion, transport, timeout * (1 - OPEN_SHARE) / 2):
+                        raise SshError("timeout", f"{jump} did not open a channel to {target} in time") from None
+                    transport.close()
+                    bastion.transport = None
+                    raise self._failed(bastion, "jump_timeout", "connected but no longer answering") from None
                 # anything else: the bastion connection broke (its transport may not know it yet)
                 log.info("bastion %s: pooled connection broke (%r)%s", jump, exc,
                          "; redialling" if attempt == 1 else "")
@@ -165,6 +178,22 @@ class JumpHosts:
             own_timer.close()
         log.info("bastion %s: connected as %s", jump, jump.user)
         return transport
+
+    def _still_answers(self, bastion: _Bastion, transport: paramiko.Transport, seconds: float) -> bool:
+        """Whether the bastion answered a keepalive since we asked. One request at a time (paramiko's
+        ``global_request`` keeps one pending reply per transport); those waiting share its answer."""
+        asked = time.monotonic()
+        if bastion.check.acquire(timeout=seconds):
+            try:
+                if bastion.answered_at >= asked:
+                    return True
+                if _answers(transport, seconds):
+                    bastion.answered_at = time.monotonic()
+                    return True
+                return False
+            finally:
+                bastion.check.release()
+        return bastion.answered_at >= asked
 
     def _private_key(self, bastion: _Bastion) -> paramiko.PKey:
         if bastion.pkey is None:
@@ -249,6 +278,21 @@ def bastion_lost(sock: object, exc: BaseException) -> SshError | None:
     if transport is not None and transport.is_active():
         return None
     return SshError("jump_unreachable", f"the bastion connection broke during the handshake ({exc!r})")
+
+
+def _answers(transport: paramiko.Transport, seconds: float) -> bool:
+    """Whether the bastion answers a keepalive global request (any reply) within ``seconds``."""
+    timer = gevent.Timeout(max(0.05, seconds))
+    timer.start()
+    try:
+        transport.global_request("keepalive@openssh.com", wait=True)
+        return transport.is_active()
+    except gevent.Timeout as exc:
+        if exc is not timer:
+            raise
+        return False
+    finally:
+        timer.close()
 
 
 def _tcp_connect(target: Target, timeout: float) -> socket.socket:

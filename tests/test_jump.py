@@ -70,6 +70,8 @@ for step in args["steps"]:
         out["rounds"].append([job.value for job in jobs])
     elif step == "sleep":
         time.sleep(args.get("sleep", 0.5))
+    elif step == "open_bastion":  # connect the bastion without pooling any lab machine's connection
+        runtime.pool.jumps.open_channel(runtime.config.ssh.jump, entries[0].target, 3.0).close()
     elif step == "shell":  # a long-lived /bin/sh over exec on each pooled (forwarded) connection
         replies = []
         for entry in entries:
@@ -231,6 +233,45 @@ def test_the_bastion_health_state_is_exported(lab: Lab) -> None:
     assert result["jump"]["optilab_exporter_jump_health_state"] == \
         [[{"jump": f"127.0.0.1:{lab.bastion.port}", "state": "offline"}, 1.0]]  # 9 failed bastion dials
     assert set(result["health"].values()) == {"healthy"}
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (sshd's per-connection monitor and session processes)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = [pid], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def test_a_bastion_that_freezes_is_told_from_a_silent_lab_machine(lab: Lab) -> None:
+    assert lab.bastion.service is not None
+    frozen = []
+
+    def world(step: str) -> None:
+        signal = {"freeze": "SIGSTOP", "thaw": "SIGCONT"}[step]
+        pids = frozen or _tree(lab.bastion.service.process.pid)  # type: ignore[union-attr]
+        frozen[:] = pids
+        subprocess.run(["kill", f"-{signal}", *map(str, pids)], check=True)
+
+    try:
+        result = drive(lab.inventory({"retry_interval": "200ms"}),
+                       ["open_bastion", "freeze", "probe", "fanout", "thaw", "sleep", "probe"], world, timeout=8.0)
+    finally:
+        if frozen:
+            subprocess.run(["kill", "-SIGCONT", *map(str, frozen)], check=False)
+    for round_ in result["rounds"][:2]:
+        assert [(r["success"], r["reason"], r["state"]) for r in round_] == [(False, "jump_timeout", "healthy")] * 3
+        assert all(r["elapsed"] < 4.0 for r in round_)  # connect_timeout 3 s, well before the 8 s deadline
+    assert all(r["success"] for r in result["rounds"][2])
 
 
 def test_a_bastion_that_refuses_forwarding_is_reported_as_such(sshd_factory: Callable[..., Sshd],
