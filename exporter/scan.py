@@ -285,6 +285,11 @@ def main(argv: list[str]) -> int:
               disable=args.quiet) as progress:
         found = scan(addresses, port, ssh, args.timeout, args.concurrency, progress, jump)
     elapsed = time.monotonic() - started
+    bastion_errors = sorted({host.error for host in found if host.error and host.error.startswith("jump_")})
+    if jump is not None and bastion_errors and not any(host.hostname for host in found):
+        print(f"optilab-exporter scan: bastion {jump} failed ({', '.join(bastion_errors)}); nothing scanned, "
+              f"nothing written", file=sys.stderr)
+        return 1
     raw, added, updated = merge_inventory(raw, found, args.department, ssh.port)
     for host in found:
         status = f"{host.hostname}  {host.os}" if host.hostname else f"not added: {host.error}"

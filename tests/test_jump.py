@@ -342,3 +342,14 @@ def test_scan_runs_through_the_bastion(lab: Lab) -> None:
     forwarded = lab.forwarded()
     assert {f"{a}:{lab.port}" for a in ADDRESSES[:2]} <= forwarded
     assert f"127.0.2.5:{lab.port}" in forwarded  # even the closed ports were probed through the bastion
+
+
+def test_scan_through_a_stopped_bastion_says_so_once_and_writes_nothing(lab: Lab) -> None:
+    lab.bastion.stop()
+    out = lab.tmp_path / "scanned.yml"
+    done = subprocess.run([sys.executable, "-m", "exporter", "scan", "127.0.2.0/29", "--config", str(lab.inventory()),
+                           "--out", str(out), "--port", str(lab.port), "--quiet"],
+                          capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)
+    assert done.returncode == 1
+    assert f"bastion 127.0.0.1:{lab.bastion.port} failed (jump_unreachable); nothing scanned" in done.stderr
+    assert not out.exists()
