@@ -123,12 +123,15 @@ class JumpHosts:
                                labels=["jump"])
         channels = CounterMetricFamily("optilab_exporter_jump_channels",
                                        "direct-tcpip channels opened through each bastion.", labels=["jump"])
-        for jump, bastion in sorted(self._bastions.items(), key=lambda item: str(item[0])):
-            name, current = str(jump), self.health.get(str(jump)).state
+        by_name: dict[str, list[_Bastion]] = {}  # one bastion HOST:PORT may serve several logins
+        for jump, bastion in self._bastions.items():
+            by_name.setdefault(str(jump), []).append(bastion)
+        for name, bastions in sorted(by_name.items()):
+            current = self.health.get(name).state
             for each in STATES:
                 state.add_metric([name, each], 1 if each == current else 0)
-            up.add_metric([name], 1 if bastion.transport is not None and bastion.transport.is_active() else 0)
-            channels.add_metric([name], bastion.channels)
+            up.add_metric([name], int(any(b.transport is not None and b.transport.is_active() for b in bastions)))
+            channels.add_metric([name], sum(b.channels for b in bastions))
         return [state, up, channels]
 
     # -- the bastion's own connection -----------------------------------------------------------

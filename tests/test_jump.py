@@ -89,6 +89,10 @@ for step in args["steps"]:
     else:
         pause(step)
 out["jump"] = jump_metrics()
+from prometheus_client import CollectorRegistry, generate_latest
+registry = CollectorRegistry()
+registry.register(type("Jumps", (), {"collect": lambda self: runtime.pool.jumps.families()})())
+out["exposition"] = generate_latest(registry).decode()
 out["health"] = {key: runtime.health.get(key).state for key in runtime.config.inventory.hosts}
 out["dials"] = dict(runtime.pool.stats.dials)
 runtime.close()
@@ -183,6 +187,10 @@ def test_probes_and_fanouts_go_through_one_bastion_connection(lab: Lab) -> None:
     jump = f"127.0.0.1:{lab.bastion.port}"
     assert result["jump"]["optilab_exporter_jump_health_state"] == [[{"jump": jump, "state": "healthy"}, 1.0]]
     assert result["jump"]["optilab_exporter_jump_connected"] == [[{"jump": jump}, 1.0]]
+    check = subprocess.run(["promtool", "check", "metrics"], input=result["exposition"], capture_output=True,
+                           text=True, timeout=30, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f'optilab_exporter_jump_channels_total{{jump="{jump}"}} 3.0' in result["exposition"]  # one per machine
 
 
 def test_a_long_lived_shell_works_through_the_bastion(lab: Lab) -> None:
