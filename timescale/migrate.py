@@ -111,7 +111,10 @@ def migrate(dsn: str, prefer: str = "auto", roles: Roles | None = None,
     With ``roles``, the three roles are created or updated first (``passwords`` by kind), the
     migrations run as the owner, and the grants follow (timescale/roles.py).
     """
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:  # a silent host fails, not hangs
+    # connect_timeout: a silent host fails, not hangs. No server-side prepared statements: a one-off
+    # run gains nothing from them, and one left behind would collide with a later client's on a
+    # pooler or on PGlite's single shared session (psycopg names them _pg3_0, _pg3_1, ... per connection).
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, prepare_threshold=None) as conn:
         conn.execute("SET client_min_messages = warning")
         conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
         try:
