@@ -7,7 +7,8 @@ library's argparse at the top; :func:`main` patches first and imports the rest a
 processes import the pure modules (config, health, http with a fake runtime) unpatched and run the
 real exporter as a subprocess.
 
-``optilab-exporter scan ...`` is dispatched to ``exporter.scan.main`` (subnet discovery).
+``optilab-exporter scan ...`` is dispatched to ``exporter.scan.main`` (subnet discovery),
+``optilab-exporter authorized-key ...`` to ``exporter.authkey.main`` (the monitoring key's line).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.core import Metric
 
-    from exporter.config import Config
+    from exporter.config import Config, JumpSettings, Target
     from exporter.health import Transition
     from exporter.metrics import HostLabels
 
@@ -69,7 +70,7 @@ class Runtime:
         self.path, self.config = path, config
         self._mtime = self._stat()
         self.monitor = LoopMonitor().start()
-        self.pool = SshPool(config.ssh, config.pool)
+        self.pool = SshPool(config.ssh, config.pool, route=self._route, health=config.health)
         self.pool.monitor = self.monitor
         self.pool.start_reaper()
         self.pool.enable_login_checks()
@@ -105,7 +106,7 @@ class Runtime:
             return
         ssh_changed = new.ssh != self.config.ssh or key_changed
         if ssh_changed or new.pool != self.config.pool:
-            old_pool, self.pool = self.pool, SshPool(new.ssh, new.pool)
+            old_pool, self.pool = self.pool, SshPool(new.ssh, new.pool, route=self._route, health=new.health)
             self.pool.monitor = self.monitor
             self.pool.start_reaper()
             self.pool.enable_login_checks()
@@ -120,6 +121,7 @@ class Runtime:
                 self.events.close(flush_timeout=1.0)
             self.events = self._publisher(new)
         self.health.settings = new.health
+        self.pool.jumps.health.settings = new.health  # bastions count failures with the same thresholds
         self.prober.forget_except(set(new.inventory.hosts))
         self.pool.set_inventory(new.inventory)
         self.config = new
@@ -128,6 +130,10 @@ class Runtime:
         self._mtime = self._stat()  # the new config's key file from now on
         log.info("config reloaded: %d targets in %d departments", len(new.inventory.hosts),
                  len(new.inventory.departments))
+
+    def _route(self, target: Target) -> JumpSettings | None:
+        """The bastion of ``target`` in the current inventory (a department's own, or ssh.jump)."""
+        return self.config.inventory.jump_for(target)
 
     def self_metrics(self) -> Iterable[Metric]:
         from exporter.selfmetrics import runtime_families
@@ -187,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         from exporter import scan  # discovery lives in its own module
 
         return scan.main(argv[1:])
+    if argv[:1] == ["authorized-key"]:
+        from exporter import authkey  # the monitoring key's restricted authorized_keys line
+
+        return authkey.main(argv[1:])
     return serve(parse_args(argv))
 
 

@@ -17,7 +17,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 _DEPARTMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "Secret", "Target", "TargetError", "key_file_problems",
+__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "JumpSettings", "Secret", "Target", "TargetError",
+           "key_file_problems",
            "load_config", "parse_config", "parse_target"]
 
 
@@ -88,6 +89,22 @@ class SessionSettings:
 
 
 @dataclass(frozen=True)
+class JumpSettings:
+    """A bastion (jump host) the exporter reaches lab machines through: ``ssh.jump`` or a department's
+    ``jump``. Its login is its own (user, key, known_hosts); omitted fields default to ``ssh``'s."""
+
+    target: Target
+    user: str = "optilab"
+    key_file: Path | None = None
+    known_hosts: Path = Path("~/.ssh/known_hosts")
+    passphrase: Secret | None = None
+    retry_interval: float = 10.0  # after a failed bastion dial, hosts behind it fail fast this long
+
+    def __str__(self) -> str:
+        return str(self.target)
+
+
+@dataclass(frozen=True)
 class SshSettings:
     user: str = "optilab"
     port: int = 22
@@ -99,6 +116,7 @@ class SshSettings:
     password: Secret | None = None
     passphrase: Secret | None = None
     session: SessionSettings = SessionSettings()
+    jump: JumpSettings | None = None  # every department's bastion unless it names its own
 
 
 @dataclass(frozen=True)
@@ -154,15 +172,22 @@ class HostEntry:
     department: str
     hostname: str | None = None
     os: str | None = None
+    jump: JumpSettings | None = None  # the bastion this host is dialled through (None: directly)
 
 
 @dataclass(frozen=True)
 class Inventory:
     hosts: dict[str, HostEntry] = field(default_factory=dict)  # key: "HOST:PORT"
     session_modes: dict[str, str] = field(default_factory=dict)  # department → its ssh.session.mode
+    jumps: dict[str, JumpSettings | None] = field(default_factory=dict)  # each department's bastion
 
     def lookup(self, target: Target) -> HostEntry | None:
         return self.hosts.get(str(target))
+
+    def jump_for(self, target: Target) -> JumpSettings | None:
+        """The bastion ``target`` is reached through (None: dialled directly, or not in the inventory)."""
+        entry = self.hosts.get(str(target))
+        return entry.jump if entry is not None else None
 
     def department(self, name: str) -> list[HostEntry]:
         return [entry for entry in self.hosts.values() if entry.department == name]
@@ -255,7 +280,7 @@ class _Reader:
 def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
     allowed = {"user", "port", "key_file", "known_hosts", "host_key_policy", "connect_timeout",
                "command_timeout", "password_env", "password_file", "passphrase_env", "passphrase_file",
-               "session"}
+               "session", "jump"}
     ssh = reader.section(raw, "ssh", allowed)
     defaults = SshSettings()
     policy = ssh.get("host_key_policy", defaults.host_key_policy)
@@ -268,7 +293,7 @@ def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
     password = reader.secret(ssh, "ssh", "password")
     if key_file is None and password is None:
         reader.error("ssh", "needs key_file or password_env/password_file to log in")
-    return SshSettings(
+    settings = SshSettings(
         user=str(user), port=reader.integer(ssh, "ssh", "port", 22, 1, 65535), key_file=key_file,
         known_hosts=Path(str(ssh.get("known_hosts", defaults.known_hosts))).expanduser(),
         host_key_policy=str(policy),
@@ -276,6 +301,42 @@ def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
         command_timeout=reader.duration(ssh, "ssh", "command_timeout", defaults.command_timeout),
         password=password, passphrase=reader.secret(ssh, "ssh", "passphrase"), session=_session(reader, ssh),
     )
+    if ssh.get("jump") is not None:
+        settings = replace(settings, jump=_jump(reader, ssh["jump"], "ssh.jump", settings))
+    return settings
+
+
+def _jump(reader: _Reader, raw: Any, path: str, ssh: SshSettings) -> JumpSettings | None:
+    """``{host: HOST[:PORT], user, key_file, known_hosts, passphrase_env|_file, retry_interval}``;
+    user, key_file and known_hosts default to ``ssh``'s. Bastions log in with keys only."""
+    if not isinstance(raw, dict):
+        reader.error(path, f"must be a mapping with host (HOST[:PORT]) and optionally user, key_file, "
+                           f"known_hosts; got {type(raw).__name__}")
+        return None
+    allowed = {"host", "user", "key_file", "known_hosts", "passphrase_env", "passphrase_file", "retry_interval"}
+    for key in sorted(set(raw) - allowed, key=str):
+        reader.error(f"{path}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+    if not raw.get("host"):
+        reader.error(f"{path}.host", "is required: the bastion's HOST[:PORT]")
+        return None
+    try:
+        target = parse_target(str(raw["host"]), 22)
+    except TargetError as exc:
+        reader.error(f"{path}.host", f"{raw.get('host')!r} {exc}")
+        return None
+    user = raw.get("user", ssh.user)
+    if not isinstance(user, str) or not user:
+        reader.error(f"{path}.user", f"{user!r} is not a user name")
+        return None
+    key_file = Path(str(raw["key_file"])).expanduser() if raw.get("key_file") else ssh.key_file
+    if key_file is None:
+        reader.error(f"{path}.key_file", "a bastion logs in with a key: give key_file here or in ssh")
+        return None
+    passphrase = reader.secret(raw, path, "passphrase") if "key_file" in raw else ssh.passphrase
+    return JumpSettings(
+        target=target, user=user, key_file=key_file, passphrase=passphrase,
+        known_hosts=Path(str(raw["known_hosts"])).expanduser() if raw.get("known_hosts") else ssh.known_hosts,
+        retry_interval=reader.duration(raw, path, "retry_interval", JumpSettings.retry_interval))
 
 
 def _session(reader: _Reader, ssh: Mapping[str, Any]) -> SessionSettings:
@@ -389,7 +450,17 @@ def _subnet(reader: _Reader, item: Any, path: str, department: str, port: int) -
     return [HostEntry(Target(str(address), port), department) for address in hosts]
 
 
-def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
+def _department_jump(reader: _Reader, body: Mapping[str, Any], base: str, ssh: SshSettings) -> JumpSettings | None:
+    """A department's own bastion, ``jump: false`` for none (dialled directly), else ``ssh.jump``."""
+    if "jump" not in body:
+        return ssh.jump
+    if body["jump"] is False:
+        return None
+    return _jump(reader, body["jump"], f"{base}.jump", ssh)
+
+
+def _inventory(reader: _Reader, raw: Mapping[str, Any], ssh: SshSettings) -> Inventory:
+    port = ssh.port
     departments = raw.get("departments")
     if not isinstance(departments, dict) or not departments:
         reader.error("departments", "must map at least one department name to its hosts/subnets")
@@ -397,6 +468,7 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
     hosts: dict[str, HostEntry] = {}
     origin: dict[str, str] = {}
     session_modes: dict[str, str] = {}
+    jumps: dict[str, JumpSettings | None] = {}
     for name, body in departments.items():
         base = f"departments.{name}"
         if not isinstance(name, str) or not _DEPARTMENT.match(name):
@@ -405,14 +477,15 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
         if not isinstance(body, dict):
             reader.error(base, "must be a mapping with hosts and/or subnets")
             continue
-        for key in sorted(set(body) - {"hosts", "subnets", "session"}, key=str):
-            reader.error(f"{base}.{key}", "unknown field (allowed: hosts, session, subnets)")
+        for key in sorted(set(body) - {"hosts", "subnets", "session", "jump"}, key=str):
+            reader.error(f"{base}.{key}", "unknown field (allowed: hosts, jump, session, subnets)")
         if body.get("session") is not None:
             session = reader.section(body, "session", {"mode"}, f"{base}.")
             if "mode" in session and session["mode"] not in SESSION_MODES:
                 reader.error(f"{base}.session.mode", f"{session['mode']!r} is not one of {', '.join(SESSION_MODES)}")
             elif "mode" in session:
                 session_modes[name] = str(session["mode"])
+        jump = jumps[name] = _department_jump(reader, body, base, ssh)
         entries: list[tuple[str, HostEntry]] = []
         for kind, expand in (("hosts", _host_entry), ("subnets", _subnet)):
             items = body.get(kind) or []
@@ -423,14 +496,14 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
                 path = f"{base}.{kind}[{index}]"
                 found = expand(reader, item, path, name, port)
                 for entry in found if isinstance(found, list) else [found] if found else []:
-                    entries.append((path, entry))
+                    entries.append((path, replace(entry, jump=jump) if jump else entry))
         for path, entry in entries:
             key = str(entry.target)
             if key in hosts and hosts[key].department != name:
                 reader.error(path, f"{key} is already in department {hosts[key].department} ({origin[key]})")
             elif key not in hosts or entry.hostname:
                 hosts[key], origin[key] = entry, path
-    return Inventory(hosts, session_modes)
+    return Inventory(hosts, session_modes, jumps)
 
 
 def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
@@ -445,7 +518,7 @@ def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
     ssh = _ssh(reader, raw)
     config = Config(source, ssh, _health(reader, raw), _numbers(reader, raw, "pool", PoolSettings),
                     _numbers(reader, raw, "probe", ProbeSettings), _rabbitmq(reader, raw),
-                    _inventory(reader, raw, ssh.port))
+                    _inventory(reader, raw, ssh))
     if reader.errors:
         raise ConfigError(reader.errors)
     return config

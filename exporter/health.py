@@ -146,3 +146,59 @@ class HealthBook:
                 state, host.failures, f" (last: {reason})" if reason else "", self.wait_left(target))
         return transition
 
+
+
+# -- bastions (jump hosts) ------------------------------------------------------------------------
+
+#: Reasons that blame the bastion, not the lab machine behind it (exporter/jump.py raises them).
+JUMP_REASONS = ("jump_unreachable", "jump_timeout", "jump_hostkey", "jump_auth", "jump_refused", "jump_protocol")
+
+
+def is_jump_reason(reason: str | None) -> bool:
+    """True for a failure of the bastion: it must not count against the hosts behind it."""
+    return reason in JUMP_REASONS
+
+
+@dataclass
+class JumpState:
+    state: str = "healthy"
+    failures: int = 0
+    retry_at: float = 0.0  # before this clock time, dials through the bastion fail fast with ``reason``
+    reason: str | None = None
+
+
+class JumpHealth:
+    """The health of each bastion, apart from the hosts' (a bastion that is down would otherwise push
+    every machine behind it towards dead). The failure counts pick the same states as hosts
+    (``HealthSettings`` thresholds), but the wait before the next bastion dial is the jump's short
+    ``retry_interval``: the bastion is the way to a whole department, so it is retried soon."""
+
+    def __init__(self, settings: HealthSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings, self._clock = settings, clock
+        self._jumps: dict[str, JumpState] = {}
+
+    def get(self, jump: str) -> JumpState:
+        return self._jumps.get(jump) or JumpState()
+
+    def known(self) -> dict[str, JumpState]:
+        return dict(self._jumps)
+
+    def may_dial(self, jump: str) -> bool:
+        return self._clock() >= self.get(jump).retry_at
+
+    def record_success(self, jump: str) -> None:
+        before = self.get(jump).state
+        self._jumps[jump] = JumpState()
+        if before != "healthy":
+            log.info("bastion %s: %s -> healthy", jump, before)
+
+    def record_failure(self, jump: str, reason: str, retry_interval: float) -> None:
+        state = self._jumps.setdefault(jump, JumpState())
+        state.failures += 1
+        state.reason = reason
+        state.retry_at = self._clock() + retry_interval
+        new = HealthBook(self.settings).state_for(state.failures)
+        if new != state.state:
+            log.warning("bastion %s: %s -> %s after %d failure(s) (last: %s); hosts behind it keep their "
+                        "own state", jump, state.state, new, state.failures, reason)
+        state.state = new

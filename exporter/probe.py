@@ -19,7 +19,7 @@ from prometheus_client.core import Metric
 
 from exporter.command import BATCH_SCRIPT, SECTIONS, split_sections
 from exporter.config import HostEntry, Target
-from exporter.health import HealthBook, Transition
+from exporter.health import HealthBook, Transition, is_jump_reason
 from exporter.hostkeys import SshError
 from exporter.metrics import HostLabels, probe_families, snapshot_families
 from exporter.metrics_node import NO_EXTRA, Extra
@@ -107,7 +107,8 @@ class Prober:
     def _failed(self, entry: HostEntry, reason: str, started: float, extra: Extra) -> ProbeResult:
         key = str(entry.target)
         self._previous.pop(key, None)  # a gap (reboot?) must not become one giant CPU delta
-        transition = self.health.record_failure(key, reason)
+        # a bastion failure is not this host's: it keeps its state (the bastion has its own, exporter/jump.py)
+        transition = None if is_jump_reason(reason) else self.health.record_failure(key, reason)
         state = self.health.get(key).state
         labels = self.labels(entry)
         duration = self._clock() - started

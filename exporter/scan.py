@@ -11,9 +11,12 @@ Merging never loses anything: known hosts get their hostname and OS name (an inf
 field) updated in place, hosts inside a department's ``subnets`` join that department, the rest go to
 ``--department``, and every other key of the file is kept (YAML comments are not: PyYAML does not
 keep them). The merged file is validated with the exporter's own config parser before it atomically
-replaces the old one. With a ``rabbitmq`` section in the inventory, every host that logged in is
-also published as a ``discovery`` event (docs/interfaces.md), its OS as os-release's NAME and
-VERSION_ID.
+replaces the old one. When the inventory names a bastion (``--department``'s ``jump``, else
+``ssh.jump``), the whole scan runs through it: every port probe is a ``direct-tcpip`` channel of one
+bastion connection (the bastion, not the collector, connects to the addresses) and every login
+goes through it like the exporter's (exporter/jump.py). With a ``rabbitmq`` section in the
+inventory, every host that logged in is also published as a ``discovery`` event
+(docs/interfaces.md), its OS as os-release's NAME and VERSION_ID.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import yaml
 
 from exporter.config import (
     ConfigError,
+    JumpSettings,
     PoolSettings,
     RabbitSettings,
     SshSettings,
@@ -113,20 +117,36 @@ def identify(output: str, target: Target) -> Found:
 
 
 def scan(addresses: list[str], port: int, ssh: SshSettings, timeout: float, concurrency: int,
-         progress: Any = None) -> list[Found]:
-    """Probe every address concurrently; log in to those that answer. Needs gevent monkey patching."""
+         progress: Any = None, jump: JumpSettings | None = None) -> list[Found]:
+    """Probe every address concurrently (through ``jump`` when given); log in to those that answer.
+    Needs gevent monkey patching."""
     import gevent.pool
 
     from exporter.hostkeys import SshError
     from exporter.sshpool import SshPool
 
-    pool = SshPool(ssh, PoolSettings())
+    pool = SshPool(ssh, PoolSettings(), route=lambda target: jump)
     found: list[Found] = []
+
+    def port_open(target: Target) -> bool:
+        if jump is None:
+            return tcp_open(target, timeout)
+        try:  # the bastion connects; a refusal or silence there is a closed port, a jump_* error is not
+            pool.jumps.open_channel(jump, target, timeout).close()
+        except SshError as exc:
+            if exc.reason.startswith("jump_"):
+                raise
+            return False
+        return True
 
     def probe(address: str) -> None:
         target = Target(address, port)
         try:
-            if not tcp_open(target, timeout):
+            try:
+                if not port_open(target):
+                    return
+            except SshError as exc:
+                found.append(Found(target, error=exc.reason))
                 return
             try:
                 output = pool.run(target, DISCOVERY_COMMAND,
@@ -195,11 +215,13 @@ def _learned(host: Found) -> dict[str, str]:
     return {"hostname": host.hostname or "", **({"os": host.os} if host.os else {})}
 
 
-def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings, RabbitSettings | None]:
-    """The raw inventory to merge into (or a new one), the SSH settings that log in, and where to
-    publish discovery events (the inventory's ``rabbitmq`` section, if any)."""
+def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings, RabbitSettings | None,
+                                                  JumpSettings | None]:
+    """The raw inventory to merge into (or a new one), the SSH settings that log in, where to
+    publish discovery events (the inventory's ``rabbitmq`` section, if any) and the bastion to scan
+    through (``--department``'s own ``jump``, else ``ssh.jump``; None: directly)."""
     raw: dict[str, Any] = {}
-    rabbitmq = None
+    rabbitmq = jump = None
     if args.out is not None and args.out.exists():
         raw = yaml.safe_load(args.out.read_text()) or {}
         if not isinstance(raw, dict):
@@ -208,6 +230,7 @@ def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings,
     if source is not None:
         config = load_config(source)
         ssh, rabbitmq = config.ssh, config.rabbitmq
+        jump = config.inventory.jumps.get(args.department, ssh.jump)
         if not raw:  # a new file logs in like the inventory it was scanned with
             raw = {"ssh": dict(yaml.safe_load(source.read_text())["ssh"])}
     else:
@@ -218,7 +241,7 @@ def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings,
                        "known_hosts": str(ssh.known_hosts), "host_key_policy": "strict"}}
     if args.accept_new:
         ssh = replace(ssh, host_key_policy="accept-new")
-    return raw, ssh, rabbitmq
+    return raw, ssh, rabbitmq, jump
 
 
 def discovery_events(found: list[Found], merged: dict[str, Any]) -> list[dict[str, Any]]:
@@ -252,7 +275,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         addresses = check_network(args.cidr, args.allow_large)
-        raw, ssh, rabbitmq = ssh_settings(args)
+        raw, ssh, rabbitmq, jump = ssh_settings(args)
     except (ValueError, ConfigError, OSError) as exc:
         print(f"optilab-exporter scan: {exc}", file=sys.stderr)
         return 2
@@ -260,8 +283,13 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     with tqdm(total=len(addresses), desc=f"scan {args.cidr}", unit="addr", file=sys.stderr,
               disable=args.quiet) as progress:
-        found = scan(addresses, port, ssh, args.timeout, args.concurrency, progress)
+        found = scan(addresses, port, ssh, args.timeout, args.concurrency, progress, jump)
     elapsed = time.monotonic() - started
+    bastion_errors = sorted({host.error for host in found if host.error and host.error.startswith("jump_")})
+    if jump is not None and bastion_errors and not any(host.hostname for host in found):
+        print(f"optilab-exporter scan: bastion {jump} failed ({', '.join(bastion_errors)}); nothing scanned, "
+              f"nothing written", file=sys.stderr)
+        return 1
     raw, added, updated = merge_inventory(raw, found, args.department, ssh.port)
     for host in found:
         status = f"{host.hostname}  {host.os}" if host.hostname else f"not added: {host.error}"

@@ -59,6 +59,7 @@ def runtime_families(runtime: Any) -> list[Metric]:
                                     "1 when the last config reload was applied, 0 when it was refused "
                                     "(the running config stays).", value=1 if runtime.last_reload_ok else 0)
     families += [hosts, transitions, reloads, last_reload]
+    families += pool.jumps.families()  # bastions' health and connections (exporter/jump.py)
     families += _event_families(events)
     return families
 

@@ -20,6 +20,8 @@ scrapes share, with guards for what goes wrong in a long-running pool:
   :mod:`exporter.shellsession`) or one exec channel per call (exec), capped at
   ``max_answer_bytes``; a fresh login is tried in the background every ``login_check_interval``
   (:meth:`SshPool.enable_login_checks`), see :mod:`exporter.logincheck`.
+* hosts behind a bastion are dialled over a channel of one pooled bastion connection
+  (``route`` says which host uses which jump; :mod:`exporter.jump`).
 
 Import this module only after ``gevent.monkey.patch_all()`` (see ``exporter/__main__.py``):
 paramiko's transports are threads and must become greenlets.
@@ -38,8 +40,10 @@ import gevent
 import gevent.lock
 import paramiko
 
-from exporter.config import Inventory, PoolSettings, SshSettings, Target
+from exporter.config import HealthSettings, Inventory, JumpSettings, PoolSettings, SshSettings, Target
+from exporter.health import JumpHealth
 from exporter.hostkeys import HostKeyStore, SshError
+from exporter.jump import ForwardedSocket, JumpHosts, bastion_lost
 from exporter.logincheck import LoginChecks, LoginResult
 from exporter.overload import LoopMonitor, QueueSlots, call_started, timeout_reason
 from exporter.shellsession import AnswerTooLargeError, ShellDiedError, ShellSession, ShellUnavailableError
@@ -132,8 +136,12 @@ class Connection:
 
 class SshPool:
     def __init__(self, ssh: SshSettings, settings: PoolSettings,
-                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
+                 route: Callable[[Target], JumpSettings | None] | None = None,
+                 health: HealthSettings | None = None) -> None:
         self.ssh, self.settings, self._clock = ssh, settings, clock
+        self.route = route or (lambda target: ssh.jump)  # which bastion, if any, a target is dialled through
+        self.jumps = JumpHosts(ssh, JumpHealth(health or HealthSettings(), clock), settings.keepalive)
         self.hostkeys = HostKeyStore(ssh.known_hosts, ssh.host_key_policy)
         self.stats = PoolStats()
         self._connections: dict[Target, Connection] = {}
@@ -293,6 +301,7 @@ class SshPool:
         self.login.stop()
         for connection in list(self._connections.values()):
             self._close(connection, "shutdown")
+        self.jumps.close()
 
     def reap(self) -> None:
         """One reaper pass: close idle, over-age and dead connections nobody is using."""
@@ -375,7 +384,7 @@ class SshPool:
             self._evict_idle()
         self._open_slots.acquire()  # blocks (under the caller's deadline) while the pool is full
         transport: paramiko.Transport | None = None
-        sock: socket.socket | None = None
+        sock: socket.socket | ForwardedSocket | None = None
         try:
             with self._dial_slots, gevent.Timeout(self.ssh.connect_timeout, SshError("timeout", "connect")):
                 sock = self._connect_socket(target)
@@ -396,6 +405,10 @@ class SshPool:
                 transport.close()
             elif sock is not None:
                 sock.close()
+            lost = bastion_lost(sock, exc)  # through a bastion that just went away: the bastion's failure
+            if lost is not None:
+                self.stats.dials[lost.reason] += 1
+                raise lost from exc
             self.stats.dials[_reason(exc)] += 1
             if isinstance(exc, gevent.Timeout | SshError):
                 raise
@@ -405,7 +418,10 @@ class SshPool:
         self.stats.dials["success"] += 1
         return Connection(target, transport, self.settings.channels_per_host, self._clock())
 
-    def _connect_socket(self, target: Target) -> socket.socket:
+    def _connect_socket(self, target: Target) -> socket.socket | ForwardedSocket:
+        jump = self.route(target)
+        if jump is not None:  # a direct-tcpip channel through the bastion stands in for the TCP socket
+            return self.jumps.open_channel(jump, target, self.ssh.connect_timeout)
         sock = socket.create_connection((target.host, target.port), timeout=self.ssh.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(None)

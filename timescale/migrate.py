@@ -12,19 +12,28 @@ plain PostgreSQL otherwise. A database never switches mode behind its data's bac
 
 Two runners at once (e.g. several services migrating at start) are serialised by a session-level
 advisory lock: the second waits, then finds nothing left to do.
+
+``--roles`` (with an admin DSN: a superuser or a role with CREATEROLE that may SET ROLE to the
+owner) also creates the least-privilege owner/writer/reader roles and their grants, and runs the
+migrations as the owner; ``--check-roles`` only reports what differs (timescale/roles.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+
+from timescale.roles import PASSWORD_VARIABLES, Roles, check_roles, ensure_roles, grant_roles
 
 log = logging.getLogger("optilab.migrate")
 
@@ -93,22 +102,39 @@ def _existing_mode(conn: psycopg.Connection) -> str | None:
     return conn.execute("SELECT storage_mode()").fetchone()[0]
 
 
-def migrate(dsn: str, prefer: str = "auto") -> str:
+def migrate(dsn: str, prefer: str = "auto", roles: Roles | None = None,
+            passwords: Mapping[str, str] | None = None) -> str:
     """Bring the database at ``dsn`` up to date and return its storage mode.
 
     ``prefer="postgresql"`` keeps a new database on plain PostgreSQL even where TimescaleDB exists
     (tests and benchmarks compare the modes); ``"timescaledb"`` fails instead of falling back.
+    With ``roles``, the three roles are created or updated first (``passwords`` by kind), the
+    migrations run as the owner, and the grants follow (timescale/roles.py).
     """
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:  # a silent host fails, not hangs
+    # connect_timeout: a silent host fails, not hangs. No server-side prepared statements: a one-off
+    # run gains nothing from them, and one left behind would collide with a later client's on a
+    # pooler or on PGlite's single shared session (psycopg names them _pg3_0, _pg3_1, ... per connection).
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, prepare_threshold=None) as conn:
         conn.execute("SET client_min_messages = warning")
         conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
         try:
-            return _migrate_locked(conn, prefer)
+            if roles is None:
+                return _migrate_locked(conn, prefer)
+            ensure_roles(conn, roles, passwords or {})
+            mode = _migrate_locked(conn, prefer, owner=roles.owner)
+            grant_roles(conn, roles, mode)
+            log.info("roles: owner %s, writer %s, reader %s", roles.owner, roles.writer, roles.reader)
+            return mode
         finally:
+            conn.execute("RESET ROLE")
             conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
 
 
-def _migrate_locked(conn: psycopg.Connection, prefer: str) -> str:
+def _migrate_locked(conn: psycopg.Connection, prefer: str, owner: str | None = None) -> str:
+    """Apply what is pending; as ``owner`` (SET ROLE) when given, except the CREATE EXTENSION of
+    the mode detection, which needs the admin's rights."""
+    as_owner = sql.SQL("SET ROLE {}").format(sql.Identifier(owner)) if owner else sql.SQL("RESET ROLE")
+    conn.execute(as_owner)
     conn.execute("""
         CREATE TABLE IF NOT EXISTS schema_migrations (
             version    text PRIMARY KEY,
@@ -117,7 +143,9 @@ def _migrate_locked(conn: psycopg.Connection, prefer: str) -> str:
         )""")
     mode = _existing_mode(conn)
     if mode is None:
+        conn.execute("RESET ROLE")
         mode = "postgresql" if prefer == "postgresql" else detect_mode(conn)
+        conn.execute(as_owner)
         if prefer == "timescaledb" and mode != "timescaledb":
             raise RuntimeError("TimescaleDB (with its TSL licence) was required but is not available")
     log.info("storage mode: %s", mode)
@@ -138,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", required=True, help="libpq connection string or URL of the database")
     parser.add_argument("--mode", choices=("auto", *MODES), default="auto",
                         help="storage mode for a new database (default: TimescaleDB when available)")
+    parser.add_argument("--roles", action="store_true",
+                        help="also create/update the owner, writer and reader roles and run the migrations as "
+                             "the owner (passwords from " + ", ".join(PASSWORD_VARIABLES.values()) + ")")
+    parser.add_argument("--check-roles", action="store_true",
+                        help="only check the roles and their grants on this database; exit 1 on a problem")
+    defaults = Roles()
+    for kind, name in defaults.items():
+        parser.add_argument(f"--{kind}-role", default=name, help=f"{kind} role name (default {name})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -145,12 +181,29 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg.ProgrammingError:  # its message would repeat the DSN, which may hold a password
         parser.error("--dsn: not a libpq connection string or postgresql:// URL")
     try:
-        mode = migrate(args.dsn, prefer=args.mode)
+        roles = Roles(args.owner_role, args.writer_role, args.reader_role)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        if args.check_roles:
+            return _report(args.dsn, roles)
+        passwords = {kind: os.environ[var] for kind, var in PASSWORD_VARIABLES.items() if os.environ.get(var)}
+        mode = migrate(args.dsn, prefer=args.mode, roles=roles if args.roles else None, passwords=passwords)
     except (psycopg.Error, RuntimeError, ValueError) as exc:
         log.error("migration failed: %s", str(exc).strip())
         return 1
     print(mode)
     return 0
+
+
+def _report(dsn: str, roles: Roles) -> int:
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        problems = check_roles(conn, roles)
+    for problem in problems:
+        print(f"optilab-migrate: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"roles OK: owner {roles.owner}, writer {roles.writer}, reader {roles.reader}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
