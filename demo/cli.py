@@ -25,6 +25,7 @@ import yaml
 from demo import configs
 from demo.database import Database, open_database
 from demo.supervisor import DemoError, Supervisor, free_port, http_ready, port_is_free
+from toolkit import flags
 
 REPO = configs.REPO
 DEFAULT_PORTS = configs.Ports(exporter=9842, bridge=9843, api=9844, prometheus=9090, alertmanager=9093)
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--verify", action="store_true",
                         help="exit 0 once the API shows usage history and an alert (1 on time-out)")
     parser.add_argument("--timeout", type=float, default=120.0, help="--verify gives up after this (s)")
+    flags.add_version(parser)
     return parser.parse_args(argv)
 
 

@@ -220,7 +220,7 @@ def promtool_problems(text: str) -> list[str]:
 
 def test_exposition_passes_promtool(sshd: Sshd, exporter_factory: Callable[..., Exporter]) -> None:
     exporter = exporter_factory(inventory(sshd))
-    for path in (f"/probe?target=127.0.0.1:{sshd.port}", "/probe", "/probe?department=physics", "/metrics"):
+    for path in (f"/probe?target=127.0.0.1:{sshd.port}", "/probe?all=1", "/probe?department=physics", "/metrics"):
         status, text = exporter.get(path)
         assert status == 200
         assert promtool_problems(text) == [], path

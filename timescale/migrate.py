@@ -26,6 +26,8 @@ from importlib import resources
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from toolkit import flags
+
 log = logging.getLogger("optilab.migrate")
 
 MODES = ("timescaledb", "postgresql")
@@ -138,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", required=True, help="libpq connection string or URL of the database")
     parser.add_argument("--mode", choices=("auto", *MODES), default="auto",
                         help="storage mode for a new database (default: TimescaleDB when available)")
+    flags.add_log_flags(parser)
+    flags.add_version(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    flags.setup_logging(args)
     try:
         conninfo_to_dict(args.dsn)
     except psycopg.ProgrammingError:  # its message would repeat the DSN, which may hold a password
