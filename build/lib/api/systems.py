@@ -1,0 +1,126 @@
+"""``/systems``: the machines, one machine with its latest usage, and one machine's time series."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, request
+from psycopg import sql
+from werkzeug.exceptions import NotFound
+
+from api import params, series
+from api.context import state
+
+bp = Blueprint("systems", __name__)
+
+MAX_ID = 2**31 - 1  # systems.id is a PostgreSQL integer; larger ids cannot exist
+STATUSES = ("online", "offline")
+HEALTH_STATES = ("healthy", "degraded", "offline", "dead")
+SOURCES = ("auto", *series.SOURCES)
+
+SYSTEM_COLUMNS = sql.SQL("""s.id, s.instance, s.hostname, s.ip_address, s.department, s.os_type,
+    s.os_version, s.status, s.health_state, s.last_seen, s.created_at""")
+
+# The newest usage row of each system: one backward probe of the (system_id, timestamp) primary key.
+LATEST = sql.SQL("""LEFT JOIN LATERAL (
+        SELECT m.timestamp, m.cpu_usage, m.ram_usage, m.disk_usage, m.logged_in_users
+        FROM usage_metrics m WHERE m.system_id = s.id ORDER BY m.timestamp DESC LIMIT 1) u ON true""")
+LATEST_COLUMNS = sql.SQL("u.timestamp AS u_timestamp, u.cpu_usage AS u_cpu_usage, "
+                         "u.ram_usage AS u_ram_usage, u.disk_usage AS u_disk_usage, "
+                         "u.logged_in_users AS u_logged_in_users")
+
+
+def system_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A system row with its ``latest`` usage folded into a nested object (null when none)."""
+    system = {key: value for key, value in row.items() if not key.startswith("u_")}
+    system["latest"] = None if row.get("u_timestamp") is None else {
+        "timestamp": row["u_timestamp"], "cpu_usage": row["u_cpu_usage"], "ram_usage": row["u_ram_usage"],
+        "disk_usage": row["u_disk_usage"], "logged_in_users": row["u_logged_in_users"],
+        "in_use": (row["u_logged_in_users"] or 0) > 0,
+    }
+    return system
+
+
+def _filters(args: dict[str, str]) -> tuple[sql.Composable, dict[str, Any]]:
+    clauses: list[sql.Composable] = [sql.SQL("TRUE")]
+    values: dict[str, Any] = {}
+    if (department := params.text(args, "department")) is not None:
+        clauses.append(sql.SQL("s.department = %(department)s"))
+        values["department"] = department
+    if (status := params.choice(args, "status", STATUSES, None)) is not None:
+        clauses.append(sql.SQL("s.status = %(status)s"))
+        values["status"] = status
+    if (health := params.choice(args, "health", HEALTH_STATES, None)) is not None:
+        clauses.append(sql.SQL("s.health_state = %(health)s"))
+        values["health"] = health
+    if q := params.text(args, "q"):
+        clauses.append(sql.SQL(
+            "(s.hostname ILIKE %(q)s OR s.ip_address ILIKE %(q)s OR s.instance ILIKE %(q)s)"))
+        values["q"] = params.like_pattern(q)
+    return sql.SQL(" AND ").join(clauses), values
+
+
+@bp.get("/systems")
+def list_systems() -> dict[str, Any]:
+    """Filtered, paginated machines ordered by id; ``total`` counts all matches, not just this page."""
+    args = request.args.to_dict()
+    where, values = _filters(args)
+    limit, offset = params.pagination(args)
+    page = state().db.page(
+        sql.SQL("SELECT count(*) AS n FROM systems s WHERE {}").format(where),
+        sql.SQL("""
+            SELECT {columns}, {latest_columns} FROM (
+                SELECT * FROM systems s WHERE {where} ORDER BY s.id LIMIT %(limit)s OFFSET %(offset)s) s
+            {latest} ORDER BY s.id""").format(columns=SYSTEM_COLUMNS, latest_columns=LATEST_COLUMNS,
+                                              where=where, latest=LATEST),
+        values, limit, offset)
+    page["items"] = [system_json(row) for row in page["items"]]
+    return page
+
+
+def _system(system_id: int) -> dict[str, Any]:
+    if system_id > MAX_ID:
+        raise NotFound(f"system {system_id} not found")
+    row = state().db.fetch_one(sql.SQL("SELECT {}, {} FROM systems s {} WHERE s.id = %s").format(
+        SYSTEM_COLUMNS, LATEST_COLUMNS, LATEST), (system_id,))
+    if row is None:
+        raise NotFound(f"system {system_id} not found")
+    return system_json(row)
+
+
+@bp.get("/systems/<int:system_id>")
+def get_system(system_id: int) -> dict[str, Any]:
+    """One machine, its latest usage and its last status/health transitions (newest first)."""
+    system = _system(system_id)
+    system["status_history"] = state().db.fetch_all(
+        "SELECT timestamp, status, health_state, reason FROM status_history "
+        "WHERE system_id = %s ORDER BY timestamp DESC LIMIT 20", (system_id,))
+    return system
+
+
+@bp.get("/systems/<int:system_id>/metrics")
+def system_metrics(system_id: int) -> dict[str, Any]:
+    """cpu/ram/disk/users of one machine in buckets; ``source`` says which table answered."""
+    args = request.args.to_dict()
+    app = state()
+    start, end = params.time_range(args, app.clock(), timedelta(hours=24))
+    step = params.duration(args["step"], "step") if args.get("step") else None
+    forced = params.choice(args, "source", SOURCES, "auto")
+    chosen = series.plan(start, end, step, app.config.max_points, None if forced == "auto" else forced)
+    _system(system_id)
+    rows = app.db.fetch_all(series.series_query(chosen.source),
+                            series.series_params(system_id, start, end, chosen))
+    return {
+        "system_id": system_id, "start": start, "end": end, "source": chosen.source,
+        "step_seconds": chosen.step_seconds, "points": [_point(r) for r in rows],
+    }
+
+
+def _point(row: dict[str, Any]) -> dict[str, Any]:
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 3)
+
+    return {"t": row["t"], "cpu": rounded(row["cpu"]), "cpu_max": rounded(row["cpu_max"]),
+            "ram": rounded(row["ram"]), "disk": rounded(row["disk"]), "users": rounded(row["users"]),
+            "occupied": rounded(row["occupied"]), "samples": row["samples"]}

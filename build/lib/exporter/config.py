@@ -1,0 +1,420 @@
+"""The exporter's configuration: one YAML file read, validated and turned into frozen settings.
+
+Validation is a pure function (:func:`parse_config`) from the parsed YAML to either a
+:class:`Config` or a list of readable errors, each naming the file, the field and the reason
+(``inventory.yml: departments.physics.subnets[0]: '127.0.1.300/24' is not a CIDR network``), so a
+bad file stops the start — or, on reload, keeps the old configuration — with a message an admin can
+act on. Unknown fields are errors too: a typo must not silently fall back to a default.
+
+Secrets (the SSH password, the key passphrase, the broker URL's password) are wrapped in
+:class:`Secret`, whose ``repr``/``str`` never show the value, so they cannot leak into logs.
+The inventory (:class:`Inventory`) is the allow-list of targets: the exporter dials nothing else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pika
+import yaml
+
+from exporter.targets import Target, TargetError, parse_target
+
+#: Largest subnet one ``subnets`` entry may expand to (a /22): a typo like /8 must not create
+#: sixteen million targets.
+MAX_SUBNET_ADDRESSES = 1024
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_DEPARTMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "Secret", "Target", "TargetError", "load_config",
+           "parse_config", "parse_target"]
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; ``errors`` holds one readable line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+class Secret:
+    """A string that never prints itself (passwords, passphrases, broker credentials)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    user: str = "optilab"
+    port: int = 22
+    key_file: Path | None = None
+    known_hosts: Path = Path("~/.ssh/known_hosts")  # expanded by parse_config
+    host_key_policy: str = "strict"  # "strict" | "accept-new"
+    connect_timeout: float = 5.0
+    command_timeout: float = 10.0
+    password: Secret | None = None
+    passphrase: Secret | None = None
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """Failure counts that move a host down the states, and how long each state waits before the
+    next real dial. A healthy host never waits: it is probed on every scrape (Prometheus's
+    scrape_interval is the design's "healthy interval")."""
+
+    degraded_after: int = 1
+    offline_after: int = 3
+    dead_after: int = 6
+    degraded_interval: float = 600.0
+    offline_interval: float = 3600.0
+    dead_interval: float = 86400.0
+    jitter: float = 0.1
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    max_connections: int = 512
+    max_concurrent_dials: int = 16
+    channels_per_host: int = 4
+    idle_timeout: float = 300.0
+    max_age: float = 3600.0
+    max_execs: int = 10000
+    keepalive: float = 30.0
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """``timeout`` caps every probe; a Prometheus scrape timeout header lowers it by ``offset``."""
+
+    timeout: float = 10.0
+    offset: float = 0.5
+    concurrency: int = 64
+
+
+@dataclass(frozen=True)
+class RabbitSettings:
+    url: Secret
+    exchange: str = "optilab.events"
+    buffer: int = 1000
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    """One allowed target; ``hostname`` is the inventory's name for it (None for a bare address).
+
+    ``os`` is informational (what ``scan`` learned, e.g. "Debian GNU/Linux 12 (bookworm)"): it names
+    no label of the contract (``/sd`` stays department + hostname)."""
+
+    target: Target
+    department: str
+    hostname: str | None = None
+    os: str | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    hosts: dict[str, HostEntry] = field(default_factory=dict)  # key: "HOST:PORT"
+
+    def lookup(self, target: Target) -> HostEntry | None:
+        return self.hosts.get(str(target))
+
+    def department(self, name: str) -> list[HostEntry]:
+        return [entry for entry in self.hosts.values() if entry.department == name]
+
+    @property
+    def departments(self) -> list[str]:
+        return sorted({entry.department for entry in self.hosts.values()})
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    ssh: SshSettings
+    health: HealthSettings
+    pool: PoolSettings
+    probe: ProbeSettings
+    rabbitmq: RabbitSettings | None
+    inventory: Inventory
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from ``5s``/``1m``/``500ms``/``2h``/``1d`` or a plain number; None when malformed."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    match = _DURATION.match(str(value))
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else None
+
+
+class _Reader:
+    """Walks the raw YAML, collecting errors as ``source: path: reason`` instead of raising."""
+
+    def __init__(self, source: str, env: Mapping[str, str], read_text: Callable[[Path], str]) -> None:
+        self.source, self.env, self.read_text = source, env, read_text
+        self.errors: list[str] = []
+
+    def error(self, path: str, reason: str) -> None:
+        self.errors.append(f"{self.source}: {path}: {reason}")
+
+    def section(self, raw: Mapping[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
+        value = raw.get(name, {})
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(name, f"must be a mapping, got {type(value).__name__}")
+            return {}
+        for key in sorted(set(value) - allowed, key=str):
+            self.error(f"{name}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+    def duration(self, raw: Mapping[str, Any], path: str, key: str, default: float) -> float:
+        if key not in raw:
+            return default
+        seconds = parse_duration(raw[key])
+        if seconds is None:
+            self.error(f"{path}.{key}", f"{raw[key]!r} is not a duration (examples: 500ms, 5s, 1m, 2h, 1d)")
+            return default
+        return seconds
+
+    def integer(self, raw: Mapping[str, Any], path: str, key: str, default: int, low: int, high: int) -> int:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.error(f"{path}.{key}", f"{value!r} is not an integer from {low} to {high}")
+            return default
+        return value
+
+    def secret(self, raw: Mapping[str, Any], path: str, name: str) -> Secret | None:
+        """A secret from ``<name>_env`` (variable name) or ``<name>_file`` (path); never inline."""
+        env_key, file_key = f"{name}_env", f"{name}_file"
+        if env_key in raw and file_key in raw:
+            self.error(f"{path}.{env_key}", f"give either {env_key} or {file_key}, not both")
+            return None
+        if env_key in raw:
+            variable = str(raw[env_key])
+            if variable not in self.env:
+                self.error(f"{path}.{env_key}", f"environment variable {variable} is not set")
+                return None
+            return Secret(self.env[variable])
+        if file_key in raw:
+            secret_path = Path(str(raw[file_key])).expanduser()
+            try:
+                return Secret(self.read_text(secret_path).rstrip("\n"))
+            except OSError as exc:
+                self.error(f"{path}.{file_key}", f"cannot read {secret_path}: {exc.strerror or exc}")
+        return None
+
+
+def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
+    allowed = {"user", "port", "key_file", "known_hosts", "host_key_policy", "connect_timeout",
+               "command_timeout", "password_env", "password_file", "passphrase_env", "passphrase_file"}
+    ssh = reader.section(raw, "ssh", allowed)
+    defaults = SshSettings()
+    policy = ssh.get("host_key_policy", defaults.host_key_policy)
+    if policy not in ("strict", "accept-new"):
+        reader.error("ssh.host_key_policy", f"{policy!r} is not one of strict, accept-new")
+    user = ssh.get("user", defaults.user)
+    if not isinstance(user, str) or not user:
+        reader.error("ssh.user", f"{user!r} is not a user name")
+    key_file = Path(str(ssh["key_file"])).expanduser() if ssh.get("key_file") else None
+    password = reader.secret(ssh, "ssh", "password")
+    if key_file is None and password is None:
+        reader.error("ssh", "needs key_file or password_env/password_file to log in")
+    return SshSettings(
+        user=str(user), port=reader.integer(ssh, "ssh", "port", 22, 1, 65535), key_file=key_file,
+        known_hosts=Path(str(ssh.get("known_hosts", defaults.known_hosts))).expanduser(),
+        host_key_policy=str(policy),
+        connect_timeout=reader.duration(ssh, "ssh", "connect_timeout", defaults.connect_timeout),
+        command_timeout=reader.duration(ssh, "ssh", "command_timeout", defaults.command_timeout),
+        password=password, passphrase=reader.secret(ssh, "ssh", "passphrase"),
+    )
+
+
+#: Integer fields and their allowed ranges; every other numeric settings field is a duration.
+_INTEGERS: dict[str, tuple[int, int]] = {
+    "degraded_after": (1, 1000), "offline_after": (1, 1000), "dead_after": (1, 1000),
+    "max_connections": (1, 100000), "max_concurrent_dials": (1, 1000), "channels_per_host": (1, 10),
+    "max_execs": (1, 10**9), "concurrency": (1, 10000),
+}
+
+
+def _numbers(reader: _Reader, raw: Mapping[str, Any], name: str, cls: type[Any]) -> Any:
+    """A settings dataclass of integers and durations, each field defaulting to the class's own."""
+    section = reader.section(raw, name, set(cls.__dataclass_fields__))
+    defaults, values = cls(), {}
+    for key in cls.__dataclass_fields__:
+        default = getattr(defaults, key)
+        if key in _INTEGERS:
+            values[key] = reader.integer(section, name, key, default, *_INTEGERS[key])
+        elif key == "jitter":
+            jitter = section.get(key, default)
+            if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter < 1:
+                reader.error(f"{name}.{key}", f"{jitter!r} is not a fraction from 0 to below 1")
+                jitter = default
+            values[key] = float(jitter)
+        else:
+            values[key] = reader.duration(section, name, key, default)
+    return cls(**values)
+
+
+def _health(reader: _Reader, raw: Mapping[str, Any]) -> HealthSettings:
+    settings: HealthSettings = _numbers(reader, raw, "health", HealthSettings)
+    if not settings.degraded_after < settings.offline_after < settings.dead_after:
+        reader.error("health", "needs degraded_after < offline_after < dead_after")
+    return settings
+
+
+def _rabbitmq(reader: _Reader, raw: Mapping[str, Any]) -> RabbitSettings | None:
+    if raw.get("rabbitmq") is None:
+        return None
+    rabbit = reader.section(raw, "rabbitmq", {"url", "url_env", "url_file", "exchange", "buffer"})
+    url = Secret(str(rabbit["url"])) if "url" in rabbit else reader.secret(rabbit, "rabbitmq", "url")
+    if url is None:
+        reader.error("rabbitmq", "needs url (or url_env/url_file when it carries a password)")
+        return None
+    if not _usable_amqp_url(url.reveal()):  # else the publisher would stop at its first connect
+        reader.error("rabbitmq.url", "not an amqp:// or amqps:// URL (the value is not shown: it may hold a password)")
+        return None
+    return RabbitSettings(url=url, exchange=str(rabbit.get("exchange", "optilab.events")),
+                          buffer=reader.integer(rabbit, "rabbitmq", "buffer", 1000, 1, 10**6))
+
+
+def _usable_amqp_url(url: str) -> bool:
+    if not url.startswith(("amqp://", "amqps://")):
+        return False
+    try:
+        pika.URLParameters(url)
+    except (ValueError, IndexError):
+        return False
+    return True
+
+
+def _host_entry(reader: _Reader, item: Any, path: str, department: str, port: int) -> HostEntry | None:
+    """``"HOST[:PORT]"`` or ``{target: "HOST[:PORT]", hostname: NAME, os: TEXT}`` (what ``scan`` writes)."""
+    hostname = os_name = None
+    if isinstance(item, dict):
+        for key in sorted(set(item) - {"target", "hostname", "os"}, key=str):
+            reader.error(f"{path}.{key}", "unknown field (allowed: hostname, os, target)")
+        hostname = str(item["hostname"]) if item.get("hostname") else None
+        if item.get("os") is not None and not isinstance(item["os"], str):
+            reader.error(f"{path}.os", f"{item['os']!r} is not a string (the OS name, e.g. 'Debian GNU/Linux 12')")
+        elif item.get("os"):
+            os_name = item["os"]
+        item = item.get("target")
+    try:
+        target = parse_target(str(item) if item is not None else "", port)
+    except TargetError as exc:
+        reader.error(path, f"{item!r} {exc}")
+        return None
+    if hostname is None and not target.is_address:
+        hostname = target.host
+    return HostEntry(target, department, hostname, os_name)
+
+
+def _subnet(reader: _Reader, item: Any, path: str, department: str, port: int) -> list[HostEntry]:
+    try:
+        network = ipaddress.ip_network(str(item), strict=True)
+    except ValueError as exc:
+        reason = "has host bits set" if "host bits" in str(exc) else "is not a CIDR network"
+        reader.error(path, f"{item!r} {reason}")
+        return []
+    if network.num_addresses > MAX_SUBNET_ADDRESSES + 2:
+        reader.error(path, f"{item!r} has {network.num_addresses} addresses; at most "
+                           f"{MAX_SUBNET_ADDRESSES} per subnet (split it, e.g. into /22s)")
+        return []
+    hosts = list(network.hosts()) or [network.network_address]
+    return [HostEntry(Target(str(address), port), department) for address in hosts]
+
+
+def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
+    departments = raw.get("departments")
+    if not isinstance(departments, dict) or not departments:
+        reader.error("departments", "must map at least one department name to its hosts/subnets")
+        return Inventory()
+    hosts: dict[str, HostEntry] = {}
+    origin: dict[str, str] = {}
+    for name, body in departments.items():
+        base = f"departments.{name}"
+        if not isinstance(name, str) or not _DEPARTMENT.match(name):
+            reader.error(base, "department names are letters, digits, '.', '_' or '-' (max 63)")
+            continue
+        if not isinstance(body, dict):
+            reader.error(base, "must be a mapping with hosts and/or subnets")
+            continue
+        for key in sorted(set(body) - {"hosts", "subnets"}, key=str):
+            reader.error(f"{base}.{key}", "unknown field (allowed: hosts, subnets)")
+        entries: list[tuple[str, HostEntry]] = []
+        for kind, expand in (("hosts", _host_entry), ("subnets", _subnet)):
+            items = body.get(kind) or []
+            if not isinstance(items, list):
+                reader.error(f"{base}.{kind}", "must be a list")
+                continue
+            for index, item in enumerate(items):
+                path = f"{base}.{kind}[{index}]"
+                found = expand(reader, item, path, name, port)
+                for entry in found if isinstance(found, list) else [found] if found else []:
+                    entries.append((path, entry))
+        for path, entry in entries:
+            key = str(entry.target)
+            if key in hosts and hosts[key].department != name:
+                reader.error(path, f"{key} is already in department {hosts[key].department} ({origin[key]})")
+            elif key not in hosts or entry.hostname:
+                hosts[key], origin[key] = entry, path
+    return Inventory(hosts)
+
+
+def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
+                 read_text: Callable[[Path], str] = Path.read_text) -> Config:
+    """Validate parsed YAML into a :class:`Config`; raise :class:`ConfigError` listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: the file must be a YAML mapping (ssh, departments, ...)"])
+    reader = _Reader(source, os.environ if env is None else env, read_text)
+    allowed = {"ssh", "departments", "health", "pool", "probe", "rabbitmq"}
+    for key in sorted(set(raw) - allowed, key=str):
+        reader.error(str(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
+    ssh = _ssh(reader, raw)
+    config = Config(source, ssh, _health(reader, raw), _numbers(reader, raw, "pool", PoolSettings),
+                    _numbers(reader, raw, "probe", ProbeSettings), _rabbitmq(reader, raw),
+                    _inventory(reader, raw, ssh.port))
+    if reader.errors:
+        raise ConfigError(reader.errors)
+    return config
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the YAML file at ``path``; errors name the file as the admin wrote it."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    return parse_config(raw, str(path), env)

@@ -1,0 +1,98 @@
+"""Pure parsers for the host's identity and occupancy: uname, os-release, the target's clock, ``who``.
+
+These come from userland tools, so they differ between GNU coreutils and busybox; each parser
+accepts both (busybox ``who`` may print a header, or nothing at all where musl keeps no utmp).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Uname:
+    """``uname -s -n -r -v -m`` one per line; ``domainname`` only if a sixth line supplies it."""
+
+    sysname: str
+    nodename: str
+    release: str
+    version: str
+    machine: str
+    domainname: str = ""
+
+
+@dataclass(frozen=True)
+class Session:
+    """One login listed by ``who``: a user on a terminal, from a remote host if any."""
+
+    user: str
+    tty: str
+    host: str = ""
+
+
+def parse_uname(text: str) -> Uname:
+    """Five lines (``-s``, ``-n``, ``-r``, ``-v``, ``-m``); one per line: versions have spaces."""
+    lines = text.splitlines()
+    if len(lines) not in (5, 6) or not all(line.strip() for line in lines[:5]):
+        raise ValueError(f"expected 5 uname lines, got {len(lines)}")
+    return Uname(*(line.strip() for line in lines))
+
+
+def _unquote(value: str) -> str:
+    """os-release values follow shell quoting rules (os-release(5)); shlex undoes them."""
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"bad quoting in os-release value {value!r}") from exc
+    return " ".join(words)
+
+
+def parse_osrelease(text: str) -> dict[str, str]:
+    """Parse ``KEY=value`` lines of /etc/os-release; comments and blank lines are allowed, ``ID`` is required.
+
+    ``ID`` defaults to ``linux`` per os-release(5), but a file without it is more likely a wrong file.
+    """
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"malformed os-release line: {line!r}")
+        fields[key] = _unquote(value)
+    if "ID" not in fields:
+        raise ValueError("os-release without ID")
+    return fields
+
+
+def parse_time(text: str) -> float:
+    """The target's clock from ``date +%s`` (seconds since the epoch, fractional part allowed)."""
+    fields = text.split()
+    if len(fields) != 1:
+        raise ValueError(f"expected one timestamp, got {text.strip()!r}")
+    return float(fields[0])
+
+
+_WHO_HEADERS = ("USER", "NAME")
+_WHO_HOST = re.compile(r"\(([^()]*)\)\s*$")
+
+
+def parse_who(text: str) -> tuple[Session, ...]:
+    """Sessions listed by ``who``; empty output is valid and means nobody is logged in.
+
+    GNU who prints ``user tty date time [(host)]``; busybox ``user tty idle time host`` after an
+    optional ``USER TTY ...`` header. Only user, tty and a parenthesised host are read.
+    """
+    sessions = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or fields[0] in _WHO_HEADERS:
+            continue
+        if len(fields) < 2:
+            raise ValueError(f"malformed who line: {line!r}")
+        host = _WHO_HOST.search(line)
+        sessions.append(Session(user=fields[0], tty=fields[1], host=host.group(1) if host else ""))
+    return tuple(sessions)

@@ -1,0 +1,71 @@
+"""The exporter's own ``optilab_exporter_*`` families, built fresh from live counters at each scrape.
+
+The pool, the health book and the event publisher keep plain counters (no metrics library in their
+way, easy to assert on); this module turns them into families in client_python's custom-collector
+style. Request-side metrics (scrape durations, probe results) live with the HTTP app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+REASONS = ("timeout", "refused", "auth", "hostkey", "protocol", "unreachable")
+DROP_REASONS = ("full", "unroutable", "nack", "shutdown")
+
+
+def _counter(name: str, help_text: str, label: str, values: Mapping[str, float],
+             always: Iterable[str] = ()) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, help_text, labels=[label])
+    for key in sorted({*always, *values}):
+        family.add_metric([key], values.get(key, 0))
+    return family
+
+
+def runtime_families(runtime: Any) -> list[Metric]:
+    """Families of a running ``exporter.cli.Runtime`` (duck-typed to keep this module import-light)."""
+    pool, health, events = runtime.pool, runtime.health, runtime.events
+    targets = list(runtime.config.inventory.hosts)
+    families: list[Metric] = [
+        _counter("optilab_exporter_ssh_dials", "SSH connection attempts by result (success or reason).",
+                 "result", pool.stats.dials, ("success", *REASONS)),
+        _counter("optilab_exporter_ssh_errors", "SSH failures (dial or exec) by reason.", "reason",
+                 pool.stats.errors, REASONS),
+        _counter("optilab_exporter_ssh_connections_closed", "Pooled SSH connections closed, by cause.",
+                 "cause", pool.stats.closed, ("idle", "age", "execs", "broken", "retired", "evicted")),
+        CounterMetricFamily("optilab_exporter_ssh_execs", "Commands run over pooled connections.",
+                            value=pool.stats.execs),
+        GaugeMetricFamily("optilab_exporter_ssh_pooled_connections", "Open pooled SSH connections.",
+                          value=pool.open_connections()),
+        GaugeMetricFamily("optilab_exporter_targets", "Targets the inventory allows.", value=len(targets)),
+    ]
+    hosts = GaugeMetricFamily("optilab_exporter_hosts", "Inventory hosts per health state.", labels=["state"])
+    for state, count in health.counts(targets).items():
+        hosts.add_metric([state], count)
+    transitions = CounterMetricFamily("optilab_exporter_health_transitions",
+                                      "Health state changes of hosts.", labels=["from", "to"])
+    for (before, after), count in sorted(health.transitions.items()):
+        transitions.add_metric([before, after], count)
+    reloads = _counter("optilab_exporter_config_reloads", "Config file reloads by result.", "result",
+                       runtime.reloads)
+    families += [hosts, transitions, reloads]
+    families += _event_families(events)
+    return families
+
+
+def _event_families(events: Any) -> list[Metric]:
+    published = events.published if events is not None else 0
+    dropped = events.dropped if events is not None else {}
+    return [
+        CounterMetricFamily("optilab_exporter_events_published", "Events confirmed by RabbitMQ.",
+                            value=published),
+        _counter("optilab_exporter_events_dropped", "Events lost, by reason (full = buffer overflow while "
+                 "the broker was away).", "reason", dropped, DROP_REASONS),
+        GaugeMetricFamily("optilab_exporter_events_queued", "Events waiting for the broker.",
+                          value=events.pending() if events is not None else 0),
+        GaugeMetricFamily("optilab_exporter_events_connected", "1 when the event publisher is connected.",
+                          value=1 if events is not None and events.connected else 0),
+    ]
+

@@ -1,0 +1,3 @@
+from labsim.cli import main
+
+raise SystemExit(main())

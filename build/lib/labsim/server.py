@@ -1,0 +1,183 @@
+"""Speak real SSH for one simulated host: paramiko's server side, one greenlet per connection.
+
+The exporter must meet the same protocol it meets in a real lab (key exchange, host key check,
+public-key auth, one channel per exec, exit status), so nothing here is faked above the shell: the
+faults act where a real machine would fail (the listening socket, the handshake, auth, the command's
+output). Requires gevent's monkey patching before paramiko is imported (see labsim.cli).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gevent
+import paramiko
+from gevent.server import StreamServer
+
+from exporter.command import SECTIONS
+from labsim.faults import Fault, Mode, garbage
+from labsim.keys import load_or_create, replace_key
+from labsim.model import HostProfile, HostState
+from labsim.shell import Reply, respond
+
+HANG_LIMIT = 600.0  # a hung host holds a connection at most this long, so nothing waits forever
+POLL = 0.1
+
+
+@dataclass
+class SimHost:
+    """One lab machine: its profile, evolving state, host key, current fault and open transports."""
+
+    profile: HostProfile
+    key_path: Path
+    clock: Callable[[], float]
+    state: HostState = field(init=False)
+    key: paramiko.PKey = field(init=False)
+    fault: Fault = field(default_factory=Fault)
+    listener: StreamServer | None = None
+    transports: weakref.WeakSet[paramiko.Transport] = field(default_factory=weakref.WeakSet)
+    connections: int = 0
+    execs: int = 0
+
+    def __post_init__(self) -> None:
+        self.key = load_or_create(self.key_path, self.profile.hostname)
+        self.state = HostState.boot(self.profile, self.clock())
+
+    def answer(self, command: str) -> Reply:
+        now = self.clock()
+        self.state.advance(now)
+        self.execs += 1
+        return respond(command, self.state, now)
+
+    def drop_sessions(self) -> None:
+        """Close every open connection, as a reboot or a re-keyed sshd would."""
+        for transport in list(self.transports):
+            transport.close()
+
+    def reboot(self) -> None:
+        self.state.reboot(self.clock())
+        self.drop_sessions()
+
+    def change_key(self) -> None:
+        self.key = replace_key(self.key_path)
+        self.drop_sessions()
+
+
+class SessionServer(paramiko.ServerInterface):
+    """Policy of one connection: who may log in, which channels and requests are allowed."""
+
+    def __init__(self, host: SimHost, user: str, authorized: paramiko.PKey) -> None:
+        self.host = host
+        self.user = user
+        self.authorized = authorized.get_base64()
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        if self.host.fault.mode is Mode.AUTH:
+            return paramiko.AUTH_FAILED
+        if username == self.user and key.get_base64() == self.authorized:
+            return paramiko.AUTH_SUCCESSFUL
+        return paramiko.AUTH_FAILED
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        if kind == "session":
+            return paramiko.OPEN_SUCCEEDED
+        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        # The transport's own greenlet must keep reading, so the command runs in a new one.
+        gevent.spawn(run_command, self.host, channel, command.decode("utf-8", "replace"))
+        return True
+
+
+def _wait_while(host: SimHost, mode: Mode, limit: float = HANG_LIMIT) -> None:
+    deadline = time.monotonic() + limit
+    while host.fault.mode is mode and time.monotonic() < deadline:
+        gevent.sleep(POLL)
+
+
+def run_command(host: SimHost, channel: paramiko.Channel, command: str) -> None:
+    """Answer one exec, bent by the host's current fault."""
+    fault = host.fault
+    try:
+        if fault.mode is Mode.HANG:
+            _wait_while(host, Mode.HANG)
+            return
+        if fault.mode is Mode.SLOW:
+            gevent.sleep(fault.delay)
+        if fault.mode is Mode.GARBAGE:
+            channel.sendall(garbage((name for name, _ in SECTIONS), seed=host.execs))
+            host.execs += 1
+            channel.send_exit_status(0)
+            return
+        reply = host.answer(command)
+        if fault.mode is Mode.DROP:
+            channel.sendall(reply.stdout[: len(reply.stdout) // 3])
+            gevent.sleep(0.05)  # let the partial output leave before the connection dies
+            channel.get_transport().close()
+            return
+        channel.sendall(reply.stdout)
+        if reply.stderr:
+            channel.sendall_stderr(reply.stderr)
+        channel.send_exit_status(reply.status)
+    except (OSError, EOFError, paramiko.SSHException):
+        pass  # the client went away mid-answer; nothing to tell it
+    finally:
+        channel.close()
+
+
+def _hold(host: SimHost, sock: socket.socket) -> None:
+    """Accept-then-hang: read and ignore whatever the client sends until the fault is cleared."""
+    sock.settimeout(POLL)
+    deadline = time.monotonic() + HANG_LIMIT
+    while host.fault.mode is Mode.HANG and time.monotonic() < deadline:
+        try:
+            if not sock.recv(4096):
+                return
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+
+
+def serve_connection(host: SimHost, sock: socket.socket, user: str, authorized: paramiko.PKey) -> None:
+    """Run one SSH connection to its end (the client closes, the lab drops it, or it fails)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    host.connections += 1
+    if host.fault.mode is Mode.HANG:
+        _hold(host, sock)
+        sock.close()
+        return
+    transport = paramiko.Transport(sock)
+    transport.add_server_key(host.key)
+    host.transports.add(transport)
+    try:
+        transport.start_server(server=SessionServer(host, user, authorized))
+        channels: list[paramiko.Channel] = []
+        while transport.is_active():
+            # paramiko queues every opened channel for accept(): drain the queue, and hold each
+            # channel until it closes, because a Channel that is garbage-collected closes itself.
+            channel = transport.accept(timeout=1)
+            channels = [c for c in channels if not c.closed]
+            if channel is not None:
+                channels.append(channel)
+    except (OSError, EOFError, paramiko.SSHException):
+        pass  # handshake failed or the peer vanished; the client reports it
+    finally:
+        transport.close()
+        host.transports.discard(transport)
+
+
+def listen(host: SimHost, port: int, user: str, authorized: paramiko.PKey) -> StreamServer:
+    """Start accepting on (host ip, port)."""
+    server = StreamServer((host.profile.ip, port),
+                          lambda sock, _addr: serve_connection(host, sock, user, authorized), backlog=1024)
+    server.start()
+    return server

@@ -1,0 +1,80 @@
+"""The simulated host's "shell": it knows exactly the commands OptiLab sends and nothing else.
+
+There is no shell here and nothing is executed. The exporter's one batched script
+(:data:`exporter.command.BATCH_SCRIPT`) is recognised as a whole and answered with the same
+marker-delimited output a real ``/bin/sh`` would print; each section command also works alone (the
+batched-vs-separate benchmark needs that), as do the identity commands discovery uses. Anything else
+gets what ``sh`` says about an unknown command: status 127 and a message on stderr.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exporter.command import BATCH_SCRIPT, MARKER, SECTIONS
+from labsim.model import HostState
+from labsim.render import RENDERERS, render_osrelease
+
+#: single-command forms that some callers add around a section command
+_PREFIXES = ("LC_ALL=C ", "$T ", "timeout 5 ", "env ")
+_SECTION_OF = {command: name for name, command in SECTIONS}
+_UNAME_FIELD = {"-s": 0, "-n": 1, "-r": 2, "-v": 3, "-m": 4}
+
+
+@dataclass(frozen=True)
+class Reply:
+    stdout: bytes
+    stderr: bytes = b""
+    status: int = 0
+
+
+def render_batch(state: HostState, now: float) -> str:
+    """What BATCH_SCRIPT prints on this host: every section behind its marker, then ``end``."""
+    parts = []
+    for name, _command in SECTIONS:
+        parts.append(f"{MARKER}{name}\n")
+        parts.append(RENDERERS[name](state, now))
+    parts.append(f"{MARKER}end\n")
+    return "".join(parts)
+
+
+def _strip_prefixes(command: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _PREFIXES:
+            if command.startswith(prefix):
+                command, changed = command[len(prefix):].lstrip(), True
+    return command
+
+
+def _single(command: str, state: HostState, now: float) -> str | None:
+    """Output of one simple command, or None when this host does not know it."""
+    command = _strip_prefixes(command.strip())
+    section = _SECTION_OF.get(command) or _SECTION_OF.get(f"$T {command}")
+    if section is not None:
+        return RENDERERS[section](state, now)
+    words = command.split()
+    if words[:1] == ["uname"] and len(words) == 2 and words[1] in _UNAME_FIELD:
+        return RENDERERS["uname"](state, now).splitlines()[_UNAME_FIELD[words[1]]] + "\n"
+    if command in ("hostname", "cat /proc/sys/kernel/hostname"):
+        return state.profile.hostname + "\n"
+    if command in ("cat /etc/os-release", "cat /usr/lib/os-release"):
+        return render_osrelease(state, now)
+    if command in ("true", ":", ""):
+        return ""
+    return None
+
+
+def respond(command: str, state: HostState, now: float) -> Reply:
+    """Answer ``command`` as the host would; ``state`` must already be advanced to ``now``."""
+    if command == BATCH_SCRIPT:
+        return Reply(render_batch(state, now).encode())
+    out = []
+    for part in command.replace("\n", ";").split(";"):
+        text = _single(part, state, now)
+        if text is None:
+            name = part.strip().split(" ", 1)[0] or part
+            return Reply("".join(out).encode(), f"sh: 1: {name}: not found\n".encode(), 127)
+        out.append(text)
+    return Reply("".join(out).encode())

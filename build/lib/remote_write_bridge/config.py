@@ -1,0 +1,113 @@
+"""Bridge configuration: defaults, an optional YAML file, and validation with readable errors.
+
+``validate(raw)`` is a pure function from the parsed YAML to a ``BridgeConfig`` so a typo names the
+field it is in. Sections the remote-write part does not know (e.g. ``webhook:``, ``amqp:``) are kept
+untouched in ``BridgeConfig.sections`` for the blueprints that own them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
+
+DEFAULT_ALLOW_LIST = (
+    "node_load1", "node_load5", "node_load15",
+    "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
+    "optilab_logged_in_users", "optilab_probe_success", "optilab_probe_duration_seconds",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the field."""
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    dsn: str = ""
+    # metric names (other than the pivoted system_* series) stored in the generic samples table
+    allow_list: frozenset[str] = frozenset(DEFAULT_ALLOW_LIST)
+    # compressed request bodies larger than this get 413; decompressed ones larger than 8x get 400
+    max_body_bytes: int = 8 * 1024 * 1024
+    pool_min: int = 2
+    pool_max: int = 8
+    # seconds a request waits for a database connection before answering 503 (Prometheus retries)
+    pool_timeout: float = 5.0
+    # raw samples older than this are dropped (they would land in already-expired partitions/chunks)
+    retention_days: int = 30
+    # samples further than this in the future are dropped (a wrong clock would create partitions)
+    future_tolerance_s: int = 3600
+    # plain-PostgreSQL maintenance (rollups, partitions, retention) period; 0 disables the thread
+    maintenance_interval_s: float = 60.0
+    sections: dict[str, Any] = field(default_factory=dict)
+
+
+_FIELDS = {
+    "allow_list": list, "max_body_bytes": int, "pool_min": int, "pool_max": int,
+    "pool_timeout": (int, float), "retention_days": int, "future_tolerance_s": int,
+    "maintenance_interval_s": (int, float),
+}
+
+
+def check_dsn(dsn: str) -> None:
+    """Refuse a DSN libpq cannot parse: retrying it forever would look like a database outage.
+
+    The message does not repeat the text, which may hold a password.
+    """
+    try:
+        conninfo_to_dict(dsn)
+    except ProgrammingError:
+        raise ConfigError("dsn: not a libpq connection string or postgresql:// URL") from None
+
+
+def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:
+    """Check the ``remote_write:`` section of ``raw`` and build the config."""
+    if dsn:
+        check_dsn(dsn)
+    raw = dict(raw or {})
+    section = raw.pop("remote_write", None) or {}
+    if not isinstance(section, dict):
+        raise ConfigError("remote_write: must be a mapping")
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        expected = _FIELDS.get(key)
+        if expected is None:
+            raise ConfigError(f"remote_write.{key}: unknown field (known: {', '.join(sorted(_FIELDS))})")
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise ConfigError(f"remote_write.{key}: expected {_type_name(expected)}, got {value!r}")
+        values[key] = value
+    if "allow_list" in values:
+        names = values["allow_list"]
+        bad = [name for name in names if not isinstance(name, str) or not name]
+        if bad:
+            raise ConfigError(f"remote_write.allow_list: metric names must be non-empty strings, got {bad!r}")
+        values["allow_list"] = frozenset(names)
+    for key in ("max_body_bytes", "pool_min", "pool_max", "retention_days"):
+        if key in values and values[key] < 1:
+            raise ConfigError(f"remote_write.{key}: must be at least 1, got {values[key]}")
+    config = BridgeConfig(dsn=dsn, sections=raw, **values)
+    if config.pool_min > config.pool_max:
+        raise ConfigError(f"remote_write.pool_min ({config.pool_min}) exceeds pool_max ({config.pool_max})")
+    return config
+
+
+def load(path: Path | None, dsn: str) -> BridgeConfig:
+    """Read the YAML file at ``path`` (optional) and validate it."""
+    if path is None:
+        return validate({}, dsn)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return validate(raw, dsn)
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(t.__name__ for t in types)
