@@ -45,7 +45,9 @@ def default_state_dir() -> Path:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="optilab-demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="optilab-demo",
+        description="A whole monitored lab on this machine, on loopback; Ctrl-C stops it all.")
     parser.add_argument("--hosts", type=int, default=30, help="simulated lab machines (default 30)")
     parser.add_argument("--ports", choices=("default", "auto"), default="default",
                         help="'default': 9842-9844, Prometheus 9090, Alertmanager 9093, lab SSH 2222; "

@@ -25,7 +25,9 @@ from toolkit import flags  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="optilab-labsim", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="optilab-labsim",
+        description="Run a simulated (or real-sshd) lab on loopback until Ctrl-C, SIGTERM or --duration.")
     parser.add_argument("--hosts", type=int, default=30, help="number of hosts, 1..254 (default 30)")
     parser.add_argument("--departments", type=int, default=3, help="departments (default 3)")
     parser.add_argument("--port", type=int, default=22, help="SSH port on every host address (default 22)")

@@ -136,7 +136,8 @@ def _migrate_locked(conn: psycopg.Connection, prefer: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="optilab-migrate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="optilab-migrate",
+                                     description="Apply or update OptiLab's schema in a PostgreSQL database.")
     parser.add_argument("--dsn", required=True, help="libpq connection string or URL of the database")
     parser.add_argument("--mode", choices=("auto", *MODES), default="auto",
                         help="storage mode for a new database (default: TimescaleDB when available)")
