@@ -27,6 +27,13 @@ def landing() -> Response:
     return Response(LANDING, mimetype="text/html")
 
 
+@health_bp.app_errorhandler(404)
+def not_found(_error: Exception) -> Response:
+    """Plain text instead of Flask's HTML page: the bridge's clients are Prometheus and Alertmanager."""
+    return Response("not found: the bridge serves /api/v1/write, /api/v1/alerts, /health, /metrics "
+                    "(see /)\n", status=404, mimetype="text/plain")
+
+
 @health_bp.get("/health")
 def health() -> tuple[Response, int]:
     """200 with ``status: ok`` while the database answers, else 503 with ``status: degraded``."""

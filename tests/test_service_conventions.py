@@ -90,6 +90,8 @@ def test_the_bridge_landing_lifecycle_metrics_and_broker_warning(migrated_dsn: s
         assert status == 200 and headers["Content-Type"].startswith("text/html")
         assert "/api/v1/write" in page and "/api/v1/alerts" in page
         assert get(f"{base}/-/ready")[:2] == (200, "OptiLab bridge is Ready.\n")
+        status, text, headers = get(f"{base}/nope")
+        assert status == 404 and headers["Content-Type"].startswith("text/plain") and "/api/v1/write" in text
         status, metrics, _ = get(f"{base}/metrics")
         assert 'optilab_build_info{component="bridge"' in metrics and "process_resident_memory_bytes" in metrics
         assert promtool_problems(metrics) == []
