@@ -64,7 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="optilab-exporter scan",
         description="Find the SSH machines of a subnet and merge them into an inventory file.")
-    parser.add_argument("cidr", help="network to scan, e.g. 127.0.1.0/24")
+    parser.add_argument("cidr", metavar="CIDR", help="network to scan, e.g. 127.0.1.0/24")
     parser.add_argument("--department", default="discovered", help="department for new hosts")
     parser.add_argument("--port", type=int, help="SSH port (default: the inventory's ssh.port, else 22)")
     parser.add_argument("--out", type=Path, help="inventory file to create or merge into (else: stdout)")
