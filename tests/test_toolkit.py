@@ -12,6 +12,7 @@ import datetime
 import ipaddress
 import json
 import logging
+import os
 import re
 import ssl
 import sys
@@ -192,6 +193,27 @@ def test_lifecycle_endpoints_and_auth_in_front_of_any_app() -> None:
     state["reload"] = (True, "")
     assert client.post("/-/reload", headers=auth).status_code == 200
     assert client.get("/anything", headers=auth).text == "app\n"
+
+
+def test_a_changed_web_config_applies_to_the_next_request_and_a_broken_one_is_kept_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def app(environ: dict, start_response: Callable) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"app\n"]
+
+    path = write(tmp_path / "web.yml", {"basic_auth_users": {"old": HASH}})
+    client = Client(ToolkitMiddleware(app, load_web_config(path), "Svc", recheck_s=0))
+    assert client.get("/", headers={"Authorization": basic("old", "s3cret-pass")}).status_code == 200
+    write(path, {"basic_auth_users": {"new": HASH}})
+    os.utime(path, ns=(1, 1))  # a different mtime, whatever the clock's resolution
+    assert client.get("/", headers={"Authorization": basic("old", "s3cret-pass")}).status_code == 401
+    assert client.get("/", headers={"Authorization": basic("new", "s3cret-pass")}).status_code == 200
+    write(path, {"basic_auth_users": {"new": "plain"}})
+    os.utime(path, ns=(2, 2))
+    with caplog.at_level(logging.ERROR, logger="optilab.web"):
+        assert client.get("/", headers={"Authorization": basic("new", "s3cret-pass")}).status_code == 200
+    assert "web config not reloaded; keeping the running one" in caplog.text
+    assert "basic_auth_users.new: not a bcrypt hash" in caplog.text
 
 
 # -- the real thing --------------------------------------------------------------------------------
