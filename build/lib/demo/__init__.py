@@ -1,1 +1,0 @@
-"""One command runs a whole monitored lab on loopback: ``make demo`` (``python -m demo``)."""

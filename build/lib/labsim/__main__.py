@@ -1,3 +1,0 @@
-from labsim.cli import main
-
-raise SystemExit(main())
