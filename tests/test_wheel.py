@@ -5,6 +5,7 @@ promtool and amtool accept, and the demo verifies a whole pipeline from there (s
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -25,7 +26,11 @@ def run(argv: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | 
 
 @pytest.mark.slow
 def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path, empty_dsn: str) -> None:
-    build = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(REPO)],
+    # a clean copy: a build/ left in the checkout by an earlier build could smuggle stale files in
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "node_modules"))
+    build = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(source)],
                 tmp_path)
     assert "is absent from the `packages` configuration" not in build
     wheel = next((tmp_path / "dist").glob("optilab-*.whl"))
