@@ -222,7 +222,9 @@ def serve(args: argparse.Namespace) -> int:
             return False, "config reload failed; the running config is kept (the log says why)"
         return True, "config reloaded"
 
-    wrapped = ToolkitMiddleware(app, args.web, "OptiLab exporter", reload=reload_now, context=args.ssl_context)
+    # bcrypt in gevent's threadpool: a round inside a greenlet would stall every scrape meanwhile
+    wrapped = ToolkitMiddleware(app, args.web, "OptiLab exporter", reload=reload_now, context=args.ssl_context,
+                                offload=gevent.get_hub().threadpool.apply)
     listen = args.listen
     server = WSGIServer(listen, wrapped, log=None, error_log=log,
                         **({"ssl_context": args.ssl_context} if args.ssl_context else {}))

@@ -8,6 +8,7 @@ basic auth, using a self-signed certificate for 127.0.0.1 made here with ``crypt
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import datetime
 import ipaddress
 import json
@@ -16,6 +17,7 @@ import os
 import re
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -168,6 +170,20 @@ def test_basic_auth_pays_bcrypt_once_per_good_credential(monkeypatch: pytest.Mon
     assert auth.check("Basic !!!") is None and auth.check("Bearer x") is None and auth.check(None) is None
 
 
+def test_bcrypt_can_run_off_the_event_loop() -> None:
+    """The exporter hands bcrypt to gevent's threadpool (``offload``); the result is the same."""
+    ran: list[str] = []
+
+    def offload(func: Callable, args: tuple) -> bool:
+        ran.append(func.__name__)
+        return func(*args)
+
+    auth = BasicAuth({"prometheus": HASH.encode()}, offload=offload)
+    assert auth.check(basic("prometheus", "s3cret-pass")) == "prometheus"
+    assert auth.check(basic("prometheus", "wrong")) is None
+    assert ran == ["checkpw", "checkpw"]
+
+
 # -- lifecycle endpoints ---------------------------------------------------------------------------
 
 def test_lifecycle_endpoints_and_auth_in_front_of_any_app() -> None:
@@ -273,5 +289,43 @@ def test_a_real_prometheus_scrapes_the_exporter_over_tls_with_basic_auth(
         assert any(r["msg"].startswith("listening on https://127.0.0.1") for r in records)
         assert any(r["msg"].startswith("config reloaded") for r in records)
         assert "s3cret-pass" not in service.log()
+    finally:
+        service.stop()
+
+
+def test_a_password_being_checked_does_not_stall_the_exporters_other_requests(tmp_path: Path) -> None:
+    """bcrypt runs in gevent's threadpool: while wrong passwords are verified (never cached), a
+    scrape with remembered credentials answers in a fraction of one bcrypt round."""
+    slow_hash = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt(rounds=12))
+    started = time.perf_counter()
+    bcrypt.checkpw(b"x", slow_hash)
+    one_round = time.perf_counter() - started
+    web = write(tmp_path / "web.yml", {"basic_auth_users": {"prometheus": slow_hash.decode()}})
+    config = write(tmp_path / "inventory.yml", {"ssh": {"user": "u", "key_file": str(tmp_path / "none")},
+                                                "departments": {"d": {"hosts": ["127.0.0.1:1"]}}})
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    service = Service([sys.executable, "-m", "exporter", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+                       "--web.config.file", str(web)], tmp_path / "exporter.log", cwd=ROOT)
+
+    def fetch(password: str) -> int:
+        headers = {"Authorization": basic("prometheus", password)}
+        request = urllib.request.Request(f"{url}/-/healthy", headers=headers)  # noqa: S310 - loopback
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        service.wait_ready(lambda: fetch("s3cret-pass") == 200, timeout=30)  # now remembered
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            wrong = [pool.submit(fetch, "wrong") for _ in range(3)]
+            time.sleep(min(0.05, one_round / 4))  # the wrong ones are being verified now
+            started = time.perf_counter()
+            assert fetch("s3cret-pass") == 200
+            good = time.perf_counter() - started
+            assert [f.result() for f in wrong] == [401, 401, 401]
+        assert good < one_round / 2, f"a remembered scrape took {good:.3f}s while bcrypt ran ({one_round:.3f}s)"
     finally:
         service.stop()

@@ -24,7 +24,7 @@ import re
 import ssl
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,8 +216,12 @@ class BasicAuth:
 
     _DUMMY = bcrypt.hashpw(b"optilab-unknown-user", bcrypt.gensalt(rounds=10))
 
-    def __init__(self, users: Mapping[str, bytes], cache_size: int = 256) -> None:
+    def __init__(self, users: Mapping[str, bytes], cache_size: int = 256,
+                 offload: Callable[..., Any] | None = None) -> None:
+        """``offload(func, *args)`` runs bcrypt elsewhere: the exporter passes gevent's threadpool, as
+        a bcrypt round (50 ms and more) inside a greenlet would stall every other request."""
         self._users = dict(users)
+        self._offload = offload
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._size = cache_size
         self._lock = threading.Lock()
@@ -244,7 +248,8 @@ class BasicAuth:
                 self._verified.move_to_end(digest)
                 return user
         # Unknown users pay a bcrypt round too, so timing does not tell which names exist.
-        ok = bcrypt.checkpw(password.encode(), hashed or self._DUMMY) and hashed is not None
+        args = (password.encode(), hashed or self._DUMMY)
+        ok = (self._offload(bcrypt.checkpw, args) if self._offload else bcrypt.checkpw(*args)) and hashed is not None
         if not ok:
             return None
         with self._lock:

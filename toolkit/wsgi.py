@@ -34,9 +34,11 @@ class ToolkitMiddleware:
     def __init__(self, app: WsgiApp, web: WebConfig, name: str,
                  ready: Callable[[], tuple[bool, str]] | None = None,
                  reload: Callable[[], tuple[bool, str]] | None = None,
-                 context: ssl.SSLContext | None = None, recheck_s: float = 1.0) -> None:
+                 context: ssl.SSLContext | None = None, recheck_s: float = 1.0,
+                 offload: Callable[..., Any] | None = None) -> None:
         self.app, self.web, self.name = app, web, name
-        self.auth = BasicAuth(web.users)
+        self._offload = offload
+        self.auth = BasicAuth(web.users, offload=offload)
         self._ready, self._reload = ready, reload
         self._context, self._recheck_s = context, recheck_s
         self._checked, self._mtime = time.monotonic(), self._stat()
@@ -69,7 +71,7 @@ class ToolkitMiddleware:
         except WebConfigError as exc:
             log.error("web config not reloaded; keeping the running one:\n%s", exc)
             return
-        self.web, self.auth = new, BasicAuth(new.users)
+        self.web, self.auth = new, BasicAuth(new.users, offload=self._offload)
         log.info("web config reloaded from %s (%d basic auth users)", new.source, len(new.users))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
