@@ -30,6 +30,7 @@ DEMO_CHANGES = (
     f"scrape/evaluation every {SCRAPE_INTERVAL} (example: 30s)",
     f"alert rules' for: capped at {MAX_FOR} (example: 2m-1h)",
     "Alertmanager group_wait 2s, group_interval 10s (example: 30s, 5m)",
+    "no 'rabbitmq' scrape job (the example reads the broker's optional rabbitmq_prometheus plugin)",
 )
 
 
