@@ -329,3 +329,31 @@ def test_a_password_being_checked_does_not_stall_the_exporters_other_requests(tm
         assert good < one_round / 2, f"a remembered scrape took {good:.3f}s while bcrypt ran ({one_round:.3f}s)"
     finally:
         service.stop()
+
+
+def test_client_certificates_are_required_when_a_client_ca_is_given(tmp_path: Path) -> None:
+    """client_ca_file without client_auth_type means RequireAndVerifyClientCert, as in exporter-toolkit."""
+    cert, key = self_signed(tmp_path)  # a CA certificate: it serves and signs the client's too
+    web = write(tmp_path / "web.yml", {"tls_server_config": {"cert_file": str(cert), "key_file": str(key),
+                                                             "client_ca_file": str(cert)}})
+    assert load_web_config(web).tls.client_auth_type == "RequireAndVerifyClientCert"  # type: ignore[union-attr]
+    config = write(tmp_path / "inventory.yml", {"ssh": {"user": "u", "key_file": str(tmp_path / "none")},
+                                                "departments": {"d": {"hosts": ["127.0.0.1:1"]}}})
+    port = free_port()
+    service = Service([sys.executable, "-m", "exporter", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+                       "--web.config.file", str(web)], tmp_path / "exporter.log", cwd=ROOT)
+
+    def fetch(with_cert: bool) -> int:
+        context = ssl.create_default_context(cafile=str(cert))
+        if with_cert:
+            context.load_cert_chain(cert, key)
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/-/healthy", timeout=10,
+                                    context=context) as response:
+            return response.status
+
+    try:
+        service.wait_ready(lambda: fetch(True) == 200, timeout=30)
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+            fetch(False)
+    finally:
+        service.stop()
