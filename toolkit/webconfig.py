@@ -103,8 +103,8 @@ def _tls(errors: list[str], source: str, base: Path, raw: Any) -> TlsSettings | 
         return None
     cert = _file(errors, source, base, section, "tls_server_config.cert_file")
     key = _file(errors, source, base, section, "tls_server_config.key_file")
-    for name, value in (("cert_file", cert), ("key_file", key)):
-        if value is None and f"tls_server_config.{name}" not in " ".join(errors):
+    for name in ("cert_file", "key_file"):
+        if section.get(name) is None:
             errors.append(f"{source}: tls_server_config.{name}: required when tls_server_config is given")
     ca = _file(errors, source, base, section, "tls_server_config.client_ca_file")
     auth = section.get("client_auth_type", "RequireAndVerifyClientCert" if ca else "NoClientCert")
