@@ -1,4 +1,4 @@
-"""``optilab-api --listen HOST:PORT --dsn DSN``: the API under waitress, a production WSGI server.
+"""optilab-api: the lab's JSON API (systems, departments, alerts) from PostgreSQL, served by waitress.
 
 Port 0 asks the kernel for a free port; the address actually bound is logged ("listening on ...")
 so tests and the demo can find it. SIGTERM and SIGINT close the server and the pool cleanly.
@@ -17,14 +17,22 @@ from collections.abc import Sequence
 import waitress
 
 from api.app import close_app, create_app
-from api.config import DEFAULT_LISTEN, ConfigError, load_config, parse_listen
+from api.config import DEFAULT_LISTEN, ConfigError, load_config
+from api.db import DatabaseUnavailableError
+from toolkit import flags
+from toolkit.wsgi import ToolkitMiddleware
 
 log = logging.getLogger("optilab.api")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="optilab-api", description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT (default {DEFAULT_LISTEN})")
+    parser = argparse.ArgumentParser(
+        prog="optilab-api", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The lab's JSON API (systems, departments, alerts) from OptiLab's PostgreSQL database.",
+        epilog="endpoints: / (index), /systems, /departments, /alerts, /openapi.json (API key); /health, "
+               "/metrics,\n/-/healthy, /-/ready (no key).\n\nTLS: waitress does not speak TLS; put a reverse "
+               "proxy in front (README, 'TLS').\nbasic_auth_users from --web.config.file guard every path; "
+               "send the API key as X-API-Key then.")
     parser.add_argument("--dsn", default=os.environ.get("OPTILAB_DSN", ""),
                         help="PostgreSQL DSN (default $OPTILAB_DSN)")
     parser.add_argument("--keys-file", help="file with one API key per line (or $OPTILAB_API_KEYS_FILE); "
@@ -35,8 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit", help="per key or address, e.g. '600/minute'; '' disables "
                         "($OPTILAB_API_RATE_LIMIT)")
     parser.add_argument("--max-points", help="most buckets one series answer may hold (default 1000)")
-    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads, 1..256 (default 8)")
+    flags.add_web_flags(parser, DEFAULT_LISTEN, tls=False)
+    flags.add_log_flags(parser)
+    flags.add_version(parser)
     return parser
 
 
@@ -51,10 +61,14 @@ def _is_loopback(host: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 1 <= args.threads <= 256:
+        parser.error(f"--threads must be 1..256, got {args.threads}")
+    web, _ = flags.web_config(parser, args, tls=False)
+    flags.setup_logging(args)
+    host, port = args.listen
     try:
-        host, port = parse_listen(args.listen)
         config = load_config(args.dsn, os.environ, keys_file=args.keys_file, auth_enabled=not args.no_auth,
                              cors_origins=args.cors_origins, rate_limit=args.rate_limit,
                              max_points=args.max_points, pool_max_size=args.threads)
@@ -67,6 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not config.auth_enabled:
         log.warning("authentication disabled (--no-auth): every client can read the lab's data")
     app = create_app(config)
+    database = app.extensions["optilab"].db
+
+    def ready() -> tuple[bool, str]:
+        try:
+            database.fetch_one("SELECT 1 AS ok")
+        except DatabaseUnavailableError as exc:
+            return False, f"the database does not answer: {exc}"
+        return True, ""
+
+    app.wsgi_app = ToolkitMiddleware(app.wsgi_app, web, "OptiLab API", ready=ready)  # type: ignore[method-assign]
     server = waitress.create_server(app, host=host, port=port, threads=args.threads, ident="optilab-api")
 
     def stop(signum: int, _frame: object) -> None:

@@ -41,14 +41,6 @@ class ApiConfig:
     fresh_window_s: int = 600
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (IPv6 as ``[::1]:PORT``); the port is mandatory and 0..65535."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"listen: expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
-
-
 def parse_keys(text: str) -> tuple[str, ...]:
     """Keys separated by commas or newlines; blank entries and ``#`` comment lines are ignored."""
     keys = []

@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from toolkit import selfmetrics
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -38,6 +40,7 @@ class PoolCollector(Collector):
 def install(app: Flask, pool_stats: Callable[[], dict[str, int]]) -> CollectorRegistry:
     """Time every request (including errors) and return the registry that /metrics serves."""
     registry = CollectorRegistry(auto_describe=True)
+    selfmetrics.register(registry, "api")  # optilab_build_info, process_*
     latency = Histogram(
         "optilab_api_request_duration_seconds",
         "Time to answer an API request, by route template, method and status code.",

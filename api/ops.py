@@ -13,6 +13,7 @@ from api import openapi
 from api.auth import public
 from api.context import state
 from api.db import DatabaseUnavailableError
+from toolkit.version import version
 
 bp = Blueprint("ops", __name__)
 
@@ -22,6 +23,20 @@ HEALTH_QUERY = """
         (SELECT max(u.timestamp) FROM systems s CROSS JOIN LATERAL (
             SELECT m.timestamp FROM usage_metrics m WHERE m.system_id = s.id
             ORDER BY m.timestamp DESC LIMIT 1) u) AS newest_sample"""
+
+
+@bp.get("/")
+@public
+def landing() -> dict[str, Any]:
+    """What a browser or curl sees first: the endpoints and how to authenticate, not a bare 401."""
+    return {"service": "OptiLab API", "version": version(),
+            "authentication": "send X-API-Key: KEY or Authorization: Bearer KEY on every data endpoint",
+            "endpoints": {"/systems": "lab machines, filterable", "/systems/{id}": "one machine",
+                          "/systems/{id}/metrics": "usage history of one machine",
+                          "/departments": "per-department summary", "/alerts": "alert history",
+                          "/openapi.json": "the full contract (needs a key)",
+                          "/health": "database status (no key)", "/metrics": "Prometheus metrics (no key)",
+                          "/-/healthy": "liveness (no key)", "/-/ready": "readiness (no key)"}}
 
 
 @bp.get("/health")

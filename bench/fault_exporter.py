@@ -3,7 +3,7 @@
 Two shapes, against fault-free labsim hosts, so every host that ends up anything but healthy was
 wrongly degraded:
 
-1. **concurrent fan-outs**: ``rounds`` rounds of ``concurrent`` whole-lab ``GET /probe`` at once
+1. **concurrent fan-outs**: ``rounds`` rounds of ``concurrent`` whole-lab ``GET /probe?all=1`` at once
    (scrape-timeout header 5 s), as issue 11 ran them (20 at once left 178 of 254 hosts in backoff,
    and 4 of 90 answered 500);
 2. **slow readers**: ``readers`` clients ask for the whole lab at once and read the answer slowly
@@ -63,7 +63,7 @@ def slow_read(url: str, seconds: float) -> dict[str, Any]:
     started, received, head = time.perf_counter(), 0, b""
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        sock.sendall(f"GET /probe HTTP/1.1\r\nHost: bench\r\nX-Prometheus-Scrape-Timeout-Seconds: {HEADER}\r\n"
+        sock.sendall(f"GET /probe?all=1 HTTP/1.1\r\nHost: bench\r\nX-Prometheus-Scrape-Timeout-Seconds: {HEADER}\r\n"
                      f"Connection: close\r\n\r\n".encode())
         end = started + seconds
         while time.perf_counter() < end:
@@ -100,7 +100,7 @@ def concurrent_fan_outs(exporter: Exporter, hosts: int, rounds: int, concurrent:
     answers = []
     with ThreadPoolExecutor(concurrent) as pool:
         for _ in range(rounds):
-            answers += list(pool.map(lambda _: fetch(exporter.url + "/probe"), range(concurrent)))
+            answers += list(pool.map(lambda _: fetch(exporter.url + "/probe?all=1"), range(concurrent)))
             time.sleep(1.0)
     ok = [a for a in answers if a[0] == 200]
     return {"requests": len(answers), "statuses": _count(a[0] for a in answers),
@@ -148,7 +148,7 @@ def run_exporter_shapes(quick: bool) -> dict[str, Any]:
         inventory = write_inventory(lab, Path(tmp) / "inventory.yaml")
         exporter = Exporter(inventory, Path(tmp) / "exporter.log")
         try:
-            fetch(exporter.url + "/probe")  # cold: dial every host once
+            fetch(exporter.url + "/probe?all=1")  # cold: dial every host once
             cold = exporter_state(exporter)["fan_out_server"]
             fan = concurrent_fan_outs(exporter, shape["hosts"], shape["rounds"], shape["concurrent"])
             after_fan = exporter_state(exporter)

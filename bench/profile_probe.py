@@ -69,7 +69,7 @@ def main() -> None:
     with running_lab(args.hosts, departments=8) as lab:
         runtime = Runtime(str(lab.inventory), load_config(lab.inventory))
         app = ExporterApp(runtime)
-        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/probe", "QUERY_STRING": ""}
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/probe", "QUERY_STRING": "all=1"}
 
         def fan_out() -> int:
             return sum(len(chunk) for chunk in app({**environ, "wsgi.input": io.BytesIO()}, lambda *a: None))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -25,6 +26,7 @@ import yaml
 from demo import configs
 from demo.database import Database, open_database
 from demo.supervisor import DemoError, Supervisor, free_port, http_ready, port_is_free
+from toolkit import flags
 
 REPO = configs.REPO
 DEFAULT_PORTS = configs.Ports(exporter=9842, bridge=9843, api=9844, prometheus=9090, alertmanager=9093)
@@ -34,20 +36,38 @@ PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 
+def default_state_dir() -> Path:
+    """var/demo in a git checkout (make demo); under the user's state directory when installed."""
+    if (REPO / "setup.cfg").exists() and (REPO / "alert_rules").is_dir():
+        return REPO / "var" / "demo"
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "optilab" / "demo"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="optilab-demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="optilab-demo",
+        description="A whole monitored lab on this machine, on loopback; Ctrl-C stops it all.")
     parser.add_argument("--hosts", type=int, default=30, help="simulated lab machines (default 30)")
     parser.add_argument("--ports", choices=("default", "auto"), default="default",
                         help="'default': 9842-9844, Prometheus 9090, Alertmanager 9093, lab SSH 2222; "
                              "'auto': free ports")
-    parser.add_argument("--state-dir", type=Path, default=REPO / "var" / "demo")
+    parser.add_argument("--state-dir", type=Path, default=default_state_dir(),
+                        help="logs, keys, database and configs of the demo (default: var/demo in a checkout, "
+                             "else $XDG_STATE_HOME/optilab/demo, i.e. ~/.local/state/optilab/demo)")
     parser.add_argument("--events", choices=("auto", "rabbitmq", "direct"), default="auto",
                         help="alert/health events through RabbitMQ, or straight into the database "
                              "(auto: RabbitMQ when it answers on 127.0.0.1:5672)")
     parser.add_argument("--verify", action="store_true",
                         help="exit 0 once the API shows usage history and an alert (1 on time-out)")
     parser.add_argument("--timeout", type=float, default=120.0, help="--verify gives up after this (s)")
-    return parser.parse_args(argv)
+    flags.add_version(parser)
+    args = parser.parse_args(argv)
+    if not 3 <= args.hosts <= 254:  # three departments, one machine of which dies; one /24 of addresses
+        parser.error(f"--hosts must be 3..254 (three departments, 127.0.1.1-254), got {args.hosts}")
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be positive, got {args.timeout}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,10 +15,12 @@ from typing import Any
 
 import yaml
 
+from toolkit.resources import shipped
+
 REPO = Path(__file__).resolve().parent.parent
-PROMETHEUS_EXAMPLE = REPO / "deploy" / "prometheus" / "prometheus.yml"
-ALERTMANAGER_EXAMPLE = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
-RULES_DIR = REPO / "alert_rules"
+PROMETHEUS_EXAMPLE = shipped("deploy/prometheus") / "prometheus.yml"
+ALERTMANAGER_EXAMPLE = shipped("deploy/alertmanager") / "alertmanager.yml"
+RULES_DIR = shipped("alert_rules")
 
 SCRAPE_INTERVAL = "5s"
 SCRAPE_TIMEOUT = "4s"
@@ -28,6 +30,7 @@ DEMO_CHANGES = (
     f"scrape/evaluation every {SCRAPE_INTERVAL} (example: 30s)",
     f"alert rules' for: capped at {MAX_FOR} (example: 2m-1h)",
     "Alertmanager group_wait 2s, group_interval 10s (example: 30s, 5m)",
+    "no 'rabbitmq' scrape job (the example reads the broker's optional rabbitmq_prometheus plugin)",
 )
 
 
@@ -48,6 +51,10 @@ def prometheus_config(ports: Ports, rules_dir: Path) -> dict[str, Any]:
                             evaluation_interval=SCRAPE_INTERVAL)
     config["rule_files"] = [str(rules_dir / "*.yml")]
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [f"127.0.0.1:{ports.alertmanager}"]}]}]
+    own = {"optilab-exporter": exporter, "optilab-bridge": f"127.0.0.1:{ports.bridge}",
+           "optilab-api": f"127.0.0.1:{ports.api}", "prometheus": f"127.0.0.1:{ports.prometheus}"}
+    # RabbitMQ's metrics plugin may not be enabled on this machine: the demo does not scrape it.
+    config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] != "rabbitmq"]
     for job in config["scrape_configs"]:
         job["scrape_interval"], job["scrape_timeout"] = SCRAPE_INTERVAL, SCRAPE_TIMEOUT
         for sd in job.get("http_sd_configs", []):
@@ -57,7 +64,7 @@ def prometheus_config(ports: Ports, rules_dir: Path) -> dict[str, Any]:
             if rule.get("target_label") == "__address__":
                 rule["replacement"] = exporter
         for static in job.get("static_configs", []):
-            static["targets"] = [exporter]
+            static["targets"] = [own.get(job["job_name"], exporter)]
     for remote in config["remote_write"]:
         remote["url"] = f"http://127.0.0.1:{ports.bridge}/api/v1/write"
         remote.setdefault("queue_config", {})["batch_send_deadline"] = "1s"
@@ -67,7 +74,7 @@ def prometheus_config(ports: Ports, rules_dir: Path) -> dict[str, Any]:
 def demo_rules(rules_dir: Path) -> Path:
     """Copy alert_rules/*.yml into ``rules_dir`` with every ``for:`` capped at :data:`MAX_FOR`."""
     rules_dir.mkdir(parents=True, exist_ok=True)
-    for source in sorted(RULES_DIR.glob("*.yml")):
+    for source in sorted((f for f in RULES_DIR.iterdir() if f.name.endswith(".yml")), key=lambda f: f.name):
         document = yaml.safe_load(source.read_text())
         for group in document.get("groups", []):
             group["interval"] = SCRAPE_INTERVAL

@@ -29,27 +29,40 @@ if TYPE_CHECKING:
 DEFAULT_LISTEN = "127.0.0.1:9842"
 
 
+EPILOG = """commands:
+  optilab-exporter scan CIDR [...]   discover lab machines and write an inventory
+                                     (optilab-exporter scan --help)
+  optilab-exporter write-configs DIR write the shipped Prometheus, Alertmanager, Grafana and
+                                     systemd files and alert rules into DIR
+
+endpoints: /probe?target=HOST:PORT, /probe?department=NAME, /probe?all=1, /sd, /metrics,
+/-/healthy, /-/ready, POST /-/reload (also SIGHUP)"""
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from toolkit import flags
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.web, args.ssl_context = flags.web_config(parser, args)
+    return args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from toolkit import flags
+
     parser = argparse.ArgumentParser(
-        prog="optilab-exporter",
-        description="Prometheus exporter for Linux lab machines over SSH (no agent). "
-                    "Subcommand: 'optilab-exporter scan CIDR ...' discovers hosts.")
+        prog="optilab-exporter", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Prometheus exporter for Linux lab machines over SSH (no agent on them).")
     parser.add_argument("--config", required=True, help="inventory YAML (see docs/exporter.md)")
-    parser.add_argument("--listen", default=DEFAULT_LISTEN,
-                        help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN})")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    flags.add_web_flags(parser, DEFAULT_LISTEN)
+    flags.add_log_flags(parser)
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
     parser.add_argument("--web.max-requests", dest="max_requests", type=int, default=40, metavar="N",
                         help="/probe requests in flight before new ones are answered 503 (0: no limit; "
                              "default 40, as node_exporter)")
-    return parser.parse_args(argv)
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"--listen {text!r} is not HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    flags.add_version(parser)
+    return parser
 
 
 class Runtime:
@@ -197,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         from exporter import authkey  # the monitoring key's restricted authorized_keys line
 
         return authkey.main(argv[1:])
+    if argv[:1] == ["write-configs"]:
+        from toolkit import resources
+
+        return resources.main(argv[1:], prog="optilab-exporter write-configs")
     return serve(parse_args(argv))
 
 
@@ -211,18 +228,19 @@ def serve(args: argparse.Namespace) -> int:
 
     from exporter.config import ConfigError, load_config
     from exporter.http import ExporterApp
+    from toolkit import flags, selfmetrics
+    from toolkit.wsgi import ToolkitMiddleware
 
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("paramiko").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    flags.setup_logging(args)
+    logging.getLogger("paramiko").setLevel(max(logging.WARNING, args.log_level))
     # pika logs every failed reconnect as a multi-line ERROR; the publisher logs one line per attempt
-    logging.getLogger("pika").setLevel(logging.DEBUG if args.log_level == "DEBUG" else logging.CRITICAL)
+    logging.getLogger("pika").setLevel(logging.DEBUG if args.log_level <= logging.DEBUG else logging.CRITICAL)
     prometheus_client.disable_created_metrics()  # *_created series only add noise to /metrics
     gc.set_threshold(700, 10, 100)  # full collections 10x rarer: a fan-out's live samples made them ~25 % of its CPU
     log = logging.getLogger("exporter")
     try:
         config = load_config(args.config)
-        listen = parse_listen(args.listen)
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         print(f"optilab-exporter: {exc}", file=sys.stderr)
         return 2
     for warning in preflight(config):
@@ -231,18 +249,34 @@ def serve(args: argparse.Namespace) -> int:
         print(f"{args.config}: OK, {len(config.inventory.hosts)} targets")
         return 0
     runtime = Runtime(args.config, config)
-    server = WSGIServer(listen, ExporterApp(runtime, max_requests=max(0, args.max_requests)), log=None,
-                        error_log=log)
+    app = ExporterApp(runtime, max_requests=max(0, args.max_requests))
+    selfmetrics.register(app.registry, "exporter")
+
+    def reload_now() -> tuple[bool, str]:
+        failures = runtime.reloads["failure"]
+        runtime.reload()
+        if runtime.reloads["failure"] != failures:
+            return False, "config reload failed; the running config is kept (the log says why)"
+        return True, "config reloaded"
+
+    # bcrypt in gevent's threadpool: a round inside a greenlet would stall every scrape meanwhile
+    wrapped = ToolkitMiddleware(app, args.web, "OptiLab exporter", reload=reload_now, context=args.ssl_context,
+                                offload=gevent.get_hub().threadpool.apply)
+    listen = args.listen
+    server = WSGIServer(listen, wrapped, log=None, error_log=log,
+                        **({"ssl_context": args.ssl_context} if args.ssl_context else {}))
     gevent.signal_handler(signal.SIGHUP, runtime.reload)
     gevent.signal_handler(signal.SIGTERM, server.stop)
     gevent.signal_handler(signal.SIGINT, server.stop)
     try:
         server.start()
     except OSError as exc:
-        print(f"optilab-exporter: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"optilab-exporter: cannot listen on {listen[0]}:{listen[1]}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 1
-    log.info("listening on http://%s:%d/ with %d targets (%s)", *listen, len(config.inventory.hosts),
-             args.config)
+    host, port = server.address[:2]
+    log.info("listening on %s://%s:%d/ with %d targets (%s)", args.web.scheme, host, port,
+             len(config.inventory.hosts), args.config)
     try:
         server.serve_forever()
     finally:

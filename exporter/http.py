@@ -3,11 +3,15 @@
 Endpoints (docs/exporter.md has the reference):
 
 * ``/probe?target=HOST[:PORT]`` — one host, no ``instance`` label (Prometheus sets it by relabelling);
-* ``/probe?department=NAME`` and ``/probe`` — fan-out to a department / the whole lab, concurrently
+* ``/probe?target=HOST&fail_status=5xx`` — the same, but a failed probe answers 503 (``up`` = 0);
+* ``/probe?department=NAME`` and ``/probe?all=1`` — fan-out to a department / the whole lab, concurrently
   (bounded by ``probe.concurrency``), every series labelled ``instance`` and ``department``;
 * ``/metrics`` — the exporter's own ``optilab_exporter_*`` metrics;
 * ``/sd`` — Prometheus http_sd JSON of every allowed target;
-* ``/`` — a landing page.
+* ``/`` — a landing page (it links no whole-lab probe).
+
+``/probe`` without a target, department or ``all=1``, or with an unknown parameter, is a 400, as in
+blackbox_exporter. ``/-/healthy``, ``/-/ready`` and ``/-/reload`` come from toolkit.wsgi.
 
 Only targets of the inventory are ever dialled: anything else is a 400, so the exporter is not an
 open SSH relay. Every probe runs under one deadline, ``min(X-Prometheus-Scrape-Timeout-Seconds −
@@ -57,6 +61,47 @@ class BadRequestError(Exception):
     """A request the exporter refuses (400) with a message for the client."""
 
 
+class ProbeFailedError(Exception):
+    """A single-target probe failed and the request asked for ``fail_status=5xx`` (answered 503)."""
+
+
+PROBE_PARAMS = ("target", "department", "all", "fail_status")
+PROBE_USAGE = ("give target=HOST[:PORT] (one machine, what Prometheus scrapes), department=NAME, "
+               "or all=1 (every machine of the lab: one SSH command per machine)")
+
+
+def probe_params(query: str) -> dict[str, str]:
+    """The /probe parameters, each given once; exactly one of target, department, all=1. Like
+    blackbox_exporter, no parameter and unknown parameters are 400s (``module`` included: one probe
+    always collects everything). ``fail_status=5xx`` (target only) turns a failed probe into a 503."""
+    raw = parse_qs(query, keep_blank_values=True)
+    if "module" in raw:
+        raise BadRequestError("OptiLab has no probe modules ('module' is blackbox_exporter's): every probe "
+                              "collects everything; " + PROBE_USAGE)
+    unknown = sorted(set(raw) - set(PROBE_PARAMS))
+    if unknown:
+        raise BadRequestError(f"unknown parameter {', '.join(map(repr, unknown))} "
+                              f"(known: {', '.join(PROBE_PARAMS)}); " + PROBE_USAGE)
+    for name, values in raw.items():
+        if len(values) > 1:
+            raise BadRequestError(f"give '{name}' once")
+    params = {name: values[0] for name, values in raw.items()}
+    if "all" in params and params["all"].lower() not in ("1", "true"):
+        raise BadRequestError(f"all={params['all']!r}: use all=1 to probe every machine, or leave it out")
+    chosen = [name for name in ("target", "department", "all") if name in params]
+    if not chosen:
+        raise BadRequestError("no target: " + PROBE_USAGE)
+    if len(chosen) > 1:
+        raise BadRequestError(f"give one of target, department, all=1, not {' and '.join(chosen)}")
+    fail_status = params.get("fail_status")
+    if fail_status is not None and fail_status not in ("5xx", "200"):
+        raise BadRequestError(f"fail_status={fail_status!r}: use 5xx (a failed probe answers 503, so up=0) "
+                              f"or 200 (the default: a failed probe answers system_status 0)")
+    if fail_status is not None and "target" not in params:
+        raise BadRequestError("fail_status applies to target= probes only (a fan-out answers for many machines)")
+    return params
+
+
 class _SelfMetrics:
     """Collector adapter: the runtime's families built fresh at each /metrics scrape."""
 
@@ -103,6 +148,8 @@ class ExporterApp:
             content_type, body = handler(environ)
         except BadRequestError as exc:
             return self._reply(start_response, path, "400 Bad Request", f"{exc}\n".encode())
+        except ProbeFailedError as exc:
+            return self._reply(start_response, path, "503 Service Unavailable", f"{exc}\n".encode())
         except Exception:
             log.exception("%s failed", path)
             return self._reply(start_response, path, "500 Internal Server Error", b"internal error\n")
@@ -115,26 +162,22 @@ class ExporterApp:
 
     def probe(self, environ: dict[str, Any]) -> tuple[str, bytes]:
         self.runtime.maybe_reload()
-        params = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        for name in ("target", "department"):
-            if len(params.get(name, [])) > 1:
-                raise BadRequestError(f"give '{name}' once")
-        if "target" in params and "department" in params:
-            raise BadRequestError("give either 'target' or 'department', not both")
+        params = probe_params(environ.get("QUERY_STRING", ""))
         started = self._clock()
         deadline = self._deadline(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"))
         if "target" in params:
-            return CONTENT_TYPE_LATEST, self._probe_one(self._allowed(params["target"][0]), started, deadline)
+            return CONTENT_TYPE_LATEST, self._probe_one(self._allowed(params["target"]), started, deadline,
+                                                        fail=params.get("fail_status") == "5xx")
         inventory = self.runtime.config.inventory
         if "department" in params:
-            name = params["department"][0]
+            name = params["department"]
             entries, kind = inventory.department(name), "department"
             if not entries:
                 raise BadRequestError(f"department {name!r} is not in the inventory "
                                  f"(known: {', '.join(inventory.departments) or 'none'})")
         else:
             entries, kind = list(inventory.hosts.values()), "all"
-        key = (kind, params["department"][0] if "department" in params else None, id(inventory))
+        key = (kind, params.get("department"), id(inventory))
         body = self.flights.answer(key, deadline, lambda: self._probe_many(entries, started, deadline))
         self.scrape_seconds.labels(kind).observe(self._clock() - started)
         return CONTENT_TYPE_LATEST, body
@@ -161,8 +204,12 @@ class ExporterApp:
             "<p>Agentless lab monitoring over SSH.</p><ul>"
             '<li><a href="/metrics">/metrics</a> — the exporter\'s own metrics</li>'
             '<li><a href="/sd">/sd</a> — targets for Prometheus http_sd_configs</li>'
-            "<li>/probe?target=HOST:PORT — one machine</li>"
-            '<li><a href="/probe">/probe</a> — every machine (fan-out)</li>'
+            "<li>/probe?target=HOST:PORT — one machine (what Prometheus scrapes; add fail_status=5xx "
+            "for up=0 on a dead machine)</li>"
+            "<li>/probe?department=NAME — one department (fan-out, below)</li>"
+            "<li>/probe?all=1 — every machine of the lab (not linked: one SSH command per machine)</li>"
+            '<li><a href="/-/healthy">/-/healthy</a>, <a href="/-/ready">/-/ready</a>, '
+            "POST /-/reload — lifecycle, as in Prometheus</li>"
             f"</ul><h2>Departments</h2><ul>{departments}</ul></body></html>")
         return "text/html; charset=utf-8", page.encode()
 
@@ -191,12 +238,17 @@ class ExporterApp:
             budget = min(budget, max(scrape_timeout - settings.offset, scrape_timeout / 2))
         return self._clock() + max(0.0, budget)
 
-    def _probe_one(self, entry: HostEntry, started: float, deadline: float) -> bytes:
+    def _probe_one(self, entry: HostEntry, started: float, deadline: float, fail: bool = False) -> bytes:
         """One host, shared with concurrent probes of it; collection stops in time to render by
-        ``deadline`` (the answer's deadline)."""
+        ``deadline`` (the answer's deadline). ``fail``: a failed probe raises :class:`ProbeFailedError`
+        (``fail_status=5xx``, so that Prometheus records ``up == 0``)."""
         collect_by = deadline - self.render_one.reserve(1, deadline - started)
         result = self.flights.probe(self.runtime.prober, entry, collect_by, NO_EXTRA, started)
         self.probes.labels(result.reason or "success").inc()
+        if fail and result.reason is not None:
+            self.scrape_seconds.labels("target").observe(self._clock() - started)
+            raise ProbeFailedError(f"probe of {entry.target} failed: {result.reason} "
+                                   f"(fail_status=5xx, so Prometheus records up=0)")
         body = self.render_one.timed(1, lambda: render(result.families))
         self.scrape_seconds.labels("target").observe(self._clock() - started)
         return body

@@ -65,8 +65,10 @@ class Found:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="optilab-exporter scan", description=__doc__.split("\n")[0])
-    parser.add_argument("cidr", help="network to scan, e.g. 127.0.1.0/24")
+    parser = argparse.ArgumentParser(
+        prog="optilab-exporter scan",
+        description="Find the SSH machines of a subnet and merge them into an inventory file.")
+    parser.add_argument("cidr", metavar="CIDR", help="network to scan, e.g. 127.0.1.0/24")
     parser.add_argument("--department", default="discovered", help="department for new hosts")
     parser.add_argument("--port", type=int, help="SSH port (default: the inventory's ssh.port, else 22)")
     parser.add_argument("--out", type=Path, help="inventory file to create or merge into (else: stdout)")
@@ -153,7 +155,7 @@ def scan(addresses: list[str], port: int, ssh: SshSettings, timeout: float, conc
                                   time.monotonic() + ssh.connect_timeout + ssh.command_timeout)
                 found.append(identify(output, target))
             except SshError as exc:
-                found.append(Found(target, error=exc.reason))
+                found.append(Found(target, error=explain(exc.reason, exc.detail, ssh)))
             except (ValueError, KeyError) as exc:
                 found.append(Found(target, error=f"parse: {exc}"))
         finally:
@@ -166,6 +168,24 @@ def scan(addresses: list[str], port: int, ssh: SshSettings, timeout: float, conc
     finally:
         pool.close()
     return sorted(found, key=lambda f: ipaddress.ip_address(f.target.host))
+
+
+def explain(reason: str, detail: str, ssh: SshSettings) -> str:
+    """``reason (why, with the file that decided it)`` for the report of a host that was not added."""
+    if reason == "hostkey":
+        return f"hostkey ({detail})" if detail else f"hostkey (checked against {ssh.known_hosts})"
+    if reason == "auth":
+        how = f"key {ssh.key_file}" if ssh.key_file else "a password"
+        return f"auth (login as {ssh.user} with {how} refused)"
+    return f"{reason} ({detail})" if detail else reason
+
+
+def _absolute(ssh_section: dict[str, Any]) -> dict[str, Any]:
+    """key_file and known_hosts as absolute paths, so the inventory works from any directory."""
+    for key in ("key_file", "known_hosts"):
+        if ssh_section.get(key):
+            ssh_section[key] = str(Path(str(ssh_section[key])).expanduser().resolve())
+    return ssh_section
 
 
 def merge_inventory(raw: dict[str, Any], found: list[Found], department: str,
@@ -232,13 +252,13 @@ def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings,
         ssh, rabbitmq = config.ssh, config.rabbitmq
         jump = config.inventory.jumps.get(args.department, ssh.jump)
         if not raw:  # a new file logs in like the inventory it was scanned with
-            raw = {"ssh": dict(yaml.safe_load(source.read_text())["ssh"])}
+            raw = {"ssh": _absolute(dict(yaml.safe_load(source.read_text())["ssh"]))}
     else:
         ssh = SshSettings(user=args.user or "optilab", port=args.port or 22,
                           key_file=(args.key_file or Path("~/.ssh/id_ed25519")).expanduser(),
                           known_hosts=(args.known_hosts or Path("~/.ssh/known_hosts")).expanduser())
-        raw = {"ssh": {"user": ssh.user, "port": ssh.port, "key_file": str(ssh.key_file),
-                       "known_hosts": str(ssh.known_hosts), "host_key_policy": "strict"}}
+        raw = {"ssh": _absolute({"user": ssh.user, "port": ssh.port, "key_file": str(ssh.key_file),
+                                 "known_hosts": str(ssh.known_hosts), "host_key_policy": "strict"})}
     if args.accept_new:
         ssh = replace(ssh, host_key_policy="accept-new")
     return raw, ssh, rabbitmq, jump
@@ -280,6 +300,9 @@ def main(argv: list[str]) -> int:
         print(f"optilab-exporter scan: {exc}", file=sys.stderr)
         return 2
     port = args.port or ssh.port
+    how = f"key {ssh.key_file}" if ssh.key_file else "a password"
+    print(f"logging in as {ssh.user} with {how}; host keys checked against {ssh.known_hosts} "
+          f"(host_key_policy {ssh.host_key_policy})", file=sys.stderr)
     started = time.monotonic()
     with tqdm(total=len(addresses), desc=f"scan {args.cidr}", unit="addr", file=sys.stderr,
               disable=args.quiet) as progress:

@@ -11,7 +11,6 @@ monkey.patch_all()
 
 import argparse  # noqa: E402 - after monkey patching, on purpose
 import calendar  # noqa: E402
-import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -22,10 +21,13 @@ import gevent.event  # noqa: E402
 
 from labsim.faults import parse_fault  # noqa: E402
 from labsim.model import SimClock  # noqa: E402
+from toolkit import flags  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="optilab-labsim", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="optilab-labsim",
+        description="Run a simulated (or real-sshd) lab on loopback until Ctrl-C, SIGTERM or --duration.")
     parser.add_argument("--hosts", type=int, default=30, help="number of hosts, 1..254 (default 30)")
     parser.add_argument("--departments", type=int, default=3, help="departments (default 3)")
     parser.add_argument("--port", type=int, default=22, help="SSH port on every host address (default 22)")
@@ -40,7 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="initial fault, e.g. 127.0.1.5=hang or 127.0.1.6=slow:1.5 (repeatable)")
     parser.add_argument("--real", action="store_true",
                         help="real mode: Debian sshd processes running the real commands of this machine")
-    parser.add_argument("--log-level", default="WARNING")
+    flags.add_log_flags(parser, default="warn")
+    flags.add_version(parser)
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be 1..65535, got {args.port}")
@@ -63,8 +66,7 @@ def parse_start(text: str | None) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s labsim %(levelname)s %(message)s")
+    flags.setup_logging(args)
     stop = gevent.event.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop.set)

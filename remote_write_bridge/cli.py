@@ -1,5 +1,7 @@
-"""``optilab-bridge``: serve remote write (and the Alertmanager webhook) with waitress, or
-``optilab-bridge consume …`` to run the RabbitMQ event consumer (remote_write_bridge/consumer.py).
+"""optilab-bridge: receive Prometheus remote write and Alertmanager webhooks, store them in PostgreSQL.
+
+``optilab-bridge [flags]`` serves remote write and the webhook with waitress;
+``optilab-bridge consume [flags]`` runs the RabbitMQ event consumer (remote_write_bridge/consumer.py).
 """
 
 from __future__ import annotations
@@ -10,30 +12,45 @@ import sys
 from pathlib import Path
 
 from remote_write_bridge.config import ConfigError, load
+from toolkit import flags
 
 DEFAULT_LISTEN = "127.0.0.1:9843"
+EPILOG = """commands:
+  optilab-bridge consume --dsn DSN [...]   store alert, discovery and health events from RabbitMQ
+                                           (optilab-bridge consume --help)
+
+endpoints: POST /api/v1/write (remote write), POST /api/v1/alerts (Alertmanager webhook),
+/health, /metrics, /-/healthy, /-/ready
+
+TLS: waitress does not speak TLS; --web.config.file takes basic_auth_users, and a reverse proxy
+(nginx, Caddy, stunnel) terminates TLS in front of the bridge when Prometheus is on another host.
+Without RabbitMQ, set OPTILAB_ALERTS_DELIVERY=direct: the webhook stores alerts itself."""
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"--listen must be HOST:PORT, got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def serve(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="optilab-bridge", description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", type=parse_listen, default=parse_listen(DEFAULT_LISTEN),
-                        help=f"HOST:PORT to listen on (default {DEFAULT_LISTEN})")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="optilab-bridge", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Receive Prometheus remote write and Alertmanager webhooks "
+                                                 "and store them in PostgreSQL/TimescaleDB.")
     parser.add_argument("--dsn", required=True,
                         help="PostgreSQL connection string (schema applied by optilab-migrate)")
     parser.add_argument("--config", type=Path, help="YAML file (remote_write: and webhook sections)")
-    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
+    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads, 1..256 (default 8)")
+    flags.add_web_flags(parser, DEFAULT_LISTEN, tls=False)
+    flags.add_log_flags(parser)
+    flags.add_version(parser)
+    return parser
+
+
+def serve(argv: list[str]) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not 1 <= args.threads <= 256:
         parser.error(f"--threads must be 1..256, got {args.threads}")  # waitress with 0 would answer nothing
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web, _ = flags.web_config(parser, args, tls=False)
+    flags.setup_logging(args)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" is expected under load
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # one line per broker failure is logged instead
     try:
         config = load(args.config, args.dsn)
     except ConfigError as exc:
@@ -43,22 +60,34 @@ def serve(argv: list[str]) -> int:
     import waitress
 
     from remote_write_bridge.app import create_app
-    from remote_write_bridge.webhook import check_settings
+    from remote_write_bridge.webhook import broker_warning, check_settings
+    from toolkit.wsgi import ToolkitMiddleware
 
     app = create_app(config, start=False)
     with app.app_context():
         problem = check_settings()
+        warning = None if problem else broker_warning()
     if problem:
         print(f"optilab-bridge: configuration error: {problem}", file=sys.stderr)
         return 2
-    app.extensions["optilab_bridge"].start()
+    log = logging.getLogger("optilab.bridge")
+    if warning:
+        log.warning("%s", warning)
+    bridge = app.extensions["optilab_bridge"]
+    bridge.start()
+
+    def ready() -> tuple[bool, str]:
+        return (True, "") if bridge.store.ping() else (False, "the database does not answer")
+
+    wrapped = ToolkitMiddleware(app.wsgi_app, web, "OptiLab bridge", ready=ready)
+    app.wsgi_app = wrapped  # type: ignore[method-assign]
     host, port = args.listen
-    logging.getLogger("optilab.bridge").info("listening on %s:%d", host, port)
+    log.info("listening on http://%s:%d", host, port)
     try:
         waitress.serve(app, host=host, port=port, threads=args.threads, ident="optilab-bridge",
                        max_request_body_size=2 * config.max_body_bytes, channel_timeout=60)
     finally:
-        app.extensions["optilab_bridge"].stop()
+        bridge.stop()
     return 0
 
 

@@ -43,6 +43,7 @@ from remote_write_bridge.amqp import (
     usable_url,
 )
 from remote_write_bridge.config import ConfigError, check_dsn
+from toolkit import flags
 
 log = logging.getLogger("optilab.consumer")
 
@@ -187,6 +188,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="exchange/queue name prefix (default $OPTILAB_AMQP_PREFIX or 'optilab')")
     parser.add_argument("--workers", type=int, default=2, help="consumer threads (default 2)")
     parser.add_argument("--prefetch", type=int, default=PREFETCH, help="unacked messages per worker")
+    flags.add_log_flags(parser)
+    flags.add_version(parser)
     args = parser.parse_args(argv)
     try:
         check_dsn(args.dsn)
@@ -202,7 +205,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     """Run the workers until SIGTERM/SIGINT; exit 0 after every worker finished its message."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    flags.setup_logging(args)
     # pika logs every connection step, and each broker outage as tracebacks; the workers log one
     # line per failure with the error instead.
     logging.getLogger("pika").setLevel(logging.CRITICAL)

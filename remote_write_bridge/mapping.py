@@ -4,6 +4,10 @@
   become columns of one ``usage_metrics`` row per (instance, timestamp); a row may be completed by a
   later request (the store upserts column by column).
 - ``system_status`` sets ``systems.status`` (latest sample per instance wins).
+- ``optilab_host_health_state{state}`` (the series at 1) and ``node_os_info{name, version_id}``
+  become ``Batch.health`` / ``Batch.os``, which remote_write_bridge/facts.py turns into
+  ``systems.health_state`` (with a ``status_history`` row per change) and ``os_type``/``os_version``,
+  so a site without RabbitMQ gets them too.
 - Any series whose name is allow-listed goes to ``samples`` (``optilab_logged_in_users`` is both).
 - Stale markers and other NaNs are not stored; neither are samples outside the retention window.
 
@@ -25,6 +29,9 @@ USAGE_COLUMNS = {"system_cpu_usage": 0, "system_ram_usage": 1, "system_disk_usag
                  "optilab_logged_in_users": 3}
 USERS_COLUMN = USAGE_COLUMNS["optilab_logged_in_users"]
 STATUS_METRIC = "system_status"
+HEALTH_METRIC = "optilab_host_health_state"
+OS_METRIC = "node_os_info"
+HEALTH_STATES = frozenset({"healthy", "degraded", "offline", "dead"})
 SYSTEM_LABELS = ("hostname", "ip", "department")
 DAY_MS = 86_400_000
 
@@ -40,6 +47,7 @@ class SeriesInfo:
     usage_column: int | None      # index into the usage row, or None
     is_status: bool
     generic_key: tuple[str, str] | None  # (metric, canonical labels JSON) for allow-listed series
+    fact: tuple[str, str | None, str | None] | None = None  # ("health", state, None) | ("os", name, version)
 
 
 @dataclass
@@ -48,6 +56,8 @@ class Batch:
     systems: dict[str, tuple[str | None, str | None, str | None]] = field(default_factory=dict)
     usage: dict[tuple[str, int], list[float | None]] = field(default_factory=dict)
     status: dict[str, tuple[int, bool]] = field(default_factory=dict)   # instance -> (ms, online)
+    health: dict[str, tuple[int, str]] = field(default_factory=dict)    # instance -> (ms, health state)
+    os: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # instance -> (name, version)
     # allow-listed samples as parallel lists (duplicates are harmless: the insert skips conflicts)
     generic_keys: list[tuple[str, str]] = field(default_factory=list)
     generic_ms: list[int] = field(default_factory=list)
@@ -100,10 +110,22 @@ def classify(labels: LabelSet, allow_list: frozenset[str]) -> SeriesInfo | None:
     if metric in allow_list:
         rest = {name: value for name, value in labels if name != "__name__"}
         generic_key = (metric, json.dumps(rest, sort_keys=True, separators=(",", ":")))
+    fact = _fact(metric, label_map)
+    if fact is not None and "instance" in label_map and instance is None:
+        return SeriesInfo(metric, None, (None, None, None), None, False, generic_key, (label_map["instance"], *fact))
     if instance is None and generic_key is None:
         return None
     system_labels = tuple(label_map.get(name) for name in SYSTEM_LABELS)
     return SeriesInfo(metric, instance, system_labels, usage_column, is_status, generic_key)  # type: ignore[arg-type]
+
+
+def _fact(metric: str, label_map: dict[str, str]) -> tuple[str, str | None] | None:
+    """(health state) or (os name, version) that a series states about its machine, else None."""
+    if metric == HEALTH_METRIC and label_map.get("state") in HEALTH_STATES:
+        return label_map["state"], None
+    if metric == OS_METRIC and label_map.get("name"):
+        return label_map["name"], label_map.get("version_id")
+    return None
 
 
 _label_pair = attrgetter("name", "value")
@@ -128,6 +150,10 @@ def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int,
         if info is None:
             dropped["not_allowed"] += len(samples)
             continue
+        if info.fact is not None:
+            _add_fact(batch, info, samples, oldest, newest)
+            if info.generic_key is None:
+                continue
         if info.instance is not None:
             batch.systems[info.instance] = info.system_labels
         key = info.generic_key
@@ -146,6 +172,21 @@ def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int,
                 _add_system_sample(batch, info, ms, value)
     batch.received = received
     return batch
+
+
+def _add_fact(batch: Batch, info: SeriesInfo, samples: Any, oldest: int, newest: int) -> None:
+    """The newest in-window sample at 1 states the fact (0: another state's series; NaN: stale)."""
+    instance, first, second = info.fact  # type: ignore[misc]
+    for sample in samples:
+        ms = sample.timestamp
+        if sample.value != 1 or ms < oldest or ms > newest:
+            continue
+        if info.metric == HEALTH_METRIC:
+            previous = batch.health.get(instance)
+            if previous is None or previous[0] <= ms:
+                batch.health[instance] = (ms, first)  # type: ignore[assignment]
+        else:
+            batch.os[instance] = (first, second)
 
 
 def _add_system_sample(batch: Batch, info: SeriesInfo, ms: int, value: float) -> None:

@@ -12,9 +12,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+import psycopg
 from flask import Blueprint, Response, current_app, request
+from psycopg_pool import PoolTimeout
 
-from remote_write_bridge.mapping import to_batch
+from remote_write_bridge.facts import store_facts
+from remote_write_bridge.mapping import Batch, to_batch
 from remote_write_bridge.protocol import RemoteWriteError, check_headers, decode
 from remote_write_bridge.store import DatabaseUnavailableError, UnstorableBatchError, utc_now_ms
 
@@ -42,6 +45,14 @@ def write() -> Response:
         metrics.duration.observe(time.perf_counter() - started)
     metrics.requests.labels(str(response.status_code)).inc()
     return response
+
+
+def _store_facts(bridge: Bridge, batch: Batch) -> None:
+    """Health state and OS (facts.py); a failure here is logged, the next scrape states them again."""
+    try:
+        store_facts(bridge.store.pool, batch)
+    except (psycopg.Error, PoolTimeout) as exc:
+        log.warning("health/OS facts not stored this time: %s", str(exc).splitlines()[0] if str(exc) else exc)
 
 
 def _handle(bridge: Bridge, config: BridgeConfig) -> Response:
@@ -74,6 +85,7 @@ def _handle(bridge: Bridge, config: BridgeConfig) -> Response:
         log.warning("refused a batch the database cannot store: %s", exc)
         return _text(400, f"the database refused a value of this request: {exc}")
     metrics.stored.inc(batch.stored_estimate)
+    _store_facts(bridge, batch)
     newest = batch.time_range_ms()
     if newest is not None:
         bridge.note_sample(newest[1])

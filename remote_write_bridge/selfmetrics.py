@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from toolkit import selfmetrics
+
 
 class BridgeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        selfmetrics.register(self.registry, "bridge")  # optilab_build_info, process_*
         self.requests = Counter("optilab_bridge_requests_total", "Remote-write requests by HTTP status code.",
                                 ["code"], registry=self.registry)
         self.duration = Histogram(

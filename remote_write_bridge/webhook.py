@@ -34,6 +34,7 @@ from remote_write_bridge.amqp import (
     alert_event,
     amqp_url_from_env,
     check_alert,
+    connect,
     usable_url,
 )
 
@@ -56,6 +57,21 @@ def check_settings() -> str | None:
     """A problem with the broker settings the webhook would meet on every alert, or None (app context)."""
     if _delivery() != "direct" and not usable_url(_settings()[0]):
         return "OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL"
+    return None
+
+
+def broker_warning() -> str | None:
+    """One bounded connection attempt at start (app context): a warning when the broker is unreachable,
+    so an admin learns it before Alertmanager's first notification is answered 503."""
+    if _delivery() == "direct":
+        return None
+    url, _ = _settings()
+    try:
+        connect(url).close()
+    except Exception as exc:  # any pika/socket failure: the webhook will keep retrying per request
+        return (f"RabbitMQ is not reachable ({type(exc).__name__}): the alert webhook answers 503 until it is; "
+                f"start the broker, fix OPTILAB_AMQP_URL, or set OPTILAB_ALERTS_DELIVERY=direct to store "
+                f"alerts without a broker")
     return None
 
 

@@ -32,6 +32,8 @@ def test_amtool_check_config_passes() -> None:
     (["alertname=OptiLabDiskAlmostFull", "severity=warning", "department=chemistry"], "lab-chemistry"),
     (["alertname=OptiLabDiskAlmostFull", "severity=warning", "department=biology"], "optilab-default"),
     (["alertname=OptiLabExporterDown", "severity=critical"], "optilab-oncall"),
+    (["alertname=OptiLabBridgeDown", "severity=critical", "alert_type=pipeline"], "optilab-self"),
+    (["alertname=OptiLabBridgeDroppingSamples", "severity=warning", "alert_type=pipeline"], "optilab-self"),
 ])
 def test_routes_by_severity_and_department(labels: list[str], receiver: str) -> None:
     result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)

@@ -194,7 +194,8 @@ def test_host_down_alert_reaches_the_database_and_resolves(
                  timeout=40, what="the alert resolved in the database")
         (row,) = rows(migrated_dsn, "SELECT fingerprint, ends_at > starts_at, labels->>'job', "
                                     "annotations->>'runbook_url', message FROM alerts")
-        assert row[1:] == (True, "node", "docs/alerts.md#optilabhostdown", "Lab machine 127.0.1.5:22 is down")
+        runbook = "https://optilab.example/docs/alerts.md#optilabhostdown"
+        assert row[1:] == (True, "node", runbook, "Lab machine 127.0.1.5:22 is down")
         assert row[0]  # Alertmanager's fingerprint is the dedup key
         # the up host never alerted, and nothing was dead-lettered
         assert drain(amqp_url, amqp_names.dead_queue) == []

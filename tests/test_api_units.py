@@ -8,7 +8,8 @@ import pytest
 from werkzeug.exceptions import BadRequest
 
 from api import openapi, params, series
-from api.config import ApiConfig, ConfigError, load_config, parse_keys, parse_listen
+from api.config import ApiConfig, ConfigError, load_config, parse_keys
+from toolkit.flags import parse_listen
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 KEY = "k" * 24
@@ -132,7 +133,7 @@ def test_config_without_auth_needs_no_key_and_listen_parses() -> None:
     assert load_config("dbname=x", {}, auth_enabled=False, rate_limit="").rate_limit == ""
     assert parse_listen("127.0.0.1:9844") == ("127.0.0.1", 9844)
     assert parse_listen("[::1]:0") == ("::1", 0)
-    with pytest.raises(ConfigError, match="listen"):
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
         parse_listen("127.0.0.1")
 
 

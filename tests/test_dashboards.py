@@ -1,7 +1,8 @@
 """The Grafana dashboards work as shipped: valid models, and every query answers from real peers.
 
 Static part: each file of grafana/dashboards/ is a Grafana dashboard model (uid, schemaVersion,
-panels on the 24-column grid with datasource references to the provisioned uids, template variables
+panels on the 24-column grid with datasource references through the ${prometheus}/${postgres}
+variables of scripts/dashboard-datasources.py, template variables
 defined before use) that imports as it is, and the provisioning files load it.
 
 Live part: a real sshd on loopback is probed by the real exporter, together with one inventory machine
@@ -14,6 +15,7 @@ be firing). Every SQL target runs with Grafana's macros expanded and must return
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -121,7 +123,7 @@ def test_dashboard_is_a_valid_grafana_model(path: Path) -> None:
     assert dashboard["title"].startswith("OptiLab / ")
     assert 36 <= dashboard["schemaVersion"] <= 41
     assert dashboard["id"] is None, "an id would clash on import into another Grafana"
-    assert "__inputs" not in dashboard, "no ${DS_...} inputs: the file imports as it is"
+    assert [i["type"] for i in dashboard["__inputs"]] == ["datasource"] * len(dashboard["__inputs"])
     assert {"from", "to"} <= dashboard["time"].keys()
     all_panels = list(panels(dashboard))
     ids = [panel["id"] for panel in all_panels]
@@ -135,7 +137,7 @@ def test_dashboard_is_a_valid_grafana_model(path: Path) -> None:
             continue
         assert panel["title"], where
         assert panel["targets"], f"{where}: no query"
-        assert panel["datasource"]["uid"] in provisioned_datasources(), where
+        assert panel["datasource"]["uid"] == "${" + panel["datasource"]["type"] + "}", where
         ref_ids = [target["refId"] for target in panel["targets"]]
         assert len(ref_ids) == len(set(ref_ids)), where
         for target in panel["targets"]:
@@ -152,17 +154,37 @@ def test_dashboard_is_a_valid_grafana_model(path: Path) -> None:
             assert not overlaps(a, b), f"{path.name}: panels overlap at {a} and {b}"
 
 
+def datasource_pass() -> Any:
+    """scripts/dashboard-datasources.py, the mechanical pass (re-run it after editing a dashboard)."""
+    script = REPO / "scripts" / "dashboard-datasources.py"
+    spec = importlib.util.spec_from_file_location("dashboard_datasources", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.stem)
-def test_datasource_refs_are_the_provisioned_uids(path: Path) -> None:
-    """Every datasource reference (panels, targets, variables) names a provisioned uid and its type."""
-    provisioned = provisioned_datasources()
+def test_datasources_are_template_variables_with_import_inputs(path: Path) -> None:
+    """No fixed uid: every reference (panels, targets, variables) is ${prometheus} or ${postgres}, a
+    datasource variable of a provisioned type, and __inputs let grafana.com's import flow ask for them.
+    The pass leaves a converted file unchanged, so a dashboard edited after it fails here."""
     dashboard = load(path)
+    assert datasource_pass().convert(json.loads(path.read_text())) == dashboard, \
+        f"{path.name}: run python3 scripts/dashboard-datasources.py"
+    provisioned_types = set(provisioned_datasources().values())
     refs = [panel["datasource"] for panel in panels(dashboard) if panel["type"] != "row"]
     refs += [target["datasource"] for _, target in targets(dashboard)]
-    refs += [variable["datasource"] for variable in dashboard["templating"]["list"]]
+    refs += [v["datasource"] for v in dashboard["templating"]["list"] if v["type"] != "datasource"]
     assert refs
     for ref in refs:
-        assert provisioned.get(ref["uid"]) == ref["type"], f"{path.name}: unknown datasource {ref}"
+        assert ref == {"type": ref["type"], "uid": "${" + ref["type"] + "}"}, f"{path.name}: fixed datasource {ref}"
+    variables = {v["name"]: v for v in dashboard["templating"]["list"] if v["type"] == "datasource"}
+    assert {ref["type"] for ref in refs} == set(variables) <= provisioned_types
+    assert all(variables[name]["query"] == name for name in variables)
+    inputs = {i["name"]: i["pluginId"] for i in dashboard["__inputs"]}
+    assert inputs == {f"DS_{name.upper()}": name for name in variables}
+    assert "optilab-prometheus" not in path.read_text() and "optilab-postgres" not in path.read_text()
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.stem)
@@ -171,6 +193,9 @@ def test_template_variables_are_defined_before_use(path: Path) -> None:
     dashboard = load(path)
     defined: list[str] = []
     for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "datasource":
+            defined.append(variable["name"])
+            continue
         query = variable_query(variable)
         assert LABEL_VALUES.match(query), f"{variable['name']}: expected label_values(...), got {query!r}"
         assert variable_refs(query) <= set(defined), f"{variable['name']} uses a variable defined below it"
@@ -183,7 +208,8 @@ def test_template_variables_are_defined_before_use(path: Path) -> None:
 
 def test_machine_dashboard_selects_machines_within_the_department() -> None:
     """instance depends on department, so it must come after it (Grafana refreshes in order)."""
-    names = [v["name"] for v in load(DASHBOARD_DIR / "optilab-machine.json")["templating"]["list"]]
+    names = [v["name"] for v in load(DASHBOARD_DIR / "optilab-machine.json")["templating"]["list"]
+             if v["type"] != "datasource"]
     assert names == ["department", "instance"]
 
 
@@ -388,7 +414,7 @@ def choose_variables(lab: Lab, dashboard: dict[str, Any]) -> dict[str, tuple[lis
     """
     preferred = {"department": lab.departments[lab.up_instance], "instance": lab.up_instance}
     chosen: dict[str, tuple[list[str], bool]] = {}
-    for variable in dashboard["templating"]["list"]:
+    for variable in (v for v in dashboard["templating"]["list"] if v["type"] != "datasource"):
         match = LABEL_VALUES.match(substitute(variable_query(variable), chosen, "promql"))
         assert match, variable
         url = f"{lab.prometheus}/api/v1/label/{match['label']}/values?" + urllib.parse.urlencode(

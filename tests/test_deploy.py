@@ -249,8 +249,8 @@ def test_units_listen_where_the_prometheus_config_sends() -> None:
     config = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
     exporter = exec_start(REPO / "deploy" / "systemd" / "optilab-exporter.service")
     bridge = exec_start(REPO / "deploy" / "systemd" / "optilab-bridge.service")
-    exporter_listen = exporter[exporter.index("--listen") + 1]
-    bridge_listen = bridge[bridge.index("--listen") + 1]
+    exporter_listen = exporter[exporter.index("--web.listen-address") + 1]
+    bridge_listen = bridge[bridge.index("--web.listen-address") + 1]
     assert node_jobs(config)[0]["relabel_configs"][-1]["replacement"] == exporter_listen
     assert node_jobs(config)[0]["http_sd_configs"][0]["url"] == f"http://{exporter_listen}/sd"
     assert config["remote_write"][0]["url"] == f"http://{bridge_listen}/api/v1/write"

@@ -227,7 +227,7 @@ def test_with_the_broker_down_scrapes_go_on_and_lost_events_are_counted(
     config["departments"]["physics"]["hosts"] += [f"127.0.0.1:{port}" for port in dead_ports]
     exporter = exporter_factory(config)
     for _ in range(6):  # each dead host: healthy -> degraded -> offline -> dead, 3 events each
-        errors = exporter.samples("/probe", "optilab_probe_error_info")
+        errors = exporter.samples("/probe?all=1", "optilab_probe_error_info")
         reasons = sorted(labels["reason"] for labels, _ in errors)
         assert reasons == ["refused", "refused"]
     assert exporter.metric("optilab_exporter_health_transitions_total") == 6

@@ -156,7 +156,7 @@ def test_no_connection_outlives_its_host(setup: Setup) -> None:
     """Every host dies: after one fan-out the pool holds nothing, on the exporter's side and the lab's."""
     setup.lab.set_fault("all", "refuse")
     try:
-        text = setup.get("/probe")
+        text = setup.get("/probe?all=1")
         assert text.count("optilab_probe_success{") == len(setup.lab.hosts)
         wait_for(lambda: setup.pooled() == 0, timeout=10, what="pooled connections to drop to 0")
         wait_for(lambda: all(host["open_sessions"] == 0 for host in setup.lab.status()), timeout=10,

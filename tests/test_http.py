@@ -85,7 +85,14 @@ def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     ("target=127.0.1.1:2222", "target 127.0.1.1:2222 is not in the inventory"),
     ("target=;reboot", "target ';reboot' is not a host name or IP address"),
     ("target=", "target '' is not a host name"),
-    ("target=127.0.1.1&department=physics", "either 'target' or 'department'"),
+    ("target=127.0.1.1&department=physics", "give one of target, department, all=1, not target and department"),
+    ("department=physics&all=1", "not department and all"),
+    ("", "no target: give target=HOST[:PORT]"),
+    ("module=ssh&target=127.0.1.1", "OptiLab has no probe modules"),
+    ("target=127.0.1.1&tagret=x", "unknown parameter 'tagret' (known: target, department, all, fail_status)"),
+    ("all=0", "use all=1 to probe every machine"),
+    ("all=1&fail_status=5xx", "fail_status applies to target= probes only"),
+    ("target=127.0.1.1&fail_status=500", "fail_status='500': use 5xx"),
     ("target=127.0.1.1&target=127.0.1.2", "give 'target' once"),
     ("department=biology", "department 'biology' is not in the inventory (known: broken, chemistry, physics)"),
 ])
@@ -143,6 +150,21 @@ def test_failure_says_why_and_then_backs_off_without_dialling(client: Client, ru
     assert [call[0] for call in runtime.runner.calls] == ["127.0.1.2:22"]  # the second never dialled
 
 
+def test_fail_status_5xx_turns_a_failed_probe_into_a_503_and_leaves_success_alone(client: Client) -> None:
+    """The per-job way to get up == 0 for a dead machine (docs/exporter.md, "What up means")."""
+    failed = client.get("/probe?target=127.0.1.2&fail_status=5xx")
+    assert failed.status_code == 503
+    assert "probe of 127.0.1.2:22 failed: refused" in failed.get_data(as_text=True)
+    backoff = client.get("/probe?target=127.0.1.2&fail_status=5xx")  # answered from the health state
+    assert backoff.status_code == 503 and "backoff" in backoff.get_data(as_text=True)
+    ok = client.get("/probe?target=127.0.1.1&fail_status=5xx")
+    assert ok.status_code == 200
+    assert samples(ok.get_data(as_text=True), "optilab_probe_success") == [({}, 1.0)]
+    default = client.get("/probe?target=127.0.1.2")  # without the parameter: 200 and system_status 0
+    assert default.status_code == 200
+    assert samples(default.get_data(as_text=True), "system_status")[0][1] == 0.0
+
+
 def test_department_fan_out_labels_every_series_with_instance_and_department(client: Client) -> None:
     text = client.get("/probe?department=physics").get_data(as_text=True)
     assert sorted(samples(text, "optilab_probe_success"), key=str) == sorted([
@@ -155,7 +177,7 @@ def test_department_fan_out_labels_every_series_with_instance_and_department(cli
 
 
 def test_whole_lab_fan_out_covers_every_department(client: Client, runtime: FakeRuntime) -> None:
-    text = client.get("/probe").get_data(as_text=True)
+    text = client.get("/probe?all=1").get_data(as_text=True)
     instances = {labels["instance"] for labels, _ in samples(text, "optilab_probe_success")}
     assert instances == {"127.0.1.1:22", "127.0.1.2:22", "127.0.2.1:22", "127.0.2.2:22", "127.0.3.1:22",
                          "127.0.3.2:22"}
@@ -178,6 +200,7 @@ def test_sd_lists_every_target_with_department_and_hostname(client: Client, runt
 def test_landing_metrics_and_errors(client: Client) -> None:
     landing = client.get("/").get_data(as_text=True)
     assert 'href="/metrics"' in landing and 'href="/probe?department=physics"' in landing
+    assert 'href="/probe"' not in landing and 'href="/probe?all' not in landing  # no 500-machine click
     client.get("/probe?target=127.0.1.1")
     metrics = client.get("/metrics").get_data(as_text=True)
     assert samples(metrics, "optilab_exporter_probes_total") == [({"result": "success"}, 1.0)]
@@ -200,6 +223,6 @@ def test_fan_out_runs_hosts_concurrently_but_bounded() -> None:
     raw = {**INVENTORY, "probe": {"concurrency": 3}}
     runtime = FakeRuntime(parse_config(raw, "lab.yml", env={}), clock=100.0)
     runtime.prober.runner = runtime.runner = SlowRunner()
-    text = Client(ExporterApp(runtime, clock=lambda: 100.0)).get("/probe").get_data(as_text=True)
+    text = Client(ExporterApp(runtime, clock=lambda: 100.0)).get("/probe?all=true").get_data(as_text=True)
     assert len(samples(text, "optilab_probe_success")) == 6
     assert SlowRunner.peak == 3

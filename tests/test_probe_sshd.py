@@ -169,7 +169,7 @@ def test_a_hanging_host_answers_in_time_then_backs_off(sshd: Sshd, silent_port: 
     assert families["optilab_probe_duration_seconds"].value < 30
     assert exporter.samples(path, "optilab_probe_error_info", **timeout) == [({"reason": "backoff"}, 1.0)]
     # the whole-lab fan-out is not held up by the hung host either
-    fan_out = exporter.samples("/probe", "optilab_probe_success", **timeout)
+    fan_out = exporter.samples("/probe?all=1", "optilab_probe_success", **timeout)
     assert sorted(value for _, value in fan_out) == [0.0, 1.0]
 
 
@@ -220,7 +220,7 @@ def promtool_problems(text: str) -> list[str]:
 
 def test_exposition_passes_promtool(sshd: Sshd, exporter_factory: Callable[..., Exporter]) -> None:
     exporter = exporter_factory(inventory(sshd))
-    for path in (f"/probe?target=127.0.0.1:{sshd.port}", "/probe", "/probe?department=physics", "/metrics"):
+    for path in (f"/probe?target=127.0.0.1:{sshd.port}", "/probe?all=1", "/probe?department=physics", "/metrics"):
         status, text = exporter.get(path)
         assert status == 200
         assert promtool_problems(text) == [], path

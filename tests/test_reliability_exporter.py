@@ -125,7 +125,7 @@ def test_concurrent_whole_lab_fan_outs_shed_openly_and_degrade_no_host(
     lab_clean.set_fault(lab_clean.hosts[0]["ip"], "slow", delay=1.0)  # every fan-out takes ~1 s
     exporter = start_exporter(base_config(lab_clean), "--web.max-requests", "3")
     with ThreadPoolExecutor(12) as pool:
-        answers = list(pool.map(lambda _: exporter.get("/probe", header=5), range(12)))
+        answers = list(pool.map(lambda _: exporter.get("/probe?all=1", header=5), range(12)))
     statuses = [status for status, _ in answers]
     assert set(statuses) <= {200, 503} and statuses.count(200) >= 1, statuses
     for status, text in answers:
@@ -143,7 +143,7 @@ def test_overlapping_fan_outs_share_each_hosts_collection(
     lab_clean.set_fault(slow, "slow", delay=1.0)
     exporter = start_exporter(base_config(lab_clean), "--web.max-requests", "0")
     execs = next(h["execs"] for h in lab_clean.status() if h["ip"] == slow)
-    paths = ["/probe", "/probe?department=" + lab_clean.hosts[1]["department"],
+    paths = ["/probe?all=1", "/probe?department=" + lab_clean.hosts[1]["department"],
              f"/probe?target={slow}:{lab_clean.port}"]
     with ThreadPoolExecutor(9) as pool:
         answers = list(pool.map(lambda i: exporter.get(paths[i % 3], header=5), range(9)))
@@ -176,7 +176,7 @@ def slow_reader(url: str, seconds: float) -> int:
     received = 0
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.sendall(b"GET /probe HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: 5\r\n"
+        sock.sendall(b"GET /probe?all=1 HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: 5\r\n"
                      b"Connection: close\r\n\r\n")
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -191,7 +191,7 @@ def slow_reader(url: str, seconds: float) -> int:
 def test_slow_readers_hold_no_collection_resources_and_degrade_no_host(
         lab_clean: Lab, start_exporter: Callable[..., Exporter]) -> None:
     exporter = start_exporter(base_config(lab_clean))
-    assert exporter.get("/probe", header=5)[0] == 200  # warm: every host has its pooled connection
+    assert exporter.get("/probe?all=1", header=5)[0] == 200  # warm: every host has its pooled connection
     with ThreadPoolExecutor(8) as pool:
         readers = [pool.submit(slow_reader, exporter.url, 6.0) for _ in range(8)]
         # the answers are rendered and the writes crawl: no request holds a place any more

@@ -12,8 +12,8 @@ import pika
 import pytest
 import yaml
 
-from exporter.config import Target, load_config, parse_config
-from exporter.scan import Found, check_network, identify, merge_inventory
+from exporter.config import SshSettings, Target, load_config, parse_config
+from exporter.scan import Found, check_network, explain, identify, merge_inventory
 from labsim.lab import Lab
 from tests.fixtures.procs import free_port
 from tests.fixtures.rabbitmq import AmqpNames, drain
@@ -110,6 +110,13 @@ def test_scan_of_a_simulated_lab_writes_a_valid_inventory(lab: Lab, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert "5 SSH ports open, 4 logged in; 4 added" in result.stderr
     assert f"{lab.hosts[4]['ip']}:{lab.port}  not added: hostkey" in result.stderr
+    lab_ssh = load_config(lab.inventory).ssh
+    assert (f"logging in as {lab_ssh.user} with key {lab_ssh.key_file}; host keys checked against "
+            f"{lab_ssh.known_hosts}") in result.stderr  # which files decided
+    refused = next(line for line in result.stderr.splitlines() if "not added: hostkey" in line)
+    assert str(lab_ssh.known_hosts) in refused, refused  # why, naming the file that refused it
+    written = yaml.safe_load(out.read_text())["ssh"]
+    assert Path(written["key_file"]).is_absolute() and Path(written["known_hosts"]).is_absolute()
     config = load_config(out)
     assert {str(t): e.hostname for t, e in config.inventory.hosts.items()} == {
         f"{h['ip']}:{lab.port}": h["hostname"] for h in lab.hosts[:4]}
@@ -164,3 +171,11 @@ def test_scan_refuses_a_large_network_and_writes_nothing(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "need --allow-large" in result.stderr
     assert not out.exists()
+
+
+def test_a_refused_login_names_the_user_and_key_it_tried() -> None:
+    ssh = SshSettings(user="optilab", key_file=Path("/etc/optilab/id_ed25519"), known_hosts=Path("/var/kh"))
+    assert explain("auth", "AuthenticationException()", ssh) == \
+        "auth (login as optilab with key /etc/optilab/id_ed25519 refused)"
+    assert explain("hostkey", "", ssh) == "hostkey (checked against /var/kh)"
+    assert explain("refused", "", ssh) == "refused"

@@ -34,6 +34,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from timescale.roles import PASSWORD_VARIABLES, Roles, check_roles, ensure_roles, grant_roles
+from toolkit import flags
 
 log = logging.getLogger("optilab.migrate")
 
@@ -162,7 +163,8 @@ def _migrate_locked(conn: psycopg.Connection, prefer: str, owner: str | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="optilab-migrate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="optilab-migrate",
+                                     description="Apply or update OptiLab's schema in a PostgreSQL database.")
     parser.add_argument("--dsn", required=True, help="libpq connection string or URL of the database")
     parser.add_argument("--mode", choices=("auto", *MODES), default="auto",
                         help="storage mode for a new database (default: TimescaleDB when available)")
@@ -174,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     defaults = Roles()
     for kind, name in defaults.items():
         parser.add_argument(f"--{kind}-role", default=name, help=f"{kind} role name (default {name})")
+    flags.add_log_flags(parser)
+    flags.add_version(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    flags.setup_logging(args)
     try:
         conninfo_to_dict(args.dsn)
     except psycopg.ProgrammingError:  # its message would repeat the DSN, which may hold a password
