@@ -14,7 +14,7 @@ import threading
 import psycopg
 from flask import Flask
 
-from remote_write_bridge.config import BridgeConfig
+from remote_write_bridge.config import BridgeConfig, label_limits
 from remote_write_bridge.health import health_bp
 from remote_write_bridge.mapping import LabelCache
 from remote_write_bridge.receiver import receiver_bp
@@ -32,7 +32,7 @@ class Bridge:
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
         self.metrics = BridgeMetrics()
-        self.labels = LabelCache(config.allow_list)
+        self.labels = LabelCache(config.allow_list, label_limits=label_limits(config))
         self.store = Store(config.dsn, config.pool_min, config.pool_max, config.pool_timeout)
         self.newest_sample_ms: int | None = None
         self._lock = threading.Lock()

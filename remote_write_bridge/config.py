@@ -15,6 +15,8 @@ import yaml
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 
+from remote_write_bridge.limits import LabelLimits
+
 DEFAULT_ALLOW_LIST = (
     "node_load1", "node_load5", "node_load15",
     "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
@@ -43,6 +45,13 @@ class BridgeConfig:
     future_tolerance_s: int = 3600
     # plain-PostgreSQL maintenance (rollups, partitions, retention) period; 0 disables the thread
     maintenance_interval_s: float = 60.0
+    # per-series label bounds checked before the database sees them (remote_write_bridge/limits.py)
+    max_labels: int = 32
+    max_label_name_bytes: int = 128
+    max_label_value_bytes: int = 1024
+    max_series_bytes: int = 2048
+    # writes one request may spend isolating series the database refuses for good (isolate.py)
+    isolation_max_writes: int = 64
     sections: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,6 +59,8 @@ _FIELDS = {
     "allow_list": list, "max_body_bytes": int, "pool_min": int, "pool_max": int,
     "pool_timeout": (int, float), "retention_days": int, "future_tolerance_s": int,
     "maintenance_interval_s": (int, float),
+    "max_labels": int, "max_label_name_bytes": int, "max_label_value_bytes": int, "max_series_bytes": int,
+    "isolation_max_writes": int,
 }
 
 
@@ -86,13 +97,19 @@ def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:
         if bad:
             raise ConfigError(f"remote_write.allow_list: metric names must be non-empty strings, got {bad!r}")
         values["allow_list"] = frozenset(names)
-    for key in ("max_body_bytes", "pool_min", "pool_max", "retention_days"):
+    for key in ("max_body_bytes", "pool_min", "pool_max", "retention_days", "max_labels", "max_label_name_bytes",
+                "max_label_value_bytes", "max_series_bytes", "isolation_max_writes"):
         if key in values and values[key] < 1:
             raise ConfigError(f"remote_write.{key}: must be at least 1, got {values[key]}")
     config = BridgeConfig(dsn=dsn, sections=raw, **values)
     if config.pool_min > config.pool_max:
         raise ConfigError(f"remote_write.pool_min ({config.pool_min}) exceeds pool_max ({config.pool_max})")
     return config
+
+
+def label_limits(config: BridgeConfig) -> LabelLimits:
+    return LabelLimits(config.max_labels, config.max_label_name_bytes, config.max_label_value_bytes,
+                       config.max_series_bytes)
 
 
 def load(path: Path | None, dsn: str) -> BridgeConfig:

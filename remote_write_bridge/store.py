@@ -8,8 +8,9 @@ docs/storage.md), and ON CONFLICT is what makes Prometheus' retries idempotent.
 
 Systems and series ids are resolved before that transaction (short autocommit upserts, cached in
 the process), and on plain PostgreSQL the daily partitions a batch needs are created first, so the
-data transaction never takes a DDL lock. Any database failure surfaces as ``DatabaseUnavailableError``
-so the HTTP layer answers 503 and Prometheus retries.
+data transaction never takes a DDL lock. A database failure is classified by its SQLSTATE
+(``dberrors.py``): transient ones surface as ``DatabaseUnavailableError`` (503, Prometheus retries),
+permanent ones as ``UnstorableBatchError`` (the receiver then isolates the refusing series).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import psycopg
 from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from remote_write_bridge.dberrors import classify
 from remote_write_bridge.mapping import DAY_MS, Batch
 from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, register
 
@@ -94,8 +96,10 @@ RETURNING id
 """
 
 
-# Deadlocks between concurrent upserts, and a foreign-key miss after the systems cache went stale.
-RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure, errors.ForeignKeyViolation)
+# Deadlocks between concurrent upserts, a foreign-key miss after the systems cache went stale, and
+# "no partition of relation found for row" (check_violation) after retention dropped a cached day.
+RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure, errors.ForeignKeyViolation,
+             errors.CheckViolation)
 
 
 class DatabaseUnavailableError(Exception):
@@ -103,7 +107,7 @@ class DatabaseUnavailableError(Exception):
 
 
 class UnstorableBatchError(Exception):
-    """The database refused a value of the batch; no retry can succeed (HTTP 400)."""
+    """The database refused data of the batch for good; no retry of it can succeed."""
 
 
 class Store:
@@ -163,14 +167,12 @@ class Store:
                     with self._lock:
                         self._systems.clear()
                         self._status.clear()
-        except (psycopg.OperationalError, PoolTimeout, errors.AdminShutdown) as exc:
-            raise DatabaseUnavailableError(_first_line(exc)) from exc
-        except psycopg.errors.DataError as exc:
-            # a value PostgreSQL refuses (e.g. out of range): retrying would block Prometheus' queue forever
-            raise UnstorableBatchError(_first_line(exc)) from exc
-        except psycopg.Error as exc:
-            # e.g. a missing partition or schema: still a server-side condition worth retrying
-            raise DatabaseUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+                        self._days.clear()
+        except psycopg.Error as exc:  # PoolTimeout is an OperationalError
+            verdict = classify(exc)
+            if verdict.transient:
+                raise DatabaseUnavailableError(verdict.reason) from exc
+            raise UnstorableBatchError(verdict.reason) from exc
 
     def _write(self, batch: Batch) -> None:
         if self.storage_mode() == "postgresql":
@@ -285,8 +287,3 @@ class Store:
 
 def utc_now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
