@@ -14,6 +14,7 @@ import threading
 import psycopg
 from flask import Flask
 
+from remote_write_bridge.budget import ByteBudget
 from remote_write_bridge.config import BridgeConfig, label_limits
 from remote_write_bridge.health import health_bp
 from remote_write_bridge.mapping import LabelCache
@@ -34,6 +35,7 @@ class Bridge:
         self.metrics = BridgeMetrics()
         self.labels = LabelCache(config.allow_list, label_limits=label_limits(config))
         self.store = Store(config.dsn, config.pool_min, config.pool_max, config.pool_timeout)
+        self.inflight = ByteBudget(config.max_inflight_bytes, config.inflight_wait_s)
         self.newest_sample_ms: int | None = None
         self._lock = threading.Lock()
         self.maintenance: MaintenanceThread | None = None

@@ -33,8 +33,13 @@ class BridgeConfig:
     dsn: str = ""
     # metric names (other than the pivoted system_* series) stored in the generic samples table
     allow_list: frozenset[str] = frozenset(DEFAULT_ALLOW_LIST)
-    # compressed request bodies larger than this get 413; decompressed ones larger than 8x get 400
+    # compressed request bodies larger than this get 413
     max_body_bytes: int = 8 * 1024 * 1024
+    # bodies whose snappy preamble declares more than this decompressed get 413 (before decompressing)
+    max_decompressed_bytes: int = 16 * 1024 * 1024
+    # decompressed bytes all requests may hold at once; a request waits up to inflight_wait_s, then 503
+    max_inflight_bytes: int = 48 * 1024 * 1024
+    inflight_wait_s: float = 5.0
     pool_min: int = 2
     pool_max: int = 8
     # seconds a request waits for a database connection before answering 503 (Prometheus retries)
@@ -56,7 +61,8 @@ class BridgeConfig:
 
 
 _FIELDS = {
-    "allow_list": list, "max_body_bytes": int, "pool_min": int, "pool_max": int,
+    "allow_list": list, "max_body_bytes": int, "max_decompressed_bytes": int, "max_inflight_bytes": int,
+    "inflight_wait_s": (int, float), "pool_min": int, "pool_max": int,
     "pool_timeout": (int, float), "retention_days": int, "future_tolerance_s": int,
     "maintenance_interval_s": (int, float),
     "max_labels": int, "max_label_name_bytes": int, "max_label_value_bytes": int, "max_series_bytes": int,
@@ -97,11 +103,15 @@ def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:
         if bad:
             raise ConfigError(f"remote_write.allow_list: metric names must be non-empty strings, got {bad!r}")
         values["allow_list"] = frozenset(names)
-    for key in ("max_body_bytes", "pool_min", "pool_max", "retention_days", "max_labels", "max_label_name_bytes",
-                "max_label_value_bytes", "max_series_bytes", "isolation_max_writes"):
+    for key in ("max_body_bytes", "max_decompressed_bytes", "max_inflight_bytes", "pool_min", "pool_max",
+                "retention_days", "max_labels", "max_label_name_bytes", "max_label_value_bytes", "max_series_bytes",
+                "isolation_max_writes"):
         if key in values and values[key] < 1:
             raise ConfigError(f"remote_write.{key}: must be at least 1, got {values[key]}")
     config = BridgeConfig(dsn=dsn, sections=raw, **values)
+    if config.max_decompressed_bytes > config.max_inflight_bytes:
+        raise ConfigError(f"remote_write.max_decompressed_bytes ({config.max_decompressed_bytes}) exceeds "
+                          f"max_inflight_bytes ({config.max_inflight_bytes}): such a request could never run")
     if config.pool_min > config.pool_max:
         raise ConfigError(f"remote_write.pool_min ({config.pool_min}) exceeds pool_max ({config.pool_max})")
     return config

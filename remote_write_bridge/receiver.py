@@ -1,8 +1,10 @@
 """``POST /api/v1/write``: Prometheus remote write 1.0.
 
 Status codes follow the spec and what Prometheus does with them: 204 stored; 4xx for a request
-that can never succeed (400 corrupt body or labels, 413 too large, 415 wrong encoding) — Prometheus
-drops it and moves on; 503 when the database cannot take it now — Prometheus retries with backoff.
+that can never succeed (400 corrupt body or labels, 413 too large — compressed or as its snappy
+preamble declares it decompressed —, 415 wrong encoding) — Prometheus drops it and moves on; 503 when
+the database cannot take it now, or the bridge's in-flight byte budget (``budget.py``) stays spent —
+Prometheus retries with backoff.
 429 is never used: Prometheus does not retry it by default and would lose the data.
 
 One series the database refuses for good (``dberrors``: e.g. an index row over the B-tree maximum)
@@ -20,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
 
+from remote_write_bridge.budget import OverBudgetError
 from remote_write_bridge.isolate import RefusedError, isolate
 from remote_write_bridge.mapping import Batch, to_batch
-from remote_write_bridge.protocol import RemoteWriteError, check_headers, decode
+from remote_write_bridge.protocol import RemoteWriteError, check_headers, check_length, decode
 from remote_write_bridge.store import DatabaseUnavailableError, UnstorableBatchError, utc_now_ms
 
 if TYPE_CHECKING:
@@ -52,7 +55,6 @@ def write() -> Response:
 
 
 def _handle(bridge: Bridge, config: BridgeConfig) -> Response:
-    metrics = bridge.metrics
     if request.content_length is not None and request.content_length > config.max_body_bytes:
         return _text(413, f"body of {request.content_length} bytes exceeds the limit of "
                           f"{config.max_body_bytes}")
@@ -61,12 +63,30 @@ def _handle(bridge: Bridge, config: BridgeConfig) -> Response:
         body = request.stream.read(config.max_body_bytes + 1)
         if len(body) > config.max_body_bytes:
             return _text(413, f"body exceeds the limit of {config.max_body_bytes} bytes")
-        write_request = decode(body, config.max_body_bytes)
+        declared = check_length(body, config.max_decompressed_bytes)
+    except RemoteWriteError as exc:
+        log.info("refused remote-write request: %s %s", exc.status, exc)
+        return _text(exc.status, str(exc))
+    try:
+        with bridge.inflight.reserve(declared):
+            return _ingest(bridge, config, body)
+    except OverBudgetError as exc:
+        bridge.metrics.shed.inc()
+        log.warning("overloaded, asking the sender to retry: %s", exc)
+        return _text(503, f"overloaded, retry later: {exc}")
+
+
+def _ingest(bridge: Bridge, config: BridgeConfig, body: bytes) -> Response:
+    """Decode, map and store one body (its memory is reserved by the caller)."""
+    metrics = bridge.metrics
+    try:
+        write_request = decode(body, config.max_decompressed_bytes)
         now_ms = utc_now_ms()
         batch = to_batch(write_request, bridge.labels, now_ms, config.retention_days, config.future_tolerance_s)
     except RemoteWriteError as exc:
         log.info("refused remote-write request: %s %s", exc.status, exc)
         return _text(exc.status, str(exc))
+    del body
     metrics.received.inc(batch.received)
     for reason, count in batch.dropped.items():
         metrics.dropped.labels(reason).inc(count)

@@ -29,6 +29,9 @@ class BridgeMetrics:
                                "not_allowed, out_of_window, bad_value, label_limit, invalid_label, "
                                "db_unavailable, unstorable).", ["reason"],
                                registry=self.registry)
+        self.shed = Counter("optilab_bridge_requests_shed_total",
+                            "Requests answered 503 because the in-flight byte budget stayed spent.",
+                            registry=self.registry)
         self.newest_sample = Gauge("optilab_bridge_newest_sample_timestamp_seconds",
                                    "Timestamp of the newest sample stored.", registry=self.registry)
         self.maintenance_runs = Counter("optilab_bridge_maintenance_runs_total",

@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from remote_write_bridge.dberrors import classify
 from remote_write_bridge.mapping import DAY_MS, Batch
-from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, register
+from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, Int8Values, register
 
 register()
 
@@ -186,9 +186,9 @@ class Store:
         # concurrent request wait for the others' whole sample insert (Lock:transactionid).
         with self.pool.connection() as conn, conn.transaction():
             if batch.generic_keys:
-                ids = Int8Array(map(series_ids.__getitem__, batch.generic_keys))
-                conn.execute(SAMPLES_INSERT, {"i": ids, "t": Int8Array(batch.generic_ms),
-                                              "v": Float8Array(batch.generic_values)}, prepare=True)
+                ids = Int8Values(map(series_ids.__getitem__, batch.generic_keys))
+                conn.execute(SAMPLES_INSERT, {"i": ids, "t": batch.generic_ms, "v": batch.generic_values},
+                             prepare=True)
             if batch.usage:
                 self._write_usage(conn, batch, system_ids)
             if items:
