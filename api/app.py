@@ -7,6 +7,7 @@ address), then the key check, then the view.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -25,7 +26,11 @@ from api.db import Database
 
 
 class JSONProvider(DefaultJSONProvider):
-    """ISO-8601 times (Flask's default is RFC 822) and plain numbers for NUMERIC values."""
+    """ISO-8601 times (Flask's default is RFC 822) and plain numbers for NUMERIC values.
+
+    Never a NaN or Infinity token (``JSON.parse`` rejects them): a non-finite number, e.g. an
+    aggregate over values stored before the bridge checked them, is answered as null.
+    """
 
     sort_keys = False
 
@@ -36,6 +41,24 @@ class JSONProvider(DefaultJSONProvider):
         if isinstance(o, Decimal):
             return float(o)
         return DefaultJSONProvider.default(o)
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        try:
+            return super().dumps(obj, allow_nan=False, **kwargs)
+        except ValueError:  # "Out of range float values are not JSON compliant": rare, so walk only now
+            return super().dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, Decimal):
+        return o if o.is_finite() else None
+    if isinstance(o, dict):
+        return {key: _finite(value) for key, value in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(value) for value in o]
+    return o
 
 
 def _utcnow() -> datetime:

@@ -99,7 +99,11 @@ def migrate(dsn: str, prefer: str = "auto") -> str:
     ``prefer="postgresql"`` keeps a new database on plain PostgreSQL even where TimescaleDB exists
     (tests and benchmarks compare the modes); ``"timescaledb"`` fails instead of falling back.
     """
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:  # a silent host fails, not hangs
+    # prepare_threshold=None: one-shot statements gain nothing from server-side preparation, and a
+    # prepared name (psycopg's per-connection "_pg3_0") collides in a session shared by several
+    # clients (PGlite behind pglite-socket) once a sixth migration repeats the bookkeeping INSERT
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10,  # a silent host fails, not hangs
+                         prepare_threshold=None) as conn:
         conn.execute("SET client_min_messages = warning")
         conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
         try:
