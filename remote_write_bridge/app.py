@@ -15,7 +15,7 @@ import psycopg
 from flask import Flask
 
 from remote_write_bridge.budget import ByteBudget
-from remote_write_bridge.config import BridgeConfig, label_limits
+from remote_write_bridge.config import BridgeConfig, label_limits, session_settings
 from remote_write_bridge.health import health_bp
 from remote_write_bridge.mapping import LabelCache
 from remote_write_bridge.receiver import receiver_bp
@@ -34,7 +34,8 @@ class Bridge:
         self.config = config
         self.metrics = BridgeMetrics()
         self.labels = LabelCache(config.allow_list, label_limits=label_limits(config))
-        self.store = Store(config.dsn, config.pool_min, config.pool_max, config.pool_timeout)
+        self.store = Store(config.dsn, config.pool_min, config.pool_max, config.pool_timeout,
+                           session_settings(config.statement_timeout_s, config.lock_timeout_s))
         self.inflight = ByteBudget(config.max_inflight_bytes, config.inflight_wait_s)
         self.newest_sample_ms: int | None = None
         self._lock = threading.Lock()

@@ -17,6 +17,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 from remote_write_bridge.limits import LabelLimits
 
+# Bounds of every statement on the bridge's and the consumer's database sessions (seconds).
+WRITE_STATEMENT_TIMEOUT_S = 10.0
+WRITE_LOCK_TIMEOUT_S = 5.0
+
 DEFAULT_ALLOW_LIST = (
     "node_load1", "node_load5", "node_load15",
     "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
@@ -57,6 +61,12 @@ class BridgeConfig:
     max_series_bytes: int = 2048
     # writes one request may spend isolating series the database refuses for good (isolate.py)
     isolation_max_writes: int = 64
+    # every statement of the bridge's sessions is bounded, so a table lock or a stuck query becomes
+    # a 503 well inside Prometheus' 30 s remote_timeout (and it retries) instead of a hang
+    statement_timeout_s: float = WRITE_STATEMENT_TIMEOUT_S
+    lock_timeout_s: float = WRITE_LOCK_TIMEOUT_S
+    # /health answers 503 while a write has been in flight longer than this
+    stuck_write_s: float = 20.0
     sections: dict[str, Any] = field(default_factory=dict)
 
 
@@ -66,7 +76,8 @@ _FIELDS = {
     "pool_timeout": (int, float), "retention_days": int, "future_tolerance_s": int,
     "maintenance_interval_s": (int, float),
     "max_labels": int, "max_label_name_bytes": int, "max_label_value_bytes": int, "max_series_bytes": int,
-    "isolation_max_writes": int,
+    "isolation_max_writes": int, "statement_timeout_s": (int, float), "lock_timeout_s": (int, float),
+    "stuck_write_s": (int, float),
 }
 
 
@@ -109,12 +120,22 @@ def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:
         if key in values and values[key] < 1:
             raise ConfigError(f"remote_write.{key}: must be at least 1, got {values[key]}")
     config = BridgeConfig(dsn=dsn, sections=raw, **values)
+    for key in ("statement_timeout_s", "lock_timeout_s", "stuck_write_s", "inflight_wait_s"):
+        if getattr(config, key) <= 0:
+            raise ConfigError(f"remote_write.{key}: must be positive, got {getattr(config, key)}")
     if config.max_decompressed_bytes > config.max_inflight_bytes:
         raise ConfigError(f"remote_write.max_decompressed_bytes ({config.max_decompressed_bytes}) exceeds "
                           f"max_inflight_bytes ({config.max_inflight_bytes}): such a request could never run")
     if config.pool_min > config.pool_max:
         raise ConfigError(f"remote_write.pool_min ({config.pool_min}) exceeds pool_max ({config.pool_max})")
     return config
+
+
+def session_settings(statement_timeout_s: float = WRITE_STATEMENT_TIMEOUT_S,
+                     lock_timeout_s: float = WRITE_LOCK_TIMEOUT_S) -> dict[str, str]:
+    """PostgreSQL settings for a writing session (``SET`` on connect, so a DSN's own options stay)."""
+    return {"statement_timeout": f"{round(statement_timeout_s * 1000)}ms",
+            "lock_timeout": f"{round(lock_timeout_s * 1000)}ms"}
 
 
 def label_limits(config: BridgeConfig) -> LabelLimits:

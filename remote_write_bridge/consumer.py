@@ -42,7 +42,8 @@ from remote_write_bridge.amqp import (
     parse_event,
     usable_url,
 )
-from remote_write_bridge.config import ConfigError, check_dsn
+from remote_write_bridge.config import ConfigError, check_dsn, session_settings
+from remote_write_bridge.dberrors import classify
 
 log = logging.getLogger("optilab.consumer")
 
@@ -95,7 +96,12 @@ class Worker:
         if self._db is None or self._db.closed:
             try:
                 # autocommit: each event's `transaction()` block is the whole transaction
-                self._db = psycopg.connect(self.dsn, connect_timeout=5, autocommit=True)
+                self._db = psycopg.connect(self.dsn, connect_timeout=5, autocommit=True,
+                                           application_name="optilab-consumer")
+                # bounded statements: a locked table makes the event go back to the queue in
+                # seconds (nack, backoff, retry) instead of holding the worker indefinitely
+                for name, value in session_settings().items():
+                    self._db.execute("SELECT set_config(%s, %s, false)", (name, value))
             except DB_TRANSIENT as exc:
                 raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
 
@@ -149,15 +155,14 @@ class Worker:
         try:
             with self._db.transaction():
                 event_store.store_event(self._db, event)
-        except DB_TRANSIENT as exc:
-            self._close_db()
-            raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
-            raise InvalidEventError(f"database refused the event: {exc.diag.message_primary or exc}") from exc
         except psycopg.Error as exc:
-            # e.g. the schema is not migrated yet: the operator can fix it, so keep the message
-            self._close_db()
-            raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
+            # one classification for bridge and consumer (dberrors.py): a value the schema refuses
+            # for good is poison; a lost connection, a lock or statement timeout, a schema not
+            # migrated yet are transient, so the message is kept
+            if classify(exc).transient:
+                self._close_db()
+                raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
+            raise InvalidEventError(f"database refused the event: {exc.diag.message_primary or exc}") from exc
 
     def _dead_letter(self, channel: BlockingChannel, dead_channel: BlockingChannel,
                      method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes,

@@ -12,17 +12,31 @@ health_bp = Blueprint("health", __name__)
 
 @health_bp.get("/health")
 def health() -> tuple[Response, int]:
-    """200 with ``status: ok`` while the database answers, else 503 with ``status: degraded``."""
+    """200 with ``status: ok`` while the database answers and no write is stuck; else 503 with
+    ``status: degraded`` and the ``reason``.
+
+    A write in flight longer than ``stuck_write_s`` means the bridge cannot store what Prometheus
+    sends (a lock, a hung connection) even though ``SELECT 1`` still works: say so.
+    """
     bridge = current_app.extensions["optilab_bridge"]
     reachable = bridge.store.ping()
     newest = bridge.newest_sample_ms
+    in_flight, oldest = bridge.store.oldest_write_s()
+    reason = None
+    if not reachable:
+        reason = "database unreachable"
+    elif oldest > bridge.config.stuck_write_s:
+        reason = f"a write has been in flight for {oldest:.0f} s (limit {bridge.config.stuck_write_s:g} s)"
     body = {
-        "status": "ok" if reachable else "degraded",
+        "status": "ok" if reason is None else "degraded",
         "storage_mode": bridge.store.storage_mode() if reachable else bridge.store.known_mode,
         "database": {"reachable": reachable},
+        "writes": {"in_flight": in_flight, "oldest_seconds": round(oldest, 3)},
         "newest_sample_age_seconds": None if newest is None else round(time.time() - newest / 1000, 3),
     }
-    return jsonify(body), 200 if reachable else 503
+    if reason is not None:
+        body["reason"] = reason
+    return jsonify(body), 200 if reason is None else 503
 
 
 @health_bp.get("/metrics")

@@ -15,8 +15,10 @@ permanent ones as ``UnstorableBatchError`` (the receiver then isolates the refus
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
@@ -113,10 +115,16 @@ class UnstorableBatchError(Exception):
 class Store:
     """Owns the pool and the id caches; safe to call from many request threads."""
 
-    def __init__(self, dsn: str, pool_min: int = 2, pool_max: int = 8, pool_timeout: float = 5.0) -> None:
+    def __init__(self, dsn: str, pool_min: int = 2, pool_max: int = 8, pool_timeout: float = 5.0,
+                 settings: dict[str, str] | None = None) -> None:
+        self._settings = settings or {}
         self.pool = ConnectionPool(dsn, min_size=pool_min, max_size=pool_max, timeout=pool_timeout,
                                    check=ConnectionPool.check_connection, open=False,
-                                   kwargs={"connect_timeout": 3}, name="optilab-bridge")
+                                   configure=self._configure if self._settings else None,
+                                   kwargs={"connect_timeout": 3, "application_name": "optilab-bridge"},
+                                   name="optilab-bridge")
+        self._writes: dict[int, float] = {}  # in-flight write -> monotonic start
+        self._write_ids = itertools.count()
         self._lock = threading.Lock()
         self._systems: dict[str, tuple[int, tuple[str | None, ...]]] = {}
         self._series: dict[tuple[str, str], int] = {}
@@ -124,8 +132,20 @@ class Store:
         self._status: dict[str, tuple[int, bool]] = {}  # instance -> (ms, online) last written
         self._mode: str | None = None
 
+    def _configure(self, conn: psycopg.Connection) -> None:
+        """Bound every statement of the session (statement_timeout, lock_timeout: config.py)."""
+        for name, value in self._settings.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        conn.commit()
+
     def open(self) -> None:
         self.pool.open(wait=False)
+
+    def oldest_write_s(self) -> tuple[int, float]:
+        """(writes in flight, age in seconds of the oldest) — /health's stuck-writer check."""
+        with self._lock:
+            starts = list(self._writes.values())
+        return len(starts), (time.monotonic() - min(starts)) if starts else 0.0
 
     def close(self) -> None:
         self.pool.close()
@@ -155,6 +175,16 @@ class Store:
 
     def write(self, batch: Batch) -> None:
         """Store ``batch`` atomically; retried once on deadlock or a stale cache."""
+        token = next(self._write_ids)
+        with self._lock:
+            self._writes[token] = time.monotonic()
+        try:
+            self._write_classified(batch)
+        finally:
+            with self._lock:
+                del self._writes[token]
+
+    def _write_classified(self, batch: Batch) -> None:
         try:
             for attempt in (1, 2):
                 try:
