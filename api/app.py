@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from flask_limiter import Limiter
@@ -84,6 +84,13 @@ def create_app(config: ApiConfig, clock: Callable[[], datetime] = _utcnow) -> Fl
     if config.cors_origins:
         CORS(app, origins=list(config.cors_origins), methods=["GET", "OPTIONS"],
              allow_headers=["X-API-Key", "Authorization"], max_age=600)
+
+        @app.after_request
+        def vary_origin(response: Response) -> Response:
+            # CORS headers depend on the request's Origin (flask-cors sends none for a foreign one):
+            # without Vary a shared cache could hand one origin's answer to another
+            response.vary.add("Origin")
+            return response
     errors.register(app)
     for blueprint in (systems.bp, departments.bp, alerts.bp, ops.bp):
         app.register_blueprint(blueprint)

@@ -40,10 +40,12 @@ from remote_write_bridge.amqp import (
     connect,
     declare,
     parse_event,
+    quiet_pika,
     usable_url,
 )
 from remote_write_bridge.config import ConfigError, check_dsn, session_settings
 from remote_write_bridge.dberrors import classify
+from remote_write_bridge.outage import Outage
 
 log = logging.getLogger("optilab.consumer")
 
@@ -66,6 +68,7 @@ class Worker:
         self.prefetch = prefetch
         self._db: psycopg.Connection | None = None
         self.stored = self.dead_lettered = self.retried = 0
+        self.broker, self.database = Outage(log, f"{name}: broker"), Outage(log, f"{name}: database")
 
     def run(self) -> None:
         """Consume until ``stop`` is set; every failure path waits (bounded backoff) and reconnects."""
@@ -76,9 +79,9 @@ class Worker:
                 self._ensure_db()
                 self._consume()
             except DatabaseUnavailableError as exc:
-                log.warning("%s: database unavailable (%s); retrying in %.1fs", self.name, exc, delay)
+                self.database.failed(exc)  # one line per outage, not per backoff round
             except CONNECTION_ERRORS as exc:
-                log.warning("%s: broker unavailable (%r); retrying in %.1fs", self.name, exc, delay)
+                self.broker.failed(exc)
             except Exception:
                 # A bug must not kill the worker silently: log it, back off, start over.
                 log.exception("%s: unexpected error; retrying in %.1fs", self.name, delay)
@@ -119,6 +122,7 @@ class Worker:
             channel = connection.channel()
             declare(channel, self.topology)
             channel.basic_qos(prefetch_count=self.prefetch)
+            self.broker.ok()
             dead_channel = connection.channel()
             dead_channel.confirm_delivery()
             for method, properties, body in channel.consume(self.topology.queue, inactivity_timeout=0.5):
@@ -148,6 +152,7 @@ class Worker:
             raise
         channel.basic_ack(method.delivery_tag)
         self.stored += 1
+        self.database.ok()
 
     def _store(self, event: dict[str, Any]) -> None:
         """One transaction per event; schema refusals are poison, connection losses are transient."""
@@ -208,9 +213,7 @@ def main(argv: list[str]) -> int:
     """Run the workers until SIGTERM/SIGINT; exit 0 after every worker finished its message."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # pika logs every connection step, and each broker outage as tracebacks; the workers log one
-    # line per failure with the error instead.
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    quiet_pika()  # the workers log one line per outage instead of pika's tracebacks
     topology = Topology.from_prefix(args.prefix) if args.prefix else Topology.from_env()
     url = args.amqp or amqp_url_from_env()
     if not usable_url(url):  # else each worker would retry it forever with a traceback

@@ -4,6 +4,7 @@
   become columns of one ``usage_metrics`` row per (instance, timestamp); a row may be completed by a
   later request (the store upserts column by column).
 - ``system_status`` sets ``systems.status`` (latest sample per instance wins).
+- Duplicates (same series or usage column and timestamp): the first value wins, here as in store.py.
 - Any series whose name is allow-listed goes to ``samples`` (``optilab_logged_in_users`` is both).
 - Stale markers and other NaNs are not stored; neither are samples outside the retention window,
   ±Inf, usage percentages outside 0–100, or session counts that cannot be one (``bad_value``).
@@ -199,10 +200,11 @@ def _add_system_sample(batch: Batch, info: SeriesInfo, ms: int, value: float) ->
         row = batch.usage.get((instance, ms))
         if row is None:
             row = batch.usage[(instance, ms)] = [None, None, None, None]
-        row[info.usage_column] = value
+        if row[info.usage_column] is None:  # duplicates: the first value wins (store.py)
+            row[info.usage_column] = value
     elif info.is_status:
         previous = batch.status.get(instance)
-        if previous is None or previous[0] <= ms:
+        if previous is None or previous[0] < ms:  # the newest sample; of equal ones the first
             batch.status[instance] = (ms, value >= 1)
     if info.generic_key is not None:
         batch.generic_keys.append(info.generic_key)

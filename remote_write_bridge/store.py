@@ -46,17 +46,21 @@ FROM unnest(%(s)b::int[], %(t)b::int8[], %(c)b::float8[], %(r)b::float8[], %(d)b
             %(n)b::float8[]) AS x(s, t, c, r, d, n)
 ORDER BY s, t
 ON CONFLICT (system_id, timestamp) DO UPDATE SET
-    cpu_usage = COALESCE(EXCLUDED.cpu_usage, u.cpu_usage),
-    ram_usage = COALESCE(EXCLUDED.ram_usage, u.ram_usage),
-    disk_usage = COALESCE(EXCLUDED.disk_usage, u.disk_usage),
-    logged_in_users = COALESCE(EXCLUDED.logged_in_users, u.logged_in_users)
+    cpu_usage = COALESCE(u.cpu_usage, EXCLUDED.cpu_usage),
+    ram_usage = COALESCE(u.ram_usage, EXCLUDED.ram_usage),
+    disk_usage = COALESCE(u.disk_usage, EXCLUDED.disk_usage),
+    logged_in_users = COALESCE(u.logged_in_users, EXCLUDED.logged_in_users)
 """
 
+# Duplicates (same series and timestamp): the first stored value wins, in every table and inside one
+# request too — as in Prometheus' TSDB, which refuses a different value for a stored timestamp. A
+# column a row does not have yet is still filled (rows are completed series by series). ORDINALITY
+# keeps the request's order among duplicates through the sort, so its first one is inserted first.
 SAMPLES_INSERT = """
 INSERT INTO samples (series_id, timestamp, value)
 SELECT i, TIMESTAMPTZ 'epoch' + t * INTERVAL '1 millisecond', v
-FROM unnest(%(i)b::int8[], %(t)b::int8[], %(v)b::float8[]) AS x(i, t, v)
-ORDER BY i, t
+FROM unnest(%(i)b::int8[], %(t)b::int8[], %(v)b::float8[]) WITH ORDINALITY AS x(i, t, v, o)
+ORDER BY i, t, o
 ON CONFLICT (series_id, timestamp) DO NOTHING
 """
 
