@@ -42,7 +42,7 @@ class BridgeConfig:
     # bodies whose snappy preamble declares more than this decompressed get 413 (before decompressing)
     max_decompressed_bytes: int = 16 * 1024 * 1024
     # decompressed bytes all requests may hold at once; a request waits up to inflight_wait_s, then 503
-    max_inflight_bytes: int = 48 * 1024 * 1024
+    max_inflight_bytes: int = 32 * 1024 * 1024
     inflight_wait_s: float = 5.0
     pool_min: int = 2
     pool_max: int = 8
