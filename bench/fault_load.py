@@ -8,8 +8,9 @@ consumer as subprocesses, the machine's broker with unique names; loopback only)
 - oversized labels: requests of good series plus a 3 KB incompressible label value, a 100 KB
   ``instance`` and a 3,000-label series — with the default label limits, and with them lifted so
   PostgreSQL itself refuses the series (the bridge isolates them);
-- inflating bodies: bodies declaring 60 MiB decompressed (as in the issue), then several near-limit
-  sample-dense bodies (15 MiB decompressed) at once, senders retrying 503 like Prometheus;
+- inflating bodies: bodies declaring 60 MiB decompressed (as in the issue), then eight large
+  sample-dense bodies (400,000 samples, ~7.6 MiB decompressed each) at once — together over the
+  in-flight budget — senders retrying 503 like Prometheus;
 - locked tables: ``usage_metrics`` and ``alerts`` locked (ACCESS EXCLUSIVE) while a sender posts
   Prometheus-sized requests and alerts arrive through the webhook (retried on 5xx like Alertmanager).
 
@@ -215,7 +216,7 @@ def inflating_bodies(bridge: Service, port: int, dsn: str, quick: bool, ms0: int
         bomb_codes = list(pool.map(lambda _: request(port, "POST", "/api/v1/write", bomb, HEADERS)[0], range(3)))
     bomb_peak = bridge.peak_mb()
     # (b) near-limit sample-dense bodies (distinct series per body), several at once
-    bodies, series, points = (4, 1000, 700) if quick else (8, 8000, 100)
+    bodies, series, points = (4, 1000, 700) if quick else (8, 4000, 100)
     samples = samples_bytes([(0.25, ms0 + k * 1000) for k in range(points)])
     raws = [b"".join(series_bytes({"__name__": "node_load1", "instance": f"127.0.3.{b}:22", "n": str(s)},
                                   samples) for s in range(series)) for b in range(bodies)]
@@ -331,6 +332,24 @@ def start_bridge(dsn: str, workdir: Path, name: str, remote_write: dict[str, Any
     return service, port
 
 
+def remove_topology(prefix: str) -> None:
+    """Delete the run's exchanges and queues from the shared broker."""
+    import pika
+
+    from remote_write_bridge.amqp import Topology
+
+    topology = Topology.from_prefix(prefix)
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        for queue in (topology.queue, topology.dead_queue):
+            channel.queue_delete(queue)
+        for exchange in (topology.exchange, topology.dead_exchange):
+            channel.exchange_delete(exchange)
+    finally:
+        connection.close()
+
+
 def run(quick: bool) -> dict[str, Any]:
     name = f"optilab_fault_{uuid.uuid4().hex[:8]}"
     prefix = f"optilab-fault-{uuid.uuid4().hex[:8]}"
@@ -363,6 +382,7 @@ def run(quick: bool) -> dict[str, Any]:
         with psycopg.connect(SERVER_DSN, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         shutil.rmtree(workdir, ignore_errors=True)
+        remove_topology(prefix)
     return {"shapes": shapes, "exporter": exporter, "bridge_peak_rss_mb": round(peak, 1)}
 
 

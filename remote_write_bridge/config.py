@@ -17,8 +17,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 from remote_write_bridge.limits import LabelLimits
 
-# Bounds of every statement on the bridge's and the consumer's database sessions (seconds).
-WRITE_STATEMENT_TIMEOUT_S = 10.0
+# Bounds of every statement on the bridge's and the consumer's database sessions (seconds). A lock
+# fails fast; a statement may take longer (a 400,000-sample insert took >10 s on this shared box
+# under load), but ends with time for a 503 inside Prometheus' 30 s remote_timeout.
+WRITE_STATEMENT_TIMEOUT_S = 20.0
 WRITE_LOCK_TIMEOUT_S = 5.0
 
 DEFAULT_ALLOW_LIST = (
@@ -66,7 +68,7 @@ class BridgeConfig:
     statement_timeout_s: float = WRITE_STATEMENT_TIMEOUT_S
     lock_timeout_s: float = WRITE_LOCK_TIMEOUT_S
     # /health answers 503 while a write has been in flight longer than this
-    stuck_write_s: float = 20.0
+    stuck_write_s: float = 30.0  # Prometheus gives up on a request after its 30 s remote_timeout
     sections: dict[str, Any] = field(default_factory=dict)
 
 

@@ -38,7 +38,7 @@ def body(value: float = 1.0) -> bytes:
 
 
 def test_a_locked_table_gives_503_in_seconds_not_a_hang(migrated_dsn, bridge_factory) -> None:  # noqa: F811
-    """With the default bounds (lock_timeout 5 s, statement_timeout 10 s) the answer comes back
+    """With the default bounds (lock_timeout 5 s, statement_timeout 20 s) the answer comes back
     inside the client's 15 s — Prometheus waits 30 s — and the retry after the lock succeeds."""
     bridge = bridge_factory(migrated_dsn)
     assert post(bridge.write_url, body(1.0))[0] == 204  # ids and partitions cached
