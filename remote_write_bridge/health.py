@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+if TYPE_CHECKING:
+    from remote_write_bridge.app import Bridge
 
 health_bp = Blueprint("health", __name__)
 
@@ -31,12 +35,21 @@ def health() -> tuple[Response, int]:
         "status": "ok" if reason is None else "degraded",
         "storage_mode": bridge.store.storage_mode() if reachable else bridge.store.known_mode,
         "database": {"reachable": reachable},
-        "writes": {"in_flight": in_flight, "oldest_seconds": round(oldest, 3)},
+        "writes": {"in_flight": in_flight, "oldest_seconds": round(oldest, 3), "last_failure": _failure(bridge)},
         "newest_sample_age_seconds": None if newest is None else round(time.time() - newest / 1000, 3),
     }
     if reason is not None:
         body["reason"] = reason
     return jsonify(body), 200 if reason is None else 503
+
+
+def _failure(bridge: Bridge) -> dict[str, object] | None:
+    """The last transient write failure (e.g. a lock timeout): information, not a verdict — the
+    write was answered 503 in time and Prometheus retries it."""
+    failure = bridge.store.last_failure
+    if failure is None:
+        return None
+    return {"reason": failure[1], "age_seconds": round(time.monotonic() - failure[0], 3)}
 
 
 @health_bp.get("/metrics")

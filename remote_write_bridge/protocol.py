@@ -117,12 +117,18 @@ def validate_labels(labels: tuple[tuple[str, str], ...]) -> str:
     previous = ""
     for name, _value in labels:
         if not name:
-            raise RemoteWriteError(400, f"invalid labels {dict(labels)!r}: empty label name")
+            raise RemoteWriteError(400, f"invalid labels {_shown(labels)}: empty label name")
         if name <= previous:
             problem = "duplicate" if name == previous else "unsorted"
-            raise RemoteWriteError(400, f"invalid labels {dict(labels)!r}: {problem} label name {name!r}")
+            raise RemoteWriteError(400, f"invalid labels {_shown(labels)}: {problem} label name {name[:100]!r}")
         previous = name
     metric = dict(labels).get("__name__")
     if not metric:
-        raise RemoteWriteError(400, f"invalid labels {dict(labels)!r}: no __name__")
+        raise RemoteWriteError(400, f"invalid labels {_shown(labels)}: no __name__")
     return metric
+
+
+def _shown(labels: tuple[tuple[str, str], ...], limit: int = 300) -> str:
+    """The label set for an error message, cut short: a hostile one may hold megabytes."""
+    text = repr(dict(labels))
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"

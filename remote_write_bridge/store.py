@@ -128,6 +128,7 @@ class Store:
                                    kwargs={"connect_timeout": 3, "application_name": "optilab-bridge"},
                                    name="optilab-bridge")
         self._writes: dict[int, float] = {}  # in-flight write -> monotonic start
+        self.last_failure: tuple[float, str] | None = None  # (monotonic time, reason) of the last transient one
         self._write_ids = itertools.count()
         self._lock = threading.Lock()
         self._systems: dict[str, tuple[int, tuple[str | None, ...]]] = {}
@@ -205,6 +206,7 @@ class Store:
         except psycopg.Error as exc:  # PoolTimeout is an OperationalError
             verdict = classify(exc)
             if verdict.transient:
+                self.last_failure = (time.monotonic(), verdict.reason)
                 raise DatabaseUnavailableError(verdict.reason) from exc
             raise UnstorableBatchError(verdict.reason) from exc
 

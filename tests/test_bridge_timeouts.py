@@ -47,6 +47,8 @@ def test_a_locked_table_gives_503_in_seconds_not_a_hang(migrated_dsn, bridge_fac
         code, text = post(bridge.write_url, body(2.0))  # urllib's timeout is 15 s: a hang would raise
         locker.rollback()
     assert code == 503 and "55P03" in text, text
+    failure = json.loads(get(f"{bridge.url}/health")[1])["writes"]["last_failure"]
+    assert failure["reason"].startswith("55P03") and failure["age_seconds"] < 60
     assert post(bridge.write_url, body(2.0))[0] == 204
     assert rows(migrated_dsn, "SELECT count(*) FROM samples") == [(2,)]
 
@@ -68,7 +70,8 @@ def test_health_reports_a_stuck_writer(migrated_dsn, bridge_factory) -> None:  #
     bridge = bridge_factory(migrated_dsn, {"remote_write": {"stuck_write_s": 1, "lock_timeout_s": 6}})
     assert post(bridge.write_url, body())[0] == 204
     code, text = get(f"{bridge.url}/health")
-    assert code == 200 and json.loads(text)["writes"] == {"in_flight": 0, "oldest_seconds": 0.0}
+    assert code == 200 and json.loads(text)["writes"] == {"in_flight": 0, "oldest_seconds": 0.0,
+                                                          "last_failure": None}
     answers: list[int] = []
     with psycopg.connect(migrated_dsn) as locker:
         locker.execute("LOCK TABLE samples IN ACCESS EXCLUSIVE MODE")
