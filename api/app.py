@@ -7,12 +7,13 @@ address), then the key check, then the view.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from flask_limiter import Limiter
@@ -25,7 +26,11 @@ from api.db import Database
 
 
 class JSONProvider(DefaultJSONProvider):
-    """ISO-8601 times (Flask's default is RFC 822) and plain numbers for NUMERIC values."""
+    """ISO-8601 times (Flask's default is RFC 822) and plain numbers for NUMERIC values.
+
+    Never a NaN or Infinity token (``JSON.parse`` rejects them): a non-finite number, e.g. an
+    aggregate over values stored before the bridge checked them, is answered as null.
+    """
 
     sort_keys = False
 
@@ -36,6 +41,24 @@ class JSONProvider(DefaultJSONProvider):
         if isinstance(o, Decimal):
             return float(o)
         return DefaultJSONProvider.default(o)
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        try:
+            return super().dumps(obj, allow_nan=False, **kwargs)
+        except ValueError:  # "Out of range float values are not JSON compliant": rare, so walk only now
+            return super().dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, Decimal):
+        return o if o.is_finite() else None
+    if isinstance(o, dict):
+        return {key: _finite(value) for key, value in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(value) for value in o]
+    return o
 
 
 def _utcnow() -> datetime:
@@ -61,6 +84,13 @@ def create_app(config: ApiConfig, clock: Callable[[], datetime] = _utcnow) -> Fl
     if config.cors_origins:
         CORS(app, origins=list(config.cors_origins), methods=["GET", "OPTIONS"],
              allow_headers=["X-API-Key", "Authorization"], max_age=600)
+
+        @app.after_request
+        def vary_origin(response: Response) -> Response:
+            # CORS headers depend on the request's Origin (flask-cors sends none for a foreign one):
+            # without Vary a shared cache could hand one origin's answer to another
+            response.vary.add("Origin")
+            return response
     errors.register(app)
     for blueprint in (systems.bp, departments.bp, alerts.bp, ops.bp):
         app.register_blueprint(blueprint)

@@ -22,7 +22,11 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from remote_write_bridge.outage import Outage, brief
+
 log = logging.getLogger(__name__)
+# Shared by every Publisher of the process (one per webhook thread): one line per outage.
+PUBLISHER_BROKER = Outage(log, "publisher: broker")
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 EVENT_VERSION = 1
@@ -87,8 +91,15 @@ def declare(channel: BlockingChannel, topology: Topology) -> None:
     channel.queue_bind(topology.queue, topology.exchange, routing_key="#")
 
 
+def quiet_pika() -> None:
+    """pika logs every connection step, and each failed attempt as a traceback; OptiLab's callers
+    log one line per outage instead (outage.py)."""
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+
 def connect(url: str, heartbeat: int | None = None) -> pika.BlockingConnection:
     """One bounded connection attempt; callers own the retry loop and its backoff."""
+    quiet_pika()
     params = pika.URLParameters(url)
     params.connection_attempts = 1
     params.socket_timeout = 5
@@ -220,15 +231,17 @@ class Publisher:
                         properties=pika.BasicProperties(
                             content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent,
                             message_id=uuid.uuid4().hex, type=routing_key.split(".")[0]))
+                PUBLISHER_BROKER.ok()
                 return len(batch)
             except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
                 self.close()
                 error: BaseException = exc
+                log.warning("publish attempt %d/%d not confirmed: %s", attempt, attempts, brief(exc))
             except CONNECTION_ERRORS as exc:
                 self.close()
                 error = exc
-            log.warning("publish attempt %d/%d failed: %r", attempt, attempts, error)
-        raise PublishError(f"broker did not confirm {len(batch)} message(s): {error!r}")
+                PUBLISHER_BROKER.failed(exc)  # one line when the broker goes, not one per attempt
+        raise PublishError(f"broker did not confirm {len(batch)} message(s): {brief(error)}")
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

@@ -14,7 +14,8 @@ import threading
 import psycopg
 from flask import Flask
 
-from remote_write_bridge.config import BridgeConfig
+from remote_write_bridge.budget import ByteBudget
+from remote_write_bridge.config import BridgeConfig, label_limits, session_settings
 from remote_write_bridge.health import health_bp
 from remote_write_bridge.mapping import LabelCache
 from remote_write_bridge.receiver import receiver_bp
@@ -32,8 +33,10 @@ class Bridge:
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
         self.metrics = BridgeMetrics()
-        self.labels = LabelCache(config.allow_list)
-        self.store = Store(config.dsn, config.pool_min, config.pool_max, config.pool_timeout)
+        self.labels = LabelCache(config.allow_list, label_limits=label_limits(config))
+        self.store = Store(config.dsn, config.pool_min, config.pool_max, config.pool_timeout,
+                           session_settings(config.statement_timeout_s, config.lock_timeout_s))
+        self.inflight = ByteBudget(config.max_inflight_bytes, config.inflight_wait_s)
         self.newest_sample_ms: int | None = None
         self._lock = threading.Lock()
         self.maintenance: MaintenanceThread | None = None

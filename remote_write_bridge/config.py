@@ -15,6 +15,14 @@ import yaml
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 
+from remote_write_bridge.limits import LabelLimits
+
+# Bounds of every statement on the bridge's and the consumer's database sessions (seconds). A lock
+# fails fast; a statement may take longer (a 400,000-sample insert took >10 s on this shared box
+# under load), but ends with time for a 503 inside Prometheus' 30 s remote_timeout.
+WRITE_STATEMENT_TIMEOUT_S = 20.0
+WRITE_LOCK_TIMEOUT_S = 5.0
+
 DEFAULT_ALLOW_LIST = (
     "node_load1", "node_load5", "node_load15",
     "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
@@ -31,8 +39,13 @@ class BridgeConfig:
     dsn: str = ""
     # metric names (other than the pivoted system_* series) stored in the generic samples table
     allow_list: frozenset[str] = frozenset(DEFAULT_ALLOW_LIST)
-    # compressed request bodies larger than this get 413; decompressed ones larger than 8x get 400
+    # compressed request bodies larger than this get 413
     max_body_bytes: int = 8 * 1024 * 1024
+    # bodies whose snappy preamble declares more than this decompressed get 413 (before decompressing)
+    max_decompressed_bytes: int = 16 * 1024 * 1024
+    # decompressed bytes all requests may hold at once; a request waits up to inflight_wait_s, then 503
+    max_inflight_bytes: int = 32 * 1024 * 1024
+    inflight_wait_s: float = 5.0
     pool_min: int = 2
     pool_max: int = 8
     # seconds a request waits for a database connection before answering 503 (Prometheus retries)
@@ -43,13 +56,30 @@ class BridgeConfig:
     future_tolerance_s: int = 3600
     # plain-PostgreSQL maintenance (rollups, partitions, retention) period; 0 disables the thread
     maintenance_interval_s: float = 60.0
+    # per-series label bounds checked before the database sees them (remote_write_bridge/limits.py)
+    max_labels: int = 32
+    max_label_name_bytes: int = 128
+    max_label_value_bytes: int = 1024
+    max_series_bytes: int = 2048
+    # writes one request may spend isolating series the database refuses for good (isolate.py)
+    isolation_max_writes: int = 64
+    # every statement of the bridge's sessions is bounded, so a table lock or a stuck query becomes
+    # a 503 well inside Prometheus' 30 s remote_timeout (and it retries) instead of a hang
+    statement_timeout_s: float = WRITE_STATEMENT_TIMEOUT_S
+    lock_timeout_s: float = WRITE_LOCK_TIMEOUT_S
+    # /health answers 503 while a write has been in flight longer than this
+    stuck_write_s: float = 30.0  # Prometheus gives up on a request after its 30 s remote_timeout
     sections: dict[str, Any] = field(default_factory=dict)
 
 
 _FIELDS = {
-    "allow_list": list, "max_body_bytes": int, "pool_min": int, "pool_max": int,
+    "allow_list": list, "max_body_bytes": int, "max_decompressed_bytes": int, "max_inflight_bytes": int,
+    "inflight_wait_s": (int, float), "pool_min": int, "pool_max": int,
     "pool_timeout": (int, float), "retention_days": int, "future_tolerance_s": int,
     "maintenance_interval_s": (int, float),
+    "max_labels": int, "max_label_name_bytes": int, "max_label_value_bytes": int, "max_series_bytes": int,
+    "isolation_max_writes": int, "statement_timeout_s": (int, float), "lock_timeout_s": (int, float),
+    "stuck_write_s": (int, float),
 }
 
 
@@ -86,13 +116,33 @@ def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:
         if bad:
             raise ConfigError(f"remote_write.allow_list: metric names must be non-empty strings, got {bad!r}")
         values["allow_list"] = frozenset(names)
-    for key in ("max_body_bytes", "pool_min", "pool_max", "retention_days"):
+    for key in ("max_body_bytes", "max_decompressed_bytes", "max_inflight_bytes", "pool_min", "pool_max",
+                "retention_days", "max_labels", "max_label_name_bytes", "max_label_value_bytes", "max_series_bytes",
+                "isolation_max_writes"):
         if key in values and values[key] < 1:
             raise ConfigError(f"remote_write.{key}: must be at least 1, got {values[key]}")
     config = BridgeConfig(dsn=dsn, sections=raw, **values)
+    for key in ("statement_timeout_s", "lock_timeout_s", "stuck_write_s", "inflight_wait_s"):
+        if getattr(config, key) <= 0:
+            raise ConfigError(f"remote_write.{key}: must be positive, got {getattr(config, key)}")
+    if config.max_decompressed_bytes > config.max_inflight_bytes:
+        raise ConfigError(f"remote_write.max_decompressed_bytes ({config.max_decompressed_bytes}) exceeds "
+                          f"max_inflight_bytes ({config.max_inflight_bytes}): such a request could never run")
     if config.pool_min > config.pool_max:
         raise ConfigError(f"remote_write.pool_min ({config.pool_min}) exceeds pool_max ({config.pool_max})")
     return config
+
+
+def session_settings(statement_timeout_s: float = WRITE_STATEMENT_TIMEOUT_S,
+                     lock_timeout_s: float = WRITE_LOCK_TIMEOUT_S) -> dict[str, str]:
+    """PostgreSQL settings for a writing session (``SET`` on connect, so a DSN's own options stay)."""
+    return {"statement_timeout": f"{round(statement_timeout_s * 1000)}ms",
+            "lock_timeout": f"{round(lock_timeout_s * 1000)}ms"}
+
+
+def label_limits(config: BridgeConfig) -> LabelLimits:
+    return LabelLimits(config.max_labels, config.max_label_name_bytes, config.max_label_value_bytes,
+                       config.max_series_bytes)
 
 
 def load(path: Path | None, dsn: str) -> BridgeConfig:

@@ -40,9 +40,12 @@ from remote_write_bridge.amqp import (
     connect,
     declare,
     parse_event,
+    quiet_pika,
     usable_url,
 )
-from remote_write_bridge.config import ConfigError, check_dsn
+from remote_write_bridge.config import ConfigError, check_dsn, session_settings
+from remote_write_bridge.dberrors import classify
+from remote_write_bridge.outage import Outage
 from toolkit import flags
 
 log = logging.getLogger("optilab.consumer")
@@ -66,6 +69,7 @@ class Worker:
         self.prefetch = prefetch
         self._db: psycopg.Connection | None = None
         self.stored = self.dead_lettered = self.retried = 0
+        self.broker, self.database = Outage(log, f"{name}: broker"), Outage(log, f"{name}: database")
 
     def run(self) -> None:
         """Consume until ``stop`` is set; every failure path waits (bounded backoff) and reconnects."""
@@ -76,9 +80,9 @@ class Worker:
                 self._ensure_db()
                 self._consume()
             except DatabaseUnavailableError as exc:
-                log.warning("%s: database unavailable (%s); retrying in %.1fs", self.name, exc, delay)
+                self.database.failed(exc)  # one line per outage, not per backoff round
             except CONNECTION_ERRORS as exc:
-                log.warning("%s: broker unavailable (%r); retrying in %.1fs", self.name, exc, delay)
+                self.broker.failed(exc)
             except Exception:
                 # A bug must not kill the worker silently: log it, back off, start over.
                 log.exception("%s: unexpected error; retrying in %.1fs", self.name, delay)
@@ -96,7 +100,12 @@ class Worker:
         if self._db is None or self._db.closed:
             try:
                 # autocommit: each event's `transaction()` block is the whole transaction
-                self._db = psycopg.connect(self.dsn, connect_timeout=5, autocommit=True)
+                self._db = psycopg.connect(self.dsn, connect_timeout=5, autocommit=True,
+                                           application_name="optilab-consumer")
+                # bounded statements: a locked table makes the event go back to the queue in
+                # seconds (nack, backoff, retry) instead of holding the worker indefinitely
+                for name, value in session_settings().items():
+                    self._db.execute("SELECT set_config(%s, %s, false)", (name, value))
             except DB_TRANSIENT as exc:
                 raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
 
@@ -114,6 +123,7 @@ class Worker:
             channel = connection.channel()
             declare(channel, self.topology)
             channel.basic_qos(prefetch_count=self.prefetch)
+            self.broker.ok()
             dead_channel = connection.channel()
             dead_channel.confirm_delivery()
             for method, properties, body in channel.consume(self.topology.queue, inactivity_timeout=0.5):
@@ -143,6 +153,7 @@ class Worker:
             raise
         channel.basic_ack(method.delivery_tag)
         self.stored += 1
+        self.database.ok()
 
     def _store(self, event: dict[str, Any]) -> None:
         """One transaction per event; schema refusals are poison, connection losses are transient."""
@@ -150,15 +161,14 @@ class Worker:
         try:
             with self._db.transaction():
                 event_store.store_event(self._db, event)
-        except DB_TRANSIENT as exc:
-            self._close_db()
-            raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
-            raise InvalidEventError(f"database refused the event: {exc.diag.message_primary or exc}") from exc
         except psycopg.Error as exc:
-            # e.g. the schema is not migrated yet: the operator can fix it, so keep the message
-            self._close_db()
-            raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
+            # one classification for bridge and consumer (dberrors.py): a value the schema refuses
+            # for good is poison; a lost connection, a lock or statement timeout, a schema not
+            # migrated yet are transient, so the message is kept
+            if classify(exc).transient:
+                self._close_db()
+                raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
+            raise InvalidEventError(f"database refused the event: {exc.diag.message_primary or exc}") from exc
 
     def _dead_letter(self, channel: BlockingChannel, dead_channel: BlockingChannel,
                      method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes,
@@ -206,9 +216,7 @@ def main(argv: list[str]) -> int:
     """Run the workers until SIGTERM/SIGINT; exit 0 after every worker finished its message."""
     args = parse_args(argv)
     flags.setup_logging(args)
-    # pika logs every connection step, and each broker outage as tracebacks; the workers log one
-    # line per failure with the error instead.
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    quiet_pika()  # the workers log one line per outage instead of pika's tracebacks
     topology = Topology.from_prefix(args.prefix) if args.prefix else Topology.from_env()
     url = args.amqp or amqp_url_from_env()
     if not usable_url(url):  # else each worker would retry it forever with a traceback

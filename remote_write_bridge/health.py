@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+if TYPE_CHECKING:
+    from remote_write_bridge.app import Bridge
 
 health_bp = Blueprint("health", __name__)
 
@@ -36,17 +40,40 @@ def not_found(_error: Exception) -> Response:
 
 @health_bp.get("/health")
 def health() -> tuple[Response, int]:
-    """200 with ``status: ok`` while the database answers, else 503 with ``status: degraded``."""
+    """200 with ``status: ok`` while the database answers and no write is stuck; else 503 with
+    ``status: degraded`` and the ``reason``.
+
+    A write in flight longer than ``stuck_write_s`` means the bridge cannot store what Prometheus
+    sends (a lock, a hung connection) even though ``SELECT 1`` still works: say so.
+    """
     bridge = current_app.extensions["optilab_bridge"]
     reachable = bridge.store.ping()
     newest = bridge.newest_sample_ms
+    in_flight, oldest = bridge.store.oldest_write_s()
+    reason = None
+    if not reachable:
+        reason = "database unreachable"
+    elif oldest > bridge.config.stuck_write_s:
+        reason = f"a write has been in flight for {oldest:.0f} s (limit {bridge.config.stuck_write_s:g} s)"
     body = {
-        "status": "ok" if reachable else "degraded",
+        "status": "ok" if reason is None else "degraded",
         "storage_mode": bridge.store.storage_mode() if reachable else bridge.store.known_mode,
         "database": {"reachable": reachable},
+        "writes": {"in_flight": in_flight, "oldest_seconds": round(oldest, 3), "last_failure": _failure(bridge)},
         "newest_sample_age_seconds": None if newest is None else round(time.time() - newest / 1000, 3),
     }
-    return jsonify(body), 200 if reachable else 503
+    if reason is not None:
+        body["reason"] = reason
+    return jsonify(body), 200 if reason is None else 503
+
+
+def _failure(bridge: Bridge) -> dict[str, object] | None:
+    """The last transient write failure (e.g. a lock timeout): information, not a verdict — the
+    write was answered 503 in time and Prometheus retries it."""
+    failure = bridge.store.last_failure
+    if failure is None:
+        return None
+    return {"reason": failure[1], "age_seconds": round(time.monotonic() - failure[0], 3)}
 
 
 @health_bp.get("/metrics")

@@ -8,8 +8,11 @@
   become ``Batch.health`` / ``Batch.os``, which remote_write_bridge/facts.py turns into
   ``systems.health_state`` (with a ``status_history`` row per change) and ``os_type``/``os_version``,
   so a site without RabbitMQ gets them too.
+- Duplicates (same series or usage column and timestamp): the first value wins, here as in store.py.
 - Any series whose name is allow-listed goes to ``samples`` (``optilab_logged_in_users`` is both).
-- Stale markers and other NaNs are not stored; neither are samples outside the retention window.
+- Stale markers and other NaNs are not stored; neither are samples outside the retention window,
+  ±Inf, usage percentages outside 0–100, or session counts that cannot be one (``bad_value``).
+- A series whose labels exceed the ``LabelLimits`` or hold a NUL is dropped (``limits.py``).
 
 Label validation costs more than the mapping itself, so validated label sets are remembered in a
 bounded ``LabelCache``: the same series arriving again (every scrape) skips the checks.
@@ -18,16 +21,20 @@ bounded ``LabelCache``: the same series arriving again (every scrape) skips the 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from remote_write_bridge.limits import IP_ADDRESS_CHARS, LABEL_LIMIT, LabelLimits, check
+from remote_write_bridge.pgarrays import Float8Values, Int8Values
 from remote_write_bridge.protocol import validate_labels
 
 USAGE_COLUMNS = {"system_cpu_usage": 0, "system_ram_usage": 1, "system_disk_usage": 2,
                  "optilab_logged_in_users": 3}
 USERS_COLUMN = USAGE_COLUMNS["optilab_logged_in_users"]
+PERCENT_MAX = 100.0
 STATUS_METRIC = "system_status"
 HEALTH_METRIC = "optilab_host_health_state"
 OS_METRIC = "node_os_info"
@@ -58,10 +65,11 @@ class Batch:
     status: dict[str, tuple[int, bool]] = field(default_factory=dict)   # instance -> (ms, online)
     health: dict[str, tuple[int, str]] = field(default_factory=dict)    # instance -> (ms, health state)
     os: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # instance -> (name, version)
-    # allow-listed samples as parallel lists (duplicates are harmless: the insert skips conflicts)
+    # allow-listed samples as parallel columns (duplicates are harmless: the insert skips conflicts);
+    # compact arrays, 8 bytes per element instead of ~40 for a list of Python numbers
     generic_keys: list[tuple[str, str]] = field(default_factory=list)
-    generic_ms: list[int] = field(default_factory=list)
-    generic_values: list[float] = field(default_factory=list)
+    generic_ms: Int8Values = field(default_factory=Int8Values)
+    generic_values: Float8Values = field(default_factory=Float8Values)
     received: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
 
@@ -77,28 +85,41 @@ class Batch:
 
 
 class LabelCache:
-    """Validated label sets → ``SeriesInfo``; cleared wholesale when it outgrows ``limit``."""
+    """Validated label sets → ``SeriesInfo``; cleared wholesale when it outgrows ``limit``.
 
-    def __init__(self, allow_list: frozenset[str], limit: int = 500_000) -> None:
+    Series refused by the label limits are not remembered: they are checked again each time, so an
+    oversized label set never occupies the cache.
+    """
+
+    def __init__(self, allow_list: frozenset[str], limit: int = 500_000,
+                 label_limits: LabelLimits | None = None) -> None:
         self.allow_list = allow_list
         self.limit = limit
+        self.label_limits = label_limits or LabelLimits()
         self._known: dict[LabelSet, SeriesInfo | None] = {}
 
-    def info(self, labels: LabelSet) -> SeriesInfo | None:
-        """None for a valid series OptiLab does not store; raises RemoteWriteError when invalid."""
+    def info(self, labels: LabelSet) -> SeriesInfo | str | None:
+        """None for a valid series OptiLab does not store, a drop reason (str) for one it cannot
+        store; raises RemoteWriteError when the labels are invalid (unsorted, no name…)."""
         try:
             return self._known[labels]
         except KeyError:
             pass
-        info = classify(labels, self.allow_list)
+        info = classify(labels, self.allow_list, self.label_limits)
+        if info.__class__ is str:
+            return info
         if len(self._known) >= self.limit:
             self._known.clear()
-        self._known[labels] = info
+        self._known[labels] = info  # type: ignore[assignment] - a str was returned above
         return info
 
 
-def classify(labels: LabelSet, allow_list: frozenset[str]) -> SeriesInfo | None:
+def classify(labels: LabelSet, allow_list: frozenset[str],
+             label_limits: LabelLimits | None = None) -> SeriesInfo | str | None:
     metric = validate_labels(labels)
+    refused = check(labels, label_limits or LabelLimits())
+    if refused is not None:
+        return refused
     labels = tuple((name, value) for name, value in labels if value)  # empty value = label absent
     label_map = dict(labels)
     usage_column = USAGE_COLUMNS.get(metric)
@@ -116,6 +137,8 @@ def classify(labels: LabelSet, allow_list: frozenset[str]) -> SeriesInfo | None:
     if instance is None and generic_key is None:
         return None
     system_labels = tuple(label_map.get(name) for name in SYSTEM_LABELS)
+    if instance is not None and len(system_labels[1] or "") > IP_ADDRESS_CHARS:
+        return LABEL_LIMIT  # systems.ip_address would refuse it, and with it the host's every row
     return SeriesInfo(metric, instance, system_labels, usage_column, is_status, generic_key)  # type: ignore[arg-type]
 
 
@@ -129,6 +152,20 @@ def _fact(metric: str, label_map: dict[str, str]) -> tuple[str, str | None] | No
 
 
 _label_pair = attrgetter("name", "value")
+_INFINITIES = (math.inf, -math.inf)
+
+
+def _plausible(usage_column: int | None, value: float) -> bool:
+    """A value the API can serve: finite; a percentage within 0–100; a session count an int4.
+
+    ±Inf, 1e308 or -5 % in ``usage_metrics`` made averages overflow (API 500) and reach JSON as
+    ``Infinity``; a status sample only needs to be finite.
+    """
+    if usage_column is None:
+        return value not in _INFINITIES
+    if usage_column == USERS_COLUMN:
+        return 0 <= value < 2**31
+    return 0.0 <= value <= PERCENT_MAX
 
 
 def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int,
@@ -150,6 +187,9 @@ def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int,
         if info is None:
             dropped["not_allowed"] += len(samples)
             continue
+        if info.__class__ is str:
+            dropped[info] += len(samples)  # type: ignore[index] - a drop reason
+            continue
         if info.fact is not None:
             _add_fact(batch, info, samples, oldest, newest)
             if info.generic_key is None:
@@ -165,6 +205,9 @@ def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int,
             elif ms < oldest or ms > newest:
                 dropped["out_of_window"] += 1
             elif only_generic:
+                if value in _INFINITIES:
+                    dropped["bad_value"] += 1
+                    continue
                 keys.append(key)
                 stamps.append(ms)
                 values.append(value)
@@ -191,17 +234,18 @@ def _add_fact(batch: Batch, info: SeriesInfo, samples: Any, oldest: int, newest:
 
 def _add_system_sample(batch: Batch, info: SeriesInfo, ms: int, value: float) -> None:
     instance: str = info.instance  # type: ignore[assignment]
-    if info.usage_column == USERS_COLUMN and not 0 <= value < 2**31:
-        batch.dropped["bad_value"] += 1  # a session count that cannot be one (negative, ±Inf, huge)
+    if not _plausible(info.usage_column, value):
+        batch.dropped["bad_value"] += 1
         return
     if info.usage_column is not None:
         row = batch.usage.get((instance, ms))
         if row is None:
             row = batch.usage[(instance, ms)] = [None, None, None, None]
-        row[info.usage_column] = value
+        if row[info.usage_column] is None:  # duplicates: the first value wins (store.py)
+            row[info.usage_column] = value
     elif info.is_status:
         previous = batch.status.get(instance)
-        if previous is None or previous[0] <= ms:
+        if previous is None or previous[0] < ms:  # the newest sample; of equal ones the first
             batch.status[instance] = (ms, value >= 1)
     if info.generic_key is not None:
         batch.generic_keys.append(info.generic_key)

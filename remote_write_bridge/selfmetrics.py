@@ -9,6 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from toolkit import selfmetrics
 
+DROP_REASONS = ("stale_or_nan", "not_allowed", "out_of_window", "bad_value", "label_limit", "invalid_label",
+                "db_unavailable", "unstorable")
+
 
 class BridgeMetrics:
     def __init__(self) -> None:
@@ -26,12 +29,16 @@ class BridgeMetrics:
                               registry=self.registry)
         self.dropped = Counter("optilab_bridge_samples_dropped_total",
                                "Samples of decoded requests not stored, by reason (stale_or_nan, "
-                               "not_allowed, out_of_window, bad_value, db_unavailable, unstorable).", ["reason"],
+                               "not_allowed, out_of_window, bad_value, label_limit, invalid_label, "
+                               "db_unavailable, unstorable).", ["reason"],
                                registry=self.registry)
+        self.shed = Counter("optilab_bridge_requests_shed_total",
+                            "Requests answered 503 because the in-flight byte budget stayed spent.",
+                            registry=self.registry)
         self.newest_sample = Gauge("optilab_bridge_newest_sample_timestamp_seconds",
                                    "Timestamp of the newest sample stored.", registry=self.registry)
         self.maintenance_runs = Counter("optilab_bridge_maintenance_runs_total",
                                         "Plain-PostgreSQL maintenance runs by result.", ["result"],
                                         registry=self.registry)
-        for reason in ("stale_or_nan", "not_allowed", "out_of_window", "bad_value", "db_unavailable", "unstorable"):
+        for reason in DROP_REASONS:
             self.dropped.labels(reason)

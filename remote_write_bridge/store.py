@@ -8,22 +8,26 @@ docs/storage.md), and ON CONFLICT is what makes Prometheus' retries idempotent.
 
 Systems and series ids are resolved before that transaction (short autocommit upserts, cached in
 the process), and on plain PostgreSQL the daily partitions a batch needs are created first, so the
-data transaction never takes a DDL lock. Any database failure surfaces as ``DatabaseUnavailableError``
-so the HTTP layer answers 503 and Prometheus retries.
+data transaction never takes a DDL lock. A database failure is classified by its SQLSTATE
+(``dberrors.py``): transient ones surface as ``DatabaseUnavailableError`` (503, Prometheus retries),
+permanent ones as ``UnstorableBatchError`` (the receiver then isolates the refusing series).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from remote_write_bridge.dberrors import classify
 from remote_write_bridge.mapping import DAY_MS, Batch
-from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, register
+from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, Int8Values, register
 
 register()
 
@@ -42,17 +46,21 @@ FROM unnest(%(s)b::int[], %(t)b::int8[], %(c)b::float8[], %(r)b::float8[], %(d)b
             %(n)b::float8[]) AS x(s, t, c, r, d, n)
 ORDER BY s, t
 ON CONFLICT (system_id, timestamp) DO UPDATE SET
-    cpu_usage = COALESCE(EXCLUDED.cpu_usage, u.cpu_usage),
-    ram_usage = COALESCE(EXCLUDED.ram_usage, u.ram_usage),
-    disk_usage = COALESCE(EXCLUDED.disk_usage, u.disk_usage),
-    logged_in_users = COALESCE(EXCLUDED.logged_in_users, u.logged_in_users)
+    cpu_usage = COALESCE(u.cpu_usage, EXCLUDED.cpu_usage),
+    ram_usage = COALESCE(u.ram_usage, EXCLUDED.ram_usage),
+    disk_usage = COALESCE(u.disk_usage, EXCLUDED.disk_usage),
+    logged_in_users = COALESCE(u.logged_in_users, EXCLUDED.logged_in_users)
 """
 
+# Duplicates (same series and timestamp): the first stored value wins, in every table and inside one
+# request too — as in Prometheus' TSDB, which refuses a different value for a stored timestamp. A
+# column a row does not have yet is still filled (rows are completed series by series). ORDINALITY
+# keeps the request's order among duplicates through the sort, so its first one is inserted first.
 SAMPLES_INSERT = """
 INSERT INTO samples (series_id, timestamp, value)
 SELECT i, TIMESTAMPTZ 'epoch' + t * INTERVAL '1 millisecond', v
-FROM unnest(%(i)b::int8[], %(t)b::int8[], %(v)b::float8[]) AS x(i, t, v)
-ORDER BY i, t
+FROM unnest(%(i)b::int8[], %(t)b::int8[], %(v)b::float8[]) WITH ORDINALITY AS x(i, t, v, o)
+ORDER BY i, t, o
 ON CONFLICT (series_id, timestamp) DO NOTHING
 """
 
@@ -94,8 +102,10 @@ RETURNING id
 """
 
 
-# Deadlocks between concurrent upserts, and a foreign-key miss after the systems cache went stale.
-RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure, errors.ForeignKeyViolation)
+# Deadlocks between concurrent upserts, a foreign-key miss after the systems cache went stale, and
+# "no partition of relation found for row" (check_violation) after retention dropped a cached day.
+RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure, errors.ForeignKeyViolation,
+             errors.CheckViolation)
 
 
 class DatabaseUnavailableError(Exception):
@@ -103,16 +113,23 @@ class DatabaseUnavailableError(Exception):
 
 
 class UnstorableBatchError(Exception):
-    """The database refused a value of the batch; no retry can succeed (HTTP 400)."""
+    """The database refused data of the batch for good; no retry of it can succeed."""
 
 
 class Store:
     """Owns the pool and the id caches; safe to call from many request threads."""
 
-    def __init__(self, dsn: str, pool_min: int = 2, pool_max: int = 8, pool_timeout: float = 5.0) -> None:
+    def __init__(self, dsn: str, pool_min: int = 2, pool_max: int = 8, pool_timeout: float = 5.0,
+                 settings: dict[str, str] | None = None) -> None:
+        self._settings = settings or {}
         self.pool = ConnectionPool(dsn, min_size=pool_min, max_size=pool_max, timeout=pool_timeout,
                                    check=ConnectionPool.check_connection, open=False,
-                                   kwargs={"connect_timeout": 3}, name="optilab-bridge")
+                                   configure=self._configure if self._settings else None,
+                                   kwargs={"connect_timeout": 3, "application_name": "optilab-bridge"},
+                                   name="optilab-bridge")
+        self._writes: dict[int, float] = {}  # in-flight write -> monotonic start
+        self.last_failure: tuple[float, str] | None = None  # (monotonic time, reason) of the last transient one
+        self._write_ids = itertools.count()
         self._lock = threading.Lock()
         self._systems: dict[str, tuple[int, tuple[str | None, ...]]] = {}
         self._series: dict[tuple[str, str], int] = {}
@@ -120,8 +137,20 @@ class Store:
         self._status: dict[str, tuple[int, bool]] = {}  # instance -> (ms, online) last written
         self._mode: str | None = None
 
+    def _configure(self, conn: psycopg.Connection) -> None:
+        """Bound every statement of the session (statement_timeout, lock_timeout: config.py)."""
+        for name, value in self._settings.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        conn.commit()
+
     def open(self) -> None:
         self.pool.open(wait=False)
+
+    def oldest_write_s(self) -> tuple[int, float]:
+        """(writes in flight, age in seconds of the oldest) — /health's stuck-writer check."""
+        with self._lock:
+            starts = list(self._writes.values())
+        return len(starts), (time.monotonic() - min(starts)) if starts else 0.0
 
     def close(self) -> None:
         self.pool.close()
@@ -151,6 +180,16 @@ class Store:
 
     def write(self, batch: Batch) -> None:
         """Store ``batch`` atomically; retried once on deadlock or a stale cache."""
+        token = next(self._write_ids)
+        with self._lock:
+            self._writes[token] = time.monotonic()
+        try:
+            self._write_classified(batch)
+        finally:
+            with self._lock:
+                del self._writes[token]
+
+    def _write_classified(self, batch: Batch) -> None:
         try:
             for attempt in (1, 2):
                 try:
@@ -163,14 +202,13 @@ class Store:
                     with self._lock:
                         self._systems.clear()
                         self._status.clear()
-        except (psycopg.OperationalError, PoolTimeout, errors.AdminShutdown) as exc:
-            raise DatabaseUnavailableError(_first_line(exc)) from exc
-        except psycopg.errors.DataError as exc:
-            # a value PostgreSQL refuses (e.g. out of range): retrying would block Prometheus' queue forever
-            raise UnstorableBatchError(_first_line(exc)) from exc
-        except psycopg.Error as exc:
-            # e.g. a missing partition or schema: still a server-side condition worth retrying
-            raise DatabaseUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+                        self._days.clear()
+        except psycopg.Error as exc:  # PoolTimeout is an OperationalError
+            verdict = classify(exc)
+            if verdict.transient:
+                self.last_failure = (time.monotonic(), verdict.reason)
+                raise DatabaseUnavailableError(verdict.reason) from exc
+            raise UnstorableBatchError(verdict.reason) from exc
 
     def _write(self, batch: Batch) -> None:
         if self.storage_mode() == "postgresql":
@@ -184,9 +222,9 @@ class Store:
         # concurrent request wait for the others' whole sample insert (Lock:transactionid).
         with self.pool.connection() as conn, conn.transaction():
             if batch.generic_keys:
-                ids = Int8Array(map(series_ids.__getitem__, batch.generic_keys))
-                conn.execute(SAMPLES_INSERT, {"i": ids, "t": Int8Array(batch.generic_ms),
-                                              "v": Float8Array(batch.generic_values)}, prepare=True)
+                ids = Int8Values(map(series_ids.__getitem__, batch.generic_keys))
+                conn.execute(SAMPLES_INSERT, {"i": ids, "t": batch.generic_ms, "v": batch.generic_values},
+                             prepare=True)
             if batch.usage:
                 self._write_usage(conn, batch, system_ids)
             if items:
@@ -285,8 +323,3 @@ class Store:
 
 def utc_now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

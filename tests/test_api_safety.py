@@ -142,6 +142,10 @@ def test_cors_allows_configured_origin_only(api_lab: Lab) -> None:
         assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
         other = test_client.get("/systems", headers={**AUTH, "Origin": "http://127.0.0.2:3000"})
         assert "Access-Control-Allow-Origin" not in other.headers
+        # the answers differ by Origin, so every one says so (caches must not mix them up)
+        for answer in (preflight, response, other, test_client.get("/systems", headers=AUTH),
+                       test_client.get("/health"), test_client.get("/systems")):
+            assert "origin" in answer.headers.get("Vary", "").lower(), answer.headers
     finally:
         close_app(app)
 

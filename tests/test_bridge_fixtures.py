@@ -115,6 +115,7 @@ class ScrapeTarget:
         self.hosts = hosts
         self.scrapes = 0
         self.removed: set[str] = set()
+        self.extra: list[str] = []  # exposition lines served after the hosts' (e.g. a hostile series)
         target = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -153,7 +154,7 @@ class ScrapeTarget:
             for name, value in values.items():
                 if name not in self.removed:
                     lines.append(f"{name}{{{labels}}} {value}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + self.extra) + "\n"
 
     def close(self) -> None:
         self.server.shutdown()
