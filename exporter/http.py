@@ -190,8 +190,10 @@ class ExporterApp:
         groups = []
         for entry in sorted(self.runtime.config.inventory.hosts.values(), key=lambda e: e.target):
             labels = self.runtime.prober.labels(entry)
-            groups.append({"targets": [str(entry.target)],
-                           "labels": {"department": entry.department, "hostname": labels.hostname}})
+            target_labels = {"department": entry.department, "hostname": labels.hostname}
+            if entry.jump is not None:  # the bastion it is dialled through: Alertmanager inhibits on it
+                target_labels["jump"] = str(entry.jump)
+            groups.append({"targets": [str(entry.target)], "labels": target_labels})
         return "application/json", json.dumps(groups, indent=1).encode()
 
     def landing(self, environ: dict[str, Any]) -> tuple[str, bytes]:

@@ -80,12 +80,24 @@ def test_required_expressions_are_the_documented_ones() -> None:
     assert "predict_linear(node_filesystem_avail_bytes{fstype!=\"\", mountpoint!=\"\"}" in \
         exprs["OptiLabDiskFillsIn24h"]
     assert 'up{job="optilab-exporter"} == 0' in exprs["OptiLabExporterDown"]
+    # the exporter's and the bastion's failures are not the machine's (docs/alerts.md "What counts as down")
+    assert 'optilab_probe_error_info{reason=~"overload|internal|jump_.*"}' in exprs["OptiLabHostDown"]
+    assert "optilab_exporter_requests_shed_total" in exprs["OptiLabExporterOverloaded"]
+    assert "optilab_exporter_jump_health_state" in exprs["OptiLabBastionDown"]
 
 
 @pytest.mark.parametrize(("old", "new"), [
     ("expr: system_cpu_usage > 90", "expr: system_cpu_usage > 85"),  # b:22 at 89 % would fire
     ("        for: 3m\n", "        for: 1m\n"),                      # host down alerts too early
     ("unless on (instance) system_status", ""),                     # reachable host reported down
+    # a bastion outage counted as machines offline / paging every machine behind it
+    ('reason=~"overload|internal|jump_.*"', 'reason=~"overload|internal"'),
+    ('(optilab_probe_error_info{reason=~"overload|internal|jump_.*"} == 1)',
+     '(optilab_probe_error_info{reason=~"overload|internal"} == 1)'),
+    # an exporter shedding 503s (up == 0) pages a fine machine as down
+    ("unless on () (sum(rate(optilab_exporter_requests_shed_total[5m])) > 0)", ""),
+    ("count(optilab_probe_success) > 0.05", "count(optilab_probe_success) > 0.1"),  # 10 % overload missed
+    ('optilab_exporter_jump_health_state{state!="healthy"}', "optilab_exporter_jump_health_state"),
 ])
 def test_unit_tests_catch_a_broken_rule(tmp_path: Path, old: str, new: str) -> None:
     text = RULES.read_text()

@@ -34,6 +34,8 @@ def test_amtool_check_config_passes() -> None:
     (["alertname=OptiLabExporterDown", "severity=critical"], "optilab-oncall"),
     (["alertname=OptiLabBridgeDown", "severity=critical", "alert_type=pipeline"], "optilab-self"),
     (["alertname=OptiLabBridgeDroppingSamples", "severity=warning", "alert_type=pipeline"], "optilab-self"),
+    (["alertname=OptiLabBastionDown", "severity=critical", "alert_type=bastion", "jump=gw:22"], "optilab-oncall"),
+    (["alertname=OptiLabExporterOverloaded", "severity=warning", "alert_type=exporter"], "optilab-default"),
 ])
 def test_routes_by_severity_and_department(labels: list[str], receiver: str) -> None:
     result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
@@ -46,6 +48,14 @@ def test_a_host_down_inhibits_that_hosts_other_alerts() -> None:
     host = next(r for r in rules if r["source_matchers"] == ['alertname=~"OptiLabHostDown|OptiLabHostDead"'])
     assert host["equal"] == ["instance"]
     assert host["target_matchers"] == ['alertname!~"OptiLabHostDown|OptiLabHostDead"']
+
+
+def test_a_bastion_down_inhibits_the_alerts_of_machines_behind_it() -> None:
+    rules = yaml.safe_load(CONFIG.read_text())["inhibit_rules"]
+    bastion = next(r for r in rules if r["source_matchers"] == ['alertname="OptiLabBastionDown"'])
+    assert bastion["equal"] == ["jump"]  # the /sd target label, the jump gauge's label
+    assert bastion["target_matchers"] == ['alert_type=~"host_down|collection"']
+    assert "match" not in bastion and "source_match" not in bastion
 
 
 def test_every_receiver_is_the_bridge_webhook_with_resolved() -> None:
@@ -92,4 +102,44 @@ def test_real_alertmanager_inhibits_only_the_down_hosts_alerts(alertmanager_fact
 
     expected = {("OptiLabHostDown", "a:22"): "active", ("OptiLabCPUSaturated", "a:22"): "suppressed",
                 ("OptiLabCPUSaturated", "b:22"): "active"}
+    wait_for(lambda: states() == expected, timeout=20, what=f"inhibition {expected}")
+
+
+def test_real_alertmanager_mutes_only_the_machines_behind_a_down_bastion(alertmanager_factory) -> None:
+    """Alertmanager itself, with this config: while bastion gw:22 is down, the alerts of machines
+    behind it (target label jump="gw:22") are suppressed; a machine behind another bastion and a
+    directly dialled machine still page, and so does the bastion alert itself."""
+    import json
+    import urllib.request
+
+    from tests.fixtures.procs import free_port, wait_for
+    from tests.fixtures.prometheus import get_json
+
+    config = yaml.safe_load(CONFIG.read_text())
+    for receiver in config["receivers"]:  # nobody listens there: notifications fail, alerts stay
+        receiver["webhook_configs"] = [{"url": f"http://127.0.0.1:{free_port()}/", "send_resolved": True}]
+    am = alertmanager_factory(config)
+
+    def host(name: str, instance: str, alert_type: str, **extra: str) -> dict[str, dict[str, str]]:
+        return {"labels": {"alertname": name, "instance": instance, "department": "physics",
+                           "severity": "critical", "alert_type": alert_type, **extra}}
+
+    alerts = [{"labels": {"alertname": "OptiLabBastionDown", "instance": "127.0.0.1:9842", "jump": "gw:22",
+                          "severity": "critical", "alert_type": "bastion"}},
+              host("OptiLabHostDown", "a:22", "host_down", jump="gw:22"),
+              host("OptiLabProbeFailing", "b:22", "collection", jump="gw:22"),
+              host("OptiLabHostDown", "c:22", "host_down", jump="other-gw:22"),
+              host("OptiLabHostDown", "d:22", "host_down")]
+    request = urllib.request.Request(f"{am.url}/api/v2/alerts", data=json.dumps(alerts).encode(),  # noqa: S310
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback Alertmanager
+        assert response.status == 200
+
+    def states() -> dict[tuple[str, str], str]:
+        return {(a["labels"]["alertname"], a["labels"]["instance"]): a["status"]["state"]
+                for a in get_json(f"{am.url}/api/v2/alerts")}
+
+    expected = {("OptiLabBastionDown", "127.0.0.1:9842"): "active",
+                ("OptiLabHostDown", "a:22"): "suppressed", ("OptiLabProbeFailing", "b:22"): "suppressed",
+                ("OptiLabHostDown", "c:22"): "active", ("OptiLabHostDown", "d:22"): "active"}
     wait_for(lambda: states() == expected, timeout=20, what=f"inhibition {expected}")

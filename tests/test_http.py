@@ -197,6 +197,19 @@ def test_sd_lists_every_target_with_department_and_hostname(client: Client, runt
     assert runtime.reload_checks == 3  # /sd and /probe look for a changed config file
 
 
+def test_sd_names_the_bastion_of_each_host_behind_one() -> None:
+    """The `jump` target label (HOST:PORT, as optilab_exporter_jump_health_state's `jump`) lets
+    Alertmanager inhibit the alerts of machines behind a bastion that is down; direct hosts have none."""
+    inventory = {**INVENTORY, "ssh": {**INVENTORY["ssh"], "jump": {"host": "127.0.9.1"}},
+                 "departments": {"physics": {"hosts": ["127.0.1.1"]},
+                                 "chemistry": {"hosts": ["127.0.2.1"], "jump": {"host": "127.0.9.2:2222"}},
+                                 "staff": {"hosts": ["127.0.3.1"], "jump": False}}}
+    runtime = FakeRuntime(parse_config(inventory, "lab.yml", env={}), clock=100.0)
+    groups = json.loads(Client(ExporterApp(runtime, clock=lambda: 100.0)).get("/sd").get_data())
+    assert {g["targets"][0]: g["labels"].get("jump") for g in groups} == {
+        "127.0.1.1:22": "127.0.9.1:22", "127.0.2.1:22": "127.0.9.2:2222", "127.0.3.1:22": None}
+
+
 def test_landing_metrics_and_errors(client: Client) -> None:
     landing = client.get("/").get_data(as_text=True)
     assert 'href="/metrics"' in landing and 'href="/probe?department=physics"' in landing
