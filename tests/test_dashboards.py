@@ -228,7 +228,7 @@ def test_provisioning_points_grafana_at_the_dashboards_and_datasources(monkeypat
     node_job = next(j for j in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"] if j["job_name"] == "node")
     assert prometheus["jsonData"]["timeInterval"] == node_job["scrape_interval"], "$__rate_interval needs it"
     postgres = next(s for s in sources if s["type"] == "postgres")
-    assert postgres["jsonData"]["database"] == "optilab" and postgres["user"] == "optilab_ro"
+    assert postgres["jsonData"]["database"] == "optilab" and postgres["user"] == "optilab_reader"
     assert postgres["secureJsonData"]["password"].startswith("$"), "the password comes from the environment"
 
 
@@ -526,26 +526,22 @@ def seed_events(dsn: str, lab: Lab) -> None:
         store_event(conn, health)
 
 
-def read_only_role_sql() -> str:
-    """The role set-up block of docs/dashboards.md, so the documented grants are the tested ones."""
-    doc = (REPO / "docs" / "dashboards.md").read_text()
-    section = doc[doc.index("### Read-only database role"):]
-    block = section[section.index("```sql") + len("```sql"):]
-    return block[:block.index("```")]
-
-
 @pytest.fixture
 def grafana_reader(lab: Lab) -> Iterator[str]:
-    """DSN of a role created by the documented read-only grants (a unique name: roles are server-wide)."""
-    role = f"optilab_ro_{uuid.uuid4().hex[:10]}"
-    dbname = psycopg.conninfo.conninfo_to_dict(lab.dsn)["dbname"]
-    setup = read_only_role_sql().replace("optilab_ro", role).replace("DATABASE optilab", f'DATABASE "{dbname}"')
+    """DSN of the reader role made by ``optilab-migrate --roles`` (docs/dashboards.md, docs/storage.md
+    "Database roles"): the very code of the CLI, with unique names (roles are server-wide)."""
+    from timescale.roles import Roles
+
+    suffix = uuid.uuid4().hex[:8]
+    roles = Roles(f"g{suffix}_owner", f"g{suffix}_writer", f"g{suffix}_reader")
+    migrate(lab.dsn, roles=roles, passwords={})  # already migrated: only roles and grants
+    yield psycopg.conninfo.make_conninfo(lab.dsn, user=roles.reader)
+    ident = psycopg.sql.Identifier
     with psycopg.connect(lab.dsn, autocommit=True) as conn:
-        conn.execute(setup)
-    yield psycopg.conninfo.make_conninfo(lab.dsn, user=role)
-    with psycopg.connect(lab.dsn, autocommit=True) as conn:
-        conn.execute(f'DROP OWNED BY "{role}"')
-        conn.execute(f'DROP ROLE "{role}"')
+        conn.execute(psycopg.sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident(roles.owner)))
+        for _, name in roles.items():
+            conn.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(ident(name)))
+            conn.execute(psycopg.sql.SQL("DROP ROLE {}").format(ident(name)))
 
 
 def test_every_sql_target_returns_rows(lab: Lab, grafana_reader: str) -> None:
