@@ -67,8 +67,8 @@ def format_value(value: float) -> str:
     text = repr(value)
     dot = text.find(".")
     if value > 0 and dot > 6:  # Go switches to an exponent sooner than Python does
-        mantissa = f"{text[:dot]}.{text[dot + 1:]}".rstrip("0.")
-        return f"{mantissa}e+0{dot - 1}"
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
     return text
 
 

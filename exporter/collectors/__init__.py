@@ -1,14 +1,35 @@
-"""Every collector the exporter knows, in one list; a department enables a subset (exporter/config.py).
+"""Every collector the exporter knows, in one list, and the plan a department's settings make of them.
 
 One module per collector (``exporter/collectors/<name>.py``): a pure parser from text to data and a
-builder from data to families, plus its :class:`~exporter.collectors.base.Collector` entry here.
+builder from data to families, plus its :class:`~exporter.collectors.base.Collector` entry, listed in
+:data:`COLLECTORS`. A :class:`Plan` is what one probe of a department runs: the enabled collectors with
+their options, and the one constant script they need (built once per distinct setting).
 """
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 
-COLLECTORS: list[Collector] = []
+from exporter.collectors import cpu, filefd, filesystem, lab, loadavg, meminfo, netdev, stat, time, uname
+from exporter.collectors import os as os_collector
+from exporter.collectors.base import Collector, CollectorOptions, Sources
+from exporter.command import build_script, command_names
+
+COLLECTORS: list[Collector] = [
+    cpu.COLLECTOR,
+    stat.COLLECTOR,
+    meminfo.COLLECTOR,
+    loadavg.COLLECTOR,
+    netdev.COLLECTOR,
+    filesystem.COLLECTOR,
+    filefd.COLLECTOR,
+    uname.COLLECTOR,
+    os_collector.COLLECTOR,
+    time.COLLECTOR,
+    lab.COLLECTOR,
+]
 
 
 def by_name() -> dict[str, Collector]:
@@ -19,4 +40,48 @@ def default_enabled() -> list[Collector]:
     return [collector for collector in COLLECTORS if collector.default_enabled]
 
 
-__all__ = ["COLLECTORS", "Collector", "CollectorOptions", "Sources", "by_name", "default_enabled"]
+@dataclass(frozen=True)
+class Plan:
+    """The collectors one probe runs (``tier`` of them), with options, and their script."""
+
+    collectors: tuple[tuple[Collector, CollectorOptions], ...]
+    script: str
+    commands: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(collector.name for collector, _ in self.collectors)
+
+
+def _freeze(options: Mapping[str, Mapping[str, str]]) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    return tuple(sorted((name, tuple(sorted(values.items()))) for name, values in options.items()))
+
+
+def make_plan(enabled: Iterable[str] | None = None, options: Mapping[str, Mapping[str, str]] | None = None,
+              tier: str = "fast") -> Plan:
+    """The plan for ``enabled`` collector names (default: node_exporter's defaults plus ``lab``) and
+    ``options`` ({collector: {flag: value}}); unknown names are a ``ValueError`` naming them."""
+    names = None if enabled is None else tuple(enabled)
+    return _plan(names, _freeze(options or {}), tier)
+
+
+@lru_cache(maxsize=64)
+def _plan(names: tuple[str, ...] | None, options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...],
+          tier: str) -> Plan:
+    known = by_name()
+    if names is None:
+        chosen = default_enabled()
+    else:
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise ValueError(f"unknown collectors {unknown}; known: {sorted(known)}")
+        chosen = [collector for collector in COLLECTORS if collector.name in names]
+    values = dict(options)
+    chosen = [collector for collector in chosen if collector.tier == tier]
+    pairs = tuple((collector, collector.options(dict(values.get(collector.name, ())))) for collector in chosen)
+    collectors = [collector for collector, _ in pairs]
+    return Plan(pairs, build_script(collectors), command_names(collectors))
+
+
+__all__ = ["COLLECTORS", "Collector", "CollectorOptions", "Plan", "Sources", "by_name", "default_enabled",
+           "make_plan"]
