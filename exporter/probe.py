@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: Series one host may add to an answer before the rest of its collectors' series are left out.
 DEFAULT_SERIES_CAP = 20_000
+#: Seconds between refreshes of the slow tier (timex: a program start per refresh), served from cache.
+SLOW_INTERVAL = 60.0
+#: A slow-tier refresh starts only if the deadline leaves at least this much time.
+SLOW_BUDGET = 1.0
 
 
 class Runner(Protocol):
@@ -55,7 +59,7 @@ class Prober:
                  clock: Callable[[], float] = time.monotonic,
                  on_transition: Callable[[Transition, HostLabels], None] | None = None,
                  plans: Callable[[HostEntry], Plan] | None = None, series_cap: int = DEFAULT_SERIES_CAP,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+                 timer: Callable[[], float] = time.perf_counter, slow_interval: float = SLOW_INTERVAL) -> None:
         self.runner, self.health, self.script, self._clock, self._timer = runner, health, script, clock, timer
         self.on_transition = on_transition
         self.plans = plans or (lambda entry: _DEFAULT_PLAN)
@@ -64,6 +68,8 @@ class Prober:
         self._capped: set[str] = set()  # hosts whose cap hit was logged already
         self._previous: dict[str, Stat] = {}
         self._nodenames: dict[str, str] = {}
+        self.slow_interval = slow_interval
+        self._slow: dict[str, tuple[float, dict[str, str]]] = {}  # host -> (read at, slow-tier sources)
 
     def probe(self, entry: HostEntry, deadline: float) -> ProbeResult:
         """Probe ``entry`` now, or answer from its health state while it waits out a backoff."""
@@ -89,6 +95,10 @@ class Prober:
             self._nodenames[key] = nodename
         labels = self.labels(entry)
         families, results, lab = self._collect(key, plan, sources)
+        if plan.slow is not None:
+            slow, ages = self._slow_tier(entry, plan.slow, deadline)
+            families += slow[0]
+            results.update(slow[1])
         if not any(ok for name, (ok, _) in results.items() if name != LAB):
             log.info("probe %s: no collector could use the answer: not a Linux shell?", key)
             return self._failed(entry, "parse", started)
@@ -102,6 +112,8 @@ class Prober:
         previous = self._previous.get(key)
         cpu = cpu_usage_percent(stat, previous) if stat is not None and previous is not None else None
         families += collector_families(results)
+        if plan.slow is not None:
+            families += ages
         families += lab_families(lab, cpu, labels)
         transition = self.health.record_success(key)
         duration = self._clock() - started
@@ -131,6 +143,29 @@ class Prober:
             results[collector.name] = (ok, self._timer() - began)
         return families, results, lab
 
+    def _slow_tier(self, entry: HostEntry, plan: Plan, deadline: float
+                   ) -> tuple[tuple[list[Family], dict[str, tuple[bool, float]], list[Family]], list[Family]]:
+        """The slow collectors on their cached sources, refreshed first if older than the interval and
+        the deadline leaves time; plus ``optilab_scrape_collector_cache_age_seconds{collector}``."""
+        key = str(entry.target)
+        now = self._clock()
+        cached = self._slow.get(key)
+        due = cached is None or now - cached[0] >= self.slow_interval
+        if due and deadline - now >= SLOW_BUDGET:
+            try:
+                sources, complete = split_sources(self.runner.run(entry.target, plan.script, deadline), plan.commands)
+                if complete:
+                    cached = self._slow[key] = (self._clock(), sources)
+            except SshError as exc:  # the fast tier answered; a failed refresh keeps the last answer
+                log.info("probe %s: slow tier refresh failed: %s", key, exc)
+        age = Family("optilab_scrape_collector_cache_age_seconds", "gauge",
+                     "Seconds since the slow-tier collector's sources were read from the host.", ("collector",))
+        if cached is None:
+            return ([], {c.name: (False, 0.0) for c, _ in plan.collectors}, []), [age]
+        for collector, _ in plan.collectors:
+            age.add((collector.name,), max(0.0, self._clock() - cached[0]))
+        return self._collect(key, plan, cached[1]), [age]
+
     def _cap(self, key: str, families: list[Family]) -> tuple[list[Family], int]:
         """Keep whole families, in collector order, up to the per-host series cap."""
         total = sum(len(family.samples) for family in families)
@@ -157,7 +192,7 @@ class Prober:
 
     def forget_except(self, targets: set[str]) -> None:
         """Drop state of hosts that left the inventory (after a reload)."""
-        for store in (self._previous, self._nodenames):
+        for store in (self._previous, self._nodenames, self._slow):
             for key in [k for k in store if k not in targets]:
                 del store[key]
         self._capped &= targets
