@@ -45,12 +45,11 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     stats = parse_pairs(source(sources, "/proc/net/netstat"))
     stats.update(parse_pairs(source(sources, "/proc/net/snmp")))
     stats.update(parse_snmp6(sources.get("/proc/net/snmp6", "")))
-    wanted = options.regex("fields")
     families = []
     for protocol, fields in stats.items():
         for name, text in fields.items():
             key = f"{protocol}_{name}"
-            if wanted is not None and not wanted.search(key):
+            if options.search("fields", key) is False:
                 continue
             family = Family(f"node_netstat_{key}", "untyped", f"Statistic {protocol}{name}.")
             family.samples.append(((), float(text)))

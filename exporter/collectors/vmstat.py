@@ -8,26 +8,17 @@ from exporter.family import Family
 FIELDS = "^(oom_kill|pgpg|pswp|pg.*fault).*"
 
 
-def parse_vmstat(text: str) -> dict[str, float]:
-    values = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2:
-            raise ValueError(f"malformed vmstat line: {line!r}")
-        values[parts[0]] = float(parts[1])
-    return values
-
-
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    wanted = options.regex("fields")
     families = []
-    for name, value in parse_vmstat(source(sources, "/proc/vmstat")).items():
-        if wanted is None or wanted.search(name):
-            family = Family(f"node_vmstat_{name}", "untyped", f"/proc/vmstat information field {name}.")
-            family.samples.append(((), value))
-            families.append(family)
+    for line in source(sources, "/proc/vmstat").splitlines():
+        name, _, value = line.partition(" ")
+        if not value or " " in value:
+            raise ValueError(f"malformed vmstat line: {line!r}")
+        if options.search("fields", name) is False:
+            continue
+        family = Family(f"node_vmstat_{name}", "untyped", f"/proc/vmstat information field {name}.")
+        family.samples.append(((), float(value)))
+        families.append(family)
     return families
 
 
