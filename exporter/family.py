@@ -59,6 +59,8 @@ def counter(name: str, help_text: str, value: float | None = None) -> Family:
 
 def format_value(value: float) -> str:
     """A sample value as Go (and prometheus_client) print it: ``+Inf``, ``NaN``, ``1.5e+09``."""
+    if -1e6 < value < 1e6:  # the common case: Python's repr is Go's (NaN and infinities fail the test)
+        return repr(value)
     if value != value:  # NaN
         return "NaN"
     if value == math.inf:

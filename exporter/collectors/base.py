@@ -77,9 +77,22 @@ class CollectorOptions:
         pattern = self.get(flag)
         return _found(pattern, text) if pattern else None
 
+    def selected(self, flag: str, names: tuple[str, ...]) -> tuple[int, ...]:
+        """Indexes of ``names`` the flag's regex finds (all when unset); cached per list of names, which a
+        kernel repeats unchanged every scrape (/proc/vmstat's fields, a netstat header line)."""
+        return _selected(self.get(flag), names)
+
     def keep(self, include: str, exclude: str, name: str) -> bool:
         """node_exporter's device filter: kept unless it misses ``include`` or matches ``exclude``."""
         return self.search(include, name) is not False and not self.search(exclude, name)
+
+
+@lru_cache(maxsize=512)
+def _selected(pattern: str, names: tuple[str, ...]) -> tuple[int, ...]:
+    if not pattern:
+        return tuple(range(len(names)))
+    regex = _compile(pattern)
+    return tuple(index for index, name in enumerate(names) if regex.search(name))
 
 
 Collect = Callable[[Sources, CollectorOptions], list[Family]]

@@ -9,15 +9,15 @@ FIELDS = "^(oom_kill|pgpg|pswp|pg.*fault).*"
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
+    text = source(sources, "/proc/vmstat")
+    fields = text.split()
+    if len(fields) != 2 * len(text.splitlines()):
+        raise ValueError("/proc/vmstat lines are not 'name value'")
+    names = tuple(fields[0::2])
     families = []
-    for line in source(sources, "/proc/vmstat").splitlines():
-        name, _, value = line.partition(" ")
-        if not value or " " in value:
-            raise ValueError(f"malformed vmstat line: {line!r}")
-        if options.search("fields", name) is False:
-            continue
-        family = Family(f"node_vmstat_{name}", "untyped", f"/proc/vmstat information field {name}.")
-        family.samples.append(((), float(value)))
+    for index in options.selected("fields", names):
+        family = Family(f"node_vmstat_{names[index]}", "untyped", f"/proc/vmstat information field {names[index]}.")
+        family.samples.append(((), float(fields[2 * index + 1])))
         families.append(family)
     return families
 
