@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SERIES_CAP = 20_000
 #: Seconds between refreshes of the slow tier (timex: a program start per refresh), served from cache.
 SLOW_INTERVAL = 60.0
-#: A slow-tier refresh starts only if the deadline leaves at least this much time.
-SLOW_BUDGET = 1.0
+#: A slow-tier refresh starts only if the deadline leaves at least this much time (perl's adjtimex
+#: takes ~10 ms; a 1 s scrape interval leaves ~0.5 s).
+SLOW_BUDGET = 0.2
 
 
 class Runner(Protocol):
@@ -153,7 +154,9 @@ class Prober:
         now = self._clock()
         cached = self._slow.get(key)
         due = cached is None or now - cached[0] >= self.slow_interval
+        tried = False
         if due and deadline - now >= SLOW_BUDGET:
+            tried = True
             try:
                 sources, complete = split_sources(self.runner.run(entry.target, plan.script, deadline), plan.commands)
                 if complete:
@@ -162,8 +165,9 @@ class Prober:
                 log.info("probe %s: slow tier refresh failed: %s", key, exc)
         age = Family("optilab_scrape_collector_cache_age_seconds", "gauge",
                      "Seconds since the slow-tier collector's sources were read from the host.", ("collector",))
-        if cached is None:
-            return ([], {c.name: (False, 0.0) for c, _ in plan.collectors}, []), [age]
+        if cached is None:  # never read: failed if it was tried, else not reported until it is
+            failed = {c.name: (False, 0.0) for c, _ in plan.collectors} if tried else {}
+            return ([], failed, []), [age]
         for collector, _ in plan.collectors:
             age.add((collector.name,), max(0.0, self._clock() - cached[0]))
         return self._collect(key, plan, cached[1]), [age]
