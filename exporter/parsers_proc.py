@@ -39,7 +39,8 @@ class CpuTimes:
 
     def modes(self) -> dict[str, float]:
         """``{mode: seconds}`` for node_exporter's eight modes."""
-        return {mode: getattr(self, mode) for mode in CPU_MODES}
+        return dict(zip(CPU_MODES, (self.user, self.nice, self.system, self.idle, self.iowait, self.irq,
+                                    self.softirq, self.steal), strict=True))
 
     def total(self) -> float:
         return sum(self.modes().values())
