@@ -29,7 +29,6 @@ import gevent.event
 
 from exporter.config import HostEntry
 from exporter.metrics import probe_families
-from exporter.metrics_node import Extra
 from exporter.overload import probe_window
 from exporter.probe import Prober, ProbeResult
 
@@ -64,8 +63,8 @@ class Admission:
 class _Flight:
     """One collection (or one answer) in progress; joiners wait on ``done``."""
 
-    def __init__(self, deadline: float, extra: Extra | None = None) -> None:
-        self.deadline, self.extra = deadline, extra
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
         self.done = gevent.event.AsyncResult()
 
     def wait(self, deadline: float, clock: Callable[[], float]) -> Any:
@@ -83,26 +82,27 @@ class Flights:
         self._answers: dict[Hashable, _Flight] = {}
         self.shared: Counter[str] = Counter()  # joins by kind: host, answer
 
-    def probe(self, prober: Prober, entry: HostEntry, deadline: float, extra: Extra,
-              started: float) -> ProbeResult:
-        """``prober.probe(entry, deadline, extra)``, shared with concurrent probes of the same host.
+    def probe(self, prober: Prober, entry: HostEntry, deadline: float, started: float) -> ProbeResult:
+        """``prober.probe(entry, deadline)``, shared with concurrent probes of the same host — a
+        fan-out's and a single target's alike: the families carry no request labels (a fan-out's
+        ``instance`` and ``department`` are added when they are rendered).
 
         ``started``: when the request began (its queueing before this call is the exporter's time)."""
         key = str(entry.target)
         running = self._hosts.get(key)
         if running is not None:
-            return self._join(running, prober, entry, deadline, extra)
-        flight = self._hosts[key] = _Flight(deadline, extra)
+            return self._join(running, prober, entry, deadline)
+        flight = self._hosts[key] = _Flight(deadline)
         result: ProbeResult | None = None
         try:
             if deadline - self._clock() < MIN_START_SECONDS:
-                result = failed_probe(prober, entry, "overload", extra)
+                result = failed_probe(prober, entry, "overload")
             else:
                 with probe_window(started):
-                    result = prober.probe(entry, deadline, extra)
+                    result = prober.probe(entry, deadline)
         except Exception:  # one host's failure costs that host's series only
             log.exception("probe of %s failed inside the exporter", key)
-            result = failed_probe(prober, entry, "internal", extra)
+            result = failed_probe(prober, entry, "internal")
         finally:
             if self._hosts.get(key) is flight:
                 del self._hosts[key]
@@ -130,23 +130,17 @@ class Flights:
                 del self._answers[key]
             flight.done.set(body)
 
-    def _join(self, running: _Flight, prober: Prober, entry: HostEntry, deadline: float,
-              extra: Extra) -> ProbeResult:
+    def _join(self, running: _Flight, prober: Prober, entry: HostEntry, deadline: float) -> ProbeResult:
         result: ProbeResult | None = running.wait(deadline, self._clock)
         self.shared["host"] += 1
         if result is None:  # still collecting at our deadline: the flight's own probe will count it
-            return failed_probe(prober, entry, "timeout", extra)
-        if running.extra == extra:
-            return result
-        if not result.success:  # the same evidence, labelled for this request
-            return failed_probe(prober, entry, result.reason or "internal", extra)
-        # a fan-out and a single-target probe met on a healthy host: collect again, one after the other
-        return self.probe(prober, entry, deadline, extra, self._clock())
+            return failed_probe(prober, entry, "timeout")
+        return result
 
 
-def failed_probe(prober: Prober, entry: HostEntry, reason: str, extra: Extra) -> ProbeResult:
+def failed_probe(prober: Prober, entry: HostEntry, reason: str) -> ProbeResult:
     """A failed answer for ``entry`` that dialled nothing and records nothing (state as it is)."""
     labels = prober.labels(entry)
     state = prober.health.get(str(entry.target)).state
-    return ProbeResult(probe_families(labels, False, 0.0, state, reason, extra), False, reason, state, 0.0,
+    return ProbeResult(probe_families(labels, False, 0.0, state, reason), False, reason, state, 0.0,
                        labels)

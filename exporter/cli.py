@@ -74,7 +74,6 @@ class Runtime:
     """
 
     def __init__(self, path: str, config: Config, script: str | None = None) -> None:
-        from exporter.command import BATCH_SCRIPT
         from exporter.health import HealthBook
         from exporter.overload import LoopMonitor
         from exporter.probe import Prober
@@ -89,8 +88,8 @@ class Runtime:
         self.pool.enable_login_checks()
         self.pool.set_inventory(config.inventory)
         self.health = HealthBook(config.health)
-        self.prober = Prober(self.pool, self.health, script=script or BATCH_SCRIPT,
-                             on_transition=self._on_transition)
+        self.prober = Prober(self.pool, self.health, script=script, on_transition=self._on_transition,
+                             plans=lambda entry: self.config.plan(entry.department))
         self.events = self._publisher(config)
         self.reloads: dict[str, int] = {"success": 0, "failure": 0}
         self.last_reload_ok = True

@@ -1,84 +1,189 @@
-"""The one shell script a probe runs on a lab machine, and the splitter for its output.
+"""The one script a probe runs on a lab machine, built from the enabled collectors, and its splitter.
 
-Every scrape costs exactly one SSH exec: the script below prints each source behind a marker line
-(``@@optilab <section>``) so the exporter can split the output back into sections and parse each on
-its own; a section that fails to read or parse loses only that section.
+Every collector declares constant paths (globs allowed) and, only where no file can do it, constant
+commands (:mod:`exporter.collectors.base`). :func:`build_script` joins them into one script that the
+target runs with a single file-reading process, ``head -v -c`` over every path: as cheap as the
+cheapest alternative measured (bench/README.md "Reading many files"). Nothing from configuration or from a
+request is ever interpolated: paths and commands are constants in code, checked against a strict
+character set here, and a department's script is one constant string per set of enabled collectors.
 
-The script is a constant. Nothing from configuration or from a request is ever interpolated into
-it, so no input can reach a shell. It assumes only a POSIX shell plus coreutils or busybox.
-``timeout`` guards ``df`` against stuck network mounts; the final ``end`` marker tells a complete
-answer from one cut short by a dropped session.
+The answer, and why its framing cannot be confused with file content::
 
-The lab simulator (``labsim``) answers the same script by rendering the same sections, so both
-sides share :data:`SECTIONS` as their contract.
+    @@optilab 3              <- how many names follow
+    /proc/stat               <- the readable files, in the order head gets them (shell builtins only)
+    /proc/meminfo
+    /dev/fd/3
+    ==> /proc/stat <==       <- head's own framing (-v: a header for every file)
+    ...
+    ==> /dev/null <==        <- always last of head's: the end of the last real file
+    ==> cmd:statfs <==       <- each command, framed the same way by the shell's printf
+    ...
+    @rc 0                    <- its exit status
+    @@end
+
+The splitter searches each expected header in order, starting where the previous file ended. A file
+that contains a fake header for a *later* file is harmless (that header is searched only after the
+real one of the file in between); a fake header for the *next* file would cut the current one short,
+so a section that then contains its own real header is detected and both sections are dropped. So
+content can make sources go missing (each collector then reports failure) but never makes one file's
+text pass for another's. Paths with a newline are skipped by the shell (their name line would be
+ambiguous). Commands run after head, each behind a header the shell prints in head's format and
+followed by its exit status line; a command runs in the shell itself (no subshell), so it costs its
+own process and nothing more, and one that only needs to run on some hosts can say so with a builtin
+test (``[ -r /proc/sys/kernel/arch ] || uname -m``) and cost the others nothing.
+GNU ``tail -n +1`` (as fast) and mawk stop at the first read error (a directory, an EIO from a /sys
+attribute); ``head`` reports it and goes on to the next file.
+A command the target does not have (status 126/127) is absent from the sources.
+
+Filesystem sizes come from ``stat -f`` over the mount points of ``/proc/1/mounts`` (what
+node_exporter statfs()es), read by a builtin ``read`` loop and passed to stat as arguments, never as
+code. Pseudo filesystems that node_exporter excludes by default are not stat'ed at all.
 """
 
 from __future__ import annotations
 
-MARKER = "@@optilab "
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-#: (section name, shell command) in the order the script prints them.
-SECTIONS: tuple[tuple[str, str], ...] = (
-    ("stat", "cat /proc/stat"),
-    ("meminfo", "cat /proc/meminfo"),
-    ("loadavg", "cat /proc/loadavg"),
-    ("uptime", "cat /proc/uptime"),
-    ("netdev", "cat /proc/net/dev"),
-    ("mounts", "cat /proc/mounts"),
-    ("filefd", "cat /proc/sys/fs/file-nr"),
-    ("df", "$T df -PTk"),
-    ("dfi", "$T df -PTi"),
-    ("uname", "uname -s; uname -n; uname -r; uname -v; uname -m"),
-    ("osrelease", "cat /etc/os-release || cat /usr/lib/os-release"),
-    ("time", "date +%s"),
-    ("who", "who"),
-)
+if TYPE_CHECKING:  # the collectors' registry builds its scripts here: no import cycle at run time
+    from exporter.collectors.base import Collector
+
+START = "@@optilab "
+END = "@@end"
+#: What a path or glob may contain: constants in code, but checked so no quoting is ever needed.
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_.,:+@%*?\[\]/-]+$")
+_SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_COMMANDS = 8
+#: bytes read of any one file at most (``head -c``): a runaway file cannot flood the answer.
+FILE_CAP = 1 << 20
+_STATUS = "@rc "
+_NOT_FOUND = ("126", "127")
 
 
-def build_script(sections: tuple[tuple[str, str], ...] = SECTIONS) -> str:
-    """Join the section commands into one script; stderr is dropped so errors stay out of the data.
+def script_parts(collectors: Iterable[Collector]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The de-duplicated paths and commands of ``collectors``, in first-declared order."""
+    paths: dict[str, None] = {}
+    commands: dict[str, str] = {}
+    for collector in collectors:
+        for path in collector.paths:
+            if not _SAFE_PATH.match(path):
+                raise ValueError(f"collector {collector.name}: unsafe path {path!r}")
+            paths.setdefault(path, None)
+        for name, command in collector.commands:
+            if not _SAFE_NAME.match(name):
+                raise ValueError(f"collector {collector.name}: bad command name {name!r}")
+            if commands.setdefault(name, command) != command:
+                raise ValueError(f"command {name!r} declared twice with different text")
+    if len(commands) > MAX_COMMANDS:
+        raise ValueError(f"{len(commands)} commands; at most {MAX_COMMANDS} fit in one script")
+    return tuple(paths), tuple(commands.items())
 
-    The output is collected in a shell variable and written once: streamed, its ~30 small writes
-    arrive as ~30 SSH packets, and paramiko's per-packet cost was most of the exporter's CPU per
-    probe (3.5 ms against 1.05 ms buffered, measured). The price: a session cut mid-script returns
-    nothing instead of a prefix, which the probe reports as a failure either way.
-    """
-    lines = [
-        "LC_ALL=C; export LC_ALL",
-        "T=; command -v timeout >/dev/null 2>&1 && T='timeout 5'",
-        "o=$(",
-    ]
-    for name, command in sections:
-        lines.append(f"echo '{MARKER}{name}'; {{ {command}; }} 2>/dev/null")
-    lines.append(f"echo '{MARKER}end'")
-    lines.append(")")
-    lines.append("printf '%s\\n' \"$o\"")
+
+def build_script(collectors: Iterable[Collector]) -> str:
+    """One constant POSIX sh script that prints every source of ``collectors``, framed."""
+    paths, commands = script_parts(collectors)
+    lines = ["LC_ALL=C; export LC_ALL", "set -- " + " ".join(paths)]
+    # keep what exists and is readable (globs that matched nothing stay literal and drop out here)
+    lines.append("for f; do shift; case $f in *'\n'*) ;; *) [ -r \"$f\" ] && set -- \"$@\" \"$f\";; esac; done")
+    lines.append(f"printf '{START}%d\\n' $#")
+    lines.append("[ $# -gt 0 ] && printf '%s\\n' \"$@\"")
+    lines.append(f"head -v -c {FILE_CAP} -- \"$@\" /dev/null 2>/dev/null")
+    for name, command in commands:
+        lines.append(f"printf '\\n==> cmd:{name} <==\\n'")
+        lines.append(f"{{ {command}\n}} 2>/dev/null; echo \"{_STATUS}$?\"")
+    lines.append(f"echo '{END}'")
     return "\n".join(lines) + "\n"
 
 
-BATCH_SCRIPT = build_script()
+def command_names(collectors: Iterable[Collector]) -> tuple[str, ...]:
+    """The command names of the script, in the order it runs them."""
+    return tuple(name for name, _ in script_parts(collectors)[1])
 
 
-def split_sections(output: str) -> tuple[dict[str, str], bool]:
-    """Split the script's output into ``{section: text}``; the flag says the ``end`` marker arrived.
+def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str], bool]:
+    """The script's output back to ``{path or "cmd:<name>": text}``; the flag says it arrived whole.
 
-    Text before the first marker (a noisy login banner, say) is ignored.
+    ``commands`` are the script's command names in order (:func:`command_names`). Text before the
+    start line (a login banner) is ignored.
     """
-    sections: dict[str, str] = {}
-    current: str | None = None
-    buffer: list[str] = []
-    complete = False
-    for line in output.splitlines():
-        if line.startswith(MARKER):
-            if current is not None:
-                sections[current] = "\n".join(buffer) + ("\n" if buffer else "")
-            current, buffer = line[len(MARKER):].strip(), []
-            if current == "end":
-                complete = True
-                current = None
-            continue
-        if current is not None:
-            buffer.append(line)
-    if current is not None:
-        sections[current] = "\n".join(buffer) + ("\n" if buffer else "")
-    return sections, complete
+    start, count, eol = output.find(START), -1, -1
+    while start >= 0:  # the first line "@@optilab <count>" (a banner may say anything before it)
+        eol = output.find("\n", start)
+        number = output[start + len(START):eol] if eol > 0 else ""
+        if (start == 0 or output[start - 1] == "\n") and number.isdigit():
+            count = int(number)
+            break
+        start = output.find(START, start + 1)
+    if count < 0:
+        return {}, False
+    pos = eol + 1
+    names = []
+    for _ in range(count):
+        eol = output.find("\n", pos)
+        if eol < 0:
+            return {}, False
+        names.append(output[pos:eol])
+        pos = eol + 1
+    names.append("/dev/null")
+    names.extend(f"cmd:{name}" for name in commands)
+    found: list[tuple[str, int, int]] = []  # (name, content start, header start)
+    for name in names:
+        header = f"==> {name} <==\n"
+        at = output.find(header, pos)
+        if at < 0:
+            continue  # vanished between the shell's test and head's open, or the answer was cut
+        found.append((name, at + len(header), at))
+        pos = at + len(header)
+    end_at = output.find(f"\n{END}\n", pos - 1)
+    complete = bool(found) and found[-1][0] == names[-1] and end_at >= 0
+    bounds = [header for _, _, header in found[1:]] + [end_at + 1 if end_at >= 0 else len(output) + 1]
+    sources: dict[str, str] = {}
+    suspect: set[int] = set()
+    for index, ((name, begin, _header), stop) in enumerate(zip(found, bounds, strict=True)):
+        text = output[begin:max(begin, stop - 1)]  # the newline before the next header is framing
+        if f"==> {name} <==\n" in text:
+            suspect.update((index - 1, index))
+        sources[name] = text
+    for index in suspect:
+        if index >= 0:
+            sources.pop(found[index][0], None)
+    sources.pop("/dev/null", None)
+    for name in commands:
+        key = f"cmd:{name}"
+        if key in sources:
+            body, sep, status = sources.pop(key).rpartition(_STATUS)
+            if sep and status.strip() not in _NOT_FOUND:
+                sources[key] = body
+    return {k: v for k, v in sources.items() if v or k.startswith("cmd:")}, complete
+
+
+def frame(sources: Mapping[str, str], commands: Sequence[str] = ()) -> str:
+    """What the script prints for ``sources`` (path -> text, plus ``cmd:<name>`` for ``commands``):
+    the simulator's answer, and a way to build test inputs. Commands get exit status 0, or 127 (not
+    found) when ``sources`` has nothing for them."""
+    files = [(path, text) for path, text in sources.items() if not path.startswith("cmd:")]
+    parts = [f"{START}{len(files)}\n", *(f"{path}\n" for path, _ in files)]
+    for index, (path, text) in enumerate([*files, ("/dev/null", "")]):
+        parts.append(("\n" if index else "") + f"==> {path} <==\n")
+        parts.append(text)
+    for name in commands:  # a command without a source is one the host does not have
+        text = sources.get(f"cmd:{name}")
+        parts.append(f"\n==> cmd:{name} <==\n{text or ''}{_STATUS}{127 if text is None else 0}\n")
+    parts.append(f"{END}\n")
+    return "".join(parts)
+
+
+def __getattr__(name: str) -> object:
+    """``BATCH_SCRIPT`` (the default plan's script), ``DEFAULT_PATHS`` and ``DEFAULT_COMMANDS`` (what it
+    reads and runs), built on first use: the collectors' registry imports this module, so they cannot
+    be built at import time."""
+    if name in ("BATCH_SCRIPT", "DEFAULT_PATHS", "DEFAULT_COMMANDS"):
+        from exporter.collectors import make_plan
+
+        plan = make_plan()
+        paths = script_parts(collector for collector, _ in plan.collectors)[0]
+        values = {"BATCH_SCRIPT": plan.script, "DEFAULT_PATHS": paths, "DEFAULT_COMMANDS": plan.commands}
+        globals().update(values)
+        return values[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

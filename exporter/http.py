@@ -34,9 +34,8 @@ from prometheus_client.core import Metric
 
 from exporter.admission import Admission, Flights
 from exporter.config import Config, HostEntry, TargetError, parse_target
-from exporter.metrics import render
-from exporter.metrics_node import NO_EXTRA
-from exporter.probe import Prober, ProbeResult
+from exporter.family import Exposition, render
+from exporter.probe import Prober
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +244,7 @@ class ExporterApp:
         ``deadline`` (the answer's deadline). ``fail``: a failed probe raises :class:`ProbeFailedError`
         (``fail_status=5xx``, so that Prometheus records ``up == 0``)."""
         collect_by = deadline - self.render_one.reserve(1, deadline - started)
-        result = self.flights.probe(self.runtime.prober, entry, collect_by, NO_EXTRA, started)
+        result = self.flights.probe(self.runtime.prober, entry, collect_by, started)
         self.probes.labels(result.reason or "success").inc()
         if fail and result.reason is not None:
             self.scrape_seconds.labels("target").observe(self._clock() - started)
@@ -256,21 +255,19 @@ class ExporterApp:
         return body
 
     def _probe_many(self, entries: list[HostEntry], started: float, deadline: float) -> bytes:
-        """Probe every entry concurrently (bounded); each host's series get instance + department. A
-        host's failure, whatever it is, costs that host's series only (``Flights.probe``)."""
+        """Probe every entry concurrently (bounded); each host's series get instance + department at
+        render time. A host's failure, whatever it is, costs that host's series only
+        (``Flights.probe``). Each answer becomes text as soon as it is in (in inventory order), so its
+        families die young."""
         collect_by = deadline - self.render_many.reserve(len(entries), deadline - started)
         workers = gevent.pool.Pool(self.runtime.config.probe.concurrency)
         prober, flights = self.runtime.prober, self.flights
-        results: list[ProbeResult] = workers.map(
-            lambda entry: flights.probe(prober, entry, collect_by,
-                                        {"instance": str(entry.target), "department": entry.department},
-                                        started),
-            entries)
-        families: list[Metric] = []
-        for result in results:
+        exposition = Exposition()
+        results = workers.imap(lambda entry: (entry, flights.probe(prober, entry, collect_by, started)), entries)
+        for entry, result in results:
             self.probes.labels(result.reason or "success").inc()
-            families += result.families
-        return self.render_many.timed(len(entries), lambda: render(families))
+            exposition.add(result.families, {"instance": str(entry.target), "department": entry.department})
+        return self.render_many.timed(len(entries), exposition.render)
 
     def _shed(self, start_response: StartResponse, fan_out: bool) -> list[bytes]:
         """503 like node_exporter's --web.max-requests: the exporter is overloaded, not the hosts."""

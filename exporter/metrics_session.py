@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from exporter.config import Target
+from exporter.family import Family, gauge
 from exporter.logincheck import LoginResult
-from exporter.metrics_node import NO_EXTRA, Extra, gauge
 
 MODES = ("shell", "exec")
 
@@ -28,28 +26,28 @@ class TransportView(Protocol):
     def login_result(self, target: Target) -> LoginResult | None: ...
 
 
-def session_families(runner: object, target: Target, extra: Extra = NO_EXTRA) -> list[Metric]:
+def session_families(runner: object, target: Target) -> list[Family]:
     """The transport's families for ``target``; none for a runner that is not an ``SshPool`` (tests)."""
     if not hasattr(runner, "host_mode") or not hasattr(runner, "login_result"):
         return []
     view: TransportView = runner  # type: ignore[assignment]
-    families: list[Metric] = []
+    families: list[Family] = []
     mode = view.host_mode(target)
     if mode is not None:
-        family = GaugeMetricFamily("optilab_session_mode",
-                                   "How the exporter reaches this host: 1 for the current mode (shell = one "
-                                   "long-lived /bin/sh, exec = one exec per scrape).", labels=("mode", *extra))
+        family = Family("optilab_session_mode", "gauge",
+                        "How the exporter reaches this host: 1 for the current mode (shell = one "
+                        "long-lived /bin/sh, exec = one exec per scrape).", ("mode",))
         for name in MODES:
-            family.add_metric((name, *extra.values()), 1.0 if name == mode else 0.0)
+            family.add((name,), 1.0 if name == mode else 0.0)
         families.append(family)
     login = view.login_result(target)
     if login is not None:
         families += [
             gauge("optilab_login_check_success", "1 if the last fresh SSH login (new connection, auth, exec, "
-                  "write in home) worked.", 1.0 if login.success else 0.0, extra),
+                  "write in home) worked.", 1.0 if login.success else 0.0),
             gauge("optilab_login_check_timestamp_seconds", "Unix time the last fresh-login check ended.",
-                  login.timestamp, extra),
+                  login.timestamp),
             gauge("optilab_login_check_duration_seconds", "Wall time of the last fresh-login check "
-                  "(0 when a scrape's own new connection counted as the check).", login.duration, extra),
+                  "(0 when a scrape's own new connection counted as the check).", login.duration),
         ]
     return families

@@ -1,4 +1,4 @@
-"""Pure parsers for the host's identity and occupancy: uname, os-release, the target's clock, ``who``.
+"""Pure parsers for the host's identity and occupancy: os-release and ``who``.
 
 These come from userland tools, so they differ between GNU coreutils and busybox; each parser
 accepts both (busybox ``who`` may print a header, or nothing at all where musl keeps no utmp).
@@ -9,18 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Uname:
-    """``uname -s -n -r -v -m`` one per line; ``domainname`` only if a sixth line supplies it."""
-
-    sysname: str
-    nodename: str
-    release: str
-    version: str
-    machine: str
-    domainname: str = ""
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -32,14 +21,6 @@ class Session:
     host: str = ""
 
 
-def parse_uname(text: str) -> Uname:
-    """Five lines (``-s``, ``-n``, ``-r``, ``-v``, ``-m``); one per line: versions have spaces."""
-    lines = text.splitlines()
-    if len(lines) not in (5, 6) or not all(line.strip() for line in lines[:5]):
-        raise ValueError(f"expected 5 uname lines, got {len(lines)}")
-    return Uname(*(line.strip() for line in lines))
-
-
 def _unquote(value: str) -> str:
     """os-release values follow shell quoting rules (os-release(5)); shlex undoes them."""
     try:
@@ -49,7 +30,17 @@ def _unquote(value: str) -> str:
     return " ".join(words)
 
 
+@lru_cache(maxsize=256)
+def _parse_osrelease(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(_osrelease_fields(text).items())
+
+
 def parse_osrelease(text: str) -> dict[str, str]:
+    """Parse ``KEY=value`` lines of /etc/os-release (cached by text: it does not change between scrapes)."""
+    return dict(_parse_osrelease(text))
+
+
+def _osrelease_fields(text: str) -> dict[str, str]:
     """Parse ``KEY=value`` lines of /etc/os-release; comments and blank lines are allowed, ``ID`` is required.
 
     ``ID`` defaults to ``linux`` per os-release(5), but a file without it is more likely a wrong file.
@@ -66,14 +57,6 @@ def parse_osrelease(text: str) -> dict[str, str]:
     if "ID" not in fields:
         raise ValueError("os-release without ID")
     return fields
-
-
-def parse_time(text: str) -> float:
-    """The target's clock from ``date +%s`` (seconds since the epoch, fractional part allowed)."""
-    fields = text.split()
-    if len(fields) != 1:
-        raise ValueError(f"expected one timestamp, got {text.strip()!r}")
-    return float(fields[0])
 
 
 _WHO_HEADERS = ("USER", "NAME")

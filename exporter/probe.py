@@ -1,10 +1,12 @@
-"""One probe of one host: health gate, one batched exec under the deadline, parse, metric families.
+"""One probe of one host: health gate, one framed request under the deadline, collectors, families.
 
-This is the only place that keeps per-host collection state: the previous snapshot of each host
-(CPU percent is a delta between two reads of /proc/stat) and, through :class:`HealthBook`, its
-health. The SSH side is injected as a ``runner`` (``SshPool.run`` in production) and the remote
-command as ``script`` (``BATCH_SCRIPT``; tests swap in a command that hangs) — the script is never
-built from request input.
+This is the only place that keeps per-host collection state: the previous /proc/stat of each host
+(CPU percent is a delta between two reads) and, through :class:`HealthBook`, its health. The SSH side
+is injected as a ``runner`` (``SshPool.run`` in production); what runs on the target is the plan's
+constant script (``exporter/collectors``: one per set of enabled collectors), never built from request
+input (tests may swap in a ``script`` that hangs). Each collector turns the answer's sources into
+families on its own: one that fails costs only its own series and reports
+``node_scrape_collector_success{collector} 0``.
 """
 
 from __future__ import annotations
@@ -15,18 +17,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client.core import Metric
-
-from exporter.command import BATCH_SCRIPT, SECTIONS, split_sections
+from exporter.collectors import Plan, make_plan
+from exporter.collectors.lab import NAME as LAB
+from exporter.command import split_sources
 from exporter.config import HostEntry, Target
+from exporter.family import Family
 from exporter.health import HealthBook, Transition, is_jump_reason
 from exporter.hostkeys import SshError
-from exporter.metrics import HostLabels, probe_families, snapshot_families
-from exporter.metrics_node import NO_EXTRA, Extra
+from exporter.metrics import HostLabels, collector_families, cpu_usage_percent, lab_families, probe_families
 from exporter.metrics_session import session_families
-from exporter.parsers import HostSnapshot, parse_snapshot
+from exporter.parsers_proc import Stat, parse_stat_cached
 
 log = logging.getLogger(__name__)
+
+#: Series one host may add to an answer before the rest of its collectors' series are left out.
+DEFAULT_SERIES_CAP = 20_000
+#: Seconds between refreshes of the slow tier (timex: a program start per refresh), served from cache.
+SLOW_INTERVAL = 60.0
+#: A slow-tier refresh starts only if the deadline leaves at least this much time (perl's adjtimex
+#: takes ~10 ms; a 1 s scrape interval leaves ~0.5 s).
+SLOW_BUDGET = 0.2
 
 
 class Runner(Protocol):
@@ -35,7 +45,7 @@ class Runner(Protocol):
 
 @dataclass(frozen=True)
 class ProbeResult:
-    families: list[Metric]
+    families: list[Family]
     success: bool
     reason: str | None  # docs/interfaces.md reasons; None on success
     state: str  # health state after this probe
@@ -43,53 +53,144 @@ class ProbeResult:
     labels: HostLabels
 
 
+_DEFAULT_PLAN = make_plan()
+#: families that a collector reports whatever the host answered: no proof that the answer was usable
+_NOT_EVIDENCE = {"node_textfile_scrape_error", "node_textfile_mtime_seconds"}
+
+
 class Prober:
-    def __init__(self, runner: Runner, health: HealthBook, script: str = BATCH_SCRIPT,
+    def __init__(self, runner: Runner, health: HealthBook, script: str | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 on_transition: Callable[[Transition, HostLabels], None] | None = None) -> None:
-        self.runner, self.health, self.script, self._clock = runner, health, script, clock
+                 on_transition: Callable[[Transition, HostLabels], None] | None = None,
+                 plans: Callable[[HostEntry], Plan] | None = None, series_cap: int = DEFAULT_SERIES_CAP,
+                 timer: Callable[[], float] = time.perf_counter, slow_interval: float = SLOW_INTERVAL) -> None:
+        self.runner, self.health, self.script, self._clock, self._timer = runner, health, script, clock, timer
         self.on_transition = on_transition
-        self._previous: dict[str, HostSnapshot] = {}
+        self.plans = plans or (lambda entry: _DEFAULT_PLAN)
+        self.series_cap = series_cap
+        self.series_cap_hits = 0  # probes that hit the cap (the exporter's own metrics read this)
+        self._capped: set[str] = set()  # hosts whose cap hit was logged already
+        self._previous: dict[str, Stat] = {}
         self._nodenames: dict[str, str] = {}
+        self.slow_interval = slow_interval
+        self._slow: dict[str, tuple[float, dict[str, str]]] = {}  # host -> (read at, slow-tier sources)
 
-    def probe(self, entry: HostEntry, deadline: float, extra: Extra = NO_EXTRA) -> ProbeResult:
-        """Probe ``entry`` now, or answer from its health state while it waits out a backoff.
-
-        ``extra``: labels for every series of this probe (a fan-out's ``instance`` and ``department``).
-        """
+    def probe(self, entry: HostEntry, deadline: float) -> ProbeResult:
+        """Probe ``entry`` now, or answer from its health state while it waits out a backoff."""
         key = str(entry.target)
         started = self._clock()
         if not self.health.may_dial(key):
             labels = self.labels(entry)
             state = self.health.get(key).state
-            families = probe_families(labels, False, 0.0, state, "backoff", extra)
-            return ProbeResult(families, False, "backoff", state, 0.0, labels)
+            return ProbeResult(probe_families(labels, False, 0.0, state, "backoff"), False, "backoff", state, 0.0,
+                               labels)
+        plan = self.plans(entry)
         try:
-            output = self.runner.run(entry.target, self.script, deadline)
+            output = self.runner.run(entry.target, self.script or plan.script, deadline)
         except SshError as exc:
             log.info("probe %s failed: %s", key, exc)
-            return self._failed(entry, exc.reason, started, extra)
-        sections, complete = split_sections(output)
-        snapshot, errors = parse_snapshot(sections, complete)
-        if not complete or len(errors) >= len(SECTIONS):
-            reason = "protocol" if not complete else "parse"  # cut short / not a Linux shell at all
-            log.info("probe %s: unusable output (%s): %s", key, reason, dict(list(errors.items())[:3]))
-            return self._failed(entry, reason, started, extra)
-        if snapshot.uname is not None:
-            self._nodenames[key] = snapshot.uname.nodename
+            return self._failed(entry, exc.reason, started)
+        sources, complete = split_sources(output, plan.commands)
+        if not complete:  # cut short, or not our script's answer at all
+            log.info("probe %s: answer cut short or unframed (%d bytes)", key, len(output))
+            return self._failed(entry, "protocol", started)
+        nodename = sources.get("/proc/sys/kernel/hostname", "").strip()
+        if nodename:
+            self._nodenames[key] = nodename
         labels = self.labels(entry)
-        try:
-            families = snapshot_families(snapshot, self._previous.get(key), labels, errors, extra)
-        except Exception:  # one host's odd output must not fail a whole fan-out
-            log.exception("probe %s: building metrics failed", key)
-            return self._failed(entry, "parse", started, extra)
+        families, results, lab = self._collect(key, plan, sources)
+        if not any(family.samples for family in families if family.name not in _NOT_EVIDENCE):
+            log.info("probe %s: no collector could use the answer: not a Linux shell?", key)
+            return self._failed(entry, "parse", started)
+        if plan.slow is not None:
+            slow, ages = self._slow_tier(entry, plan.slow, deadline)
+            families += slow[0]
+            results.update(slow[1])
+        families, dropped = self._cap(key, families)
+        stat = None
+        if "/proc/stat" in sources:
+            try:
+                stat = parse_stat_cached(sources["/proc/stat"])
+            except ValueError:
+                stat = None
+        previous = self._previous.get(key)
+        cpu = cpu_usage_percent(stat, previous) if stat is not None and previous is not None else None
+        families += collector_families(results)
+        if plan.slow is not None:
+            families += ages
+        families += lab_families(lab, cpu, labels)
         transition = self.health.record_success(key)
         duration = self._clock() - started
-        families += probe_families(labels, True, duration, "healthy", None, extra)
-        families += session_families(self.runner, entry.target, extra)
-        self._previous[key] = snapshot
+        families += probe_families(labels, True, duration, "healthy", None, dropped)
+        families += session_families(self.runner, entry.target)
+        if stat is not None:
+            self._previous[key] = stat
+        else:
+            self._previous.pop(key, None)
         self._announce(transition, labels)
         return ProbeResult(families, True, None, "healthy", duration, labels)
+
+    def _collect(self, key: str, plan: Plan, sources: dict[str, str]
+                 ) -> tuple[list[Family], dict[str, tuple[bool, float]], list[Family]]:
+        """Run every collector of the plan on the sources: (families, {name: (ok, seconds)}, lab's)."""
+        families: list[Family] = []
+        lab: list[Family] = []
+        results: dict[str, tuple[bool, float]] = {}
+        for collector, options in plan.collectors:
+            began = self._timer()
+            try:
+                built = collector.collect(sources, options)
+                ok = True
+            except (ValueError, IndexError, KeyError, ZeroDivisionError) as exc:
+                log.debug("probe %s: collector %s failed: %s", key, collector.name, exc)
+                built, ok = [], False
+            (lab if collector.name == LAB else families).extend(built)
+            results[collector.name] = (ok, self._timer() - began)
+        return families, results, lab
+
+    def _slow_tier(self, entry: HostEntry, plan: Plan, deadline: float
+                   ) -> tuple[tuple[list[Family], dict[str, tuple[bool, float]], list[Family]], list[Family]]:
+        """The slow collectors on their cached sources, refreshed first if older than the interval and
+        the deadline leaves time; plus ``optilab_scrape_collector_cache_age_seconds{collector}``."""
+        key = str(entry.target)
+        now = self._clock()
+        cached = self._slow.get(key)
+        due = cached is None or now - cached[0] >= self.slow_interval
+        tried = False
+        if due and deadline - now >= SLOW_BUDGET:
+            tried = True
+            try:
+                sources, complete = split_sources(self.runner.run(entry.target, plan.script, deadline), plan.commands)
+                if complete:
+                    cached = self._slow[key] = (self._clock(), sources)
+            except SshError as exc:  # the fast tier answered; a failed refresh keeps the last answer
+                log.info("probe %s: slow tier refresh failed: %s", key, exc)
+        age = Family("optilab_scrape_collector_cache_age_seconds", "gauge",
+                     "Seconds since the slow-tier collector's sources were read from the host.", ("collector",))
+        if cached is None:  # never read: failed if it was tried, else not reported until it is
+            failed = {c.name: (False, 0.0) for c, _ in plan.collectors} if tried else {}
+            return ([], failed, []), [age]
+        for collector, _ in plan.collectors:
+            age.add((collector.name,), max(0.0, self._clock() - cached[0]))
+        return self._collect(key, plan, cached[1]), [age]
+
+    def _cap(self, key: str, families: list[Family]) -> tuple[list[Family], int]:
+        """Keep whole families, in collector order, up to the per-host series cap."""
+        total = sum(len(family.samples) for family in families)
+        if total <= self.series_cap:
+            return families, 0
+        kept, count = [], 0
+        for family in families:
+            if count + len(family.samples) > self.series_cap:
+                break
+            kept.append(family)
+            count += len(family.samples)
+        self.series_cap_hits += 1
+        if key not in self._capped:
+            self._capped.add(key)
+            log.warning("probe %s: %d series exceed the cap of %d per host; %d left out (logged once per host)",
+                        key, total, self.series_cap, total - count)
+        return kept, total - count
 
     def labels(self, entry: HostEntry) -> HostLabels:
         """Lab labels: the inventory's name, else the host's own nodename once read, else its address."""
@@ -99,12 +200,13 @@ class Prober:
 
     def forget_except(self, targets: set[str]) -> None:
         """Drop state of hosts that left the inventory (after a reload)."""
-        for store in (self._previous, self._nodenames):
+        for store in (self._previous, self._nodenames, self._slow):
             for key in [k for k in store if k not in targets]:
                 del store[key]
+        self._capped &= targets
         self.health.forget_except(targets)
 
-    def _failed(self, entry: HostEntry, reason: str, started: float, extra: Extra) -> ProbeResult:
+    def _failed(self, entry: HostEntry, reason: str, started: float) -> ProbeResult:
         key = str(entry.target)
         self._previous.pop(key, None)  # a gap (reboot?) must not become one giant CPU delta
         # a bastion failure is not this host's: it keeps its state (the bastion has its own, exporter/jump.py)
@@ -113,8 +215,8 @@ class Prober:
         labels = self.labels(entry)
         duration = self._clock() - started
         self._announce(transition, labels)
-        families = probe_families(labels, False, duration, state, reason, extra)
-        families += session_families(self.runner, entry.target, extra)
+        families = probe_families(labels, False, duration, state, reason)
+        families += session_families(self.runner, entry.target)
         return ProbeResult(families, False, reason, state, duration, labels)
 
     def _announce(self, transition: Transition | None, labels: HostLabels) -> None:

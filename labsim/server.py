@@ -22,7 +22,7 @@ import gevent
 import paramiko
 from gevent.server import StreamServer
 
-from exporter.command import SECTIONS
+from exporter.command import DEFAULT_COMMANDS, DEFAULT_PATHS
 from exporter.shellsession import SHELL_COMMAND
 from labsim.faults import Fault, Mode, garbage
 from labsim.keys import load_or_create, replace_key
@@ -121,7 +121,7 @@ def _answer(host: SimHost, channel: paramiko.Channel, command: str,
     if fault.mode is Mode.SLOW:
         gevent.sleep(fault.delay)
     if fault.mode is Mode.GARBAGE:
-        reply = Reply(garbage((name for name, _ in SECTIONS), seed=host.execs))
+        reply = Reply(garbage(DEFAULT_PATHS, DEFAULT_COMMANDS, seed=host.execs))
         host.execs += 1
     else:
         reply = host.answer(command)

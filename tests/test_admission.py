@@ -21,13 +21,11 @@ from exporter.config import HealthSettings, HostEntry, Target, key_file_problems
 from exporter.health import HealthBook
 from exporter.hostkeys import SshError
 from exporter.http import ExporterApp
-from exporter.metrics_node import NO_EXTRA
 from exporter.overload import LoopMonitor, QueueSlots, call_started, probe_window, timeout_reason
 from exporter.probe import Prober
-from tests.test_http import INVENTORY, OUTPUT, FakeRuntime, samples
+from tests.test_http import FAST, INVENTORY, FakeRuntime, output, samples
 
 ENTRY = HostEntry(Target("127.0.1.1", 22), "physics", "pc-01")
-FAN_OUT = {"instance": "127.0.1.1:22", "department": "physics"}
 
 
 class SlowRunner:
@@ -41,18 +39,19 @@ class SlowRunner:
         gevent.sleep(self.seconds)
         if self.reason:
             raise SshError(self.reason, "fake")
-        return OUTPUT.format(name="pc-01")
+        return output("pc-01")
 
 
 def prober_with(runner: SlowRunner) -> Prober:
-    return Prober(runner, HealthBook(HealthSettings(jitter=0, degraded_after=1, offline_after=2, dead_after=3)))
+    return Prober(runner, HealthBook(HealthSettings(jitter=0, degraded_after=1, offline_after=2, dead_after=3)),
+                  plans=lambda entry: FAST)
 
 
 def test_concurrent_probes_of_one_host_share_one_collection_and_count_once() -> None:
     runner = SlowRunner(0.05, reason="timeout")
     prober, flights = prober_with(runner), Flights()
     now = time.monotonic()
-    jobs = [gevent.spawn(flights.probe, prober, ENTRY, now + 5, NO_EXTRA, now) for _ in range(6)]
+    jobs = [gevent.spawn(flights.probe, prober, ENTRY, now + 5, now) for _ in range(6)]
     gevent.joinall(jobs, timeout=5)
     assert [job.value.reason for job in jobs] == ["timeout"] * 6
     assert runner.calls == 1 and flights.shared["host"] == 5
@@ -64,28 +63,29 @@ def test_a_joiner_whose_deadline_comes_first_answers_without_counting() -> None:
     runner = SlowRunner(0.3, reason="timeout")
     prober, flights = prober_with(runner), Flights()
     now = time.monotonic()
-    leader = gevent.spawn(flights.probe, prober, ENTRY, now + 5, NO_EXTRA, now)
+    leader = gevent.spawn(flights.probe, prober, ENTRY, now + 5, now)
     gevent.sleep(0)
-    early = flights.probe(prober, ENTRY, now + 0.05, NO_EXTRA, now)
+    early = flights.probe(prober, ENTRY, now + 0.05, now)
     assert (early.success, early.reason) == (False, "timeout")
     assert prober.health.get("127.0.1.1:22").failures == 0  # the leader has not finished yet
     leader.join(timeout=5)
     assert prober.health.get("127.0.1.1:22").failures == 1 and runner.calls == 1
 
 
-def test_a_fan_out_and_a_single_probe_of_one_host_get_their_own_labels() -> None:
+def test_a_fan_out_and_a_single_probe_of_one_host_share_one_collection() -> None:
+    """Families carry no request labels (a fan-out adds instance and department when it renders), so a
+    fan-out and a single-target probe of the same host can share one collection."""
     runner = SlowRunner(0.05)
     prober, flights = prober_with(runner), Flights()
     now = time.monotonic()
-    fan_out = gevent.spawn(flights.probe, prober, ENTRY, now + 5, FAN_OUT, now)
+    fan_out = gevent.spawn(flights.probe, prober, ENTRY, now + 5, now)
     gevent.sleep(0)
-    single = flights.probe(prober, ENTRY, now + 5, NO_EXTRA, now)
+    single = flights.probe(prober, ENTRY, now + 5, now)
     fan_out.join(timeout=5)
-    labels = [s.labels for f in single.families for s in f.samples if s.name == "optilab_probe_success"]
-    assert labels == [{}] and single.success
-    fan_labels = [s.labels for f in fan_out.value.families for s in f.samples if s.name == "optilab_probe_success"]
-    assert fan_labels == [FAN_OUT]
-    assert runner.calls == 2  # one after the other, never at the same time
+    assert single.success and fan_out.value is single
+    success = [family for family in single.families if family.name == "optilab_probe_success"]
+    assert [(family.labels, family.samples) for family in success] == [((), [((), 1.0)])]
+    assert runner.calls == 1
 
 
 def test_a_probe_that_starts_too_late_dials_nothing_and_an_exporter_bug_costs_one_host() -> None:
@@ -97,10 +97,10 @@ def test_a_probe_that_starts_too_late_dials_nothing_and_an_exporter_bug_costs_on
     runner = SlowRunner(0)
     prober, flights = prober_with(runner), Flights()
     now = time.monotonic()
-    late = flights.probe(prober, ENTRY, now + 0.01, NO_EXTRA, now - 4)
+    late = flights.probe(prober, ENTRY, now + 0.01, now - 4)
     assert (late.reason, runner.calls, prober.health.get("127.0.1.1:22").state) == ("overload", 0, "healthy")
     broken = prober_with(Broken(0))
-    result = flights.probe(broken, ENTRY, now + 5, NO_EXTRA, now)
+    result = flights.probe(broken, ENTRY, now + 5, now)
     assert (result.success, result.reason, broken.health.get("127.0.1.1:22").failures) == (False, "internal", 0)
 
 
@@ -139,7 +139,7 @@ def test_requests_beyond_the_limit_get_503_and_are_counted() -> None:
 
     def blocked(target: Target, command: str, deadline: float) -> str:
         release.wait(5)
-        return OUTPUT.format(name="x")
+        return output("x")
     runtime.runner.run = blocked  # type: ignore[method-assign]
     app = ExporterApp(runtime, max_requests=2)
     client = Client(app)

@@ -29,7 +29,7 @@ from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from pathlib import Path
 import gevent
-from exporter.command import BATCH_SCRIPT, split_sections
+from exporter.command import BATCH_SCRIPT, DEFAULT_COMMANDS, split_sources
 from exporter.config import PoolSettings, SessionSettings, SshSettings, Target
 from exporter.hostkeys import SshError
 from exporter.metrics_session import session_families
@@ -54,15 +54,16 @@ def ask(action):
     sys.stdin.readline()
 
 def families():
-    return {s.name + json.dumps(s.labels, sort_keys=True): s.value
-            for f in session_families(pool, target) for s in f.samples}
+    return {f.name + json.dumps(dict(zip(f.labels, values)), sort_keys=True): value
+            for f in session_families(pool, target) for values, value in f.samples}
 
 out = {}
 scenario = args["scenario"]
 if scenario == "roundtrips":
     out["outputs"] = [run() for _ in range(20)]
     batch = [run(BATCH_SCRIPT) for _ in range(3)]
-    out["batch"] = [sorted(split_sections(b)[0]) + [split_sections(b)[1]] for b in batch]
+    out["batch"] = [sorted(split_sources(b, DEFAULT_COMMANDS)[0]) + [split_sources(b, DEFAULT_COMMANDS)[1]]
+                    for b in batch]
     out["mixed"] = [run("echo one"), run("echo two"), run("printf 'no newline'"), run("true")]
     out["concurrent"] = [g.value for g in gevent.joinall([gevent.spawn(run, "sleep 0.2; echo c") for _ in range(3)])]
     out["families"] = families()
@@ -194,7 +195,7 @@ def test_the_request_is_constant_and_the_nonce_only_hex() -> None:
 def test_one_shell_serves_many_answers_and_reports_its_mode(sshd: Sshd) -> None:
     result = drive(sshd, "roundtrips")
     assert result["outputs"] == ["ok\n"] * 20
-    assert all(sections[-1] is True and "stat" in sections for sections in result["batch"])
+    assert all(sections[-1] is True and "/proc/stat" in sections for sections in result["batch"])
     assert result["mixed"] == ["one\n", "two\n", "no newline", ""]
     assert result["concurrent"] == ["c\n"] * 3  # one on the shell, the others by exec, none interleaved
     assert result["stats"]["shells"]["started"] == 1

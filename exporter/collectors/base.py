@@ -1,0 +1,139 @@
+"""The collector contract: what a collector reads on the target and how it turns that into families.
+
+A collector is data plus one pure function. ``paths`` (constant absolute paths or globs) and
+``commands`` (constant ``(name, shell command)`` pairs, only where no file can do it) say what the
+target must send; :mod:`exporter.command` joins the enabled collectors' needs into one constant script
+and splits the answer back into :data:`Sources`. ``collect(sources, options)`` builds fresh families
+from those sources alone: it raises ``ValueError`` when its sources are there but unusable and returns
+``[]`` when the host simply has nothing for it (no md arrays, no bonds). Nothing a collector declares
+comes from configuration or a request: the script stays one constant string per set of collectors.
+
+``flags`` are the collector's node_exporter options (``--collector.<name>.<flag>``) with upstream's
+defaults; the inventory may set them per department (``exporter/config.py`` checks them) and the
+collector reads them through :class:`CollectorOptions`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType
+
+from exporter.family import Family
+
+#: What the target returned: path -> text for each file read (globs expanded; unreadable, missing or
+#: empty files absent), and ``"cmd:<name>"`` -> stdout for each constant command that could run.
+Sources = Mapping[str, str]
+
+TIERS = ("fast", "slow")
+
+
+@lru_cache(maxsize=256)
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+#: pattern -> {text: whether the pattern finds it}: hosts repeat the same field, device and mount
+#: names every scrape, so each is searched once (bounded: cleared when it grows past the limit)
+_VERDICTS: dict[str, dict[str, bool]] = {}
+_VERDICT_LIMIT = 4096
+
+
+def _found(pattern: str, text: str) -> bool:
+    verdicts = _VERDICTS.get(pattern)
+    if verdicts is None:
+        verdicts = _VERDICTS[pattern] = {}
+    verdict = verdicts.get(text)
+    if verdict is None:
+        if len(verdicts) >= _VERDICT_LIMIT:
+            verdicts.clear()
+        verdict = verdicts[text] = _compile(pattern).search(text) is not None
+    return verdict
+
+
+@dataclass(frozen=True)
+class CollectorOptions:
+    """One collector's flag values for one department: node_exporter's flag name (without the
+    ``collector.<name>.`` prefix) -> value; a flag not set here takes the collector's default."""
+
+    values: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    defaults: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def get(self, flag: str) -> str:
+        if flag in self.values:
+            return self.values[flag]
+        return self.defaults.get(flag, "")
+
+    def regex(self, flag: str) -> re.Pattern[str] | None:
+        """The flag as a compiled regex; ``None`` when empty (node_exporter: an empty pattern is unset).
+        Use ``.search``: Go's ``MatchString`` is unanchored, upstream's patterns anchor themselves."""
+        pattern = self.get(flag)
+        return _compile(pattern) if pattern else None
+
+    def search(self, flag: str, text: str) -> bool | None:
+        """Whether the flag's regex finds ``text`` (Go's unanchored ``MatchString``); ``None`` if unset."""
+        pattern = self.get(flag)
+        return _found(pattern, text) if pattern else None
+
+    def selected(self, flag: str, names: tuple[str, ...]) -> tuple[int, ...]:
+        """Indexes of ``names`` the flag's regex finds (all when unset); cached per list of names, which a
+        kernel repeats unchanged every scrape (/proc/vmstat's fields, a netstat header line)."""
+        return _selected(self.get(flag), names)
+
+    def keep(self, include: str, exclude: str, name: str) -> bool:
+        """node_exporter's device filter: kept unless it misses ``include`` or matches ``exclude``."""
+        return self.search(include, name) is not False and not self.search(exclude, name)
+
+
+@lru_cache(maxsize=512)
+def _selected(pattern: str, names: tuple[str, ...]) -> tuple[int, ...]:
+    if not pattern:
+        return tuple(range(len(names)))
+    regex = _compile(pattern)
+    return tuple(index for index, name in enumerate(names) if regex.search(name))
+
+
+Collect = Callable[[Sources, CollectorOptions], list[Family]]
+
+
+@dataclass(frozen=True)
+class Collector:
+    """One node_exporter collector (``name`` as in ``node_scrape_collector_success{collector}``)."""
+
+    name: str
+    paths: tuple[str, ...]
+    collect: Collect
+    commands: tuple[tuple[str, str], ...] = ()
+    default_enabled: bool = True
+    tier: str = "fast"
+    #: (flag, upstream default) pairs this collector understands, e.g. ("device-exclude", "^lo$").
+    flags: tuple[tuple[str, str], ...] = ()
+    #: flag -> the only values it may take (for flags that select a constant path, like textfile's).
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            raise ValueError(f"collector {self.name}: tier must be one of {TIERS}, got {self.tier!r}")
+
+    def options(self, values: Mapping[str, str] | None = None) -> CollectorOptions:
+        """Options with this collector's defaults; ``values`` are the department's settings."""
+        return CollectorOptions(MappingProxyType(dict(values or {})), MappingProxyType(dict(self.flags)))
+
+
+def source(sources: Sources, path: str) -> str:
+    """The text of ``path``; ``ValueError`` naming it when the target did not send it."""
+    text = sources.get(path)
+    if text is None:
+        raise ValueError(f"{path} not readable on the target")
+    return text
+
+
+def matching(sources: Sources, prefix: str, suffix: str = "") -> dict[str, str]:
+    """``{middle: text}`` for every source ``prefix + middle + suffix`` (a glob's expansion)."""
+    return {
+        path[len(prefix):len(path) - len(suffix)]: text
+        for path, text in sources.items()
+        if path.startswith(prefix) and path.endswith(suffix) and len(path) > len(prefix) + len(suffix)
+    }
