@@ -6,9 +6,34 @@ builder from data to families, plus its :class:`~exporter.collectors.base.Collec
 
 from __future__ import annotations
 
+from exporter.collectors import bonding as _bonding  # col-sys
+from exporter.collectors import cpufreq as _cpufreq  # col-sys
+from exporter.collectors import dmi as _dmi  # col-sys
+from exporter.collectors import edac as _edac  # col-sys
+from exporter.collectors import hwmon as _hwmon  # col-sys
+from exporter.collectors import mdadm as _mdadm  # col-sys
+from exporter.collectors import netclass as _netclass  # col-sys
+from exporter.collectors import nvme as _nvme  # col-sys
+from exporter.collectors import powersupplyclass as _powersupplyclass  # col-sys
+from exporter.collectors import rapl as _rapl  # col-sys
+from exporter.collectors import selinux as _selinux  # col-sys
+from exporter.collectors import thermal_zone as _thermal_zone  # col-sys
 from exporter.collectors.base import Collector, CollectorOptions, Sources
 
-COLLECTORS: list[Collector] = []
+COLLECTORS: list[Collector] = [
+    _bonding.COLLECTOR,  # col-sys
+    _cpufreq.COLLECTOR,  # col-sys
+    _dmi.COLLECTOR,  # col-sys
+    _edac.COLLECTOR,  # col-sys
+    _hwmon.COLLECTOR,  # col-sys
+    _mdadm.COLLECTOR,  # col-sys
+    _netclass.COLLECTOR,  # col-sys
+    _nvme.COLLECTOR,  # col-sys
+    _powersupplyclass.COLLECTOR,  # col-sys
+    _rapl.COLLECTOR,  # col-sys
+    _selinux.COLLECTOR,  # col-sys
+    _thermal_zone.COLLECTOR,  # col-sys
+]
 
 
 def by_name() -> dict[str, Collector]:
