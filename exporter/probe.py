@@ -24,6 +24,7 @@ from exporter.hostkeys import SshError
 from exporter.metrics import HostLabels, probe_families, snapshot_families
 from exporter.metrics_node import NO_EXTRA, Extra
 from exporter.parsers import HostSnapshot, parse_snapshot
+from exporter.slowtier import SlowTier, to_client
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,11 @@ class ProbeResult:
 class Prober:
     def __init__(self, runner: Runner, health: HealthBook, script: str = BATCH_SCRIPT,
                  clock: Callable[[], float] = time.monotonic,
-                 on_transition: Callable[[Transition, HostLabels], None] | None = None) -> None:
+                 on_transition: Callable[[Transition, HostLabels], None] | None = None,
+                 slow: SlowTier | None = None) -> None:
         self.runner, self.health, self.script, self._clock = runner, health, script, clock
         self.on_transition = on_transition
+        self.slow = slow  # col-sys: the slow tier (exporter/slowtier.py), served from its cache
         self._previous: dict[str, HostSnapshot] = {}
         self._nodenames: dict[str, str] = {}
 
@@ -85,6 +88,8 @@ class Prober:
         transition = self.health.record_success(key)
         duration = self._clock() - started
         families += probe_families(labels, True, duration, "healthy", None, extra)
+        if self.slow is not None:  # --- slow-tier hook (col-sys): cached, refreshed in the background
+            families += to_client(self.slow.after_scrape(entry.target), dict(extra))
         self._previous[key] = snapshot
         self._announce(transition, labels)
         return ProbeResult(families, True, None, "healthy", duration, labels)
@@ -101,6 +106,8 @@ class Prober:
             for key in [k for k in store if k not in targets]:
                 del store[key]
         self.health.forget_except(targets)
+        if self.slow is not None:
+            self.slow.forget_except(targets)
 
     def _failed(self, entry: HostEntry, reason: str, started: float, extra: Extra) -> ProbeResult:
         key = str(entry.target)

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.command import BATCH_SCRIPT, MARKER, SECTIONS
+from exporter.collectors import COLLECTORS
+from exporter.command import BATCH_SCRIPT, MARKER, SECTIONS, build_script, command_names, frame
+from exporter.slowtier import slow_collectors
 from labsim.model import HostState
 from labsim.render import RENDERERS, render_osrelease
+from labsim.render_sys import render_systemctl
+
+SLOW_SCRIPT = build_script(slow_collectors(COLLECTORS))
+SLOW_COMMANDS = command_names(slow_collectors(COLLECTORS))
 
 #: single-command forms that some callers add around a section command
 _PREFIXES = ("LC_ALL=C ", "$T ", "timeout 5 ", "env ")
@@ -70,6 +76,8 @@ def respond(command: str, state: HostState, now: float) -> Reply:
     """Answer ``command`` as the host would; ``state`` must already be advanced to ``now``."""
     if command == BATCH_SCRIPT:
         return Reply(render_batch(state, now).encode())
+    if command == SLOW_SCRIPT:  # col-sys: the slow tier's script (systemctl)
+        return Reply(frame(render_systemctl(state, now), SLOW_COMMANDS).encode())
     out = []
     for part in command.replace("\n", ";").split(";"):
         text = _single(part, state, now)

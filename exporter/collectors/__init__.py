@@ -17,6 +17,7 @@ from exporter.collectors import nvme as _nvme  # col-sys
 from exporter.collectors import powersupplyclass as _powersupplyclass  # col-sys
 from exporter.collectors import rapl as _rapl  # col-sys
 from exporter.collectors import selinux as _selinux  # col-sys
+from exporter.collectors import systemd as _systemd  # col-sys
 from exporter.collectors import thermal_zone as _thermal_zone  # col-sys
 from exporter.collectors.base import Collector, CollectorOptions, Sources
 
@@ -32,6 +33,7 @@ COLLECTORS: list[Collector] = [
     _powersupplyclass.COLLECTOR,  # col-sys
     _rapl.COLLECTOR,  # col-sys
     _selinux.COLLECTOR,  # col-sys
+    _systemd.COLLECTOR,  # col-sys (slow tier)
     _thermal_zone.COLLECTOR,  # col-sys
 ]
 
