@@ -66,11 +66,8 @@ class Runtime:
         self.pool = SshPool(config.ssh, config.pool)
         self.pool.start_reaper()
         self.health = HealthBook(config.health)
-        from exporter.collectors import COLLECTORS
-        from exporter.slowtier import SlowTier, slow_collectors
         self.prober = Prober(self.pool, self.health, script=script or BATCH_SCRIPT,
-                             on_transition=self._on_transition,
-                             slow=SlowTier(self.pool, slow_collectors(COLLECTORS)))
+                             on_transition=self._on_transition)
         self.events = self._publisher(config)
         self.reloads: dict[str, int] = {"success": 0, "failure": 0}
 

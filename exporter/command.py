@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from exporter.collectors.base import Collector
+if TYPE_CHECKING:  # the collectors' registry builds its scripts here: no import cycle at run time
+    from exporter.collectors.base import Collector
 
 START = "@@optilab "
 END = "@@end"
@@ -158,86 +160,30 @@ def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str],
 
 def frame(sources: Mapping[str, str], commands: Sequence[str] = ()) -> str:
     """What the script prints for ``sources`` (path -> text, plus ``cmd:<name>`` for ``commands``):
-    the simulator's answer, and a way to build test inputs. Commands get exit status 0."""
+    the simulator's answer, and a way to build test inputs. Commands get exit status 0, or 127 (not
+    found) when ``sources`` has nothing for them."""
     files = [(path, text) for path, text in sources.items() if not path.startswith("cmd:")]
     parts = [f"{START}{len(files)}\n", *(f"{path}\n" for path, _ in files)]
     for index, (path, text) in enumerate([*files, ("/dev/null", "")]):
         parts.append(("\n" if index else "") + f"==> {path} <==\n")
         parts.append(text)
-    for name in commands:
-        if f"cmd:{name}" in sources:
-            text = sources[f"cmd:{name}"]
-            parts.append(f"\n==> cmd:{name} <==\n{text}{_STATUS}0\n")
+    for name in commands:  # a command without a source is one the host does not have
+        text = sources.get(f"cmd:{name}")
+        parts.append(f"\n==> cmd:{name} <==\n{text or ''}{_STATUS}{127 if text is None else 0}\n")
     parts.append(f"{END}\n")
     return "".join(parts)
 
 
-# --- v1 batch (kept until the probe runs on collectors; removed in this branch) ---------------
+def __getattr__(name: str) -> object:
+    """``BATCH_SCRIPT`` (the default plan's script), ``DEFAULT_PATHS`` and ``DEFAULT_COMMANDS`` (what it
+    reads and runs), built on first use: the collectors' registry imports this module, so they cannot
+    be built at import time."""
+    if name in ("BATCH_SCRIPT", "DEFAULT_PATHS", "DEFAULT_COMMANDS"):
+        from exporter.collectors import make_plan
 
-MARKER = "@@optilab "
-
-#: (section name, shell command) in the order the script prints them.
-SECTIONS: tuple[tuple[str, str], ...] = (
-    ("stat", "cat /proc/stat"),
-    ("meminfo", "cat /proc/meminfo"),
-    ("loadavg", "cat /proc/loadavg"),
-    ("uptime", "cat /proc/uptime"),
-    ("netdev", "cat /proc/net/dev"),
-    ("mounts", "cat /proc/mounts"),
-    ("filefd", "cat /proc/sys/fs/file-nr"),
-    ("df", "$T df -PTk"),
-    ("dfi", "$T df -PTi"),
-    ("uname", "uname -s; uname -n; uname -r; uname -v; uname -m"),
-    ("osrelease", "cat /etc/os-release || cat /usr/lib/os-release"),
-    ("time", "date +%s"),
-    ("who", "who"),
-)
-
-
-def _build_batch(sections: tuple[tuple[str, str], ...] = SECTIONS) -> str:
-    """Join the section commands into one script; stderr is dropped so errors stay out of the data.
-
-    The output is collected in a shell variable and written once: streamed, its ~30 small writes
-    arrive as ~30 SSH packets, and paramiko's per-packet cost was most of the exporter's CPU per
-    probe (3.5 ms against 1.05 ms buffered, measured). The price: a session cut mid-script returns
-    nothing instead of a prefix, which the probe reports as a failure either way.
-    """
-    lines = [
-        "LC_ALL=C; export LC_ALL",
-        "T=; command -v timeout >/dev/null 2>&1 && T='timeout 5'",
-        "o=$(",
-    ]
-    for name, command in sections:
-        lines.append(f"echo '{MARKER}{name}'; {{ {command}; }} 2>/dev/null")
-    lines.append(f"echo '{MARKER}end'")
-    lines.append(")")
-    lines.append("printf '%s\\n' \"$o\"")
-    return "\n".join(lines) + "\n"
-
-
-BATCH_SCRIPT = _build_batch()
-
-
-def split_sections(output: str) -> tuple[dict[str, str], bool]:
-    """Split the script's output into ``{section: text}``; the flag says the ``end`` marker arrived.
-
-    Text before the first marker (a noisy login banner, say) is ignored.
-    """
-    sections: dict[str, str] = {}
-    current: str | None = None
-    buffer: list[str] = []
-    complete = False
-    for line in output.splitlines():
-        if line.startswith(MARKER):
-            if current is not None:
-                sections[current] = "\n".join(buffer) + ("\n" if buffer else "")
-            current, buffer = line[len(MARKER):].strip(), []
-            if current == "end":
-                complete = True
-                current = None
-            continue
-        if current is not None:
-            buffer.append(line)
-    if current is not None:
-        sections[current] = "\n".join(buffer) + ("\n" if buffer else "")
-    return sections, complete
+        plan = make_plan()
+        paths = script_parts(collector for collector, _ in plan.collectors)[0]
+        values = {"BATCH_SCRIPT": plan.script, "DEFAULT_PATHS": paths, "DEFAULT_COMMANDS": plan.commands}
+        globals().update(values)
+        return values[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -65,13 +65,10 @@ def format_value(value: float) -> str:
     if value == -math.inf:
         return "-Inf"
     text = repr(value)
-    sign = "-" if text.startswith("-") else ""
-    body = text[len(sign):]
-    dot = body.find(".")
-    if dot > 6:  # Go switches to an exponent sooner (from 1e+06) than Python does (1e+16)
-        digits = (body[:dot] + body[dot + 1:]).rstrip("0")
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{mantissa}e+{dot - 1:02d}"
+    dot = text.find(".")
+    if value > 0 and dot > 6:  # Go switches to an exponent sooner than Python does
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
     return text
 
 

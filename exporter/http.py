@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import Metric
 
 from exporter.config import Config, HostEntry, TargetError, parse_target
-from exporter.metrics import render
+from exporter.family import Family, render, render_groups
 from exporter.probe import Prober, ProbeResult
 
 log = logging.getLogger(__name__)
@@ -123,9 +123,9 @@ class ExporterApp:
                                  f"(known: {', '.join(inventory.departments) or 'none'})")
         else:
             entries, kind = list(inventory.hosts.values()), "all"
-        families = self._fan_out(entries, deadline)
+        body = render_groups(self._fan_out(entries, deadline))
         self.scrape_seconds.labels(kind).observe(self._clock() - started)
-        return CONTENT_TYPE_LATEST, render(families)
+        return CONTENT_TYPE_LATEST, body
 
     def metrics(self, environ: dict[str, Any]) -> tuple[str, bytes]:
         return CONTENT_TYPE_LATEST, generate_latest(self.registry)
@@ -179,19 +179,17 @@ class ExporterApp:
             budget = min(budget, max(scrape_timeout - settings.offset, scrape_timeout / 2))
         return self._clock() + max(0.0, budget)
 
-    def _fan_out(self, entries: list[HostEntry], deadline: float) -> list[Metric]:
-        """Probe every entry concurrently (bounded); each host's series get instance + department."""
+    def _fan_out(self, entries: list[HostEntry], deadline: float) -> list[tuple[list[Family], dict[str, str]]]:
+        """Probe every entry concurrently (bounded); each host's series get instance + department,
+        appended when the answer is rendered."""
         workers = gevent.pool.Pool(self.runtime.config.probe.concurrency)
         prober = self.runtime.prober
-        results: list[ProbeResult] = workers.map(
-            lambda entry: prober.probe(entry, deadline,
-                                       {"instance": str(entry.target), "department": entry.department}),
-            entries)
-        families: list[Metric] = []
-        for result in results:
+        results: list[ProbeResult] = workers.map(lambda entry: prober.probe(entry, deadline), entries)
+        groups = []
+        for entry, result in zip(entries, results, strict=True):
             self.probes.labels(result.reason or "success").inc()
-            families += result.families
-        return families
+            groups.append((result.families, {"instance": str(entry.target), "department": entry.department}))
+        return groups
 
     def _reply(self, start_response: StartResponse, path: str, status: str, body: bytes,
                content_type: str = "text/plain; charset=utf-8",

@@ -9,6 +9,7 @@ fields changes with the kernel version, and every parser accepts a field being a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 #: /proc/stat counts CPU time in USER_HZ ticks, which the kernel ABI fixes at 100 on every architecture.
 USER_HZ = 100
@@ -207,3 +208,8 @@ def parse_filefd(text: str) -> FileFd:
     if len(fields) != 3:
         raise ValueError(f"expected 3 numbers in file-nr, got {text.strip()!r}")
     return FileFd(allocated=int(fields[0]), maximum=int(fields[2]))
+
+
+#: The cpu and stat collectors and the probe's CPU percent all read the same /proc/stat text of a
+#: probe: parse it once (a Stat is immutable; the key is the text itself).
+parse_stat_cached = lru_cache(maxsize=64)(parse_stat)

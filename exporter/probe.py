@@ -1,10 +1,12 @@
-"""One probe of one host: health gate, one batched exec under the deadline, parse, metric families.
+"""One probe of one host: health gate, one framed request under the deadline, collectors, families.
 
-This is the only place that keeps per-host collection state: the previous snapshot of each host
-(CPU percent is a delta between two reads of /proc/stat) and, through :class:`HealthBook`, its
-health. The SSH side is injected as a ``runner`` (``SshPool.run`` in production) and the remote
-command as ``script`` (``BATCH_SCRIPT``; tests swap in a command that hangs) — the script is never
-built from request input.
+This is the only place that keeps per-host collection state: the previous /proc/stat of each host
+(CPU percent is a delta between two reads) and, through :class:`HealthBook`, its health. The SSH side
+is injected as a ``runner`` (``SshPool.run`` in production); what runs on the target is the plan's
+constant script (``exporter/collectors``: one per set of enabled collectors), never built from request
+input (tests may swap in a ``script`` that hangs). Each collector turns the answer's sources into
+families on its own: one that fails costs only its own series and reports
+``node_scrape_collector_success{collector} 0``.
 """
 
 from __future__ import annotations
@@ -15,18 +17,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client.core import Metric
-
-from exporter.command import BATCH_SCRIPT, SECTIONS, split_sections
+from exporter.collectors import Plan, make_plan
+from exporter.collectors.lab import NAME as LAB
+from exporter.command import split_sources
 from exporter.config import HostEntry, Target
+from exporter.family import Family
 from exporter.health import HealthBook, Transition
 from exporter.hostkeys import SshError
-from exporter.metrics import HostLabels, probe_families, snapshot_families
-from exporter.metrics_node import NO_EXTRA, Extra
-from exporter.parsers import HostSnapshot, parse_snapshot
-from exporter.slowtier import SlowTier, to_client
+from exporter.metrics import HostLabels, collector_families, cpu_usage_percent, lab_families, probe_families
+from exporter.parsers_proc import Stat, parse_stat_cached
+from exporter.slowtier import SlowTier
 
 log = logging.getLogger(__name__)
+
+#: Series one host may add to an answer before the rest of its collectors' series are left out.
+DEFAULT_SERIES_CAP = 20_000
+#: Seconds between refreshes of the slow tier (timex: a program start per refresh), served from cache.
+SLOW_INTERVAL = 60.0
+#: A slow-tier refresh starts only if the deadline leaves at least this much time.
+SLOW_BUDGET = 1.0
 
 
 class Runner(Protocol):
@@ -35,7 +44,7 @@ class Runner(Protocol):
 
 @dataclass(frozen=True)
 class ProbeResult:
-    families: list[Metric]
+    families: list[Family]
     success: bool
     reason: str | None  # docs/interfaces.md reasons; None on success
     state: str  # health state after this probe
@@ -43,56 +52,129 @@ class ProbeResult:
     labels: HostLabels
 
 
+_DEFAULT_PLAN = make_plan()
+
+
 class Prober:
-    def __init__(self, runner: Runner, health: HealthBook, script: str = BATCH_SCRIPT,
+    def __init__(self, runner: Runner, health: HealthBook, script: str | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  on_transition: Callable[[Transition, HostLabels], None] | None = None,
-                 slow: SlowTier | None = None) -> None:
-        self.runner, self.health, self.script, self._clock = runner, health, script, clock
+                 plans: Callable[[HostEntry], Plan] | None = None, series_cap: int = DEFAULT_SERIES_CAP,
+                 timer: Callable[[], float] = time.perf_counter, slow_interval: float = SLOW_INTERVAL) -> None:
+        self.runner, self.health, self.script, self._clock, self._timer = runner, health, script, clock, timer
         self.on_transition = on_transition
-        self.slow = slow  # col-sys: the slow tier (exporter/slowtier.py), served from its cache
-        self._previous: dict[str, HostSnapshot] = {}
+        self.plans = plans or (lambda entry: _DEFAULT_PLAN)
+        self.series_cap = series_cap
+        self.series_cap_hits = 0  # probes that hit the cap (the exporter's own metrics read this)
+        self._capped: set[str] = set()  # hosts whose cap hit was logged already
+        self._previous: dict[str, Stat] = {}
         self._nodenames: dict[str, str] = {}
+        self.slow_interval = slow_interval
+        self.slow = SlowTier(runner, interval=slow_interval, clock=clock)  # col-sys: cache, background refresh
 
-    def probe(self, entry: HostEntry, deadline: float, extra: Extra = NO_EXTRA) -> ProbeResult:
-        """Probe ``entry`` now, or answer from its health state while it waits out a backoff.
-
-        ``extra``: labels for every series of this probe (a fan-out's ``instance`` and ``department``).
-        """
+    def probe(self, entry: HostEntry, deadline: float) -> ProbeResult:
+        """Probe ``entry`` now, or answer from its health state while it waits out a backoff."""
         key = str(entry.target)
         started = self._clock()
         if not self.health.may_dial(key):
             labels = self.labels(entry)
             state = self.health.get(key).state
-            families = probe_families(labels, False, 0.0, state, "backoff", extra)
-            return ProbeResult(families, False, "backoff", state, 0.0, labels)
+            return ProbeResult(probe_families(labels, False, 0.0, state, "backoff"), False, "backoff", state, 0.0,
+                               labels)
+        plan = self.plans(entry)
         try:
-            output = self.runner.run(entry.target, self.script, deadline)
+            output = self.runner.run(entry.target, self.script or plan.script, deadline)
         except SshError as exc:
             log.info("probe %s failed: %s", key, exc)
-            return self._failed(entry, exc.reason, started, extra)
-        sections, complete = split_sections(output)
-        snapshot, errors = parse_snapshot(sections, complete)
-        if not complete or len(errors) >= len(SECTIONS):
-            reason = "protocol" if not complete else "parse"  # cut short / not a Linux shell at all
-            log.info("probe %s: unusable output (%s): %s", key, reason, dict(list(errors.items())[:3]))
-            return self._failed(entry, reason, started, extra)
-        if snapshot.uname is not None:
-            self._nodenames[key] = snapshot.uname.nodename
+            return self._failed(entry, exc.reason, started)
+        sources, complete = split_sources(output, plan.commands)
+        if not complete:  # cut short, or not our script's answer at all
+            log.info("probe %s: answer cut short or unframed (%d bytes)", key, len(output))
+            return self._failed(entry, "protocol", started)
+        nodename = sources.get("/proc/sys/kernel/hostname", "").strip()
+        if nodename:
+            self._nodenames[key] = nodename
         labels = self.labels(entry)
-        try:
-            families = snapshot_families(snapshot, self._previous.get(key), labels, errors, extra)
-        except Exception:  # one host's odd output must not fail a whole fan-out
-            log.exception("probe %s: building metrics failed", key)
-            return self._failed(entry, "parse", started, extra)
+        families, results, lab = self._collect(key, plan, sources)
+        if plan.slow is not None:
+            slow, ages = self._slow_tier(entry, plan.slow, deadline)
+            families += slow[0]
+            results.update(slow[1])
+        if not any(ok for name, (ok, _) in results.items() if name != LAB):
+            log.info("probe %s: no collector could use the answer: not a Linux shell?", key)
+            return self._failed(entry, "parse", started)
+        families, dropped = self._cap(key, families)
+        stat = None
+        if "/proc/stat" in sources:
+            try:
+                stat = parse_stat_cached(sources["/proc/stat"])
+            except ValueError:
+                stat = None
+        previous = self._previous.get(key)
+        cpu = cpu_usage_percent(stat, previous) if stat is not None and previous is not None else None
+        families += collector_families(results)
+        if plan.slow is not None:
+            families += ages
+        families += lab_families(lab, cpu, labels)
         transition = self.health.record_success(key)
         duration = self._clock() - started
-        families += probe_families(labels, True, duration, "healthy", None, extra)
-        if self.slow is not None:  # --- slow-tier hook (col-sys): cached, refreshed in the background
-            families += to_client(self.slow.after_scrape(entry.target), dict(extra))
-        self._previous[key] = snapshot
+        families += probe_families(labels, True, duration, "healthy", None, dropped)
+        if stat is not None:
+            self._previous[key] = stat
+        else:
+            self._previous.pop(key, None)
         self._announce(transition, labels)
         return ProbeResult(families, True, None, "healthy", duration, labels)
+
+    def _collect(self, key: str, plan: Plan, sources: dict[str, str]
+                 ) -> tuple[list[Family], dict[str, tuple[bool, float]], list[Family]]:
+        """Run every collector of the plan on the sources: (families, {name: (ok, seconds)}, lab's)."""
+        families: list[Family] = []
+        lab: list[Family] = []
+        results: dict[str, tuple[bool, float]] = {}
+        for collector, options in plan.collectors:
+            began = self._timer()
+            try:
+                built = collector.collect(sources, options)
+                ok = True
+            except (ValueError, IndexError, KeyError, ZeroDivisionError) as exc:
+                log.debug("probe %s: collector %s failed: %s", key, collector.name, exc)
+                built, ok = [], False
+            (lab if collector.name == LAB else families).extend(built)
+            results[collector.name] = (ok, self._timer() - began)
+        return families, results, lab
+
+    def _slow_tier(self, entry: HostEntry, plan: Plan, deadline: float
+                   ) -> tuple[tuple[list[Family], dict[str, tuple[bool, float]], list[Family]], list[Family]]:
+        """The slow collectors on their cached sources (refreshed in the background once older than the
+        interval: exporter/slowtier.py); plus ``optilab_scrape_collector_cache_age_seconds{collector}``."""
+        key = str(entry.target)
+        cached = self.slow.cached(entry.target, plan)  # col-sys: refreshed in its own greenlet (slowtier.py)
+        age = Family("optilab_scrape_collector_cache_age_seconds", "gauge",
+                     "Seconds since the slow-tier collector's sources were read from the host.", ("collector",))
+        if cached is None:
+            return ([], {c.name: (False, 0.0) for c, _ in plan.collectors}, []), [age]
+        for collector, _ in plan.collectors:
+            age.add((collector.name,), max(0.0, self._clock() - cached[0]))
+        return self._collect(key, plan, cached[1]), [age]
+
+    def _cap(self, key: str, families: list[Family]) -> tuple[list[Family], int]:
+        """Keep whole families, in collector order, up to the per-host series cap."""
+        total = sum(len(family.samples) for family in families)
+        if total <= self.series_cap:
+            return families, 0
+        kept, count = [], 0
+        for family in families:
+            if count + len(family.samples) > self.series_cap:
+                break
+            kept.append(family)
+            count += len(family.samples)
+        self.series_cap_hits += 1
+        if key not in self._capped:
+            self._capped.add(key)
+            log.warning("probe %s: %d series exceed the cap of %d per host; %d left out (logged once per host)",
+                        key, total, self.series_cap, total - count)
+        return kept, total - count
 
     def labels(self, entry: HostEntry) -> HostLabels:
         """Lab labels: the inventory's name, else the host's own nodename once read, else its address."""
@@ -105,11 +187,11 @@ class Prober:
         for store in (self._previous, self._nodenames):
             for key in [k for k in store if k not in targets]:
                 del store[key]
+        self.slow.forget_except(targets)
+        self._capped &= targets
         self.health.forget_except(targets)
-        if self.slow is not None:
-            self.slow.forget_except(targets)
 
-    def _failed(self, entry: HostEntry, reason: str, started: float, extra: Extra) -> ProbeResult:
+    def _failed(self, entry: HostEntry, reason: str, started: float) -> ProbeResult:
         key = str(entry.target)
         self._previous.pop(key, None)  # a gap (reboot?) must not become one giant CPU delta
         transition = self.health.record_failure(key, reason)
@@ -117,7 +199,7 @@ class Prober:
         labels = self.labels(entry)
         duration = self._clock() - started
         self._announce(transition, labels)
-        return ProbeResult(probe_families(labels, False, duration, state, reason, extra), False, reason, state,
+        return ProbeResult(probe_families(labels, False, duration, state, reason), False, reason, state,
                            duration, labels)
 
     def _announce(self, transition: Transition | None, labels: HostLabels) -> None:

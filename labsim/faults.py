@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exporter.command import MARKER
+from exporter.command import frame
 
 
 class Mode(StrEnum):
@@ -56,18 +56,16 @@ def parse_fault(text: str, delay: float | None = None) -> Fault:
     return Fault(mode, DEFAULT_DELAY if delay is None else delay)
 
 
-def garbage(sections: Iterable[str], seed: int | None = None) -> bytes:
-    """A program that runs the script but prints nonsense: every section marker, then noise.
+def garbage(paths: Iterable[str], commands: Iterable[str] = (), seed: int | None = None) -> bytes:
+    """A program that runs the script but prints nonsense: every file framed, holding noise.
 
-    Each section holds single-token lines, which no parser accepts, so the exporter sees a complete
+    Each file holds single-token lines, which no parser accepts, so the exporter sees a complete
     answer that fails to parse (reason ``parse``) rather than a cut connection.
     """
     rng = random.Random(seed)
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789%$#/_~^"
-    parts = []
-    for name in (*sections, "end"):
-        parts.append(f"{MARKER}{name}\n")
-        if name != "end":
-            parts += ["~" + "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 60))) + "\n"
-                      for _ in range(rng.randint(1, 4))]
-    return "".join(parts).encode()
+    noise = {path: "".join("~" + "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 60))) + "\n"
+                           for _ in range(rng.randint(1, 4))) for path in paths}
+    names = list(commands)
+    noise.update({f"cmd:{name}": "~" + "".join(rng.choice(alphabet) for _ in range(20)) + "\n" for name in names})
+    return frame(noise, names).encode()

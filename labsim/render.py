@@ -7,10 +7,13 @@ kernel column layouts of /proc, GNU ``df`` (or busybox's on Alpine) with its com
 
 from __future__ import annotations
 
+import fnmatch
 import time
 from collections.abc import Callable
 
+from exporter.command import END, START, frame
 from labsim.model import KIB, USER_HZ, HostState
+from labsim.render_sys import sys_sources
 
 VERSIONS = {"debian": "12 (bookworm)", "ubuntu": "24.04.1 LTS (Noble Numbat)", "rocky": "9.4 (Blue Onyx)"}
 MOUNT_OPTIONS = {"ext4": "rw,relatime", "xfs": "rw,relatime,attr2,inode64,logbufs=8,noquota"}
@@ -204,3 +207,116 @@ RENDERERS: dict[str, Callable[[HostState, float], str]] = {
     "dfi": render_dfi, "uname": render_uname, "osrelease": render_osrelease, "time": render_time,
     "who": render_who,
 }
+
+
+# --- v2: the collectors' sources, by path and by command name ----------------------------------------
+
+#: pseudo filesystems the target's statfs loop never stat()s (exporter/collectors/filesystem.py)
+_NOT_STATED = {"proc", "sysfs", "devpts", "cgroup2", "cgroup"}
+
+
+def render_statfs(state: HostState, now: float) -> str:
+    """``stat -f -c '%b %f %a %s %c %d %n'`` over the mount points, 4 KiB blocks."""
+    lines = []
+    for line in render_mounts(state, now).splitlines():
+        _device, mountpoint, fstype, *_ = line.split()
+        if fstype in _NOT_STATED:
+            continue
+        row = next((r for r in _filesystems(state) if r[2] == mountpoint), None)
+        if row is None:  # devtmpfs /dev: size from the mount options, nothing used
+            size, used, inodes, iused = state.profile.mem_kib // 2, 0, state.profile.mem_kib // 8, 500
+        else:
+            _d, _f, _m, size, used, inodes, iused = row
+        free = (size - used) // 4
+        lines.append(f"{size // 4} {free} {free} 4096 {inodes} {inodes - iused} {mountpoint}")
+    return "\n".join(lines) + "\n"
+
+
+def _has_arch_file(state: HostState) -> bool:
+    """/proc/sys/kernel/arch exists from Linux 6.1 on."""
+    major, minor = (int(part) for part in state.profile.distro[6].split(".")[:2])
+    return (major, minor) >= (6, 1)
+
+
+def _kernel(field: int | str) -> Callable[[HostState, float], str]:
+    def render(state: HostState, now: float) -> str:
+        if field == "arch":
+            return "x86_64\n"
+        if field == "domainname":
+            return "(none)\n"
+        if field == "ostype":
+            return "Linux\n"
+        return render_uname(state, now).splitlines()[int(field)] + "\n"
+    return render
+
+
+def render_date(state: HostState, now: float) -> str:
+    return f"{now:.9f} +0000 UTC\n"
+
+
+def render_machine(state: HostState, now: float) -> str:
+    return "" if _has_arch_file(state) else "x86_64\n"
+
+
+CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/"
+
+#: Every file the simulator can show, by absolute path on the simulated host.
+FILES: dict[str, Callable[[HostState, float], str]] = {
+    "/proc/stat": render_stat, "/proc/meminfo": render_meminfo, "/proc/loadavg": render_loadavg,
+    "/proc/uptime": render_uptime, "/proc/net/dev": render_netdev, "/proc/1/mounts": render_mounts,
+    "/proc/mounts": render_mounts, "/proc/self/mounts": render_mounts, "/proc/sys/fs/file-nr": render_filefd,
+    "/proc/sys/kernel/ostype": _kernel("ostype"), "/proc/sys/kernel/hostname": _kernel(1),
+    "/proc/sys/kernel/osrelease": _kernel(2), "/proc/sys/kernel/version": _kernel(3),
+    "/proc/sys/kernel/arch": _kernel("arch"), "/proc/sys/kernel/domainname": _kernel("domainname"),
+    "/etc/os-release": render_osrelease,
+    CLOCKSOURCE + "available_clocksource": lambda state, now: "tsc hpet acpi_pm \n",
+    CLOCKSOURCE + "current_clocksource": lambda state, now: "tsc\n",
+}
+#: Every constant command of the collectors the simulator answers, by the collector's command name.
+COMMANDS: dict[str, Callable[[HostState, float], str]] = {
+    "statfs": render_statfs, "machine": render_machine, "date": render_date, "who": render_who,
+}
+
+
+def _exists(path: str, state: HostState) -> bool:
+    if path == "/proc/sys/kernel/arch":
+        return _has_arch_file(state)
+    return path in FILES
+
+
+def _glob(pattern: str, state: HostState) -> list[str]:
+    """Shell glob semantics over the simulated files: ``*`` stops at ``/``; no match, no file."""
+    parts = pattern.split("/")
+    return sorted(path for path in FILES if _exists(path, state) and len(path.split("/")) == len(parts)
+                  and all(fnmatch.fnmatchcase(a, b) for a, b in zip(path.split("/"), parts, strict=True)))
+
+
+def script_request(script: str) -> tuple[list[str], list[str]] | None:
+    """(paths and globs, command names) of a collection script, or None if ``script`` is not one."""
+    lines = script.split("\n")
+    if len(lines) < 3 or not lines[1].startswith("set -- ") or f"echo '{END}'" not in lines \
+            or not any(line.startswith(f"printf '{START}") for line in lines):
+        return None
+    commands = [line[len("printf '\\n==> cmd:"):-len(" <==\\n'")] for line in lines
+                if line.startswith("printf '\\n==> cmd:")]
+    return lines[1][len("set -- "):].split(), commands
+
+
+def render_sources(patterns: list[str], commands: list[str], state: HostState, now: float) -> str:
+    """What the collection script prints on this host for ``patterns`` and ``commands``."""
+    sources: dict[str, str] = {}
+    for pattern in patterns:
+        for path in _glob(pattern, state) if any(c in pattern for c in "*?[") else [pattern]:
+            if path not in sources and _exists(path, state):
+                sources[path] = FILES[path](state, now)
+    for name in commands:
+        if name in COMMANDS:
+            sources[f"cmd:{name}"] = COMMANDS[name](state, now)
+    sources.update(sys_sources(patterns, commands, state, now))  # col-sys: /sys and systemctl (render_sys.py)
+    return frame(sources, commands)
+
+
+def render_script(script: str, state: HostState, now: float) -> str | None:
+    """The answer to a collection script, or None when ``script`` is not one."""
+    request = script_request(script)
+    return None if request is None else render_sources(*request, state, now)

@@ -8,6 +8,8 @@ tier). A busybox-style host (Alpine) has no systemd: its ``systemctl`` is "not f
 
 from __future__ import annotations
 
+import fnmatch
+
 from labsim.model import HostState, _unit
 
 
@@ -95,3 +97,19 @@ def render_systemctl(state: HostState, now: float) -> dict[str, str]:
         "cmd:systemd_state": "degraded\n" if broken else "running\n",
         "cmd:systemd_version": "systemd 252 (252.38-1~deb12u1)\n+PAM +AUDIT +SELINUX\n",
     }
+
+
+def _matches(path: str, pattern: str) -> bool:
+    """Shell glob semantics: ``*`` stops at ``/``."""
+    parts, names = pattern.split("/"), path.split("/")
+    return len(parts) == len(names) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(names, parts, strict=True))
+
+
+def sys_sources(patterns: list[str], commands: list[str], state: HostState, now: float) -> dict[str, str]:
+    """The sources of this module a collection script asks for: files matching ``patterns``, and
+    ``cmd:<name>`` for the commands among ``commands`` this host answers (hwmon's links, systemctl)."""
+    files = render_sys(state, now)
+    sources = {path: text for path, text in files.items() if any(_matches(path, pattern) for pattern in patterns)}
+    answers = {"cmd:hwmon_links": HWMON_LINKS, **render_systemctl(state, now)}
+    sources.update({f"cmd:{name}": answers[f"cmd:{name}"] for name in commands if f"cmd:{name}" in answers})
+    return sources

@@ -19,7 +19,7 @@ import gevent
 import paramiko
 from gevent.server import StreamServer
 
-from exporter.command import SECTIONS
+from exporter.command import DEFAULT_COMMANDS, DEFAULT_PATHS
 from labsim.faults import Fault, Mode, garbage
 from labsim.keys import load_or_create, replace_key
 from labsim.model import HostProfile, HostState
@@ -113,7 +113,7 @@ def run_command(host: SimHost, channel: paramiko.Channel, command: str) -> None:
         if fault.mode is Mode.SLOW:
             gevent.sleep(fault.delay)
         if fault.mode is Mode.GARBAGE:
-            channel.sendall(garbage((name for name, _ in SECTIONS), seed=host.execs))
+            channel.sendall(garbage(DEFAULT_PATHS, DEFAULT_COMMANDS, seed=host.execs))
             host.execs += 1
             channel.send_exit_status(0)
             return

@@ -1,29 +1,23 @@
 """The simulated host's "shell": it knows exactly the commands OptiLab sends and nothing else.
 
-There is no shell here and nothing is executed. The exporter's one batched script
-(:data:`exporter.command.BATCH_SCRIPT`) is recognised as a whole and answered with the same
-marker-delimited output a real ``/bin/sh`` would print; each section command also works alone (the
-batched-vs-separate benchmark needs that), as do the identity commands discovery uses. Anything else
-gets what ``sh`` says about an unknown command: status 127 and a message on stderr.
+There is no shell here and nothing is executed. A collection script (any plan's, built by
+:func:`exporter.command.build_script`) is recognised as a whole and answered with the same framed
+output a real ``/bin/sh`` would print (:func:`labsim.render.render_script`); ``cat`` of each file the
+simulator models also works alone (the batched-vs-separate benchmark needs that), as do the identity
+commands discovery uses. Anything else gets what ``sh`` says about an unknown command: status 127
+and a message on stderr.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.collectors import COLLECTORS
-from exporter.command import BATCH_SCRIPT, MARKER, SECTIONS, build_script, command_names, frame
-from exporter.slowtier import slow_collectors
+from exporter.command import BATCH_SCRIPT
 from labsim.model import HostState
-from labsim.render import RENDERERS, render_osrelease
-from labsim.render_sys import render_systemctl
+from labsim.render import COMMANDS, FILES, render_osrelease, render_script, render_uname
 
-SLOW_SCRIPT = build_script(slow_collectors(COLLECTORS))
-SLOW_COMMANDS = command_names(slow_collectors(COLLECTORS))
-
-#: single-command forms that some callers add around a section command
+#: single-command forms that some callers add around a command
 _PREFIXES = ("LC_ALL=C ", "$T ", "timeout 5 ", "env ")
-_SECTION_OF = {command: name for name, command in SECTIONS}
 _UNAME_FIELD = {"-s": 0, "-n": 1, "-r": 2, "-v": 3, "-m": 4}
 
 
@@ -35,13 +29,10 @@ class Reply:
 
 
 def render_batch(state: HostState, now: float) -> str:
-    """What BATCH_SCRIPT prints on this host: every section behind its marker, then ``end``."""
-    parts = []
-    for name, _command in SECTIONS:
-        parts.append(f"{MARKER}{name}\n")
-        parts.append(RENDERERS[name](state, now))
-    parts.append(f"{MARKER}end\n")
-    return "".join(parts)
+    """What the default collection script (:data:`BATCH_SCRIPT`) prints on this host."""
+    answer = render_script(BATCH_SCRIPT, state, now)
+    assert answer is not None
+    return answer
 
 
 def _strip_prefixes(command: str) -> str:
@@ -57,12 +48,13 @@ def _strip_prefixes(command: str) -> str:
 def _single(command: str, state: HostState, now: float) -> str | None:
     """Output of one simple command, or None when this host does not know it."""
     command = _strip_prefixes(command.strip())
-    section = _SECTION_OF.get(command) or _SECTION_OF.get(f"$T {command}")
-    if section is not None:
-        return RENDERERS[section](state, now)
     words = command.split()
+    if words[:1] == ["cat"] and len(words) == 2 and words[1] in FILES:
+        return FILES[words[1]](state, now)
+    if command == "who":
+        return COMMANDS["who"](state, now)
     if words[:1] == ["uname"] and len(words) == 2 and words[1] in _UNAME_FIELD:
-        return RENDERERS["uname"](state, now).splitlines()[_UNAME_FIELD[words[1]]] + "\n"
+        return render_uname(state, now).splitlines()[_UNAME_FIELD[words[1]]] + "\n"
     if command in ("hostname", "cat /proc/sys/kernel/hostname"):
         return state.profile.hostname + "\n"
     if command in ("cat /etc/os-release", "cat /usr/lib/os-release"):
@@ -74,10 +66,9 @@ def _single(command: str, state: HostState, now: float) -> str | None:
 
 def respond(command: str, state: HostState, now: float) -> Reply:
     """Answer ``command`` as the host would; ``state`` must already be advanced to ``now``."""
-    if command == BATCH_SCRIPT:
-        return Reply(render_batch(state, now).encode())
-    if command == SLOW_SCRIPT:  # col-sys: the slow tier's script (systemctl)
-        return Reply(frame(render_systemctl(state, now), SLOW_COMMANDS).encode())
+    answer = render_script(command, state, now)
+    if answer is not None:
+        return Reply(answer.encode())
     out = []
     for part in command.replace("\n", ";").split(";"):
         text = _single(part, state, now)

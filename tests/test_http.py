@@ -15,6 +15,7 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
+from exporter.command import DEFAULT_COMMANDS, frame
 from exporter.config import Config, Target, parse_config
 from exporter.health import HealthBook
 from exporter.hostkeys import SshError
@@ -31,7 +32,14 @@ INVENTORY = {
         "broken": {"hosts": ["127.0.3.1", "127.0.3.2"]},
     },
 }
-OUTPUT = "@@optilab uname\nLinux\n{name}\n6.1.0\n#1 SMP\nx86_64\n@@optilab time\n1700000000\n@@optilab end\n"
+KERNEL = "/proc/sys/kernel/"
+
+
+def output(name: str) -> str:
+    """A short valid answer: the uname files and the target's clock."""
+    return frame({f"{KERNEL}ostype": "Linux\n", f"{KERNEL}hostname": f"{name}\n", f"{KERNEL}osrelease": "6.1.0\n",
+                  f"{KERNEL}version": "#1 SMP\n", f"{KERNEL}arch": "x86_64\n", f"{KERNEL}domainname": "(none)\n",
+                  "cmd:date": "1700000000 +0000 UTC\n"}, DEFAULT_COMMANDS)
 
 
 class FakeRunner:
@@ -45,10 +53,10 @@ class FakeRunner:
         if target.host == "127.0.1.2":
             raise SshError("refused", "connection refused")
         if target.host == "127.0.3.1":  # session dropped mid-output: no end marker
-            return OUTPUT.format(name="cut").split("@@optilab time")[0]
+            return output("cut").split("==> cmd:date")[0]
         if target.host == "127.0.3.2":  # not a Linux shell: nothing parses
-            return "@@optilab end\n"
-        return OUTPUT.format(name=f"node-{target.host.rsplit('.', 1)[1]}")
+            return frame({}, DEFAULT_COMMANDS)
+        return output(f"node-{target.host.rsplit('.', 1)[1]}")
 
 
 class FakeRuntime:
@@ -113,7 +121,7 @@ def test_one_target_has_no_instance_label_and_uses_the_inventory_name(client: Cl
     assert samples(text, "system_status") == [({"hostname": "pc-01", "ip": "127.0.1.1",
                                                 "department": "physics"}, 1.0)]
     assert ({"nodename": "node-1", "sysname": "Linux", "release": "6.1.0", "version": "#1 SMP",
-             "machine": "x86_64", "domainname": ""}, 1.0) in samples(text, "node_uname_info")
+             "machine": "x86_64", "domainname": "(none)"}, 1.0) in samples(text, "node_uname_info")
 
 
 @pytest.mark.parametrize(("header", "deadline"), [(None, 110.0), ("3", 102.5), ("30", 110.0), ("0.4", 100.2)])

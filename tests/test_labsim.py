@@ -14,50 +14,65 @@ import paramiko
 import pytest
 import yaml
 
-from exporter.command import BATCH_SCRIPT, SECTIONS, split_sections
+from exporter.collectors import make_plan
+from exporter.command import BATCH_SCRIPT, DEFAULT_COMMANDS, DEFAULT_PATHS, split_sources
 from exporter.config import load_config
-from exporter.parsers import parse_snapshot
 from labsim.faults import Mode, garbage, parse_fault
 from labsim.lab import Lab, LabError
 from labsim.model import HostState, make_profiles
 from labsim.shell import render_batch, respond
+from tests.captures import collect_all, sample_values
 from tests.fixtures.procs import free_port
 
 MONDAY_NOON = 1795953600.0  # 2026-11-30 12:00 UTC, a Monday: the lab is busy
 MONDAY_3AM = MONDAY_NOON - 9 * 3600
 
 
-def snapshot_of(state: HostState, now: float):
-    sections, complete = split_sections(render_batch(state, now))
+def collected(state: HostState, now: float):
+    families, errors, complete = collect_all(render_batch(state, now))
     assert complete
-    return parse_snapshot(sections, complete)
+    return families, errors
+
+
+def value(families, name: str, **labels: str) -> float:
+    return next(v for key, v in sample_values(families[name]).items() if labels.items() <= dict(key).items())
 
 
 @pytest.mark.parametrize("index", range(8))
-def test_every_rendered_section_parses_and_matches_the_profile(index: int) -> None:
+def test_every_rendered_source_parses_and_matches_the_profile(index: int) -> None:
     profile = make_profiles(8, 2)[index]
     state = HostState.boot(profile, MONDAY_NOON)
-    snapshot, errors = snapshot_of(state, MONDAY_NOON)
+    families, errors = collected(state, MONDAY_NOON)
     assert errors == {}
-    assert snapshot.uname.nodename == profile.hostname
-    assert snapshot.osrelease["ID"] == profile.distro[0]
-    assert snapshot.meminfo.bytes["MemTotal"] == profile.mem_kib * 1024
-    assert len(snapshot.stat.cpus) == profile.cpus
-    assert snapshot.time == int(MONDAY_NOON)
-    mountpoints = {fs.mountpoint for fs in snapshot.filesystems}
+    assert value(families, "node_uname_info", nodename=profile.hostname) == 1
+    assert value(families, "node_os_info", id=profile.distro[0]) == 1
+    assert value(families, "node_memory_MemTotal_bytes") == profile.mem_kib * 1024
+    assert {dict(k)["cpu"] for k in sample_values(families["node_cpu_seconds_total"])} == {
+        str(i) for i in range(profile.cpus)}
+    assert value(families, "node_time_seconds") == MONDAY_NOON
+    mountpoints = {dict(k)["mountpoint"] for k in sample_values(families["node_filesystem_size_bytes"])}
     assert {disk.mountpoint for disk in profile.disks} <= mountpoints
-    assert profile.nic in snapshot.netdev
+    assert value(families, "node_network_receive_bytes_total", device=profile.nic) > 0
 
 
-def test_single_section_commands_answer_like_the_batch() -> None:
+def test_single_file_commands_answer_like_the_script() -> None:
     state = HostState.boot(make_profiles(3, 1)[2], MONDAY_NOON)
-    batch, _ = split_sections(render_batch(state, MONDAY_NOON))
-    for name, command in SECTIONS:
-        reply = respond(command.replace("$T ", ""), state, MONDAY_NOON)
-        assert reply.status == 0, command
-        assert reply.stdout.decode() == batch[name], name
+    sources, _ = split_sources(render_batch(state, MONDAY_NOON), DEFAULT_COMMANDS)
+    for path in ("/proc/stat", "/proc/meminfo", "/proc/net/dev", "/proc/1/mounts", "/etc/os-release"):
+        reply = respond(f"cat {path}", state, MONDAY_NOON)
+        assert reply.status == 0, path
+        assert reply.stdout.decode() == sources[path], path
     assert respond("uname -n", state, MONDAY_NOON).stdout.decode() == state.profile.hostname + "\n"
     assert respond(BATCH_SCRIPT, state, MONDAY_NOON).stdout.decode() == render_batch(state, MONDAY_NOON)
+
+
+def test_any_plans_script_is_answered_with_just_its_sources() -> None:
+    state = HostState.boot(make_profiles(3, 1)[0], MONDAY_NOON)
+    plan = make_plan(["loadavg", "time"])
+    sources, complete = split_sources(respond(plan.script, state, MONDAY_NOON).stdout.decode(), plan.commands)
+    assert complete
+    assert set(sources) == {"/proc/loadavg", "/sys/devices/system/clocksource/clocksource0/available_clocksource",
+                            "/sys/devices/system/clocksource/clocksource0/current_clocksource", "cmd:date"}
 
 
 def test_unknown_command_is_exit_127_with_a_message() -> None:
@@ -71,15 +86,17 @@ def test_counters_grow_users_follow_the_day_and_disks_fill() -> None:
     profiles = make_profiles(30, 3)
     states = [HostState.boot(p, MONDAY_3AM) for p in profiles]
     night_users = sum(len(s.sessions) for s in states)
-    before = [snapshot_of(s, MONDAY_3AM)[0] for s in states]
+    before = [collected(s, MONDAY_3AM)[0] for s in states]
     for state in states:
         state.advance(MONDAY_NOON)
-    after = [snapshot_of(s, MONDAY_NOON)[0] for s in states]
+    after = [collected(s, MONDAY_NOON)[0] for s in states]
     day_users = sum(len(s.sessions) for s in states)
     assert day_users > night_users
-    assert all(a.stat.boot_time == b.stat.boot_time for a, b in zip(after, before, strict=True))
     pairs = list(zip(after, before, strict=True))
-    assert all(a.uptime - b.uptime == pytest.approx(9 * 3600, abs=1) for a, b in pairs)
+    assert all(value(a, "node_boot_time_seconds") == value(b, "node_boot_time_seconds") for a, b in pairs)
+    assert all(value(a, "node_time_seconds") - value(b, "node_time_seconds") == pytest.approx(9 * 3600, abs=1)
+               for a, b in pairs)
+    assert all(value(a, "node_context_switches_total") > value(b, "node_context_switches_total") for a, b in pairs)
     filler = next(s for s in states if s.profile.disk_fill_per_day > 0.01)
     still = next(s for s in states if s.profile.disk_fill_per_day < 0.01)
     start_filler = HostState.boot(filler.profile, MONDAY_3AM).root_used_fraction
@@ -98,10 +115,10 @@ def test_reboot_resets_uptime_and_counters_but_keeps_the_disk() -> None:
 
 
 def test_garbage_fails_every_parser_but_looks_complete() -> None:
-    sections, complete = split_sections(garbage([name for name, _ in SECTIONS], seed=1).decode())
+    families, errors, complete = collect_all(garbage(DEFAULT_PATHS, DEFAULT_COMMANDS, seed=1).decode())
     assert complete
-    _, errors = parse_snapshot(sections, complete)
-    assert set(errors) == {name for name, _ in SECTIONS}
+    assert set(errors) == set(make_plan().names)
+    assert not any(name.startswith("node_") for name in families)
 
 
 def test_fault_names_are_checked() -> None:
@@ -146,9 +163,9 @@ def test_batch_over_ssh_parses_and_exec_count_shows(lab: Lab) -> None:
     with connect(lab, ip) as client:
         output, status = run(client, BATCH_SCRIPT)
         _, missing = run(client, "ls")
-    snapshot, errors = parse_snapshot(*split_sections(output))
-    assert (status, errors, missing) == (0, {}, 127)
-    assert snapshot.uname.nodename == lab.hosts[0]["hostname"]
+    families, errors, complete = collect_all(output)
+    assert (status, errors, missing, complete) == (0, {}, 127, True)
+    assert value(families, "node_uname_info", nodename=lab.hosts[0]["hostname"]) == 1
     assert next(h for h in lab.status() if h["ip"] == ip)["execs"] >= 2
 
 
@@ -166,11 +183,11 @@ def test_each_fault_fails_the_way_a_real_host_would(lab: Lab) -> None:
     lab.set_fault(ip, "garbage")
     with connect(lab, ip) as client:
         output, status = run(client, BATCH_SCRIPT)
-    assert status == 0 and len(parse_snapshot(*split_sections(output))[1]) == len(SECTIONS)
+    assert status == 0 and set(collect_all(output)[1]) == set(make_plan().names)
     lab.set_fault(ip, "drop")
     with connect(lab, ip) as client:
         output, status = run(client, BATCH_SCRIPT)
-    assert split_sections(output)[1] is False and status == -1
+    assert collect_all(output)[2] is False and status == -1
     lab.set_fault(ip, "slow", delay=3)
     with connect(lab, ip) as client, pytest.raises(socket.timeout):
         run(client, BATCH_SCRIPT, timeout=0.3)
@@ -241,12 +258,12 @@ def test_real_mode_serves_this_machines_own_answers(tmp_path: Path) -> None:
         assert lab.control_url is None
         with connect(lab, lab.hosts[1]["ip"]) as client:
             output, status = run(client, BATCH_SCRIPT)
-    snapshot, errors = parse_snapshot(*split_sections(output))
+    families, errors, _ = collect_all(output)
     assert status == 0
     assert errors == {}
-    assert snapshot.uname.nodename == socket.gethostname()
+    assert value(families, "node_uname_info", nodename=socket.gethostname()) == 1
     local_total = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-    assert snapshot.meminfo.bytes["MemTotal"] == int(local_total.split()[1]) * 1024
+    assert value(families, "node_memory_MemTotal_bytes") == int(local_total.split()[1]) * 1024
 
 
 def test_fanout_benchmark_runs_against_a_small_lab(tmp_path: Path) -> None:

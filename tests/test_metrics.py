@@ -1,43 +1,64 @@
-"""Metric families: values computed from the captured batches, promtool's verdict, and node_exporter parity.
+"""Families of a probe: values from real captures, the lab gauges, golden renders, promtool's verdict.
 
-The parity tests run the real node_exporter (Debian's prometheus-node-exporter) on this machine and
-the batch script locally — what an SSH target would run — and compare names, types, label names and
-values that cannot drift between the two reads.
+Every test runs the real pipeline on real captures (tests/captures.py): the script's framed answer
+is split, every collector builds its families, the probe adds the lab and probe families, and the
+renderer's bytes are read back with prometheus_client's own parser — what Prometheus would see.
+Parity with the real node_exporter is tests/test_parity.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.command import BATCH_SCRIPT, SECTIONS, split_sections
-from exporter.metrics import (
-    HostLabels,
-    probe_families,
-    render,
-    snapshot_families,
-)
-from exporter.parsers import HostSnapshot, parse_snapshot, parse_stat
-from tests.fixtures.procs import Service, free_port, http_ok
+from exporter.config import HealthSettings, HostEntry, parse_target
+from exporter.family import render, render_groups
+from exporter.health import HealthBook
+from exporter.metrics import HostLabels, probe_families
+from exporter.probe import Prober
+from tests.captures import answer, batch_sources
 
-DATA = Path(__file__).parent / "data" / "batch"
 LABELS = HostLabels(hostname="pc-07", ip="127.0.1.7", department="physics")
 LAB = {"hostname": "pc-07", "ip": "127.0.1.7", "department": "physics"}
+PREVIOUS_STAT = "cpu  100 0 100 700 100 0 5 5 0 0\n"
 
 
-def snapshot_of(distro: str) -> tuple[HostSnapshot, dict[str, str]]:
-    sections, _ = split_sections((DATA / f"{distro}.txt").read_text())
-    return parse_snapshot(sections)
+class Answers:
+    """A runner that answers each probe with the next of ``answers`` (the script's framed output)."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+
+    def run(self, target, command, deadline) -> str:
+        return self.answers.pop(0)
 
 
-def exposed(families) -> dict[str, object]:
+def prober(*answers: str) -> Prober:
+    ticks = itertools.count()
+    return Prober(Answers(*answers), HealthBook(HealthSettings()), clock=lambda: 0.0,
+                  timer=lambda: next(ticks) * 0.0001)
+
+
+def probe(sources: dict[str, str], previous_stat: str | None = None, labels: HostLabels = LABELS) -> list:
+    """One probe's families for ``sources``; with ``previous_stat``, a first probe read that /proc/stat."""
+    answers = [answer(sources)]
+    if previous_stat is not None:
+        answers.insert(0, answer({**sources, "/proc/stat": previous_stat}))
+    runner = prober(*answers)
+    entry = HostEntry(parse_target(labels.ip, 22), labels.department, labels.hostname)
+    if previous_stat is not None:
+        runner.probe(entry, 1e9)
+    return runner.probe(entry, 1e9).families
+
+
+def exposed(families, extra=None) -> dict[str, object]:
     """Render, then read back with prometheus_client's own parser: tests see what Prometheus would."""
-    return {family.name: family for family in text_string_to_metric_families(render(families).decode())}
+    return {family.name: family for family in text_string_to_metric_families(render(families, extra or {}).decode())}
 
 
 def values(parsed: dict, name: str) -> dict[tuple, float]:
@@ -46,9 +67,8 @@ def values(parsed: dict, name: str) -> dict[tuple, float]:
     return {tuple(sorted(sample.labels.items())): sample.value for sample in family.samples}
 
 
-def families_of(distro: str, previous: HostSnapshot | None = None) -> dict[str, object]:
-    snapshot, errors = snapshot_of(distro)
-    return exposed(snapshot_families(snapshot, previous, LABELS, errors))
+def families_of(distro: str, previous: str | None = None) -> dict[str, object]:
+    return exposed(probe(batch_sources(distro), previous))
 
 
 def test_memory_bytes_and_counts_keep_kernel_casing():
@@ -142,7 +162,7 @@ def test_uname_and_os_info():
         "release": "3.4.113-sun8i",
         "version": "#1 SMP PREEMPT Wed Jan 24 19:56:21 CET 2018",
         "machine": "armv7l",
-        "domainname": "",
+        "domainname": "(none)",  # the kernel's default, as node_exporter reports it
     }
     [(os_info, _)] = values(parsed, "node_os_info").items()
     assert dict(os_info)["pretty_name"] == "Alpine Linux v3.19" and dict(os_info)["id_like"] == ""
@@ -153,43 +173,40 @@ def test_uname_and_os_info():
     assert list(values(rocky, "node_os_version").values()) == [9.3]
 
 
-def test_collector_success_per_section():
-    snapshot, errors = snapshot_of("debian")
-    errors = {**errors, "who": "broken"}
-    parsed = exposed(snapshot_families(snapshot, None, LABELS, errors))
-    success = {
-        dict(key)["collector"]: value
-        for key, value in values(parsed, "node_scrape_collector_success").items()
-    }
-    assert success == {name: (0.0 if name == "who" else 1.0) for name, _ in SECTIONS}
+def test_collector_success_and_duration_per_collector():
+    sources = batch_sources("debian")
+    del sources["/proc/meminfo"]
+    sources["/proc/loadavg"] = "garbage\n"
+    parsed = families_of_sources(sources)
+    success = {dict(key)["collector"]: value for key, value in values(parsed, "node_scrape_collector_success").items()}
+    assert success == {"cpu": 1, "stat": 1, "meminfo": 0, "loadavg": 0, "netdev": 1, "filesystem": 1, "filefd": 1,
+                       "uname": 1, "os": 1, "time": 1, "lab": 1}
+    durations = values(parsed, "node_scrape_collector_duration_seconds")
+    assert len(durations) == len(success) and all(v == pytest.approx(0.0001) for v in durations.values())
+    assert "node_memory_MemTotal_bytes" not in parsed and "node_load1" not in parsed
+    assert "node_cpu_seconds" in parsed
 
 
-def two_snapshots(before: str, after: str) -> tuple[HostSnapshot, HostSnapshot]:
-    return HostSnapshot(stat=parse_stat(before)), HostSnapshot(stat=parse_stat(after))
+def families_of_sources(sources, previous=None):
+    return exposed(probe(sources, previous))
 
 
-def cpu_usage(previous: HostSnapshot | None, current: HostSnapshot) -> dict:
-    families = snapshot_families(current, previous, LABELS, {})
-    return [f for f in families if f.name == "system_cpu_usage"]
+def cpu_usage(previous: str | None, current: str) -> list:
+    sources = {**batch_sources("debian"), "/proc/stat": current}
+    return [f for f in probe(sources, previous) if f.name == "system_cpu_usage"]
 
 
 def test_cpu_usage_from_counter_deltas():
     # deltas in jiffies: user 60, system 20, idle 200, iowait 20, softirq 10, steal 10 -> busy 100 of 320
-    previous, current = two_snapshots(
-        "cpu  100 0 100 700 100 0 5 5 0 0\n", "cpu  160 0 120 900 120 0 15 15 0 0\n"
-    )
-    [family] = cpu_usage(previous, current)
-    [sample] = family.samples
-    assert sample.value == pytest.approx(100 * 100 / 320)
-    assert sample.labels == LAB
+    [family] = cpu_usage("cpu  100 0 100 700 100 0 5 5 0 0\n", "cpu  160 0 120 900 120 0 15 15 0 0\n")
+    [(labels, value)] = family.samples
+    assert value == pytest.approx(100 * 100 / 320)
+    assert dict(zip(family.labels, labels, strict=True)) == LAB
 
 
 def test_cpu_usage_absent_on_first_scrape_and_after_reboot():
-    previous, current = two_snapshots(
-        "cpu  5000 0 900 90000 100 0 0 0 0 0\n", "cpu  30 0 20 400 1 0 0 0 0 0\n"
-    )
-    assert cpu_usage(None, current) == []
-    assert cpu_usage(previous, current) == []
+    assert cpu_usage(None, "cpu  30 0 20 400 1 0 0 0 0 0\n") == []
+    assert cpu_usage("cpu  5000 0 900 90000 100 0 0 0 0 0\n", "cpu  30 0 20 400 1 0 0 0 0 0\n") == []
 
 
 def test_ram_usage_with_and_without_memavailable():
@@ -211,18 +228,14 @@ def test_logged_in_users():
     assert list(values(families_of("alpine"), "optilab_logged_in_users").values()) == [0]
 
 
-def test_lab_gauges_absent_when_their_section_failed():
-    snapshot, _ = snapshot_of("debian")
-    broken = HostSnapshot(stat=snapshot.stat, uname=snapshot.uname)
-    previous = HostSnapshot(stat=parse_stat("cpu  1 0 1 1 0 0 0 0 0 0\n"))
-    names = {f.name for f in snapshot_families(broken, previous, LABELS, {"meminfo": "x"})}
+def test_lab_gauges_absent_when_their_source_failed():
+    sources = batch_sources("debian")
+    for key in ("/proc/meminfo", "cmd:statfs", "cmd:who"):
+        del sources[key]
+    names = {f.name for f in probe(sources, PREVIOUS_STAT)}
     assert "system_cpu_usage" in names
-    assert not names & {
-        "system_ram_usage",
-        "system_disk_usage",
-        "optilab_logged_in_users",
-        "node_memory_MemTotal_bytes",
-    }
+    assert not names & {"system_ram_usage", "system_disk_usage", "optilab_logged_in_users",
+                        "node_memory_MemTotal_bytes"}
 
 
 def test_probe_families_on_success_and_failure():
@@ -245,20 +258,32 @@ def test_probe_families_on_success_and_failure():
         probe_families(LABELS, False, 0.0, "sleepy", "timeout")
 
 
+def test_series_cap_keeps_whole_families_and_says_how_many_were_dropped(caplog):
+    runner = prober(answer(batch_sources("rocky")), answer(batch_sources("rocky")))
+    runner.series_cap = 50
+    entry = HostEntry(parse_target("127.0.1.7", 22), "physics")
+    families = runner.probe(entry, 1e9).families
+    parsed = exposed(families)
+    node = [f for f in families if f.name.startswith("node_") and not f.name.startswith("node_scrape")]
+    assert sum(len(f.samples) for f in node) <= 50
+    assert values(parsed, "optilab_probe_series_dropped")[()] > 0
+    assert values(parsed, "optilab_probe_success") == {(): 1}
+    runner.probe(entry, 1e9)
+    assert runner.series_cap_hits == 2
+    assert sum("exceed the cap" in record.message for record in caplog.records) == 1  # logged once per host
+
+
 def test_extra_labels_reach_every_sample_and_render_merges_hosts():
-    snapshot, errors = snapshot_of("rocky")
-    physics = HostLabels(hostname="pc-07", ip="127.0.1.7", department="physics")
-    first = snapshot_families(snapshot, None, physics, errors, {"instance": "127.0.1.7:22", "department": "physics"})
-    second = snapshot_families(snapshot, None, physics, errors,
-                               {"instance": "127.0.1.8:22", "department": "chemistry"})
-    text = render(first + second).decode()
+    families = probe(batch_sources("rocky"))
+    text = render_groups([(families, {"instance": "127.0.1.7:22", "department": "physics"}),
+                          (families, {"instance": "127.0.1.8:22", "department": "chemistry"})]).decode()
     assert text.count("# TYPE node_load1 gauge") == 1
     assert 'node_load1{department="chemistry",instance="127.0.1.8:22"} 1.42' in text
-    lab = values(exposed(first + second), "system_ram_usage")
-    assert {dict(key)["department"] for key in lab} == {"physics", "chemistry"}  # extra labels win
-    assert all(s.labels["instance"] for f in first for s in f.samples)
-    assert all("instance" not in s.labels for f in snapshot_families(snapshot, None, physics, errors)
-               for s in f.samples)
+    parsed = {f.name: f for f in text_string_to_metric_families(text)}
+    lab = values(parsed, "system_ram_usage")
+    assert {dict(key)["department"] for key in lab} == {"physics"}  # the host's own label is not doubled
+    assert all(s.labels["instance"] for f in parsed.values() for s in f.samples)
+    assert all("instance" not in s.labels for f in exposed(families).values() for s in f.samples)
 
 
 RENDERED = Path(__file__).parent / "data" / "render"
@@ -267,16 +292,15 @@ GOLDEN_HOSTS = [("rocky", "pc-07", "127.0.1.7", "physics"), ("debian", "pc-08", 
                 ("alpine", "pc-09", "127.0.1.9", "chemistry")]
 
 
-def golden_host(distro: str, hostname: str, ip: str, department: str, extra: dict[str, str]) -> list:
+def golden_host(distro: str, hostname: str, ip: str, department: str) -> list:
     """One probe's families as the golden files were made: rocky and debian succeed (CPU percent from a
-    fixed previous read, a broken ``who`` section), alpine failed with a timeout."""
+    fixed previous read, no ``who``), alpine failed with a timeout."""
     labels = HostLabels(hostname, ip, department)
     if distro == "alpine":
-        return probe_families(labels, False, 5.0, "degraded", "timeout", extra)
-    snapshot, errors = snapshot_of(distro)
-    previous = HostSnapshot(stat=parse_stat("cpu  100 0 100 700 100 0 5 5 0 0\n"))
-    return [*snapshot_families(snapshot, previous, labels, {**errors, "who": "broken"}, extra),
-            *probe_families(labels, True, 0.25, "healthy", None, extra)]
+        return probe_families(labels, False, 5.0, "degraded", "timeout")
+    sources = batch_sources(distro)
+    del sources["cmd:who"]
+    return probe(sources, PREVIOUS_STAT, labels)
 
 
 def samples_of(text: str) -> list[tuple]:
@@ -286,21 +310,18 @@ def samples_of(text: str) -> list[tuple]:
 
 @pytest.mark.parametrize("host", GOLDEN_HOSTS, ids=[host[0] for host in GOLDEN_HOSTS])
 def test_single_target_output_is_unchanged(host):
-    """tests/data/render/*.prom were rendered by the code before labels were built in (it copied every
-    sample to add them); the output must stay the same, sample for sample and byte for byte."""
+    """tests/data/render/*.prom: the exact bytes of a probe of each capture; any change must be seen."""
     golden = (RENDERED / f"single-{host[0]}.prom").read_text()
-    text = render(golden_host(*host, {})).decode()
+    text = render(golden_host(*host)).decode()
     assert samples_of(text) == samples_of(golden)
-    assert len(samples_of(text)) == {"rocky": 225, "debian": 189, "alpine": 8}[host[0]]
+    assert len(samples_of(text)) == {"rocky": 241, "debian": 200, "alpine": 8}[host[0]]
     assert text == golden
 
 
 def test_fan_out_output_is_unchanged():
-    families = []
-    for host in GOLDEN_HOSTS:
-        families += golden_host(*host, {"instance": f"{host[2]}:22", "department": host[3]})
+    groups = [(golden_host(*host), {"instance": f"{host[2]}:22", "department": host[3]}) for host in GOLDEN_HOSTS]
     golden = (RENDERED / "fanout.prom").read_text()
-    text = render(families).decode()
+    text = render_groups(groups).decode()
     assert samples_of(text) == samples_of(golden)
     assert {dict(labels)["instance"] for *_, labels, _ in samples_of(text)} == {
         "127.0.1.7:22", "127.0.1.8:22", "127.0.1.9:22"}
@@ -314,10 +335,8 @@ def camel_case_names(text: str) -> set[str]:
 
 @pytest.mark.parametrize("distro", ["debian", "rocky", "alpine"])
 def test_promtool_finds_nothing_but_node_exporters_camel_case(distro):
-    snapshot, errors = snapshot_of(distro)
-    previous = HostSnapshot(stat=parse_stat("cpu  1 0 1 1 0 0 0 0 0 0\n"))
-    families = snapshot_families(snapshot, previous, LABELS, errors)
-    families += probe_families(LABELS, False, 1.5, "offline", "refused")
+    families = probe(batch_sources(distro), "cpu  1 0 1 1 0 0 0 0 0 0\n")
+    families += probe_families(LABELS, False, 1.5, "offline", "refused")[-1:]
     text = render(families).decode()
     result = subprocess.run(
         ["/usr/bin/promtool", "check", "metrics"],
@@ -334,86 +353,3 @@ def test_promtool_finds_nothing_but_node_exporters_camel_case(distro):
     )
     assert flagged == camel_case_names(text)
     assert flagged and all(name.startswith("node_memory_") for name in flagged)
-
-
-# --- parity with the real node_exporter on this machine ---------------------------------------------
-
-NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
-COVERED = re.compile(
-    r"^node_(cpu|memory|filesystem|load|network_(receive|transmit)_(bytes|packets|errs|drop|fifo|"
-    r"frame|compressed|multicast|colls|carrier)|boot_time|context_switches|intr|forks|procs_"
-    r"(running|blocked)|uname|os|time_seconds|filefd)"
-)
-
-
-@pytest.fixture(scope="module")
-def node_exporter_metrics(tmp_path_factory) -> dict[str, object]:
-    if not NODE_EXPORTER.exists():
-        pytest.skip("prometheus-node-exporter is not installed")
-    port = free_port()
-    log = tmp_path_factory.mktemp("node_exporter") / "node_exporter.log"
-    service = Service([str(NODE_EXPORTER), f"--web.listen-address=127.0.0.1:{port}"], log)
-    try:
-        service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"), timeout=20)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-            text = response.read().decode()
-    finally:
-        service.stop()
-    return {family.name: family for family in text_string_to_metric_families(text)}
-
-
-@pytest.fixture(scope="module")
-def our_metrics() -> dict[str, object]:
-    """This machine read exactly as an SSH target would be: the batch script run by ``sh``."""
-    output = subprocess.run(
-        ["sh", "-c", BATCH_SCRIPT], capture_output=True, text=True, timeout=30, check=True
-    )
-    sections, complete = split_sections(output.stdout)
-    assert complete
-    snapshot, errors = parse_snapshot(sections)
-    assert errors == {}
-    return exposed(snapshot_families(snapshot, None, LABELS, errors))
-
-
-def test_same_names_types_and_label_names_as_node_exporter(our_metrics, node_exporter_metrics):
-    ours = {name: family for name, family in our_metrics.items() if COVERED.match(name)}
-    missing = set(ours) - set(node_exporter_metrics)
-    assert not missing, f"families node_exporter does not have: {sorted(missing)}"
-    assert {
-        "node_cpu_seconds",
-        "node_memory_MemTotal_bytes",
-        "node_filesystem_size_bytes",
-        "node_load1",
-        "node_network_receive_bytes",
-        "node_boot_time_seconds",
-        "node_uname_info",
-        "node_os_info",
-        "node_time_seconds",
-        "node_filefd_allocated",
-        "node_context_switches",
-    } <= set(ours)
-    for name, family in ours.items():
-        theirs = node_exporter_metrics[name]
-        assert family.type == theirs.type, name
-        our_labels = {frozenset(sample.labels) for sample in family.samples}
-        their_labels = {frozenset(sample.labels) for sample in theirs.samples}
-        assert our_labels == their_labels, name
-
-
-def test_values_that_cannot_drift_match_node_exporter(our_metrics, node_exporter_metrics):
-    assert values(our_metrics, "node_memory_MemTotal_bytes") == values(
-        node_exporter_metrics, "node_memory_MemTotal_bytes"
-    )
-    ours, theirs = values(our_metrics, "node_uname_info"), values(node_exporter_metrics, "node_uname_info")
-    [our_uname], [their_uname] = [dict(k) for k in ours], [dict(k) for k in theirs]
-    for label in ("sysname", "nodename", "release", "version", "machine"):
-        assert our_uname[label] == their_uname[label]
-    assert values(our_metrics, "node_os_info") == values(node_exporter_metrics, "node_os_info")
-    their_sizes = values(node_exporter_metrics, "node_filesystem_size_bytes")
-    our_sizes = values(our_metrics, "node_filesystem_size_bytes")
-    root = next(key for key in their_sizes if dict(key)["mountpoint"] == "/")
-    assert our_sizes[root] == their_sizes[root]
-    assert (
-        values(our_metrics, "node_filesystem_files")[root]
-        == values(node_exporter_metrics, "node_filesystem_files")[root]
-    )

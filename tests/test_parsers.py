@@ -1,57 +1,29 @@
-"""Parsers on whole batched outputs captured from three distributions, and on broken output.
+"""Pure parsers, on real captures (tests/captures.py): /proc text, mount tables, stat -f, who, os-release.
 
-tests/data/batch/<distro>.txt is what the batch script printed (or would print) on:
-- debian: this machine (Debian 12, GNU coreutils), with two ``who`` sessions edited in;
-- rocky: Rocky Linux 9.3 (RHEL family) with xfs, LVM, an NFS mount, GDM's seat0 session;
-- alpine: Alpine 3.19 with busybox df/who on an old vendor ARM kernel (3.4: no MemAvailable),
-  glued net/dev counters, a ``rootfs`` line and a mount point with an escaped space.
-Expected values below are read off those files by hand.
+Each parser takes the text of one source and returns plain data or raises ``ValueError``; a collector
+that gets the error reports ``node_scrape_collector_success 0`` and every other collector still runs.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from exporter.command import SECTIONS, split_sections
-from exporter.parsers import (
-    PARSERS,
-    parse_df,
-    parse_filefd,
-    parse_loadavg,
-    parse_meminfo,
-    parse_mounts,
-    parse_netdev,
-    parse_osrelease,
-    parse_snapshot,
-    parse_stat,
-    parse_time,
-    parse_uname,
-    parse_uptime,
-    parse_who,
-)
+from exporter.collectors.filesystem import parse_mounts, parse_statfs
+from exporter.collectors.time import parse_date
+from exporter.parsers_host import parse_osrelease, parse_who
+from exporter.parsers_proc import parse_filefd, parse_loadavg, parse_meminfo, parse_netdev, parse_stat
+from tests.captures import batch_sources
 
-DATA = Path(__file__).parent / "data" / "batch"
 DISTROS = ("debian", "rocky", "alpine")
+PATHS = {"meminfo": "/proc/meminfo", "stat": "/proc/stat", "loadavg": "/proc/loadavg", "filefd": "/proc/sys/fs/file-nr",
+         "netdev": "/proc/net/dev", "mounts": "/proc/1/mounts", "osrelease": "/etc/os-release", "who": "cmd:who",
+         "time": "cmd:date", "statfs": "cmd:statfs"}
 
 
 def batch(distro: str) -> dict[str, str]:
-    sections, complete = split_sections((DATA / f"{distro}.txt").read_text())
-    assert complete
-    return sections
-
-
-def test_every_section_has_a_parser():
-    assert tuple(PARSERS) == tuple(name for name, _ in SECTIONS)
-
-
-@pytest.mark.parametrize("distro", DISTROS)
-def test_whole_capture_parses_without_errors(distro):
-    snapshot, errors = parse_snapshot(batch(distro))
-    assert errors == {}
-    assert all(getattr(snapshot, name) is not None for name in PARSERS)
-    assert snapshot.filesystems
+    """The capture's sources by their v1 section names."""
+    sources = batch_sources(distro)
+    return {name: sources[path] for name, path in PATHS.items()}
 
 
 @pytest.mark.parametrize(
@@ -90,14 +62,19 @@ def test_old_kernel_stat_without_steal_and_guest_columns():
     assert stat.context_switches is None
 
 
-def test_loadavg_uptime_time_filefd():
+def test_loadavg_time_filefd():
     rocky = batch("rocky")
     load = parse_loadavg(rocky["loadavg"])
     assert (load.load1, load.load5, load.load15) == (1.42, 0.97, 0.81)
-    assert parse_uptime(rocky["uptime"]) == 244763.18
-    assert parse_time(rocky["time"]) == 1795828975.0
+    assert parse_date(rocky["time"]) == (1795828975.0, 0, "UTC")
     filefd = parse_filefd(rocky["filefd"])
     assert (filefd.allocated, filefd.maximum) == (14336, 9223372036854775807)
+
+
+def test_date_with_nanoseconds_zone_and_without_percent_n():
+    assert parse_date("1796164173.630619302 +0130 ACST\n") == (1796164173.630619302, 5400, "ACST")
+    assert parse_date("1796164173.%N -0500 EST\n") == (1796164173.0, -18000, "EST")  # busybox date
+    assert parse_date("1796164173.N +0000 UTC\n")[0] == 1796164173.0
 
 
 def test_netdev_columns_come_from_the_header():
@@ -116,65 +93,20 @@ def test_netdev_counter_glued_to_the_device_name():
     assert devices["eth0"]["transmit_bytes"] == 88312042
 
 
-def test_mounts_unescape_and_readonly():
+def test_mounts_keep_options_and_unescape_spaces_like_node_exporter():
     mounts = {m.mountpoint: m for m in parse_mounts(batch("alpine")["mounts"])}
     assert "/media/usb stick" in mounts
-    assert mounts["/boot"].readonly and not mounts["/media/usb stick"].readonly
+    assert "ro" in mounts["/boot"].options.split(",")
     assert mounts["/dev/shm"].fstype == "tmpfs"
+    [mount] = parse_mounts("/dev/sdb1 /mnt/a\\011tab\\134x ext4 rw 0 0\n")
+    assert mount.mountpoint == "/mnt/a\ttab\\134x"  # node_exporter unescapes only \040 and \011
 
 
-def test_busybox_df_and_inodes():
-    alpine = batch("alpine")
-    df = parse_df(alpine["df"])
-    assert df["/"].device == "/dev/mmcblk0p2"
-    assert (df["/"].total, df["/"].used, df["/"].available) == (14900152, 3317064, 10804608)
-    assert df["/media/usb stick"].fstype == "vfat"
-    dfi = parse_df(alpine["dfi"])
-    assert (dfi["/"].total, dfi["/"].available) == (950272, 889251)
-    assert dfi["/boot"].total == 0
-
-
-def test_coreutils_df_with_dash_and_remote_filesystem():
-    rocky = batch("rocky")
-    assert parse_df(rocky["df"])["/srv/courses"].total == 1048064000
-    assert parse_df(rocky["dfi"])["/run/media/alice/Rocky-9-3-x86_64-dvd"].total == 0
-
-
-def test_df_device_wrapped_onto_its_own_line():
-    text = (
-        "Filesystem           Type       1024-blocks    Used Available Capacity Mounted on\n"
-        "/dev/mapper/vg--lab-root\n"
-        "                     ext4          1000        400       600  40% /\n"
-    )
-    row = parse_df(text)["/"]
-    assert (row.device, row.total, row.available) == ("/dev/mapper/vg--lab-root", 1000, 600)
-
-
-def test_filesystems_join_mounts_with_df():
-    snapshot, _ = parse_snapshot(batch("alpine"))
-    by_point = {(fs.device, fs.mountpoint): fs for fs in snapshot.filesystems}
-    root = by_point[("/dev/mmcblk0p2", "/")]
-    assert root.size_bytes == 14900152 * 1024
-    assert root.free_bytes == (14900152 - 3317064) * 1024
-    assert root.avail_bytes == 10804608 * 1024
-    assert (root.files, root.files_free) == (950272, 889251)
-    assert by_point[("rootfs", "/")].size_bytes == root.size_bytes  # statfs("/") is the same call
-    assert by_point[("proc", "/proc")].size_bytes is None  # busybox df skips 0-block filesystems
-    assert by_point[("/dev/mmcblk0p1", "/boot")].readonly is True
-
-
-def test_bind_mount_borrows_its_device_numbers():
-    snapshot, _ = parse_snapshot(batch("rocky"))
-    by_point = {fs.mountpoint: fs for fs in snapshot.filesystems}
-    assert by_point["/var/lib/flatpak-home"].size_bytes == by_point["/home"].size_bytes == 407714308 * 1024
-    assert by_point["/run/user/1000"].size_bytes == 786928 * 1024
-
-
-def test_uname_keeps_spaces_of_the_version():
-    uname = parse_uname(batch("rocky")["uname"])
-    assert uname.nodename == "lab-rocky-07"
-    assert uname.version == "#1 SMP PREEMPT_DYNAMIC Wed Nov 8 17:36:32 UTC 2023"
-    assert (uname.sysname, uname.machine, uname.domainname) == ("Linux", "x86_64", "")
+def test_statfs_lines_keep_spaces_in_the_mount_point():
+    stats = parse_statfs("100 40 30 4096 1000 900 /\n7 6 5 1024 0 0 /media/usb stick\n")
+    assert (stats["/"].blocks, stats["/"].free, stats["/"].avail, stats["/"].bsize) == (100, 40, 30, 4096)
+    assert (stats["/media/usb stick"].files, stats["/media/usb stick"].files_free) == (0, 0)
+    assert parse_statfs("") == {}
 
 
 def test_osrelease_unquotes_values():
@@ -218,58 +150,16 @@ def test_busybox_who_with_header():
         (parse_meminfo, "MemTotal: 12 MB\n"),
         (parse_loadavg, "0.1\n"),
         (parse_netdev, "lo: 1 2 3\n"),
-        (parse_mounts, ""),
-        (parse_df, "/dev/sda1 ext4 1 2 3 4% /\n"),
-        (parse_uname, "Linux\nhost\n"),
+        (parse_mounts, "/dev/sda1 /\n"),
+        (parse_statfs, "1 2 3 /\n"),
+        (parse_statfs, "a b c d e f /\n"),
         (parse_osrelease, 'NAME="unterminated\nID=x\n'),
         (parse_osrelease, "NAME=no-id\n"),
-        (parse_time, "Sat Nov 28\n"),
+        (parse_date, "Sat Nov 28\n"),
+        (parse_date, "1796164173 0100 CET\n"),
         (parse_filefd, "12 0\n"),
     ],
 )
-def test_malformed_section_raises_value_error(parser, text):
+def test_malformed_source_raises_value_error(parser, text):
     with pytest.raises(ValueError):
         parser(text)
-
-
-def test_garbage_section_loses_only_that_section():
-    sections = batch("debian")
-    sections["meminfo"] = "\x00\x01 this is not meminfo\n"
-    snapshot, errors = parse_snapshot(sections)
-    assert list(errors) == ["meminfo"]
-    assert snapshot.meminfo is None
-    assert snapshot.stat is not None and snapshot.filesystems is not None and snapshot.who is not None
-
-
-def test_missing_section_is_recorded_as_missing():
-    sections = batch("rocky")
-    del sections["loadavg"]
-    snapshot, errors = parse_snapshot(sections)
-    assert errors == {"loadavg": "missing from output"}
-    assert snapshot.loadavg is None
-    assert snapshot.uname.nodename == "lab-rocky-07"
-
-
-def test_truncated_output_drops_the_cut_section_and_everything_after():
-    text = (DATA / "rocky.txt").read_text()
-    cut = text.index("/dev/sda1 ", text.index("@@optilab df"))
-    sections, complete = split_sections(text[:cut])
-    assert not complete
-    snapshot, errors = parse_snapshot(sections, complete=complete)
-    assert errors["df"] == "output cut short"
-    assert set(errors) == {"df", "dfi", "uname", "osrelease", "time", "who"}
-    assert snapshot.df is None
-    assert snapshot.meminfo.bytes["MemTotal"] == 7869304 * 1024
-    # mounts alone still name the filesystems; numbers are unknown rather than wrong
-    root = next(fs for fs in snapshot.filesystems if fs.mountpoint == "/")
-    assert root.size_bytes is None and root.readonly is False
-
-
-def test_df_without_mount_table_still_gives_filesystems():
-    sections = batch("rocky")
-    sections["mounts"] = "garbage\n"
-    snapshot, errors = parse_snapshot(sections)
-    assert list(errors) == ["mounts"]
-    root = next(fs for fs in snapshot.filesystems if fs.mountpoint == "/")
-    assert (root.device, root.fstype, root.readonly) == ("/dev/mapper/rl-root", "xfs", None)
-    assert root.files == 36700160

@@ -9,12 +9,12 @@ import gevent
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors import COLLECTORS, by_name
+from exporter.collectors import by_name, make_plan
 from exporter.collectors import systemd as sd
-from exporter.command import frame
+from exporter.command import frame, split_sources
 from exporter.config import Target
 from exporter.family import render
-from exporter.slowtier import SlowTier, slow_collectors, to_client
+from exporter.slowtier import SlowTier
 
 DATA = Path(__file__).parent / "data" / "slow" / "debian12"
 TARGET = Target("127.0.1.5", 22)
@@ -90,79 +90,97 @@ class Clock:
         return self.now
 
 
+def slow_plan():
+    plan = make_plan(["systemd"]).slow
+    assert plan is not None and plan.names == ("systemd",)
+    return plan
+
+
 def test_cache_interval_age_and_failure():
     clock, runner = Clock(), FakeRunner(capture())
-    tier = SlowTier(runner, slow_collectors(COLLECTORS), interval=60, clock=clock,
-                    spawn=lambda fn, *args: fn(*args))
-    first = samples(tier.after_scrape(TARGET))  # refreshed synchronously by this spawn
-    assert runner.calls == 1
-    assert first[("node_scrape_collector_success", ("collector", "systemd"))] == 1
-    assert first[("optilab_collector_cache_age_seconds", ("collector", "systemd"))] == 0
+    tier = SlowTier(runner, interval=60, clock=clock, spawn=lambda fn, *args: fn(*args))
+    plan = slow_plan()
+    first = tier.cached(TARGET, plan)  # this spawn refreshes synchronously
+    assert runner.calls == 1 and first is not None and first[0] == 1000.0
+    assert first[1][sd.UNITS] == capture()[sd.UNITS]
     clock.now += 30
-    again = samples(tier.after_scrape(TARGET))
-    assert runner.calls == 1  # not due yet: served from cache
-    assert again[("optilab_collector_cache_age_seconds", ("collector", "systemd"))] == 30
-    assert ("node_systemd_system_running",) in again
+    assert tier.cached(TARGET, plan) == first and runner.calls == 1  # not due: served from cache
     runner.fail = True
     clock.now += 31
-    stale = samples(tier.after_scrape(TARGET))
-    assert runner.calls == 2
-    assert stale[("node_scrape_collector_success", ("collector", "systemd"))] == 0
-    assert stale[("optilab_collector_cache_age_seconds", ("collector", "systemd"))] == 61
-    assert ("node_systemd_system_running",) in stale  # last good families still served
-    clock.now += 300  # past max_age (5 intervals): the stale families are dropped
-    dropped = samples(tier.after_scrape(TARGET))
-    assert ("node_systemd_system_running",) not in dropped
-    assert dropped[("node_scrape_collector_success", ("collector", "systemd"))] == 0
+    assert tier.cached(TARGET, plan) == first and runner.calls == 2  # failed refresh: last answer kept
+    assert tier.refreshes == {"success": 1, "failure": 1}
+    clock.now += 300  # past max_age (five intervals): nothing is served any more
+    assert tier.cached(TARGET, plan) is None
+    tier.forget_except(set())
+    assert tier.cached(TARGET, plan) is None and runner.calls == 4
 
 
 def test_a_slow_refresh_never_slows_the_scrape():
     runner = FakeRunner(capture(), delay=0.5)
-    tier = SlowTier(runner, slow_collectors(COLLECTORS), interval=60)
+    tier = SlowTier(runner, interval=60)
+    plan = slow_plan()
     started = time.monotonic()
-    assert tier.after_scrape(TARGET) == []  # nothing cached yet; the refresh runs in its greenlet
-    assert tier.after_scrape(TARGET) == []  # one refresh per host at a time
+    assert tier.cached(TARGET, plan) is None  # nothing cached yet; the refresh runs in its own greenlet
+    assert tier.cached(TARGET, plan) is None  # one refresh per host at a time
     assert time.monotonic() - started < 0.1
     gevent.sleep(0.7)
-    assert runner.calls == 1
-    assert ("node_systemd_system_running",) in samples(tier.after_scrape(TARGET))
+    assert runner.calls == 1 and tier.cached(TARGET, plan) is not None
 
 
-def test_to_client_keeps_names_and_extra_labels():
-    tier = SlowTier(FakeRunner(capture()), slow_collectors(COLLECTORS), spawn=lambda fn, *a: fn(*a))
-    metrics = to_client(tier.after_scrape(TARGET), {"instance": "127.0.1.5:22"})
-    from exporter.metrics import render as client_render
-    text = client_render(metrics).decode()
-    line = 'node_systemd_unit_state{instance="127.0.1.5:22",name="ssh.service",state="active",type="notify"} 1.0'
-    assert line in text
-    assert "node_systemd_socket_accepted_connections_total{" in text
+def test_probe_serves_systemd_from_the_slow_tier_without_waiting():
+    from exporter.config import HealthSettings, HostEntry
+    from exporter.health import HealthBook
+    from exporter.probe import Prober
+
+    class Both:
+        """The fast script gets a minimal Linux answer; the slow one systemctl's, after 0.3 s."""
+
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def run(self, target: Target, command: str, deadline: float) -> str:
+            if "systemctl" in command:
+                self.calls.append("slow")
+                gevent.sleep(0.3)
+                return frame(capture(), [name for name, _ in sd.COMMANDS])
+            self.calls.append("fast")
+            return frame({"/proc/loadavg": "0.10 0.20 0.30 1/100 1234\n"}, [])
+
+    runner = Both()
+    prober = Prober(runner, HealthBook(HealthSettings()), plans=lambda entry: make_plan(["loadavg", "systemd"]))
+    entry = HostEntry(TARGET, "physics", None)
+    started = time.monotonic()
+    first = render(prober.probe(entry, time.monotonic() + 5).families).decode()
+    assert time.monotonic() - started < 0.2  # the slow refresh did not hold the scrape
+    assert 'node_scrape_collector_success{collector="systemd"} 0' in first
+    gevent.sleep(0.5)
+    second = render(prober.probe(entry, time.monotonic() + 5).families).decode()
+    assert 'node_scrape_collector_success{collector="systemd"} 1' in second
+    assert 'node_systemd_unit_state{name="ssh.service",state="active",type="notify"} 1' in second
+    assert 'optilab_scrape_collector_cache_age_seconds{collector="systemd"}' in second
+    assert runner.calls.count("slow") == 1
 
 
 def test_labsim_answers_the_slow_script_and_shows_sys():
     from labsim.model import HostState, make_profiles
-    from labsim.render_sys import HWMON_LINKS, render_sys
-    from labsim.shell import SLOW_SCRIPT, respond
+    from labsim.shell import respond
 
     now = time.time()
-    profiles = make_profiles(4, 2)
-    debian = next(p for p in profiles if not p.busybox)
+    debian = next(p for p in make_profiles(4, 2) if not p.busybox)
     state = HostState.boot(debian, now)
-
-    class LabRunner:
-        def run(self, target: Target, command: str, deadline: float) -> str:
-            return respond(command, state, now).stdout.decode()
-
-    tier = SlowTier(LabRunner(), slow_collectors(COLLECTORS), spawn=lambda fn, *a: fn(*a))
-    got = samples(tier.after_scrape(TARGET))
-    assert got[("node_scrape_collector_success", ("collector", "systemd"))] == 1
-    assert any(k[0] == "node_systemd_unit_state" for k in got)
-    assert SLOW_SCRIPT == tier.script
-    sources = {**render_sys(state, now), "cmd:hwmon_links": HWMON_LINKS}
+    plan = slow_plan()
+    sources, complete = split_sources(respond(plan.script, state, now).stdout.decode(), plan.commands)
+    assert complete
+    collector = by_name()["systemd"]
+    got = samples(collector.collect(sources, collector.options()))
+    assert got[("node_systemd_unit_state", ("name", "ssh.service"), ("state", "active"), ("type", "notify"))] == 1
+    fast = make_plan(["netclass", "cpufreq", "hwmon", "thermal_zone"])
+    sources, complete = split_sources(respond(fast.script, state, now).stdout.decode(), fast.commands)
+    assert complete
     families = []
-    for name in ("netclass", "cpufreq", "hwmon", "thermal_zone"):
-        collector = by_name()[name]
-        built = collector.collect(sources, collector.options())
-        assert built, name
+    for collector, options in fast.collectors:
+        built = collector.collect(sources, options)
+        assert built, collector.name
         families += built
     shown = samples(families)
     assert shown[("node_network_up", ("device", debian.nic))] == 1
@@ -170,3 +188,6 @@ def test_labsim_answers_the_slow_script_and_shows_sys():
     assert ("node_hwmon_temp_celsius", ("chip", "platform_coretemp_0"), ("sensor", "temp1")) in shown
     assert any(k[0] == "node_cpu_scaling_frequency_hertz" for k in shown)
     assert any(k[0] == "node_thermal_zone_temp" for k in shown)
+    alpine = next(p for p in make_profiles(4, 2) if p.busybox)
+    answer = respond(plan.script, HostState.boot(alpine, now), now).stdout.decode()
+    assert collector.collect(split_sources(answer, plan.commands)[0], collector.options()) == []  # no systemd

@@ -1,40 +1,97 @@
-"""Every collector the exporter knows, in one list; a department enables a subset (exporter/config.py).
+"""Every collector the exporter knows, in one list, and the plan a department's settings make of them.
 
 One module per collector (``exporter/collectors/<name>.py``): a pure parser from text to data and a
-builder from data to families, plus its :class:`~exporter.collectors.base.Collector` entry here.
+builder from data to families, plus its :class:`~exporter.collectors.base.Collector` entry, listed in
+:data:`COLLECTORS`. A :class:`Plan` is what one probe of a department runs: the enabled collectors with
+their options, and the one constant script they need (built once per distinct setting).
 """
 
 from __future__ import annotations
 
-from exporter.collectors import bonding as _bonding  # col-sys
-from exporter.collectors import cpufreq as _cpufreq  # col-sys
-from exporter.collectors import dmi as _dmi  # col-sys
-from exporter.collectors import edac as _edac  # col-sys
-from exporter.collectors import hwmon as _hwmon  # col-sys
-from exporter.collectors import mdadm as _mdadm  # col-sys
-from exporter.collectors import netclass as _netclass  # col-sys
-from exporter.collectors import nvme as _nvme  # col-sys
-from exporter.collectors import powersupplyclass as _powersupplyclass  # col-sys
-from exporter.collectors import rapl as _rapl  # col-sys
-from exporter.collectors import selinux as _selinux  # col-sys
-from exporter.collectors import systemd as _systemd  # col-sys
-from exporter.collectors import thermal_zone as _thermal_zone  # col-sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from exporter.collectors import (
+    arp,
+    bonding,
+    conntrack,
+    cpu,
+    cpufreq,
+    diskstats,
+    dmi,
+    edac,
+    entropy,
+    filefd,
+    filesystem,
+    hwmon,
+    lab,
+    loadavg,
+    mdadm,
+    meminfo,
+    netclass,
+    netdev,
+    netstat,
+    nvme,
+    powersupplyclass,
+    pressure,
+    rapl,
+    schedstat,
+    selinux,
+    sockstat,
+    softnet,
+    stat,
+    systemd,
+    textfile,
+    thermal_zone,
+    time,
+    timex,
+    udp_queues,
+    uname,
+    vmstat,
+)
+from exporter.collectors import os as os_collector
 from exporter.collectors.base import Collector, CollectorOptions, Sources
+from exporter.command import build_script, command_names
 
 COLLECTORS: list[Collector] = [
-    _bonding.COLLECTOR,  # col-sys
-    _cpufreq.COLLECTOR,  # col-sys
-    _dmi.COLLECTOR,  # col-sys
-    _edac.COLLECTOR,  # col-sys
-    _hwmon.COLLECTOR,  # col-sys
-    _mdadm.COLLECTOR,  # col-sys
-    _netclass.COLLECTOR,  # col-sys
-    _nvme.COLLECTOR,  # col-sys
-    _powersupplyclass.COLLECTOR,  # col-sys
-    _rapl.COLLECTOR,  # col-sys
-    _selinux.COLLECTOR,  # col-sys
-    _systemd.COLLECTOR,  # col-sys (slow tier)
-    _thermal_zone.COLLECTOR,  # col-sys
+    arp.COLLECTOR,
+    bonding.COLLECTOR,
+    conntrack.COLLECTOR,
+    cpu.COLLECTOR,
+    cpufreq.COLLECTOR,
+    diskstats.COLLECTOR,
+    dmi.COLLECTOR,
+    edac.COLLECTOR,
+    entropy.COLLECTOR,
+    filefd.COLLECTOR,
+    filesystem.COLLECTOR,
+    hwmon.COLLECTOR,
+    loadavg.COLLECTOR,
+    mdadm.COLLECTOR,
+    meminfo.COLLECTOR,
+    netclass.COLLECTOR,
+    netdev.COLLECTOR,
+    netstat.COLLECTOR,
+    nvme.COLLECTOR,
+    os_collector.COLLECTOR,
+    powersupplyclass.COLLECTOR,
+    pressure.COLLECTOR,
+    rapl.COLLECTOR,
+    schedstat.COLLECTOR,
+    selinux.COLLECTOR,
+    sockstat.COLLECTOR,
+    softnet.COLLECTOR,
+    stat.COLLECTOR,
+    systemd.COLLECTOR,
+    textfile.COLLECTOR,
+    thermal_zone.COLLECTOR,
+    time.COLLECTOR,
+    timex.COLLECTOR,
+    udp_queues.COLLECTOR,
+    uname.COLLECTOR,
+    vmstat.COLLECTOR,
+    lab.COLLECTOR,
 ]
 
 
@@ -46,4 +103,52 @@ def default_enabled() -> list[Collector]:
     return [collector for collector in COLLECTORS if collector.default_enabled]
 
 
-__all__ = ["COLLECTORS", "Collector", "CollectorOptions", "Sources", "by_name", "default_enabled"]
+@dataclass(frozen=True)
+class Plan:
+    """The collectors one probe runs, with options, and their script; ``slow`` is the plan of the
+    slow-tier collectors (run on their own interval, served from cache in between), if any."""
+
+    collectors: tuple[tuple[Collector, CollectorOptions], ...]
+    script: str
+    commands: tuple[str, ...]
+    slow: Plan | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(collector.name for collector, _ in self.collectors)
+
+
+def _freeze(options: Mapping[str, Mapping[str, str]]) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    return tuple(sorted((name, tuple(sorted(values.items()))) for name, values in options.items()))
+
+
+def make_plan(enabled: Iterable[str] | None = None, options: Mapping[str, Mapping[str, str]] | None = None) -> Plan:
+    """The plan for ``enabled`` collector names (default: node_exporter's defaults plus ``lab``) and
+    ``options`` ({collector: {flag: value}}); unknown names are a ``ValueError`` naming them."""
+    names = None if enabled is None else tuple(enabled)
+    return _plan(names, _freeze(options or {}))
+
+
+def _tier(pairs: list[tuple[Collector, CollectorOptions]], slow: Plan | None = None) -> Plan:
+    collectors = [collector for collector, _ in pairs]
+    return Plan(tuple(pairs), build_script(collectors), command_names(collectors), slow)
+
+
+@lru_cache(maxsize=64)
+def _plan(names: tuple[str, ...] | None, options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]) -> Plan:
+    known = by_name()
+    if names is None:
+        chosen = default_enabled()
+    else:
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise ValueError(f"unknown collectors {unknown}; known: {sorted(known)}")
+        chosen = [collector for collector in COLLECTORS if collector.name in names]
+    values = dict(options)
+    pairs = [(collector, collector.options(dict(values.get(collector.name, ())))) for collector in chosen]
+    slow = [pair for pair in pairs if pair[0].tier == "slow"]
+    return _tier([pair for pair in pairs if pair[0].tier == "fast"], _tier(slow) if slow else None)
+
+
+__all__ = ["COLLECTORS", "Collector", "CollectorOptions", "Plan", "Sources", "by_name", "default_enabled",
+           "make_plan"]

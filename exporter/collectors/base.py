@@ -49,16 +49,17 @@ class CollectorOptions:
         return self.defaults.get(flag, "")
 
     def regex(self, flag: str) -> re.Pattern[str] | None:
-        """The flag as a compiled regex; ``None`` when empty (node_exporter: an empty pattern is unset)."""
+        """The flag as a compiled regex; ``None`` when empty (node_exporter: an empty pattern is unset).
+        Use ``.search``: Go's ``MatchString`` is unanchored, upstream's patterns anchor themselves."""
         pattern = self.get(flag)
         return _compile(pattern) if pattern else None
 
     def keep(self, include: str, exclude: str, name: str) -> bool:
         """node_exporter's device filter: kept unless it misses ``include`` or matches ``exclude``."""
         wanted, unwanted = self.regex(include), self.regex(exclude)
-        if wanted is not None and not wanted.match(name):
+        if wanted is not None and not wanted.search(name):
             return False
-        return unwanted is None or not unwanted.match(name)
+        return unwanted is None or not unwanted.search(name)
 
 
 Collect = Callable[[Sources, CollectorOptions], list[Family]]

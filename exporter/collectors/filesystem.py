@@ -1,0 +1,142 @@
+"""node_exporter's filesystem collector: statfs() of every mount point, from ``stat -f`` on the target.
+
+The mount table is ``/proc/1/mounts`` (what node_exporter reads); the target's shell passes each mount
+point of it to one ``stat -f`` as an argument (data, never code), skipping pseudo filesystems whose
+statfs is never wanted (and autofs, whose statfs would trigger a mount). Upstream's default
+``mount-points-exclude`` and ``fs-types-exclude`` then apply here, like node_exporter's flags. A mount
+that stat could not read gets ``node_filesystem_device_error 1`` and no other series, as upstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from exporter.family import Family
+
+MOUNTS = "/proc/1/mounts"
+MOUNT_POINTS_EXCLUDE = "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+FS_TYPES_EXCLUDE = (
+    "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue"
+    "|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$"
+)
+#: never stat'ed on the target, whatever the flags say (kernel pseudo filesystems; autofs mounts on access)
+NOT_STATED = ("autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "fusectl",
+              "mqueue", "nsfs", "proc", "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "sysfs", "tracefs")
+#: ``%n`` last: a mount point may contain spaces. ``%s`` is f_bsize, which node_exporter multiplies by.
+STATFS = (
+    "set --; while read -r d m t r; do case $t in " + "|".join(NOT_STATED) + ") continue;; esac; "
+    "case $m in *\\\\*) m=$(printf '%b' \"$m\");; esac; case $m in *'\n'*) continue;; esac; "
+    "set -- \"$@\" \"$m\"; done < " + MOUNTS + "; "
+    "[ $# -gt 0 ] && stat -f -c '%b %f %a %s %c %d %n' -- \"$@\""
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    device: str
+    mountpoint: str
+    fstype: str
+    options: str
+
+
+@dataclass(frozen=True)
+class Statfs:
+    blocks: int
+    free: int
+    avail: int
+    bsize: int
+    files: int
+    files_free: int
+
+
+def _unescape(text: str) -> str:
+    """The kernel's octal escapes in /proc/mounts (``\\040`` space, ``\\011`` tab, ``\\012``, ``\\134``)."""
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 3 < len(text) and text[i + 1:i + 4].isdigit():
+            out.append(chr(int(text[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mounts(text: str) -> list[Mount]:
+    """/proc/mounts lines; node_exporter unescapes only ``\\040`` and ``\\011`` in the mount point."""
+    mounts = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 4:
+            raise ValueError(f"malformed mount line: {line!r}")
+        mountpoint = parts[1].replace("\\040", " ").replace("\\011", "\t")
+        mounts.append(Mount(parts[0], mountpoint, parts[2], parts[3]))
+    return mounts
+
+
+def parse_statfs(text: str) -> dict[str, Statfs]:
+    """``stat -f -c '%b %f %a %s %c %d %n'`` lines -> {mount point: numbers}."""
+    stats = {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        parts = line.split(" ", 6)
+        if len(parts) != 7:
+            raise ValueError(f"malformed stat -f line: {line!r}")
+        blocks, free, avail, bsize, files, files_free = (int(v) for v in parts[:6])
+        stats[parts[6]] = Statfs(blocks, free, avail, bsize, files, files_free)
+    return stats
+
+
+_GAUGES = (
+    ("node_filesystem_size_bytes", "Filesystem size in bytes."),
+    ("node_filesystem_free_bytes", "Filesystem free space in bytes."),
+    ("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes."),
+    ("node_filesystem_files", "Filesystem total file nodes."),
+    ("node_filesystem_files_free", "Filesystem total free file nodes."),
+    ("node_filesystem_readonly", "Filesystem read-only status."),
+)
+LABELS = ("device", "fstype", "mountpoint")
+
+
+def filesystem_families(mounts: list[Mount], stats: dict[str, Statfs], options: CollectorOptions) -> list[Family]:
+    mount_points, fs_types = options.regex("mount-points-exclude"), options.regex("fs-types-exclude")
+    error = Family("node_filesystem_device_error", "gauge",
+                   "Whether an error occurred while getting statistics for the given device.", LABELS)
+    gauges = [Family(name, "gauge", help_text, LABELS) for name, help_text in _GAUGES]
+    seen: set[tuple[str, str, str]] = set()
+    for mount in mounts:
+        if mount_points is not None and mount_points.search(mount.mountpoint):
+            continue
+        if fs_types is not None and fs_types.search(mount.fstype):
+            continue
+        labels = (mount.device, mount.fstype, mount.mountpoint)
+        if labels in seen:
+            continue
+        seen.add(labels)
+        stat = stats.get(_unescape(mount.mountpoint) if "\\" in mount.mountpoint else mount.mountpoint)
+        error.samples.append((labels, 0.0 if stat is not None else 1.0))
+        if stat is None:
+            continue
+        readonly = 1.0 if "ro" in mount.options.split(",") else 0.0
+        values = (stat.blocks * stat.bsize, stat.free * stat.bsize, stat.avail * stat.bsize,
+                  stat.files, stat.files_free, readonly)
+        for family, value in zip(gauges, values, strict=True):
+            family.samples.append((labels, float(value)))
+    return [*gauges, error]
+
+
+def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
+    mounts = parse_mounts(source(sources, MOUNTS))
+    return filesystem_families(mounts, parse_statfs(sources.get("cmd:statfs", "")), options)
+
+
+COLLECTOR = Collector(
+    name="filesystem", paths=(MOUNTS,), commands=(("statfs", STATFS),), collect=collect,
+    flags=(("mount-points-exclude", MOUNT_POINTS_EXCLUDE), ("fs-types-exclude", FS_TYPES_EXCLUDE)),
+)

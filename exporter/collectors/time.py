@@ -1,0 +1,61 @@
+"""node_exporter's time collector, on the target's clock: time, zone offset, clocksources.
+
+``node_time_seconds`` must be the target's clock, or uptime (time minus boot time) would mix two
+clocks; one ``date`` prints seconds (with nanoseconds where date has %N), the zone offset and its
+abbreviation. Clocksources come from /sys like upstream (``device`` = their index).
+"""
+
+from __future__ import annotations
+
+from exporter.collectors.base import Collector, CollectorOptions, Sources, matching, source
+from exporter.family import Family, gauge
+
+CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource"
+DATE = "date '+%s.%N %z %Z'"
+
+
+def parse_date(text: str) -> tuple[float, int, str]:
+    """``1796164011.123456789 +0100 CET`` -> (seconds, zone offset in seconds, zone name).
+
+    A date without %N (busybox) prints ``1796164011.N`` or ``1796164011.%N``: whole seconds then.
+    """
+    fields = text.split()
+    if len(fields) < 3:
+        raise ValueError(f"expected 'seconds offset zone' from date, got {text.strip()!r}")
+    seconds, _, fraction = fields[0].partition(".")
+    now = float(f"{seconds}.{fraction}") if fraction.isdigit() else float(seconds)
+    offset = fields[1]
+    if len(offset) != 5 or offset[0] not in "+-" or not offset[1:].isdigit():
+        raise ValueError(f"bad zone offset {offset!r}")
+    sign = -1 if offset[0] == "-" else 1
+    return now, sign * (int(offset[1:3]) * 3600 + int(offset[3:5]) * 60), fields[2]
+
+
+def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
+    now, offset, zone = parse_date(source(sources, "cmd:date"))
+    zone_family = Family("node_time_zone_offset_seconds", "gauge", "System time zone offset in seconds.",
+                         ("time_zone",))
+    zone_family.add((zone,), offset)
+    available = Family("node_time_clocksource_available_info", "gauge",
+                       "Available clocksources read from '/sys/devices/system/clocksource'.",
+                       ("device", "clocksource"))
+    current = Family("node_time_clocksource_current_info", "gauge",
+                     "Current clocksource read from '/sys/devices/system/clocksource'.", ("device", "clocksource"))
+    devices = sorted(set(matching(sources, CLOCKSOURCE, "/available_clocksource"))
+                     | set(matching(sources, CLOCKSOURCE, "/current_clocksource")))
+    for index, device in enumerate(devices):
+        for name in sources.get(f"{CLOCKSOURCE}{device}/available_clocksource", "").split():
+            available.add((str(index), name), 1.0)
+        name = sources.get(f"{CLOCKSOURCE}{device}/current_clocksource", "").strip()
+        if name:
+            current.add((str(index), name), 1.0)
+    return [gauge("node_time_seconds", "System time in seconds since epoch (1970).", now), zone_family,
+            available, current]
+
+
+COLLECTOR = Collector(
+    name="time",
+    paths=(f"{CLOCKSOURCE}[0-9]*/available_clocksource", f"{CLOCKSOURCE}[0-9]*/current_clocksource"),
+    commands=(("date", DATE),),
+    collect=collect,
+)
