@@ -56,7 +56,6 @@ class Runtime:
     """
 
     def __init__(self, path: str, config: Config, script: str | None = None) -> None:
-        from exporter.command import BATCH_SCRIPT
         from exporter.health import HealthBook
         from exporter.probe import Prober
         from exporter.sshpool import SshPool
@@ -66,8 +65,8 @@ class Runtime:
         self.pool = SshPool(config.ssh, config.pool)
         self.pool.start_reaper()
         self.health = HealthBook(config.health)
-        self.prober = Prober(self.pool, self.health, script=script or BATCH_SCRIPT,
-                             on_transition=self._on_transition)
+        self.prober = Prober(self.pool, self.health, script=script, on_transition=self._on_transition,
+                             plans=lambda entry: self.config.plan(entry.department))
         self.events = self._publisher(config)
         self.reloads: dict[str, int] = {"success": 0, "failure": 0}
 

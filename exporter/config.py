@@ -24,6 +24,7 @@ from typing import Any
 import pika
 import yaml
 
+from exporter.collectors import Plan, by_name, default_enabled, make_plan
 from exporter.targets import Target, TargetError, parse_target
 
 #: Largest subnet one ``subnets`` entry may expand to (a /22): a typo like /8 must not create
@@ -154,6 +155,18 @@ class Inventory:
 
 
 @dataclass(frozen=True)
+class CollectorSettings:
+    """Which collectors run and with which flags (node_exporter's ``--[no-]collector.<name>`` and
+    ``--collector.<name>.<flag>``): ``enabled`` collector names, ``options`` {collector: {flag: value}}."""
+
+    enabled: frozenset[str] = field(default_factory=lambda: frozenset(c.name for c in default_enabled()))
+    options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def plan(self) -> Plan:
+        return make_plan(sorted(self.enabled), self.options)
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     ssh: SshSettings
@@ -162,6 +175,13 @@ class Config:
     probe: ProbeSettings
     rabbitmq: RabbitSettings | None
     inventory: Inventory
+    collectors: CollectorSettings = field(default_factory=CollectorSettings)
+    #: departments whose ``collectors:`` differ from the lab-wide ones
+    department_collectors: Mapping[str, CollectorSettings] = field(default_factory=dict)
+
+    def plan(self, department: str) -> Plan:
+        """What a probe of a host of ``department`` runs (built once per distinct setting)."""
+        return self.department_collectors.get(department, self.collectors).plan()
 
 
 def parse_duration(value: Any) -> float | None:
@@ -353,6 +373,73 @@ def _subnet(reader: _Reader, item: Any, path: str, department: str, port: int) -
     return [HostEntry(Target(str(address), port), department) for address in hosts]
 
 
+def _collector_settings(reader: _Reader, raw: Any, path: str, base: CollectorSettings) -> CollectorSettings:
+    """A ``collectors:`` mapping over ``base``: ``enable``/``disable`` lists of collector names and, per
+    collector, its node_exporter flags (``filesystem: {mount-points-exclude: REGEX}``)."""
+    if raw is None:
+        return base
+    if not isinstance(raw, dict):
+        reader.error(path, "must be a mapping (enable, disable, <collector>: {flag: value}), "
+                           f"got {type(raw).__name__}")
+        return base
+    known = by_name()
+    enabled = set(base.enabled)
+    options = {name: dict(values) for name, values in base.options.items()}
+    for key in ("enable", "disable"):
+        names = raw.get(key) or []
+        if not isinstance(names, list):
+            reader.error(f"{path}.{key}", "must be a list of collector names")
+            continue
+        for index, name in enumerate(names):
+            if name not in known:
+                reader.error(f"{path}.{key}[{index}]",
+                             f"unknown collector {name!r} (known: {', '.join(sorted(known))})")
+            elif key == "enable":
+                enabled.add(name)
+            else:
+                enabled.discard(name)
+    for name, flags in raw.items():
+        if name in ("enable", "disable"):
+            continue
+        where = f"{path}.{name}"
+        collector = known.get(name)
+        if collector is None:
+            reader.error(where, f"unknown collector (known: {', '.join(sorted(known))}; or enable, disable)")
+            continue
+        allowed = dict(collector.flags)
+        if not isinstance(flags, dict) or not allowed:
+            reader.error(where, f"flags of {name}: " + (", ".join(sorted(allowed)) if allowed else "it has none"))
+            continue
+        for flag, value in flags.items():
+            if flag not in allowed:
+                reader.error(f"{where}.{flag}", f"unknown flag (allowed: {', '.join(sorted(allowed))})")
+            elif not isinstance(value, str):
+                reader.error(f"{where}.{flag}", f"must be a string, got {type(value).__name__}")
+            elif flag in collector.choices:
+                if value not in collector.choices[flag]:
+                    reader.error(f"{where}.{flag}", f"{value!r} is not one of "
+                                 f"{', '.join(repr(choice) for choice in collector.choices[flag])}")
+                else:
+                    options.setdefault(name, {})[flag] = value
+            else:
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    reader.error(f"{where}.{flag}", f"not a regular expression: {exc}")
+                else:
+                    options.setdefault(name, {})[flag] = value
+    return CollectorSettings(frozenset(enabled), options)
+
+
+def _department_collectors(reader: _Reader, raw: Mapping[str, Any], base: CollectorSettings
+                           ) -> dict[str, CollectorSettings]:
+    departments = raw.get("departments")
+    if not isinstance(departments, dict):
+        return {}
+    return {name: _collector_settings(reader, body["collectors"], f"departments.{name}.collectors", base)
+            for name, body in departments.items() if isinstance(body, dict) and "collectors" in body}
+
+
 def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
     departments = raw.get("departments")
     if not isinstance(departments, dict) or not departments:
@@ -368,8 +455,8 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], port: int) -> Inventory:
         if not isinstance(body, dict):
             reader.error(base, "must be a mapping with hosts and/or subnets")
             continue
-        for key in sorted(set(body) - {"hosts", "subnets"}, key=str):
-            reader.error(f"{base}.{key}", "unknown field (allowed: hosts, subnets)")
+        for key in sorted(set(body) - {"hosts", "subnets", "collectors"}, key=str):
+            reader.error(f"{base}.{key}", "unknown field (allowed: collectors, hosts, subnets)")
         entries: list[tuple[str, HostEntry]] = []
         for kind, expand in (("hosts", _host_entry), ("subnets", _subnet)):
             items = body.get(kind) or []
@@ -396,13 +483,14 @@ def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: the file must be a YAML mapping (ssh, departments, ...)"])
     reader = _Reader(source, os.environ if env is None else env, read_text)
-    allowed = {"ssh", "departments", "health", "pool", "probe", "rabbitmq"}
+    allowed = {"ssh", "departments", "health", "pool", "probe", "rabbitmq", "collectors"}
     for key in sorted(set(raw) - allowed, key=str):
         reader.error(str(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
     ssh = _ssh(reader, raw)
+    collectors = _collector_settings(reader, raw.get("collectors"), "collectors", CollectorSettings())
     config = Config(source, ssh, _health(reader, raw), _numbers(reader, raw, "pool", PoolSettings),
                     _numbers(reader, raw, "probe", ProbeSettings), _rabbitmq(reader, raw),
-                    _inventory(reader, raw, ssh.port))
+                    _inventory(reader, raw, ssh.port), collectors, _department_collectors(reader, raw, collectors))
     if reader.errors:
         raise ConfigError(reader.errors)
     return config

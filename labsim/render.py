@@ -258,6 +258,124 @@ def render_machine(state: HostState, now: float) -> str:
     return "" if _has_arch_file(state) else "x86_64\n"
 
 
+def _disk_device(state: HostState) -> tuple[str, str, str]:
+    """(major, minor, name) of the root disk: every profile's root is /dev/nvme0n1p2."""
+    return ("259", "0", "nvme0n1")
+
+
+def render_diskstats(state: HostState, now: float) -> str:
+    """Kernel 5.5+ layout (17 counters): the root disk, its partitions and an idle loop device; I/O
+    grows with the simulated work (context switches as its clock)."""
+    work = state.ctxt
+    reads, writes = int(work * 0.002), int(work * 0.004)
+    lines = [f"   7       0 loop0 {0} 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"]
+    major, minor, name = _disk_device(state)
+    row = [reads, int(reads * 0.1), reads * 16, int(reads * 0.3), writes, int(writes * 0.4), writes * 24,
+           int(writes * 0.9), 0, int((reads + writes) * 0.25), int((reads + writes) * 1.2), int(writes * 0.01),
+           0, int(writes * 0.5), int(writes * 0.002), int(writes * 0.05), int(writes * 0.02)]
+    lines.append(f" {major:>4} {minor:>7} {name} " + " ".join(str(v) for v in row))
+    for part in (1, 2):
+        share = 0.05 if part == 1 else 0.95
+        lines.append(f" {major:>4} {int(minor) + part:>7} {name}p{part} " + " ".join(str(int(v * share)) for v in row))
+    return "\n".join(lines) + "\n"
+
+
+def render_vmstat(state: HostState, now: float) -> str:
+    work = state.ctxt
+    fields = [("nr_free_pages", int(state.profile.mem_kib / 4 * (1 - state.mem_used_fraction))),
+              ("pgpgin", int(work * 0.016)), ("pgpgout", int(work * 0.048)), ("pswpin", 0), ("pswpout", 0),
+              ("pgfault", int(work * 3.1)), ("pgmajfault", int(work * 0.0004)), ("oom_kill", 0)]
+    return "".join(f"{name} {value}\n" for name, value in fields)
+
+
+def _pairs(groups: list[tuple[str, list[tuple[str, int]]]]) -> str:
+    lines = []
+    for protocol, fields in groups:
+        lines.append(f"{protocol}: " + " ".join(name for name, _ in fields))
+        lines.append(f"{protocol}: " + " ".join(str(value) for _, value in fields))
+    return "\n".join(lines) + "\n"
+
+
+def render_snmp(state: HostState, now: float) -> str:
+    packets = int(state.rx_packets)
+    out = int(state.tx_packets)
+    return _pairs([
+        ("Ip", [("Forwarding", 2), ("DefaultTTL", 64), ("InReceives", packets), ("InHdrErrors", 0),
+                ("InDelivers", packets), ("OutRequests", out)]),
+        ("Icmp", [("InMsgs", packets // 5000), ("InErrors", 0), ("OutMsgs", packets // 5000)]),
+        ("Tcp", [("RtoAlgorithm", 1), ("MaxConn", -1), ("ActiveOpens", packets // 400),
+                 ("PassiveOpens", packets // 900),
+                 ("InSegs", int(packets * 0.93)), ("OutSegs", int(out * 0.95)), ("RetransSegs", out // 2000),
+                 ("InErrs", 0), ("OutRsts", packets // 3000), ("CurrEstab", 12)]),
+        ("Udp", [("InDatagrams", packets // 20), ("NoPorts", packets // 9000), ("InErrors", 0),
+                 ("OutDatagrams", out // 20), ("RcvbufErrors", 0), ("SndbufErrors", 0)]),
+    ])
+
+
+def render_netstat(state: HostState, now: float) -> str:
+    packets = int(state.rx_packets)
+    return _pairs([
+        ("TcpExt", [("SyncookiesSent", 0), ("SyncookiesRecv", 0), ("SyncookiesFailed", 0), ("ListenOverflows", 0),
+                    ("ListenDrops", 0), ("TCPTimeouts", packets // 50000), ("TCPSynRetrans", packets // 80000)]),
+        ("IpExt", [("InNoRoutes", 0), ("InOctets", int(state.rx_bytes)), ("OutOctets", int(state.tx_bytes))]),
+    ])
+
+
+def render_snmp6(state: HostState, now: float) -> str:
+    fields = [("Ip6InReceives", 7), ("Ip6InOctets", 560), ("Ip6OutOctets", 560), ("Icmp6InMsgs", 2),
+              ("Icmp6InErrors", 0), ("Icmp6OutMsgs", 2), ("Udp6InDatagrams", 0), ("Udp6NoPorts", 0),
+              ("Udp6InErrors", 0), ("Udp6OutDatagrams", 0), ("Udp6RcvbufErrors", 0), ("Udp6SndbufErrors", 0)]
+    return "".join(f"{name:<32}\t{value}\n" for name, value in fields)
+
+
+def render_sockstat(state: HostState, now: float) -> str:
+    tcp = 8 + len(state.sessions) * 20 + int(state.utilisation * 40)
+    return (f"sockets: used {tcp * 3 + 120}\nTCP: inuse {tcp} orphan 0 tw {tcp // 2} alloc {tcp + 3} mem {tcp // 4}\n"
+            "UDP: inuse 4 mem 2\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n")
+
+
+def render_sockstat6(state: HostState, now: float) -> str:
+    return "TCP6: inuse 2\nUDP6: inuse 1\nUDPLITE6: inuse 0\nRAW6: inuse 0\nFRAG6: inuse 0 memory 0\n"
+
+
+def render_softnet(state: HostState, now: float) -> str:
+    per_cpu = int(state.rx_packets) // max(1, state.profile.cpus)
+    return "".join(f"{per_cpu:08x} 00000000 {per_cpu // 100000:08x} " + " ".join(["00000000"] * 10) + f" {cpu:08x}\n"
+                   for cpu in range(state.profile.cpus))
+
+
+def _pressure(share: float) -> Callable[[HostState, float], str]:
+    def render(state: HostState, now: float) -> str:
+        total = int(state.uptime(now) * 1e6 * share * state.utilisation)
+        lines = [f"some avg10=0.00 avg60=0.00 avg300=0.00 total={total}"]
+        if share < 0.1:
+            lines.append(f"full avg10=0.00 avg60=0.00 avg300=0.00 total={total // 3}")
+        return "\n".join(lines) + "\n"
+    return render
+
+
+def render_arp(state: HostState, now: float) -> str:
+    gateway = state.profile.ip.rsplit(".", 1)[0] + ".254"
+    return ("IP address       HW type     Flags       HW address            Mask     Device\n"
+            f"{gateway:<16} 0x1         0x2         02:42:ac:11:00:fe     *        {state.profile.nic}\n")
+
+
+def render_udp(state: HostState, now: float) -> str:
+    return ("   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref "
+            "pointer drops\n"
+            "  512: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 17543 2 "
+            "0000000000000000 0\n")
+
+
+def render_textfile_listing(state: HostState, now: float) -> str:
+    return "dir /var/lib/prometheus/node-exporter\n"  # the package's directory, with no textfile scripts
+
+
+def render_adjtimex(state: HostState, now: float) -> str:
+    """adjtimex(2) of an NTP-synchronised clock: TIME_OK, offset 0.2 ms, max error 16 ms."""
+    return f"0 0 200 -1234567 16000 500 8193 7 1 32768000 {int(now)} {int(now % 1 * 1e6)} 10000 0 0 0 0 0 0 0 0 37\n"
+
+
 CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/"
 
 #: Every file the simulator can show, by absolute path on the simulated host.
@@ -271,10 +389,20 @@ FILES: dict[str, Callable[[HostState, float], str]] = {
     "/etc/os-release": render_osrelease,
     CLOCKSOURCE + "available_clocksource": lambda state, now: "tsc hpet acpi_pm \n",
     CLOCKSOURCE + "current_clocksource": lambda state, now: "tsc\n",
+    "/proc/diskstats": render_diskstats, "/proc/vmstat": render_vmstat, "/proc/net/snmp": render_snmp,
+    "/proc/net/netstat": render_netstat, "/proc/net/snmp6": render_snmp6, "/proc/net/sockstat": render_sockstat,
+    "/proc/net/sockstat6": render_sockstat6, "/proc/net/softnet_stat": render_softnet,
+    "/proc/pressure/cpu": _pressure(0.3), "/proc/pressure/io": _pressure(0.05),
+    "/proc/pressure/memory": _pressure(0.01),
+    "/proc/sys/kernel/random/entropy_avail": lambda state, now: "256\n",
+    "/proc/sys/kernel/random/poolsize": lambda state, now: "256\n",
+    "/proc/net/arp": render_arp, "/proc/net/udp": render_udp, "/proc/net/udp6": render_udp,
+    "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size": lambda state, now: "2097152\n",
 }
 #: Every constant command of the collectors the simulator answers, by the collector's command name.
 COMMANDS: dict[str, Callable[[HostState, float], str]] = {
     "statfs": render_statfs, "machine": render_machine, "date": render_date, "who": render_who,
+    "textfile": render_textfile_listing, "adjtimex": render_adjtimex,
 }
 
 

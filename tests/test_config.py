@@ -164,3 +164,46 @@ def test_targets_normalise_to_host_and_port(text: str, expected: Target) -> None
 def test_bad_targets(text: str) -> None:
     with pytest.raises(TargetError):
         parse_target(text, 22)
+
+
+# --- collectors: node_exporter's flags, lab-wide and per department ---------------------------------
+
+COLLECTOR_BASE = {"ssh": {"user": "optilab", "key_file": "/nonexistent/key"},
+                  "departments": {"physics": {"hosts": ["127.0.1.1"]}, "chemistry": {"hosts": ["127.0.1.2"]}}}
+
+
+def test_collectors_default_to_node_exporters_defaults_and_departments_override():
+    from exporter.collectors import default_enabled
+
+    raw = {**COLLECTOR_BASE, "collectors": {"disable": ["arp"], "filesystem": {"mount-points-exclude": "^/boot"}},
+           "departments": {"physics": {"hosts": ["127.0.1.1"],
+                                       "collectors": {"enable": ["arp"], "netdev": {"device-exclude": "^lo$"}}},
+                           "chemistry": {"hosts": ["127.0.1.2"]}}}
+    config = parse_config(raw, "lab.yml", env={})
+    chemistry, physics = config.plan("chemistry"), config.plan("physics")
+    assert "arp" not in chemistry.names and "arp" in physics.names
+    options = {collector.name: dict(opts.values) for collector, opts in physics.collectors if opts.values}
+    assert options == {"filesystem": {"mount-points-exclude": "^/boot"}, "netdev": {"device-exclude": "^lo$"}}
+    plain = parse_config(COLLECTOR_BASE, "lab.yml", env={}).plan("physics")
+    assert set(plain.names) | {c.name for c, _ in plain.slow.collectors} == {c.name for c in default_enabled()}
+    assert chemistry.script != plain.script and "/proc/net/arp" not in chemistry.script
+
+
+@pytest.mark.parametrize(("collectors", "message"), [
+    ("all", "collectors: must be a mapping (enable, disable, <collector>: {flag: value}), got str"),
+    ({"disable": ["nope"]}, "collectors.disable[0]: unknown collector 'nope' (known: arp, "),
+    ({"enable": "arp"}, "collectors.enable: must be a list of collector names"),
+    ({"netdev": {"device-exclud": "x"}}, "collectors.netdev.device-exclud: unknown flag (allowed: device-exclude, "
+                                         "device-include)"),
+    ({"vmstat": {"fields": "("}}, "collectors.vmstat.fields: not a regular expression: missing )"),
+    ({"vmstat": {"fields": 3}}, "collectors.vmstat.fields: must be a string, got int"),
+    ({"textfile": {"directory": "/tmp"}}, "collectors.textfile.directory: '/tmp' is not one of "
+                                          "'/var/lib/prometheus/node-exporter'"),
+    ({"cpu": {"x": "y"}}, "collectors.cpu: flags of cpu: it has none"),
+])
+def test_collector_settings_errors_name_the_field(collectors, message):
+    raw = {**COLLECTOR_BASE, "departments": {"physics": {"hosts": ["127.0.1.1"], "collectors": collectors}}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, "lab.yml", env={})
+    assert any(error.startswith(f"lab.yml: departments.physics.{message}") for error in caught.value.errors), \
+        caught.value.errors

@@ -25,6 +25,8 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
         running.samples.append((cpu, int(fields[7]) / 1e9))
         waiting.samples.append((cpu, int(fields[8]) / 1e9))
         slices.samples.append((cpu, float(fields[9])))
+    if not running.samples:
+        raise ValueError("no cpuN lines in /proc/schedstat")
     return [running, waiting, slices]
 
 

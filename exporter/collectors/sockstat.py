@@ -29,11 +29,11 @@ def parse_sockstat(text: str) -> tuple[int | None, dict[str, dict[str, int]]]:
     used = None
     protocols: dict[str, dict[str, int]] = {}
     for line in text.splitlines():
-        head, _, rest = line.partition(":")
+        head, colon, rest = line.partition(":")
         parts = rest.split()
-        if not parts:
+        if not line.strip():
             continue
-        if len(parts) % 2:
+        if not colon or not parts or len(parts) % 2:
             raise ValueError(f"malformed sockstat line: {line!r}")
         fields = {parts[i]: int(parts[i + 1]) for i in range(0, len(parts), 2)}
         if head == "sockets":
