@@ -53,7 +53,15 @@ def render_sys(state: HostState, now: float) -> dict[str, str]:
     files["/sys/class/thermal/thermal_zone0/type"] = "x86_pkg_temp\n"
     files["/sys/class/thermal/thermal_zone0/policy"] = "step_wise\n"
     files["/sys/class/thermal/thermal_zone0/temp"] = f"{package}\n"
+    files["/proc/filesystems"] = FILESYSTEMS
     return files
+
+
+#: /proc/filesystems of a Debian/RHEL kernel without SELinux built in (the selinux collector reads it)
+FILESYSTEMS = "".join(f"nodev\t{name}\n" for name in (
+    "sysfs", "tmpfs", "bdev", "proc", "cgroup", "cgroup2", "cpuset", "devtmpfs", "debugfs", "securityfs",
+    "sockfs", "bpf", "pipefs", "ramfs", "hugetlbfs", "devpts", "mqueue", "pstore", "autofs"))
+FILESYSTEMS += "\text4\n\txfs\n\tvfat\n"
 
 
 #: what ``cd -P`` finds behind each chip's ``device`` link (the hwmon collector's command)

@@ -175,3 +175,18 @@ def test_large_values_render_as_go_does():
     assert float(format_value(-1.5e10)) == -1.5e10
     assert format_value(1234567.0) == "1.234567e+06"
     assert float(format_value(12345678901.25)) == 12345678901.25
+
+
+def test_selinux_from_the_files_libselinux_reads():
+    from exporter.collectors import selinux
+    filesystems = (LAB_PC / "proc" / "filesystems").read_text()  # this machine's: no selinuxfs
+    assert selinux.parse({selinux.FILESYSTEMS: filesystems}) == (False, None, None)
+    with_selinux = filesystems + "nodev\tselinuxfs\n"
+    config = "# comment\nSELINUX=enforcing\nSELINUXTYPE=targeted\n"
+    sources = {selinux.FILESYSTEMS: with_selinux, selinux.ENFORCE: "0", selinux.CONFIG: config}
+    assert selinux.parse(sources) == (True, 0, 1)  # permissive now, enforcing configured
+    assert selinux.parse({**sources, selinux.CONFIG: "SELINUX=disabled\n"})[2] == -1
+    with pytest.raises(ValueError):
+        selinux.parse({})  # no /proc/filesystems: not a Linux answer
+    with pytest.raises(ValueError):
+        selinux.parse({selinux.FILESYSTEMS: "~garbage\n"})

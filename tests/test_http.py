@@ -15,6 +15,7 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
+from exporter.collectors import make_plan
 from exporter.command import DEFAULT_COMMANDS, frame
 from exporter.config import Config, Target, parse_config
 from exporter.health import HealthBook
@@ -47,8 +48,12 @@ class FakeRunner:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, float]] = []
+        self.slow_calls: list[str] = []  # the slow tier's background refreshes (exporter/slowtier.py)
 
     def run(self, target: Target, command: str, deadline: float) -> str:
+        if command == make_plan().slow.script:
+            self.slow_calls.append(str(target))
+            return frame({}, make_plan().slow.commands)
         self.calls.append((str(target), deadline))
         if target.host == "127.0.1.2":
             raise SshError("refused", "connection refused")

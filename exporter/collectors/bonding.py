@@ -16,13 +16,16 @@ PREFIX = "/sys/class/net/"
 
 def parse(sources: Sources) -> dict[str, tuple[int, int]]:
     """``{master: (slaves, active slaves)}``. A bond without slaves has an empty ``slaves`` file, which
-    the target does not send: it counts 0, as upstream. A listed slave without ``mii_status`` is an error."""
+    the target does not send: it counts 0, as upstream. A listed bond without ``bonding/mode`` (which
+    is never empty) or a listed slave without ``mii_status`` is an error."""
     masters = sources.get(MASTERS)
     if masters is None:
         return {}
-    attrs = devices(sources, PREFIX, ("bonding/slaves", "bonding_slave/mii_status"))
+    attrs = devices(sources, PREFIX, ("bonding/mode", "bonding/slaves", "bonding_slave/mii_status"))
     status = {}
     for master in masters.split():
+        if "bonding/mode" not in attrs.get(master, {}):  # never empty on a bond ("balance-rr 0")
+            raise ValueError(f"{PREFIX}{master}/bonding/mode not readable")
         slaves = attrs.get(master, {}).get("bonding/slaves", "").split()
         active = 0
         for slave in slaves:
@@ -49,5 +52,7 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 
 
 COLLECTOR = Collector(
-    "bonding", (MASTERS, PREFIX + "*/bonding/slaves", PREFIX + "*/bonding_slave/mii_status"), collect,
+    "bonding",
+    (MASTERS, PREFIX + "*/bonding/mode", PREFIX + "*/bonding/slaves", PREFIX + "*/bonding_slave/mii_status"),
+    collect,
 )

@@ -27,11 +27,14 @@ ATTRS = tuple(f"cpufreq/{name}" for name, _, _ in _FILES)
 def parse(sources: Sources) -> dict[str, dict[str, int]]:
     """``{cpu number: {file: kHz}}``; a value that is not an unsigned number is left out."""
     cpus: dict[str, dict[str, int]] = {}
-    for cpu, attrs in devices(sources, PREFIX, ATTRS).items():
+    found = devices(sources, PREFIX, ATTRS)
+    for cpu, attrs in found.items():
         if not cpu.isdigit():
             continue
         values = {attr.removeprefix("cpufreq/"): uint(text) for attr, text in attrs.items()}
         cpus[cpu] = {name: value for name, value in values.items() if value is not None}
+    if found and not any(cpus.values()):
+        raise ValueError("no cpufreq value parses")
     return cpus
 
 

@@ -6,6 +6,8 @@ non-root node_exporter) gets the info without those labels.
 
 from __future__ import annotations
 
+import re
+
 from exporter.collectors.base import Collector, CollectorOptions, Sources
 from exporter.family import Family
 
@@ -28,8 +30,12 @@ HELP = ("A metric with a constant '1' value labeled by bios_date, bios_release, 
 
 
 def parse(sources: Sources) -> dict[str, str]:
-    """``{label: value}`` for each DMI file the target sent."""
-    return {label: sources[DIRECTORY + file].strip() for label, file in FIELDS.items() if DIRECTORY + file in sources}
+    """``{label: value}`` for each DMI file the target sent; ``ValueError`` when the BIOS date is not
+    the MM/DD/YYYY the DMI standard prescribes (the answer is not /sys)."""
+    info = {label: sources[DIRECTORY + file].strip() for label, file in FIELDS.items() if DIRECTORY + file in sources}
+    if "bios_date" in info and not re.match(r"^\d{2}/\d{2}/\d{4}$", info["bios_date"]):
+        raise ValueError(f"bios_date {info['bios_date'][:20]!r} is not MM/DD/YYYY")
+    return info
 
 
 def build(info: dict[str, str]) -> list[Family]:

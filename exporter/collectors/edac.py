@@ -15,7 +15,10 @@ _ROW_FILES = ("ce_count", "ue_count")
 def parse(sources: Sources) -> dict[str, tuple[dict[str, int], dict[str, dict[str, int]]]]:
     """``{controller: ({file: count}, {csrow: {file: count}})}``; a missing count is an error."""
     controllers = {}
-    for controller, attrs in devices(sources, PREFIX).items():
+    found = devices(sources, PREFIX)
+    if found and not any(controller.isdigit() for controller in found):
+        raise ValueError("no memory controller mcN in the answer")
+    for controller, attrs in found.items():
         if not controller.isdigit():
             continue
         counts, rows = {}, {}

@@ -26,6 +26,7 @@ LINKS_COMMAND = ('for d in /sys/class/hwmon/*; do [ -d "$d/device" ] && cd -P "$
                  ' && printf \'%s %s\\n\' "${d##*/}" "$PWD"; done; cd /')
 _FILENAME = re.compile(r"^(?P<type>[^0-9]+)(?P<id>[0-9]*)?(_(?P<property>.+))?$")
 _INVALID = re.compile(r"[^a-z0-9:_]")
+_CHIP_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # what drivers name their chips (no spaces, no '*')
 LABELS = ("chip", "sensor")
 
 
@@ -75,6 +76,8 @@ def parse(sources: Sources) -> dict[str, tuple[str | None, dict[str, dict[str, s
             if sensor_type in SENSOR_TYPES:
                 text = sources[PREFIX + directory + "/" + relative]
                 data.setdefault(f"{sensor_type}{index}", {})[prop] = text.strip("\n")
+        if name is not None and not _CHIP_NAME.match(name):
+            raise ValueError(f"hwmon {directory[:20]!r}: chip name {name[:20]!r} is no driver's")
         chip = chip_label(directory, links.get(directory), name)
         chips[chip] = (clean(name) if name and clean(name) else None, data)
     return chips
@@ -125,6 +128,7 @@ def build(chips: dict[str, tuple[str | None, dict[str, dict[str, str]]]]) -> lis
             family = families[name] = Family(name, kind, help_text, LABELS)
         family.add(values, value)
 
+    parsed = 0
     for chip, (chip_name, sensors) in chips.items():
         if chip_name is not None:
             names.add((chip, chip_name), 1.0)
@@ -135,12 +139,14 @@ def build(chips: dict[str, tuple[str | None, dict[str, dict[str, str]]]]) -> lis
             if "label" in data:
                 labels.add((chip, sensor, data["label"]), 1.0)
             if sensor_type == "beep_enable":
-                value = 1.0 if data.get("") == "1" else 0.0
-                add("node_hwmon_beep_enabled", "gauge", "Hardware beep enabled", key, value)
+                if data.get("") in ("0", "1"):  # upstream: 1 if "1" else 0; the kernel prints only these
+                    add("node_hwmon_beep_enabled", "gauge", "Hardware beep enabled", key, float(data[""] == "1"))
+                    parsed += 1
                 continue
             if sensor_type in ("vrm", "update_interval"):
                 value = number(data.get("", ""))
                 if value is not None:
+                    parsed += 1
                     if sensor_type == "vrm":
                         add("node_hwmon_voltage_regulator_version", "gauge", "Hardware voltage regulator", key, value)
                     else:
@@ -156,6 +162,9 @@ def build(chips: dict[str, tuple[str | None, dict[str, dict[str, str]]]]) -> lis
                     continue
                 name, kind, help_text, scale = spec
                 add(name, kind, help_text, key, value * scale)
+                parsed += 1
+    if any(sensors for _, sensors in chips.values()) and not parsed:
+        raise ValueError("no hwmon sensor value parses")
     return [names, labels, *families.values()]
 
 

@@ -52,6 +52,7 @@ def build(interfaces: dict[str, dict[str, str]], options: CollectorOptions) -> l
                   ("device", *_INFO))
     numbers = {attr: Family(f"node_network_{suffix}", kind, f"Network device property: {suffix}", ("device",))
                for attr, suffix, kind in _NUMBERS}
+    parsed = 0
     for name in sorted(interfaces):
         if ignored is not None and ignored.search(name):
             continue
@@ -62,11 +63,14 @@ def build(interfaces: dict[str, dict[str, str]], options: CollectorOptions) -> l
             value = go_int(attrs[attr]) if attr in attrs else None
             if value is None:
                 continue
+            parsed += 1
             if attr == "speed":
                 if value < 0 and drop_invalid_speed:
                     continue
                 value = int(value * 1000 * 1000 / 8)
             numbers[attr].add((name,), value)
+    if interfaces and not parsed:  # the kernel prints numbers there: this is not sysfs
+        raise ValueError("no numeric attribute of /sys/class/net parses")
     return [up, info, *numbers.values()]
 
 

@@ -10,8 +10,16 @@ PREFIX = "/sys/class/nvme/"
 _FILES = ("firmware_rev", "model", "serial", "state")
 
 
+#: controller states the kernel prints (drivers/nvme/host/core.c)
+STATES = ("new", "live", "resetting", "connecting", "deleting", "deleting (no IO)", "dead", "unknown")
+
+
 def parse(sources: Sources) -> dict[str, dict[str, str]]:
-    return devices(sources, PREFIX, _FILES)
+    """``{controller: {file: value}}``; ``ValueError`` when no controller is in a state the kernel prints."""
+    controllers = devices(sources, PREFIX, _FILES)
+    if controllers and not any(attrs.get("state") in STATES for attrs in controllers.values()):
+        raise ValueError("no NVMe controller in a known state")
+    return controllers
 
 
 def build(controllers: dict[str, dict[str, str]]) -> list[Family]:

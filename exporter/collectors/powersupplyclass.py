@@ -45,8 +45,16 @@ TEXTS = ("capacity_level", "charge_type", "health", "manufacturer", "model_name"
          "technology", "type", "usb_type", "scope")
 
 
+#: the kernel's power_supply types (include/linux/power_supply.h)
+TYPES = ("Unknown", "Battery", "UPS", "Mains", "USB", "Wireless")
+
+
 def parse(sources: Sources) -> dict[str, dict[str, str]]:
-    return devices(sources, PREFIX, (*NUMBERS, *TEXTS))
+    """``{supply: {file: value}}``; ``ValueError`` when no supply has a type the kernel prints."""
+    supplies = devices(sources, PREFIX, (*NUMBERS, *TEXTS))
+    if supplies and not any(attrs.get("type") in TYPES for attrs in supplies.values()):
+        raise ValueError("no power supply of a known type")
+    return supplies
 
 
 def build(supplies: dict[str, dict[str, str]], options: CollectorOptions) -> list[Family]:

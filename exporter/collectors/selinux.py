@@ -1,27 +1,45 @@
 """selinux: ``node_selinux_*`` (node_exporter's selinux collector, which asks libselinux).
 
-The closest files: SELinux is enabled when selinuxfs answers (``/sys/fs/selinux/enforce`` readable;
-libselinux also checks the process context is not ``kernel``, which a file read cannot), the
-current mode is that file (1 enforcing, 0 permissive) and the configured mode is ``SELINUX=`` of
-/etc/selinux/config (enforcing 1, permissive 0, disabled -1), which is what libselinux reads.
-Upstream exports ``node_selinux_enabled 0`` on every host without SELinux, and so does this one.
+The closest files to what libselinux reads: SELinux is enabled when the kernel knows selinuxfs
+(``/proc/filesystems``, libselinux's own first check) and selinuxfs answers
+(``/sys/fs/selinux/enforce`` readable; libselinux also checks the process context is not
+``kernel``, which a file read cannot). The current mode is that file (1 enforcing, 0 permissive),
+the configured mode ``SELINUX=`` of /etc/selinux/config (enforcing 1, permissive 0, disabled -1),
+the file libselinux reads. Upstream exports ``node_selinux_enabled 0`` on every host without
+SELinux, and so does this one; an answer without a well-formed /proc/filesystems is not a Linux
+host's and fails the collector.
 """
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
+from exporter.collectors.base import Collector, CollectorOptions, Sources, source
 from exporter.family import Family, gauge
 
+FILESYSTEMS = "/proc/filesystems"
 ENFORCE = "/sys/fs/selinux/enforce"
 CONFIG = "/etc/selinux/config"
 _MODES = {"enforcing": 1, "permissive": 0, "disabled": -1}
 
 
+def kernel_filesystems(text: str) -> set[str]:
+    """The names in /proc/filesystems (``nodev\\tsysfs``, ``\\text4``); ``ValueError`` on other lines."""
+    names = set()
+    for line in text.splitlines():
+        flag, tab, name = line.partition("\t")
+        if not tab or flag not in ("", "nodev") or not name.strip():
+            raise ValueError(f"{FILESYSTEMS}: unexpected line {line[:40]!r}")
+        names.add(name.strip())
+    return names
+
+
 def parse(sources: Sources) -> tuple[bool, int | None, int | None]:
     """(enabled, current mode, configured mode)."""
+    known = kernel_filesystems(source(sources, FILESYSTEMS))
     enforce = sources.get(ENFORCE)
-    if enforce is None or enforce.strip() not in ("0", "1"):
+    if "selinuxfs" not in known or enforce is None:
         return False, None, None
+    if enforce.strip() not in ("0", "1"):
+        raise ValueError(f"{ENFORCE} holds {enforce[:20]!r}, not 0 or 1")
     configured = -1  # libselinux: no SELINUX= line means disabled
     for line in sources.get(CONFIG, "").splitlines():
         key, sep, value = line.strip().partition("=")
@@ -42,4 +60,4 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     return build(*parse(sources))
 
 
-COLLECTOR = Collector("selinux", (ENFORCE, CONFIG), collect)
+COLLECTOR = Collector("selinux", (FILESYSTEMS, ENFORCE, CONFIG), collect)

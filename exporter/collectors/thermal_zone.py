@@ -17,7 +17,8 @@ _COOLING = "cooling_device"
 def parse(sources: Sources) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int, int]]]:
     """(zones as (number, type, millidegrees), cooling devices as (number, type, cur, max))."""
     zones, cooling = [], []
-    for directory, attrs in devices(sources, PREFIX).items():
+    found = devices(sources, PREFIX)
+    for directory, attrs in found.items():
         if directory.startswith(_ZONE) and directory[len(_ZONE):].isdigit():
             temp = go_int(attrs.get("temp", ""))
             if "type" in attrs and "policy" in attrs and temp is not None:
@@ -26,6 +27,8 @@ def parse(sources: Sources) -> tuple[list[tuple[str, str, int]], list[tuple[str,
             cur, top = uint(attrs.get("cur_state", "")), uint(attrs.get("max_state", ""))
             if "type" in attrs and cur is not None and top is not None:
                 cooling.append((directory[len(_COOLING):], attrs["type"], cur, top))
+    if found and not zones and not cooling:
+        raise ValueError("no thermal zone or cooling device parses")
     zones.sort(key=lambda zone: int(zone[0]))
     cooling.sort(key=lambda device: int(device[0]))
     return zones, cooling
