@@ -49,6 +49,7 @@ from exporter.collectors import (
     udp_queues,
     uname,
     vmstat,
+    xfs,
 )
 from exporter.collectors import os as os_collector
 from exporter.collectors.base import Collector, CollectorOptions, Sources
@@ -91,6 +92,7 @@ COLLECTORS: list[Collector] = [
     udp_queues.COLLECTOR,
     uname.COLLECTOR,
     vmstat.COLLECTOR,
+    xfs.COLLECTOR,
     lab.COLLECTOR,
 ]
 
