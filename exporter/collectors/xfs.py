@@ -94,6 +94,8 @@ def parse(text: str) -> dict[str, list[int]]:
         if label in _LENGTHS and len(values) not in _LENGTHS[label]:
             raise ValueError(f"incorrect number of values for XFS {label} stats: {len(values)}")
         lines[label] = values
+    if "extent_alloc" not in lines:  # the kernel's first line, in every version
+        raise ValueError("no extent_alloc line: not an XFS stats file")
     return lines
 
 
