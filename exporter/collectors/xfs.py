@@ -86,10 +86,10 @@ def parse(text: str) -> dict[str, list[int]]:
         if len(fields) < 2:
             continue
         label, raw = fields[0], fields[1:]
-        if not all(value.isdigit() for value in raw):
+        if not "".join(raw).isdigit():
             raise ValueError(f"xfs stats line {label!r}: not unsigned numbers")
-        values = [int(value) for value in raw]
-        if label != "xpc" and any(value > _U32 for value in values):
+        values = list(map(int, raw))
+        if label != "xpc" and max(values) > _U32:
             raise ValueError(f"xfs stats line {label!r}: value out of uint32 range")
         if label in _LENGTHS and len(values) not in _LENGTHS[label]:
             raise ValueError(f"incorrect number of values for XFS {label} stats: {len(values)}")
