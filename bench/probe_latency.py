@@ -34,10 +34,11 @@ import yaml  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exporter.command import BATCH_SCRIPT, split_sections  # noqa: E402
+from exporter.collectors import make_plan  # noqa: E402
+from exporter.command import BATCH_SCRIPT, split_sources  # noqa: E402
 from exporter.config import PoolSettings, SshSettings, Target  # noqa: E402
-from exporter.metrics import HostLabels, probe_families, render, snapshot_families  # noqa: E402
-from exporter.parsers import parse_snapshot  # noqa: E402
+from exporter.family import render  # noqa: E402
+from exporter.metrics import HostLabels, probe_families  # noqa: E402
 from exporter.sshpool import SshPool  # noqa: E402
 from tests.fixtures.procs import Service, free_port, http_ok  # noqa: E402
 from tests.fixtures.sshd import Sshd, start_sshd  # noqa: E402
@@ -121,11 +122,12 @@ def in_process(sshd: Sshd, repeats: int) -> None:
 
         output = run(warm_pool, BATCH_SCRIPT)
         labels = HostLabels("bench", sshd.host, "bench")
+        plan = make_plan()
 
         def parse_and_render() -> bytes:
-            sections, complete = split_sections(output)
-            snapshot, errors = parse_snapshot(sections, complete)
-            families = snapshot_families(snapshot, snapshot, labels, errors)
+            sources, _complete = split_sources(output, plan.commands)
+            families = [family for collector, options in plan.collectors
+                        for family in collector.collect(sources, options)]
             return render(families + probe_families(labels, True, 0.01, "healthy", None))
 
         times = interleaved({

@@ -2,7 +2,7 @@
 
 Runs the exporter's own WSGI app in this process against a simulated lab (no HTTP transfer), warms
 the pool, then profiles warm fan-outs and adds up each function's own time by the package it lives
-in: paramiko, prometheus_client (text rendering), the exporter's parsers, its metric building, its
+in: paramiko, the exporter's renderer, answer splitting, collectors, lab and probe families, its
 pool/probe/http code, gevent. Answers "what bounds the exporter's CPU per probe". The cyclic garbage
 collector's share is timed separately (cProfile charges it to whatever function allocated when it
 ran): a fan-out keeps ~50 000 samples alive until it renders them, and full collections walk them.
@@ -28,9 +28,11 @@ from bench.sshfloor import cpu  # noqa: E402
 
 BUCKETS = (
     ("paramiko + cryptography (SSH)", ("/paramiko/", "/cryptography/", "/nacl/")),
-    ("prometheus_client (text rendering, families)", ("/prometheus_client/",)),
-    ("exporter parsers", ("/exporter/parsers",)),
-    ("exporter metric building", ("/exporter/metrics",)),
+    ("prometheus_client (own /metrics, textfile parser)", ("/prometheus_client/",)),
+    ("exporter rendering (family.py)", ("/exporter/family",)),
+    ("exporter answer splitting (command.py)", ("/exporter/command",)),
+    ("exporter collectors and parsers", ("/exporter/collectors/", "/exporter/parsers")),
+    ("exporter lab/probe families (metrics.py)", ("/exporter/metrics",)),
     ("exporter pool, probe, http", ("/exporter/",)),
     ("gevent (scheduling, locks)", ("/gevent/", "threading.py")),
 )

@@ -110,15 +110,15 @@ def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str],
     ``commands`` are the script's command names in order (:func:`command_names`). Text before the
     start line (a login banner) is ignored.
     """
-    start = output.find(START)
-    while start > 0 and output[start - 1] != "\n":
+    start, count, eol = output.find(START), -1, -1
+    while start >= 0:  # the first line "@@optilab <count>" (a banner may say anything before it)
+        eol = output.find("\n", start)
+        number = output[start + len(START):eol] if eol > 0 else ""
+        if (start == 0 or output[start - 1] == "\n") and number.isdigit():
+            count = int(number)
+            break
         start = output.find(START, start + 1)
-    if start < 0:
-        return {}, False
-    eol = output.find("\n", start)
-    try:
-        count = int(output[start + len(START):eol])
-    except ValueError:
+    if count < 0:
         return {}, False
     pos = eol + 1
     names = []

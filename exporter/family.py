@@ -4,8 +4,8 @@ A :class:`Family` is the plainest possible container: a name, a type, a HELP tex
 ``(label values, value)`` samples. Collectors build fresh ones per scrape. :func:`render` turns
 families into bytes in one pass: it merges families of the same name (a fan-out has one per host),
 appends ``extra`` labels (``instance`` and ``department`` in a fan-out) to every sample at render
-time, sorts label names like prometheus_client does (so golden renders stay byte-identical), and
-escapes every label value and HELP text once. prometheus_client's ``generate_latest`` did the same
+time, and escapes every label value and HELP text once (a family's labels come in its own order,
+then ``extra``: no sorting per sample). prometheus_client's ``generate_latest`` did the same
 work through per-sample objects and cost ~10× more for a 500-series host (bench/profile_probe.py);
 prometheus_client still renders the exporter's own ``/metrics``.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 TYPES = ("counter", "gauge", "untyped")
 
@@ -58,6 +59,8 @@ def counter(name: str, help_text: str, value: float | None = None) -> Family:
 
 def format_value(value: float) -> str:
     """A sample value as Go (and prometheus_client) print it: ``+Inf``, ``NaN``, ``1.5e+09``."""
+    if -1e6 < value < 1e6:  # the common case: Python's repr is Go's (NaN and infinities fail the test)
+        return repr(value)
     if value != value:  # NaN
         return "NaN"
     if value == math.inf:
@@ -82,44 +85,46 @@ def escape_help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n")
 
 
+@lru_cache(maxsize=8192)
+def _header(name: str, kind: str, help_text: str) -> str:
+    """HELP and TYPE lines (cached: every probe repeats the same few hundred families)."""
+    return f"# HELP {name} {escape_help(help_text)}\n# TYPE {name} {kind}\n"
+
+
 class _Merged:
-    """All samples of one exposed name across the families (hosts) that carry it."""
+    """All sample lines of one exposed name across the families (hosts) that carry it."""
 
     __slots__ = ("header", "lines")
 
     def __init__(self, family: Family) -> None:
-        self.header = f"# HELP {family.name} {escape_help(family.help)}\n# TYPE {family.name} {family.type}\n"
+        self.header = _header(family.name, family.type, family.help)
         self.lines: list[str] = []
 
 
-def _sample_lines(family: Family, extra: tuple[tuple[str, str], ...], out: list[str]) -> None:
-    """Append one text line per sample; label names sorted, ``extra`` (values already escaped) appended
-    unless the family has a label of the same name (the lab gauges carry ``department`` themselves)."""
-    own = family.labels
-    if extra and any(name in own for name, _ in extra):
-        extra = tuple((name, value) for name, value in extra if name not in own)
-    names = own + tuple(name for name, _ in extra)
-    name = family.name
-    if not names:
-        for _values, value in family.samples:
-            out.append(f"{name} {format_value(value)}\n")
+def _needs_escape(text: str) -> bool:
+    return "\\" in text or '"' in text or "\n" in text
+
+
+def _sample_lines(family: Family, extra: tuple[tuple[str, str], ...], suffix: str, out: list[str]) -> None:
+    """Append one text line per sample: the family's labels in their order, then ``extra`` (values
+    already escaped, ``suffix`` is their rendered ``,name="value"`` text) unless the family has a
+    label of the same name (the lab gauges carry ``department`` themselves)."""
+    own, name = family.labels, family.name
+    if extra and own and any(label in own for label, _ in extra):
+        suffix = "".join(f',{label}="{value}"' for label, value in extra if label not in own)
+    if not own:
+        head = f"{name}{{{suffix[1:]}}} " if suffix else f"{name} "
+        out.extend([head + format_value(value) + "\n" for _values, value in family.samples])
         return
     width = len(own)
-    order = sorted(range(len(names)), key=names.__getitem__)
-    prefixes = [f'{names[i]}="' for i in order]
-    if not extra and order == list(range(width)):
-        for values, value in family.samples:
-            body = '",'.join([p + escape_label_value(v) for p, v in zip(prefixes, values, strict=True)])
-            out.append(f'{name}{{{body}"}} {format_value(value)}\n')
-        return
-    tail = [value for _, value in extra]
+    template = (name + "{" + ",".join(f'{label}="%s"' for label in own)
+                + suffix.replace("%", "%%") + "} %s\n")
     for values, value in family.samples:
         if len(values) != width:
             raise ValueError(f"{name}: sample with {len(values)} label values for labels {own}")
-        cells = [escape_label_value(v) for v in values]
-        cells.extend(tail)
-        body = '",'.join([p + cells[i] for p, i in zip(prefixes, order, strict=True)])
-        out.append(f'{name}{{{body}"}} {format_value(value)}\n')
+        if _needs_escape("".join(values)):
+            values = tuple(escape_label_value(v) for v in values)
+        out.append(template % (*values, format_value(value)))
 
 
 def render_groups(groups: Iterable[tuple[Iterable[Family], Extra]]) -> bytes:
@@ -130,14 +135,15 @@ def render_groups(groups: Iterable[tuple[Iterable[Family], Extra]]) -> bytes:
     """
     merged: dict[str, _Merged] = {}
     for families, extra in groups:
-        escaped = tuple((name, escape_label_value(value)) for name, value in extra.items())
+        escaped = tuple((label, escape_label_value(value)) for label, value in extra.items())
+        suffix = "".join(f',{label}="{value}"' for label, value in escaped)
         for family in families:
             if not family.samples:
                 continue
             entry = merged.get(family.name)
             if entry is None:
                 entry = merged[family.name] = _Merged(family)
-            _sample_lines(family, escaped, entry.lines)
+            _sample_lines(family, escaped, suffix, entry.lines)
     parts: list[str] = []
     for entry in merged.values():
         parts.append(entry.header)

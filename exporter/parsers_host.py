@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,17 @@ def _unquote(value: str) -> str:
     return " ".join(words)
 
 
+@lru_cache(maxsize=256)
+def _parse_osrelease(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(_osrelease_fields(text).items())
+
+
 def parse_osrelease(text: str) -> dict[str, str]:
+    """Parse ``KEY=value`` lines of /etc/os-release (cached by text: it does not change between scrapes)."""
+    return dict(_parse_osrelease(text))
+
+
+def _osrelease_fields(text: str) -> dict[str, str]:
     """Parse ``KEY=value`` lines of /etc/os-release; comments and blank lines are allowed, ``ID`` is required.
 
     ``ID`` defaults to ``linux`` per os-release(5), but a file without it is more likely a wrong file.

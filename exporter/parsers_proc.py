@@ -213,3 +213,5 @@ def parse_filefd(text: str) -> FileFd:
 #: The cpu and stat collectors and the probe's CPU percent all read the same /proc/stat text of a
 #: probe: parse it once (a Stat is immutable; the key is the text itself).
 parse_stat_cached = lru_cache(maxsize=64)(parse_stat)
+#: the meminfo and lab collectors read the same /proc/meminfo text (a Meminfo is not changed by them)
+parse_meminfo_cached = lru_cache(maxsize=64)(parse_meminfo)

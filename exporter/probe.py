@@ -53,6 +53,8 @@ class ProbeResult:
 
 
 _DEFAULT_PLAN = make_plan()
+#: families that a collector reports whatever the host answered: no proof that the answer was usable
+_NOT_EVIDENCE = {"node_textfile_scrape_error", "node_textfile_mtime_seconds"}
 
 
 class Prober:
@@ -96,13 +98,13 @@ class Prober:
             self._nodenames[key] = nodename
         labels = self.labels(entry)
         families, results, lab = self._collect(key, plan, sources)
+        if not any(family.samples for family in families if family.name not in _NOT_EVIDENCE):
+            log.info("probe %s: no collector could use the answer: not a Linux shell?", key)
+            return self._failed(entry, "parse", started)
         if plan.slow is not None:
             slow, ages = self._slow_tier(entry, plan.slow, deadline)
             families += slow[0]
             results.update(slow[1])
-        if not any(ok for name, (ok, _) in results.items() if name != LAB):
-            log.info("probe %s: no collector could use the answer: not a Linux shell?", key)
-            return self._failed(entry, "parse", started)
         families, dropped = self._cap(key, families)
         stat = None
         if "/proc/stat" in sources:

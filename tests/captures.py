@@ -95,7 +95,8 @@ def captured_sources(name: str, plan: Plan | None = None) -> dict[str, str]:
 
 
 def answer(sources: dict[str, str], plan: Plan | None = None) -> str:
-    """The script's answer carrying ``sources`` (what a runner returns)."""
+    """The script's answer carrying ``sources`` (what a runner returns): every command the default
+    plan runs gets a header, those ``sources`` lack as not found."""
     return frame(sources, (plan or make_plan()).commands)
 
 

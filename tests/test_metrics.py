@@ -8,6 +8,7 @@ Parity with the real node_exporter is tests/test_parity.py.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.collectors import make_plan
 from exporter.config import HealthSettings, HostEntry, parse_target
 from exporter.family import render, render_groups
 from exporter.health import HealthBook
@@ -38,17 +40,22 @@ class Answers:
         return self.answers.pop(0)
 
 
+#: the collectors whose sources the v1 captures carry (tests/captures.py); no slow tier
+FAST = dataclasses.replace(make_plan(["cpu", "stat", "meminfo", "loadavg", "netdev", "filesystem", "filefd", "uname",
+                                      "os", "time", "lab"]), slow=None)
+
+
 def prober(*answers: str) -> Prober:
     ticks = itertools.count()
     return Prober(Answers(*answers), HealthBook(HealthSettings()), clock=lambda: 0.0,
-                  timer=lambda: next(ticks) * 0.0001)
+                  timer=lambda: next(ticks) * 0.0001, plans=lambda entry: FAST)
 
 
 def probe(sources: dict[str, str], previous_stat: str | None = None, labels: HostLabels = LABELS) -> list:
     """One probe's families for ``sources``; with ``previous_stat``, a first probe read that /proc/stat."""
-    answers = [answer(sources)]
+    answers = [answer(sources, FAST)]
     if previous_stat is not None:
-        answers.insert(0, answer({**sources, "/proc/stat": previous_stat}))
+        answers.insert(0, answer({**sources, "/proc/stat": previous_stat}, FAST))
     runner = prober(*answers)
     entry = HostEntry(parse_target(labels.ip, 22), labels.department, labels.hostname)
     if previous_stat is not None:
@@ -259,7 +266,7 @@ def test_probe_families_on_success_and_failure():
 
 
 def test_series_cap_keeps_whole_families_and_says_how_many_were_dropped(caplog):
-    runner = prober(answer(batch_sources("rocky")), answer(batch_sources("rocky")))
+    runner = prober(answer(batch_sources("rocky"), FAST), answer(batch_sources("rocky"), FAST))
     runner.series_cap = 50
     entry = HostEntry(parse_target("127.0.1.7", 22), "physics")
     families = runner.probe(entry, 1e9).families
@@ -278,7 +285,7 @@ def test_extra_labels_reach_every_sample_and_render_merges_hosts():
     text = render_groups([(families, {"instance": "127.0.1.7:22", "department": "physics"}),
                           (families, {"instance": "127.0.1.8:22", "department": "chemistry"})]).decode()
     assert text.count("# TYPE node_load1 gauge") == 1
-    assert 'node_load1{department="chemistry",instance="127.0.1.8:22"} 1.42' in text
+    assert 'node_load1{instance="127.0.1.8:22",department="chemistry"} 1.42' in text
     parsed = {f.name: f for f in text_string_to_metric_families(text)}
     lab = values(parsed, "system_ram_usage")
     assert {dict(key)["department"] for key in lab} == {"physics"}  # the host's own label is not doubled

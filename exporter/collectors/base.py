@@ -35,6 +35,24 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+#: pattern -> {text: whether the pattern finds it}: hosts repeat the same field, device and mount
+#: names every scrape, so each is searched once (bounded: cleared when it grows past the limit)
+_VERDICTS: dict[str, dict[str, bool]] = {}
+_VERDICT_LIMIT = 4096
+
+
+def _found(pattern: str, text: str) -> bool:
+    verdicts = _VERDICTS.get(pattern)
+    if verdicts is None:
+        verdicts = _VERDICTS[pattern] = {}
+    verdict = verdicts.get(text)
+    if verdict is None:
+        if len(verdicts) >= _VERDICT_LIMIT:
+            verdicts.clear()
+        verdict = verdicts[text] = _compile(pattern).search(text) is not None
+    return verdict
+
+
 @dataclass(frozen=True)
 class CollectorOptions:
     """One collector's flag values for one department: node_exporter's flag name (without the
@@ -54,12 +72,27 @@ class CollectorOptions:
         pattern = self.get(flag)
         return _compile(pattern) if pattern else None
 
+    def search(self, flag: str, text: str) -> bool | None:
+        """Whether the flag's regex finds ``text`` (Go's unanchored ``MatchString``); ``None`` if unset."""
+        pattern = self.get(flag)
+        return _found(pattern, text) if pattern else None
+
+    def selected(self, flag: str, names: tuple[str, ...]) -> tuple[int, ...]:
+        """Indexes of ``names`` the flag's regex finds (all when unset); cached per list of names, which a
+        kernel repeats unchanged every scrape (/proc/vmstat's fields, a netstat header line)."""
+        return _selected(self.get(flag), names)
+
     def keep(self, include: str, exclude: str, name: str) -> bool:
         """node_exporter's device filter: kept unless it misses ``include`` or matches ``exclude``."""
-        wanted, unwanted = self.regex(include), self.regex(exclude)
-        if wanted is not None and not wanted.search(name):
-            return False
-        return unwanted is None or not unwanted.search(name)
+        return self.search(include, name) is not False and not self.search(exclude, name)
+
+
+@lru_cache(maxsize=512)
+def _selected(pattern: str, names: tuple[str, ...]) -> tuple[int, ...]:
+    if not pattern:
+        return tuple(range(len(names)))
+    regex = _compile(pattern)
+    return tuple(index for index, name in enumerate(names) if regex.search(name))
 
 
 Collect = Callable[[Sources, CollectorOptions], list[Family]]

@@ -10,6 +10,7 @@ that stat could not read gets ``node_filesystem_device_error 1`` and no other se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from exporter.collectors.base import Collector, CollectorOptions, Sources, source
 from exporter.family import Family
@@ -79,6 +80,7 @@ def parse_mounts(text: str) -> list[Mount]:
     return mounts
 
 
+@lru_cache(maxsize=64)
 def parse_statfs(text: str) -> dict[str, Statfs]:
     """``stat -f -c '%b %f %a %s %c %d %n'`` lines -> {mount point: numbers}."""
     stats = {}
@@ -105,15 +107,12 @@ LABELS = ("device", "fstype", "mountpoint")
 
 
 def filesystem_families(mounts: list[Mount], stats: dict[str, Statfs], options: CollectorOptions) -> list[Family]:
-    mount_points, fs_types = options.regex("mount-points-exclude"), options.regex("fs-types-exclude")
     error = Family("node_filesystem_device_error", "gauge",
                    "Whether an error occurred while getting statistics for the given device.", LABELS)
     gauges = [Family(name, "gauge", help_text, LABELS) for name, help_text in _GAUGES]
     seen: set[tuple[str, str, str]] = set()
     for mount in mounts:
-        if mount_points is not None and mount_points.search(mount.mountpoint):
-            continue
-        if fs_types is not None and fs_types.search(mount.fstype):
+        if options.search("mount-points-exclude", mount.mountpoint) or options.search("fs-types-exclude", mount.fstype):
             continue
         labels = (mount.device, mount.fstype, mount.mountpoint)
         if labels in seen:

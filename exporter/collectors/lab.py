@@ -12,7 +12,7 @@ from exporter.collectors import filesystem
 from exporter.collectors.base import Collector, CollectorOptions, Sources
 from exporter.family import Family, gauge
 from exporter.parsers_host import parse_who
-from exporter.parsers_proc import Meminfo, parse_meminfo
+from exporter.parsers_proc import Meminfo, parse_meminfo_cached
 
 NAME = "lab"
 
@@ -39,7 +39,7 @@ def disk_usage_percent(stat: filesystem.Statfs) -> float | None:
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     families = []
     if "/proc/meminfo" in sources:
-        ram = ram_usage_percent(parse_meminfo(sources["/proc/meminfo"]))
+        ram = ram_usage_percent(parse_meminfo_cached(sources["/proc/meminfo"]))
         if ram is not None:
             families.append(gauge("system_ram_usage",
                                   "Percent of memory in use: (MemTotal - MemAvailable) / MemTotal.", ram))

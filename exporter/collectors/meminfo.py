@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from exporter.collectors.base import Collector, CollectorOptions, Sources, source
 from exporter.family import Family, gauge
-from exporter.parsers_proc import Meminfo, parse_meminfo
+from exporter.parsers_proc import Meminfo, parse_meminfo_cached
 
 
 @lru_cache(maxsize=1024)
@@ -25,7 +25,7 @@ def meminfo_families(meminfo: Meminfo) -> list[Family]:
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    return meminfo_families(parse_meminfo(source(sources, "/proc/meminfo")))
+    return meminfo_families(parse_meminfo_cached(source(sources, "/proc/meminfo")))
 
 
 COLLECTOR = Collector(name="meminfo", paths=("/proc/meminfo",), collect=collect)

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from exporter.collectors.base import Collector, CollectorOptions, Sources, source
 from exporter.family import Family
 
@@ -15,46 +17,70 @@ FIELDS = (
 )
 
 
-def parse_pairs(text: str) -> dict[str, dict[str, str]]:
-    """/proc/net/netstat and snmp: a ``Proto: names`` line, then a ``Proto: values`` line, per protocol."""
-    stats: dict[str, dict[str, str]] = {}
-    lines = [line for line in text.splitlines() if line.strip()]
+def pairs(text: str) -> list[tuple[str, str, str]]:
+    """/proc/net/netstat and snmp: (protocol, header line, values line) per protocol; each header
+    line (``TcpExt: SyncookiesSent ...``) is followed by its values (``TcpExt: 0 ...``)."""
+    lines = [line for line in text.split("\n") if line]
     if len(lines) % 2:
         raise ValueError("odd number of lines: a header without its values")
+    out = []
     for names, values in zip(lines[::2], lines[1::2], strict=True):
-        name_parts, value_parts = names.split(" "), values.split(" ")
-        protocol = name_parts[0][:-1]
-        if len(name_parts) != len(value_parts) or value_parts[0][:-1] != protocol:
-            raise ValueError(f"field count mismatch for {protocol}")
-        stats[protocol] = dict(zip(name_parts[1:], value_parts[1:], strict=True))
-    return stats
+        protocol = names[:names.find(":")]
+        if not protocol or not values.startswith(protocol + ":"):
+            raise ValueError(f"values line does not follow the {protocol or names[:20]!r} header")
+        out.append((protocol, names, values))
+    return out
 
 
-def parse_snmp6(text: str) -> dict[str, dict[str, str]]:
-    """/proc/net/snmp6: ``Ip6InReceives  123`` lines; the protocol ends at its first ``6``."""
-    stats: dict[str, dict[str, str]] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and "6" in parts[0]:
-            six = parts[0].index("6")
-            stats.setdefault(parts[0][:six + 1], {})[parts[0][six + 1:]] = parts[1]
-    return stats
+@lru_cache(maxsize=64)
+def _snmp6_layout(keys: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]:
+    """/proc/net/snmp6's keys (``Ip6InReceives``...) grouped by protocol, which ends at the key's first
+    ``6``: (protocol, field names, their positions among the values)."""
+    groups: dict[str, tuple[list[str], list[int]]] = {}
+    for index, key in enumerate(keys):
+        six = key.find("6")
+        if six > 0:
+            names, indexes = groups.setdefault(key[:six + 1], ([], []))
+            names.append(key[six + 1:])
+            indexes.append(index)
+    return tuple((protocol, tuple(names), tuple(indexes)) for protocol, (names, indexes) in groups.items())
+
+
+@lru_cache(maxsize=512)
+def _chosen(pattern: str, protocol: str, names: tuple[str, ...]) -> tuple[tuple[int, str, str], ...]:
+    """(index, family name, HELP) of the fields ``pattern`` selects (cached: headers repeat)."""
+    keys = tuple(f"{protocol}_{name}" for name in names)
+    options = CollectorOptions({"fields": pattern})
+    return tuple((index, f"node_netstat_{keys[index]}", f"Statistic {protocol}{names[index]}.")
+                 for index in options.selected("fields", keys))
+
+
+def _families(protocol: str, names: tuple[str, ...], values: list[str], options: CollectorOptions) -> list[Family]:
+    families = []
+    for index, name, help_text in _chosen(options.get("fields"), protocol, names):
+        family = Family(name, "untyped", help_text)
+        family.samples.append(((), float(values[index])))
+        families.append(family)
+    return families
+
+
+@lru_cache(maxsize=256)
+def _header(line: str) -> tuple[str, ...]:
+    return tuple(line.split(" ")[1:])
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    stats = parse_pairs(source(sources, "/proc/net/netstat"))
-    stats.update(parse_pairs(source(sources, "/proc/net/snmp")))
-    stats.update(parse_snmp6(sources.get("/proc/net/snmp6", "")))
-    wanted = options.regex("fields")
-    families = []
-    for protocol, fields in stats.items():
-        for name, text in fields.items():
-            key = f"{protocol}_{name}"
-            if wanted is not None and not wanted.search(key):
-                continue
-            family = Family(f"node_netstat_{key}", "untyped", f"Statistic {protocol}{name}.")
-            family.samples.append(((), float(text)))
-            families.append(family)
+    families: list[Family] = []
+    for path in ("/proc/net/netstat", "/proc/net/snmp"):
+        for protocol, header, line in pairs(source(sources, path)):
+            names, values = _header(header), line.split(" ")[1:]
+            if len(names) != len(values):
+                raise ValueError(f"field count mismatch for {protocol} in {path}")
+            families += _families(protocol, names, values, options)
+    fields = sources.get("/proc/net/snmp6", "").split()
+    for protocol, names, indexes in _snmp6_layout(tuple(fields[0::2])):
+        values = fields[1::2]
+        families += _families(protocol, names, [values[i] for i in indexes], options)
     return families
 
 

@@ -8,26 +8,17 @@ from exporter.family import Family
 FIELDS = "^(oom_kill|pgpg|pswp|pg.*fault).*"
 
 
-def parse_vmstat(text: str) -> dict[str, float]:
-    values = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2:
-            raise ValueError(f"malformed vmstat line: {line!r}")
-        values[parts[0]] = float(parts[1])
-    return values
-
-
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    wanted = options.regex("fields")
+    text = source(sources, "/proc/vmstat")
+    fields = text.split()
+    if len(fields) != 2 * len(text.splitlines()):
+        raise ValueError("/proc/vmstat lines are not 'name value'")
+    names = tuple(fields[0::2])
     families = []
-    for name, value in parse_vmstat(source(sources, "/proc/vmstat")).items():
-        if wanted is None or wanted.search(name):
-            family = Family(f"node_vmstat_{name}", "untyped", f"/proc/vmstat information field {name}.")
-            family.samples.append(((), value))
-            families.append(family)
+    for index in options.selected("fields", names):
+        family = Family(f"node_vmstat_{names[index]}", "untyped", f"/proc/vmstat information field {names[index]}.")
+        family.samples.append(((), float(fields[2 * index + 1])))
+        families.append(family)
     return families
 
 
