@@ -151,7 +151,8 @@ class Prober:
         """The slow collectors on their cached sources (refreshed in the background once older than the
         interval: exporter/slowtier.py); plus ``optilab_scrape_collector_cache_age_seconds{collector}``."""
         key = str(entry.target)
-        cached = self.slow.cached(entry.target, plan)  # col-sys: refreshed in its own greenlet (slowtier.py)
+        wait = max(0.0, deadline - self._clock() - SLOW_BUDGET)  # only a host's first scrape ever waits
+        cached = self.slow.cached(entry.target, plan, wait)  # col-sys: refreshed in its own greenlet (slowtier.py)
         age = Family("optilab_scrape_collector_cache_age_seconds", "gauge",
                      "Seconds since the slow-tier collector's sources were read from the host.", ("collector",))
         if cached is None:

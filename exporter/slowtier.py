@@ -2,8 +2,10 @@
 on its own interval in a greenlet of its own, so it never slows a scrape.
 
 The probe asks :meth:`SlowTier.cached` for a host's slow-tier sources on every scrape (the hook in
-``Prober._slow_tier``). The answer is what the cache holds *now*, never waiting: ``None`` before the
-first refresh has finished, else ``(read at, sources)``. When the cache is older than ``interval``
+``Prober._slow_tier``). The answer is what the cache holds *now*: ``(read at, sources)``, or
+``None``. Only a host's first scrape, while nothing is cached for it, waits for its first refresh
+(as long as the scrape's deadline allows, 5 s at most), so a fresh exporter serves complete hosts;
+after that no scrape waits. When the cache is older than ``interval``
 and no refresh of that host is under way, one starts in the background: the slow plan's constant
 script through the same ``Runner.run(target, command, deadline)`` as a probe, so it travels on the
 host's pooled SSH connection, on a channel of its own, bounded by ``timeout``. At most
@@ -41,7 +43,7 @@ class Runner(Protocol):
 
 class SlowTier:
     def __init__(self, runner: Runner, interval: float = 60.0, timeout: float = 20.0, max_age: float | None = None,
-                 concurrency: int = 16, clock: Callable[[], float] = time.monotonic,
+                 concurrency: int = 16, first_wait: float = 5.0, clock: Callable[[], float] = time.monotonic,
                  spawn: Callable[..., Any] = gevent.spawn) -> None:
         self.runner, self.interval, self.timeout = runner, interval, timeout
         self.max_age = max_age if max_age is not None else 5 * interval
@@ -50,17 +52,27 @@ class SlowTier:
         self._cache: dict[str, Cached] = {}
         self._attempted: dict[str, float] = {}  # host -> clock() when its last refresh started
         self._running: set[str] = set()
+        self._greenlets: dict[str, Any] = {}
+        self.first_wait = first_wait
         self.refreshes = {"success": 0, "failure": 0}
 
-    def cached(self, target: Target, plan: Plan) -> Cached | None:
-        """The host's slow-tier sources as cached now (never blocks); starts a refresh when due."""
+    def cached(self, target: Target, plan: Plan, wait: float = 0.0) -> Cached | None:
+        """The host's slow-tier sources as cached now; starts a refresh when due.
+
+        Only while the host has no cached sources at all (its first scrape) does this wait for the
+        refresh, ``wait`` seconds at most (capped at ``first_wait``); every later refresh runs while
+        scrapes are served from the cache.
+        """
         key = str(target)
         now = self._clock()
         last = self._attempted.get(key)
         if key not in self._running and (last is None or now - last >= self.interval):
             self._running.add(key)
             self._attempted[key] = now
-            self._spawn(self._guarded, target, plan)
+            self._greenlets[key] = self._spawn(self._guarded, target, plan)
+        greenlet = self._greenlets.get(key)
+        if key not in self._cache and wait > 0 and key in self._running and hasattr(greenlet, "join"):
+            greenlet.join(timeout=min(wait, self.first_wait))
         entry = self._cache.get(key)
         if entry is not None and now - entry[0] > self.max_age:
             del self._cache[key]
@@ -94,9 +106,10 @@ class SlowTier:
             log.exception("slow tier refresh of %s failed", target)
         finally:
             self._running.discard(str(target))
+            self._greenlets.pop(str(target), None)
 
     def forget_except(self, targets: set[str]) -> None:
         """Drop the cache of hosts that left the inventory."""
-        for store in (self._cache, self._attempted):
+        for store in (self._cache, self._attempted, self._greenlets):
             for key in [key for key in store if key not in targets]:
                 del store[key]

@@ -127,7 +127,7 @@ def test_a_slow_refresh_never_slows_the_scrape():
     assert runner.calls == 1 and tier.cached(TARGET, plan) is not None
 
 
-def test_probe_serves_systemd_from_the_slow_tier_without_waiting():
+def test_probe_waits_only_for_a_hosts_first_refresh():
     from exporter.config import HealthSettings, HostEntry
     from exporter.health import HealthBook
     from exporter.probe import Prober
@@ -147,18 +147,25 @@ def test_probe_serves_systemd_from_the_slow_tier_without_waiting():
             return frame({"/proc/loadavg": "0.10 0.20 0.30 1/100 1234\n"}, [])
 
     runner = Both()
-    prober = Prober(runner, HealthBook(HealthSettings()), plans=lambda entry: make_plan(["loadavg", "systemd"]))
+    prober = Prober(runner, HealthBook(HealthSettings()), plans=lambda entry: make_plan(["loadavg", "systemd"]),
+                    slow_interval=0.5)
     entry = HostEntry(TARGET, "physics", None)
-    started = time.monotonic()
     first = render(prober.probe(entry, time.monotonic() + 5).families).decode()
-    assert time.monotonic() - started < 0.2  # the slow refresh did not hold the scrape
-    assert 'node_scrape_collector_success{collector="systemd"} 0' in first
-    gevent.sleep(0.5)
+    assert 'node_scrape_collector_success{collector="systemd"} 1' in first  # the first scrape waited for it
+    assert 'node_systemd_unit_state{name="ssh.service",state="active",type="notify"} 1' in first
+    gevent.sleep(0.6)  # the cache is due again
+    started = time.monotonic()
     second = render(prober.probe(entry, time.monotonic() + 5).families).decode()
-    assert 'node_scrape_collector_success{collector="systemd"} 1' in second
-    assert 'node_systemd_unit_state{name="ssh.service",state="active",type="notify"} 1' in second
-    assert 'optilab_scrape_collector_cache_age_seconds{collector="systemd"}' in second
-    assert runner.calls.count("slow") == 1
+    assert time.monotonic() - started < 0.2  # the refresh runs in its own greenlet; the scrape did not wait
+    assert 'node_scrape_collector_success{collector="systemd"} 1' in second  # served from the cache
+    age = next(line for line in second.splitlines()
+               if line.startswith('optilab_scrape_collector_cache_age_seconds{collector="systemd"}'))
+    assert float(age.rsplit(" ", 1)[1]) >= 0.5
+    gevent.sleep(0.4)
+    assert runner.calls.count("slow") == 2
+    no_time = render(Prober(Both(), HealthBook(HealthSettings()), plans=lambda entry: make_plan(["loadavg", "systemd"])
+                            ).probe(entry, time.monotonic() + 0.5).families).decode()
+    assert 'node_scrape_collector_success{collector="systemd"} 0' in no_time  # no second to spare: no wait
 
 
 def test_labsim_answers_the_slow_script_and_shows_sys():
@@ -191,3 +198,28 @@ def test_labsim_answers_the_slow_script_and_shows_sys():
     alpine = next(p for p in make_profiles(4, 2) if p.busybox)
     answer = respond(plan.script, HostState.boot(alpine, now), now).stdout.decode()
     assert collector.collect(split_sources(answer, plan.commands)[0], collector.options()) == []  # no systemd
+
+
+def test_nvidia_gpu_from_nvidia_smi_csv():
+    from exporter.collectors import nvidia_gpu
+    collector = by_name()["nvidia_gpu"]
+    text = (Path(__file__).parent / "data" / "slow" / "gpu" / "nvidia-smi-query.csv").read_text()
+    got = samples(collector.collect({nvidia_gpu.SOURCE: text}, collector.options()))
+    gpu = ("uuid", "4c2b7c2e-4a1e-93d3-1f0b-6e8a1f5c3d21")
+    assert got[("nvidia_smi_temperature_gpu", gpu)] == 41
+    assert got[("nvidia_smi_utilization_gpu_ratio", gpu)] == pytest.approx(0.03)
+    assert got[("nvidia_smi_memory_used_bytes", gpu)] == 642 * 1048576
+    assert got[("nvidia_smi_power_draw_watts", gpu)] == pytest.approx(17.52)
+    assert got[("nvidia_smi_clocks_current_graphics_clock_hz", gpu)] == 210e6
+    assert got[("nvidia_smi_pstate", gpu)] == 8
+    assert ("nvidia_smi_encoder_stats_session_count", gpu) in got
+    t400 = ("uuid", "9a0d11f3-0be7-2c55-8d4e-51a7c6b0e9f0")
+    assert ("nvidia_smi_power_draw_watts", t400) not in got  # [Not Supported]: no sample
+    assert ("nvidia_smi_temperature_memory", t400) not in got  # N/A
+    info = [k for k in got if k[0] == "nvidia_smi_gpu_info"]
+    assert len(info) == 2 and any(("name", "NVIDIA T400 4GB") in key for key in info)
+    assert collector.collect({}, collector.options()) == []  # no nvidia-smi
+    with pytest.raises(ValueError):  # driver not loaded: nvidia-smi prints an error instead of the CSV
+        collector.collect({nvidia_gpu.SOURCE: "NVIDIA-SMI has failed because it couldn't communicate with the "
+                           "NVIDIA driver.\n"}, collector.options())
+    assert "nvidia-smi --query-gpu=" in nvidia_gpu.COMMAND and collector.tier == "slow"

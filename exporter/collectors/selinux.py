@@ -6,13 +6,13 @@ The closest files to what libselinux reads: SELinux is enabled when the kernel k
 ``kernel``, which a file read cannot). The current mode is that file (1 enforcing, 0 permissive),
 the configured mode ``SELINUX=`` of /etc/selinux/config (enforcing 1, permissive 0, disabled -1),
 the file libselinux reads. Upstream exports ``node_selinux_enabled 0`` on every host without
-SELinux, and so does this one; an answer without a well-formed /proc/filesystems is not a Linux
-host's and fails the collector.
+SELinux, and so does this one; an answer without /proc/filesystems gets no series (it is no Linux
+host's), a malformed one fails the collector.
 """
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from exporter.collectors.base import Collector, CollectorOptions, Sources
 from exporter.family import Family, gauge
 
 FILESYSTEMS = "/proc/filesystems"
@@ -32,9 +32,12 @@ def kernel_filesystems(text: str) -> set[str]:
     return names
 
 
-def parse(sources: Sources) -> tuple[bool, int | None, int | None]:
-    """(enabled, current mode, configured mode)."""
-    known = kernel_filesystems(source(sources, FILESYSTEMS))
+def parse(sources: Sources) -> tuple[bool, int | None, int | None] | None:
+    """(enabled, current mode, configured mode); None without /proc/filesystems (not a Linux answer:
+    no series, so an empty answer stays a failed probe)."""
+    if FILESYSTEMS not in sources:
+        return None
+    known = kernel_filesystems(sources[FILESYSTEMS])
     enforce = sources.get(ENFORCE)
     if "selinuxfs" not in known or enforce is None:
         return False, None, None
@@ -57,7 +60,8 @@ def build(enabled: bool, current: int | None, configured: int | None) -> list[Fa
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    return build(*parse(sources))
+    state = parse(sources)
+    return [] if state is None else build(*state)
 
 
 COLLECTOR = Collector("selinux", (FILESYSTEMS, ENFORCE, CONFIG), collect)
