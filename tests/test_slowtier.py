@@ -223,3 +223,29 @@ def test_nvidia_gpu_from_nvidia_smi_csv():
         collector.collect({nvidia_gpu.SOURCE: "NVIDIA-SMI has failed because it couldn't communicate with the "
                            "NVIDIA driver.\n"}, collector.options())
     assert "nvidia-smi --query-gpu=" in nvidia_gpu.COMMAND and collector.tier == "slow"
+
+
+def test_smartctl_json_with_smartctl_exporters_names():
+    from exporter.collectors import smartctl
+    collector = by_name()["smartctl"]
+    text = (Path(__file__).parent / "data" / "slow" / "smart" / "smartctl.json").read_text()
+    got = samples(collector.collect({smartctl.SOURCE: text}, collector.options()))
+    sda = (("device", "/dev/sda"), ("model_family", "Samsung based SSDs"),
+           ("model_name", "Samsung SSD 870 EVO 500GB"), ("serial_number", "S62ANJ0R123456X"))
+    status = {dict(k[1:])["device"]: v for k, v in got.items() if k[0] == "smartctl_device_smartctl_exit_status"}
+    assert status == {"/dev/sda": 0, "/dev/nvme0n1": 0, "/dev/sdb": 2}  # sda: the sudo -n retry answered
+    assert got[("smartctl_device_smart_status", *sda)] == 1
+    # a counter without _total, as smartctl_exporter names it; prometheus_client's parser appends _total
+    assert got[("smartctl_device_power_on_seconds_total", *sda)] == 7431 * 3600
+    assert got[("smartctl_device_temperature", *sorted((*sda, ("temperature_type", "current"))))] == 33
+    realloc = [v for k, v in got.items() if k[0] == "smartctl_device_attribute"
+               and ("attribute_name", "Reallocated_Sector_Ct") in k and ("attribute_value_type", "thresh") in k]
+    assert realloc == [10]
+    flags = {dict(k[1:])["attribute_flags_long"] for k in got if k[0] == "smartctl_device_attribute"}
+    assert "prefailure,updated_online,event_count,auto_keep" in flags
+    nvme = [v for k, v in got.items() if k[0] == "smartctl_device_percentage_used_total"]
+    assert nvme == [2]
+    assert not any(("device", "/dev/sdb") in k for k in got if k[0] != "smartctl_device_smartctl_exit_status")
+    assert collector.collect({smartctl.SOURCE: ""}, collector.options()) == []  # no disks, or no smartctl
+    with pytest.raises(ValueError):
+        collector.collect({smartctl.SOURCE: "smartctl: command not found\n"}, collector.options())
