@@ -30,8 +30,8 @@ LAB_PC = DATA / "lab-pc"
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 #: the collectors whose output is compared with node_exporter's (selinux asks libselinux about the
 #: real machine, so it is compared on the live machine only).
-SYS = ["bonding", "cpufreq", "dmi", "edac", "hwmon", "mdadm", "netclass", "nfs", "nfsd", "nvme", "powersupplyclass",
-       "rapl", "thermal_zone", "xfs"]
+SYS = ["bonding", "cpufreq", "dmi", "edac", "hwmon", "ipvs", "mdadm", "netclass", "nfs", "nfsd", "nvme",
+       "powersupplyclass", "rapl", "thermal_zone", "xfs"]
 
 
 def read_sources(names: list[str], root: Path | None = None) -> dict[str, str]:
@@ -120,7 +120,8 @@ def test_lab_pc_capture_matches_node_exporter():
                      "node_dmi_info", "node_edac_correctable_errors", "node_nvme_info", "node_bonding_active",
                      "node_md_state", "node_network_speed_bytes", "node_cpu_scaling_frequency_hertz",
                      "node_xfs_read_calls", "node_nfs_requests",
-                     "node_nfsd_requests"):
+                     "node_nfsd_requests",
+                     "node_ipvs_backend_weight"):
         assert expected in names, expected
 
 

@@ -57,7 +57,6 @@ NOT_YET: dict[str, re.Pattern[str]] = {
     "infiniband": re.compile(r"^node_infiniband_"),
     "tapestats": re.compile(r"^node_tape_"),
     "zfs": re.compile(r"^node_zfs_"),
-    "ipvs": re.compile(r"^node_ipvs_"),
 }
 #: families whose value our own SSH session, or time, moves by more than the bracket allows:
 #: (relative, absolute) tolerance around node_exporter's two reads
