@@ -30,7 +30,7 @@ LAB_PC = DATA / "lab-pc"
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 #: the collectors whose output is compared with node_exporter's (selinux asks libselinux about the
 #: real machine, so it is compared on the live machine only).
-SYS = ["bonding", "cpufreq", "dmi", "edac", "hwmon", "ipvs", "mdadm", "netclass", "nfs", "nfsd", "nvme",
+SYS = ["bonding", "cpufreq", "dmi", "edac", "hwmon", "infiniband", "ipvs", "mdadm", "netclass", "nfs", "nfsd", "nvme",
        "powersupplyclass", "rapl", "thermal_zone", "xfs"]
 
 
@@ -121,7 +121,8 @@ def test_lab_pc_capture_matches_node_exporter():
                      "node_md_state", "node_network_speed_bytes", "node_cpu_scaling_frequency_hertz",
                      "node_xfs_read_calls", "node_nfs_requests",
                      "node_nfsd_requests",
-                     "node_ipvs_backend_weight"):
+                     "node_ipvs_backend_weight",
+                     "node_infiniband_port_data_received_bytes"):
         assert expected in names, expected
 
 

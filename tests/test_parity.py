@@ -54,7 +54,6 @@ NOT_YET: dict[str, re.Pattern[str]] = {
     "bcache": re.compile(r"^node_bcache_"),
     "btrfs": re.compile(r"^node_btrfs_"),
     "fibrechannel": re.compile(r"^node_fibrechannel_"),
-    "infiniband": re.compile(r"^node_infiniband_"),
     "tapestats": re.compile(r"^node_tape_"),
     "zfs": re.compile(r"^node_zfs_"),
 }
