@@ -30,8 +30,8 @@ LAB_PC = DATA / "lab-pc"
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 #: the collectors whose output is compared with node_exporter's (selinux asks libselinux about the
 #: real machine, so it is compared on the live machine only).
-SYS = ["bonding", "cpufreq", "dmi", "edac", "hwmon", "infiniband", "ipvs", "mdadm", "netclass", "nfs", "nfsd", "nvme",
-       "powersupplyclass", "rapl", "tapestats", "thermal_zone", "xfs"]
+SYS = ["bonding", "cpufreq", "dmi", "edac", "fibrechannel", "hwmon", "infiniband", "ipvs", "mdadm", "netclass",
+       "nfs", "nfsd", "nvme", "powersupplyclass", "rapl", "tapestats", "thermal_zone", "xfs"]
 
 
 def read_sources(names: list[str], root: Path | None = None) -> dict[str, str]:
@@ -123,7 +123,7 @@ def test_lab_pc_capture_matches_node_exporter():
                      "node_nfsd_requests",
                      "node_ipvs_backend_weight",
                      "node_infiniband_port_data_received_bytes",
-                     "node_tape_io_now"):
+                     "node_tape_io_now", "node_fibrechannel_info"):
         assert expected in names, expected
 
 
