@@ -31,7 +31,7 @@ NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_e
 #: the collectors whose output is compared with node_exporter's (selinux asks libselinux about the
 #: real machine, so it is compared on the live machine only).
 SYS = ["bonding", "cpufreq", "dmi", "edac", "fibrechannel", "hwmon", "infiniband", "ipvs", "mdadm", "netclass",
-       "nfs", "nfsd", "nvme", "powersupplyclass", "rapl", "tapestats", "thermal_zone", "xfs"]
+       "nfs", "nfsd", "nvme", "powersupplyclass", "rapl", "tapestats", "thermal_zone", "xfs", "zfs"]
 
 
 def read_sources(names: list[str], root: Path | None = None) -> dict[str, str]:
@@ -123,7 +123,8 @@ def test_lab_pc_capture_matches_node_exporter():
                      "node_nfsd_requests",
                      "node_ipvs_backend_weight",
                      "node_infiniband_port_data_received_bytes",
-                     "node_tape_io_now", "node_fibrechannel_info"):
+                     "node_tape_io_now", "node_fibrechannel_info",
+                     "node_zfs_arc_hits", "node_zfs_zpool_state", "node_zfs_zpool_dataset_writes"):
         assert expected in names, expected
 
 

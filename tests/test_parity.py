@@ -53,7 +53,6 @@ OWN_PROCESS = re.compile(r"^(go|process|promhttp)_")
 NOT_YET: dict[str, re.Pattern[str]] = {
     "bcache": re.compile(r"^node_bcache_"),
     "btrfs": re.compile(r"^node_btrfs_"),
-    "zfs": re.compile(r"^node_zfs_"),
 }
 #: families whose value our own SSH session, or time, moves by more than the bracket allows:
 #: (relative, absolute) tolerance around node_exporter's two reads

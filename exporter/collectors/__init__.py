@@ -58,6 +58,7 @@ from exporter.collectors import (
     uname,
     vmstat,
     xfs,
+    zfs,
 )
 from exporter.collectors import os as os_collector
 from exporter.collectors.base import Collector, CollectorOptions, Sources
@@ -109,6 +110,7 @@ COLLECTORS: list[Collector] = [
     uname.COLLECTOR,
     vmstat.COLLECTOR,
     xfs.COLLECTOR,
+    zfs.COLLECTOR,
     lab.COLLECTOR,
 ]
 
