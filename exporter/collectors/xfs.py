@@ -8,6 +8,7 @@ not per device and not exported, as upstream.
 from __future__ import annotations
 
 from exporter.collectors.base import Collector, CollectorOptions, Sources, matching
+from exporter.collectors.sysattrs import under
 from exporter.family import Family
 
 PREFIX, SUFFIX = "/sys/fs/xfs/", "/stats/stats"
@@ -111,7 +112,8 @@ def build(devices: dict[str, dict[str, list[int]]]) -> list[Family]:
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    devices = {device: parse(text) for device, text in matching(sources, PREFIX, SUFFIX).items() if "/" not in device}
+    devices = {device: parse(text) for device, text in matching(under(sources, PREFIX), PREFIX, SUFFIX).items()
+               if "/" not in device}
     return build(devices) if devices else []
 
 

@@ -10,6 +10,7 @@ directory: the globs match nothing elsewhere.
 from __future__ import annotations
 
 from exporter.collectors.base import Collector, CollectorOptions, Sources, matching
+from exporter.collectors.sysattrs import under
 from exporter.family import Family
 
 BASE = "/proc/spl/kstat/zfs/"
@@ -70,22 +71,25 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
             family = families[name] = Family(name, kind, help_text, labels)
         family.add(values, value)
 
+    mine = under(sources, BASE)
+    if not mine:
+        return []  # no zfs module
     found = False
     for subsystem, file in SUBSYSTEMS.items():
-        text = sources.get(BASE + file)
+        text = mine.get(BASE + file)
         if text is None:
             continue
         found = True
         for name, _, value in kstats(text, f"kstat.zfs.misc.{file}"):
             key = f"kstat.zfs.misc.{file}.{name}"
             add(f"node_{subsystem}_{_name(key)}", "untyped", key, (), (), value)
-    for pool, text in sorted(matching(sources, BASE, "/io").items()):
+    for pool, text in sorted(matching(mine, BASE, "/io").items()):
         found = True
         for field, value in pool_io(text, pool):
             key = f"kstat.zfs.misc.io.{field}"
             add(f"node_zfs_zpool_{_name(key)}", "untyped", key, ("zpool",), (pool,), value)
-    for path, text in sorted(sources.items()):
-        rest = path[len(BASE):] if path.startswith(BASE) else ""
+    for path, text in sorted(mine.items()):
+        rest = path[len(BASE):]
         pool, _, file = rest.partition("/")
         if not file.startswith("objset-") or "/" in file:
             continue
@@ -94,7 +98,7 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
             key = f"kstat.zfs.misc.objset.{name}"
             add(f"node_zfs_zpool_dataset_{_name(key)}", "untyped", key, ("zpool", "dataset"), (pool, dataset or ""),
                 value)
-    for pool, text in sorted(matching(sources, BASE, "/state").items()):
+    for pool, text in sorted(matching(mine, BASE, "/state").items()):
         found = True
         state = (text.splitlines() or [""])[0].lower()
         for name in POOL_STATES:
