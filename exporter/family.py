@@ -127,28 +127,49 @@ def _sample_lines(family: Family, extra: tuple[tuple[str, str], ...], suffix: st
         out.append(template % (*values, format_value(value)))
 
 
-def render_groups(groups: Iterable[tuple[Iterable[Family], Extra]]) -> bytes:
-    """Render several probes' families (each with its own ``extra`` labels) as one exposition.
+class Exposition:
+    """An exposition built host by host: :meth:`add` turns one probe's families into text lines at once
+    (merged under their names), so a fan-out keeps strings, not families, until :meth:`render` —
+    the garbage collector then has ~one list per metric name to walk instead of every sample."""
 
-    Families of the same name are merged in first-seen order; the first family's HELP and TYPE win
-    (the text format allows each name once). Families without samples are left out.
-    """
-    merged: dict[str, _Merged] = {}
-    for families, extra in groups:
+    def __init__(self) -> None:
+        self._merged: dict[str, _Merged] = {}
+
+    def add(self, families: Iterable[Family], extra: Extra = NO_EXTRA) -> None:
+        merged = self._merged
         escaped = tuple((label, escape_label_value(value)) for label, value in extra.items())
         suffix = "".join(f',{label}="{value}"' for label, value in escaped)
+        braces = "{" + suffix[1:] + "} " if suffix else " "
         for family in families:
-            if not family.samples:
+            samples = family.samples
+            if not samples:
                 continue
             entry = merged.get(family.name)
             if entry is None:
                 entry = merged[family.name] = _Merged(family)
+            if not family.labels and len(samples) == 1:  # most families: one label-less sample
+                value = samples[0][1]
+                entry.lines.append(family.name + braces + (repr(value) if -1e6 < value < 1e6
+                                                           else format_value(value)) + "\n")
+                continue
             _sample_lines(family, escaped, suffix, entry.lines)
-    parts: list[str] = []
-    for entry in merged.values():
-        parts.append(entry.header)
-        parts.extend(entry.lines)
-    return "".join(parts).encode("utf-8")
+
+    def render(self) -> bytes:
+        """Families of the same name merged in first-seen order; the first family's HELP and TYPE win
+        (the text format allows each name once). Families without samples are left out."""
+        parts: list[str] = []
+        for entry in self._merged.values():
+            parts.append(entry.header)
+            parts.extend(entry.lines)
+        return "".join(parts).encode("utf-8")
+
+
+def render_groups(groups: Iterable[tuple[Iterable[Family], Extra]]) -> bytes:
+    """Render several probes' families (each with its own ``extra`` labels) as one exposition."""
+    exposition = Exposition()
+    for families, extra in groups:
+        exposition.add(families, extra)
+    return exposition.render()
 
 
 def render(families: Iterable[Family], extra: Extra = NO_EXTRA) -> bytes:

@@ -29,8 +29,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import Metric
 
 from exporter.config import Config, HostEntry, TargetError, parse_target
-from exporter.family import Family, render, render_groups
-from exporter.probe import Prober, ProbeResult
+from exporter.family import Exposition, render
+from exporter.probe import Prober
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class ExporterApp:
                                  f"(known: {', '.join(inventory.departments) or 'none'})")
         else:
             entries, kind = list(inventory.hosts.values()), "all"
-        body = render_groups(self._fan_out(entries, deadline))
+        body = self._fan_out(entries, deadline)
         self.scrape_seconds.labels(kind).observe(self._clock() - started)
         return CONTENT_TYPE_LATEST, body
 
@@ -179,17 +179,17 @@ class ExporterApp:
             budget = min(budget, max(scrape_timeout - settings.offset, scrape_timeout / 2))
         return self._clock() + max(0.0, budget)
 
-    def _fan_out(self, entries: list[HostEntry], deadline: float) -> list[tuple[list[Family], dict[str, str]]]:
-        """Probe every entry concurrently (bounded); each host's series get instance + department,
-        appended when the answer is rendered."""
+    def _fan_out(self, entries: list[HostEntry], deadline: float) -> bytes:
+        """Probe every entry concurrently (bounded); each host's series get instance + department.
+        Each answer becomes text as soon as it is in (in inventory order), so its families die young."""
         workers = gevent.pool.Pool(self.runtime.config.probe.concurrency)
         prober = self.runtime.prober
-        results: list[ProbeResult] = workers.map(lambda entry: prober.probe(entry, deadline), entries)
-        groups = []
-        for entry, result in zip(entries, results, strict=True):
+        exposition = Exposition()
+        results = workers.imap(lambda entry: (entry, prober.probe(entry, deadline)), entries)
+        for entry, result in results:
             self.probes.labels(result.reason or "success").inc()
-            groups.append((result.families, {"instance": str(entry.target), "department": entry.department}))
-        return groups
+            exposition.add(result.families, {"instance": str(entry.target), "department": entry.department})
+        return exposition.render()
 
     def _reply(self, start_response: StartResponse, path: str, status: str, body: bytes,
                content_type: str = "text/plain; charset=utf-8",

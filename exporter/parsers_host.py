@@ -1,4 +1,4 @@
-"""Pure parsers for the host's identity and occupancy: uname, os-release, the target's clock, ``who``.
+"""Pure parsers for the host's identity and occupancy: os-release and ``who``.
 
 These come from userland tools, so they differ between GNU coreutils and busybox; each parser
 accepts both (busybox ``who`` may print a header, or nothing at all where musl keeps no utmp).
@@ -13,32 +13,12 @@ from functools import lru_cache
 
 
 @dataclass(frozen=True)
-class Uname:
-    """``uname -s -n -r -v -m`` one per line; ``domainname`` only if a sixth line supplies it."""
-
-    sysname: str
-    nodename: str
-    release: str
-    version: str
-    machine: str
-    domainname: str = ""
-
-
-@dataclass(frozen=True)
 class Session:
     """One login listed by ``who``: a user on a terminal, from a remote host if any."""
 
     user: str
     tty: str
     host: str = ""
-
-
-def parse_uname(text: str) -> Uname:
-    """Five lines (``-s``, ``-n``, ``-r``, ``-v``, ``-m``); one per line: versions have spaces."""
-    lines = text.splitlines()
-    if len(lines) not in (5, 6) or not all(line.strip() for line in lines[:5]):
-        raise ValueError(f"expected 5 uname lines, got {len(lines)}")
-    return Uname(*(line.strip() for line in lines))
 
 
 def _unquote(value: str) -> str:
@@ -77,14 +57,6 @@ def _osrelease_fields(text: str) -> dict[str, str]:
     if "ID" not in fields:
         raise ValueError("os-release without ID")
     return fields
-
-
-def parse_time(text: str) -> float:
-    """The target's clock from ``date +%s`` (seconds since the epoch, fractional part allowed)."""
-    fields = text.split()
-    if len(fields) != 1:
-        raise ValueError(f"expected one timestamp, got {text.strip()!r}")
-    return float(fields[0])
 
 
 _WHO_HEADERS = ("USER", "NAME")

@@ -1,7 +1,7 @@
-"""Pure parsers for the kernel's /proc text files: /proc/stat, meminfo, loadavg, uptime, net/dev, file-nr.
+"""Pure parsers for the kernel's /proc text files: /proc/stat, meminfo, loadavg, net/dev, file-nr.
 
-Each function takes the text of one section of the batched script's output and returns plain data,
-or raises ``ValueError`` saying what is wrong; the caller records that error for this section only.
+Each function takes the text of one file (a source of the collection request) and returns plain data,
+or raises ``ValueError`` saying what is wrong; the collector using it then reports failure alone.
 The kernel writes these files, so their format is the same on every distribution — only the set of
 fields changes with the kernel version, and every parser accepts a field being absent.
 """
@@ -39,7 +39,8 @@ class CpuTimes:
 
     def modes(self) -> dict[str, float]:
         """``{mode: seconds}`` for node_exporter's eight modes."""
-        return {mode: getattr(self, mode) for mode in CPU_MODES}
+        return dict(zip(CPU_MODES, (self.user, self.nice, self.system, self.idle, self.iowait, self.irq,
+                                    self.softirq, self.steal), strict=True))
 
     def total(self) -> float:
         return sum(self.modes().values())
@@ -160,14 +161,6 @@ def parse_loadavg(text: str) -> LoadAvg:
     if len(fields) < 3:
         raise ValueError(f"expected 3 load averages, got {text.strip()!r}")
     return LoadAvg(float(fields[0]), float(fields[1]), float(fields[2]))
-
-
-def parse_uptime(text: str) -> float:
-    """Seconds since boot, the first field of /proc/uptime."""
-    fields = text.split()
-    if not fields:
-        raise ValueError("empty uptime")
-    return float(fields[0])
 
 
 def _netdev_columns(header: str) -> list[str]:

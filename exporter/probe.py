@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SERIES_CAP = 20_000
 #: Seconds between refreshes of the slow tier (timex: a program start per refresh), served from cache.
 SLOW_INTERVAL = 60.0
-#: A slow-tier refresh starts only if the deadline leaves at least this much time.
-SLOW_BUDGET = 1.0
+#: A slow-tier refresh starts only if the deadline leaves at least this much time (perl's adjtimex
+#: takes ~10 ms; a 1 s scrape interval leaves ~0.5 s).
+SLOW_BUDGET = 0.2
 
 
 class Runner(Protocol):
@@ -153,10 +154,12 @@ class Prober:
         key = str(entry.target)
         wait = max(0.0, deadline - self._clock() - SLOW_BUDGET)  # only a host's first scrape ever waits
         cached = self.slow.cached(entry.target, plan, wait)  # col-sys: refreshed in its own greenlet (slowtier.py)
+        tried = self.slow.tried(entry.target)  # a refresh has finished (and left nothing)
         age = Family("optilab_scrape_collector_cache_age_seconds", "gauge",
                      "Seconds since the slow-tier collector's sources were read from the host.", ("collector",))
-        if cached is None:
-            return ([], {c.name: (False, 0.0) for c, _ in plan.collectors}, []), [age]
+        if cached is None:  # never read: failed if it was tried, else not reported until it is
+            failed = {c.name: (False, 0.0) for c, _ in plan.collectors} if tried else {}
+            return ([], failed, []), [age]
         for collector, _ in plan.collectors:
             age.add((collector.name,), max(0.0, self._clock() - cached[0]))
         return self._collect(key, plan, cached[1]), [age]

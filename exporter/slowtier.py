@@ -53,6 +53,7 @@ class SlowTier:
         self._attempted: dict[str, float] = {}  # host -> clock() when its last refresh started
         self._running: set[str] = set()
         self._greenlets: dict[str, Any] = {}
+        self._done: set[str] = set()  # hosts whose refresh has finished at least once
         self.first_wait = first_wait
         self.refreshes = {"success": 0, "failure": 0}
 
@@ -78,6 +79,10 @@ class SlowTier:
             del self._cache[key]
             return None
         return entry
+
+    def tried(self, target: Target) -> bool:
+        """Whether a refresh of ``target`` has finished at least once (successfully or not)."""
+        return str(target) in self._done
 
     def refresh(self, target: Target, plan: Plan) -> bool:
         """Read the slow plan's sources from ``target`` now (the greenlet's body); True on success."""
@@ -105,6 +110,7 @@ class SlowTier:
         except Exception:
             log.exception("slow tier refresh of %s failed", target)
         finally:
+            self._done.add(str(target))
             self._running.discard(str(target))
             self._greenlets.pop(str(target), None)
 
@@ -113,3 +119,4 @@ class SlowTier:
         for store in (self._cache, self._attempted, self._greenlets):
             for key in [key for key in store if key not in targets]:
                 del store[key]
+        self._done &= targets

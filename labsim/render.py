@@ -367,6 +367,20 @@ def render_udp(state: HostState, now: float) -> str:
             "0000000000000000 0\n")
 
 
+def render_interrupts(state: HostState, now: float) -> str:
+    cpus = state.profile.cpus
+    header = "     " + "".join(f"{'CPU' + str(i):>11}" for i in range(cpus))
+    timer = int(state.uptime(now) * 250)
+    nic = int(state.rx_packets // max(1, cpus))
+    rows = [("0", [timer if i == 0 else 0 for i in range(cpus)], "IO-APIC   2-edge      timer"),
+            ("125", [nic] * cpus, f"PCI-MSI 524288-edge      {state.profile.nic}"),
+            ("LOC", [timer // cpus] * cpus, "Local timer interrupts"),
+            ("RES", [int(state.ctxt // 1000 // cpus)] * cpus, "Rescheduling interrupts")]
+    lines = [header] + [f"{name + ':':>4}" + "".join(f"{v:>11}" for v in counts) + f"   {info}"
+                        for name, counts, info in rows]
+    return "\n".join(lines) + "\nERR:          0\nMIS:          0\n"
+
+
 def render_textfile_listing(state: HostState, now: float) -> str:
     return "dir /var/lib/prometheus/node-exporter\n"  # the package's directory, with no textfile scripts
 
@@ -398,6 +412,7 @@ FILES: dict[str, Callable[[HostState, float], str]] = {
     "/proc/sys/kernel/random/poolsize": lambda state, now: "256\n",
     "/proc/net/arp": render_arp, "/proc/net/udp": render_udp, "/proc/net/udp6": render_udp,
     "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size": lambda state, now: "2097152\n",
+    "/proc/interrupts": render_interrupts,
 }
 #: Every constant command of the collectors the simulator answers, by the collector's command name.
 COMMANDS: dict[str, Callable[[HostState, float], str]] = {

@@ -222,3 +222,16 @@ def test_slow_tier_runs_on_its_interval_and_is_served_from_cache_with_its_age():
         late = probe()
     assert runner.slow_runs > clock_before and "node_timex_offset_seconds" in late  # the last answer is kept
     assert sample_values(late["optilab_probe_success"]) == {(): 1.0}
+
+
+def test_interrupts_are_off_by_default_and_parse_this_machines_file():
+    from exporter.collectors import interrupts
+
+    assert "interrupts" not in make_plan().names and "interrupts" in make_plan(["interrupts"]).names
+    text = "           CPU0       CPU1\n  0:         38          0   IO-APIC   2-edge      timer\n" \
+           "NMI:          0          0   Non-maskable interrupts\nERR:          0\n"
+    assert interrupts.parse_interrupts(text) == {"0": ("IO-APIC", "2-edge timer", ["38", "0"]),
+                                                 "NMI": ("Non-maskable interrupts", "", ["0", "0"])}
+    [family] = interrupts.collect({"/proc/interrupts": open("/proc/interrupts").read()}, interrupts.COLLECTOR.options())
+    assert family.samples and {labels[0] for labels, _ in family.samples} == {str(cpu) for cpu in range(len(
+        open("/proc/interrupts").readline().split()))}

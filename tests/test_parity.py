@@ -1,6 +1,7 @@
 """/probe of this machine through a real sshd against the real node_exporter on the same machine.
 
-node_exporter (Debian's 1.5) runs with upstream's default filters; the exporter runs as its own process
+node_exporter (Debian's 1.5) runs with upstream's default filters (and its interrupts collector, off
+by default in both, enabled in both); the exporter runs as its own process
 and probes 127.0.0.1 through a real sshd, as it would a lab machine. Compared family by family: names,
 types, HELP, label names, the set of series, and values (each of ours must lie between node_exporter's
 reads just before and just after it, within the tolerance stated per family). Then the "Node Exporter
@@ -64,6 +65,7 @@ TOLERANCE: list[tuple[re.Pattern[str], float, float]] = [
     (re.compile(r"^node_disk_io_now|^node_softnet_times_squeezed|^node_vmstat_"), 0.05, 1024),
     (re.compile(r"^node_time_seconds"), 0.0, 5.0),
     (re.compile(r"^node_timex_"), 0.05, 1e-3),
+    (re.compile(r"^node_interrupts_total"), 0.05, 1000),  # timer and IPI counts move with every read
 ]
 BRACKET = (0.001, 1e-6)  # everything else: between the two reads, up to float rounding
 
@@ -115,11 +117,12 @@ def reads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reads]:
     workdir = tmp_path_factory.mktemp("parity")
     sshd: Sshd = start_sshd(workdir / "sshd")
     ne_port, port = free_port(), free_port()
-    node_exporter = Service([str(NODE_EXPORTER), *UPSTREAM_FILTERS, f"--web.listen-address=127.0.0.1:{ne_port}"],
-                            workdir / "node_exporter.log")
+    node_exporter = Service([str(NODE_EXPORTER), *UPSTREAM_FILTERS, "--collector.interrupts",
+                             f"--web.listen-address=127.0.0.1:{ne_port}"], workdir / "node_exporter.log")
     config = {"ssh": {"user": sshd.user, "port": sshd.port, "key_file": str(sshd.key_file),
                       "known_hosts": str(sshd.trust()), "connect_timeout": "3s"},
-              "departments": {"physics": {"hosts": [f"127.0.0.1:{sshd.port}"]}}}
+              "departments": {"physics": {"hosts": [f"127.0.0.1:{sshd.port}"]}},
+              "collectors": {"enable": ["interrupts"]}}  # off by default in both: compared too
     (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
     exporter = Service([sys.executable, "-m", "exporter", "--config", str(workdir / "inventory.yml"),
                         "--listen", f"127.0.0.1:{port}"], workdir / "exporter.log", cwd=ROOT)

@@ -28,7 +28,8 @@ DIRECTORIES = ("/var/lib/prometheus/node-exporter", "/var/lib/node_exporter/text
                "/var/lib/node_exporter")
 _GLOBS = " ".join(f"{directory}/*.prom" for directory in DIRECTORIES)
 LIST = (f"for d in {' '.join(DIRECTORIES)}; do [ -d \"$d\" ] && echo \"dir $d\"; done; "
-        f"set --; for f in {_GLOBS}; do [ -f \"$f\" ] && set -- \"$@\" \"$f\"; done; "
+        f"set --; for f in {_GLOBS}; do case $f in *'\n'*) continue;; esac; "
+        "[ -f \"$f\" ] && set -- \"$@\" \"$f\"; done; "
         "[ $# -eq 0 ] || stat -c '%Y %n' -- \"$@\"")
 _TYPES = {"counter": "counter", "gauge": "gauge"}
 

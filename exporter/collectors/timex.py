@@ -2,15 +2,16 @@
 
 No file carries it, so this is the one collector that needs a program: perl (Essential on Debian,
 standard on RHEL and SUSE) calls adjtimex with modes 0 (read only, no privilege needed) and prints
-the struct's fields; the syscall number and layout are those of x86_64 and aarch64 (others: no
-series, ``node_scrape_collector_success 0``). Perl's start costs the target ~4-7 ms of CPU, more than
+the struct's fields; the syscall number and layout are those of x86_64 and aarch64. A host without
+perl, or of another architecture, has no timex series (and no collector error: like a host without
+PSI). Perl's start costs the target ~4-7 ms of CPU, more than
 the whole rest of a scrape, so timex runs in the slow tier: its own interval, served from cache in
 between (the alerts on it look at 5-10 minute windows). Same names, units and HELP as node_exporter.
 """
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from exporter.collectors.base import Collector, CollectorOptions, Sources
 from exporter.family import Family
 
 TIME_ERROR = 5  # adjtimex's return value when the clock is not synchronised
@@ -40,7 +41,10 @@ def _family(name: str, kind: str, help_text: str, value: float) -> Family:
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    t = parse_adjtimex(source(sources, "cmd:adjtimex"))
+    text = sources.get("cmd:adjtimex", "")
+    if not text.strip():
+        return []  # no perl on this host (busybox systems), or an architecture the script does not know
+    t = parse_adjtimex(text)
     divisor = 1e9 if t["status"] & STA_NANO else 1e6
     return [
         _family("sync_status", "gauge", "Is clock synchronized to a reliable server (1 = yes, 0 = no).",
