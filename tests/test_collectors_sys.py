@@ -30,7 +30,7 @@ LAB_PC = DATA / "lab-pc"
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 #: the collectors whose output is compared with node_exporter's (selinux asks libselinux about the
 #: real machine, so it is compared on the live machine only).
-SYS = ["bonding", "cpufreq", "dmi", "edac", "fibrechannel", "hwmon", "infiniband", "ipvs", "mdadm", "netclass",
+SYS = ["bonding", "btrfs", "cpufreq", "dmi", "edac", "fibrechannel", "hwmon", "infiniband", "ipvs", "mdadm", "netclass",
        "nfs", "nfsd", "nvme", "powersupplyclass", "rapl", "tapestats", "thermal_zone", "xfs", "zfs"]
 
 
@@ -124,7 +124,8 @@ def test_lab_pc_capture_matches_node_exporter():
                      "node_ipvs_backend_weight",
                      "node_infiniband_port_data_received_bytes",
                      "node_tape_io_now", "node_fibrechannel_info",
-                     "node_zfs_arc_hits", "node_zfs_zpool_state", "node_zfs_zpool_dataset_writes"):
+                     "node_zfs_arc_hits", "node_zfs_zpool_state", "node_zfs_zpool_dataset_writes",
+                     "node_btrfs_allocation_ratio"):
         assert expected in names, expected
 
 

@@ -53,7 +53,6 @@ OWN_PROCESS = re.compile(r"^(go|process|promhttp)_")
 #: collector -> the families it makes, for collectors the /sys part of #12 (col-sys) has not ported yet
 NOT_YET: dict[str, re.Pattern[str]] = {
     "bcache": re.compile(r"^node_bcache_"),
-    "btrfs": re.compile(r"^node_btrfs_"),
 }
 #: families whose value our own SSH session, or time, moves by more than the bracket allows:
 #: (relative, absolute) tolerance around node_exporter's two reads

@@ -15,6 +15,7 @@ from functools import lru_cache
 from exporter.collectors import (
     arp,
     bonding,
+    btrfs,
     conntrack,
     cpu,
     cpufreq,
@@ -68,6 +69,7 @@ from exporter.command import build_script, command_names
 COLLECTORS: list[Collector] = [
     arp.COLLECTOR,
     bonding.COLLECTOR,
+    btrfs.COLLECTOR,
     conntrack.COLLECTOR,
     cpu.COLLECTOR,
     cpufreq.COLLECTOR,
