@@ -27,6 +27,7 @@ from exporter.hostkeys import SshError
 from exporter.metrics import HostLabels, collector_families, cpu_usage_percent, lab_families, probe_families
 from exporter.metrics_session import session_families
 from exporter.parsers_proc import Stat, parse_stat_cached
+from exporter.slowtier import SlowTier
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Prober:
         self._previous: dict[str, Stat] = {}
         self._nodenames: dict[str, str] = {}
         self.slow_interval = slow_interval
-        self._slow: dict[str, tuple[float, dict[str, str]]] = {}  # host -> (read at, slow-tier sources)
+        self.slow = SlowTier(runner, interval=slow_interval, clock=clock)  # col-sys: cache, background refresh
 
     def probe(self, entry: HostEntry, deadline: float) -> ProbeResult:
         """Probe ``entry`` now, or answer from its health state while it waits out a backoff."""
@@ -150,21 +151,12 @@ class Prober:
 
     def _slow_tier(self, entry: HostEntry, plan: Plan, deadline: float
                    ) -> tuple[tuple[list[Family], dict[str, tuple[bool, float]], list[Family]], list[Family]]:
-        """The slow collectors on their cached sources, refreshed first if older than the interval and
-        the deadline leaves time; plus ``optilab_scrape_collector_cache_age_seconds{collector}``."""
+        """The slow collectors on their cached sources (refreshed in the background once older than the
+        interval: exporter/slowtier.py); plus ``optilab_scrape_collector_cache_age_seconds{collector}``."""
         key = str(entry.target)
-        now = self._clock()
-        cached = self._slow.get(key)
-        due = cached is None or now - cached[0] >= self.slow_interval
-        tried = False
-        if due and deadline - now >= SLOW_BUDGET:
-            tried = True
-            try:
-                sources, complete = split_sources(self.runner.run(entry.target, plan.script, deadline), plan.commands)
-                if complete:
-                    cached = self._slow[key] = (self._clock(), sources)
-            except SshError as exc:  # the fast tier answered; a failed refresh keeps the last answer
-                log.info("probe %s: slow tier refresh failed: %s", key, exc)
+        wait = max(0.0, deadline - self._clock() - SLOW_BUDGET)  # only a host's first scrape ever waits
+        cached = self.slow.cached(entry.target, plan, wait)  # col-sys: refreshed in its own greenlet (slowtier.py)
+        tried = self.slow.tried(entry.target)  # a refresh has finished (and left nothing)
         age = Family("optilab_scrape_collector_cache_age_seconds", "gauge",
                      "Seconds since the slow-tier collector's sources were read from the host.", ("collector",))
         if cached is None:  # never read: failed if it was tried, else not reported until it is
@@ -200,9 +192,10 @@ class Prober:
 
     def forget_except(self, targets: set[str]) -> None:
         """Drop state of hosts that left the inventory (after a reload)."""
-        for store in (self._previous, self._nodenames, self._slow):
+        for store in (self._previous, self._nodenames):
             for key in [k for k in store if k not in targets]:
                 del store[key]
+        self.slow.forget_except(targets)
         self._capped &= targets
         self.health.forget_except(targets)
 

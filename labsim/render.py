@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from exporter.command import END, START, frame
 from labsim.model import KIB, USER_HZ, HostState
+from labsim.render_sys import sys_sources
 
 VERSIONS = {"debian": "12 (bookworm)", "ubuntu": "24.04.1 LTS (Noble Numbat)", "rocky": "9.4 (Blue Onyx)"}
 MOUNT_OPTIONS = {"ext4": "rw,relatime", "xfs": "rw,relatime,attr2,inode64,logbufs=8,noquota"}
@@ -454,6 +455,7 @@ def render_sources(patterns: list[str], commands: list[str], state: HostState, n
     for name in commands:
         if name in COMMANDS:
             sources[f"cmd:{name}"] = COMMANDS[name](state, now)
+    sources.update(sys_sources(patterns, commands, state, now))  # col-sys: /sys and systemctl (render_sys.py)
     return frame(sources, commands)
 
 

@@ -50,8 +50,12 @@ class FakeRunner:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, float]] = []
+        self.slow_calls: list[str] = []  # the slow tier's background refreshes (exporter/slowtier.py)
 
     def run(self, target: Target, command: str, deadline: float) -> str:
+        if command == make_plan().slow.script:
+            self.slow_calls.append(str(target))
+            return frame({}, make_plan().slow.commands)
         self.calls.append((str(target), deadline))
         if target.host == "127.0.1.2":
             raise SshError("refused", "connection refused")

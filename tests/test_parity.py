@@ -50,31 +50,9 @@ DIFFERENCES = {
 }
 #: node_exporter's own process (go_*, process_*, promhttp_*): the exporter's own are on its /metrics
 OWN_PROCESS = re.compile(r"^(go|process|promhttp)_")
-#: collector -> the families it makes, for collectors the /sys part of #12 (col-sys) ports
+#: collector -> the families it makes, for collectors the /sys part of #12 (col-sys) has not ported yet
 NOT_YET: dict[str, re.Pattern[str]] = {
-    "netclass": re.compile(r"^node_network_(?!(receive|transmit)_[a-z]+(_total)?$)"),
-    "selinux": re.compile(r"^node_selinux_"),
-    "cpufreq": re.compile(r"^node_cpu_(frequency|scaling)_"),
-    "hwmon": re.compile(r"^node_hwmon_"),
-    "thermal_zone": re.compile(r"^node_(thermal_zone|cooling_device)_"),
-    "powersupplyclass": re.compile(r"^node_power_supply_"),
-    "rapl": re.compile(r"^node_rapl_"),
-    "dmi": re.compile(r"^node_dmi_"),
-    "edac": re.compile(r"^node_edac_"),
-    "nvme": re.compile(r"^node_nvme_"),
     "bcache": re.compile(r"^node_bcache_"),
-    "bonding": re.compile(r"^node_bonding_"),
-    "btrfs": re.compile(r"^node_btrfs_"),
-    "fibrechannel": re.compile(r"^node_fibrechannel_"),
-    "infiniband": re.compile(r"^node_infiniband_"),
-    "tapestats": re.compile(r"^node_tape_"),
-    "mdadm": re.compile(r"^node_md_"),
-    "xfs": re.compile(r"^node_xfs_"),
-    "zfs": re.compile(r"^node_zfs_"),
-    "nfs": re.compile(r"^node_nfs_"),
-    "nfsd": re.compile(r"^node_nfsd_"),
-    "ipvs": re.compile(r"^node_ipvs_"),
-    "systemd": re.compile(r"^node_systemd_"),
 }
 #: families whose value our own SSH session, or time, moves by more than the bracket allows:
 #: (relative, absolute) tolerance around node_exporter's two reads
@@ -205,7 +183,7 @@ def test_every_collector_that_succeeds_for_node_exporter_succeeds_here(reads: Re
     theirs, ours = successes(reads.before), successes(reads.ours)
     mine = {name for name, ok in theirs.items() if ok == 1 and name not in NOT_YET}
     assert {name for name in mine if ours.get(name) != 1} == set()
-    assert set(ours) - set(theirs) == {"lab"}  # OptiLab's own gauges
+    assert set(ours) - set(theirs) == {"lab", "nvidia_gpu", "smartctl"}  # OptiLab's own; GPUs, SMART (slow tier)
     assert {s.labels["collector"] for s in reads.ours["node_scrape_collector_duration_seconds"].samples} == set(ours)
 
 

@@ -113,7 +113,7 @@ def test_one_handshake_serves_many_scrapes(sshd: Sshd, exporter_factory: Callabl
     [(_, cpu)] = exporter.samples(path, "system_cpu_usage")
     assert 0.0 <= cpu <= 100.0
     assert exporter.metric("optilab_exporter_ssh_dials_total", result="success") == 1
-    assert exporter.metric("optilab_exporter_ssh_execs_total") == 12  # 11 probes + 1 slow-tier read (timex)
+    assert exporter.metric("optilab_exporter_ssh_execs_total") == 12  # 11 probes + 1 slow-tier refresh
     assert exporter.metric("optilab_exporter_ssh_pooled_connections") == 1
     assert sshd.accepted_logins() == 1
 
