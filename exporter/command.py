@@ -15,6 +15,8 @@ sides share :data:`SECTIONS` as their contract.
 
 from __future__ import annotations
 
+from exporter.parsers_seat import SEATS_COMMAND
+
 MARKER = "@@optilab "
 
 #: (section name, shell command) in the order the script prints them.
@@ -32,6 +34,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("osrelease", "cat /etc/os-release || cat /usr/lib/os-release"),
     ("time", "date +%s"),
     ("who", "who"),
+    ("seats", SEATS_COMMAND),
 )
 
 

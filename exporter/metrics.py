@@ -21,6 +21,7 @@ from exporter.metrics_node import NO_EXTRA, Extra, collector_success_families, g
 from exporter.parsers import HostSnapshot
 from exporter.parsers_fs import Filesystem
 from exporter.parsers_proc import Meminfo, Stat
+from exporter.parsers_seat import KINDS, STATES, SeatReading
 
 HEALTH_STATES = ("healthy", "degraded", "offline", "dead")
 
@@ -121,6 +122,28 @@ def lab_families(
             "optilab_logged_in_users", "Login sessions listed by who (lab occupancy).", labels, users
         ),
     ]
+
+
+def seat_families(state: str | None, reading: SeatReading | None, host: HostLabels,
+                  extra: Extra = NO_EXTRA) -> list[Metric]:
+    """``optilab_seat_state{state}`` (1 for the current state, 0 for the others) and
+    ``optilab_sessions{kind}``; counts only, never a user name. Nothing when the state is unknown."""
+    if state is None:
+        return []
+    labels = host.with_extra(extra)
+    seat = GaugeMetricFamily("optilab_seat_state", "Seat state of the machine: 1 for the current state, "
+                             "0 for the others (parsers_seat.STATES).", labels=("state", *labels))
+    for name in STATES:
+        seat.add_metric((name, *labels.values()), 1.0 if name == state else 0.0)
+    families: list[Metric] = [seat]
+    if reading is not None:
+        sessions = GaugeMetricFamily("optilab_sessions", "Login sessions by kind: local (at the seat) or "
+                                     "remote (SSH); the exporter's own session is not counted.",
+                                     labels=("kind", *labels))
+        for kind in KINDS:
+            sessions.add_metric((kind, *labels.values()), float(reading.count(kind)))
+        families.append(sessions)
+    return families
 
 
 def snapshot_families(

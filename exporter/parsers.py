@@ -35,6 +35,7 @@ from exporter.parsers_proc import (
     parse_stat,
     parse_uptime,
 )
+from exporter.parsers_seat import SeatReading, parse_seats
 
 __all__ = [
     "PARSERS",
@@ -77,6 +78,7 @@ class HostSnapshot:
     osrelease: dict[str, str] | None = None
     time: float | None = None
     who: tuple[Session, ...] | None = None
+    seats: SeatReading | None = None
     filesystems: tuple[Filesystem, ...] | None = None
 
 
@@ -96,6 +98,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "osrelease": parse_osrelease,
     "time": parse_time,
     "who": parse_who,
+    "seats": parse_seats,
 }
 
 

@@ -21,9 +21,10 @@ from exporter.command import BATCH_SCRIPT, SECTIONS, split_sections
 from exporter.config import HostEntry, Target
 from exporter.health import HealthBook, Transition
 from exporter.hostkeys import SshError
-from exporter.metrics import HostLabels, probe_families, snapshot_families
+from exporter.metrics import HostLabels, probe_families, seat_families, snapshot_families
 from exporter.metrics_node import NO_EXTRA, Extra
 from exporter.parsers import HostSnapshot, parse_snapshot
+from exporter.parsers_seat import seat_state
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Prober:
             labels = self.labels(entry)
             state = self.health.get(key).state
             families = probe_families(labels, False, 0.0, state, "backoff", extra)
+            families += _seats(entry, None, False, labels, extra)
             return ProbeResult(families, False, "backoff", state, 0.0, labels)
         try:
             output = self.runner.run(entry.target, self.script, deadline)
@@ -79,6 +81,7 @@ class Prober:
         labels = self.labels(entry)
         try:
             families = snapshot_families(snapshot, self._previous.get(key), labels, errors, extra)
+            families += _seats(entry, snapshot, True, labels, extra)
         except Exception:  # one host's odd output must not fail a whole fan-out
             log.exception("probe %s: building metrics failed", key)
             return self._failed(entry, "parse", started, extra)
@@ -110,8 +113,9 @@ class Prober:
         labels = self.labels(entry)
         duration = self._clock() - started
         self._announce(transition, labels)
-        return ProbeResult(probe_families(labels, False, duration, state, reason, extra), False, reason, state,
-                           duration, labels)
+        families = probe_families(labels, False, duration, state, reason, extra)
+        families += _seats(entry, None, False, labels, extra)
+        return ProbeResult(families, False, reason, state, duration, labels)
 
     def _announce(self, transition: Transition | None, labels: HostLabels) -> None:
         if transition is not None and self.on_transition is not None:
@@ -119,3 +123,12 @@ class Prober:
                 self.on_transition(transition, labels)
             except Exception:
                 log.exception("health transition hook failed for %s", transition.target)
+
+
+def _seats(entry: HostEntry, snapshot: HostSnapshot | None, reachable: bool, labels: HostLabels,
+           extra: Extra) -> list[Metric]:
+    """Seat families of this probe: the state from the seats section, the inventory and reachability."""
+    reading = snapshot.seats if snapshot is not None else None
+    state = seat_state(reading, reachable=reachable, maintenance=entry.maintenance,
+                       idle_after_s=entry.idle_minutes * 60)
+    return seat_families(state, reading, labels, extra)

@@ -70,6 +70,8 @@ def respond(command: str, state: HostState, now: float) -> Reply:
     """Answer ``command`` as the host would; ``state`` must already be advanced to ``now``."""
     if command == BATCH_SCRIPT:
         return Reply(render_batch(state, now).encode())
+    if (section := _SECTION_OF.get(command.strip())) is not None:  # compound sections (seats) alone
+        return Reply(RENDERERS[section](state, now).encode())
     out = []
     for part in command.replace("\n", ";").split(";"):
         text = _single(part, state, now)

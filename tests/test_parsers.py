@@ -257,7 +257,7 @@ def test_truncated_output_drops_the_cut_section_and_everything_after():
     assert not complete
     snapshot, errors = parse_snapshot(sections, complete=complete)
     assert errors["df"] == "output cut short"
-    assert set(errors) == {"df", "dfi", "uname", "osrelease", "time", "who"}
+    assert set(errors) == {"df", "dfi", "uname", "osrelease", "time", "who", "seats"}
     assert snapshot.df is None
     assert snapshot.meminfo.bytes["MemTotal"] == 7869304 * 1024
     # mounts alone still name the filesystems; numbers are unknown rather than wrong
