@@ -252,6 +252,13 @@ class HostState:
             sessions.append(Session(user, "pts/0", login + 120, idle_since=idle_since, id=0))
         return sessions
 
+    def force_seat(self, state: str | None, now: float) -> None:
+        """Replace the day's sessions by ``state`` (one of SEAT_OVERRIDES) from now on; None undoes it."""
+        if state is not None and state not in SEAT_OVERRIDES:
+            raise ValueError(f"seat state must be one of {SEAT_OVERRIDES}, got {state!r}")
+        self.seat_override = state
+        self.sessions = self._sessions(max(now, self.last))
+
     def _forced(self, now: float) -> list[Session]:
         state = self.seat_override
         if state == "free":
