@@ -5,6 +5,10 @@
   later request (the store upserts column by column).
 - ``system_status`` sets ``systems.status`` (latest sample per instance wins).
 - Any series whose name is allow-listed goes to ``samples`` (``optilab_logged_in_users`` is both).
+- ``optilab_seat_state{state}`` (1 for the machine's current state, 0 for the five others) is folded
+  into one series per machine, ``optilab_seat_state{instance}``, whose sample value is the state's
+  code (``SEAT_CODES``; table ``seat_states`` of migration 0092): one stored sample per scrape
+  instead of six. The zeros carry nothing the code does not, so they are folded away (not dropped).
 - Stale markers and other NaNs are not stored; neither are samples outside the retention window.
 
 Label validation costs more than the mapping itself, so validated label sets are remembered in a
@@ -25,6 +29,9 @@ USAGE_COLUMNS = {"system_cpu_usage": 0, "system_ram_usage": 1, "system_disk_usag
                  "optilab_logged_in_users": 3}
 USERS_COLUMN = USAGE_COLUMNS["optilab_logged_in_users"]
 STATUS_METRIC = "system_status"
+SEAT_METRIC = "optilab_seat_state"
+#: exporter/parsers_seat.py STATES in order; the codes are rows of the seat_states table.
+SEAT_CODES = {"free": 0, "in_use": 1, "idle": 2, "locked": 3, "offline": 4, "maintenance": 5}
 SYSTEM_LABELS = ("hostname", "ip", "department")
 DAY_MS = 86_400_000
 
@@ -40,6 +47,7 @@ class SeriesInfo:
     usage_column: int | None      # index into the usage row, or None
     is_status: bool
     generic_key: tuple[str, str] | None  # (metric, canonical labels JSON) for allow-listed series
+    seat_code: int | None = None  # optilab_seat_state: code of this series' state label
 
 
 @dataclass
@@ -93,6 +101,8 @@ def classify(labels: LabelSet, allow_list: frozenset[str]) -> SeriesInfo | None:
     label_map = dict(labels)
     usage_column = USAGE_COLUMNS.get(metric)
     is_status = metric == STATUS_METRIC
+    if metric == SEAT_METRIC:
+        return _seat_info(label_map)
     instance = label_map.get("instance") if (usage_column is not None or is_status) else None
     if instance is None:
         usage_column, is_status = None, False
@@ -104,6 +114,16 @@ def classify(labels: LabelSet, allow_list: frozenset[str]) -> SeriesInfo | None:
         return None
     system_labels = tuple(label_map.get(name) for name in SYSTEM_LABELS)
     return SeriesInfo(metric, instance, system_labels, usage_column, is_status, generic_key)  # type: ignore[arg-type]
+
+
+def _seat_info(label_map: dict[str, str]) -> SeriesInfo | None:
+    """One folded series per instance; an unknown state or a missing instance is not stored."""
+    instance, code = label_map.get("instance"), SEAT_CODES.get(label_map.get("state", ""))
+    if instance is None or code is None:
+        return None
+    key = (SEAT_METRIC, json.dumps({"instance": instance}, separators=(",", ":")))
+    system_labels = tuple(label_map.get(name) for name in SYSTEM_LABELS)
+    return SeriesInfo(SEAT_METRIC, instance, system_labels, None, False, key, code)  # type: ignore[arg-type]
 
 
 _label_pair = attrgetter("name", "value")
@@ -150,6 +170,12 @@ def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int,
 
 def _add_system_sample(batch: Batch, info: SeriesInfo, ms: int, value: float) -> None:
     instance: str = info.instance  # type: ignore[assignment]
+    if info.seat_code is not None:
+        if value == 1:  # the current state; its five zero siblings say nothing more
+            batch.generic_keys.append(info.generic_key)  # type: ignore[arg-type]
+            batch.generic_ms.append(ms)
+            batch.generic_values.append(float(info.seat_code))
+        return
     if info.usage_column == USERS_COLUMN and not 0 <= value < 2**31:
         batch.dropped["bad_value"] += 1  # a session count that cannot be one (negative, ±Inf, huge)
         return

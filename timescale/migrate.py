@@ -99,7 +99,9 @@ def migrate(dsn: str, prefer: str = "auto") -> str:
     ``prefer="postgresql"`` keeps a new database on plain PostgreSQL even where TimescaleDB exists
     (tests and benchmarks compare the modes); ``"timescaledb"`` fails instead of falling back.
     """
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:  # a silent host fails, not hangs
+    # a silent host fails, not hangs; no server-side prepared statements: a run gains nothing from them,
+    # and a pooled proxy (PGlite's socket in the tests) would hand their names on to the next client
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, prepare_threshold=None) as conn:
         conn.execute("SET client_min_messages = warning")
         conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
         try:

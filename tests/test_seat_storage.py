@@ -1,0 +1,58 @@
+"""Seat state through the real bridge into the database: six 1/0 series per machine become one stored
+sample per scrape whose code names the state (migration 0092's seat_states), readable per system
+through the seat_history view. Plain-PostgreSQL mode here; TimescaleDB mode in test_timescale_oracle."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from exporter.parsers_seat import STATES
+from remote_write_bridge.mapping import SEAT_CODES, LabelCache, classify
+from tests.test_bridge_fixtures import HOST, STALE_NAN, bridge_factory, encode, post  # noqa: F401
+
+
+def seat_series(current_by_time: list[tuple[str, int]], host: dict[str, str] = HOST) -> list:
+    """optilab_seat_state{state} as the exporter writes it: 1 for the current state, 0 for the others."""
+    return [({"__name__": "optilab_seat_state", **host, "state": state},
+             [(1.0 if current == state else 0.0, ms) for current, ms in current_by_time]) for state in STATES]
+
+
+def test_codes_are_the_exporters_states_in_order():
+    assert list(SEAT_CODES) == list(STATES) and list(SEAT_CODES.values()) == list(range(len(STATES)))
+
+
+def test_unknown_state_or_missing_instance_is_not_stored():
+    labels = (("__name__", "optilab_seat_state"), ("instance", "127.0.1.5:22"), ("state", "asleep"))
+    assert classify(labels, frozenset()) is None
+    assert classify((("__name__", "optilab_seat_state"), ("state", "free")), frozenset()) is None
+    info = LabelCache(frozenset()).info((("__name__", "optilab_seat_state"), ("instance", "a:22"), ("state", "idle")))
+    assert info.seat_code == 2 and info.generic_key == ("optilab_seat_state", '{"instance":"a:22"}')
+
+
+def test_bridge_stores_one_coded_sample_per_scrape(migrated_dsn, bridge_factory):  # noqa: F811
+    bridge = bridge_factory(migrated_dsn)
+    now = int(time.time() * 1000)
+    t1, t2, t3 = now - 30_000, now - 15_000, now
+    body = encode([*seat_series([("in_use", t1), ("locked", t2)]),
+                   ({"__name__": "optilab_seat_state", **HOST, "state": "free"}, [(STALE_NAN, t3)])])
+    for _ in range(2):  # a retry stores nothing twice
+        assert post(bridge.write_url, body)[0] == 204
+    with psycopg.connect(migrated_dsn) as conn:
+        history = conn.execute(
+            "SELECT s.instance, s.hostname, s.department, extract(epoch FROM h.timestamp) * 1000, h.code, h.state,"
+            " h.occupied FROM seat_history h JOIN systems s ON s.id = h.system_id ORDER BY h.timestamp").fetchall()
+        assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 2
+    assert history == [("127.0.1.5:22", "pc-05", "physics", t1, 1, "in_use", True),
+                       ("127.0.1.5:22", "pc-05", "physics", t2, 3, "locked", True)]
+
+
+def test_every_state_round_trips(migrated_dsn, bridge_factory):  # noqa: F811
+    bridge = bridge_factory(migrated_dsn)
+    now = int(time.time() * 1000)
+    scrapes = [(name, now - 60_000 + 5_000 * i) for i, name in enumerate(STATES)]
+    assert post(bridge.write_url, encode(seat_series(scrapes)))[0] == 204
+    with psycopg.connect(migrated_dsn) as conn:
+        stored = [r[0] for r in conn.execute("SELECT state FROM seat_history ORDER BY timestamp")]
+    assert stored == list(STATES)
