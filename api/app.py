@@ -12,13 +12,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from api import alerts, auth, departments, errors, instrument, ops, systems
+from api import alerts, auth, departments, errors, instrument, ops, params, systems
 from api.config import ApiConfig
 from api.context import ApiState
 from api.db import Database
@@ -62,6 +62,13 @@ def create_app(config: ApiConfig, clock: Callable[[], datetime] = _utcnow) -> Fl
         CORS(app, origins=list(config.cors_origins), methods=["GET", "OPTIONS"],
              allow_headers=["X-API-Key", "Authorization"], max_age=600)
     errors.register(app)
+
+    @app.before_request
+    def known_parameters() -> None:  # after the key check: unknown parameters are a 400 everywhere
+        view = app.view_functions.get(request.endpoint or "")
+        if view is not None and request.method != "OPTIONS":
+            params.check_known(request.args, view)
+
     for blueprint in (systems.bp, departments.bp, alerts.bp, ops.bp):
         app.register_blueprint(blueprint)
     app.extensions["optilab"] = ApiState(config, db, registry, clock)

@@ -509,6 +509,27 @@ def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
     return config
 
 
+def load_department_settings(path: str | Path) -> dict[str, DepartmentSettings]:
+    """Only the departments' seat settings and opening hours of an inventory file (what the API needs:
+    ``optilab-api --inventory FILE``); hosts, ssh and the rest are the exporter's business."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    departments = raw.get("departments") if isinstance(raw, dict) else None
+    if not isinstance(departments, dict):
+        raise ConfigError([f"{path}: departments: must map department names to their settings"])
+    reader = _Reader(str(path), {}, Path.read_text)
+    settings = {str(name): department_settings(reader, body, f"departments.{name}")
+                for name, body in departments.items() if isinstance(body, dict)}
+    if reader.errors:
+        raise ConfigError(reader.errors)
+    return settings
+
+
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate the YAML file at ``path``; errors name the file as the admin wrote it."""
     path = Path(path)
