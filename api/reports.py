@@ -23,6 +23,7 @@ from api.context import state
 bp = Blueprint("reports", __name__)
 
 REPORT_SPAN = timedelta(days=7)
+MAX_REPORT_SPAN = timedelta(days=400)  # hour by hour in Python: a semester and more, not a decade
 
 MACHINES = "SELECT department, count(*) AS machines FROM systems WHERE department IS NOT NULL {where} GROUP BY 1"
 
@@ -91,7 +92,10 @@ HISTORY_STATES = sql.SQL("""
 
 
 def _range(args: Mapping[str, str], span: timedelta) -> tuple[datetime, datetime]:
-    return params.time_range(args, state().clock(), span)
+    start, end = params.time_range(args, state().clock(), span)
+    if end - start > MAX_REPORT_SPAN:
+        raise params.bad("start", f"report ranges are at most {MAX_REPORT_SPAN.days} days")
+    return start, end
 
 
 def _department(name: str) -> tuple[str, int]:
