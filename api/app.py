@@ -18,7 +18,7 @@ from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from api import alerts, auth, departments, errors, instrument, ops, params, reports, systems
+from api import alerts, auth, board, departments, errors, instrument, ops, params, reports, systems
 from api.config import ApiConfig
 from api.context import ApiState
 from api.db import Database
@@ -57,7 +57,7 @@ def create_app(config: ApiConfig, clock: Callable[[], datetime] = _utcnow) -> Fl
     Limiter(limit_key, app=app, storage_uri="memory://", headers_enabled=True,
             default_limits=[config.rate_limit] if config.rate_limit else [],
             enabled=bool(config.rate_limit))
-    auth.install(app, checker, config.auth_enabled)
+    auth.install(app, checker, config.auth_enabled, config.public_board)
     if config.cors_origins:
         CORS(app, origins=list(config.cors_origins), methods=["GET", "OPTIONS"],
              allow_headers=["X-API-Key", "Authorization"], max_age=600)
@@ -69,7 +69,7 @@ def create_app(config: ApiConfig, clock: Callable[[], datetime] = _utcnow) -> Fl
         if view is not None and request.method != "OPTIONS":
             params.check_known(request.args, view)
 
-    for blueprint in (systems.bp, departments.bp, reports.bp, alerts.bp, ops.bp):
+    for blueprint in (systems.bp, departments.bp, reports.bp, board.bp, alerts.bp, ops.bp):
         app.register_blueprint(blueprint)
     app.extensions["optilab"] = ApiState(config, db, registry, clock)
     return app

@@ -98,7 +98,7 @@ def _range(args: Mapping[str, str], span: timedelta) -> tuple[datetime, datetime
     return start, end
 
 
-def _department(name: str) -> tuple[str, int]:
+def find_department(name: str) -> tuple[str, int]:
     department = params.text({"name": name}, "name")
     assert department is not None
     row = state().db.fetch_one(MACHINES.format(where="AND department = %(department)s"), {"department": department})
@@ -171,30 +171,18 @@ def machines_report() -> Any:
     return tabular.respond(body, "items", "machines")
 
 
-@bp.get("/departments/<name>/heatmap")
-@params.accepts("start", "end", "format")
-def department_heatmap(name: str) -> Any:
-    """7 × 24 hour-of-week utilisation in the department's time zone (Monday first)."""
-    department, _ = _department(name)
-    start, end = _range(request.args, REPORT_SPAN)
+def heatmap_body(department: str, start: datetime, end: datetime) -> dict[str, Any]:
     dept = _department_hours(department, start, end)[department]
     opening = _opening(department)
     zone = hours.timezone_of(opening)
     cells = utilisation.heatmap(dept, hours.weights(opening, start, end), zone)
-    body = {"department": department, "start": start, "end": end, "timezone": zone,
+    return {"department": department, "start": start, "end": end, "timezone": zone,
             "machines": dept.machines, "opening_hours": hours.describe(opening), "cells": cells}
-    return tabular.respond(body, "cells", f"heatmap-{department}")
 
 
-@bp.get("/departments/<name>/history")
-@params.accepts("start", "end", "step", "format")
-def department_history(name: str) -> Any:
-    """Machines in each seat state and utilisation per step bucket."""
-    department, machines = _department(name)
-    args = request.args
+def history_body(department: str, machines: int, start: datetime, end: datetime,
+                 step: timedelta | None) -> dict[str, Any]:
     app = state()
-    start, end = _range(args, timedelta(hours=24))
-    step = params.duration(args["step"], "step") if args.get("step") else None
     chosen = series.plan(start, end, step, app.config.max_points)
     values = {"department": department, "start": start, "end": end, "origin": series.ORIGIN,
               "step": timedelta(seconds=chosen.step_seconds),
@@ -213,6 +201,26 @@ def department_history(name: str) -> Any:
         points.append({"t": bucket, "occupied": None if used is None else round(used, 4),
                        "utilisation_ratio": None if used is None or not machines else round(used / machines, 6),
                        "states": {s: round(counts.get(s, 0.0), 4) for s in seats.STATES}})
-    body = {"department": department, "start": start, "end": end, "machines": machines,
+    return {"department": department, "start": start, "end": end, "machines": machines,
             "source": chosen.source, "step_seconds": chosen.step_seconds, "points": points}
-    return tabular.respond(body, "points", f"history-{department}")
+
+
+@bp.get("/departments/<name>/heatmap")
+@params.accepts("start", "end", "format")
+def department_heatmap(name: str) -> Any:
+    """7 × 24 hour-of-week utilisation in the department's time zone (Monday first)."""
+    department, _ = find_department(name)
+    start, end = _range(request.args, REPORT_SPAN)
+    return tabular.respond(heatmap_body(department, start, end), "cells", f"heatmap-{department}")
+
+
+@bp.get("/departments/<name>/history")
+@params.accepts("start", "end", "step", "format")
+def department_history(name: str) -> Any:
+    """Machines in each seat state and utilisation per step bucket."""
+    department, machines = find_department(name)
+    args = request.args
+    start, end = _range(args, timedelta(hours=24))
+    step = params.duration(args["step"], "step") if args.get("step") else None
+    return tabular.respond(history_body(department, machines, start, end, step), "points",
+                           f"history-{department}")
