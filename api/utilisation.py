@@ -69,13 +69,15 @@ def department_report(dept: DepartmentHours, weights: Iterable[tuple[datetime, f
 
 def heatmap(dept: DepartmentHours, weights: Iterable[tuple[datetime, float]], zone: str) -> list[dict[str, object]]:
     """7 × 24 cells (Monday first) in the department's time zone: mean utilisation of that hour of the
-    week over the range, and how much of it was open; cells without any hour in the range are null."""
+    week over the hours with data, and how much of it was open; cells without data are null."""
     sums = [[0.0] * 24 for _ in range(7)]
     counts = [[0] * 24 for _ in range(7)]
     opens = [[0.0] * 24 for _ in range(7)]
     for bucket, weight in weights:
+        if bucket not in dept.occupied:
+            continue  # nothing was recorded in that hour: unknown, not empty
         day, hour = hour_of_week(bucket, zone)
-        sums[day][hour] += dept.occupied.get(bucket, 0.0)
+        sums[day][hour] += dept.occupied[bucket]
         counts[day][hour] += 1
         opens[day][hour] += weight
     cells = []

@@ -98,7 +98,7 @@ function heatmapTable(heatmap) {
       const open = cell.open_ratio ? "" : ", closed";
       const td = el("td", { title: `${DAYS[day]} ${hour}:00 ${percent}${open}`,
                             "aria-label": `${DAYS[day]} ${hour}:00 ${percent}${open}` });
-      if (value !== null) td.style.background = `hsl(${120 - 120 * Math.min(1, value)}, 85%, ${15 + 40 * value}%)`;
+      if (value !== null) td.style.backgroundColor = `hsl(${120 - 120 * Math.min(1, value)}, 85%, ${15 + 40 * value}%)`;
       if (!cell.open_ratio) td.classList.add("closed");
       row.append(td);
     }
