@@ -31,7 +31,7 @@ DISTROS: tuple[tuple[str, str, str, str, str, str, str, str, bool], ...] = (
 DEPARTMENT_NAMES = ("physics", "chemistry", "biology", "maths", "informatics", "geology", "music", "arts")
 #: Demand per department relative to the others: physics is over-subscribed (a queue at the door in
 #: the afternoon), biology underused; the rest follow ``busy_level`` as it is.
-DEPARTMENT_DEMAND = {"physics": 1.45, "biology": 0.3}
+DEPARTMENT_DEMAND = {"physics": 1.45, "biology": 0.15}
 #: Opening hours the simulated lab publishes in its inventory (UTC, like ``busy_level``).
 OPENING_HOURS = {"timezone": "UTC", "mon-fri": "08:00-20:00", "sat": "10:00-16:00"}
 #: Forced seat states (control API): a login, a lock, an idle session or nobody, until cleared.
