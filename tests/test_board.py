@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 
@@ -89,6 +90,7 @@ def test_board_shows_the_apis_free_counts_and_a_login_within_10_s(
         tmp_path: Path, migrated_dsn: str, prometheus_factory, services, browser) -> None:
     from selenium.webdriver.common.by import By
 
+    from labsim.history import replay
     from labsim.lab import Lab
 
     lab = Lab.start(tmp_path / "lab", hosts=6, departments=2, port=free_port())
@@ -113,6 +115,11 @@ def test_board_shows_the_apis_free_counts_and_a_login_within_10_s(
             "remote_write": [{"url": f"http://127.0.0.1:{bridge_port}/api/v1/write",
                               "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms"}}],
         })
+        # a day of history for the heatmaps and charts, through the same bridge (same hosts as the lab)
+        replay(f"http://127.0.0.1:{bridge_port}", time.time() - 86400, time.time() - 900, hosts=6, departments=2,
+               step=300, port=lab.port)
+        with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+            conn.execute("SELECT optilab_refresh_rollups()")
         api = f"http://127.0.0.1:{api_port}"
         services("api", [str(BIN / "optilab-api"), "--listen", f"127.0.0.1:{api_port}", "--dsn", migrated_dsn,
                          "--rate-limit", "", "--inventory", str(lab.inventory)],
@@ -144,7 +151,8 @@ def test_board_shows_the_apis_free_counts_and_a_login_within_10_s(
         # landmarks and the live region a screen reader relies on
         assert browser.find_elements(By.TAG_NAME, "main") and browser.find_elements(By.TAG_NAME, "header")
         assert browser.find_element(By.ID, "announcer").get_attribute("aria-live") == "polite"
-        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "table.heatmap"), 15, "the heatmaps")
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "table.heatmap")) == 2, 15, "the heatmaps")
+        assert browser.find_elements(By.CSS_SELECTOR, "svg.chart polyline")  # the day of history is drawn
 
         target = lab.hosts[0]
         marker = browser.execute_script("window.__noReload = 'still here'; return window.__noReload")
