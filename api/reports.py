@@ -4,7 +4,8 @@ machine inside opening hours. Each also answers CSV (``?format=csv`` or ``Accept
 SQL reads hourly rows (``usage_hourly``: both storage modes, rolled up, ~720 rows per machine per 30
 days) reduced in the database to one row per (department, hour) or per machine; opening hours
 become weights per UTC hour in Python (``api.hours``) and the arithmetic is ``api.utilisation``'s.
-The history's seat states come from the seat history (migration 0092).
+The history's seat states come from the seat history (migration 0092): raw samples below one-hour
+steps, the hourly counts of ``seat_hourly`` (migration 0093) from one hour.
 """
 
 from __future__ import annotations
@@ -86,6 +87,18 @@ HISTORY_STATES = sql.SQL("""
         FROM seat_history h JOIN systems s ON s.id = h.system_id
         WHERE s.department = %(department)s AND h.timestamp >= %(start)s AND h.timestamp < %(end)s
         GROUP BY 1, 2, 3),
+    total AS (SELECT b, system_id, sum(n) AS n FROM per GROUP BY 1, 2)
+    SELECT per.b, per.state, sum(per.n::float8 / total.n)::float8 AS machines
+    FROM per JOIN total USING (b, system_id) GROUP BY 1, 2""")
+# The same from seat_hourly (migration 0093) for steps of an hour or more: counts per machine and hour.
+HISTORY_STATES_HOURLY = sql.SQL("""
+    WITH h AS MATERIALIZED (
+        SELECT h.system_id, h.bucket, h.code, h.samples FROM seat_hourly h
+        WHERE h.bucket >= date_bin(INTERVAL '1 hour', %(start)s, %(origin)s) AND h.bucket < %(end)s
+          AND h.system_id IN (SELECT id FROM systems WHERE department = %(department)s)),
+    per AS (
+        SELECT date_bin(%(step)s, h.bucket, %(origin)s) AS b, h.system_id, st.state, sum(h.samples) AS n
+        FROM h JOIN seat_states st ON st.code = h.code GROUP BY 1, 2, 3),
     total AS (SELECT b, system_id, sum(n) AS n FROM per GROUP BY 1, 2)
     SELECT per.b, per.state, sum(per.n::float8 / total.n)::float8 AS machines
     FROM per JOIN total USING (b, system_id) GROUP BY 1, 2""")
@@ -192,7 +205,7 @@ def history_body(department: str, machines: int, start: datetime, end: datetime,
     with app.db.connection() as conn:
         occupied = {r["b"]: r["occupied"] for r in conn.execute(query, values)}
         states: dict[datetime, dict[str, float]] = {}
-        for r in conn.execute(HISTORY_STATES, values):
+        for r in conn.execute(HISTORY_STATES if chosen.source == "raw" else HISTORY_STATES_HOURLY, values):
             states.setdefault(r["b"], {})[r["state"]] = r["machines"]
     points = []
     for bucket in sorted(set(occupied) | set(states)):

@@ -56,3 +56,21 @@ def test_every_state_round_trips(migrated_dsn, bridge_factory):  # noqa: F811
     with psycopg.connect(migrated_dsn) as conn:
         stored = [r[0] for r in conn.execute("SELECT state FROM seat_history ORDER BY timestamp")]
     assert stored == list(STATES)
+
+
+def test_seat_hourly_is_live_while_dirty_and_rolled_up_with_usage(migrated_dsn, bridge_factory):  # noqa: F811
+    """Plain mode: the hour is answered from raw samples until optilab_refresh_rollups(), whose
+    usage_hourly_rollup insert fires the trigger that writes seat_hourly_rollup; never both."""
+    bridge = bridge_factory(migrated_dsn, {"remote_write": {"maintenance_interval_s": 0}})
+    now = int(time.time() * 1000)
+    t1, t2 = now - 20_000, now - 10_000
+    body = encode([*seat_series([("idle", t1), ("idle", t2)]),
+                   ({"__name__": "system_cpu_usage", **HOST}, [(5.0, t1), (6.0, t2)])])
+    assert post(bridge.write_url, body)[0] == 204
+    query = "SELECT code, sum(samples) FROM seat_hourly GROUP BY 1"
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        assert conn.execute(query).fetchall() == [(2, 2)]
+        assert conn.execute("SELECT count(*) FROM seat_hourly_rollup").fetchone()[0] == 0
+        conn.execute("SELECT optilab_refresh_rollups()")
+        assert conn.execute("SELECT code, samples FROM seat_hourly_rollup").fetchall() == [(2, 2)]
+        assert conn.execute(query).fetchall() == [(2, 2)]
