@@ -103,6 +103,15 @@ SCHEMAS: dict[str, Any] = {
     "History": _obj({"department": {"type": "string"}, "start": TIME, "end": TIME, "machines": INT,
                      "source": SOURCE, "step_seconds": INT,
                      "points": {"type": "array", "items": _ref("HistoryPoint"), "maxItems": 10000}}),
+    "BoardSystem": _obj({"id": INT, "hostname": NSTR,
+                         "state": {"type": "string", "enum": [*seats.STATES, "unknown"]}}),
+    "BoardDepartment": _obj({"name": {"type": "string"}, "machines": INT, "free": INT,
+                             "counts": _obj({name: INT for name in (*seats.STATES, "unknown")}),
+                             "systems": {"type": "array", "items": _ref("BoardSystem")}}),
+    "Board": _obj({"generated_at": TIME, "public": BOOL,
+                   "departments": {"type": "array", "items": _ref("BoardDepartment")}}),
+    "BoardReports": _obj({"generated_at": TIME, "departments": {"type": "array", "items": _obj({
+        "name": {"type": "string"}, "heatmap": _ref("Heatmap"), "history": _ref("History")})}}),
     "Health": _obj({
         "status": {"type": "string", "enum": ["ok", "unavailable"]}, "database": {"type": "string"},
         "storage_mode": {"type": "string", "enum": ["timescaledb", "postgresql"], "nullable": True},
@@ -209,6 +218,15 @@ def document() -> dict[str, Any]:
                    {"type": "string", "enum": ["active", "resolved", "all"]}),
                 _q("severity", "Exact severity."), _q("department", "Exact department."),
                 _q("alertname", "Exact alert name."), *RANGE, *PAGE], ALL),
+            "/board": {"get": {"summary": "The live lab board (HTML page; its data needs a key unless the "
+                                          "board is public). Live updates: GET /board/events (Server-Sent "
+                                          "Events, see docs/api.md).", "security": [], "responses": {
+                "200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                **_errors("400", "429")}}},
+            "/board/data": _op("The board's snapshot: per department machines, seat states, free counts.",
+                               "Board", [], ("400", "401", "429", "503")),
+            "/board/reports": _op("The board's charts: per department the 7-day heatmap and 24 h of utilisation.",
+                                  "BoardReports", [], ("400", "401", "429", "503")),
             "/health": health,
             "/metrics": {"get": {"summary": "The API's own Prometheus metrics (no key).", "security": [],
                                  "responses": {"200": {"description": "Prometheus text format", "content": {
