@@ -17,11 +17,13 @@ from exporter.parsers_seat import OCCUPIED, STATES
 
 __all__ = ["OCCUPIED", "SEAT_COLUMN", "SEAT_JOIN", "STATES", "fresh_since"]
 
-SEAT_JOIN = sql.SQL("""LEFT JOIN LATERAL (
-        SELECT st.state FROM series se
-        JOIN samples sm ON sm.series_id = se.id
+# The machines' seat series are found in one hash join (not one series lookup per machine: that cost
+# 20 ms for 250 machines), then one backward probe of samples' primary key each.
+SEAT_JOIN = sql.SQL("""LEFT JOIN seat_series seat_s ON seat_s.system_id = s.id
+    LEFT JOIN LATERAL (
+        SELECT st.state FROM samples sm
         JOIN seat_states st ON st.code = sm.value::smallint
-        WHERE se.metric = 'optilab_seat_state' AND se.labels ->> 'instance' = s.instance
+        WHERE sm.series_id = seat_s.series_id
           AND sm.timestamp > %(seat_fresh)s AND sm.timestamp <= %(seat_now)s
         ORDER BY sm.timestamp DESC LIMIT 1) seat ON true""")
 SEAT_COLUMN = sql.SQL("COALESCE(seat.state, CASE WHEN s.status IS DISTINCT FROM 'online' THEN 'offline' END)")

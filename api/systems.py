@@ -76,16 +76,18 @@ def list_systems() -> Any:
     where, values = _filters(args)
     limit, offset = params.pagination(args)
     app = state()
+    # the seat join only where the state filters; otherwise on the page's rows alone
+    seat_in_filter = sql.SQL("") if "state" not in values else seats.SEAT_JOIN
     page = app.db.page(
-        sql.SQL("SELECT count(*) AS n FROM systems s {seat} WHERE {where}").format(seat=seats.SEAT_JOIN,
+        sql.SQL("SELECT count(*) AS n FROM systems s {seat} WHERE {where}").format(seat=seat_in_filter,
                                                                                  where=where),
         sql.SQL("""
-            SELECT {columns}, s.seat_state, {latest_columns} FROM (
-                SELECT s.*, {seat_column} AS seat_state FROM systems s {seat}
+            SELECT {columns}, {seat_column} AS seat_state, {latest_columns} FROM (
+                SELECT s.* FROM systems s {seat_filter}
                 WHERE {where} ORDER BY s.id LIMIT %(limit)s OFFSET %(offset)s) s
-            {latest} ORDER BY s.id""").format(columns=SYSTEM_COLUMNS, latest_columns=LATEST_COLUMNS,
-                                              seat=seats.SEAT_JOIN, seat_column=seats.SEAT_COLUMN,
-                                              where=where, latest=LATEST),
+            {seat} {latest} ORDER BY s.id""").format(columns=SYSTEM_COLUMNS, latest_columns=LATEST_COLUMNS,
+                                                     seat_filter=seat_in_filter, seat=seats.SEAT_JOIN,
+                                                     seat_column=seats.SEAT_COLUMN, where=where, latest=LATEST),
         values, limit, offset)
     page["items"] = [system_json(row) for row in page["items"]]
     free = app.db.fetch_all(sql.SQL(
