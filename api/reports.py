@@ -1,11 +1,11 @@
 """Lab reports: a department's history and hour-of-week heatmap, utilisation per department and per
 machine inside opening hours. Each also answers CSV (``?format=csv`` or ``Accept: text/csv``).
 
-SQL reads hourly rows (``usage_hourly``: both storage modes, rolled up, ~720 rows per machine per 30
-days) reduced in the database to one row per (department, hour) or per machine; opening hours
+SQL reads one row per (department, hour) (``department_hourly``, migration 0094; rolled up in plain
+mode) or, for the machines report, hourly rows per machine (``usage_hourly``); opening hours
 become weights per UTC hour in Python (``api.hours``) and the arithmetic is ``api.utilisation``'s.
 The history's seat states come from the seat history (migration 0092): raw samples below one-hour
-steps, the hourly counts of ``seat_hourly`` (migration 0093) from one hour.
+steps, the department's hourly counts (``department_seat_hourly``, 0094) from one hour.
 """
 
 from __future__ import annotations
@@ -28,15 +28,11 @@ MAX_REPORT_SPAN = timedelta(days=400)  # hour by hour in Python: a semester and 
 
 MACHINES = "SELECT department, count(*) AS machines FROM systems WHERE department IS NOT NULL {where} GROUP BY 1"
 
-# Occupied machines per (department, UTC hour): the sum of the machines' occupied shares.
+# Occupied machines per (department, UTC hour): the sum of the machines' occupied shares, kept per
+# department and hour by migration 0094 (720 rows per department and 30 days).
 DEPARTMENT_HOURS = sql.SQL("""
-    WITH a AS MATERIALIZED (
-        SELECT system_id, bucket, occupied_ratio FROM usage_hourly
-        WHERE bucket >= %(lower)s AND bucket < %(end)s)
-    SELECT s.department, a.bucket, sum(a.occupied_ratio)::float8 AS occupied
-    FROM a JOIN systems s ON s.id = a.system_id
-    WHERE s.department IS NOT NULL {where}
-    GROUP BY 1, 2""")
+    SELECT department, bucket, occupied FROM department_hourly
+    WHERE bucket >= %(lower)s AND bucket < %(end)s {where}""")
 
 # Per machine: occupied and up hours weighted by the open share of each hour; "up" is the share of
 # the hour's samples against the most any machine delivered in that hour (the scrape cadence).
@@ -71,16 +67,13 @@ HISTORY_RAW = sql.SQL("""
         WHERE s.department = %(department)s AND m.timestamp >= %(start)s AND m.timestamp < %(end)s
         GROUP BY 1, 2)
     SELECT b, sum(occ)::float8 AS occupied FROM per GROUP BY b ORDER BY b""")
+# From one-hour steps: the department's hourly rows (0094), averaged over the hours of each step.
 HISTORY_AGG = sql.SQL("""
-    WITH a AS MATERIALIZED (
-        SELECT system_id, bucket, occupied_ratio, samples FROM {table}
-        WHERE bucket >= date_bin(%(resolution)s, %(start)s, %(origin)s) AND bucket < %(end)s),
-    per AS (
-        SELECT date_bin(%(step)s, a.bucket, %(origin)s) AS b, a.system_id,
-            (sum(a.occupied_ratio * a.samples) / nullif(sum(a.samples), 0))::float8 AS occ
-        FROM a JOIN systems s ON s.id = a.system_id WHERE s.department = %(department)s
-        GROUP BY 1, 2)
-    SELECT b, sum(occ)::float8 AS occupied FROM per GROUP BY b ORDER BY b""")
+    SELECT date_bin(%(step)s, bucket, %(origin)s) AS b, avg(occupied)::float8 AS occupied
+    FROM department_hourly
+    WHERE department = %(department)s AND bucket >= date_bin(INTERVAL '1 hour', %(start)s, %(origin)s)
+      AND bucket < %(end)s
+    GROUP BY 1 ORDER BY 1""")
 HISTORY_STATES = sql.SQL("""
     WITH per AS (
         SELECT date_bin(%(step)s, h.timestamp, %(origin)s) AS b, h.system_id, h.state, count(*) AS n
@@ -90,18 +83,16 @@ HISTORY_STATES = sql.SQL("""
     total AS (SELECT b, system_id, sum(n) AS n FROM per GROUP BY 1, 2)
     SELECT per.b, per.state, sum(per.n::float8 / total.n)::float8 AS machines
     FROM per JOIN total USING (b, system_id) GROUP BY 1, 2""")
-# The same from seat_hourly (migration 0093) for steps of an hour or more: counts per machine and hour.
+# The same per department and hour (0094), averaged over the hours of each step.
 HISTORY_STATES_HOURLY = sql.SQL("""
-    WITH h AS MATERIALIZED (
-        SELECT h.system_id, h.bucket, h.code, h.samples FROM seat_hourly h
-        WHERE h.bucket >= date_bin(INTERVAL '1 hour', %(start)s, %(origin)s) AND h.bucket < %(end)s
-          AND h.system_id IN (SELECT id FROM systems WHERE department = %(department)s)),
-    per AS (
-        SELECT date_bin(%(step)s, h.bucket, %(origin)s) AS b, h.system_id, st.state, sum(h.samples) AS n
-        FROM h JOIN seat_states st ON st.code = h.code GROUP BY 1, 2, 3),
-    total AS (SELECT b, system_id, sum(n) AS n FROM per GROUP BY 1, 2)
-    SELECT per.b, per.state, sum(per.n::float8 / total.n)::float8 AS machines
-    FROM per JOIN total USING (b, system_id) GROUP BY 1, 2""")
+    WITH h AS (
+        SELECT date_bin(%(step)s, bucket, %(origin)s) AS b, bucket, code, machines FROM department_seat_hourly
+        WHERE department = %(department)s AND bucket >= date_bin(INTERVAL '1 hour', %(start)s, %(origin)s)
+          AND bucket < %(end)s),
+    hours AS (SELECT b, count(DISTINCT bucket) AS n FROM h GROUP BY b)
+    SELECT h.b, st.state, (sum(h.machines) / hours.n)::float8 AS machines
+    FROM h JOIN hours USING (b) JOIN seat_states st ON st.code = h.code
+    GROUP BY h.b, st.state, hours.n""")
 
 
 def _range(args: Mapping[str, str], span: timedelta) -> tuple[datetime, datetime]:
@@ -127,7 +118,7 @@ def _department_hours(department: str | None, start: datetime, end: datetime) ->
     machines = {r["department"]: r["machines"] for r in db.fetch_all(
         MACHINES.format(where="AND department = %(department)s" if one else ""), values)}
     occupied: dict[str, dict[datetime, float]] = {name: {} for name in machines}
-    query = DEPARTMENT_HOURS.format(where=sql.SQL("AND s.department = %(department)s" if one else ""))
+    query = DEPARTMENT_HOURS.format(where=sql.SQL("AND department = %(department)s" if one else ""))
     for row in db.fetch_all(query, values):
         occupied.setdefault(row["department"], {})[row["bucket"]] = row["occupied"]
     return {name: utilisation.DepartmentHours(name, machines.get(name, 0), occupied[name]) for name in sorted(occupied)}
@@ -200,8 +191,7 @@ def history_body(department: str, machines: int, start: datetime, end: datetime,
     values = {"department": department, "start": start, "end": end, "origin": series.ORIGIN,
               "step": timedelta(seconds=chosen.step_seconds),
               "resolution": timedelta(seconds=series.RESOLUTION[chosen.source])}
-    query = HISTORY_RAW if chosen.source == "raw" else HISTORY_AGG.format(
-        table=sql.Identifier(series.TABLES[chosen.source]))
+    query = HISTORY_RAW if chosen.source == "raw" else HISTORY_AGG
     with app.db.connection() as conn:
         occupied = {r["b"]: r["occupied"] for r in conn.execute(query, values)}
         states: dict[datetime, dict[str, float]] = {}

@@ -19,6 +19,14 @@ def seat_series(current_by_time: list[tuple[str, int]], host: dict[str, str] = H
              [(1.0 if current == state else 0.0, ms) for current, ms in current_by_time]) for state in STATES]
 
 
+def same_hour_pair() -> tuple[int, int]:
+    """Two recent sample times 10 s apart inside one UTC hour (the rollup tests count per hour)."""
+    now = int(time.time() * 1000)
+    hour = now - now % 3_600_000
+    t2 = now - 1_000 if now - hour > 15_000 else hour - 1_000
+    return t2 - 10_000, t2
+
+
 def test_codes_are_the_exporters_states_in_order():
     assert list(SEAT_CODES) == list(STATES) and list(SEAT_CODES.values()) == list(range(len(STATES)))
 
@@ -62,8 +70,7 @@ def test_seat_hourly_is_live_while_dirty_and_rolled_up_with_usage(migrated_dsn, 
     """Plain mode: the hour is answered from raw samples until optilab_refresh_rollups(), whose
     usage_hourly_rollup insert fires the trigger that writes seat_hourly_rollup; never both."""
     bridge = bridge_factory(migrated_dsn, {"remote_write": {"maintenance_interval_s": 0}})
-    now = int(time.time() * 1000)
-    t1, t2 = now - 20_000, now - 10_000
+    t1, t2 = same_hour_pair()
     body = encode([*seat_series([("idle", t1), ("idle", t2)]),
                    ({"__name__": "system_cpu_usage", **HOST}, [(5.0, t1), (6.0, t2)])])
     assert post(bridge.write_url, body)[0] == 204
@@ -74,3 +81,23 @@ def test_seat_hourly_is_live_while_dirty_and_rolled_up_with_usage(migrated_dsn, 
         conn.execute("SELECT optilab_refresh_rollups()")
         assert conn.execute("SELECT code, samples FROM seat_hourly_rollup").fetchall() == [(2, 2)]
         assert conn.execute(query).fetchall() == [(2, 2)]
+
+
+def test_department_hours_are_live_while_dirty_and_rolled_up_with_usage(migrated_dsn, bridge_factory):  # noqa: F811
+    """0094: occupied machines and machines per seat state per department and hour, the same before
+    and after optilab_refresh_rollups() (live branch, then the rollup its trigger wrote)."""
+    bridge = bridge_factory(migrated_dsn, {"remote_write": {"maintenance_interval_s": 0}})
+    t1, t2 = same_hour_pair()
+    other = {**HOST, "instance": "127.0.1.6:22", "hostname": "pc-06", "ip": "127.0.1.6"}
+    body = encode([*seat_series([("in_use", t1), ("idle", t2)]), *seat_series([("free", t1), ("free", t2)], other),
+                   ({"__name__": "optilab_logged_in_users", **HOST}, [(1, t1), (1, t2)]),
+                   ({"__name__": "optilab_logged_in_users", **other}, [(0, t1), (0, t2)])])
+    assert post(bridge.write_url, body)[0] == 204
+    occupied = "SELECT department, occupied FROM department_hourly"
+    states = "SELECT code, machines FROM department_seat_hourly ORDER BY code"
+    with psycopg.connect(migrated_dsn, autocommit=True) as conn:
+        live = conn.execute(occupied).fetchall(), conn.execute(states).fetchall()
+        conn.execute("SELECT optilab_refresh_rollups()")
+        assert conn.execute("SELECT count(*) FROM department_hourly_rollup").fetchone()[0] == 1
+        rolled = conn.execute(occupied).fetchall(), conn.execute(states).fetchall()
+    assert live == rolled == ([("physics", 1.0)], [(0, 1.0), (1, 0.5), (2, 0.5)])
