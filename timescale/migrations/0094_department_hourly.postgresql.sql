@@ -58,17 +58,22 @@ CREATE VIEW department_hourly AS
     UNION ALL
     SELECT s.department, h.bucket, coalesce(sum(h.occupied_ratio), 0)
     FROM usage_hourly h JOIN systems s ON s.id = h.system_id
-    WHERE h.bucket IN (SELECT bucket FROM usage_rollup_dirty) AND s.department IS NOT NULL
+    WHERE h.bucket >= (SELECT min(bucket) FROM usage_rollup_dirty)  -- bounds as init plans: index
+      AND h.bucket <= (SELECT max(bucket) FROM usage_rollup_dirty)  -- conditions, not a full scan
+      AND h.bucket IN (SELECT bucket FROM usage_rollup_dirty) AND s.department IS NOT NULL
     GROUP BY 1, 2;
 
+-- The live branch counts the dirty hours' raw seat samples once (seat_hour_counts, called through
+-- LATERAL so the array is computed first); going through the seat_hourly view here planned nested
+-- loops over every seat series and ran for seconds.
 CREATE VIEW department_seat_hourly AS
     SELECT r.department, r.bucket, r.code, r.machines FROM department_seat_hourly_rollup r
     WHERE r.bucket NOT IN (SELECT bucket FROM usage_rollup_dirty)
     UNION ALL
-    SELECT s.department, per.bucket, per.code, sum(per.samples::float8 / total.n)
-    FROM (SELECT * FROM seat_hourly WHERE bucket IN (SELECT bucket FROM usage_rollup_dirty)) per
-    JOIN (SELECT system_id, bucket, sum(samples) AS n FROM seat_hourly
-          WHERE bucket IN (SELECT bucket FROM usage_rollup_dirty) GROUP BY 1, 2) total USING (system_id, bucket)
-    JOIN systems s ON s.id = per.system_id
+    SELECT s.department, c.bucket, c.code, sum(c.samples::float8 / c.n)
+    FROM (SELECT c.*, sum(c.samples) OVER (PARTITION BY c.system_id, c.bucket) AS n
+          FROM (SELECT ARRAY(SELECT DISTINCT bucket FROM usage_rollup_dirty) AS hours) d,
+               LATERAL seat_hour_counts(d.hours) c) c
+    JOIN systems s ON s.id = c.system_id
     WHERE s.department IS NOT NULL
     GROUP BY 1, 2, 3;
