@@ -130,7 +130,7 @@ def run_scenario(client: Client, name: str, make_path: Callable[[], str], reques
             "source": ",".join(sorted(s for s in sources if s)), "points": statistics.median(points)}
 
 
-def http_benchmarks(dsn: str, requests: int, log_dir: Path) -> list[dict]:
+def http_benchmarks(dsn: str, requests: int, log_dir: Path, only: str | None = None) -> list[dict]:
     with psycopg.connect(dsn) as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM systems ORDER BY id")]
         departments = [row[0] for row in conn.execute("SELECT DISTINCT department FROM systems ORDER BY 1")]
@@ -162,7 +162,8 @@ def http_benchmarks(dsn: str, requests: int, log_dir: Path) -> list[dict]:
             ("machines 30d", lambda: "/reports/machines?start=-30d"),
             ("board data", lambda: "/board/data"),
         ]
-        return [run_scenario(client, name, make_path, requests) for name, make_path in scenarios]
+        return [run_scenario(client, name, make_path, requests) for name, make_path in scenarios
+                if only is None or any(part in name for part in only.split(","))]
     finally:
         service.stop()
 
@@ -217,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="minutes between generated rows (5 loads 5x faster; the aggregates keep their size)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database (prints its DSN)")
     parser.add_argument("--reuse", metavar="DSN", help="measure an existing, loaded bench database")
+    parser.add_argument("--only", help="comma-separated substrings of scenario names to run (HTTP part only)")
     parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="where the API server logs")
     args = parser.parse_args(argv)
 
@@ -224,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.reuse:
             load(dsn, args.systems, args.days, args.step_minutes)
-        results = http_benchmarks(dsn, args.requests, args.log_dir)
+        results = http_benchmarks(dsn, args.requests, args.log_dir, args.only)
         print(f"\nHTTP through optilab-api (waitress, 4 threads), sequential keep-alive requests; "
               f"target p99 < {TARGET_P99_MS:.0f} ms")
         print(f"{'scenario':26} {'n':>5} {'p50 ms':>8} {'p99 ms':>8}  {'source':8} {'points':>6}  target")
@@ -235,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['name']:26} {r['n']:5d} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}  {r['source']:8} "
                   f"{r['points']:6.0f}  {verdict}")
         by_name = {r["name"]: r for r in results}
+        if args.only:
+            return 0
         print(f"30-day series through HTTP, raw vs aggregate (p50): "
               f"{by_name['metrics 30d source=raw']['p50_ms'] / by_name['metrics 30d']['p50_ms']:.1f}x\n")
         sql_speedups(dsn, repeat=max(20, args.requests // 4))
