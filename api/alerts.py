@@ -44,6 +44,7 @@ def _filters(args: dict[str, str]) -> tuple[sql.Composable, dict[str, Any]]:
 
 
 @bp.get("/alerts")
+@params.accepts("state", "severity", "department", "alertname", "start", "end", "limit", "offset")
 def list_alerts() -> dict[str, Any]:
     """Newest first, paginated; ``total`` counts every match."""
     args = request.args.to_dict()

@@ -13,13 +13,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from api import alerts, auth, departments, errors, instrument, ops, systems
+from api import alerts, auth, board, departments, errors, instrument, ops, params, reports, systems
 from api.config import ApiConfig
 from api.context import ApiState
 from api.db import Database
@@ -80,7 +80,7 @@ def create_app(config: ApiConfig, clock: Callable[[], datetime] = _utcnow) -> Fl
     Limiter(limit_key, app=app, storage_uri="memory://", headers_enabled=True,
             default_limits=[config.rate_limit] if config.rate_limit else [],
             enabled=bool(config.rate_limit))
-    auth.install(app, checker, config.auth_enabled)
+    auth.install(app, checker, config.auth_enabled, config.public_board)
     if config.cors_origins:
         CORS(app, origins=list(config.cors_origins), methods=["GET", "OPTIONS"],
              allow_headers=["X-API-Key", "Authorization"], max_age=600)
@@ -92,7 +92,14 @@ def create_app(config: ApiConfig, clock: Callable[[], datetime] = _utcnow) -> Fl
             response.vary.add("Origin")
             return response
     errors.register(app)
-    for blueprint in (systems.bp, departments.bp, alerts.bp, ops.bp):
+
+    @app.before_request
+    def known_parameters() -> None:  # after the key check: unknown parameters are a 400 everywhere
+        view = app.view_functions.get(request.endpoint or "")
+        if view is not None and request.method != "OPTIONS":
+            params.check_known(request.args, view)
+
+    for blueprint in (systems.bp, departments.bp, reports.bp, board.bp, alerts.bp, ops.bp):
         app.register_blueprint(blueprint)
     app.extensions["optilab"] = ApiState(config, db, registry, clock)
     return app

@@ -64,8 +64,9 @@ def client_id(checker: KeyChecker) -> str | None:
     return g.optilab_client
 
 
-def install(app: Flask, checker: KeyChecker, enabled: bool) -> None:
-    """Require a valid key on every view not marked `public`; CORS preflights pass (they carry none)."""
+def install(app: Flask, checker: KeyChecker, enabled: bool, public_board: bool = False) -> None:
+    """Require a valid key on every view not marked `public` (nor, with ``public_board``, a board data
+    view: api/board.py); CORS preflights pass (they carry none)."""
 
     @app.before_request
     def require_key() -> None:
@@ -73,6 +74,8 @@ def install(app: Flask, checker: KeyChecker, enabled: bool) -> None:
             return
         view = app.view_functions.get(request.endpoint or "")
         if view is not None and getattr(view, "optilab_public", False):
+            return
+        if view is not None and public_board and getattr(view, "optilab_board", False):
             return
         if client_id(checker) is None:
             raise Unauthorized("missing or invalid API key (send X-API-Key or Authorization: Bearer)",

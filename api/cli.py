@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit", help="per key or address, e.g. '600/minute'; '' disables "
                         "($OPTILAB_API_RATE_LIMIT)")
     parser.add_argument("--max-points", help="most buckets one series answer may hold (default 1000)")
+    parser.add_argument("--inventory", help="the exporter's inventory file: departments' opening hours "
+                        "for the reports ($OPTILAB_API_INVENTORY)")
+    parser.add_argument("--public-board", action="store_true",
+                        help="serve /board and its data without a key (it shows no user names)")
     parser.add_argument("--threads", type=int, default=8, help="waitress worker threads, 1..256 (default 8)")
     flags.add_web_flags(parser, DEFAULT_LISTEN, tls=False)
     flags.add_log_flags(parser)
@@ -71,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.dsn, os.environ, keys_file=args.keys_file, auth_enabled=not args.no_auth,
                              cors_origins=args.cors_origins, rate_limit=args.rate_limit,
-                             max_points=args.max_points, pool_max_size=args.threads)
+                             max_points=args.max_points, pool_max_size=args.threads,
+                             inventory=args.inventory, public_board=args.public_board)
     except ConfigError as exc:
         print(f"optilab-api: {exc}", file=sys.stderr)
         return 2

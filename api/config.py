@@ -15,6 +15,9 @@ from pathlib import Path
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 
+from exporter.config import ConfigError as InventoryError
+from exporter.config import OpeningHours, load_department_settings
+
 DEFAULT_LISTEN = "127.0.0.1:9844"
 MIN_KEY_LENGTH = 16
 _RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$")
@@ -39,6 +42,10 @@ class ApiConfig:
     pool_timeout_s: float = 5.0
     statement_timeout_ms: int = 10_000
     fresh_window_s: int = 600
+    # department -> opening hours, from the exporter's inventory (--inventory); absent = open 24/7
+    opening_hours: Mapping[str, OpeningHours] = field(default_factory=dict)
+    # GET /board (and the board's data) without a key; it then shows no user names (it never does)
+    public_board: bool = False
 
 
 def parse_keys(text: str) -> tuple[str, ...]:
@@ -74,6 +81,8 @@ def load_config(
     rate_limit: str | None = None,
     max_points: int | str | None = None,
     pool_max_size: int | str | None = None,
+    inventory: str | None = None,
+    public_board: bool = False,
 ) -> ApiConfig:
     """Build the config from explicit values, falling back to ``OPTILAB_API_*`` environment variables.
 
@@ -104,7 +113,17 @@ def load_config(
         raise ConfigError(f"rate_limit: expected e.g. '600/minute' (';' separates several), got {limit!r}")
     points = max_points if max_points is not None else env.get("OPTILAB_API_MAX_POINTS", "1000")
     pool = pool_max_size if pool_max_size is not None else env.get("OPTILAB_API_POOL_SIZE", "8")
+    hours: dict[str, OpeningHours] = {}
+    inventory_path = inventory or env.get("OPTILAB_API_INVENTORY")
+    if inventory_path:
+        try:
+            settings = load_department_settings(inventory_path)
+        except InventoryError as exc:
+            raise ConfigError(f"inventory: {exc.errors[0]}") from None
+        hours = {name: s.opening_hours for name, s in settings.items() if s.opening_hours is not None}
     return ApiConfig(
+        opening_hours=hours,
+        public_board=public_board,
         dsn=dsn,
         api_keys=keys,
         auth_enabled=auth_enabled,

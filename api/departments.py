@@ -15,7 +15,7 @@ from flask import Blueprint, request
 from psycopg import sql
 from werkzeug.exceptions import NotFound
 
-from api import params, series
+from api import params, seats, series, tabular
 from api.context import state
 from api.systems import LATEST, LATEST_COLUMNS, SYSTEM_COLUMNS, system_json
 
@@ -23,11 +23,13 @@ bp = Blueprint("departments", __name__)
 
 NOW_QUERY = sql.SQL("""
     WITH latest AS (
-        SELECT s.department, s.status, u.cpu_usage, u.ram_usage, u.disk_usage, u.logged_in_users
+        SELECT s.department, s.status, u.cpu_usage, u.ram_usage, u.disk_usage, u.logged_in_users,
+            {seat_column} AS seat_state
         FROM systems s LEFT JOIN LATERAL (
             SELECT m.cpu_usage, m.ram_usage, m.disk_usage, m.logged_in_users FROM usage_metrics m
             WHERE m.system_id = s.id AND m.timestamp > %(fresh_since)s AND m.timestamp <= %(now)s
             ORDER BY m.timestamp DESC LIMIT 1) u ON true
+        {seat}
         WHERE {where})
     SELECT department, count(*) AS machines,
         count(*) FILTER (WHERE status = 'online') AS up,
@@ -36,7 +38,8 @@ NOW_QUERY = sql.SQL("""
         avg(cpu_usage) FILTER (WHERE status = 'online') AS avg_cpu,
         max(cpu_usage) FILTER (WHERE status = 'online') AS peak_cpu,
         avg(ram_usage) FILTER (WHERE status = 'online') AS avg_ram,
-        avg(disk_usage) FILTER (WHERE status = 'online') AS avg_disk
+        avg(disk_usage) FILTER (WHERE status = 'online') AS avg_disk,
+        {seat_counts}
     FROM latest GROUP BY department ORDER BY department NULLS LAST""")
 
 # Per (system, bucket) rows from any source are summed per (department, bucket) — machines in use
@@ -79,6 +82,16 @@ PER_AGG = sql.SQL("""
     WHERE {where}""")
 
 
+SEAT_COUNTS = sql.SQL(", ").join(
+    sql.SQL("count(*) FILTER (WHERE seat_state = {}) AS {}").format(sql.Literal(name), sql.Identifier("seat_" + name))
+    for name in seats.STATES)
+
+
+def _now_query(department: str | None) -> sql.Composed:
+    return NOW_QUERY.format(where=_where(department), seat=seats.SEAT_JOIN, seat_column=seats.SEAT_COLUMN,
+                            seat_counts=SEAT_COUNTS)
+
+
 def _where(department: str | None) -> sql.Composable:
     return sql.SQL("s.department = %(department)s") if department is not None else sql.SQL("TRUE")
 
@@ -102,9 +115,10 @@ def summarize(department: str | None, start: datetime, end: datetime) -> tuple[s
         "fresh_since": now - timedelta(seconds=app.config.fresh_window_s),
         "start": start, "end": end, "origin": series.ORIGIN,
         "resolution": timedelta(seconds=series.RESOLUTION[source]),
+        **seats.fresh_since(now),
     }
     with app.db.connection() as conn:
-        current = conn.execute(NOW_QUERY.format(where=_where(department)), values).fetchall()
+        current = conn.execute(_now_query(department), values).fetchall()
         ranged = {r["department"]: r for r in conn.execute(_range_query(source, department), values)}
     return source, [_department_json(row, ranged.get(row["department"])) for row in current]
 
@@ -118,6 +132,7 @@ def _department_json(now_row: dict[str, Any], range_row: dict[str, Any] | None) 
             "in_use": now_row["in_use"], "free": now_row["up"] - now_row["in_use"],
             "avg_cpu": now_row["avg_cpu"], "peak_cpu": now_row["peak_cpu"],
             "avg_ram": now_row["avg_ram"], "avg_disk": now_row["avg_disk"],
+            "seats": {name: now_row["seat_" + name] for name in seats.STATES},
         },
         "range": {key: range_row.get(key) for key in (
             "avg_cpu", "peak_cpu", "avg_ram", "avg_disk", "occupancy_ratio", "in_use_avg", "in_use_peak")}
@@ -126,14 +141,16 @@ def _department_json(now_row: dict[str, Any], range_row: dict[str, Any] | None) 
 
 
 @bp.get("/departments")
-def list_departments() -> dict[str, Any]:
+@params.accepts("start", "end", "format")
+def list_departments() -> Any:
     args = request.args.to_dict()
     start, end = params.time_range(args, state().clock(), timedelta(hours=24))
     source, rows = summarize(None, start, end)
-    return {"start": start, "end": end, "source": source, "items": rows}
+    return tabular.respond({"start": start, "end": end, "source": source, "items": rows}, "items", "departments")
 
 
 @bp.get("/departments/<name>")
+@params.accepts("start", "end")
 def get_department(name: str) -> dict[str, Any]:
     """One department's summary plus its machines (with latest usage)."""
     department = params.text({"name": name}, "name")
@@ -143,7 +160,8 @@ def get_department(name: str) -> dict[str, Any]:
     if not rows:
         raise NotFound(f"department {name!r} not found")
     machines = state().db.fetch_all(sql.SQL(
-        "SELECT {}, {} FROM systems s {} WHERE s.department = %s ORDER BY s.id").format(
-        SYSTEM_COLUMNS, LATEST_COLUMNS, LATEST), (department,))
+        "SELECT {}, {} AS seat_state, {} FROM systems s {} {} WHERE s.department = %(department)s ORDER BY s.id"
+    ).format(SYSTEM_COLUMNS, seats.SEAT_COLUMN, LATEST_COLUMNS, seats.SEAT_JOIN, LATEST),
+        {"department": department, **seats.fresh_since()})
     return {"start": start, "end": end, "source": source, **rows[0],
             "systems": [system_json(m) for m in machines]}

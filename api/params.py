@@ -8,8 +8,9 @@ ISO-8601, Unix seconds, ``now`` and relative forms like ``-24h`` / ``now-30m``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from werkzeug.exceptions import BadRequest
 
@@ -23,6 +24,7 @@ MAX_SPAN = timedelta(days=3660)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^(\d{1,9})([smhdw]?)$")
 _RELATIVE = re.compile(r"^(?:now)?\s*([+-])\s*(\d{1,9})([smhdw])$")
+F = TypeVar("F", bound=Callable[..., object])
 _EPOCH = re.compile(r"^\d{1,12}(\.\d{1,9})?$")
 
 
@@ -128,3 +130,22 @@ def like_pattern(value: str) -> str:
     """A substring ILIKE pattern with the client's ``%``, ``_`` and ``\\`` taken literally."""
     escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def accepts(*names: str) -> Callable[[F], F]:
+    """Declare the query parameters a view understands; any other one is a 400 (see `check_known`)."""
+
+    def mark(view: F) -> F:
+        view.optilab_params = frozenset(names)  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def check_known(args: Mapping[str, str], view: object) -> None:
+    """400 for a parameter the view does not declare: a typo (``in_use=false``) must not be ignored."""
+    allowed: frozenset[str] = getattr(view, "optilab_params", frozenset())
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise bad(unknown[0], f"unknown query parameter (this endpoint accepts: {listed})")

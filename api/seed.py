@@ -41,6 +41,29 @@ CROSS JOIN (SELECT id FROM systems WHERE id = ANY(%(ids)s) ORDER BY id) AS s
 """
 
 
+# Seat states as the bridge stores them (mapping.py folds optilab_seat_state into one coded series per
+# machine): derived from the usage row of the same minute — nobody logged in: free (0); logged in:
+# mostly in use (1), one row in ten idle (2), one in twenty locked (3); offline machines' last 6 h: 4.
+SEAT_SERIES = """
+INSERT INTO series (metric, labels)
+SELECT 'optilab_seat_state', jsonb_build_object('instance', instance) FROM systems WHERE id = ANY(%(ids)s)
+ON CONFLICT (metric, labels) DO NOTHING
+"""
+SEAT_INSERT = """
+INSERT INTO samples (series_id, timestamp, value)
+SELECT se.id, m.timestamp,
+    CASE WHEN sy.status = 'offline' AND m.timestamp > %(offline_since)s THEN 4
+         WHEN m.logged_in_users = 0 THEN 0
+         WHEN (extract(epoch FROM m.timestamp)::bigint / 60 + sy.id) %% 20 = 0 THEN 3
+         WHEN (extract(epoch FROM m.timestamp)::bigint / 60 + sy.id) %% 10 IN (1, 2) THEN 2
+         ELSE 1 END
+FROM usage_metrics m JOIN systems sy ON sy.id = m.system_id
+JOIN series se ON se.metric = 'optilab_seat_state' AND se.labels ->> 'instance' = sy.instance
+WHERE m.system_id = ANY(%(ids)s) AND m.timestamp >= %(start)s AND m.timestamp < %(end)s
+ON CONFLICT (series_id, timestamp) DO NOTHING
+"""
+
+
 @dataclass(frozen=True)
 class SeedResult:
     storage_mode: str
@@ -96,6 +119,20 @@ def add_usage(conn: psycopg.Connection, system_ids: Sequence[int], start: dateti
         chunk_end = min(chunk_start + timedelta(days=1), end)
         total += conn.execute(USAGE_INSERT, {"start": chunk_start, "end": chunk_end, "step": step,
                                              "ids": list(system_ids)}).rowcount
+        chunk_start = chunk_end
+    return total
+
+
+def add_seats(conn: psycopg.Connection, system_ids: Sequence[int], start: datetime, end: datetime,
+              now: datetime) -> int:
+    """Seat-state samples for ``[start, end)`` from the usage rows already there, one day per statement."""
+    ids = list(system_ids)
+    conn.execute(SEAT_SERIES, {"ids": ids})
+    total, chunk_start = 0, start
+    while chunk_start < end:
+        chunk_end = min(chunk_start + timedelta(days=1), end)
+        total += conn.execute(SEAT_INSERT, {"ids": ids, "start": chunk_start, "end": chunk_end,
+                                            "offline_since": now - timedelta(hours=6)}).rowcount
         chunk_start = chunk_end
     return total
 
@@ -162,6 +199,7 @@ def seed_lab(dsn: str, systems: int = 20, days: float = 2, step: timedelta = tim
         mode = storage_mode(conn)
         ids = add_systems(conn, systems, departments, now)
         rows = add_usage(conn, ids, start, now + step, step)
+        add_seats(conn, ids, start, now + step, now)
         refresh_aggregates(conn, start, now + HOUR)
         add_status_history(conn, ids, now)
         alerts = add_alerts(conn, ids, now)

@@ -9,7 +9,7 @@ from flask import Blueprint, request
 from psycopg import sql
 from werkzeug.exceptions import NotFound
 
-from api import params, series
+from api import params, seats, series, tabular
 from api.context import state
 
 bp = Blueprint("systems", __name__)
@@ -34,6 +34,7 @@ LATEST_COLUMNS = sql.SQL("u.timestamp AS u_timestamp, u.cpu_usage AS u_cpu_usage
 def system_json(row: dict[str, Any]) -> dict[str, Any]:
     """A system row with its ``latest`` usage folded into a nested object (null when none)."""
     system = {key: value for key, value in row.items() if not key.startswith("u_")}
+    system.setdefault("seat_state", None)
     system["latest"] = None if row.get("u_timestamp") is None else {
         "timestamp": row["u_timestamp"], "cpu_usage": row["u_cpu_usage"], "ram_usage": row["u_ram_usage"],
         "disk_usage": row["u_disk_usage"], "logged_in_users": row["u_logged_in_users"],
@@ -44,7 +45,10 @@ def system_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def _filters(args: dict[str, str]) -> tuple[sql.Composable, dict[str, Any]]:
     clauses: list[sql.Composable] = [sql.SQL("TRUE")]
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = seats.fresh_since()
+    if (seat := params.choice(args, "state", seats.STATES, None)) is not None:
+        clauses.append(sql.SQL("{} = %(state)s").format(seats.SEAT_COLUMN))
+        values["state"] = seat
     if (department := params.text(args, "department")) is not None:
         clauses.append(sql.SQL("s.department = %(department)s"))
         values["department"] = department
@@ -62,34 +66,52 @@ def _filters(args: dict[str, str]) -> tuple[sql.Composable, dict[str, Any]]:
 
 
 @bp.get("/systems")
-def list_systems() -> dict[str, Any]:
-    """Filtered, paginated machines ordered by id; ``total`` counts all matches, not just this page."""
+@params.accepts("department", "status", "health", "state", "q", "limit", "offset", "format")
+def list_systems() -> Any:
+    """Filtered, paginated machines ordered by id; ``total`` counts all matches, not just this page.
+
+    ``free_by_department`` counts the machines whose seat is ``free`` per department (all of them,
+    whatever the filters), so a "where is a free machine" client needs one request."""
     args = request.args.to_dict()
     where, values = _filters(args)
     limit, offset = params.pagination(args)
-    page = state().db.page(
-        sql.SQL("SELECT count(*) AS n FROM systems s WHERE {}").format(where),
+    app = state()
+    # the seat join only where the state filters; otherwise on the page's rows alone
+    seat_in_filter = sql.SQL("") if "state" not in values else seats.SEAT_JOIN
+    page = app.db.page(
+        sql.SQL("SELECT count(*) AS n FROM systems s {seat} WHERE {where}").format(seat=seat_in_filter,
+                                                                                 where=where),
         sql.SQL("""
-            SELECT {columns}, {latest_columns} FROM (
-                SELECT * FROM systems s WHERE {where} ORDER BY s.id LIMIT %(limit)s OFFSET %(offset)s) s
-            {latest} ORDER BY s.id""").format(columns=SYSTEM_COLUMNS, latest_columns=LATEST_COLUMNS,
-                                              where=where, latest=LATEST),
+            SELECT {columns}, {seat_column} AS seat_state, {latest_columns} FROM (
+                SELECT s.* FROM systems s {seat_filter}
+                WHERE {where} ORDER BY s.id LIMIT %(limit)s OFFSET %(offset)s) s
+            {seat} {latest} ORDER BY s.id""").format(columns=SYSTEM_COLUMNS, latest_columns=LATEST_COLUMNS,
+                                                     seat_filter=seat_in_filter, seat=seats.SEAT_JOIN,
+                                                     seat_column=seats.SEAT_COLUMN, where=where, latest=LATEST),
         values, limit, offset)
     page["items"] = [system_json(row) for row in page["items"]]
-    return page
+    free = app.db.fetch_all(sql.SQL(
+        "SELECT s.department, count(*) FILTER (WHERE {col} = 'free') AS free FROM systems s {seat} "
+        "GROUP BY s.department ORDER BY s.department NULLS LAST").format(col=seats.SEAT_COLUMN,
+                                                                          seat=seats.SEAT_JOIN), values)
+    page["free_by_department"] = {row["department"] or "": row["free"] for row in free}
+    return tabular.respond(page, "items", "systems")
 
 
 def _system(system_id: int) -> dict[str, Any]:
     if system_id > MAX_ID:
         raise NotFound(f"system {system_id} not found")
-    row = state().db.fetch_one(sql.SQL("SELECT {}, {} FROM systems s {} WHERE s.id = %s").format(
-        SYSTEM_COLUMNS, LATEST_COLUMNS, LATEST), (system_id,))
+    row = state().db.fetch_one(sql.SQL(
+        "SELECT {}, {} AS seat_state, {} FROM systems s {} {} WHERE s.id = %(id)s").format(
+        SYSTEM_COLUMNS, seats.SEAT_COLUMN, LATEST_COLUMNS, seats.SEAT_JOIN, LATEST),
+        {"id": system_id, **seats.fresh_since()})
     if row is None:
         raise NotFound(f"system {system_id} not found")
     return system_json(row)
 
 
 @bp.get("/systems/<int:system_id>")
+@params.accepts()
 def get_system(system_id: int) -> dict[str, Any]:
     """One machine, its latest usage and its last status/health transitions (newest first)."""
     system = _system(system_id)
@@ -100,6 +122,7 @@ def get_system(system_id: int) -> dict[str, Any]:
 
 
 @bp.get("/systems/<int:system_id>/metrics")
+@params.accepts("start", "end", "step", "source")
 def system_metrics(system_id: int) -> dict[str, Any]:
     """cpu/ram/disk/users of one machine in buckets; ``source`` says which table answered."""
     args = request.args.to_dict()

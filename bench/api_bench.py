@@ -10,6 +10,8 @@ What it does, in one run on this machine:
 2. starts ``optilab-api`` (waitress) on a free loopback port and sends bounded sequential requests
    over one keep-alive HTTP connection: ``/systems/<id>/metrics`` over 1 h, 1 day and 30 days, the
    30-day series forced to raw rows, and ``/departments`` (24 h and 30 days); prints p50 and p99;
+   then the lab reports of issue 15 over 30 days (``/systems?state=free``, a department's history and
+   heatmap, ``/reports/utilisation``, ``/reports/machines``) and the board's snapshot;
 3. times the same 30-day series in SQL from ``usage_hourly`` and from raw rows (the design document
    claims aggregates are 75x faster) and a whole-lab 30-day summary from ``usage_daily`` vs raw;
 4. drops the database unless ``--keep``.
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api import series
 from api.db import SESSION_OPTIONS
-from api.seed import add_systems, add_usage, refresh_aggregates
+from api.seed import add_seats, add_systems, add_usage, refresh_aggregates
 from tests.fixtures.procs import Service, free_port, http_ok
 from timescale.migrate import migrate
 
@@ -59,7 +61,7 @@ def drop_bench_db(server_dsn: str, dsn: str) -> None:
             psycopg.sql.Identifier(name)))
 
 
-def load(dsn: str, systems: int, days: int) -> None:
+def load(dsn: str, systems: int, days: int, step_minutes: int = 1) -> None:
     """Migrate and fill the database, printing how long each stage took."""
     started = time.perf_counter()
     mode = migrate(dsn)
@@ -69,7 +71,9 @@ def load(dsn: str, systems: int, days: int) -> None:
         conn.execute("SET synchronous_commit = off")
         ids = add_systems(conn, systems, now=now)
         t0 = time.perf_counter()
-        rows = add_usage(conn, ids, start, now + timedelta(minutes=1))
+        step = timedelta(minutes=step_minutes)
+        rows = add_usage(conn, ids, start, now + step, step)
+        seat_rows = add_seats(conn, ids, start, now + step, now)
         t1 = time.perf_counter()
         refresh_aggregates(conn, start, now + timedelta(hours=1))
         t2 = time.perf_counter()
@@ -82,8 +86,9 @@ def load(dsn: str, systems: int, days: int) -> None:
                 date_bin('1 hour', %s::timestamptz - interval '1 hour', TIMESTAMPTZ '2000-01-01'), %s, '1 hour')""",
                          (now, now))
         size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
-    print(f"storage mode {mode}; {systems} systems x {days} days: {rows:,} usage rows")
-    print(f"  load {t1 - t0:.1f} s ({rows / (t1 - t0):,.0f} rows/s), refresh aggregates {t2 - t1:.1f} s, "
+    print(f"storage mode {mode}; {systems} systems x {days} days every {step_minutes} min: {rows:,} usage rows, "
+          f"{seat_rows:,} seat samples")
+    print(f"  load {t1 - t0:.1f} s ({(rows + seat_rows) / (t1 - t0):,.0f} rows/s), refresh aggregates {t2 - t1:.1f} s, "
           f"vacuum analyze {t3 - t2:.1f} s, total {t3 - started:.1f} s, database size {size}")
 
 
@@ -119,15 +124,16 @@ def run_scenario(client: Client, name: str, make_path: Callable[[], str], reques
         assert status == 200, (status, body)
         latencies.append(elapsed)
         sources.add(body.get("source"))
-        points.append(len(body.get("points", body.get("items", []))))
+        points.append(len(body.get("points", body.get("items", body.get("departments", body.get("cells", []))))))
     p50, p99 = percentiles(latencies)
     return {"name": name, "n": len(latencies), "p50_ms": p50 * 1000, "p99_ms": p99 * 1000,
             "source": ",".join(sorted(s for s in sources if s)), "points": statistics.median(points)}
 
 
-def http_benchmarks(dsn: str, requests: int, log_dir: Path) -> list[dict]:
+def http_benchmarks(dsn: str, requests: int, log_dir: Path, only: str | None = None) -> list[dict]:
     with psycopg.connect(dsn) as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM systems ORDER BY id")]
+        departments = [row[0] for row in conn.execute("SELECT DISTINCT department FROM systems ORDER BY 1")]
     port = free_port()
     service = Service([str(Path(sys.executable).parent / "optilab-api"), "--listen", f"127.0.0.1:{port}",
                        "--dsn", dsn, "--threads", "4", "--rate-limit", "1000000/minute", "--log-level", "WARNING"],
@@ -148,8 +154,16 @@ def http_benchmarks(dsn: str, requests: int, log_dir: Path) -> list[dict]:
             ("departments 24h", lambda: "/departments"),
             ("departments 30d", lambda: "/departments?start=-30d"),
             ("systems page", lambda: "/systems?limit=100"),
+            ("systems state=free", lambda: "/systems?state=free&limit=100"),
+            ("history 30d", lambda: f"/departments/{rng.choice(departments)}/history?start=-30d"),
+            ("history 24h", lambda: f"/departments/{rng.choice(departments)}/history?start=-24h"),
+            ("heatmap 30d", lambda: f"/departments/{rng.choice(departments)}/heatmap?start=-30d"),
+            ("utilisation 30d", lambda: "/reports/utilisation?start=-30d"),
+            ("machines 30d", lambda: "/reports/machines?start=-30d"),
+            ("board data", lambda: "/board/data"),
         ]
-        return [run_scenario(client, name, make_path, requests) for name, make_path in scenarios]
+        return [run_scenario(client, name, make_path, requests) for name, make_path in scenarios
+                if only is None or any(part in name for part in only.split(","))]
     finally:
         service.stop()
 
@@ -200,16 +214,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", type=int, default=250)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=400, help="measured requests per scenario")
+    parser.add_argument("--step-minutes", type=int, default=1,
+                        help="minutes between generated rows (5 loads 5x faster; the aggregates keep their size)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database (prints its DSN)")
     parser.add_argument("--reuse", metavar="DSN", help="measure an existing, loaded bench database")
+    parser.add_argument("--only", help="comma-separated substrings of scenario names to run (HTTP part only)")
     parser.add_argument("--log-dir", type=Path, default=Path("/tmp"), help="where the API server logs")
     args = parser.parse_args(argv)
 
     dsn = args.reuse or create_bench_db(args.server_dsn)
     try:
         if not args.reuse:
-            load(dsn, args.systems, args.days)
-        results = http_benchmarks(dsn, args.requests, args.log_dir)
+            load(dsn, args.systems, args.days, args.step_minutes)
+        results = http_benchmarks(dsn, args.requests, args.log_dir, args.only)
         print(f"\nHTTP through optilab-api (waitress, 4 threads), sequential keep-alive requests; "
               f"target p99 < {TARGET_P99_MS:.0f} ms")
         print(f"{'scenario':26} {'n':>5} {'p50 ms':>8} {'p99 ms':>8}  {'source':8} {'points':>6}  target")
@@ -220,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['name']:26} {r['n']:5d} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}  {r['source']:8} "
                   f"{r['points']:6.0f}  {verdict}")
         by_name = {r["name"]: r for r in results}
+        if args.only:
+            return 0
         print(f"30-day series through HTTP, raw vs aggregate (p50): "
               f"{by_name['metrics 30d source=raw']['p50_ms'] / by_name['metrics 30d']['p50_ms']:.1f}x\n")
         sql_speedups(dsn, repeat=max(20, args.requests // 4))

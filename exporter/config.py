@@ -16,8 +16,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +176,28 @@ class HostEntry:
     hostname: str | None = None
     os: str | None = None
     jump: JumpSettings | None = None  # the bastion this host is dialled through (None: directly)
+    maintenance: bool = False  # set by the admin: the seat state is "maintenance" whatever the host says
+    idle_minutes: float = 5.0  # the department's: a local session without input this long is "idle"
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """When a department's rooms are open, in its own time zone: per weekday (0 = Monday) a tuple of
+    ``(start, end)`` minutes after local midnight (end up to 1440), plus whole closed dates."""
+
+    timezone: str
+    weekly: tuple[tuple[tuple[int, int], ...], ...]
+    closed: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True)
+class DepartmentSettings:
+    idle_minutes: float = 5.0
+    opening_hours: OpeningHours | None = None  # None: open around the clock
 
 
 @dataclass(frozen=True)
@@ -181,6 +205,7 @@ class Inventory:
     hosts: dict[str, HostEntry] = field(default_factory=dict)  # key: "HOST:PORT"
     session_modes: dict[str, str] = field(default_factory=dict)  # department → its ssh.session.mode
     jumps: dict[str, JumpSettings | None] = field(default_factory=dict)  # each department's bastion
+    settings: dict[str, DepartmentSettings] = field(default_factory=dict)  # key: department name
 
     def lookup(self, target: Target) -> HostEntry | None:
         return self.hosts.get(str(target))
@@ -434,11 +459,17 @@ def _usable_amqp_url(url: str) -> bool:
 
 
 def _host_entry(reader: _Reader, item: Any, path: str, department: str, port: int) -> HostEntry | None:
-    """``"HOST[:PORT]"`` or ``{target: "HOST[:PORT]", hostname: NAME, os: TEXT}`` (what ``scan`` writes)."""
+    """``"HOST[:PORT]"`` or ``{target: "HOST[:PORT]", hostname: NAME, os: TEXT, maintenance: BOOL}``
+    (``scan`` writes the first three)."""
     hostname = os_name = None
+    maintenance = False
     if isinstance(item, dict):
-        for key in sorted(set(item) - {"target", "hostname", "os"}, key=str):
-            reader.error(f"{path}.{key}", "unknown field (allowed: hostname, os, target)")
+        for key in sorted(set(item) - {"target", "hostname", "os", "maintenance"}, key=str):
+            reader.error(f"{path}.{key}", "unknown field (allowed: hostname, maintenance, os, target)")
+        maintenance = item.get("maintenance", False)
+        if not isinstance(maintenance, bool):
+            reader.error(f"{path}.maintenance", f"{maintenance!r} is not true or false")
+            maintenance = False
         hostname = str(item["hostname"]) if item.get("hostname") else None
         if item.get("os") is not None and not isinstance(item["os"], str):
             reader.error(f"{path}.os", f"{item['os']!r} is not a string (the OS name, e.g. 'Debian GNU/Linux 12')")
@@ -452,7 +483,7 @@ def _host_entry(reader: _Reader, item: Any, path: str, department: str, port: in
         return None
     if hostname is None and not target.is_address:
         hostname = target.host
-    return HostEntry(target, department, hostname, os_name)
+    return HostEntry(target, department, hostname, os_name, maintenance=maintenance)
 
 
 def _subnet(reader: _Reader, item: Any, path: str, department: str, port: int) -> list[HostEntry]:
@@ -556,6 +587,7 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], ssh: SshSettings) -> Inv
     origin: dict[str, str] = {}
     session_modes: dict[str, str] = {}
     jumps: dict[str, JumpSettings | None] = {}
+    settings: dict[str, DepartmentSettings] = {}
     for name, body in departments.items():
         base = f"departments.{name}"
         if not isinstance(name, str) or not _DEPARTMENT.match(name):
@@ -564,8 +596,9 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], ssh: SshSettings) -> Inv
         if not isinstance(body, dict):
             reader.error(base, "must be a mapping with hosts and/or subnets")
             continue
-        for key in sorted(set(body) - {"hosts", "subnets", "session", "jump", "collectors"}, key=str):
-            reader.error(f"{base}.{key}", "unknown field (allowed: collectors, hosts, jump, session, subnets)")
+        allowed = {"hosts", "subnets", "session", "jump", "collectors", "idle_minutes", "opening_hours"}
+        for key in sorted(set(body) - allowed, key=str):
+            reader.error(f"{base}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
         if body.get("session") is not None:
             session = reader.section(body, "session", {"mode"}, f"{base}.")
             if "mode" in session and session["mode"] not in SESSION_MODES:
@@ -573,6 +606,7 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], ssh: SshSettings) -> Inv
             elif "mode" in session:
                 session_modes[name] = str(session["mode"])
         jump = jumps[name] = _department_jump(reader, body, base, ssh)
+        settings[name] = department_settings(reader, body, base)
         entries: list[tuple[str, HostEntry]] = []
         for kind, expand in (("hosts", _host_entry), ("subnets", _subnet)):
             items = body.get(kind) or []
@@ -585,12 +619,79 @@ def _inventory(reader: _Reader, raw: Mapping[str, Any], ssh: SshSettings) -> Inv
                 for entry in found if isinstance(found, list) else [found] if found else []:
                     entries.append((path, replace(entry, jump=jump) if jump else entry))
         for path, entry in entries:
+            entry = replace(entry, idle_minutes=settings[name].idle_minutes)
             key = str(entry.target)
             if key in hosts and hosts[key].department != name:
                 reader.error(path, f"{key} is already in department {hosts[key].department} ({origin[key]})")
             elif key not in hosts or entry.hostname:
                 hosts[key], origin[key] = entry, path
-    return Inventory(hosts, session_modes, jumps)
+    return Inventory(hosts, session_modes, jumps, settings)
+
+
+def department_settings(reader: _Reader, body: Mapping[str, Any], base: str) -> DepartmentSettings:
+    """``idle_minutes`` (0.5..1440, default 5) and ``opening_hours`` of one department."""
+    idle = body.get("idle_minutes", 5)
+    if isinstance(idle, bool) or not isinstance(idle, int | float) or not 0.5 <= idle <= 1440:
+        reader.error(f"{base}.idle_minutes", f"{idle!r} is not a number of minutes from 0.5 to 1440")
+        idle = 5
+    hours = body.get("opening_hours")
+    return DepartmentSettings(float(idle), None if hours is None else
+                              _opening_hours(reader, hours, f"{base}.opening_hours"))
+
+
+def _opening_hours(reader: _Reader, raw: Any, path: str) -> OpeningHours | None:
+    """``{timezone: Europe/Berlin, mon-fri: "08:00-20:00", sat: ["10:00-12:00", "13:00-16:00"],
+    closed: [2026-12-24, ...]}``; weekdays not named are closed all day."""
+    if not isinstance(raw, dict):
+        reader.error(path, "must be a mapping: timezone, weekdays (mon..sun, or ranges like mon-fri), closed")
+        return None
+    zone = raw.get("timezone")
+    try:
+        zoneinfo.ZoneInfo(str(zone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        reader.error(f"{path}.timezone", f"{zone!r} is not an IANA time zone (e.g. Europe/Berlin, UTC)")
+        return None
+    weekly: list[list[tuple[int, int]]] = [[] for _ in DAYS]
+    for key, value in raw.items():
+        if key in ("timezone", "closed"):
+            continue
+        days = _day_range(str(key))
+        if days is None:
+            reader.error(f"{path}.{key}", "unknown field (allowed: timezone, closed, mon..sun or a range "
+                                          "like mon-fri)")
+            continue
+        for index, span in enumerate(value if isinstance(value, list) else [value]):
+            parsed = _span(span)
+            if parsed is None:
+                where = f"{path}.{key}" + (f"[{index}]" if isinstance(value, list) else "")
+                reader.error(where, f"{span!r} is not a span like 08:00-20:00 (end after start, up to 24:00)")
+                continue
+            for day in days:
+                weekly[day].append(parsed)
+    closed: set[date] = set()
+    for index, day in enumerate(raw.get("closed") or []):
+        try:
+            closed.add(day if isinstance(day, date) else date.fromisoformat(str(day)))
+        except ValueError:
+            reader.error(f"{path}.closed[{index}]", f"{day!r} is not a date like 2026-12-24")
+    return OpeningHours(str(zone), tuple(tuple(sorted(spans)) for spans in weekly), frozenset(closed))
+
+
+def _day_range(key: str) -> list[int] | None:
+    first, _, last = key.partition("-")
+    if first not in DAYS or (last and last not in DAYS):
+        return None
+    start, end = DAYS.index(first), DAYS.index(last or first)
+    return list(range(start, end + 1)) if start <= end else [*range(start, 7), *range(0, end + 1)]
+
+
+def _span(value: Any) -> tuple[int, int] | None:
+    match = _SPAN.match(str(value))
+    if not match:
+        return None
+    h1, m1, h2, m2 = map(int, match.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    return (start, end) if m1 < 60 and m2 < 60 and 0 <= start < end <= 1440 else None
 
 
 def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
@@ -610,6 +711,27 @@ def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
     if reader.errors:
         raise ConfigError(reader.errors)
     return config
+
+
+def load_department_settings(path: str | Path) -> dict[str, DepartmentSettings]:
+    """Only the departments' seat settings and opening hours of an inventory file (what the API needs:
+    ``optilab-api --inventory FILE``); hosts, ssh and the rest are the exporter's business."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    departments = raw.get("departments") if isinstance(raw, dict) else None
+    if not isinstance(departments, dict):
+        raise ConfigError([f"{path}: departments: must map department names to their settings"])
+    reader = _Reader(str(path), {}, Path.read_text)
+    settings = {str(name): department_settings(reader, body, f"departments.{name}")
+                for name, body in departments.items() if isinstance(body, dict)}
+    if reader.errors:
+        raise ConfigError(reader.errors)
+    return settings
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from exporter.family import Extra, Family, gauge
 from exporter.parsers_proc import Stat
+from exporter.parsers_seat import KINDS, STATES, SeatReading
 
 HEALTH_STATES = ("healthy", "degraded", "offline", "dead")
 LAB_LABELS = ("hostname", "ip", "department")
@@ -104,4 +105,24 @@ def probe_families(labels: HostLabels, success: bool, duration_seconds: float, h
         error = Family("optilab_probe_error_info", "gauge", "Why the probe failed; 1 when it did.", ("reason",))
         error.add((error_reason,), 1.0)
         families.append(error)
+    return families
+
+
+def seat_families(state: str | None, reading: SeatReading | None, host: HostLabels) -> list[Family]:
+    """``optilab_seat_state{state}`` (1 for the current state, 0 for the others) and
+    ``optilab_sessions{kind}``, with the host's lab labels; counts only, never a user name. Nothing
+    when the state is unknown (the host answered, but not the seats command)."""
+    if state is None:
+        return []
+    seat = Family("optilab_seat_state", "gauge", "Seat state of the machine: 1 for the current state, "
+                  "0 for the others (parsers_seat.STATES).", ("state", *LAB_LABELS))
+    for name in STATES:
+        seat.add((name, *host.values), 1.0 if name == state else 0.0)
+    families = [seat]
+    if reading is not None:
+        sessions = Family("optilab_sessions", "gauge", "Login sessions by kind: local (at the seat) or "
+                          "remote (SSH); the exporter's own session is not counted.", ("kind", *LAB_LABELS))
+        for kind in KINDS:
+            sessions.add((kind, *host.values), float(reading.count(kind)))
+        families.append(sessions)
     return families

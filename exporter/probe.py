@@ -17,16 +17,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from exporter.collectors import Plan, make_plan
+from exporter.collectors import Plan, make_plan, seats
 from exporter.collectors.lab import NAME as LAB
 from exporter.command import split_sources
 from exporter.config import HostEntry, Target
 from exporter.family import Family
 from exporter.health import HealthBook, Transition, is_jump_reason
 from exporter.hostkeys import SshError
-from exporter.metrics import HostLabels, collector_families, cpu_usage_percent, lab_families, probe_families
+from exporter.metrics import (
+    HostLabels,
+    collector_families,
+    cpu_usage_percent,
+    lab_families,
+    probe_families,
+    seat_families,
+)
 from exporter.metrics_session import session_families
 from exporter.parsers_proc import Stat, parse_stat_cached
+from exporter.parsers_seat import SeatReading, seat_state
 from exporter.slowtier import SlowTier
 
 log = logging.getLogger(__name__)
@@ -83,8 +91,8 @@ class Prober:
         if not self.health.may_dial(key):
             labels = self.labels(entry)
             state = self.health.get(key).state
-            return ProbeResult(probe_families(labels, False, 0.0, state, "backoff"), False, "backoff", state, 0.0,
-                               labels)
+            families = probe_families(labels, False, 0.0, state, "backoff") + _seats(entry, None, False, labels)
+            return ProbeResult(families, False, "backoff", state, 0.0, labels)
         plan = self.plans(entry)
         try:
             output = self.runner.run(entry.target, self.script or plan.script, deadline)
@@ -120,6 +128,7 @@ class Prober:
         if plan.slow is not None:
             families += ages
         families += lab_families(lab, cpu, labels)
+        families += _seats(entry, seats.reading(sources), True, labels)
         transition = self.health.record_success(key)
         duration = self._clock() - started
         families += probe_families(labels, True, duration, "healthy", None, dropped)
@@ -209,6 +218,7 @@ class Prober:
         duration = self._clock() - started
         self._announce(transition, labels)
         families = probe_families(labels, False, duration, state, reason)
+        families += _seats(entry, None, False, labels)
         families += session_families(self.runner, entry.target)
         return ProbeResult(families, False, reason, state, duration, labels)
 
@@ -218,3 +228,10 @@ class Prober:
                 self.on_transition(transition, labels)
             except Exception:
                 log.exception("health transition hook failed for %s", transition.target)
+
+
+def _seats(entry: HostEntry, reading: SeatReading | None, reachable: bool, labels: HostLabels) -> list[Family]:
+    """Seat families of this probe: the state from the seats command, the inventory and reachability."""
+    state = seat_state(reading, reachable=reachable, maintenance=entry.maintenance,
+                       idle_after_s=entry.idle_minutes * 60)
+    return seat_families(state, reading, labels)

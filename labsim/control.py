@@ -1,11 +1,13 @@
 """Loopback HTTP control of a running lab: switch faults and read host state from another process.
 
 Tests, benchmarks and the demo run the lab as a subprocess (so gevent's monkey patching stays out of
-their own process) and steer it through these three routes:
+their own process) and steer it through these routes:
 
 - ``GET /hosts`` → JSON list of hosts with their fault and live figures
 - ``POST /fault`` with JSON ``{"hosts": ["127.0.1.5"], "mode": "slow", "delay": 1.5}``
   (``"host"`` for one, ``"all"`` for every host) → ``{"changed": [...]}``
+- ``POST /seat`` with JSON ``{"host": "127.0.1.5", "state": "in_use"}`` → force a login (or idle,
+  locked, free) on that seat until ``"state": null``
 - ``GET /inventory`` → the exporter inventory (YAML)
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 from gevent.pywsgi import WSGIServer
 
 from labsim.faults import parse_fault
+from labsim.model import SEAT_OVERRIDES
 from labsim.runtime import LabRuntime
 
 MAX_BODY = 64 * 1024
@@ -44,6 +47,8 @@ def make_app(lab: LabRuntime) -> Callable[[dict[str, Any], StartResponse], Itera
             return _reply(start_response, "200 OK", {"status": "ok", "hosts": len(lab.hosts)})
         if method == "POST" and path == "/fault":
             return _set_fault(lab, environ, start_response)
+        if method == "POST" and path == "/seat":
+            return _set_seat(lab, environ, start_response)
         return _reply(start_response, "404 Not Found", {"error": f"no route {method} {path}"})
 
     return app
@@ -70,6 +75,27 @@ def _set_fault(lab: LabRuntime, environ: dict[str, Any], start_response: StartRe
     for ip in targets:
         lab.set_fault(ip, fault)
     return _reply(start_response, "200 OK", {"changed": targets, "fault": str(fault)})
+
+
+def _set_seat(lab: LabRuntime, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """``{"host": "127.0.1.5", "state": "in_use"}`` (a login now); ``"state": null`` clears it."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > MAX_BODY:
+            raise ValueError("body too large")
+        body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        if not isinstance(body, dict) or not isinstance(body.get("host"), str):
+            raise ValueError('give {"host": IP, "state": one of ' + ", ".join(SEAT_OVERRIDES) + " or null}")
+        seat = body.get("state")
+        if seat is not None and seat not in SEAT_OVERRIDES:
+            raise ValueError(f"state: expected one of {', '.join(SEAT_OVERRIDES)} or null")
+    except (ValueError, TypeError) as exc:
+        return _reply(start_response, "400 Bad Request", {"error": str(exc)})
+    host = lab.hosts.get(body["host"])
+    if host is None:
+        return _reply(start_response, "404 Not Found", {"error": f"unknown host {body['host']}"})
+    host.state.force_seat(seat, lab.clock())
+    return _reply(start_response, "200 OK", {"host": body["host"], "state": seat})
 
 
 def serve(lab: LabRuntime, host: str, port: int) -> WSGIServer:

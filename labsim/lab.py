@@ -77,6 +77,10 @@ class Lab:
             body["delay"] = delay
         return self._request("POST", "/fault", body)
 
+    def set_seat(self, host: str, state: str | None) -> dict[str, Any]:
+        """Force host ``host``'s seat to ``state`` (in_use, idle, locked, free); None lets the day decide."""
+        return self._request("POST", "/seat", {"host": host, "state": state})
+
     def status(self) -> list[dict[str, Any]]:
         """Every host's fault, uptime, users, sessions and exec counts, as the lab sees them."""
         return self._request("GET", "/hosts")

@@ -29,6 +29,13 @@ DISTROS: tuple[tuple[str, str, str, str, str, str, str, str, bool], ...] = (
      "6.6.58-0-lts", "#1-Alpine SMP PREEMPT_DYNAMIC Tue, 22 Oct 2024 11:24:54 +0000", True),
 )
 DEPARTMENT_NAMES = ("physics", "chemistry", "biology", "maths", "informatics", "geology", "music", "arts")
+#: Demand per department relative to the others: physics is over-subscribed (a queue at the door in
+#: the afternoon), biology underused; the rest follow ``busy_level`` as it is.
+DEPARTMENT_DEMAND = {"physics": 1.45, "biology": 0.15}
+#: Opening hours the simulated lab publishes in its inventory (UTC, like ``busy_level``).
+OPENING_HOURS = {"timezone": "UTC", "mon-fri": "08:00-20:00", "sat": "10:00-16:00"}
+#: Forced seat states (control API): a login, a lock, an idle session or nobody, until cleared.
+SEAT_OVERRIDES = ("in_use", "idle", "locked", "free")
 USER_NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
               "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter")
 
@@ -129,9 +136,15 @@ def busy_level(sim_time: float) -> float:
 
 @dataclass
 class Session:
+    """One login. ``remote``: an SSH terminal from elsewhere; ``idle_since``: no input since then."""
+
     user: str
     tty: str
     login: float
+    remote: bool = False
+    locked: bool = False
+    idle_since: float | None = None
+    id: int = 0
 
 
 @dataclass
@@ -153,6 +166,7 @@ class HostState:
     utilisation: float = 0.0
     mem_used_fraction: float = 0.2
     sessions: list[Session] = field(default_factory=list)
+    seat_override: str | None = None
 
     @classmethod
     def boot(cls, profile: HostProfile, now: float, uptime: float | None = None) -> HostState:
@@ -174,7 +188,8 @@ class HostState:
 
     def occupied(self, now: float) -> bool:
         """Somebody sits at this machine in the current half-hour slot (stable within the slot)."""
-        return _unit(self.profile.seed, "seat", int(now // 1800)) < busy_level(now) * 0.9
+        demand = DEPARTMENT_DEMAND.get(self.profile.department, 1.0)
+        return _unit(self.profile.seed, "seat", int(now // 1800)) < min(0.97, busy_level(now) * 0.9 * demand)
 
     def advance(self, now: float, step: float = 300.0) -> None:
         """Integrate counters from ``last`` to ``now`` in slices of at most ``step`` simulated seconds."""
@@ -212,16 +227,44 @@ class HostState:
         self.sessions = self._sessions(now)
 
     def _sessions(self, now: float) -> list[Session]:
-        """Who is logged in: the seat's user of this slot (graphical login) and maybe a terminal."""
+        """Who is logged in: the seat's user of this slot (graphical login) and maybe a terminal.
+
+        Within a slot the seat's user works, or leaves the session idle after 10 minutes (one slot in
+        six) or locks the screen and walks away after 5 (one in ten); evenings bring the odd remote
+        SSH login on a free machine. ``seat_override`` (control API) replaces all of that.
+        """
+        seed, slot = self.profile.seed, int(now // 1800)
+        if self.seat_override is not None:
+            return self._forced(now)
         if not self.occupied(now):
+            if _unit(seed, "remote", slot) < 0.05:
+                return [Session("rupert", "pts/3", max(slot * 1800.0, self.boot_time), remote=True, id=slot % 997 + 2)]
             return []
-        slot = int(now // 1800)
-        user = USER_NAMES[int(_unit(self.profile.seed, "user", slot) * len(USER_NAMES))]
-        login = max(slot * 1800 + 60 * _unit(self.profile.seed, "at", slot) * 20, self.boot_time)
-        sessions = [Session(user, "tty7", login)]
-        if _unit(self.profile.seed, "term", slot) < 0.4:
-            sessions.append(Session(user, "pts/0", login + 120))
+        user = USER_NAMES[int(_unit(seed, "user", slot) * len(USER_NAMES))]
+        login = max(slot * 1800 + 60 * _unit(seed, "at", slot) * 20, self.boot_time)
+        mood = _unit(seed, "mood", slot)
+        locked = mood < 0.1 and now >= login + 300
+        idle_since = login + 600 if 0.1 <= mood < 0.27 and now >= login + 600 else None
+        if locked:
+            idle_since = login + 300
+        sessions = [Session(user, "tty7", login, locked=locked, idle_since=idle_since, id=slot % 997 + 2)]
+        if _unit(seed, "term", slot) < 0.4:
+            sessions.append(Session(user, "pts/0", login + 120, idle_since=idle_since, id=0))
         return sessions
+
+    def force_seat(self, state: str | None, now: float) -> None:
+        """Replace the day's sessions by ``state`` (one of SEAT_OVERRIDES) from now on; None undoes it."""
+        if state is not None and state not in SEAT_OVERRIDES:
+            raise ValueError(f"seat state must be one of {SEAT_OVERRIDES}, got {state!r}")
+        self.seat_override = state
+        self.sessions = self._sessions(max(now, self.last))
+
+    def _forced(self, now: float) -> list[Session]:
+        state = self.seat_override
+        if state == "free":
+            return []
+        return [Session("judy", "tty7", now - 60, locked=state == "locked",
+                        idle_since=now - 3600 if state in ("idle", "locked") else None, id=1)]
 
     def uptime(self, now: float) -> float:
         return max(0.0, now - self.boot_time)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from exporter.command import END, START, frame
-from labsim.model import KIB, USER_HZ, HostState
+from labsim.model import KIB, USER_HZ, HostState, Session
 from labsim.render_sys import sys_sources
 
 VERSIONS = {"debian": "12 (bookworm)", "ubuntu": "24.04.1 LTS (Noble Numbat)", "rocky": "9.4 (Blue Onyx)"}
@@ -415,9 +415,64 @@ FILES: dict[str, Callable[[HostState, float], str]] = {
     "/proc/interrupts": render_interrupts,
 }
 #: Every constant command of the collectors the simulator answers, by the collector's command name.
+def _idle_column(session: Session, now: float) -> str:
+    """GNU ``who -u``'s idle column: ``.`` for input in the last minute, ``old`` beyond a day, else HH:MM."""
+    idle = 0.0 if session.idle_since is None else max(0.0, now - session.idle_since)
+    if idle < 60:
+        return "."
+    if idle >= 86400:
+        return "old"
+    return f"{int(idle // 3600):02d}:{int(idle % 3600 // 60):02d}"
+
+
+def _who_u(state: HostState, now: float) -> list[str]:
+    lines = []
+    for session in state.sessions:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(session.login))
+        host = "127.0.0.1" if session.remote else ":0"
+        pid = 1000 + session.id * 7 + len(session.tty)
+        lines.append(f"{session.user:<8} {session.tty:<12} {stamp} {_idle_column(session, now):>5} {pid:>11} ({host})")
+    return lines
+
+
+def _busybox_who(state: HostState, now: float) -> list[str]:
+    lines = ["USER       TTY      IDLE      TIME            HOST"]
+    for session in state.sessions:
+        stamp = time.strftime("%b %e %H:%M:%S", time.gmtime(session.login))
+        host = "127.0.0.1" if session.remote else ":0"
+        lines.append(f"{session.user:<10} {session.tty:<8} {_idle_column(session, now):<9} {stamp}  {host}")
+    return lines
+
+
+def _logind_block(session: Session, state: HostState) -> list[str]:
+    local = not session.remote and session.tty.startswith("tty")
+    since = int(session.idle_since * 1e6) if session.idle_since is not None else 0
+    return [f"Id={session.id}", "Class=user", f"Type={'x11' if local else 'tty'}",
+            f"Remote={'yes' if session.remote else 'no'}", f"Seat={'seat0' if local else ''}",
+            f"TTY={session.tty}", "State=active", f"LockedHint={'yes' if session.locked else 'no'}",
+            f"IdleHint={'yes' if since else 'no'}", f"IdleSinceHint={since}"]
+
+
+def render_seats(state: HostState, now: float) -> str:
+    """The seats section (``exporter.parsers_seat.SEATS_COMMAND``): logind's view where the distro has
+    systemd, busybox ``who`` on Alpine; the probe's own SSH session is listed as logind would."""
+    own = 1000 + state.profile.index
+    lines = [f"now {int(now)}", f"self {'' if state.profile.busybox else own}"]
+    if not state.profile.busybox:
+        lines.append("@loginctl")
+        blocks = [_logind_block(s, state) for s in state.sessions if s.id]
+        blocks.append([f"Id={own}", "Class=user", "Type=tty", "Remote=yes", "Seat=", "TTY=", "State=active",
+                       "LockedHint=no", "IdleHint=no", "IdleSinceHint=0"])
+        for index, block in enumerate(blocks):
+            lines += ([""] if index else []) + block
+    lines.append("@who")
+    lines += _busybox_who(state, now) if state.profile.busybox else _who_u(state, now)
+    return "\n".join(lines) + "\n"
+
+
 COMMANDS: dict[str, Callable[[HostState, float], str]] = {
     "statfs": render_statfs, "machine": render_machine, "date": render_date, "who": render_who,
-    "textfile": render_textfile_listing, "adjtimex": render_adjtimex,
+    "textfile": render_textfile_listing, "adjtimex": render_adjtimex, "seats": render_seats,
 }
 
 

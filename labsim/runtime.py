@@ -17,7 +17,7 @@ import yaml
 
 from labsim.faults import ONE_SHOT, Fault, Mode
 from labsim.keys import load_or_create, write_known_hosts
-from labsim.model import SimClock, make_profiles
+from labsim.model import OPENING_HOURS, SimClock, make_profiles
 from labsim.server import SimHost, listen
 
 log = logging.getLogger("labsim")
@@ -105,9 +105,10 @@ class LabRuntime:
 
     def inventory(self) -> dict[str, Any]:
         """The exporter's inventory for this lab (issue 2's format): strict host keys, the lab's key."""
-        departments: dict[str, dict[str, list[str]]] = {}
+        departments: dict[str, dict[str, Any]] = {}
         for ip, host in self.hosts.items():
-            departments.setdefault(host.profile.department, {"hosts": []})["hosts"].append(ip)
+            departments.setdefault(host.profile.department, {"hosts": [], "opening_hours": dict(OPENING_HOURS)})[
+                "hosts"].append(ip)
         return {
             "ssh": {"user": self.user, "port": self.port, "key_file": str(self.key_file),
                     "known_hosts": str(self.known_hosts), "host_key_policy": "strict",

@@ -10,6 +10,10 @@
   so a site without RabbitMQ gets them too.
 - Duplicates (same series or usage column and timestamp): the first value wins, here as in store.py.
 - Any series whose name is allow-listed goes to ``samples`` (``optilab_logged_in_users`` is both).
+- ``optilab_seat_state{state}`` (1 for the machine's current state, 0 for the five others) is folded
+  into one series per machine, ``optilab_seat_state{instance}``, whose sample value is the state's
+  code (``SEAT_CODES``; table ``seat_states`` of migration 0092): one stored sample per scrape
+  instead of six. The zeros carry nothing the code does not, so they are folded away (not dropped).
 - Stale markers and other NaNs are not stored; neither are samples outside the retention window,
   ±Inf, usage percentages outside 0–100, or session counts that cannot be one (``bad_value``).
 - A series whose labels exceed the ``LabelLimits`` or hold a NUL is dropped (``limits.py``).
@@ -39,6 +43,9 @@ STATUS_METRIC = "system_status"
 HEALTH_METRIC = "optilab_host_health_state"
 OS_METRIC = "node_os_info"
 HEALTH_STATES = frozenset({"healthy", "degraded", "offline", "dead"})
+SEAT_METRIC = "optilab_seat_state"
+#: exporter/parsers_seat.py STATES in order; the codes are rows of the seat_states table.
+SEAT_CODES = {"free": 0, "in_use": 1, "idle": 2, "locked": 3, "offline": 4, "maintenance": 5}
 SYSTEM_LABELS = ("hostname", "ip", "department")
 DAY_MS = 86_400_000
 
@@ -55,6 +62,7 @@ class SeriesInfo:
     is_status: bool
     generic_key: tuple[str, str] | None  # (metric, canonical labels JSON) for allow-listed series
     fact: tuple[str, str | None, str | None] | None = None  # ("health", state, None) | ("os", name, version)
+    seat_code: int | None = None  # optilab_seat_state: code of this series' state label
 
 
 @dataclass
@@ -124,6 +132,8 @@ def classify(labels: LabelSet, allow_list: frozenset[str],
     label_map = dict(labels)
     usage_column = USAGE_COLUMNS.get(metric)
     is_status = metric == STATUS_METRIC
+    if metric == SEAT_METRIC:
+        return _seat_info(label_map)
     instance = label_map.get("instance") if (usage_column is not None or is_status) else None
     if instance is None:
         usage_column, is_status = None, False
@@ -149,6 +159,17 @@ def _fact(metric: str, label_map: dict[str, str]) -> tuple[str, str | None] | No
     if metric == OS_METRIC and label_map.get("name"):
         return label_map["name"], label_map.get("version_id")
     return None
+
+
+def _seat_info(label_map: dict[str, str]) -> SeriesInfo | None:
+    """One folded series per instance; an unknown state or a missing instance is not stored."""
+    instance, code = label_map.get("instance"), SEAT_CODES.get(label_map.get("state", ""))
+    if instance is None or code is None:
+        return None
+    key = (SEAT_METRIC, json.dumps({"instance": instance}, separators=(",", ":")))
+    system_labels = tuple(label_map.get(name) for name in SYSTEM_LABELS)
+    return SeriesInfo(SEAT_METRIC, instance, system_labels, None, False, key,  # type: ignore[arg-type]
+                      seat_code=code)
 
 
 _label_pair = attrgetter("name", "value")
@@ -234,6 +255,12 @@ def _add_fact(batch: Batch, info: SeriesInfo, samples: Any, oldest: int, newest:
 
 def _add_system_sample(batch: Batch, info: SeriesInfo, ms: int, value: float) -> None:
     instance: str = info.instance  # type: ignore[assignment]
+    if info.seat_code is not None:
+        if value == 1:  # the current state; its five zero siblings say nothing more
+            batch.generic_keys.append(info.generic_key)  # type: ignore[arg-type]
+            batch.generic_ms.append(ms)
+            batch.generic_values.append(float(info.seat_code))
+        return
     if not _plausible(info.usage_column, value):
         batch.dropped["bad_value"] += 1
         return

@@ -10,6 +10,8 @@ declare -A need=(
   [/usr/bin/amtool]=prometheus-alertmanager
   [/usr/bin/prometheus-node-exporter]=prometheus-node-exporter
   [/usr/bin/systemd-analyze]=systemd  # tests/test_deploy.py verifies the units in deploy/systemd
+  [/usr/bin/chromium]=chromium  # tests/test_board.py: the lab board in a real headless browser
+  [/usr/bin/chromedriver]=chromium-driver
 )
 missing=()
 for bin in "${!need[@]}"; do

@@ -71,6 +71,11 @@ def _statfs(df: str, dfi: str, mounts: str) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
+def batch_sections(distro: str) -> dict[str, str]:
+    """The v1 capture of ``distro`` as its sections (``seats`` is read as a whole by its parser)."""
+    return _sections((DATA / "batch" / f"{distro}.txt").read_text())
+
+
 def batch_sources(distro: str) -> dict[str, str]:
     """The v1 capture of ``distro`` as v2 sources."""
     sections = _sections((DATA / "batch" / f"{distro}.txt").read_text())
@@ -83,6 +88,8 @@ def batch_sources(distro: str) -> dict[str, str]:
     sources["cmd:date"] = sections["time"].strip() + " +0000 UTC\n"
     sources["cmd:who"] = sections.get("who", "")
     sources["cmd:machine"] = ""
+    if "seats" in sections:
+        sources["cmd:seats"] = sections["seats"]
     return sources
 
 

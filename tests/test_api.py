@@ -135,8 +135,10 @@ def test_department_now_and_exact_range(client, api_lab: Lab) -> None:
                        end=iso(api_lab.h0 + timedelta(hours=1)))
     assert status == 200 and body["source"] == "raw"
     assert (body["machines"], body["up"], body["down"]) == (2, 1, 1)
+    # no seat samples here: the offline machine counts as an offline seat, the other one is unknown
     assert body["now"] == {"in_use": 1, "free": 0, "avg_cpu": 80.0, "peak_cpu": 80.0, "avg_ram": 60.0,
-                           "avg_disk": 10.0}
+                           "avg_disk": 10.0, "seats": {"free": 0, "in_use": 0, "idle": 0, "locked": 0,
+                                                       "offline": 1, "maintenance": 0}}
     assert body["range"] == {"avg_cpu": 64.75, "peak_cpu": 100.0, "avg_ram": 35.0, "avg_disk": 20.0,
                              "occupancy_ratio": 0.25, "in_use_avg": 0.5, "in_use_peak": 0.5, "samples": 120}
     assert sorted(s["hostname"] for s in body["systems"]) == ["exact-a", "exact-b"]

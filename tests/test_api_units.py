@@ -155,3 +155,27 @@ def test_no_auth_is_refused_off_loopback(capsys: pytest.CaptureFixture[str]) -> 
 
     assert main(["--dsn", "dbname=x", "--no-auth", "--listen", "0.0.0.0:9"]) == 2
     assert "--no-auth is only allowed on a loopback address" in capsys.readouterr().err
+
+
+# --- opening hours (api.hours) ------------------------------------------------------------------
+
+def test_open_share_per_utc_hour_follows_the_local_zone_dst_and_closed_days():
+    from datetime import date
+
+    from api import hours
+    from exporter.config import OpeningHours
+
+    berlin = OpeningHours("Europe/Berlin", (((510, 1200),),) * 5 + ((), ()), frozenset({date(2026, 12, 24)}))
+    utc = UTC
+    # winter (UTC+1): 08:30 local = 07:30 UTC, so the 07:00 UTC hour is half open
+    assert hours.weight(berlin, datetime(2026, 12, 1, 7, tzinfo=utc)) == 0.5
+    assert hours.weight(berlin, datetime(2026, 12, 1, 8, tzinfo=utc)) == 1.0
+    assert hours.weight(berlin, datetime(2026, 12, 1, 19, tzinfo=utc)) == 0.0  # 20:00 local: closed
+    # summer (UTC+2): the same local opening is an hour earlier in UTC
+    assert hours.weight(berlin, datetime(2026, 7, 1, 6, tzinfo=utc)) == 0.5
+    assert hours.weight(berlin, datetime(2026, 12, 24, 10, tzinfo=utc)) == 0.0  # closed day
+    assert hours.weight(berlin, datetime(2026, 12, 5, 10, tzinfo=utc)) == 0.0  # Saturday
+    assert hours.weight(None, datetime(2026, 12, 5, 3, tzinfo=utc)) == 1.0  # no hours: always open
+    week = hours.weights(berlin, datetime(2026, 11, 30, tzinfo=utc), datetime(2026, 12, 7, tzinfo=utc))
+    assert len(week) == 168 and sum(w for _, w in week) == 5 * 11.5
+    assert hours.describe(berlin)["weekly"]["fri"] == ["08:30-20:00"]

@@ -80,7 +80,7 @@ def test_a_bad_cidr_names_file_field_and_reason() -> None:
     ("departments.chemistry.hosts", [{"target": "127.0.2.7", "os": 12}],
      "departments.chemistry.hosts[0].os: 12 is not a string"),
     ("departments.chemistry.hosts", [{"target": "127.0.2.7", "distro": "x"}],
-     "departments.chemistry.hosts[0].distro: unknown field (allowed: hostname, os, target)"),
+     "departments.chemistry.hosts[0].distro: unknown field (allowed: hostname, maintenance, os, target)"),
     ("health.jitter", 2, "health.jitter: 2 is not a fraction"),
     ("health.offline_after", 9, "needs degraded_after < offline_after < dead_after"),
     ("pool.max_concurrent_dials", 0, "pool.max_concurrent_dials: 0 is not an integer from 1 to 1000"),

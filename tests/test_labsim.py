@@ -19,7 +19,7 @@ from exporter.command import BATCH_SCRIPT, DEFAULT_COMMANDS, DEFAULT_PATHS, spli
 from exporter.config import load_config
 from labsim.faults import Mode, garbage, parse_fault
 from labsim.lab import Lab, LabError
-from labsim.model import HostState, make_profiles
+from labsim.model import OPENING_HOURS, HostState, make_profiles
 from labsim.shell import render_batch, respond
 from tests.captures import collect_all, sample_values
 from tests.fixtures.procs import free_port
@@ -233,7 +233,8 @@ def test_cli_prints_the_inventory_stops_by_itself_and_keeps_its_host_keys(tmp_pa
     first = run("--hosts", "3", "--departments", "1", "--port", port, "--duration", "0.5")
     assert first.returncode == 0, first.stderr
     inventory = yaml.safe_load(first.stdout)
-    assert inventory["departments"] == {"physics": {"hosts": ["127.0.1.1", "127.0.1.2", "127.0.1.3"]}}
+    assert inventory["departments"] == {"physics": {"hosts": ["127.0.1.1", "127.0.1.2", "127.0.1.3"],
+                                                    "opening_hours": OPENING_HOURS}}
     assert inventory["ssh"]["port"] == int(port)
     keys = (tmp_path / "known_hosts").read_text()
     assert run("--hosts", "3", "--departments", "1", "--port", port, "--duration", "0.5").returncode == 0

@@ -45,6 +45,7 @@ from exporter.collectors import (
     pressure,
     rapl,
     schedstat,
+    seats,
     selinux,
     smartctl,
     sockstat,
@@ -116,6 +117,7 @@ COLLECTORS: list[Collector] = [
     xfs.COLLECTOR,
     zfs.COLLECTOR,
     lab.COLLECTOR,
+    seats.COLLECTOR,
 ]
 
 
