@@ -183,7 +183,8 @@ def test_every_collector_that_succeeds_for_node_exporter_succeeds_here(reads: Re
     theirs, ours = successes(reads.before), successes(reads.ours)
     mine = {name for name, ok in theirs.items() if ok == 1 and name not in NOT_YET}
     assert {name for name in mine if ours.get(name) != 1} == set()
-    assert set(ours) - set(theirs) == {"lab", "seats", "nvidia_gpu", "smartctl"}  # OptiLab's own (lab gauges, seat state); GPUs, SMART (slow tier)
+    # OptiLab's own (lab gauges, seat state); GPUs and SMART (slow tier)
+    assert set(ours) - set(theirs) == {"lab", "seats", "nvidia_gpu", "smartctl"}
     assert {s.labels["collector"] for s in reads.ours["node_scrape_collector_duration_seconds"].samples} == set(ours)
 
 
