@@ -25,6 +25,7 @@ import pika
 import yaml
 
 from exporter.targets import Target, TargetError, parse_target
+from toolkit.contract import DEFAULT_EXCHANGE
 
 #: Largest subnet one ``subnets`` entry may expand to (a /22): a typo like /8 must not create
 #: sixteen million targets.
@@ -157,7 +158,7 @@ class ProbeSettings:
 @dataclass(frozen=True)
 class RabbitSettings:
     url: Secret
-    exchange: str = "optilab.events"
+    exchange: str = DEFAULT_EXCHANGE
     buffer: int = 1000
 
 
@@ -399,7 +400,7 @@ def _rabbitmq(reader: _Reader, raw: Mapping[str, Any]) -> RabbitSettings | None:
     if not _usable_amqp_url(url.reveal()):  # else the publisher would stop at its first connect
         reader.error("rabbitmq.url", "not an amqp:// or amqps:// URL (the value is not shown: it may hold a password)")
         return None
-    return RabbitSettings(url=url, exchange=str(rabbit.get("exchange", "optilab.events")),
+    return RabbitSettings(url=url, exchange=str(rabbit.get("exchange", DEFAULT_EXCHANGE)),
                           buffer=reader.integer(rabbit, "rabbitmq", "buffer", 1000, 1, 10**6))
 
 

@@ -45,8 +45,9 @@ from paramiko.common import OPEN_FAILED_CONNECT_FAILED
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.config import JumpSettings, SshSettings, Target
-from exporter.health import STATES, JumpHealth
+from exporter.health import JumpHealth
 from exporter.hostkeys import HostKeyStore, SshError
+from toolkit.contract import HEALTH_STATES
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class JumpHosts:
             by_name.setdefault(str(jump), []).append(bastion)
         for name, bastions in sorted(by_name.items()):
             current = self.health.get(name).state
-            for each in STATES:
+            for each in HEALTH_STATES:
                 state.add_metric([name, each], 1 if each == current else 0)
             up.add_metric([name], int(any(b.transport is not None and b.transport.is_active() for b in bastions)))
             channels.add_metric([name], sum(b.channels for b in bastions))

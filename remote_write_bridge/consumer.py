@@ -34,12 +34,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 from remote_write_bridge import event_store
 from remote_write_bridge.amqp import (
     CONNECTION_ERRORS,
-    InvalidEventError,
     Topology,
     amqp_url_from_env,
     connect,
     declare,
-    parse_event,
     quiet_pika,
     usable_url,
 )
@@ -47,6 +45,7 @@ from remote_write_bridge.config import ConfigError, check_dsn, session_settings
 from remote_write_bridge.dberrors import classify
 from remote_write_bridge.outage import Outage
 from toolkit import flags
+from toolkit.contract import InvalidEventError, parse_event
 
 log = logging.getLogger("optilab.consumer")
 

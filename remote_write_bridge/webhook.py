@@ -27,16 +27,14 @@ from psycopg_pool import PoolTimeout
 
 from remote_write_bridge import event_store
 from remote_write_bridge.amqp import (
-    InvalidEventError,
     Publisher,
     PublishError,
     Topology,
-    alert_event,
     amqp_url_from_env,
-    check_alert,
     connect,
     usable_url,
 )
+from toolkit.contract import InvalidEventError, alert_message, check_alert
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +117,7 @@ def receive_alerts() -> tuple[Response, int]:
     if _delivery() == "direct":
         return _store_directly(alerts, receiver, external_url)
     try:
-        published = _publisher().publish(alert_event(a, receiver, external_url) for a in alerts)
+        published = _publisher().publish(alert_message(a, receiver, external_url) for a in alerts)
     except PublishError as exc:
         log.error("alerts not accepted, Alertmanager will retry: %s", exc)
         return _error(503, "message broker unavailable; retry")

@@ -18,10 +18,14 @@ import pika
 import psycopg
 import pytest
 
-from remote_write_bridge.amqp import Publisher, Topology, alert_event
+from exporter import events
+from exporter.health import Transition
+from exporter.metrics import HostLabels
+from remote_write_bridge.amqp import Publisher, Topology
 from tests.fixtures.procs import Service, wait_for
 from tests.fixtures.rabbitmq import AmqpNames, drain
 from tests.test_webhook import alert
+from toolkit.contract import alert_message
 
 ConsumerFactory = Callable[..., Service]
 
@@ -110,7 +114,7 @@ def test_alerts_stored_once_and_resolved_in_place(migrated_dsn: str, amqp_url: s
     down, cpu = alert("127.0.1.5:22"), alert("127.0.1.6:22", name="OptiLabCPUSaturated")
     resolved = {**down, "status": "resolved", "endsAt": "2026-11-28T01:05:00.5Z"}
     # Alertmanager re-sends (repeat_interval) and a firing copy arrives after the resolve
-    messages = [alert_event(a, "optilab-oncall", "http://127.0.0.1:9093")
+    messages = [alert_message(a, "optilab-oncall", "http://127.0.0.1:9093")
                 for a in (down, cpu, down, resolved, down)]
     publish(amqp_url, amqp_names, messages)
     consumer = start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1)  # one worker: order is kept
@@ -153,7 +157,7 @@ def test_health_and_discovery_events_upsert_systems(migrated_dsn: str, amqp_url:
 
 def test_poison_messages_go_to_the_dead_letter_queue_with_the_reason(
         migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer: ConsumerFactory) -> None:
-    good = alert_event(alert(), "r", "")
+    good = alert_message(alert(), "r", "")
     poison = [
         ("alert.firing", b"{not json"),
         event("metrics", version=1),
@@ -190,7 +194,7 @@ def test_consumers_side_by_side_and_sigterm_loses_nothing(
     def stream() -> None:
         for b in range(batches):
             publish(amqp_url, amqp_names, [
-                alert_event(alert(f"127.0.4.{i % 250}:22", fingerprint=f"fp{b}-{i}"), "r", "")
+                alert_message(alert(f"127.0.4.{i % 250}:22", fingerprint=f"fp{b}-{i}"), "r", "")
                 for i in range(per_batch)])
 
     publisher = threading.Thread(target=stream)
@@ -215,10 +219,6 @@ def test_consumers_side_by_side_and_sigterm_loses_nothing(
 def test_the_exporters_events_are_stored(migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,
                                          start_consumer: ConsumerFactory) -> None:
     """Contract between the two sides: bodies built by exporter/events.py go in as they are."""
-    events = pytest.importorskip("exporter.events")
-    from exporter.health import Transition
-    from exporter.metrics import HostLabels
-
     labels = HostLabels("pc-11", "127.0.1.11", "biology")
     bodies = [
         events.discovery_event("127.0.1.11:22", "pc-11", "127.0.1.11", "biology", "linux", None),
