@@ -11,7 +11,6 @@ stored comes from the bridge's. Alone: ``.venv/bin/python -m bench.bridge_promet
 from __future__ import annotations
 
 import http.server
-import socket
 import subprocess
 import sys
 import threading
@@ -22,14 +21,9 @@ from pathlib import Path
 import yaml
 
 from bench.common import report
+from demo.supervisor import free_port
 
 PROMETHEUS = "/usr/bin/prometheus"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _serve_target(hosts: int) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -71,7 +65,7 @@ def _metric(url: str, name: str) -> float:
 
 def run_prometheus(dsn: str, bridge_port: int, workdir: Path, hosts: int = 3000, seconds: float = 30) -> None:
     server, target = _serve_target(hosts)
-    port = _free_port()
+    port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [{"job_name": "node", "honor_labels": True, "static_configs": [{"targets": [target]}]}],

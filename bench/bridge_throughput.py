@@ -35,6 +35,7 @@ import psycopg
 import psycopg.sql
 
 from bench.common import report
+from demo.supervisor import free_port
 from remote_write_bridge.protocol import WriteRequest
 from timescale.migrate import migrate
 
@@ -44,14 +45,6 @@ HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy
 BATCH = 2000
 ALLOWED = ("node_load1", "node_load5", "node_load15", "optilab_probe_success", "optilab_probe_duration_seconds")
 NET = ("node_network_receive_bytes_total", "node_network_transmit_bytes_total")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def host_series(host: int) -> list[tuple[tuple[tuple[str, str], ...], float]]:

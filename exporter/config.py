@@ -21,10 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import pika
 import yaml
 
 from exporter.targets import Target, TargetError, parse_target
+from toolkit.backends import usable_amqp_url
 from toolkit.contract import DEFAULT_EXCHANGE
 
 #: Largest subnet one ``subnets`` entry may expand to (a /22): a typo like /8 must not create
@@ -397,21 +397,11 @@ def _rabbitmq(reader: _Reader, raw: Mapping[str, Any]) -> RabbitSettings | None:
     if url is None:
         reader.error("rabbitmq", "needs url (or url_env/url_file when it carries a password)")
         return None
-    if not _usable_amqp_url(url.reveal()):  # else the publisher would stop at its first connect
+    if not usable_amqp_url(url.reveal()):  # else the publisher would stop at its first connect
         reader.error("rabbitmq.url", "not an amqp:// or amqps:// URL (the value is not shown: it may hold a password)")
         return None
     return RabbitSettings(url=url, exchange=str(rabbit.get("exchange", DEFAULT_EXCHANGE)),
                           buffer=reader.integer(rabbit, "rabbitmq", "buffer", 1000, 1, 10**6))
-
-
-def _usable_amqp_url(url: str) -> bool:
-    if not url.startswith(("amqp://", "amqps://")):
-        return False
-    try:
-        pika.URLParameters(url)
-    except (ValueError, IndexError):
-        return False
-    return True
 
 
 def _host_entry(reader: _Reader, item: Any, path: str, department: str, port: int) -> HostEntry | None:

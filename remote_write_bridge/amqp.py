@@ -66,18 +66,6 @@ def amqp_url_from_env(environ: Mapping[str, Any] | None = None) -> str:
     return str(environ.get("OPTILAB_AMQP_URL") or DEFAULT_URL)
 
 
-def usable_url(url: str) -> bool:
-    """Whether pika can connect with ``url``; checked at start, as pika fails on it only at connect.
-    Callers must not print the URL: it carries the broker password."""
-    if not url.startswith(("amqp://", "amqps://")):
-        return False
-    try:
-        pika.URLParameters(url)
-    except (ValueError, IndexError):
-        return False
-    return True
-
-
 def declare(channel: BlockingChannel, topology: Topology) -> None:
     """Durable topic exchange and queue (bound ``#``) that dead-letter into ``dead_queue``."""
     channel.exchange_declare(topology.dead_exchange, exchange_type="topic", durable=True)

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from psycopg import ProgrammingError
-from psycopg.conninfo import conninfo_to_dict
 
 from remote_write_bridge.limits import LabelLimits
+from toolkit.backends import dsn_problem
 
 # Bounds of every statement on the bridge's and the consumer's database sessions (seconds). A lock
 # fails fast; a statement may take longer (a 400,000-sample insert took >10 s on this shared box
@@ -88,10 +87,9 @@ def check_dsn(dsn: str) -> None:
 
     The message does not repeat the text, which may hold a password.
     """
-    try:
-        conninfo_to_dict(dsn)
-    except ProgrammingError:
-        raise ConfigError("dsn: not a libpq connection string or postgresql:// URL") from None
+    problem = dsn_problem(dsn)
+    if problem:
+        raise ConfigError(f"dsn: {problem}")
 
 
 def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:

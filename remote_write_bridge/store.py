@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from remote_write_bridge.dberrors import classify
 from remote_write_bridge.mapping import DAY_MS, Batch
 from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, Int8Values, register
+from toolkit.backends import DatabaseUnavailableError
 
 register()
 
@@ -106,10 +107,6 @@ RETURNING id
 # "no partition of relation found for row" (check_violation) after retention dropped a cached day.
 RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure, errors.ForeignKeyViolation,
              errors.CheckViolation)
-
-
-class DatabaseUnavailableError(Exception):
-    """The database could not take the write now; the sender should retry (HTTP 503)."""
 
 
 class UnstorableBatchError(Exception):

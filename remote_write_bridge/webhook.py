@@ -32,8 +32,8 @@ from remote_write_bridge.amqp import (
     Topology,
     amqp_url_from_env,
     connect,
-    usable_url,
 )
+from toolkit.backends import usable_amqp_url
 from toolkit.contract import InvalidEventError, alert_message, check_alert
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _settings() -> tuple[str, Topology]:
 
 def check_settings() -> str | None:
     """A problem with the broker settings the webhook would meet on every alert, or None (app context)."""
-    if _delivery() != "direct" and not usable_url(_settings()[0]):
+    if _delivery() != "direct" and not usable_amqp_url(_settings()[0]):
         return "OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL"
     return None
 

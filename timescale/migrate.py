@@ -31,10 +31,10 @@ from importlib import resources
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from timescale.roles import PASSWORD_VARIABLES, Roles, check_roles, ensure_roles, grant_roles
 from toolkit import flags
+from toolkit.backends import dsn_problem
 
 log = logging.getLogger("optilab.migrate")
 
@@ -180,10 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     flags.add_version(parser)
     args = parser.parse_args(argv)
     flags.setup_logging(args)
-    try:
-        conninfo_to_dict(args.dsn)
-    except psycopg.ProgrammingError:  # its message would repeat the DSN, which may hold a password
-        parser.error("--dsn: not a libpq connection string or postgresql:// URL")
+    problem = dsn_problem(args.dsn)  # never the DSN itself, which may hold a password
+    if problem:
+        parser.error(f"--dsn: {problem}")
     try:
         roles = Roles(args.owner_role, args.writer_role, args.reader_role)
     except ValueError as exc:
