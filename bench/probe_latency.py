@@ -35,10 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from exporter.command import BATCH_SCRIPT, split_sections  # noqa: E402
-from exporter.config import PoolSettings, SshSettings, Target  # noqa: E402
+from exporter.config import PoolSettings, SshSettings  # noqa: E402
 from exporter.metrics import HostLabels, probe_families, render, snapshot_families  # noqa: E402
 from exporter.parsers import parse_snapshot  # noqa: E402
 from exporter.sshpool import SshPool  # noqa: E402
+from exporter.targets import Target  # noqa: E402
 from tests.fixtures.procs import Service, free_port, http_ok  # noqa: E402
 from tests.fixtures.sshd import Sshd, start_sshd  # noqa: E402
 

@@ -30,7 +30,7 @@ from pika.adapters.gevent_connection import GeventConnection
 
 from exporter.config import RabbitSettings
 from exporter.health import Transition
-from exporter.metrics import HostLabels
+from exporter.targets import HostLabels
 from toolkit.contract import discovery_body, health_body
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import paramiko
 
-from exporter.config import Target
+from exporter.targets import Target
 
 log = logging.getLogger(__name__)
 

@@ -44,9 +44,10 @@ import paramiko
 from paramiko.common import OPEN_FAILED_CONNECT_FAILED
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.config import JumpSettings, SshSettings, Target
+from exporter.config import JumpSettings, SshSettings
 from exporter.health import JumpHealth
 from exporter.hostkeys import HostKeyStore, SshError
+from exporter.targets import Target
 from toolkit.contract import HEALTH_STATES
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 
 import gevent
 
-from exporter.config import Target
 from exporter.hostkeys import SshError
+from exporter.targets import Target
 
 if TYPE_CHECKING:
     from exporter.sshpool import SshPool

@@ -10,7 +10,6 @@ labels that all samples of the probe carry (``instance`` and ``department`` in a
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -21,21 +20,9 @@ from exporter.metrics_node import NO_EXTRA, Extra, collector_success_families, g
 from exporter.parsers import HostSnapshot
 from exporter.parsers_fs import Filesystem
 from exporter.parsers_proc import Meminfo, Stat
+from exporter.targets import HostLabels
 
 HEALTH_STATES = ("healthy", "degraded", "offline", "dead")
-
-
-@dataclass(frozen=True)
-class HostLabels:
-    """Who a host is in the lab; ``ip`` is the target address without the port."""
-
-    hostname: str
-    ip: str
-    department: str
-
-    def with_extra(self, extra: Extra) -> dict[str, str]:
-        """The lab labels plus ``extra``; ``extra`` wins where both name the same label (department)."""
-        return {"hostname": self.hostname, "ip": self.ip, "department": self.department, **extra}
 
 
 def cpu_usage_percent(current: Stat, previous: Stat) -> float | None:

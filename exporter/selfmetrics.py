@@ -26,7 +26,7 @@ def _counter(name: str, help_text: str, label: str, values: Mapping[str, float],
 
 
 def runtime_families(runtime: Any) -> list[Metric]:
-    """Families of a running ``exporter.cli.Runtime`` (duck-typed to keep this module import-light)."""
+    """Families of a running ``exporter.runtime.Runtime`` (duck-typed: that module imports this one)."""
     pool, health, events = runtime.pool, runtime.health, runtime.events
     targets = list(runtime.config.inventory.hosts)
     families: list[Metric] = [

@@ -20,7 +20,7 @@ import pytest
 
 from exporter import events
 from exporter.health import Transition
-from exporter.metrics import HostLabels
+from exporter.targets import HostLabels
 from remote_write_bridge.amqp import Publisher, Topology
 from tests.fixtures.procs import Service, wait_for
 from tests.fixtures.rabbitmq import AmqpNames, drain

@@ -15,11 +15,12 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
-from exporter.config import Config, Target, parse_config
+from exporter.config import Config, parse_config
 from exporter.health import HealthBook
 from exporter.hostkeys import SshError
 from exporter.http import ExporterApp
 from exporter.probe import Prober
+from exporter.targets import Target
 
 INVENTORY = {
     "ssh": {"user": "optilab", "key_file": "/nonexistent/key", "port": 22},

@@ -33,7 +33,7 @@ DRIVER = r'''
 from gevent import monkey; monkey.patch_all()
 import json, sys, time
 import gevent
-from exporter.cli import Runtime
+from exporter.runtime import Runtime
 from exporter.config import load_config
 
 args = json.loads(sys.argv[1])

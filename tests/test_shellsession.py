@@ -30,7 +30,8 @@ import json, sys, time
 from pathlib import Path
 import gevent
 from exporter.command import BATCH_SCRIPT, split_sections
-from exporter.config import PoolSettings, SessionSettings, SshSettings, Target
+from exporter.config import PoolSettings, SessionSettings, SshSettings
+from exporter.targets import Target
 from exporter.hostkeys import SshError
 from exporter.metrics_session import session_families
 from exporter.sshpool import SshPool

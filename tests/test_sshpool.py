@@ -22,7 +22,8 @@ from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from pathlib import Path
 import gevent
-from exporter.config import PoolSettings, SshSettings, Target
+from exporter.config import PoolSettings, SshSettings
+from exporter.targets import Target
 from exporter.hostkeys import SshError
 from exporter.sshpool import SshPool
 
