@@ -11,10 +11,10 @@ from typing import Any
 import pika
 import pika.exceptions
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from remote_write_bridge.webhook import webhook_bp
+from remote_write_bridge.app import create_app
+from remote_write_bridge.config import validate
 from tests.fixtures.procs import free_port
 from tests.fixtures.rabbitmq import AmqpNames, drain
 
@@ -42,9 +42,7 @@ def payload(*alerts: dict[str, Any], receiver: str = "optilab-oncall") -> dict[s
 
 
 def make_client(url: str, names: AmqpNames) -> FlaskClient:
-    app = Flask(__name__)
-    app.config.update(OPTILAB_AMQP_URL=url, OPTILAB_AMQP_PREFIX=names.prefix)
-    app.register_blueprint(webhook_bp)
+    app = create_app(validate({"OPTILAB_AMQP_URL": url, "OPTILAB_AMQP_PREFIX": names.prefix}), start=False)
     return app.test_client()
 
 
