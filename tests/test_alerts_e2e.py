@@ -31,8 +31,8 @@ from tests.fixtures.postgres import PrivatePostgres
 from tests.fixtures.procs import Service, free_port, http_ok, port_open, wait_for
 from tests.fixtures.prometheus import Peer, query
 from tests.fixtures.rabbitmq import AmqpNames, PrivateRabbitMQ, drain
+from tests.support.alerts import alert, payload
 from tests.test_consumer import event, publish, queued, rows
-from tests.test_webhook import alert, payload
 from toolkit.contract import alert_message
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import pytest
 
 from tests.fixtures.procs import wait_for
 from tests.fixtures.rabbitmq import AmqpNames, drain
-from tests.test_bridge_fixtures import (
+from tests.support.remote_write import (
     HOST,
     bridge_factory,  # noqa: F401 - fixture
     encode,

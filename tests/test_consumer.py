@@ -24,7 +24,7 @@ from exporter.targets import HostLabels
 from remote_write_bridge.amqp import Publisher, Topology
 from tests.fixtures.procs import Service, wait_for
 from tests.fixtures.rabbitmq import AmqpNames, drain
-from tests.test_webhook import alert
+from tests.support.alerts import alert
 from toolkit.contract import alert_message
 
 ConsumerFactory = Callable[..., Service]

@@ -26,7 +26,7 @@ from remote_write_bridge.config import validate
 from tests.api_lab import AUTH, make_app
 from tests.fixtures.postgres import create_database, drop_database
 from tests.fixtures.rabbitmq import AmqpNames
-from tests.test_bridge_fixtures import HEADERS, HOST, encode
+from tests.support.remote_write import HEADERS, HOST, encode
 from tests.test_consumer import ConsumerFactory, event, finish, publish, start_consumer  # noqa: F401 - fixture
 from tests.test_dashboards import DASHBOARD_FILES, expand_sql_macros, load, substitute, targets
 from timescale.roles import Roles, check_roles
