@@ -92,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("pika").setLevel(logging.DEBUG if args.log_level <= logging.DEBUG else logging.CRITICAL)
     prometheus_client.disable_created_metrics()  # *_created series only add noise to /metrics
     gc.set_threshold(700, 10, 100)  # full collections 10x rarer: a fan-out's live samples made them ~25 % of its CPU
-    log = logging.getLogger("exporter")
+    log = logging.getLogger("optilab.exporter")
     try:
         config = load_config(args.config)
     except ConfigError as exc:

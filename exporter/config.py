@@ -366,7 +366,7 @@ _INTEGERS: dict[str, tuple[int, int]] = {
 def _numbers(reader: _Reader, raw: Mapping[str, Any], name: str, cls: type[Any]) -> Any:
     """A settings dataclass of integers and durations, each field defaulting to the class's own."""
     section = reader.section(raw, name, set(cls.__dataclass_fields__))
-    defaults, values = cls(), {}
+    defaults, values = cls(), dict[str, float]()
     for key in cls.__dataclass_fields__:
         default = getattr(defaults, key)
         if key in _INTEGERS:
@@ -540,7 +540,7 @@ def key_file_problems(config: Config) -> list[str]:
 
     passphrase = config.ssh.passphrase.reveal().encode() if config.ssh.passphrase else None
     try:
-        paramiko.PKey.from_path(key_file, passphrase)
+        paramiko.PKey.from_path(key_file, passphrase)  # type: ignore[arg-type]  # paramiko takes bytes; its stub says str
         return []
     except OSError as exc:
         problem = f"is not readable ({exc.strerror or type(exc).__name__})"

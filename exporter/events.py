@@ -33,7 +33,7 @@ from exporter.health import Transition
 from exporter.targets import HostLabels
 from toolkit.contract import discovery_body, health_body
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.events")
 
 
 def health_event(transition: Transition, labels: HostLabels, at: str | None = None) -> dict[str, Any]:

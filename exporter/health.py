@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from exporter.config import HealthSettings
 from toolkit.contract import HEALTH_STATES, JUMP_REASONS
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.health")
 
 
 #: failure reasons that are no evidence about the host, so they never move its state: ``overload``

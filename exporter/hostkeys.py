@@ -24,7 +24,7 @@ import paramiko
 
 from exporter.targets import Target
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.hostkeys")
 
 
 class SshError(Exception):

@@ -50,7 +50,7 @@ from exporter.hostkeys import HostKeyStore, SshError
 from exporter.targets import Target
 from toolkit.contract import HEALTH_STATES
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.jump")
 
 IDLE_POLL_SECONDS = 1.0
 #: share of the connect timeout a channel open may wait; in the rest the bastion is asked whether it
@@ -87,8 +87,9 @@ class JumpHosts:
         for attempt in (1, 2):  # a pooled bastion transport found broken is redialled once
             transport = self._transport(bastion)
             try:
-                channel = transport.open_channel("direct-tcpip", (target.host, target.port),
-                                                 transport.sock.getsockname()[:2], timeout=timeout * OPEN_SHARE)
+                origin = transport.sock.getsockname()[:2]  # type: ignore[union-attr]  # dialled directly: a socket
+                channel = transport.open_channel("direct-tcpip", (target.host, target.port), origin,
+                                                 timeout=timeout * OPEN_SHARE)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 failure = transport.last_open_failure() if isinstance(transport, _BastionTransport) else None
                 if failure is not None:

@@ -34,7 +34,7 @@ from exporter.targets import Target
 if TYPE_CHECKING:
     from exporter.sshpool import SshPool
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.logincheck")
 
 LOGIN_CHECK_COMMAND = ("cd && printf x > .optilab-login-check && rm -f .optilab-login-check "
                        "&& echo optilab-login-ok")

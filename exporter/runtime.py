@@ -24,7 +24,7 @@ from exporter.selfmetrics import runtime_families
 from exporter.sshpool import SshPool
 from exporter.targets import HostLabels, Target
 
-log = logging.getLogger("exporter.reload")
+log = logging.getLogger("optilab.exporter.reload")
 
 
 class Runtime:

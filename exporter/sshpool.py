@@ -49,7 +49,7 @@ from exporter.overload import LoopMonitor, QueueSlots, call_started, timeout_rea
 from exporter.shellsession import AnswerTooLargeError, ShellDiedError, ShellSession, ShellUnavailableError
 from exporter.targets import Target
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.sshpool")
 
 IDLE_POLL_SECONDS = 1.0
 
@@ -327,8 +327,8 @@ class SshPool:
                 continue
             if now - connection.last_used > self.settings.idle_timeout:
                 self._close(connection, "idle")
-            elif self._worn_out(connection, now):
-                self._close(connection, self._worn_out(connection, now))
+            elif worn := self._worn_out(connection, now):
+                self._close(connection, worn)
             elif not connection.transport.is_active():
                 self._close(connection, "broken")
 
@@ -404,7 +404,7 @@ class SshPool:
         try:
             with self._dial_slots, gevent.Timeout(self.ssh.connect_timeout, SshError("timeout", "connect")):
                 sock = self._connect_socket(target)
-                transport = paramiko.Transport(sock)
+                transport = paramiko.Transport(sock)  # type: ignore[arg-type]  # a ForwardedSocket is socket-like
                 _prefer_aead(transport)
                 self.hostkeys.prefer_known_types(target, transport)
                 transport.start_client()

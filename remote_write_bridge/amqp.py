@@ -25,7 +25,7 @@ from toolkit.contract import DEFAULT_AMQP_PREFIX
 
 # Event bodies (building and validating them) are toolkit/contract.py's; this module moves them.
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.bridge.amqp")
 # Shared by every Publisher of the process (one per webhook thread): one line per outage.
 PUBLISHER_BROKER = Outage(log, "publisher: broker")
 

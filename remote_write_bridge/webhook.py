@@ -30,7 +30,7 @@ from remote_write_bridge.amqp import Publisher, PublishError, connect
 from remote_write_bridge.config import AlertSettings
 from toolkit.contract import InvalidEventError, alert_message, check_alert
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.bridge.webhook")
 
 webhook_bp = Blueprint("alerts_webhook", __name__)
 

@@ -34,7 +34,7 @@ from psycopg import sql
 
 from timescale.roles import PASSWORD_VARIABLES, Roles, check_roles, ensure_roles, grant_roles
 from toolkit import flags
-from toolkit.backends import dsn_problem
+from toolkit.backends import dsn_problem, first
 
 log = logging.getLogger("optilab.migrate")
 
@@ -78,7 +78,7 @@ def detect_mode(conn: psycopg.Connection) -> str:
     try:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            license_ = conn.execute("SHOW timescaledb.license").fetchone()[0]
+            license_ = first(conn.execute("SHOW timescaledb.license"))
             if license_ != "timescale":
                 log.warning("TimescaleDB is the %r build without compression and continuous aggregates; "
                             "using plain PostgreSQL", license_)
@@ -97,10 +97,9 @@ class _NotLicensedError(Exception):
 
 
 def _existing_mode(conn: psycopg.Connection) -> str | None:
-    row = conn.execute("SELECT to_regprocedure('storage_mode()') IS NOT NULL").fetchone()
-    if not row[0]:
+    if not first(conn.execute("SELECT to_regprocedure('storage_mode()') IS NOT NULL")):
         return None
-    return conn.execute("SELECT storage_mode()").fetchone()[0]
+    return first(conn.execute("SELECT storage_mode()"))
 
 
 def migrate(dsn: str, prefer: str = "auto", roles: Roles | None = None,

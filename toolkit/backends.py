@@ -8,7 +8,10 @@ turns into its own retry (HTTP 503 for the bridge and the API, a dropped channel
 
 from __future__ import annotations
 
+from typing import Any
+
 import pika
+import psycopg
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 
@@ -39,3 +42,11 @@ def usable_amqp_url(url: str) -> bool:
     except (ValueError, IndexError):
         return False
     return True
+
+
+def first(cursor: psycopg.Cursor[Any]) -> Any:
+    """The first column of the one row a query (``SELECT count(*)``, ``... RETURNING id``) returns."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the query returned no row")
+    return row[0]
