@@ -32,7 +32,7 @@ from tests.fixtures.procs import Service, free_port, http_ok, port_open, wait_fo
 from tests.fixtures.prometheus import Peer, query
 from tests.fixtures.rabbitmq import AmqpNames, PrivateRabbitMQ, drain
 from tests.support.alerts import alert, payload
-from tests.test_consumer import event, publish, queued, rows
+from tests.support.consumer import consumers, event, publish, queued, rows
 from toolkit.contract import alert_message
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,8 +131,6 @@ def start_bridge(services: Callable[..., Service], dsn: str, url: str, names: Am
 
 def start_consumer(services: Callable[..., Service], dsn: str, url: str, names: AmqpNames,
                    workers: int = 2) -> Service:
-    from tests.test_consumer import consumers
-
     return services("consumer", [BRIDGE, "consume", "--dsn", dsn, "--amqp", url, "--prefix", names.prefix,
                                  "--workers", str(workers)], {},
                     lambda: consumers(url, names.queue) >= workers)
