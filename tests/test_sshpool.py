@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.fixtures.sshd import Sshd
+from tests.support.driver import run_driver
 
 
 def drive(sshd: Sshd, scenario: str, known_hosts: Path | None = None, policy: str = "strict",
@@ -23,26 +23,14 @@ def drive(sshd: Sshd, scenario: str, known_hosts: Path | None = None, policy: st
     """Run one scenario in a patched interpreter; restarts sshd when the driver asks for it."""
     args = {"scenario": scenario, "port": sshd.port, "user": sshd.user, "key_file": str(sshd.key_file),
             "known_hosts": str(known_hosts or sshd.trust()), "policy": policy, "pool": pool or {}, **extra}
-    process = subprocess.Popen([sys.executable, "-m", "tests.support.sshpool_driver", json.dumps(args)],
-                               stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=Path(__file__).resolve().parents[1])
-    try:
-        assert process.stdout is not None and process.stdin is not None
-        for line in process.stdout:  # bounded: the driver prints a few lines and exits
-            if line.startswith("RESTART"):
-                sshd.restart()
-                process.stdin.write("go\n")
-                process.stdin.flush()
-            elif line.startswith("RESULT "):
-                process.wait(30)
-                return json.loads(line[len("RESULT "):])
-        process.wait(30)
-        raise AssertionError(f"driver failed: {process.stderr.read() if process.stderr else ''}")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
+
+    def answer(line: str) -> bool:
+        if line.startswith("RESTART"):
+            sshd.restart()
+            return True
+        return False
+
+    return run_driver(["-m", "tests.support.sshpool_driver", json.dumps(args)], answer)
 
 
 def test_one_handshake_serves_many_execs_also_concurrent(sshd: Sshd) -> None:
