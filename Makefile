@@ -8,12 +8,13 @@ PY := $(VENV)/bin/python
 demo: setup
 	$(PY) -m demo $(DEMO_ARGS)
 
-test: setup
+test: lint
 	scripts/ensure-services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 setup: $(VENV)/.installed
 

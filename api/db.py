@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from api.config import ApiConfig
+from toolkit.backends import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ Query = str | sql.Composable
 # and the API's concurrency comes from simultaneous requests, not from splitting one query.
 SESSION_OPTIONS = ("-c default_transaction_read_only=on -c TimeZone=UTC -c jit=off -c work_mem=16MB"
                    " -c max_parallel_workers_per_gather=0")
-
-
-class DatabaseUnavailableError(Exception):
-    """The database cannot answer now (down, restarting, pool exhausted); clients should retry."""
 
 
 class Database:

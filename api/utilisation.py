@@ -80,7 +80,7 @@ def heatmap(dept: DepartmentHours, weights: Iterable[tuple[datetime, float]], zo
         sums[day][hour] += dept.occupied[bucket]
         counts[day][hour] += 1
         opens[day][hour] += weight
-    cells = []
+    cells: list[dict[str, object]] = []
     for day in range(7):
         for hour in range(24):
             n = counts[day][hour]

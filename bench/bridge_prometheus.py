@@ -4,16 +4,14 @@ Prometheus (Debian package) scrapes a loopback target that exposes ``hosts × 14
 (the same families as the synthetic part) every second and remote-writes them with its default
 queue settings (2000 samples per send, up to 50 shards). The rate it sustains, its backlog and the
 lag between what it scraped and what it has sent come from Prometheus' own metrics; what was
-stored comes from the bridge's. Alone: ``.venv/bin/python -m bench.bridge_prometheus [--prom-hosts N]``
-(the same as ``bench.bridge_throughput --skip-synthetic``).
+stored comes from the bridge's. Alone: ``.venv/bin/python -m bench.bridge_throughput --skip-synthetic
+[--prom-hosts N]`` (bridge_throughput starts the database and the bridge, then calls this part).
 """
 
 from __future__ import annotations
 
 import http.server
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -22,19 +20,13 @@ from pathlib import Path
 import yaml
 
 from bench.common import report
+from bench.lab_series import host_series
+from demo.supervisor import free_port
 
 PROMETHEUS = "/usr/bin/prometheus"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve_target(hosts: int) -> tuple[http.server.ThreadingHTTPServer, str]:
-    from bench.bridge_throughput import host_series
-
     series = [(labels, base) for host in range(hosts) for labels, base in host_series(host)]
     scrapes = [0]
 
@@ -71,7 +63,7 @@ def _metric(url: str, name: str) -> float:
 
 def run_prometheus(dsn: str, bridge_port: int, workdir: Path, hosts: int = 3000, seconds: float = 30) -> None:
     server, target = _serve_target(hosts)
-    port = _free_port()
+    port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [{"job_name": "node", "honor_labels": True, "static_configs": [{"targets": [target]}]}],
@@ -115,9 +107,3 @@ def run_prometheus(dsn: str, bridge_port: int, workdir: Path, hosts: int = 3000,
         log.close()
         server.shutdown()
 
-
-if __name__ == "__main__":
-    from bench.bridge_throughput import main
-
-    sys.argv.append("--skip-synthetic")  # bridge_throughput starts the database and the bridge
-    sys.exit(main())

@@ -34,7 +34,10 @@ import cramjam
 import psycopg
 import psycopg.sql
 
+from bench.bridge_prometheus import run_prometheus
 from bench.common import report
+from bench.lab_series import host_series
+from demo.supervisor import free_port
 from remote_write_bridge.protocol import WriteRequest
 from timescale.migrate import migrate
 
@@ -42,31 +45,6 @@ SERVER_DSN = os.environ.get("OPTILAB_BENCH_PG", "host=127.0.0.1 port=5432 user=p
 HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
            "X-Prometheus-Remote-Write-Version": "0.1.0"}
 BATCH = 2000
-ALLOWED = ("node_load1", "node_load5", "node_load15", "optilab_probe_success", "optilab_probe_duration_seconds")
-NET = ("node_network_receive_bytes_total", "node_network_transmit_bytes_total")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def host_series(host: int) -> list[tuple[tuple[tuple[str, str], ...], float]]:
-    """(sorted labels, base value) of every stored series of one lab machine."""
-    ip = f"127.0.{1 + host // 250}.{1 + host % 250}"
-    common = {"instance": f"{ip}:22", "job": "node", "hostname": f"pc-{host:03d}", "ip": ip,
-              "department": ("physics", "chemistry", "biology", "maths")[host % 4]}
-    series = [({"__name__": name, **common}, base) for name, base in (
-        ("system_cpu_usage", 30.0), ("system_ram_usage", 55.0), ("system_disk_usage", 70.0),
-        ("system_status", 1.0), ("optilab_logged_in_users", 1.0))]
-    series += [({"__name__": name, **common}, 0.5) for name in ALLOWED]
-    series += [({"__name__": name, "device": dev, **common}, 1e6) for name in NET for dev in ("eth0", "lo")]
-    return [(tuple(sorted(labels.items())), base) for labels, base in series]
-
-
 def build_bodies(hosts: int, total_samples: int, start_ms: int) -> list[bytes]:
     """Scrape rounds 15 s apart, cut into 2000-sample requests; values vary a little per round."""
     lab = [s for host in range(hosts) for s in host_series(host)]
@@ -203,8 +181,6 @@ def main() -> int:
         if not args.skip_synthetic:
             synthetic(args, dsn, port)
         if not args.skip_prometheus:
-            from bench.bridge_prometheus import run_prometheus
-
             run_prometheus(dsn, port, workdir, hosts=args.prom_hosts)
     finally:
         if bridge is not None:

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,16 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from demo.supervisor import free_port
 from labsim.lab import Lab
 
 #: where each benchmark saves its figures; a smoke test points it elsewhere to keep the committed ones
 RESULTS = Path(os.environ.get("OPTILAB_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def median(values: list[float]) -> float:

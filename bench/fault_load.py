@@ -44,7 +44,8 @@ import psycopg
 import yaml
 from psycopg import sql
 
-from bench.common import free_port, peak_rss_mb, report
+from bench.common import peak_rss_mb, report
+from demo.supervisor import free_port
 from timescale.migrate import migrate
 
 SERVER_DSN = os.environ.get("OPTILAB_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")

@@ -36,10 +36,11 @@ sys.path.insert(0, str(ROOT))
 
 from exporter.collectors import make_plan  # noqa: E402
 from exporter.command import BATCH_SCRIPT, split_sources  # noqa: E402
-from exporter.config import PoolSettings, SshSettings, Target  # noqa: E402
+from exporter.config import PoolSettings, SshSettings  # noqa: E402
 from exporter.family import render  # noqa: E402
 from exporter.metrics import HostLabels, probe_families  # noqa: E402
 from exporter.sshpool import SshPool  # noqa: E402
+from exporter.targets import Target  # noqa: E402
 from tests.fixtures.procs import Service, free_port, http_ok  # noqa: E402
 from tests.fixtures.sshd import Sshd, start_sshd  # noqa: E402
 

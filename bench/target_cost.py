@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import cpu_seconds, median, ms, ratio, report, tree_cpu_seconds  # noqa: E402
-from exporter.config import PoolSettings, SessionSettings, SshSettings, Target  # noqa: E402
+from exporter.config import PoolSettings, SessionSettings, SshSettings  # noqa: E402
 from exporter.sshpool import SshPool  # noqa: E402
+from exporter.targets import Target  # noqa: E402
 from tests.fixtures.procs import Service, free_port, http_ok  # noqa: E402
 from tests.fixtures.sshd import Sshd, start_sshd  # noqa: E402
 

@@ -1,11 +1,12 @@
-"""``python -m exporter`` runs the same entry point as ``optilab-exporter``.
+"""The exporter's entry (``optilab-exporter`` and ``python -m exporter``): gevent patches the standard
+library first, before paramiko's threads and pika's sockets are imported, so that every other module
+can import at its top. Nothing else belongs here."""
 
-:func:`exporter.cli.main` calls ``gevent.monkey.patch_all()`` before anything that uses sockets or
-threads (paramiko, pika) is imported; nothing else may be imported ahead of it here.
-"""
+from gevent import monkey
 
-import sys
+monkey.patch_all()
 
-from exporter.cli import main
+from exporter.cli import main  # noqa: E402 - after the patch, on purpose
 
-sys.exit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -32,7 +32,7 @@ from exporter.metrics import probe_families
 from exporter.overload import probe_window
 from exporter.probe import Prober, ProbeResult
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.admission")
 
 #: a collection needs at least this much time left to be worth starting
 MIN_START_SECONDS = 0.05

@@ -1,11 +1,9 @@
-"""``optilab-exporter``: wiring (config → pool → health → prober → events → HTTP) and lifecycle.
+"""``optilab-exporter``: flags, the subcommands' dispatch, and the serving lifecycle.
 
-gevent must patch the standard library before paramiko, pika or anything that imports ``socket``
-or ``threading`` is loaded: paramiko's transports are threads that must become greenlets, or their
-reads fail with "This operation would block forever". So this module imports only the standard
-library's argparse at the top; :func:`main` patches first and imports the rest afterwards. Test
-processes import the pure modules (config, health, http with a fake runtime) unpatched and run the
-real exporter as a subprocess.
+The process starts in exporter/__main__.py, which patches gevent before this module (and with it
+paramiko and pika) is imported; the wiring of the running exporter is exporter/runtime.py.
+Test processes import the pure modules (config, health, http with a fake runtime) unpatched and
+run the real exporter as a subprocess.
 
 ``optilab-exporter scan ...`` is dispatched to ``exporter.scan.main`` (subnet discovery),
 ``optilab-exporter authorized-key ...`` to ``exporter.authkey.main`` (the monitoring key's line).
@@ -14,17 +12,21 @@ real exporter as a subprocess.
 from __future__ import annotations
 
 import argparse
+import gc
+import logging
+import signal
 import sys
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+import gevent
+import prometheus_client
+from gevent.pywsgi import WSGIServer
 
-    from prometheus_client.core import Metric
-
-    from exporter.config import Config, JumpSettings, Target
-    from exporter.health import Transition
-    from exporter.metrics import HostLabels
+from exporter import authkey, scan
+from exporter.config import Config, ConfigError, key_file_problems, load_config
+from exporter.http import ExporterApp
+from exporter.runtime import Runtime
+from toolkit import flags, resources, selfmetrics
+from toolkit.wsgi import ToolkitMiddleware
 
 DEFAULT_LISTEN = "127.0.0.1:9842"
 
@@ -40,8 +42,6 @@ endpoints: /probe?target=HOST:PORT, /probe?department=NAME, /probe?all=1, /sd, /
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    from toolkit import flags
-
     parser = build_parser()
     args = parser.parse_args(argv)
     args.web, args.ssl_context = flags.web_config(parser, args)
@@ -49,8 +49,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from toolkit import flags
-
     parser = argparse.ArgumentParser(
         prog="optilab-exporter", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Prometheus exporter for Linux lab machines over SSH (no agent on them).")
@@ -65,130 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Runtime:
-    """The running exporter: current config, SSH pool, health book, prober, event publisher.
-
-    The config file is re-read when its mtime (or the key file's) changes (checked on /probe and
-    /sd, and on SIGHUP); a broken new file, or one whose key file cannot be loaded, is logged and the
-    running config kept.
-    """
-
-    def __init__(self, path: str, config: Config, script: str | None = None) -> None:
-        from exporter.health import HealthBook
-        from exporter.overload import LoopMonitor
-        from exporter.probe import Prober
-        from exporter.sshpool import SshPool
-
-        self.path, self.config = path, config
-        self._mtime = self._stat()
-        self.monitor = LoopMonitor().start()
-        self.pool = SshPool(config.ssh, config.pool, route=self._route, health=config.health)
-        self.pool.monitor = self.monitor
-        self.pool.start_reaper()
-        self.pool.enable_login_checks()
-        self.pool.set_inventory(config.inventory)
-        self.health = HealthBook(config.health)
-        self.prober = Prober(self.pool, self.health, script=script, on_transition=self._on_transition,
-                             plans=lambda entry: self.config.plan(entry.department))
-        self.events = self._publisher(config)
-        self.reloads: dict[str, int] = {"success": 0, "failure": 0}
-        self.last_reload_ok = True
-
-    def maybe_reload(self) -> None:
-        if self._stat() != self._mtime:
-            self.reload()
-
-    def reload(self) -> None:
-        import logging
-
-        from exporter.config import ConfigError, key_file_problems, load_config
-        from exporter.sshpool import SshPool
-
-        log = logging.getLogger("exporter.reload")
-        key_changed = self._mtime[1:] != self._stat()[1:]
-        self._mtime = self._stat()
-        try:
-            new = load_config(self.path)
-            if key_file_problems(new):  # as at start; on reload a working config is there to keep
-                raise ConfigError(key_file_problems(new))
-        except ConfigError as exc:
-            self.reloads["failure"] += 1
-            self.last_reload_ok = False
-            log.error("config reload failed, keeping the running config: %s", "; ".join(exc.errors))
-            return
-        ssh_changed = new.ssh != self.config.ssh or key_changed
-        if ssh_changed or new.pool != self.config.pool:
-            old_pool, self.pool = self.pool, SshPool(new.ssh, new.pool, route=self._route, health=new.health)
-            self.pool.monitor = self.monitor
-            self.pool.start_reaper()
-            self.pool.enable_login_checks()
-            self.prober.runner = self.pool
-            old_pool.close()
-        if ssh_changed:  # what failed under the old SSH settings is no evidence under the new ones
-            cleared = self.health.retry_now(new.inventory.hosts)
-            if cleared:
-                log.info("ssh settings changed: %d hosts in backoff are dialled at their next probe", len(cleared))
-        if new.rabbitmq != self.config.rabbitmq:
-            if self.events is not None:
-                self.events.close(flush_timeout=1.0)
-            self.events = self._publisher(new)
-        self.health.settings = new.health
-        self.pool.jumps.health.settings = new.health  # bastions count failures with the same thresholds
-        self.prober.forget_except(set(new.inventory.hosts))
-        self.pool.set_inventory(new.inventory)
-        self.config = new
-        self.reloads["success"] += 1
-        self.last_reload_ok = True
-        self._mtime = self._stat()  # the new config's key file from now on
-        log.info("config reloaded: %d targets in %d departments", len(new.inventory.hosts),
-                 len(new.inventory.departments))
-
-    def _route(self, target: Target) -> JumpSettings | None:
-        """The bastion of ``target`` in the current inventory (a department's own, or ssh.jump)."""
-        return self.config.inventory.jump_for(target)
-
-    def self_metrics(self) -> Iterable[Metric]:
-        from exporter.selfmetrics import runtime_families
-
-        return runtime_families(self)
-
-    def close(self) -> None:
-        self.monitor.stop()
-        self.pool.close()
-        if self.events is not None:
-            self.events.close()
-
-    def _on_transition(self, transition: Transition, labels: HostLabels) -> None:
-        if self.events is not None:
-            from exporter.events import health_event
-
-            self.events.publish("health", health_event(transition, labels))
-
-    def _publisher(self, config: Config) -> Any:
-        if config.rabbitmq is None:
-            return None
-        from exporter.events import EventPublisher
-
-        return EventPublisher(config.rabbitmq).start()
-
-    def _stat(self) -> tuple[int | None, ...]:
-        """Modification times of the config file and of its key file (a fixed key reloads too)."""
-        import os
-
-        stamps = []
-        for path in (self.path, self.config.ssh.key_file):
-            try:
-                stamps.append(os.stat(path).st_mtime_ns if path is not None else None)
-            except OSError:
-                stamps.append(None)
-        return tuple(stamps)
-
-
 def preflight(config: Config) -> list[str]:
     """Problems the file itself cannot show: a key the exporter cannot read, a strict policy
     without a known_hosts file (every dial would be refused with reason ``hostkey``)."""
-    from exporter.config import key_file_problems
-
     ssh, warnings = config.ssh, key_file_problems(config)
     if ssh.host_key_policy == "strict" and not ssh.known_hosts.exists():
         warnings.append(f"{config.source}: ssh.known_hosts: {ssh.known_hosts} does not exist and the policy "
@@ -197,46 +74,25 @@ def preflight(config: Config) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gevent import monkey
-
-    monkey.patch_all()  # first, before paramiko/pika/socket users are imported (see module docstring)
+    """The command line; called by exporter/__main__.py once gevent has patched the process."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["scan"]:
-        from exporter import scan  # discovery lives in its own module
-
+    if argv[:1] == ["scan"]:  # discovery lives in its own module
         return scan.main(argv[1:])
-    if argv[:1] == ["authorized-key"]:
-        from exporter import authkey  # the monitoring key's restricted authorized_keys line
-
+    if argv[:1] == ["authorized-key"]:  # the monitoring key's restricted authorized_keys line
         return authkey.main(argv[1:])
     if argv[:1] == ["write-configs"]:
-        from toolkit import resources
-
         return resources.main(argv[1:], prog="optilab-exporter write-configs")
     return serve(parse_args(argv))
 
 
 def serve(args: argparse.Namespace) -> int:
-    import gc
-    import logging
-    import signal
-
-    import gevent
-    import prometheus_client
-    from gevent.pywsgi import WSGIServer
-
-    from exporter.config import ConfigError, load_config
-    from exporter.http import ExporterApp
-    from toolkit import flags, selfmetrics
-    from toolkit.wsgi import ToolkitMiddleware
-
     flags.setup_logging(args)
     logging.getLogger("paramiko").setLevel(max(logging.WARNING, args.log_level))
     # pika logs every failed reconnect as a multi-line ERROR; the publisher logs one line per attempt
     logging.getLogger("pika").setLevel(logging.DEBUG if args.log_level <= logging.DEBUG else logging.CRITICAL)
     prometheus_client.disable_created_metrics()  # *_created series only add noise to /metrics
     gc.set_threshold(700, 10, 100)  # full collections 10x rarer: a fan-out's live samples made them ~25 % of its CPU
-    log = logging.getLogger("exporter")
+    log = logging.getLogger("optilab.exporter")
     try:
         config = load_config(args.config)
     except ConfigError as exc:

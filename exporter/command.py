@@ -171,10 +171,16 @@ def frame(sources: Mapping[str, str], commands: Sequence[str] = ()) -> str:
         parts.append(("\n" if index else "") + f"==> {path} <==\n")
         parts.append(text)
     for name in commands:  # a command without a source is one the host does not have
-        text = sources.get(f"cmd:{name}")
-        parts.append(f"\n==> cmd:{name} <==\n{text or ''}{_STATUS}{127 if text is None else 0}\n")
+        output = sources.get(f"cmd:{name}")
+        parts.append(f"\n==> cmd:{name} <==\n{output or ''}{_STATUS}{127 if output is None else 0}\n")
     parts.append(f"{END}\n")
     return "".join(parts)
+
+
+if TYPE_CHECKING:  # built on first use by __getattr__ below; declared here for type checkers
+    BATCH_SCRIPT: str
+    DEFAULT_PATHS: tuple[str, ...]
+    DEFAULT_COMMANDS: tuple[str, ...]
 
 
 def __getattr__(name: str) -> object:

@@ -23,11 +23,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pika
 import yaml
 
 from exporter.collectors import Plan, by_name, default_enabled, make_plan
 from exporter.targets import Target, TargetError, parse_target
+from toolkit.backends import usable_amqp_url
+from toolkit.contract import DEFAULT_EXCHANGE
 
 #: Largest subnet one ``subnets`` entry may expand to (a /22): a typo like /8 must not create
 #: sixteen million targets.
@@ -160,7 +161,7 @@ class ProbeSettings:
 @dataclass(frozen=True)
 class RabbitSettings:
     url: Secret
-    exchange: str = "optilab.events"
+    exchange: str = DEFAULT_EXCHANGE
     buffer: int = 1000
 
 
@@ -410,7 +411,7 @@ _INTEGERS: dict[str, tuple[int, int]] = {
 def _numbers(reader: _Reader, raw: Mapping[str, Any], name: str, cls: type[Any]) -> Any:
     """A settings dataclass of integers and durations, each field defaulting to the class's own."""
     section = reader.section(raw, name, set(cls.__dataclass_fields__))
-    defaults, values = cls(), {}
+    defaults, values = cls(), dict[str, float]()
     for key in cls.__dataclass_fields__:
         default = getattr(defaults, key)
         if key in _INTEGERS:
@@ -441,21 +442,11 @@ def _rabbitmq(reader: _Reader, raw: Mapping[str, Any]) -> RabbitSettings | None:
     if url is None:
         reader.error("rabbitmq", "needs url (or url_env/url_file when it carries a password)")
         return None
-    if not _usable_amqp_url(url.reveal()):  # else the publisher would stop at its first connect
+    if not usable_amqp_url(url.reveal()):  # else the publisher would stop at its first connect
         reader.error("rabbitmq.url", "not an amqp:// or amqps:// URL (the value is not shown: it may hold a password)")
         return None
-    return RabbitSettings(url=url, exchange=str(rabbit.get("exchange", "optilab.events")),
+    return RabbitSettings(url=url, exchange=str(rabbit.get("exchange", DEFAULT_EXCHANGE)),
                           buffer=reader.integer(rabbit, "rabbitmq", "buffer", 1000, 1, 10**6))
-
-
-def _usable_amqp_url(url: str) -> bool:
-    if not url.startswith(("amqp://", "amqps://")):
-        return False
-    try:
-        pika.URLParameters(url)
-    except (ValueError, IndexError):
-        return False
-    return True
 
 
 def _host_entry(reader: _Reader, item: Any, path: str, department: str, port: int) -> HostEntry | None:
@@ -759,7 +750,7 @@ def key_file_problems(config: Config) -> list[str]:
 
     passphrase = config.ssh.passphrase.reveal().encode() if config.ssh.passphrase else None
     try:
-        paramiko.PKey.from_path(key_file, passphrase)
+        paramiko.PKey.from_path(key_file, passphrase)  # type: ignore[arg-type]  # paramiko takes bytes; its stub says str
         return []
     except OSError as exc:
         problem = f"is not readable ({exc.strerror or type(exc).__name__})"

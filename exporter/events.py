@@ -9,7 +9,7 @@ after a reconnect. When the broker is away, the publisher reconnects with jitter
 backoff while the queue fills; beyond its capacity, new events are dropped and counted
 (``optilab_exporter_events_dropped_total``) — losing a health event is better than stalling a scrape.
 
-Bodies follow docs/interfaces.md (``type`` and ``version`` always present).
+Bodies are built by toolkit/contract.py (docs/interfaces.md: ``type`` and ``version`` always present).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import gevent
@@ -31,26 +30,20 @@ from pika.adapters.gevent_connection import GeventConnection
 
 from exporter.config import RabbitSettings
 from exporter.health import Transition
-from exporter.metrics import HostLabels
+from exporter.targets import HostLabels
+from toolkit.contract import discovery_body, health_body
 
-log = logging.getLogger(__name__)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+log = logging.getLogger("optilab.exporter.events")
 
 
 def health_event(transition: Transition, labels: HostLabels, at: str | None = None) -> dict[str, Any]:
-    return {"type": "health", "version": 1, "instance": transition.target, "hostname": labels.hostname,
-            "ip": labels.ip, "department": labels.department, "from": transition.before,
-            "to": transition.after, "reason": transition.reason, "at": at or _now()}
+    """The ``health`` body (toolkit/contract.py) for one transition of a host."""
+    return health_body(transition.target, labels.hostname, labels.ip, labels.department, transition.before,
+                       transition.after, transition.reason, at)
 
 
-def discovery_event(instance: str, hostname: str, ip: str, department: str, os_type: str | None,
-                    os_version: str | None, at: str | None = None) -> dict[str, Any]:
-    """What ``optilab-exporter scan`` publishes for each host it found (routing key ``discovery``)."""
-    return {"type": "discovery", "version": 1, "instance": instance, "hostname": hostname, "ip": ip,
-            "department": department, "os_type": os_type, "os_version": os_version, "at": at or _now()}
+#: What ``optilab-exporter scan`` publishes for each host it found (routing key ``discovery``).
+discovery_event = discovery_body
 
 
 def publish_discoveries(settings: RabbitSettings, events: Iterable[dict[str, Any]],

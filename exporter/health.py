@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from exporter.config import HealthSettings
+from toolkit.contract import HEALTH_STATES, JUMP_REASONS
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.health")
 
-STATES = ("healthy", "degraded", "offline", "dead")
 
 #: failure reasons that are no evidence about the host, so they never move its state: ``overload``
 #: (the exporter's own queueing or CPU, see exporter/overload.py) and ``internal`` (an exporter bug)
@@ -109,7 +109,7 @@ class HealthBook:
 
     def counts(self, targets: Iterable[str]) -> dict[str, int]:
         """Hosts per state among ``targets`` (never-probed hosts count as healthy)."""
-        counts = dict.fromkeys(STATES, 0)
+        counts = dict.fromkeys(HEALTH_STATES, 0)
         for target in targets:
             counts[self.get(target).state] += 1
         return counts
@@ -149,10 +149,6 @@ class HealthBook:
 
 
 # -- bastions (jump hosts) ------------------------------------------------------------------------
-
-#: Reasons that blame the bastion, not the lab machine behind it (exporter/jump.py raises them).
-JUMP_REASONS = ("jump_unreachable", "jump_timeout", "jump_hostkey", "jump_auth", "jump_refused", "jump_protocol")
-
 
 def is_jump_reason(reason: str | None) -> bool:
     """True for a failure of the bastion: it must not count against the hosts behind it."""

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import paramiko
 
-from exporter.config import Target
+from exporter.targets import Target
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.hostkeys")
 
 
 class SshError(Exception):

@@ -44,11 +44,13 @@ import paramiko
 from paramiko.common import OPEN_FAILED_CONNECT_FAILED
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.config import JumpSettings, SshSettings, Target
-from exporter.health import STATES, JumpHealth
+from exporter.config import JumpSettings, SshSettings
+from exporter.health import JumpHealth
 from exporter.hostkeys import HostKeyStore, SshError
+from exporter.targets import Target
+from toolkit.contract import HEALTH_STATES
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.jump")
 
 IDLE_POLL_SECONDS = 1.0
 #: share of the connect timeout a channel open may wait; in the rest the bastion is asked whether it
@@ -85,8 +87,9 @@ class JumpHosts:
         for attempt in (1, 2):  # a pooled bastion transport found broken is redialled once
             transport = self._transport(bastion)
             try:
-                channel = transport.open_channel("direct-tcpip", (target.host, target.port),
-                                                 transport.sock.getsockname()[:2], timeout=timeout * OPEN_SHARE)
+                origin = transport.sock.getsockname()[:2]  # type: ignore[union-attr]  # dialled directly: a socket
+                channel = transport.open_channel("direct-tcpip", (target.host, target.port), origin,
+                                                 timeout=timeout * OPEN_SHARE)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 failure = transport.last_open_failure() if isinstance(transport, _BastionTransport) else None
                 if failure is not None:
@@ -128,7 +131,7 @@ class JumpHosts:
             by_name.setdefault(str(jump), []).append(bastion)
         for name, bastions in sorted(by_name.items()):
             current = self.health.get(name).state
-            for each in STATES:
+            for each in HEALTH_STATES:
                 state.add_metric([name, each], 1 if each == current else 0)
             up.add_metric([name], int(any(b.transport is not None and b.transport.is_active() for b in bastions)))
             channels.add_metric([name], sum(b.channels for b in bastions))

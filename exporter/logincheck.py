@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING
 
 import gevent
 
-from exporter.config import Target
 from exporter.hostkeys import SshError
+from exporter.targets import Target
 
 if TYPE_CHECKING:
     from exporter.sshpool import SshPool
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.logincheck")
 
 LOGIN_CHECK_COMMAND = ("cd && printf x > .optilab-login-check && rm -f .optilab-login-check "
                        "&& echo optilab-login-ok")

@@ -10,31 +10,14 @@ module adds what is OptiLab's own (names fixed by docs/interfaces.md): the lab g
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
-from exporter.family import Extra, Family, gauge
+from exporter.family import Family, gauge
 from exporter.parsers_proc import Stat
 from exporter.parsers_seat import KINDS, STATES, SeatReading
+from exporter.targets import HostLabels
 
 HEALTH_STATES = ("healthy", "degraded", "offline", "dead")
 LAB_LABELS = ("hostname", "ip", "department")
-
-
-@dataclass(frozen=True)
-class HostLabels:
-    """Who a host is in the lab; ``ip`` is the target address without the port."""
-
-    hostname: str
-    ip: str
-    department: str
-
-    def with_extra(self, extra: Extra) -> dict[str, str]:
-        """The lab labels plus ``extra``; ``extra`` wins where both name the same label (department)."""
-        return {"hostname": self.hostname, "ip": self.ip, "department": self.department, **extra}
-
-    @property
-    def values(self) -> tuple[str, str, str]:
-        return (self.hostname, self.ip, self.department)
 
 
 def cpu_usage_percent(current: Stat, previous: Stat) -> float | None:

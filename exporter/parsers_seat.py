@@ -72,7 +72,7 @@ class SeatReading:
 def parse_seats(text: str) -> SeatReading:
     """Parse the section; raises ValueError when it is not the section's output at all."""
     lines = text.splitlines()
-    header = dict(line.split(" ", 1) if " " in line else (line, "") for line in lines[:2])
+    header = dict(line.partition(" ")[::2] for line in lines[:2])
     if "now" not in header or "@who" not in lines:
         raise ValueError("seats: missing 'now' line or '@who' marker")
     now = float(header["now"])

@@ -31,7 +31,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import gevent.pool
 import yaml
+from tqdm import tqdm
 
 from exporter.config import (
     ConfigError,
@@ -45,7 +47,10 @@ from exporter.config import (
     parse_config,
     parse_target,
 )
+from exporter.events import discovery_event, publish_discoveries
+from exporter.hostkeys import SshError
 from exporter.parsers_host import parse_osrelease
+from exporter.sshpool import SshPool
 
 #: what a discovered host is asked; a constant, nothing from input reaches the shell
 DISCOVERY_COMMAND = "uname -n; cat /etc/os-release"
@@ -121,12 +126,7 @@ def identify(output: str, target: Target) -> Found:
 def scan(addresses: list[str], port: int, ssh: SshSettings, timeout: float, concurrency: int,
          progress: Any = None, jump: JumpSettings | None = None) -> list[Found]:
     """Probe every address concurrently (through ``jump`` when given); log in to those that answer.
-    Needs gevent monkey patching."""
-    import gevent.pool
-
-    from exporter.hostkeys import SshError
-    from exporter.sshpool import SshPool
-
+    Needs gevent monkey patching (exporter/__main__.py)."""
     pool = SshPool(ssh, PoolSettings(), route=lambda target: jump)
     found: list[Found] = []
 
@@ -266,8 +266,6 @@ def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings,
 
 def discovery_events(found: list[Found], merged: dict[str, Any]) -> list[dict[str, Any]]:
     """A ``discovery`` event per host that logged in, with the department the merge gave it."""
-    from exporter.events import discovery_event
-
     inventory = parse_config(merged, "<merged>").inventory
     events = []
     for host in found:
@@ -287,11 +285,7 @@ def write_inventory(path: Path, raw: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from gevent import monkey
-    if not monkey.is_module_patched("socket"):
-        monkey.patch_all()  # the exporter's CLI has done it already; a direct call needs it here
-    from tqdm import tqdm
-
+    """``optilab-exporter scan``; runs in the process exporter/__main__.py has patched for gevent."""
     args = parse_args(argv)
     try:
         addresses = check_network(args.cidr, args.allow_large)
@@ -329,8 +323,6 @@ def main(argv: list[str]) -> int:
         print(f"optilab-exporter scan: merged inventory is invalid, nothing written:\n{exc}", file=sys.stderr)
         return 1
     if rabbitmq is not None and raw.get("departments"):
-        from exporter.events import publish_discoveries
-
         published, dropped = publish_discoveries(rabbitmq, discovery_events(found, raw))
         print(f"discovery events: {published} published, {dropped} dropped", file=sys.stderr)
     answered = sum(1 for host in found if host.hostname)

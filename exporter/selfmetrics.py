@@ -12,7 +12,8 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-REASONS = ("timeout", "refused", "auth", "hostkey", "protocol", "unreachable", "overload")
+from toolkit.contract import PROBE_REASONS
+
 DROP_REASONS = ("full", "unroutable", "nack", "shutdown")
 
 
@@ -25,14 +26,14 @@ def _counter(name: str, help_text: str, label: str, values: Mapping[str, float],
 
 
 def runtime_families(runtime: Any) -> list[Metric]:
-    """Families of a running ``exporter.cli.Runtime`` (duck-typed to keep this module import-light)."""
+    """Families of a running ``exporter.runtime.Runtime`` (duck-typed: that module imports this one)."""
     pool, health, events = runtime.pool, runtime.health, runtime.events
     targets = list(runtime.config.inventory.hosts)
     families: list[Metric] = [
         _counter("optilab_exporter_ssh_dials", "SSH connection attempts by result (success or reason).",
-                 "result", pool.stats.dials, ("success", *REASONS)),
+                 "result", pool.stats.dials, ("success", *PROBE_REASONS)),
         _counter("optilab_exporter_ssh_errors", "SSH failures (dial or exec) by reason.", "reason",
-                 pool.stats.errors, REASONS),
+                 pool.stats.errors, PROBE_REASONS),
         _counter("optilab_exporter_ssh_connections_closed", "Pooled SSH connections closed, by cause.",
                  "cause", pool.stats.closed, ("idle", "age", "execs", "broken", "retired", "evicted")),
         CounterMetricFamily("optilab_exporter_ssh_execs", "Commands run over pooled connections.",

@@ -72,7 +72,7 @@ class SlowTier:
             self._attempted[key] = now
             self._greenlets[key] = self._spawn(self._guarded, target, plan)
         greenlet = self._greenlets.get(key)
-        if key not in self._cache and wait > 0 and key in self._running and hasattr(greenlet, "join"):
+        if key not in self._cache and wait > 0 and key in self._running and greenlet is not None:
             greenlet.join(timeout=min(wait, self.first_wait))
         entry = self._cache.get(key)
         if entry is not None and now - entry[0] > self.max_age:

@@ -40,15 +40,16 @@ import gevent
 import gevent.lock
 import paramiko
 
-from exporter.config import HealthSettings, Inventory, JumpSettings, PoolSettings, SshSettings, Target
+from exporter.config import HealthSettings, Inventory, JumpSettings, PoolSettings, SshSettings
 from exporter.health import JumpHealth
 from exporter.hostkeys import HostKeyStore, SshError
 from exporter.jump import ForwardedSocket, JumpHosts, bastion_lost
 from exporter.logincheck import LoginChecks, LoginResult
 from exporter.overload import LoopMonitor, QueueSlots, call_started, timeout_reason
 from exporter.shellsession import AnswerTooLargeError, ShellDiedError, ShellSession, ShellUnavailableError
+from exporter.targets import Target
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.exporter.sshpool")
 
 IDLE_POLL_SECONDS = 1.0
 
@@ -155,6 +156,21 @@ class SshPool:
         self.host_modes: dict[Target, str] = {}  # per-department ssh.session.mode overrides
         self.login = LoginChecks(self, ssh.session.login_check_interval, clock, wall_clock)
         self._cap_logged: set[Target] = set()
+
+    @classmethod
+    def serving(cls, ssh: SshSettings, settings: PoolSettings, route: Callable[[Target], JumpSettings | None],
+                health: HealthSettings, monitor: LoopMonitor | None) -> SshPool:
+        """The exporter's pool: reaper running, fresh-login checks on, loop stalls told from host timeouts."""
+        pool = cls(ssh, settings, route=route, health=health)
+        pool.monitor = monitor
+        pool.start_reaper()
+        pool.enable_login_checks()
+        return pool
+
+    def successor(self, ssh: SshSettings, settings: PoolSettings, health: HealthSettings) -> SshPool:
+        """The pool that replaces this one after a reload changed SSH or pool settings: same route and
+        monitor, started. The caller points its runner at it, then closes this one."""
+        return SshPool.serving(ssh, settings, self.route, health, self.monitor)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -311,8 +327,8 @@ class SshPool:
                 continue
             if now - connection.last_used > self.settings.idle_timeout:
                 self._close(connection, "idle")
-            elif self._worn_out(connection, now):
-                self._close(connection, self._worn_out(connection, now))
+            elif worn := self._worn_out(connection, now):
+                self._close(connection, worn)
             elif not connection.transport.is_active():
                 self._close(connection, "broken")
 
@@ -388,7 +404,7 @@ class SshPool:
         try:
             with self._dial_slots, gevent.Timeout(self.ssh.connect_timeout, SshError("timeout", "connect")):
                 sock = self._connect_socket(target)
-                transport = paramiko.Transport(sock)
+                transport = paramiko.Transport(sock)  # type: ignore[arg-type]  # a ForwardedSocket is socket-like
                 _prefer_aead(transport)
                 self.hostkeys.prefer_known_types(target, transport)
                 transport.start_client()

@@ -3,12 +3,14 @@
 A target is what the exporter dials and what Prometheus calls ``instance``; its string form always
 writes the port (``127.0.1.5:22``, ``[::1]:22``) so one machine has exactly one identity. Anything
 that is not a plain host name or IP address with a valid port is refused here, before any lookup.
+:class:`HostLabels` is who the machine behind a target is (hostname, ip, department).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})"
@@ -17,10 +19,6 @@ _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
 
 class TargetError(ValueError):
     """A ``HOST[:PORT]`` string that is not a host name or address with a valid port."""
-
-
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
 
 
 @dataclass(frozen=True, order=True)
@@ -40,6 +38,25 @@ class Target:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class HostLabels:
+    """Who a host is in the lab; ``ip`` is the target address without the port. Metrics label
+    their series with it and health events carry it (exporter/events.py)."""
+
+    hostname: str
+    ip: str
+    department: str
+
+    def with_extra(self, extra: Mapping[str, str]) -> dict[str, str]:
+        """The lab labels plus ``extra``; ``extra`` wins where both name the same label (department)."""
+        return {"hostname": self.hostname, "ip": self.ip, "department": self.department, **extra}
+
+    @property
+    def values(self) -> tuple[str, str, str]:
+        """(hostname, ip, department): the lab labels' values in the order metrics name them."""
+        return (self.hostname, self.ip, self.department)
 
 
 def parse_target(text: str, default_port: int) -> Target:

@@ -92,8 +92,8 @@ def encode(series: Sequence[tuple[dict[str, str], list[tuple[float, int]]]]) -> 
         ts = request.timeseries.add()
         for name, value in sorted(labels.items()):
             ts.labels.add(name=name, value=value)
-        for value, ms in samples:
-            ts.samples.add(value=value, timestamp=ms)
+        for sample_value, ms in samples:
+            ts.samples.add(value=sample_value, timestamp=ms)
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 
 

@@ -55,8 +55,3 @@ def write_known_hosts(path: Path, entries: Iterable[tuple[str, int, paramiko.PKe
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)
-
-
-def public_key_of(path: Path) -> paramiko.PKey:
-    """The public half of the login key at ``path`` (the one the lab authorizes)."""
-    return paramiko.Ed25519Key.from_private_key_file(str(path))

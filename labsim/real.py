@@ -28,7 +28,7 @@ from labsim.model import make_profiles
 
 SSHD = "/usr/sbin/sshd"
 PER_PROCESS = 16
-log = logging.getLogger("labsim.real")
+log = logging.getLogger("optilab.labsim.real")
 
 
 def ensure_user(name: str) -> Path:

@@ -20,7 +20,7 @@ from labsim.keys import load_or_create, write_known_hosts
 from labsim.model import OPENING_HOURS, SimClock, make_profiles
 from labsim.server import SimHost, listen
 
-log = logging.getLogger("labsim")
+log = logging.getLogger("optilab.labsim")
 
 
 class LabRuntime:

@@ -21,6 +21,12 @@ from pathlib import Path
 import gevent
 import paramiko
 from gevent.server import StreamServer
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
 
 from exporter.command import DEFAULT_COMMANDS, DEFAULT_PATHS
 from exporter.shellsession import SHELL_COMMAND
@@ -86,15 +92,15 @@ class SessionServer(paramiko.ServerInterface):
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         if self.host.fault.mode is Mode.AUTH:
-            return paramiko.AUTH_FAILED
+            return AUTH_FAILED
         if username == self.user and key.get_base64() == self.authorized:
-            return paramiko.AUTH_SUCCESSFUL
-        return paramiko.AUTH_FAILED
+            return AUTH_SUCCESSFUL
+        return AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         if kind == "session":
-            return paramiko.OPEN_SUCCEEDED
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            return OPEN_SUCCEEDED
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
         # The transport's own greenlet must keep reading, so the command runs in a new one.

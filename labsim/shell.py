@@ -78,7 +78,7 @@ def respond(command: str, state: HostState, now: float) -> Reply:
         return Reply(answer.encode())
     if command == LOGIN_CHECK_COMMAND:
         return Reply(f"{LOGIN_CHECK_OK}\n".encode())
-    out = []
+    out: list[str] = []
     for part in command.replace("\n", ";").split(";"):
         text = _single(part, state, now)
         if text is None:

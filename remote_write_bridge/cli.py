@@ -11,8 +11,14 @@ import logging
 import sys
 from pathlib import Path
 
+import waitress
+
+from remote_write_bridge import state
+from remote_write_bridge.app import create_app
 from remote_write_bridge.config import ConfigError, load
+from remote_write_bridge.webhook import broker_warning
 from toolkit import flags
+from toolkit.wsgi import ToolkitMiddleware
 
 DEFAULT_LISTEN = "127.0.0.1:9843"
 EPILOG = """commands:
@@ -57,23 +63,12 @@ def serve(argv: list[str]) -> int:
         print(f"optilab-bridge: configuration error: {exc}", file=sys.stderr)
         return 2
 
-    import waitress
-
-    from remote_write_bridge.app import create_app
-    from remote_write_bridge.webhook import broker_warning, check_settings
-    from toolkit.wsgi import ToolkitMiddleware
-
     app = create_app(config, start=False)
-    with app.app_context():
-        problem = check_settings()
-        warning = None if problem else broker_warning()
-    if problem:
-        print(f"optilab-bridge: configuration error: {problem}", file=sys.stderr)
-        return 2
+    bridge = state.of(app)
     log = logging.getLogger("optilab.bridge")
+    warning = broker_warning(bridge.alerts)
     if warning:
         log.warning("%s", warning)
-    bridge = app.extensions["optilab_bridge"]
     bridge.start()
 
     def ready() -> tuple[bool, str]:

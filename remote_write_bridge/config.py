@@ -1,21 +1,25 @@
 """Bridge configuration: defaults, an optional YAML file, and validation with readable errors.
 
-``validate(raw)`` is a pure function from the parsed YAML to a ``BridgeConfig`` so a typo names the
-field it is in. Sections the remote-write part does not know (e.g. ``webhook:``, ``amqp:``) are kept
-untouched in ``BridgeConfig.sections`` for the blueprints that own them.
+``validate(raw)`` is a pure function from the parsed YAML to a ``BridgeConfig`` that lists every
+problem at once, each naming its field. Sections the remote-write part does not know are kept
+untouched in ``BridgeConfig.sections``. The webhook's broker and delivery settings
+(:class:`AlertSettings`: upper-case keys of the file over the environment) are read and checked
+once, by :func:`alert_settings` at start, never per request.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
-from psycopg import ProgrammingError
-from psycopg.conninfo import conninfo_to_dict
 
+from remote_write_bridge.amqp import Topology, amqp_url_from_env
 from remote_write_bridge.limits import LabelLimits
+from toolkit.backends import dsn_problem, usable_amqp_url
 
 # Bounds of every statement on the bridge's and the consumer's database sessions (seconds). A lock
 # fails fast; a statement may take longer (a 400,000-sample insert took >10 s on this shared box
@@ -31,7 +35,24 @@ DEFAULT_ALLOW_LIST = (
 
 
 class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the field."""
+    """Configuration values are wrong; ``errors`` lists each, naming its field (the message joins them)."""
+
+    def __init__(self, errors: str | list[str]) -> None:
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("; ".join(self.errors))
+
+
+DELIVERIES = ("rabbitmq", "direct")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """How the Alertmanager webhook delivers: through RabbitMQ (``amqp_url``, ``topology``) or
+    ``direct`` into the database. ``amqp_url`` carries the broker password: never print it."""
+
+    delivery: str = "rabbitmq"
+    amqp_url: str = field(default_factory=amqp_url_from_env, repr=False)
+    topology: Topology = field(default_factory=Topology)
 
 
 @dataclass(frozen=True)
@@ -70,9 +91,11 @@ class BridgeConfig:
     # /health answers 503 while a write has been in flight longer than this
     stuck_write_s: float = 30.0  # Prometheus gives up on a request after its 30 s remote_timeout
     sections: dict[str, Any] = field(default_factory=dict)
+    # the webhook's settings, read once by load(); None: create_app reads them (alert_settings)
+    alerts: AlertSettings | None = None
 
 
-_FIELDS = {
+_FIELDS: dict[str, type | tuple[type, ...]] = {
     "allow_list": list, "max_body_bytes": int, "max_decompressed_bytes": int, "max_inflight_bytes": int,
     "inflight_wait_s": (int, float), "pool_min": int, "pool_max": int,
     "pool_timeout": (int, float), "retention_days": int, "future_tolerance_s": int,
@@ -88,49 +111,74 @@ def check_dsn(dsn: str) -> None:
 
     The message does not repeat the text, which may hold a password.
     """
-    try:
-        conninfo_to_dict(dsn)
-    except ProgrammingError:
-        raise ConfigError("dsn: not a libpq connection string or postgresql:// URL") from None
+    problem = dsn_problem(dsn)
+    if problem:
+        raise ConfigError(f"dsn: {problem}")
 
 
 def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:
-    """Check the ``remote_write:`` section of ``raw`` and build the config."""
+    """Check the ``remote_write:`` section of ``raw`` and build the config; :class:`ConfigError`
+    lists every problem found, not only the first."""
+    errors: list[str] = []
     if dsn:
-        check_dsn(dsn)
+        problem = dsn_problem(dsn)
+        if problem:
+            errors.append(f"dsn: {problem}")
     raw = dict(raw or {})
     section = raw.pop("remote_write", None) or {}
     if not isinstance(section, dict):
-        raise ConfigError("remote_write: must be a mapping")
+        errors.append("remote_write: must be a mapping")
+        section = {}
     values: dict[str, Any] = {}
     for key, value in section.items():
         expected = _FIELDS.get(key)
         if expected is None:
-            raise ConfigError(f"remote_write.{key}: unknown field (known: {', '.join(sorted(_FIELDS))})")
-        if isinstance(value, bool) or not isinstance(value, expected):
-            raise ConfigError(f"remote_write.{key}: expected {_type_name(expected)}, got {value!r}")
-        values[key] = value
+            errors.append(f"remote_write.{key}: unknown field (known: {', '.join(sorted(_FIELDS))})")
+        elif isinstance(value, bool) or not isinstance(value, expected):
+            errors.append(f"remote_write.{key}: expected {_type_name(expected)}, got {value!r}")
+        else:
+            values[key] = value
     if "allow_list" in values:
-        names = values["allow_list"]
+        names = values.pop("allow_list")
         bad = [name for name in names if not isinstance(name, str) or not name]
         if bad:
-            raise ConfigError(f"remote_write.allow_list: metric names must be non-empty strings, got {bad!r}")
-        values["allow_list"] = frozenset(names)
+            errors.append(f"remote_write.allow_list: metric names must be non-empty strings, got {bad!r}")
+        else:
+            values["allow_list"] = frozenset(names)
     for key in ("max_body_bytes", "max_decompressed_bytes", "max_inflight_bytes", "pool_min", "pool_max",
                 "retention_days", "max_labels", "max_label_name_bytes", "max_label_value_bytes", "max_series_bytes",
                 "isolation_max_writes"):
         if key in values and values[key] < 1:
-            raise ConfigError(f"remote_write.{key}: must be at least 1, got {values[key]}")
+            errors.append(f"remote_write.{key}: must be at least 1, got {values[key]}")
+            del values[key]  # the default stands in, so the checks below still run
     config = BridgeConfig(dsn=dsn, sections=raw, **values)
     for key in ("statement_timeout_s", "lock_timeout_s", "stuck_write_s", "inflight_wait_s"):
         if getattr(config, key) <= 0:
-            raise ConfigError(f"remote_write.{key}: must be positive, got {getattr(config, key)}")
+            errors.append(f"remote_write.{key}: must be positive, got {getattr(config, key)}")
     if config.max_decompressed_bytes > config.max_inflight_bytes:
-        raise ConfigError(f"remote_write.max_decompressed_bytes ({config.max_decompressed_bytes}) exceeds "
-                          f"max_inflight_bytes ({config.max_inflight_bytes}): such a request could never run")
+        errors.append(f"remote_write.max_decompressed_bytes ({config.max_decompressed_bytes}) exceeds "
+                      f"max_inflight_bytes ({config.max_inflight_bytes}): such a request could never run")
     if config.pool_min > config.pool_max:
-        raise ConfigError(f"remote_write.pool_min ({config.pool_min}) exceeds pool_max ({config.pool_max})")
+        errors.append(f"remote_write.pool_min ({config.pool_min}) exceeds pool_max ({config.pool_max})")
+    if errors:
+        raise ConfigError(errors)
     return config
+
+
+def alert_settings(sections: Mapping[str, Any], environ: Mapping[str, str]) -> AlertSettings:
+    """The webhook's settings: ``OPTILAB_ALERTS_DELIVERY``, ``OPTILAB_AMQP_URL``, ``OPTILAB_AMQP_PREFIX``
+    from the file's upper-case keys, else the environment. Raises :class:`ConfigError` listing all."""
+    merged = {**environ, **{k: v for k, v in sections.items() if k.isupper()}}
+    delivery = str(merged.get("OPTILAB_ALERTS_DELIVERY") or "rabbitmq").strip().lower()
+    settings = AlertSettings(delivery, amqp_url_from_env(merged), Topology.from_env(merged))
+    errors = []
+    if delivery not in DELIVERIES:
+        errors.append(f"OPTILAB_ALERTS_DELIVERY: expected rabbitmq or direct, got {delivery!r}")
+    if delivery != "direct" and not usable_amqp_url(settings.amqp_url):  # the URL itself is not shown
+        errors.append("OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL")
+    if errors:
+        raise ConfigError(errors)
+    return settings
 
 
 def session_settings(statement_timeout_s: float = WRITE_STATEMENT_TIMEOUT_S,
@@ -145,17 +193,30 @@ def label_limits(config: BridgeConfig) -> LabelLimits:
                        config.max_series_bytes)
 
 
-def load(path: Path | None, dsn: str) -> BridgeConfig:
-    """Read the YAML file at ``path`` (optional) and validate it."""
-    if path is None:
-        return validate({}, dsn)
+def load(path: Path | None, dsn: str, environ: Mapping[str, str] | None = None) -> BridgeConfig:
+    """Read the YAML file at ``path`` (optional), validate it and the webhook's settings (from the
+    file and ``environ``, default ``os.environ``); one :class:`ConfigError` lists every problem."""
+    raw: Any = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+    errors: list[str] = []
+    config = alerts = None
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return validate(raw, dsn)
+        config = validate(raw, dsn)
+    except ConfigError as exc:
+        errors += exc.errors
+    try:
+        alerts = alert_settings(raw, os.environ if environ is None else environ)
+    except ConfigError as exc:
+        errors += exc.errors
+    if config is None or alerts is None:
+        raise ConfigError(errors)
+    return replace(config, alerts=alerts)
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:

@@ -34,19 +34,18 @@ from pika.adapters.blocking_connection import BlockingChannel
 from remote_write_bridge import event_store
 from remote_write_bridge.amqp import (
     CONNECTION_ERRORS,
-    InvalidEventError,
     Topology,
     amqp_url_from_env,
     connect,
     declare,
-    parse_event,
     quiet_pika,
-    usable_url,
 )
 from remote_write_bridge.config import ConfigError, check_dsn, session_settings
 from remote_write_bridge.dberrors import classify
 from remote_write_bridge.outage import Outage
 from toolkit import flags
+from toolkit.backends import DatabaseUnavailableError, usable_amqp_url
+from toolkit.contract import InvalidEventError, parse_event
 
 log = logging.getLogger("optilab.consumer")
 
@@ -54,10 +53,6 @@ PREFETCH = 10
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
 # Errors after which the same message may succeed on a fresh database connection.
 DB_TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
-
-
-class DatabaseUnavailableError(Exception):
-    """Raised out of the consume loop to drop the broker channel and wait for the database."""
 
 
 class Worker:
@@ -219,7 +214,7 @@ def main(argv: list[str]) -> int:
     quiet_pika()  # the workers log one line per outage instead of pika's tracebacks
     topology = Topology.from_prefix(args.prefix) if args.prefix else Topology.from_env()
     url = args.amqp or amqp_url_from_env()
-    if not usable_url(url):  # else each worker would retry it forever with a traceback
+    if not usable_amqp_url(url):  # else each worker would retry it forever with a traceback
         print("optilab-bridge consume: --amqp/OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL", file=sys.stderr)
         return 2
     stop = threading.Event()

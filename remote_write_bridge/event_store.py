@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from remote_write_bridge.amqp import parse_time
+from toolkit.contract import parse_time
 
 # Reachability implied by a health state, for status_history.status ('online'|'offline').
 _STATUS_OF_HEALTH = {"healthy": "online", "degraded": "online", "offline": "offline", "dead": "offline"}
@@ -111,5 +111,5 @@ _STORERS = {"alert": store_alert, "health": store_health, "discovery": store_dis
 
 
 def store_event(conn: psycopg.Connection, event: dict[str, Any]) -> None:
-    """Dispatch a validated event (``amqp.parse_event``) to its table writer."""
+    """Dispatch a validated event (``contract.parse_event``) to its table writer."""
     _STORERS[event["type"]](conn, event)

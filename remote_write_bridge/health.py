@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-if TYPE_CHECKING:
-    from remote_write_bridge.app import Bridge
+from remote_write_bridge import state
+from remote_write_bridge.state import Bridge
 
 health_bp = Blueprint("health", __name__)
 
@@ -46,7 +45,7 @@ def health() -> tuple[Response, int]:
     A write in flight longer than ``stuck_write_s`` means the bridge cannot store what Prometheus
     sends (a lock, a hung connection) even though ``SELECT 1`` still works: say so.
     """
-    bridge = current_app.extensions["optilab_bridge"]
+    bridge = state.current()
     reachable = bridge.store.ping()
     newest = bridge.newest_sample_ms
     in_flight, oldest = bridge.store.oldest_write_s()
@@ -78,6 +77,6 @@ def _failure(bridge: Bridge) -> dict[str, object] | None:
 
 @health_bp.get("/metrics")
 def metrics() -> Response:
-    registry = current_app.extensions["optilab_bridge"].metrics.registry
+    registry = state.current().metrics.registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -18,22 +18,22 @@ import logging
 import time
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from psycopg_pool import PoolTimeout
 
+from remote_write_bridge import state
 from remote_write_bridge.budget import OverBudgetError
+from remote_write_bridge.config import BridgeConfig
 from remote_write_bridge.facts import store_facts
 from remote_write_bridge.isolate import RefusedError, isolate
 from remote_write_bridge.mapping import Batch, to_batch
 from remote_write_bridge.protocol import RemoteWriteError, check_headers, check_length, decode
-from remote_write_bridge.store import DatabaseUnavailableError, UnstorableBatchError, utc_now_ms
-
-if TYPE_CHECKING:
-    from remote_write_bridge.app import Bridge
-    from remote_write_bridge.config import BridgeConfig
+from remote_write_bridge.state import Bridge
+from remote_write_bridge.store import UnstorableBatchError, utc_now_ms
+from toolkit.backends import DatabaseUnavailableError
 
 log = logging.getLogger("optilab.bridge.receiver")
 
@@ -46,7 +46,7 @@ def _text(status: int, message: str) -> Response:
 
 @receiver_bp.post("/api/v1/write")
 def write() -> Response:
-    bridge = current_app.extensions["optilab_bridge"]
+    bridge = state.current()
     metrics, config = bridge.metrics, bridge.config
     started = time.perf_counter()
     try:

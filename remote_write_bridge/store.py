@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from remote_write_bridge.dberrors import classify
 from remote_write_bridge.mapping import DAY_MS, Batch
 from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, Int8Values, register
+from toolkit.backends import DatabaseUnavailableError, first
 
 register()
 
@@ -108,10 +109,6 @@ RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure, errors.Foreig
              errors.CheckViolation)
 
 
-class DatabaseUnavailableError(Exception):
-    """The database could not take the write now; the sender should retry (HTTP 503)."""
-
-
 class UnstorableBatchError(Exception):
     """The database refused data of the batch for good; no retry of it can succeed."""
 
@@ -160,7 +157,7 @@ class Store:
         if self._mode is None:
             try:
                 with self.pool.connection() as conn:
-                    self._mode = conn.execute("SELECT storage_mode()").fetchone()[0]
+                    self._mode = first(conn.execute("SELECT storage_mode()"))
             except (psycopg.Error, PoolTimeout) as exc:
                 log.warning("storage mode unknown: %s", exc)
         return self._mode
@@ -295,7 +292,7 @@ class Store:
         if missing:
             with self.pool.connection() as conn:
                 for instance, labels in sorted(missing, key=lambda item: item[0]):
-                    ids[instance] = conn.execute(SYSTEM_UPSERT, (instance, *labels)).fetchone()[0]
+                    ids[instance] = first(conn.execute(SYSTEM_UPSERT, (instance, *labels)))
                     conn.commit()
             with self._lock:
                 for instance, labels in missing:
@@ -318,7 +315,7 @@ class Store:
                     self._series.clear()  # bounded memory; ids are simply fetched again
                 for series_id, metric, label_json in rows:
                     self._series[(metric, label_json)] = found[(metric, label_json)] = series_id
-        return found  # type: ignore[return-value] - every key now has an id
+        return found  # type: ignore[return-value]  # every key now has an id
 
 
 def utc_now_ms() -> int:

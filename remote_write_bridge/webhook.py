@@ -5,7 +5,8 @@ confirmed every alert of the payload, 503 when it has not (Alertmanager tries ag
 dedupes), and 400 for a payload that no retry can fix. Each waitress thread keeps its own
 :class:`Publisher` because pika connections are not thread-safe.
 
-Configuration (Flask ``app.config`` first, then the environment): ``OPTILAB_AMQP_URL`` and
+Configuration (the bridge file's upper-case keys first, then the environment; read and checked once
+at start into :class:`~remote_write_bridge.config.AlertSettings`): ``OPTILAB_AMQP_URL`` and
 ``OPTILAB_AMQP_PREFIX`` (names ``PREFIX.events``, ``PREFIX.dlx``, ``PREFIX.dead``).
 
 ``OPTILAB_ALERTS_DELIVERY=direct`` skips the broker: each alert is stored through the bridge's own
@@ -17,28 +18,19 @@ RabbitMQ; the queued path stays the default because it decouples Alertmanager fr
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any
 
 import psycopg
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from psycopg_pool import PoolTimeout
 
-from remote_write_bridge import event_store
-from remote_write_bridge.amqp import (
-    InvalidEventError,
-    Publisher,
-    PublishError,
-    Topology,
-    alert_event,
-    amqp_url_from_env,
-    check_alert,
-    connect,
-    usable_url,
-)
+from remote_write_bridge import event_store, state
+from remote_write_bridge.amqp import Publisher, PublishError, connect
+from remote_write_bridge.config import AlertSettings
+from toolkit.contract import InvalidEventError, alert_message, check_alert
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("optilab.bridge.webhook")
 
 webhook_bp = Blueprint("alerts_webhook", __name__)
 
@@ -48,26 +40,13 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 _local = threading.local()
 
 
-def _settings() -> tuple[str, Topology]:
-    merged = {**os.environ, **{k: v for k, v in current_app.config.items() if k.startswith("OPTILAB_AMQP")}}
-    return amqp_url_from_env(merged), Topology.from_env(merged)
-
-
-def check_settings() -> str | None:
-    """A problem with the broker settings the webhook would meet on every alert, or None (app context)."""
-    if _delivery() != "direct" and not usable_url(_settings()[0]):
-        return "OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL"
-    return None
-
-
-def broker_warning() -> str | None:
-    """One bounded connection attempt at start (app context): a warning when the broker is unreachable,
-    so an admin learns it before Alertmanager's first notification is answered 503."""
-    if _delivery() == "direct":
+def broker_warning(settings: AlertSettings) -> str | None:
+    """One bounded connection attempt at start: a warning when the broker is unreachable, so an
+    admin learns it before Alertmanager's first notification is answered 503."""
+    if settings.delivery == "direct":
         return None
-    url, _ = _settings()
     try:
-        connect(url).close()
+        connect(settings.amqp_url).close()
     except Exception as exc:  # any pika/socket failure: the webhook will keep retrying per request
         return (f"RabbitMQ is not reachable ({type(exc).__name__}): the alert webhook answers 503 until it is; "
                 f"start the broker, fix OPTILAB_AMQP_URL, or set OPTILAB_ALERTS_DELIVERY=direct to store "
@@ -77,7 +56,8 @@ def broker_warning() -> str | None:
 
 def _publisher() -> Publisher:
     """This thread's publisher, replaced when the app's settings differ (tests build several apps)."""
-    url, topology = _settings()
+    settings = state.current().alerts
+    url, topology = settings.amqp_url, settings.topology
     publisher: Publisher | None = getattr(_local, "publisher", None)
     if publisher is None or (publisher.url, publisher.topology) != (url, topology):
         if publisher is not None:
@@ -116,24 +96,19 @@ def receive_alerts() -> tuple[Response, int]:
         alerts, receiver, external_url = parse_payload(payload)
     except InvalidEventError as exc:
         return _error(400, str(exc))
-    if _delivery() == "direct":
+    if state.current().alerts.delivery == "direct":
         return _store_directly(alerts, receiver, external_url)
     try:
-        published = _publisher().publish(alert_event(a, receiver, external_url) for a in alerts)
+        published = _publisher().publish(alert_message(a, receiver, external_url) for a in alerts)
     except PublishError as exc:
         log.error("alerts not accepted, Alertmanager will retry: %s", exc)
         return _error(503, "message broker unavailable; retry")
     return jsonify({"status": "ok", "published": published}), 200
 
 
-def _delivery() -> str:
-    value = current_app.config.get("OPTILAB_ALERTS_DELIVERY") or os.environ.get("OPTILAB_ALERTS_DELIVERY")
-    return (value or "rabbitmq").strip().lower()
-
-
 def _store_directly(alerts: list[dict[str, Any]], receiver: str, external_url: str) -> tuple[Response, int]:
     """Store the payload's alerts in one transaction of the bridge's pool (no broker)."""
-    store = current_app.extensions["optilab_bridge"].store
+    store = state.current().store
     try:
         with store.pool.connection() as conn, conn.transaction():
             for alert in alerts:

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.prometheus",
     "tests.fixtures.rabbitmq",
+    "tests.support.consumer",  # start_consumer
 ]

@@ -27,13 +27,13 @@ import psycopg
 import pytest
 import yaml
 
-from remote_write_bridge.amqp import alert_event
 from tests.fixtures.postgres import PrivatePostgres
 from tests.fixtures.procs import Service, free_port, http_ok, port_open, wait_for
 from tests.fixtures.prometheus import Peer, query
 from tests.fixtures.rabbitmq import AmqpNames, PrivateRabbitMQ, drain
-from tests.test_consumer import event, publish, queued, rows
-from tests.test_webhook import alert, payload
+from tests.support.alerts import alert, payload
+from tests.support.consumer import consumers, event, publish, queued, rows
+from toolkit.contract import alert_message
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alert_rules" / "optilab.yml"
@@ -131,8 +131,6 @@ def start_bridge(services: Callable[..., Service], dsn: str, url: str, names: Am
 
 def start_consumer(services: Callable[..., Service], dsn: str, url: str, names: AmqpNames,
                    workers: int = 2) -> Service:
-    from tests.test_consumer import consumers
-
     return services("consumer", [BRIDGE, "consume", "--dsn", dsn, "--amqp", url, "--prefix", names.prefix,
                                  "--workers", str(workers)], {},
                     lambda: consumers(url, names.queue) >= workers)
@@ -256,7 +254,7 @@ def test_database_down_while_consuming_loses_nothing(
     wait_for(lambda: rows(dsn, "SELECT count(*) FROM status_history")[0][0] >= 100, what="first rows")
 
     private_postgres.stop()
-    second = [alert_event(alert(f"127.0.7.{i}:22"), "r", "") for i in range(100)]
+    second = [alert_message(alert(f"127.0.7.{i}:22"), "r", "") for i in range(100)]
     publish(amqp_url, amqp_names, second)
     wait_for(lambda: "database unavailable" in full_log(consumer), what="consumer notices the outage")
     assert queued(amqp_url, amqp_names) > 0  # waiting in the queue, neither lost nor dead-lettered

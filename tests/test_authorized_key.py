@@ -76,7 +76,8 @@ from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from pathlib import Path
 import paramiko
-from exporter.config import HealthSettings, HostEntry, PoolSettings, SshSettings, Target
+from exporter.config import HealthSettings, HostEntry, PoolSettings, SshSettings
+from exporter.targets import Target
 from exporter.health import HealthBook
 from exporter.hostkeys import SshError
 from exporter.probe import Prober

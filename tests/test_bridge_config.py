@@ -86,3 +86,24 @@ def test_bridge_refuses_an_unusable_amqp_url_for_its_webhook_at_start() -> None:
     assert done.returncode == 2
     assert "OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL" in done.stderr
     assert "secretpw" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_every_problem_is_listed_not_only_the_first() -> None:
+    with pytest.raises(ConfigError) as raised:
+        validate({"remote_write": {"pool_maxx": 3, "max_body_bytes": 0, "pool_timeout": True}}, dsn="=x")
+    assert [error.split(":")[0] for error in raised.value.errors] == [
+        "dsn", "remote_write.pool_maxx", "remote_write.pool_timeout", "remote_write.max_body_bytes"]
+
+
+def test_webhook_settings_are_read_once_from_file_over_environment(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.yml"
+    path.write_text("OPTILAB_AMQP_PREFIX: fromfile\n")
+    config = load(path, "", {"OPTILAB_AMQP_PREFIX": "fromenv", "OPTILAB_AMQP_URL": "amqp://u:p@127.0.0.1:5/%2F"})
+    assert config.alerts is not None
+    assert (config.alerts.delivery, config.alerts.topology.exchange) == ("rabbitmq", "fromfile.events")
+    assert config.alerts.amqp_url == "amqp://u:p@127.0.0.1:5/%2F"
+    with pytest.raises(ConfigError) as raised:
+        load(path, "", {"OPTILAB_ALERTS_DELIVERY": "pigeon", "OPTILAB_AMQP_URL": "http://x"})
+    assert raised.value.errors == ["OPTILAB_ALERTS_DELIVERY: expected rabbitmq or direct, got 'pigeon'",
+                                   "OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL"]
+    assert load(None, "", {"OPTILAB_ALERTS_DELIVERY": "direct", "OPTILAB_AMQP_URL": "http://x"}).alerts

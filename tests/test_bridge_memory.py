@@ -24,7 +24,7 @@ from remote_write_bridge.pgarrays import (
     Int8Values,
     register,
 )
-from tests.test_bridge_fixtures import (
+from tests.support.remote_write import (
     HOST,
     bridge_factory,  # noqa: F401 - fixture
     encode,

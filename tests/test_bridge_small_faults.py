@@ -13,15 +13,15 @@ import psycopg
 
 from tests.fixtures.procs import Service, wait_for
 from tests.fixtures.rabbitmq import AmqpNames, PrivateRabbitMQ
-from tests.test_alerts_e2e import full_log, post_until_accepted, services, start_bridge, start_consumer  # noqa: F401
-from tests.test_alerts_e2e import post as post_alerts
-from tests.test_bridge_fixtures import (
+from tests.support.alerts import alert, payload
+from tests.support.remote_write import (
     HOST,
     bridge_factory,  # noqa: F401 - fixture
     encode,
     post,
 )
-from tests.test_webhook import alert, payload
+from tests.test_alerts_e2e import full_log, post_until_accepted, services, start_bridge, start_consumer  # noqa: F401
+from tests.test_alerts_e2e import post as post_alerts
 
 
 def rows(dsn: str, sql: str) -> list[tuple]:

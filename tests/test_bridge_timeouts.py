@@ -14,7 +14,8 @@ import pytest
 
 from tests.fixtures.procs import wait_for
 from tests.fixtures.rabbitmq import AmqpNames, drain
-from tests.test_bridge_fixtures import (
+from tests.support.consumer import event, publish, rows
+from tests.support.remote_write import (
     HOST,
     bridge_factory,  # noqa: F401 - fixture
     encode,
@@ -24,7 +25,6 @@ from tests.test_bridge_fixtures import (
     prometheus_config,
     scrape_target,  # noqa: F401 - fixture
 )
-from tests.test_consumer import event, publish, rows, start_consumer  # noqa: F401 - fixture
 from tests.test_remote_write_prometheus import assert_database_matches_prometheus, row_counts
 
 
@@ -113,7 +113,7 @@ def test_prometheus_loses_nothing_across_a_table_lock(
 
 
 def test_the_consumer_requeues_behind_a_lock_and_stores_after_it(
-        migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer) -> None:  # noqa: F811
+        migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer) -> None:
     consumer = start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1)
     with psycopg.connect(migrated_dsn) as conn:
         settings = conn.execute("SELECT setting FROM pg_settings WHERE name IN ('lock_timeout', "

@@ -14,7 +14,7 @@ import pytest
 
 from api.app import close_app
 from tests.api_lab import AUTH, make_app
-from tests.test_bridge_fixtures import (
+from tests.support.remote_write import (
     HOST,
     bridge_factory,  # noqa: F401 - fixture
     encode,

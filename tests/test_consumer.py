@@ -8,98 +8,27 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pika
 import psycopg
-import pytest
 
-from remote_write_bridge.amqp import Publisher, Topology, alert_event
-from tests.fixtures.procs import Service, wait_for
+from exporter import events
+from exporter.health import Transition
+from exporter.targets import HostLabels
+from tests.fixtures.procs import wait_for
 from tests.fixtures.rabbitmq import AmqpNames, drain
-from tests.test_webhook import alert
-
-ConsumerFactory = Callable[..., Service]
-
-
-@pytest.fixture
-def start_consumer(tmp_path: Path) -> Iterator[ConsumerFactory]:
-    """``start_consumer(dsn, url, names, workers=2)``: a consumer process, ready when it consumes."""
-    started: list[Service] = []
-
-    def start(dsn: str, url: str, names: AmqpNames, workers: int = 2) -> Service:
-        service = Service([sys.executable, "-m", "remote_write_bridge.consumer", "--dsn", dsn, "--amqp", url,
-                           "--prefix", names.prefix, "--workers", str(workers)],
-                          tmp_path / f"consumer{len(started)}.log")
-        started.append(service)
-        expected = consumers(url, names.queue) + workers
-        return service.wait_ready(lambda: consumers(url, names.queue) >= expected)
-
-    yield start
-    for service in started:
-        service.stop()
-
-
-def consumers(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return 0  # not declared yet
-    finally:
-        if connection.is_open:
-            connection.close()
-
-
-def publish(url: str, names: AmqpNames, messages: list[tuple[str, bytes]]) -> None:
-    publisher = Publisher(url, Topology.from_prefix(names.prefix))
-    try:
-        assert publisher.publish(messages) == len(messages)
-    finally:
-        publisher.close()
-
-
-def queued(url: str, names: AmqpNames) -> int:
-    """Messages ready in the queue (unacked ones are not counted)."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return connection.channel().queue_declare(names.queue, passive=True).method.message_count
-    finally:
-        connection.close()
-
-
-def finish(consumer: Service, url: str, names: AmqpNames, dsn: str) -> None:
-    """Prove a one-worker consumer handled every message published so far, then stop it.
-
-    A single worker stores in queue order, so once a sentinel published last is in the database,
-    everything before it was handled (acked or dead-lettered). The sentinel row is removed again.
-    """
-    sentinel = "sentinel.invalid:0"
-    publish(url, names, [event("discovery", instance=sentinel, at="2026-11-28T00:00:00Z")])
-    wait_for(lambda: rows(dsn, "SELECT count(*) FROM systems WHERE instance = %s", (sentinel,)) == [(1,)],
-             what="the sentinel stored after every earlier message")
-    with psycopg.connect(dsn) as conn:
-        conn.execute("DELETE FROM systems WHERE instance = %s", (sentinel,))
-    consumer.signal(signal.SIGTERM)
-    assert consumer.process.wait(30) == 0, consumer.log()
-    assert queued(url, names) == 0
-
-
-def event(kind: str, **fields: Any) -> tuple[str, bytes]:
-    return kind, json.dumps({"type": kind, "version": 1, **fields}).encode()
-
-
-def rows(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def wait_rows(dsn: str, sql: str, expected: Any, timeout: float = 30) -> None:
-    wait_for(lambda: rows(dsn, sql) == expected, timeout=timeout, what=f"{sql} == {expected!r}")
+from tests.support.alerts import alert
+from tests.support.consumer import (
+    ConsumerFactory,
+    consumers,
+    event,
+    finish,
+    publish,
+    rows,
+    wait_rows,
+)
+from toolkit.contract import alert_message
 
 
 def test_alerts_stored_once_and_resolved_in_place(migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,
@@ -110,7 +39,7 @@ def test_alerts_stored_once_and_resolved_in_place(migrated_dsn: str, amqp_url: s
     down, cpu = alert("127.0.1.5:22"), alert("127.0.1.6:22", name="OptiLabCPUSaturated")
     resolved = {**down, "status": "resolved", "endsAt": "2026-11-28T01:05:00.5Z"}
     # Alertmanager re-sends (repeat_interval) and a firing copy arrives after the resolve
-    messages = [alert_event(a, "optilab-oncall", "http://127.0.0.1:9093")
+    messages = [alert_message(a, "optilab-oncall", "http://127.0.0.1:9093")
                 for a in (down, cpu, down, resolved, down)]
     publish(amqp_url, amqp_names, messages)
     consumer = start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1)  # one worker: order is kept
@@ -153,7 +82,7 @@ def test_health_and_discovery_events_upsert_systems(migrated_dsn: str, amqp_url:
 
 def test_poison_messages_go_to_the_dead_letter_queue_with_the_reason(
         migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer: ConsumerFactory) -> None:
-    good = alert_event(alert(), "r", "")
+    good = alert_message(alert(), "r", "")
     poison = [
         ("alert.firing", b"{not json"),
         event("metrics", version=1),
@@ -190,7 +119,7 @@ def test_consumers_side_by_side_and_sigterm_loses_nothing(
     def stream() -> None:
         for b in range(batches):
             publish(amqp_url, amqp_names, [
-                alert_event(alert(f"127.0.4.{i % 250}:22", fingerprint=f"fp{b}-{i}"), "r", "")
+                alert_message(alert(f"127.0.4.{i % 250}:22", fingerprint=f"fp{b}-{i}"), "r", "")
                 for i in range(per_batch)])
 
     publisher = threading.Thread(target=stream)
@@ -215,10 +144,6 @@ def test_consumers_side_by_side_and_sigterm_loses_nothing(
 def test_the_exporters_events_are_stored(migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,
                                          start_consumer: ConsumerFactory) -> None:
     """Contract between the two sides: bodies built by exporter/events.py go in as they are."""
-    events = pytest.importorskip("exporter.events")
-    from exporter.health import Transition
-    from exporter.metrics import HostLabels
-
     labels = HostLabels("pc-11", "127.0.1.11", "biology")
     bodies = [
         events.discovery_event("127.0.1.11:22", "pc-11", "127.0.1.11", "biology", "linux", None),

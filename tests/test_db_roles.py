@@ -26,8 +26,8 @@ from remote_write_bridge.config import validate
 from tests.api_lab import AUTH, make_app
 from tests.fixtures.postgres import create_database, drop_database
 from tests.fixtures.rabbitmq import AmqpNames
-from tests.test_bridge_fixtures import HEADERS, HOST, encode
-from tests.test_consumer import ConsumerFactory, event, finish, publish, start_consumer  # noqa: F401 - fixture
+from tests.support.consumer import ConsumerFactory, event, finish, publish
+from tests.support.remote_write import HEADERS, HOST, encode
 from tests.test_dashboards import DASHBOARD_FILES, expand_sql_macros, load, substitute, targets
 from timescale.roles import Roles, check_roles
 
@@ -109,7 +109,7 @@ def test_the_roles_are_created_with_hashed_passwords_and_check_clean(database: D
 
 def test_the_bridge_and_the_consumer_store_as_the_writer(database: Database, amqp_url: str,
                                                         amqp_names: AmqpNames,
-                                                        start_consumer: ConsumerFactory) -> None:  # noqa: F811
+                                                        start_consumer: ConsumerFactory) -> None:
     app = create_app(validate({"remote_write": {"maintenance_interval_s": 0.2}}, database.writer))
     client = app.test_client()
     t = int(time.time() * 1000) - 30_000

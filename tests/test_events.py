@@ -21,7 +21,7 @@ import pytest
 from exporter.config import RabbitSettings, Secret
 from exporter.events import EventPublisher, discovery_event, health_event, publish_discoveries
 from exporter.health import Transition
-from exporter.metrics import HostLabels
+from exporter.targets import HostLabels
 from tests.fixtures.procs import free_port, wait_for
 from tests.fixtures.rabbitmq import AmqpNames
 from tests.fixtures.sshd import Sshd

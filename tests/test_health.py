@@ -104,7 +104,7 @@ def test_counts_include_unprobed_hosts_as_healthy_and_forget_drops_state(clock: 
 
 def test_transitions_are_logged(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     health = book(clock)
-    with caplog.at_level(logging.INFO, logger="exporter.health"):
+    with caplog.at_level(logging.INFO, logger="optilab.exporter.health"):
         health.record_failure("h:22", "hostkey")
         health.record_success("h:22")
     assert "h:22: healthy -> degraded after 1 failure(s) (last: hostkey)" in caplog.text

@@ -18,11 +18,12 @@ from werkzeug.test import Client
 
 from exporter.collectors import make_plan
 from exporter.command import DEFAULT_COMMANDS, frame
-from exporter.config import Config, Target, parse_config
+from exporter.config import Config, parse_config
 from exporter.health import HealthBook
 from exporter.hostkeys import SshError
 from exporter.http import ExporterApp
 from exporter.probe import Prober
+from exporter.targets import Target
 
 INVENTORY = {
     "ssh": {"user": "optilab", "key_file": "/nonexistent/key", "port": 22},

@@ -25,6 +25,7 @@ import yaml
 
 from tests.fixtures.procs import free_port
 from tests.fixtures.sshd import Sshd
+from tests.support.driver import run_driver
 
 ROOT = Path(__file__).resolve().parents[1]
 BASTION_OPTIONS = ["LogLevel DEBUG1", "AllowTcpForwarding yes"]
@@ -33,7 +34,7 @@ DRIVER = r'''
 from gevent import monkey; monkey.patch_all()
 import json, sys, time
 import gevent
-from exporter.cli import Runtime
+from exporter.runtime import Runtime
 from exporter.config import load_config
 
 args = json.loads(sys.argv[1])
@@ -104,24 +105,13 @@ def drive(config: Path, steps: list[str], on_pause: Callable[[str], None] | None
           **extra: Any) -> dict[str, Any]:
     """Run the driver; each step it does not know is handed to ``on_pause`` (stop a bastion, ...)."""
     args = {"config": str(config), "steps": steps, **extra}
-    process = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(args)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert process.stdout is not None and process.stdin is not None
-        for line in process.stdout:  # bounded: one line per step and a result
-            if line.startswith("RESULT "):
-                process.wait(30)
-                return json.loads(line[len("RESULT "):])
-            assert on_pause is not None, line
-            on_pause(line.strip())
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        process.wait(30)
-        raise AssertionError(f"driver failed: {process.stderr.read() if process.stderr else ''}")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
+
+    def answer(line: str) -> bool:
+        assert on_pause is not None, line
+        on_pause(line)
+        return True
+
+    return run_driver(["-c", DRIVER, json.dumps(args)], answer, cwd=ROOT)
 
 
 class Lab:

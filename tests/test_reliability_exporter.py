@@ -282,7 +282,8 @@ from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from pathlib import Path
 import gevent, paramiko
-from exporter.config import PoolSettings, SshSettings, Target
+from exporter.config import PoolSettings, SshSettings
+from exporter.targets import Target
 from exporter.hostkeys import SshError
 from exporter.sshpool import SshPool
 

@@ -8,7 +8,7 @@ import time
 import psycopg
 import pytest
 
-from tests.test_bridge_fixtures import (
+from tests.support.remote_write import (
     HOST,
     bridge_factory,  # noqa: F401 - fixture
     encode,

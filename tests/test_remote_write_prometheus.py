@@ -11,7 +11,7 @@ import pytest
 
 from tests.fixtures.procs import wait_for
 from tests.fixtures.prometheus import query
-from tests.test_bridge_fixtures import (
+from tests.support.remote_write import (
     HOST,
     bridge_factory,  # noqa: F401 - fixture
     encode,

@@ -10,7 +10,7 @@ import cramjam
 import psycopg
 import pytest
 
-from tests.test_bridge_fixtures import (
+from tests.support.remote_write import (
     HEADERS,
     HOST,
     STALE_NAN,

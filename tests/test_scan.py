@@ -12,8 +12,9 @@ import pika
 import pytest
 import yaml
 
-from exporter.config import SshSettings, Target, load_config, parse_config
+from exporter.config import SshSettings, load_config, parse_config
 from exporter.scan import Found, check_network, explain, identify, merge_inventory
+from exporter.targets import Target
 from labsim.lab import Lab
 from tests.fixtures.procs import free_port
 from tests.fixtures.rabbitmq import AmqpNames, drain

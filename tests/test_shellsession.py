@@ -12,8 +12,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pytest
 from exporter.hostkeys import SshError
 from exporter.shellsession import CALL, DEFINE_PREFIX, request, setup_line, split_answer
 from tests.fixtures.sshd import USER, Sshd
+from tests.support.driver import run_driver
 
 DRIVER = r'''
 from gevent import monkey; monkey.patch_all()
@@ -136,29 +135,18 @@ print("RESULT " + json.dumps(out), flush=True)
 def drive(sshd: Sshd, scenario: str, mode: str = "shell", **extra: Any) -> dict[str, Any]:
     args = {"scenario": scenario, "mode": mode, "port": sshd.port, "user": sshd.user,
             "key_file": str(sshd.key_file), "known_hosts": str(sshd.trust()), **extra}
-    process = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(args)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=Path(__file__).resolve().parents[1])
-    try:
-        assert process.stdout is not None and process.stdin is not None
-        for line in process.stdout:  # bounded: the driver prints a few lines and exits
-            if line.startswith("ASK "):
-                action = line.split()[1:]
-                if action[0] == "kill":
-                    os.kill(int(action[1]), signal.SIGKILL)
-                elif action[0] == "revoke":
-                    sshd.authorized_keys.write_text("")
-                process.stdin.write("go\n")
-                process.stdin.flush()
-            elif line.startswith("RESULT "):
-                process.wait(30)
-                return json.loads(line[len("RESULT "):])
-        process.wait(30)
-        raise AssertionError(f"driver failed: {process.stderr.read() if process.stderr else ''}")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
+
+    def answer(line: str) -> bool:
+        if not line.startswith("ASK "):
+            return False
+        action = line.split()[1:]
+        if action[0] == "kill":
+            os.kill(int(action[1]), signal.SIGKILL)
+        elif action[0] == "revoke":
+            sshd.authorized_keys.write_text("")
+        return True
+
+    return run_driver(["-c", DRIVER, json.dumps(args)], answer)
 
 
 def sessions(sshd: Sshd) -> int:

@@ -1,8 +1,8 @@
 """The SSH pool against a real OpenSSH server.
 
 The pool needs a gevent-patched process (paramiko's transports must be greenlets), and pytest's own
-process is not patched. So each test runs a small driver in a fresh ``python`` that patches first,
-builds an :class:`SshPool` from JSON arguments, runs one scenario and prints JSON; the test asserts
+process is not patched. So each test runs tests/support/sshpool_driver.py in a fresh ``python`` that patches
+first, builds an :class:`SshPool` from JSON arguments, runs one scenario and prints JSON; the test asserts
 on that and on sshd's own log (one "Accepted publickey" line per handshake).
 """
 
@@ -10,123 +10,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.fixtures.sshd import Sshd
-
-DRIVER = r'''
-from gevent import monkey; monkey.patch_all()
-import json, sys, time
-from pathlib import Path
-import gevent
-from exporter.config import PoolSettings, SshSettings, Target
-from exporter.hostkeys import SshError
-from exporter.sshpool import SshPool
-
-args = json.loads(sys.argv[1])
-ssh = SshSettings(user=args["user"], key_file=Path(args["key_file"]), known_hosts=Path(args["known_hosts"]),
-                  host_key_policy=args.get("policy", "strict"), connect_timeout=5,
-                  command_timeout=args.get("command_timeout", 10))
-pool = SshPool(ssh, PoolSettings(**args.get("pool", {})))
-target = Target("127.0.0.1", args["port"])
-
-def run(command="echo ok", timeout=10.0, host=target):
-    try:
-        return pool.run(host, command, time.monotonic() + timeout)
-    except SshError as exc:
-        return "error:" + exc.reason
-
-def restart_sshd():
-    # ask the test (our parent) to restart sshd, wait for its answer on stdin
-    print("RESTART", flush=True)
-    sys.stdin.readline()
-
-out = {}
-scenario = args["scenario"]
-if scenario == "reuse":
-    out["outputs"] = [run() for _ in range(20)]
-    out["concurrent"] = [g.value for g in gevent.joinall([gevent.spawn(run) for _ in range(12)])]
-elif scenario == "concurrent_cold":
-    out["outputs"] = [g.value for g in gevent.joinall([gevent.spawn(run) for _ in range(12)])]
-elif scenario == "reconnect":
-    out["before"] = run()
-    restart_sshd()
-    out["after"] = run()
-elif scenario == "dropped":
-    out["before"] = [run(), pool.open_connections()]
-    restart_sshd()  # kills the session under the pooled transport
-    dead = pool._connections[target].transport
-    for _ in range(100):  # bounded: paramiko notices the EOF within a socket timeout
-        if not dead.is_active():
-            break
-        time.sleep(0.05)
-    out["dead_still_pooled"] = [target in pool._connections, dead.is_active()]
-    out["open_while_dead"] = pool.open_connections()
-    out["after"] = [run(), pool.open_connections()]
-elif scenario == "recycle":
-    pool.settings = PoolSettings(max_execs=3)
-    out["outputs"] = [run() for _ in range(7)]
-elif scenario == "reaper":
-    pool.settings = PoolSettings(idle_timeout=0.2)
-    out["first"] = run()
-    out["open_before"] = pool.open_connections()
-    time.sleep(0.3)
-    pool.reap()
-    out["open_after"] = pool.open_connections()
-    out["second"] = run()
-elif scenario == "hang":
-    started = time.monotonic()
-    out["hung"] = run("sleep 30", timeout=1.0)
-    out["elapsed"] = time.monotonic() - started
-    out["after"] = run()
-    gevent.sleep(0.2)  # let the closed transport's greenlet finish
-    import threading, paramiko
-    out["transports_alive"] = sum(isinstance(t, paramiko.Transport) and t.is_alive() for t in threading.enumerate())
-    out["open"] = pool.open_connections()
-elif scenario == "probe_hang":
-    from exporter.config import HealthSettings, HostEntry
-    from exporter.health import HealthBook
-    from exporter.probe import Prober
-    prober = Prober(pool, HealthBook(HealthSettings()), script="sleep 30")  # the injectable command
-    result = prober.probe(HostEntry(target, "physics"), time.monotonic() + 1.0)
-    out["probe"] = [result.success, result.reason, result.state, result.duration < 30]
-elif scenario == "command_timeout":
-    out["hung"] = run("sleep 30", timeout=25.0)
-    out["after"] = run()
-elif scenario == "dial_cap":
-    import socket
-    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(6)]  # accept, never speak
-    inflight, peak = [0], [0]
-    connect = pool._connect_socket
-    def counting(host):
-        inflight[0] += 1
-        peak[0] = max(peak[0], inflight[0])
-        try:
-            sock = connect(host)
-            gevent.sleep(0.3)  # hold the slot a little, as a slow handshake would
-            return sock
-        finally:
-            inflight[0] -= 1
-    pool._connect_socket = counting
-    hosts = [Target("127.0.0.1", l.getsockname()[1]) for l in listeners]
-    jobs = [gevent.spawn(run, "true", 1.5, h) for h in hosts]
-    gevent.joinall(jobs)
-    out["results"] = [job.value for job in jobs]
-    out["peak"] = peak[0]
-elif scenario == "hostkey":
-    out["result"] = run()
-elif scenario == "evict":
-    other = Target("127.0.0.1", args["port2"])
-    out["outputs"] = [run(host=h) for h in (target, other, target, other)]
-    out["open"] = pool.open_connections()
-out["stats"] = {"dials": dict(pool.stats.dials), "errors": dict(pool.stats.errors),
-                "closed": dict(pool.stats.closed), "execs": pool.stats.execs}
-pool.close()
-print("RESULT " + json.dumps(out), flush=True)
-'''
+from tests.support.driver import run_driver
 
 
 def drive(sshd: Sshd, scenario: str, known_hosts: Path | None = None, policy: str = "strict",
@@ -134,25 +23,14 @@ def drive(sshd: Sshd, scenario: str, known_hosts: Path | None = None, policy: st
     """Run one scenario in a patched interpreter; restarts sshd when the driver asks for it."""
     args = {"scenario": scenario, "port": sshd.port, "user": sshd.user, "key_file": str(sshd.key_file),
             "known_hosts": str(known_hosts or sshd.trust()), "policy": policy, "pool": pool or {}, **extra}
-    process = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(args)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=Path(__file__).resolve().parents[1])
-    try:
-        assert process.stdout is not None and process.stdin is not None
-        for line in process.stdout:  # bounded: the driver prints a few lines and exits
-            if line.startswith("RESTART"):
-                sshd.restart()
-                process.stdin.write("go\n")
-                process.stdin.flush()
-            elif line.startswith("RESULT "):
-                process.wait(30)
-                return json.loads(line[len("RESULT "):])
-        process.wait(30)
-        raise AssertionError(f"driver failed: {process.stderr.read() if process.stderr else ''}")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
+
+    def answer(line: str) -> bool:
+        if line.startswith("RESTART"):
+            sshd.restart()
+            return True
+        return False
+
+    return run_driver(["-m", "tests.support.sshpool_driver", json.dumps(args)], answer)
 
 
 def test_one_handshake_serves_many_execs_also_concurrent(sshd: Sshd) -> None:

@@ -20,7 +20,7 @@ import pytest
 from remote_write_bridge.app import create_app
 from remote_write_bridge.config import validate
 from tests.fixtures.pglite.launch import install_pglite, running_pglite
-from tests.test_bridge_fixtures import HEADERS, HOST, encode
+from tests.support.remote_write import HEADERS, HOST, encode
 from timescale.migrate import migrate
 
 pytestmark = pytest.mark.slow

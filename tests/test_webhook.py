@@ -6,45 +6,21 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
 
 import pika
 import pika.exceptions
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from remote_write_bridge.webhook import webhook_bp
+from remote_write_bridge.app import create_app
+from remote_write_bridge.config import validate
 from tests.fixtures.procs import free_port
 from tests.fixtures.rabbitmq import AmqpNames, drain
-
-
-def alert(instance: str = "127.0.1.5:22", status: str = "firing", name: str = "OptiLabHostDown",
-          starts_at: str = "2026-11-28T01:00:00.123456789Z", fingerprint: str | None = None,
-          department: str = "physics") -> dict[str, Any]:
-    """One alert as Alertmanager 0.25 sends it (nanosecond times, zero endsAt while firing)."""
-    return {
-        "status": status,
-        "labels": {"alertname": name, "instance": instance, "department": department,
-                   "severity": "critical", "alert_type": "host_down", "job": "node"},
-        "annotations": {"summary": f"Lab machine {instance} is down", "runbook_url": "docs/alerts.md#x"},
-        "startsAt": starts_at,
-        "endsAt": "2026-11-28T01:05:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
-        "generatorURL": "http://127.0.0.1:9090/graph",
-        "fingerprint": fingerprint or f"fp-{name}-{instance}",
-    }
-
-
-def payload(*alerts: dict[str, Any], receiver: str = "optilab-oncall") -> dict[str, Any]:
-    return {"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": alerts[0]["status"],
-            "receiver": receiver, "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-            "externalURL": "http://127.0.0.1:9093", "alerts": list(alerts)}
+from tests.support.alerts import alert, payload
 
 
 def make_client(url: str, names: AmqpNames) -> FlaskClient:
-    app = Flask(__name__)
-    app.config.update(OPTILAB_AMQP_URL=url, OPTILAB_AMQP_PREFIX=names.prefix)
-    app.register_blueprint(webhook_bp)
+    app = create_app(validate({"OPTILAB_AMQP_URL": url, "OPTILAB_AMQP_PREFIX": names.prefix}), start=False)
     return app.test_client()
 
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from remote_write_bridge import config as bridge_config
 from remote_write_bridge.app import create_app
 from tests.fixtures.postgres import PrivatePostgres
-from tests.test_webhook import alert, payload
+from tests.support.alerts import alert, payload
 from timescale.migrate import migrate
 
 

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from toolkit.backends import first
+
 log = logging.getLogger("optilab.maintenance")
 
 
@@ -34,15 +36,15 @@ def run_maintenance(conn: psycopg.Connection, retention_days: int = 30,
     A no-op in TimescaleDB mode, so a bridge that started before its database was reachable
     (mode unknown) can run the thread regardless.
     """
-    if conn.execute("SELECT storage_mode()").fetchone()[0] != "postgresql":
+    if first(conn.execute("SELECT storage_mode()")) != "postgresql":
         return MaintenanceResult(0, 0, 0)
     now = now or datetime.now(UTC)
     today = now.date()
-    created = conn.execute("SELECT optilab_ensure_partitions(%s, %s)",
-                           (today - timedelta(days=1), today + timedelta(days=2))).fetchone()[0]
-    refreshed = conn.execute("SELECT optilab_refresh_rollups()").fetchone()[0]
-    dropped = conn.execute("SELECT optilab_drop_partitions(%s)",
-                           (now - timedelta(days=retention_days),)).fetchone()[0]
+    created = first(conn.execute("SELECT optilab_ensure_partitions(%s, %s)",
+                           (today - timedelta(days=1), today + timedelta(days=2))))
+    refreshed = first(conn.execute("SELECT optilab_refresh_rollups()"))
+    dropped = first(conn.execute("SELECT optilab_drop_partitions(%s)",
+                           (now - timedelta(days=retention_days),)))
     return MaintenanceResult(created, refreshed, dropped)
 
 

@@ -31,10 +31,10 @@ from importlib import resources
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from timescale.roles import PASSWORD_VARIABLES, Roles, check_roles, ensure_roles, grant_roles
 from toolkit import flags
+from toolkit.backends import dsn_problem, first
 
 log = logging.getLogger("optilab.migrate")
 
@@ -78,7 +78,7 @@ def detect_mode(conn: psycopg.Connection) -> str:
     try:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            license_ = conn.execute("SHOW timescaledb.license").fetchone()[0]
+            license_ = first(conn.execute("SHOW timescaledb.license"))
             if license_ != "timescale":
                 log.warning("TimescaleDB is the %r build without compression and continuous aggregates; "
                             "using plain PostgreSQL", license_)
@@ -97,10 +97,9 @@ class _NotLicensedError(Exception):
 
 
 def _existing_mode(conn: psycopg.Connection) -> str | None:
-    row = conn.execute("SELECT to_regprocedure('storage_mode()') IS NOT NULL").fetchone()
-    if not row[0]:
+    if not first(conn.execute("SELECT to_regprocedure('storage_mode()') IS NOT NULL")):
         return None
-    return conn.execute("SELECT storage_mode()").fetchone()[0]
+    return first(conn.execute("SELECT storage_mode()"))
 
 
 def migrate(dsn: str, prefer: str = "auto", roles: Roles | None = None,
@@ -180,10 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     flags.add_version(parser)
     args = parser.parse_args(argv)
     flags.setup_logging(args)
-    try:
-        conninfo_to_dict(args.dsn)
-    except psycopg.ProgrammingError:  # its message would repeat the DSN, which may hold a password
-        parser.error("--dsn: not a libpq connection string or postgresql:// URL")
+    problem = dsn_problem(args.dsn)  # never the DSN itself, which may hold a password
+    if problem:
+        parser.error(f"--dsn: {problem}")
     try:
         roles = Roles(args.owner_role, args.writer_role, args.reader_role)
     except ValueError as exc:

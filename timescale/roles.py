@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from toolkit.backends import first
+
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PASSWORD_VARIABLES = {"owner": "OPTILAB_OWNER_PASSWORD", "writer": "OPTILAB_WRITER_PASSWORD",
                       "reader": "OPTILAB_READER_PASSWORD"}
@@ -145,7 +147,7 @@ def check_roles(conn: psycopg.Connection, roles: Roles) -> list[str]:
     if read_only is None:
         problems.append(f"reader role {roles.reader}: sessions are not read-only (default_transaction_read_only)")
     for name in (roles.writer, roles.reader):
-        if conn.execute("SELECT has_schema_privilege(%s, 'public', 'CREATE')", (name,)).fetchone()[0]:
+        if first(conn.execute("SELECT has_schema_privilege(%s, 'public', 'CREATE')", (name,))):
             problems.append(f"{name} may CREATE in schema public (DDL)")
     relations = conn.execute("""
         SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner),
@@ -168,9 +170,9 @@ def check_roles(conn: psycopg.Connection, roles: Roles) -> list[str]:
             problems.append(f"{roles.reader} cannot SELECT {name}")
         if reader_writes:
             problems.append(f"{roles.reader} may write to {name}")
-    defaults = conn.execute(
+    defaults = first(conn.execute(
         "SELECT count(*) FROM pg_default_acl WHERE defaclrole = %s::regrole AND defaclobjtype IN ('r', 'S')",
-        (roles.owner,)).fetchone()[0]
+        (roles.owner,)))
     if defaults < 2:
         problems.append(f"{roles.owner} has no default privileges for new tables and sequences")
     return problems

@@ -21,7 +21,8 @@ def parse(sources: Sources) -> dict[str, tuple[dict[str, int], dict[str, dict[st
     for controller, attrs in found.items():
         if not controller.isdigit():
             continue
-        counts, rows = {}, {}
+        counts: dict[str, int] = {}
+        rows: dict[str, dict[str, int]] = {}
         for file in _FILES:
             value = uint(attrs.get(file, ""))
             if value is None:

@@ -49,10 +49,10 @@ def parse(sources: Sources) -> dict[str, tuple[dict[str, str], dict[str, int]]]:
             if text is None:
                 counts[file] = 0
                 continue
-            value = go_int(text)
-            if value is None or value < 0:
+            number = go_int(text)
+            if number is None or number < 0:
                 raise ValueError(f"{PREFIX}{host}/statistics/{file}: {text[:30]!r}")
-            counts[file] = value
+            counts[file] = number
         hosts[host] = (texts, counts)
     return hosts
 

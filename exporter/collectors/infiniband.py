@@ -111,7 +111,7 @@ def parse(sources: Sources) -> list[tuple[dict[str, str], dict[str, dict[str, st
     """[(device attributes incl. name, {port: files})] per device, in name order."""
     out = []
     for name, files in sorted(devices(sources, PREFIX).items()):
-        attrs = {key: files[key] for key in ("board_id", "fw_ver", "hca_type") if key in files}
+        attrs: dict[str, str] = {key: files[key] for key in ("board_id", "fw_ver", "hca_type") if key in files}
         for key in ("board_id", "fw_ver"):
             if key not in attrs:
                 raise ValueError(f"failed to read file {PREFIX}{name}/{key}")
@@ -123,7 +123,8 @@ def parse(sources: Sources) -> list[tuple[dict[str, str], dict[str, dict[str, st
                 if not port.isdigit():
                     raise ValueError(f"failed to convert {port!r} into uint")
                 ports.setdefault(port, {})[file] = text
-        out.append(({"name": name, **attrs}, ports))
+        device: dict[str, str] = {"name": name, **attrs}
+        out.append((device, ports))
     return out
 
 
