@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 .PHONY: demo test lint setup bench clean
 
 demo: setup
-	$(PY) -m demo $(DEMO_ARGS)
+	$(PY) -m optilab.demo $(DEMO_ARGS)
 
 test: lint
 	scripts/ensure-services.sh
@@ -14,7 +14,7 @@ test: lint
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy
+	scripts/mypy.sh $(VENV)/bin/mypy
 
 setup: $(VENV)/.installed
 

@@ -11,8 +11,8 @@ from typing import Any
 from flask import Blueprint, request
 from psycopg import sql
 
-from api import params
-from api.context import state
+from optilab.api import params
+from optilab.api.context import state
 
 bp = Blueprint("alerts", __name__)
 

@@ -19,10 +19,10 @@ from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from api import alerts, auth, board, departments, errors, instrument, ops, params, reports, systems
-from api.config import ApiConfig
-from api.context import ApiState
-from api.db import Database
+from optilab.api import alerts, auth, board, departments, errors, instrument, ops, params, reports, systems
+from optilab.api.config import ApiConfig
+from optilab.api.context import ApiState
+from optilab.api.db import Database
 
 
 class JSONProvider(DefaultJSONProvider):

@@ -31,8 +31,8 @@ from flask import Blueprint, Response, send_from_directory, stream_with_context
 from psycopg import sql
 from werkzeug.exceptions import ServiceUnavailable
 
-from api import params, reports, seats
-from api.context import state
+from optilab.api import params, reports, seats
+from optilab.api.context import state
 
 ASSETS = Path(__file__).parent / "static" / "board"
 POLL_S = 2.0

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 
 import waitress
 
-from api.app import close_app, create_app
-from api.config import DEFAULT_LISTEN, ConfigError, load_config
-from api.db import DatabaseUnavailableError
-from toolkit import flags
-from toolkit.wsgi import ToolkitMiddleware
+from optilab.api.app import close_app, create_app
+from optilab.api.config import DEFAULT_LISTEN, ConfigError, load_config
+from optilab.api.db import DatabaseUnavailableError
+from optilab.toolkit import flags
+from optilab.toolkit.wsgi import ToolkitMiddleware
 
 log = logging.getLogger("optilab.api")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 
-from exporter.config import ConfigError as InventoryError
-from exporter.config import OpeningHours, load_department_settings
+from optilab.exporter.config import ConfigError as InventoryError
+from optilab.exporter.config import OpeningHours, load_department_settings
 
 DEFAULT_LISTEN = "127.0.0.1:9844"
 MIN_KEY_LENGTH = 16

@@ -9,8 +9,8 @@ from datetime import datetime
 from flask import current_app
 from prometheus_client import CollectorRegistry
 
-from api.config import ApiConfig
-from api.db import Database
+from optilab.api.config import ApiConfig
+from optilab.api.db import Database
 
 
 @dataclass

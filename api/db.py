@@ -17,8 +17,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from api.config import ApiConfig
-from toolkit.backends import DatabaseUnavailableError
+from optilab.api.config import ApiConfig
+from optilab.toolkit.backends import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 

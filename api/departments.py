@@ -15,9 +15,9 @@ from flask import Blueprint, request
 from psycopg import sql
 from werkzeug.exceptions import NotFound
 
-from api import params, seats, series, tabular
-from api.context import state
-from api.systems import LATEST, LATEST_COLUMNS, SYSTEM_COLUMNS, system_json
+from optilab.api import params, seats, series, tabular
+from optilab.api.context import state
+from optilab.api.systems import LATEST, LATEST_COLUMNS, SYSTEM_COLUMNS, system_json
 
 bp = Blueprint("departments", __name__)
 

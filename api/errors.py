@@ -12,7 +12,7 @@ import psycopg
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from api.db import DatabaseUnavailableError
+from optilab.api.db import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from exporter.config import OpeningHours
+from optilab.exporter.config import OpeningHours
 
 HOUR = timedelta(hours=1)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

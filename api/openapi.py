@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import params, seats, series, systems, tabular
+from optilab.api import params, seats, series, systems, tabular
 
 REF = "#/components/schemas/"
 NUM = {"type": "number", "nullable": True}

@@ -9,11 +9,11 @@ import psycopg
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import openapi
-from api.auth import public
-from api.context import state
-from api.db import DatabaseUnavailableError
-from toolkit.version import version
+from optilab.api import openapi
+from optilab.api.auth import public
+from optilab.api.context import state
+from optilab.api.db import DatabaseUnavailableError
+from optilab.toolkit.version import version
 
 bp = Blueprint("ops", __name__)
 

@@ -18,8 +18,8 @@ from flask import Blueprint, request
 from psycopg import sql
 from werkzeug.exceptions import NotFound
 
-from api import hours, params, seats, series, tabular, utilisation
-from api.context import state
+from optilab.api import hours, params, seats, series, tabular, utilisation
+from optilab.api.context import state
 
 bp = Blueprint("reports", __name__)
 

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from psycopg import sql
 
-from api.context import state
-from exporter.parsers_seat import OCCUPIED, STATES
+from optilab.api.context import state
+from optilab.exporter.parsers_seat import OCCUPIED, STATES
 
 __all__ = ["OCCUPIED", "SEAT_COLUMN", "SEAT_JOIN", "STATES", "fresh_since"]
 

@@ -7,7 +7,7 @@ nights) with noise, so aggregates, occupancy and peaks have something real to fi
 the aggregates are refreshed the way the storage mode does it (rollup refresh on plain PostgreSQL,
 ``refresh_continuous_aggregate`` on TimescaleDB). Loopback addresses only (127.0.x.y).
 
-``python -m api.seed --dsn DSN --systems 30 --days 3`` seeds a database for a demo.
+``python -m optilab.api.seed --dsn DSN --systems 30 --days 3`` seeds a database for a demo.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def seed_lab(dsn: str, systems: int = 20, days: float = 2, step: timedelta = tim
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api.seed", description="Seed a migrated database.")
+    parser = argparse.ArgumentParser(prog="python -m optilab.api.seed", description="Seed a migrated database.")
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--systems", type=int, default=30)
     parser.add_argument("--days", type=float, default=3)

@@ -9,8 +9,8 @@ from flask import Blueprint, request
 from psycopg import sql
 from werkzeug.exceptions import NotFound
 
-from api import params, seats, series, tabular
-from api.context import state
+from optilab.api import params, seats, series, tabular
+from optilab.api.context import state
 
 bp = Blueprint("systems", __name__)
 

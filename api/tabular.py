@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Response, request
 
-from api import params
+from optilab.api import params
 
 FORMATS = ("json", "csv")
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from api.hours import hour_of_week
+from optilab.api.hours import hour_of_week
 
 CAPACITY_RATIO = 0.9
 OVERSUBSCRIBED_RATIO = 0.1

@@ -24,10 +24,10 @@ import gevent.pool  # noqa: E402
 
 from bench.common import cpu_seconds, ms, peak_rss_mb, report, running_lab  # noqa: E402
 from bench.sshfloor import cpu  # noqa: E402
-from exporter.config import HealthSettings, load_config  # noqa: E402
-from exporter.health import HealthBook  # noqa: E402
-from exporter.probe import Prober  # noqa: E402
-from exporter.sshpool import SshPool  # noqa: E402
+from optilab.exporter.config import HealthSettings, load_config  # noqa: E402
+from optilab.exporter.health import HealthBook  # noqa: E402
+from optilab.exporter.probe import Prober  # noqa: E402
+from optilab.exporter.sshpool import SshPool  # noqa: E402
 
 INTERVAL = 300.0  # the design's healthy polling period
 

@@ -35,11 +35,11 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api import series
-from api.db import SESSION_OPTIONS
-from api.seed import add_seats, add_systems, add_usage, refresh_aggregates
+from optilab.api import series
+from optilab.api.db import SESSION_OPTIONS
+from optilab.api.seed import add_seats, add_systems, add_usage, refresh_aggregates
+from optilab.timescale.migrate import migrate
 from tests.fixtures.procs import Service, free_port, http_ok
-from timescale.migrate import migrate
 
 SERVER_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 KEY = "bench-key-" + uuid.uuid4().hex
@@ -183,7 +183,7 @@ def time_sql(conn: psycopg.Connection, query: psycopg.sql.Composable, make_param
 
 def sql_speedups(dsn: str, repeat: int) -> None:
     """Aggregate vs raw for the same answers: one system's 30-day series, and the whole lab's month."""
-    from api.departments import _range_query
+    from optilab.api.departments import _range_query
 
     now = datetime.now(UTC)
     start = now - timedelta(days=30)

@@ -22,7 +22,7 @@ import paramiko  # noqa: E402
 
 from bench.common import median, ms, ratio, report, running_lab  # noqa: E402
 from bench.sshfloor import cpu, dial, execute  # noqa: E402
-from exporter.command import BATCH_SCRIPT, DEFAULT_PATHS  # noqa: E402
+from optilab.exporter.command import BATCH_SCRIPT, DEFAULT_PATHS  # noqa: E402
 
 #: one exec per file the default script reads (globs left out): what a collector without batching does
 SEPARATE = [f"LC_ALL=C cat {path}" for path in DEFAULT_PATHS if not any(c in path for c in "*?[")]

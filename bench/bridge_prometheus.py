@@ -21,7 +21,7 @@ import yaml
 
 from bench.common import report
 from bench.lab_series import host_series
-from demo.supervisor import free_port
+from optilab.demo.supervisor import free_port
 
 PROMETHEUS = "/usr/bin/prometheus"
 

@@ -37,9 +37,9 @@ import psycopg.sql
 from bench.bridge_prometheus import run_prometheus
 from bench.common import report
 from bench.lab_series import host_series
-from demo.supervisor import free_port
-from remote_write_bridge.protocol import WriteRequest
-from timescale.migrate import migrate
+from optilab.demo.supervisor import free_port
+from optilab.remote_write_bridge.protocol import WriteRequest
+from optilab.timescale.migrate import migrate
 
 SERVER_DSN = os.environ.get("OPTILAB_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",

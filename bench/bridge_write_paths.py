@@ -23,9 +23,9 @@ import psycopg
 import psycopg.sql
 
 from bench.common import report
-from remote_write_bridge.pgarrays import Float8Array, Int8Array, register
-from remote_write_bridge.store import SAMPLES_INSERT
-from timescale.migrate import migrate
+from optilab.remote_write_bridge.pgarrays import Float8Array, Int8Array, register
+from optilab.remote_write_bridge.store import SAMPLES_INSERT
+from optilab.timescale.migrate import migrate
 
 SERVER_DSN = os.environ.get("OPTILAB_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 ROWS = 2000

@@ -29,10 +29,10 @@ import urllib.request
 from pathlib import Path
 
 from bench.common import free_port, report
-from exporter.collectors import by_name, make_plan
-from exporter.collectors.base import Collector
-from exporter.command import build_script, command_names, split_sources
-from exporter.family import Family, render
+from optilab.exporter.collectors import by_name, make_plan
+from optilab.exporter.collectors.base import Collector
+from optilab.exporter.command import build_script, command_names, split_sources
+from optilab.exporter.family import Family, render
 
 NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
 EXTRA_READS = {

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from demo.supervisor import free_port
-from labsim.lab import Lab
+from optilab.demo.supervisor import free_port
+from optilab.labsim.lab import Lab
 
 #: where each benchmark saves its figures; a smoke test points it elsewhere to keep the committed ones
 RESULTS = Path(os.environ.get("OPTILAB_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
@@ -108,7 +108,7 @@ class Exporter:
         self.url = f"http://127.0.0.1:{free_port()}"
         self._log = open(log, "ab")  # closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--config", str(config), "--listen", self.url[7:],
+            [sys.executable, "-m", "optilab.exporter", "--config", str(config), "--listen", self.url[7:],
              "--log-level", "WARNING"], stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

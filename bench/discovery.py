@@ -36,7 +36,7 @@ def main() -> None:
         for repeat in range(args.repeats):
             out = Path(tmp) / f"inventory-{repeat}.yaml"
             cpu0, wall0 = children_cpu(), time.perf_counter()
-            result = subprocess.run([sys.executable, "-m", "exporter", "scan", "127.0.1.0/24", "--port",
+            result = subprocess.run([sys.executable, "-m", "optilab.exporter", "scan", "127.0.1.0/24", "--port",
                                      str(lab.port), "--config", str(lab.inventory), "--out", str(out),
                                      "--quiet"], capture_output=True, text=True, timeout=120, check=False)
             commands.append(time.perf_counter() - wall0)

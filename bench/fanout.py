@@ -29,7 +29,7 @@ from bench.common import (  # noqa: E402
     write_inventory,
 )
 from bench.sshfloor import Floor  # noqa: E402
-from exporter.command import BATCH_SCRIPT  # noqa: E402
+from optilab.exporter.command import BATCH_SCRIPT  # noqa: E402
 
 
 def successes(body: bytes) -> int:

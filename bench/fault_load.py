@@ -45,8 +45,8 @@ import yaml
 from psycopg import sql
 
 from bench.common import peak_rss_mb, report
-from demo.supervisor import free_port
-from timescale.migrate import migrate
+from optilab.demo.supervisor import free_port
+from optilab.timescale.migrate import migrate
 
 SERVER_DSN = os.environ.get("OPTILAB_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 AMQP_URL = os.environ.get("OPTILAB_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -337,7 +337,7 @@ def remove_topology(prefix: str) -> None:
     """Delete the run's exchanges and queues from the shared broker."""
     import pika
 
-    from remote_write_bridge.amqp import Topology
+    from optilab.remote_write_bridge.amqp import Topology
 
     topology = Topology.from_prefix(prefix)
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))

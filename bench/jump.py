@@ -34,10 +34,10 @@ import gevent  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exporter.command import BATCH_SCRIPT  # noqa: E402
-from exporter.config import JumpSettings, PoolSettings, SshSettings  # noqa: E402
-from exporter.sshpool import SshPool  # noqa: E402
-from exporter.targets import Target  # noqa: E402
+from optilab.exporter.command import BATCH_SCRIPT  # noqa: E402
+from optilab.exporter.config import JumpSettings, PoolSettings, SshSettings  # noqa: E402
+from optilab.exporter.sshpool import SshPool  # noqa: E402
+from optilab.exporter.targets import Target  # noqa: E402
 from tests.fixtures.procs import free_port  # noqa: E402
 from tests.fixtures.sshd import Sshd, start_sshd  # noqa: E402
 

@@ -23,7 +23,7 @@ import paramiko  # noqa: E402
 
 from bench.common import Exporter, median, ms, ratio, report, running_lab, write_inventory  # noqa: E402
 from bench.sshfloor import dial, execute  # noqa: E402
-from exporter.command import BATCH_SCRIPT  # noqa: E402
+from optilab.exporter.command import BATCH_SCRIPT  # noqa: E402
 
 
 def bare_series(lab, probes: int) -> tuple[float, float]:

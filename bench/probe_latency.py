@@ -34,13 +34,13 @@ import yaml  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exporter.collectors import make_plan  # noqa: E402
-from exporter.command import BATCH_SCRIPT, split_sources  # noqa: E402
-from exporter.config import PoolSettings, SshSettings  # noqa: E402
-from exporter.family import render  # noqa: E402
-from exporter.metrics import HostLabels, probe_families  # noqa: E402
-from exporter.sshpool import SshPool  # noqa: E402
-from exporter.targets import Target  # noqa: E402
+from optilab.exporter.collectors import make_plan  # noqa: E402
+from optilab.exporter.command import BATCH_SCRIPT, split_sources  # noqa: E402
+from optilab.exporter.config import PoolSettings, SshSettings  # noqa: E402
+from optilab.exporter.family import render  # noqa: E402
+from optilab.exporter.metrics import HostLabels, probe_families  # noqa: E402
+from optilab.exporter.sshpool import SshPool  # noqa: E402
+from optilab.exporter.targets import Target  # noqa: E402
 from tests.fixtures.procs import Service, free_port, http_ok  # noqa: E402
 from tests.fixtures.sshd import Sshd, start_sshd  # noqa: E402
 
@@ -78,7 +78,7 @@ def start_exporter(sshd: Sshd, workdir: Path, pool: dict[str, int]) -> tuple[Ser
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    service = Service([sys.executable, "-m", "exporter", "--config", str(workdir / "inventory.yml"),
+    service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(workdir / "inventory.yml"),
                        "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"], workdir / "exporter.log",
                       cwd=ROOT)
     service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))

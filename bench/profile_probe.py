@@ -63,9 +63,9 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=254)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    from exporter.config import load_config
-    from exporter.http import ExporterApp
-    from exporter.runtime import Runtime
+    from optilab.exporter.config import load_config
+    from optilab.exporter.http import ExporterApp
+    from optilab.exporter.runtime import Runtime
 
     gc.set_threshold(700, 10, 100)  # as exporter.cli.serve sets it for the exporter process
     with running_lab(args.hosts, departments=8) as lab:

@@ -15,8 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from exporter.collectors import by_name, make_plan
-from exporter.command import build_script, command_names, split_sources
+from optilab.exporter.collectors import by_name, make_plan
+from optilab.exporter.command import build_script, command_names, split_sources
 
 COL_SYS = ("bonding", "cpufreq", "dmi", "edac", "fibrechannel", "hwmon", "infiniband", "ipvs", "mdadm", "netclass",
            "nfs", "nfsd", "nvme", "powersupplyclass", "rapl", "selinux", "tapestats", "thermal_zone", "xfs", "zfs")

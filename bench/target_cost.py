@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import cpu_seconds, median, ms, ratio, report, tree_cpu_seconds  # noqa: E402
-from exporter.config import PoolSettings, SessionSettings, SshSettings  # noqa: E402
-from exporter.sshpool import SshPool  # noqa: E402
-from exporter.targets import Target  # noqa: E402
+from optilab.exporter.config import PoolSettings, SessionSettings, SshSettings  # noqa: E402
+from optilab.exporter.sshpool import SshPool  # noqa: E402
+from optilab.exporter.targets import Target  # noqa: E402
 from tests.fixtures.procs import Service, free_port, http_ok  # noqa: E402
 from tests.fixtures.sshd import Sshd, start_sshd  # noqa: E402
 
@@ -81,7 +81,7 @@ def start_exporter(sshd: Sshd, workdir: Path, mode: str) -> tuple[Service, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    service = Service([sys.executable, "-m", "exporter", "--config", str(workdir / "inventory.yml"),
+    service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(workdir / "inventory.yml"),
                        "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"], workdir / "exporter.log", cwd=ROOT)
     service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
     return service, f"http://127.0.0.1:{port}/probe?target={sshd.target}"

@@ -38,10 +38,10 @@ import psycopg
 import psycopg.sql
 
 from bench.common import ms, report
-from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, register
-from remote_write_bridge.store import USAGE_UPSERT
+from optilab.remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, register
+from optilab.remote_write_bridge.store import USAGE_UPSERT
+from optilab.timescale.migrate import migrate
 from tests.fixtures.pglite.launch import install_pglite, running_pglite
-from timescale.migrate import migrate
 
 WASM_NOTE = ("times are PGlite's (PostgreSQL + TimescaleDB compiled to WASM, one backend): slower than a native "
              "server; they compare raw with compressed only. The sizes are TimescaleDB's own format.")

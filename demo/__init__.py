@@ -1,1 +1,1 @@
-"""One command runs a whole monitored lab on loopback: ``make demo`` (``python -m demo``)."""
+"""One command runs a whole monitored lab on loopback: ``make demo`` (``python -m optilab.demo``)."""

@@ -23,10 +23,10 @@ from typing import Any
 
 import yaml
 
-from demo import configs
-from demo.database import Database, open_database
-from demo.supervisor import DemoError, Supervisor, free_port, http_ready, port_is_free
-from toolkit import flags
+from optilab.demo import configs
+from optilab.demo.database import Database, open_database
+from optilab.demo.supervisor import DemoError, Supervisor, free_port, http_ready, port_is_free
+from optilab.toolkit import flags
 
 REPO = configs.REPO
 DEFAULT_PORTS = configs.Ports(exporter=9842, bridge=9843, api=9844, prometheus=9090, alertmanager=9093)
@@ -148,7 +148,7 @@ def rabbitmq_answers() -> bool:
 
 def start_all(args: argparse.Namespace, sup: Supervisor, ports: configs.Ports,
               lab_port: int) -> tuple[Any, Database, str, str]:
-    from labsim.lab import Lab  # the lab runs as its own gevent process; importing it here is cheap
+    from optilab.labsim.lab import Lab  # the lab runs as its own gevent process; importing it here is cheap
 
     state = args.state_dir
     step("lab simulator", f"{args.hosts} SSH machines on 127.0.1.1-{args.hosts} port {lab_port}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from toolkit.resources import shipped
+from optilab.toolkit.resources import shipped
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS_EXAMPLE = shipped("deploy/prometheus") / "prometheus.yml"

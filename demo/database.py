@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from demo.supervisor import DemoError
+from optilab.demo.supervisor import DemoError
 
 
 @dataclass

@@ -27,10 +27,10 @@ from typing import Any
 
 import gevent.event
 
-from exporter.config import HostEntry
-from exporter.metrics import probe_families
-from exporter.overload import probe_window
-from exporter.probe import Prober, ProbeResult
+from optilab.exporter.config import HostEntry
+from optilab.exporter.metrics import probe_families
+from optilab.exporter.overload import probe_window
+from optilab.exporter.probe import Prober, ProbeResult
 
 log = logging.getLogger("optilab.exporter.admission")
 

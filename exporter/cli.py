@@ -21,12 +21,12 @@ import gevent
 import prometheus_client
 from gevent.pywsgi import WSGIServer
 
-from exporter import authkey, scan
-from exporter.config import Config, ConfigError, key_file_problems, load_config
-from exporter.http import ExporterApp
-from exporter.runtime import Runtime
-from toolkit import flags, resources, selfmetrics
-from toolkit.wsgi import ToolkitMiddleware
+from optilab.exporter import authkey, scan
+from optilab.exporter.config import Config, ConfigError, key_file_problems, load_config
+from optilab.exporter.http import ExporterApp
+from optilab.exporter.runtime import Runtime
+from optilab.toolkit import flags, resources, selfmetrics
+from optilab.toolkit.wsgi import ToolkitMiddleware
 
 DEFAULT_LISTEN = "127.0.0.1:9842"
 

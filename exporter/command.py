@@ -47,7 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the collectors' registry builds its scripts here: no import cycle at run time
-    from exporter.collectors.base import Collector
+    from optilab.exporter.collectors.base import Collector
 
 START = "@@optilab "
 END = "@@end"
@@ -188,7 +188,7 @@ def __getattr__(name: str) -> object:
     reads and runs), built on first use: the collectors' registry imports this module, so they cannot
     be built at import time."""
     if name in ("BATCH_SCRIPT", "DEFAULT_PATHS", "DEFAULT_COMMANDS"):
-        from exporter.collectors import make_plan
+        from optilab.exporter.collectors import make_plan
 
         plan = make_plan()
         paths = script_parts(collector for collector, _ in plan.collectors)[0]

@@ -25,10 +25,10 @@ from typing import Any
 
 import yaml
 
-from exporter.collectors import Plan, by_name, default_enabled, make_plan
-from exporter.targets import Target, TargetError, parse_target
-from toolkit.backends import usable_amqp_url
-from toolkit.contract import DEFAULT_EXCHANGE
+from optilab.exporter.collectors import Plan, by_name, default_enabled, make_plan
+from optilab.exporter.targets import Target, TargetError, parse_target
+from optilab.toolkit.backends import usable_amqp_url
+from optilab.toolkit.contract import DEFAULT_EXCHANGE
 
 #: Largest subnet one ``subnets`` entry may expand to (a /22): a typo like /8 must not create
 #: sixteen million targets.

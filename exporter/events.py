@@ -28,10 +28,10 @@ import pika
 import pika.exceptions
 from pika.adapters.gevent_connection import GeventConnection
 
-from exporter.config import RabbitSettings
-from exporter.health import Transition
-from exporter.targets import HostLabels
-from toolkit.contract import discovery_body, health_body
+from optilab.exporter.config import RabbitSettings
+from optilab.exporter.health import Transition
+from optilab.exporter.targets import HostLabels
+from optilab.toolkit.contract import discovery_body, health_body
 
 log = logging.getLogger("optilab.exporter.events")
 

@@ -23,8 +23,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from exporter.config import HealthSettings
-from toolkit.contract import HEALTH_STATES, JUMP_REASONS
+from optilab.exporter.config import HealthSettings
+from optilab.toolkit.contract import HEALTH_STATES, JUMP_REASONS
 
 log = logging.getLogger("optilab.exporter.health")
 

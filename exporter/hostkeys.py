@@ -22,7 +22,7 @@ from pathlib import Path
 
 import paramiko
 
-from exporter.targets import Target
+from optilab.exporter.targets import Target
 
 log = logging.getLogger("optilab.exporter.hostkeys")
 

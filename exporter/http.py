@@ -32,10 +32,10 @@ import gevent.pool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import Metric
 
-from exporter.admission import Admission, Flights
-from exporter.config import Config, HostEntry, TargetError, parse_target
-from exporter.family import Exposition, render
-from exporter.probe import Prober
+from optilab.exporter.admission import Admission, Flights
+from optilab.exporter.config import Config, HostEntry, TargetError, parse_target
+from optilab.exporter.family import Exposition, render
+from optilab.exporter.probe import Prober
 
 log = logging.getLogger(__name__)
 

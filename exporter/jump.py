@@ -44,11 +44,11 @@ import paramiko
 from paramiko.common import OPEN_FAILED_CONNECT_FAILED
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.config import JumpSettings, SshSettings
-from exporter.health import JumpHealth
-from exporter.hostkeys import HostKeyStore, SshError
-from exporter.targets import Target
-from toolkit.contract import HEALTH_STATES
+from optilab.exporter.config import JumpSettings, SshSettings
+from optilab.exporter.health import JumpHealth
+from optilab.exporter.hostkeys import HostKeyStore, SshError
+from optilab.exporter.targets import Target
+from optilab.toolkit.contract import HEALTH_STATES
 
 log = logging.getLogger("optilab.exporter.jump")
 

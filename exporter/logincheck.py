@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 
 import gevent
 
-from exporter.hostkeys import SshError
-from exporter.targets import Target
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.targets import Target
 
 if TYPE_CHECKING:
-    from exporter.sshpool import SshPool
+    from optilab.exporter.sshpool import SshPool
 
 log = logging.getLogger("optilab.exporter.logincheck")
 

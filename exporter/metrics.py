@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from exporter.family import Family, gauge
-from exporter.parsers_proc import Stat
-from exporter.parsers_seat import KINDS, STATES, SeatReading
-from exporter.targets import HostLabels
+from optilab.exporter.family import Family, gauge
+from optilab.exporter.parsers_proc import Stat
+from optilab.exporter.parsers_seat import KINDS, STATES, SeatReading
+from optilab.exporter.targets import HostLabels
 
 HEALTH_STATES = ("healthy", "degraded", "offline", "dead")
 LAB_LABELS = ("hostname", "ip", "department")

@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from exporter.collectors import Plan, make_plan, seats
-from exporter.collectors.lab import NAME as LAB
-from exporter.command import split_sources
-from exporter.config import HostEntry, Target
-from exporter.family import Family
-from exporter.health import HealthBook, Transition, is_jump_reason
-from exporter.hostkeys import SshError
-from exporter.metrics import (
+from optilab.exporter.collectors import Plan, make_plan, seats
+from optilab.exporter.collectors.lab import NAME as LAB
+from optilab.exporter.command import split_sources
+from optilab.exporter.config import HostEntry, Target
+from optilab.exporter.family import Family
+from optilab.exporter.health import HealthBook, Transition, is_jump_reason
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.metrics import (
     HostLabels,
     collector_families,
     cpu_usage_percent,
@@ -32,10 +32,10 @@ from exporter.metrics import (
     probe_families,
     seat_families,
 )
-from exporter.metrics_session import session_families
-from exporter.parsers_proc import Stat, parse_stat_cached
-from exporter.parsers_seat import SeatReading, seat_state
-from exporter.slowtier import SlowTier
+from optilab.exporter.metrics_session import session_families
+from optilab.exporter.parsers_proc import Stat, parse_stat_cached
+from optilab.exporter.parsers_seat import SeatReading, seat_state
+from optilab.exporter.slowtier import SlowTier
 
 log = logging.getLogger(__name__)
 

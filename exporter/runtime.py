@@ -14,14 +14,14 @@ from collections.abc import Iterable
 
 from prometheus_client.core import Metric
 
-from exporter.config import Config, ConfigError, JumpSettings, key_file_problems, load_config
-from exporter.events import EventPublisher, health_event
-from exporter.health import HealthBook, Transition
-from exporter.overload import LoopMonitor
-from exporter.probe import Prober
-from exporter.selfmetrics import runtime_families
-from exporter.sshpool import SshPool
-from exporter.targets import HostLabels, Target
+from optilab.exporter.config import Config, ConfigError, JumpSettings, key_file_problems, load_config
+from optilab.exporter.events import EventPublisher, health_event
+from optilab.exporter.health import HealthBook, Transition
+from optilab.exporter.overload import LoopMonitor
+from optilab.exporter.probe import Prober
+from optilab.exporter.selfmetrics import runtime_families
+from optilab.exporter.sshpool import SshPool
+from optilab.exporter.targets import HostLabels, Target
 
 log = logging.getLogger("optilab.exporter.reload")
 

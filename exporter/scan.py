@@ -35,7 +35,7 @@ import gevent.pool
 import yaml
 from tqdm import tqdm
 
-from exporter.config import (
+from optilab.exporter.config import (
     ConfigError,
     JumpSettings,
     PoolSettings,
@@ -47,10 +47,10 @@ from exporter.config import (
     parse_config,
     parse_target,
 )
-from exporter.events import discovery_event, publish_discoveries
-from exporter.hostkeys import SshError
-from exporter.parsers_host import parse_osrelease
-from exporter.sshpool import SshPool
+from optilab.exporter.events import discovery_event, publish_discoveries
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.parsers_host import parse_osrelease
+from optilab.exporter.sshpool import SshPool
 
 #: what a discovered host is asked; a constant, nothing from input reaches the shell
 DISCOVERY_COMMAND = "uname -n; cat /etc/os-release"

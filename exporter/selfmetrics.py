@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from toolkit.contract import PROBE_REASONS
+from optilab.toolkit.contract import PROBE_REASONS
 
 DROP_REASONS = ("full", "unroutable", "nack", "shutdown")
 

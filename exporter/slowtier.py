@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import gevent
 from gevent.lock import BoundedSemaphore
 
-from exporter.command import split_sources
-from exporter.config import Target
+from optilab.exporter.command import split_sources
+from optilab.exporter.config import Target
 
 if TYPE_CHECKING:
-    from exporter.collectors import Plan
+    from optilab.exporter.collectors import Plan
 
 log = logging.getLogger(__name__)
 

@@ -40,14 +40,14 @@ import gevent
 import gevent.lock
 import paramiko
 
-from exporter.config import HealthSettings, Inventory, JumpSettings, PoolSettings, SshSettings
-from exporter.health import JumpHealth
-from exporter.hostkeys import HostKeyStore, SshError
-from exporter.jump import ForwardedSocket, JumpHosts, bastion_lost
-from exporter.logincheck import LoginChecks, LoginResult
-from exporter.overload import LoopMonitor, QueueSlots, call_started, timeout_reason
-from exporter.shellsession import AnswerTooLargeError, ShellDiedError, ShellSession, ShellUnavailableError
-from exporter.targets import Target
+from optilab.exporter.config import HealthSettings, Inventory, JumpSettings, PoolSettings, SshSettings
+from optilab.exporter.health import JumpHealth
+from optilab.exporter.hostkeys import HostKeyStore, SshError
+from optilab.exporter.jump import ForwardedSocket, JumpHosts, bastion_lost
+from optilab.exporter.logincheck import LoginChecks, LoginResult
+from optilab.exporter.overload import LoopMonitor, QueueSlots, call_started, timeout_reason
+from optilab.exporter.shellsession import AnswerTooLargeError, ShellDiedError, ShellSession, ShellUnavailableError
+from optilab.exporter.targets import Target
 
 log = logging.getLogger("optilab.exporter.sshpool")
 

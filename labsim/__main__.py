@@ -1,3 +1,3 @@
-from labsim.cli import main
+from optilab.labsim.cli import main
 
 raise SystemExit(main())

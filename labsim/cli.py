@@ -19,9 +19,9 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
-from labsim.faults import parse_fault  # noqa: E402
-from labsim.model import SimClock  # noqa: E402
-from toolkit import flags  # noqa: E402
+from optilab.labsim.faults import parse_fault  # noqa: E402
+from optilab.labsim.model import SimClock  # noqa: E402
+from optilab.toolkit import flags  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         faults = [(ip, parse_fault(mode)) for ip, _, mode in (f.partition("=") for f in args.fault)]
         if args.real:
             return _run_real(args, stop)
-        from labsim.control import serve
-        from labsim.runtime import LabRuntime
+        from optilab.labsim.control import serve
+        from optilab.labsim.runtime import LabRuntime
         lab = LabRuntime(args.state_dir, args.hosts, args.departments, args.port, args.user,
                          SimClock(parse_start(args.start), args.speed))
         inventory = lab.start()
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_real(args: argparse.Namespace, stop: gevent.event.Event) -> int:
-    from labsim.real import RealLab
+    from optilab.labsim.real import RealLab
     lab = RealLab(args.state_dir, args.hosts, args.departments, args.port, args.user)
     try:
         inventory = lab.start()

@@ -19,9 +19,9 @@ from typing import Any
 
 from gevent.pywsgi import WSGIServer
 
-from labsim.faults import parse_fault
-from labsim.model import SEAT_OVERRIDES
-from labsim.runtime import LabRuntime
+from optilab.labsim.faults import parse_fault
+from optilab.labsim.model import SEAT_OVERRIDES
+from optilab.labsim.runtime import LabRuntime
 
 MAX_BODY = 64 * 1024
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exporter.command import frame
+from optilab.exporter.command import frame
 
 
 class Mode(StrEnum):

@@ -1,4 +1,4 @@
-"""A simulated lab day (or week) of history, written through the real bridge: ``python -m labsim.history``.
+"""A simulated lab day (or week) of history, written through the real bridge: ``python -m optilab.labsim.history``.
 
 Reports and the board need months of history that nobody can wait for. This replays a lab in
 simulated time: every ``step`` each host's state is advanced and rendered exactly as it would answer
@@ -24,14 +24,14 @@ from dataclasses import dataclass
 
 import cramjam
 
-from exporter.collectors import make_plan
-from exporter.config import HealthSettings, HostEntry
-from exporter.health import HealthBook
-from exporter.probe import Prober
-from exporter.targets import Target
-from labsim.model import HostState, make_profiles
-from labsim.render import render_script
-from remote_write_bridge.protocol import WriteRequest
+from optilab.exporter.collectors import make_plan
+from optilab.exporter.config import HealthSettings, HostEntry
+from optilab.exporter.health import HealthBook
+from optilab.exporter.probe import Prober
+from optilab.exporter.targets import Target
+from optilab.labsim.model import HostState, make_profiles
+from optilab.labsim.render import render_script
+from optilab.remote_write_bridge.protocol import WriteRequest
 
 #: what the bridge pivots into usage_metrics / systems / the seat history
 STORED = ("system_cpu_usage", "system_ram_usage", "system_disk_usage", "optilab_logged_in_users",
@@ -137,7 +137,7 @@ def replay(bridge_url: str, start: float, end: float, hosts: int = 30, departmen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labsim.history", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m optilab.labsim.history", description=__doc__.splitlines()[0])
     parser.add_argument("--bridge", required=True, help="the bridge's base URL, e.g. http://127.0.0.1:9843")
     parser.add_argument("--hours", type=float, default=24.0, help="how much history, ending now (default 24)")
     parser.add_argument("--hosts", type=int, default=30)
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = replay(args.bridge, end - args.hours * 3600, end, args.hosts, args.departments, args.step)
     except (ValueError, OSError, RuntimeError) as exc:
-        print(f"labsim.history: {exc}", file=sys.stderr)
+        print(f"optilab.labsim.history: {exc}", file=sys.stderr)
         return 2
     print(f"{result.samples} samples in {result.requests} requests, {result.seconds:.1f} s")
     return 0

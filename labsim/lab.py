@@ -1,7 +1,7 @@
 """Run a simulated lab as a child process and steer it: the API tests, benchmarks and the demo use.
 
 The lab needs gevent's monkey patching, which must not leak into a test runner or a demo supervisor,
-so :meth:`Lab.start` runs ``python -m labsim`` in its own session and talks to it over the loopback
+so :meth:`Lab.start` runs ``python -m optilab.labsim`` in its own session and talks to it over the loopback
 control API. Nothing here imports paramiko or gevent.
 
     with Lab.start(tmp_path / "lab", hosts=5, port=free_port()) as lab:
@@ -49,7 +49,7 @@ class Lab:
         state_dir.mkdir(parents=True, exist_ok=True)
         ready = state_dir / "lab.json"
         ready.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "labsim", "--hosts", str(hosts), "--departments", str(departments),
+        argv = [sys.executable, "-m", "optilab.labsim", "--hosts", str(hosts), "--departments", str(departments),
                 "--port", str(port), "--state-dir", str(state_dir), "--speed", str(speed),
                 *(["--start", start_time] if start_time else []), *(["--real"] if real else []),
                 *(extra_args or [])]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from labsim.keys import known_hosts_name, load_or_create
-from labsim.model import make_profiles
+from optilab.labsim.keys import known_hosts_name, load_or_create
+from optilab.labsim.model import make_profiles
 
 SSHD = "/usr/sbin/sshd"
 PER_PROCESS = 16

@@ -11,9 +11,9 @@ import fnmatch
 import time
 from collections.abc import Callable
 
-from exporter.command import END, START, frame
-from labsim.model import KIB, USER_HZ, HostState, Session
-from labsim.render_sys import sys_sources
+from optilab.exporter.command import END, START, frame
+from optilab.labsim.model import KIB, USER_HZ, HostState, Session
+from optilab.labsim.render_sys import sys_sources
 
 VERSIONS = {"debian": "12 (bookworm)", "ubuntu": "24.04.1 LTS (Noble Numbat)", "rocky": "9.4 (Blue Onyx)"}
 MOUNT_OPTIONS = {"ext4": "rw,relatime", "xfs": "rw,relatime,attr2,inode64,logbufs=8,noquota"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from labsim.model import HostState, _unit
+from optilab.labsim.model import HostState, _unit
 
 
 def render_sys(state: HostState, now: float) -> dict[str, str]:

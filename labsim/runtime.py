@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from labsim.faults import ONE_SHOT, Fault, Mode
-from labsim.keys import load_or_create, write_known_hosts
-from labsim.model import OPENING_HOURS, SimClock, make_profiles
-from labsim.server import SimHost, listen
+from optilab.labsim.faults import ONE_SHOT, Fault, Mode
+from optilab.labsim.keys import load_or_create, write_known_hosts
+from optilab.labsim.model import OPENING_HOURS, SimClock, make_profiles
+from optilab.labsim.server import SimHost, listen
 
 log = logging.getLogger("optilab.labsim")
 

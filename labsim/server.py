@@ -28,12 +28,12 @@ from paramiko.common import (
     OPEN_SUCCEEDED,
 )
 
-from exporter.command import DEFAULT_COMMANDS, DEFAULT_PATHS
-from exporter.shellsession import SHELL_COMMAND
-from labsim.faults import Fault, Mode, garbage
-from labsim.keys import load_or_create, replace_key
-from labsim.model import HostProfile, HostState
-from labsim.shell import Reply, ShellInput, respond
+from optilab.exporter.command import DEFAULT_COMMANDS, DEFAULT_PATHS
+from optilab.exporter.shellsession import SHELL_COMMAND
+from optilab.labsim.faults import Fault, Mode, garbage
+from optilab.labsim.keys import load_or_create, replace_key
+from optilab.labsim.model import HostProfile, HostState
+from optilab.labsim.shell import Reply, ShellInput, respond
 
 HANG_LIMIT = 600.0  # a hung host holds a connection at most this long, so nothing waits forever
 POLL = 0.1

@@ -17,11 +17,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from exporter.command import BATCH_SCRIPT
-from exporter.logincheck import LOGIN_CHECK_COMMAND, LOGIN_CHECK_OK
-from exporter.shellsession import CALL, DEFINE_PREFIX, DEFINE_SUFFIX, NONCE_VARIABLE
-from labsim.model import HostState
-from labsim.render import COMMANDS, FILES, render_osrelease, render_script, render_uname
+from optilab.exporter.command import BATCH_SCRIPT
+from optilab.exporter.logincheck import LOGIN_CHECK_COMMAND, LOGIN_CHECK_OK
+from optilab.exporter.shellsession import CALL, DEFINE_PREFIX, DEFINE_SUFFIX, NONCE_VARIABLE
+from optilab.labsim.model import HostState
+from optilab.labsim.render import COMMANDS, FILES, render_osrelease, render_script, render_uname
 
 #: single-command forms that some callers add around a command
 _PREFIXES = ("LC_ALL=C ", "$T ", "timeout 5 ", "env ")

@@ -20,8 +20,8 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from remote_write_bridge.outage import Outage, brief
-from toolkit.contract import DEFAULT_AMQP_PREFIX
+from optilab.remote_write_bridge.outage import Outage, brief
+from optilab.toolkit.contract import DEFAULT_AMQP_PREFIX
 
 # Event bodies (building and validating them) are toolkit/contract.py's; this module moves them.
 

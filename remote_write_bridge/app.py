@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from remote_write_bridge.config import BridgeConfig
-from remote_write_bridge.health import health_bp
-from remote_write_bridge.receiver import receiver_bp
-from remote_write_bridge.state import Bridge, install
-from remote_write_bridge.webhook import webhook_bp
+from optilab.remote_write_bridge.config import BridgeConfig
+from optilab.remote_write_bridge.health import health_bp
+from optilab.remote_write_bridge.receiver import receiver_bp
+from optilab.remote_write_bridge.state import Bridge, install
+from optilab.remote_write_bridge.webhook import webhook_bp
 
 
 def create_app(config: BridgeConfig, start: bool = True) -> Flask:

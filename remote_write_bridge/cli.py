@@ -13,12 +13,12 @@ from pathlib import Path
 
 import waitress
 
-from remote_write_bridge import state
-from remote_write_bridge.app import create_app
-from remote_write_bridge.config import ConfigError, load
-from remote_write_bridge.webhook import broker_warning
-from toolkit import flags
-from toolkit.wsgi import ToolkitMiddleware
+from optilab.remote_write_bridge import state
+from optilab.remote_write_bridge.app import create_app
+from optilab.remote_write_bridge.config import ConfigError, load
+from optilab.remote_write_bridge.webhook import broker_warning
+from optilab.toolkit import flags
+from optilab.toolkit.wsgi import ToolkitMiddleware
 
 DEFAULT_LISTEN = "127.0.0.1:9843"
 EPILOG = """commands:
@@ -89,7 +89,7 @@ def serve(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "consume":
-        from remote_write_bridge.consumer import main as consume
+        from optilab.remote_write_bridge.consumer import main as consume
 
         return consume(argv[1:])
     return serve(argv)

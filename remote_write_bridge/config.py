@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from remote_write_bridge.amqp import Topology, amqp_url_from_env
-from remote_write_bridge.limits import LabelLimits
-from toolkit.backends import dsn_problem, usable_amqp_url
+from optilab.remote_write_bridge.amqp import Topology, amqp_url_from_env
+from optilab.remote_write_bridge.limits import LabelLimits
+from optilab.toolkit.backends import dsn_problem, usable_amqp_url
 
 # Bounds of every statement on the bridge's and the consumer's database sessions (seconds). A lock
 # fails fast; a statement may take longer (a 400,000-sample insert took >10 s on this shared box

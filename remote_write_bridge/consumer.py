@@ -31,8 +31,8 @@ import pika.exceptions
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 
-from remote_write_bridge import event_store
-from remote_write_bridge.amqp import (
+from optilab.remote_write_bridge import event_store
+from optilab.remote_write_bridge.amqp import (
     CONNECTION_ERRORS,
     Topology,
     amqp_url_from_env,
@@ -40,12 +40,12 @@ from remote_write_bridge.amqp import (
     declare,
     quiet_pika,
 )
-from remote_write_bridge.config import ConfigError, check_dsn, session_settings
-from remote_write_bridge.dberrors import classify
-from remote_write_bridge.outage import Outage
-from toolkit import flags
-from toolkit.backends import DatabaseUnavailableError, usable_amqp_url
-from toolkit.contract import InvalidEventError, parse_event
+from optilab.remote_write_bridge.config import ConfigError, check_dsn, session_settings
+from optilab.remote_write_bridge.dberrors import classify
+from optilab.remote_write_bridge.outage import Outage
+from optilab.toolkit import flags
+from optilab.toolkit.backends import DatabaseUnavailableError, usable_amqp_url
+from optilab.toolkit.contract import InvalidEventError, parse_event
 
 log = logging.getLogger("optilab.consumer")
 

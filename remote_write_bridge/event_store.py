@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from toolkit.contract import parse_time
+from optilab.toolkit.contract import parse_time
 
 # Reachability implied by a health state, for status_history.status ('online'|'offline').
 _STATUS_OF_HEALTH = {"healthy": "online", "degraded": "online", "offline": "offline", "dead": "offline"}

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from remote_write_bridge import event_store
-from remote_write_bridge.mapping import Batch
+from optilab.remote_write_bridge import event_store
+from optilab.remote_write_bridge.mapping import Batch
 
 _CURRENT = """
 SELECT s.instance, s.health_state,

@@ -8,8 +8,8 @@ import time
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from remote_write_bridge import state
-from remote_write_bridge.state import Bridge
+from optilab.remote_write_bridge import state
+from optilab.remote_write_bridge.state import Bridge
 
 health_bp = Blueprint("health", __name__)
 

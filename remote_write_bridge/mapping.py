@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from remote_write_bridge.limits import IP_ADDRESS_CHARS, LABEL_LIMIT, LabelLimits, check
-from remote_write_bridge.pgarrays import Float8Values, Int8Values
-from remote_write_bridge.protocol import validate_labels
+from optilab.remote_write_bridge.limits import IP_ADDRESS_CHARS, LABEL_LIMIT, LabelLimits, check
+from optilab.remote_write_bridge.pgarrays import Float8Values, Int8Values
+from optilab.remote_write_bridge.protocol import validate_labels
 
 USAGE_COLUMNS = {"system_cpu_usage": 0, "system_ram_usage": 1, "system_disk_usage": 2,
                  "optilab_logged_in_users": 3}

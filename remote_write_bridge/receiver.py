@@ -24,16 +24,16 @@ import psycopg
 from flask import Blueprint, Response, request
 from psycopg_pool import PoolTimeout
 
-from remote_write_bridge import state
-from remote_write_bridge.budget import OverBudgetError
-from remote_write_bridge.config import BridgeConfig
-from remote_write_bridge.facts import store_facts
-from remote_write_bridge.isolate import RefusedError, isolate
-from remote_write_bridge.mapping import Batch, to_batch
-from remote_write_bridge.protocol import RemoteWriteError, check_headers, check_length, decode
-from remote_write_bridge.state import Bridge
-from remote_write_bridge.store import UnstorableBatchError, utc_now_ms
-from toolkit.backends import DatabaseUnavailableError
+from optilab.remote_write_bridge import state
+from optilab.remote_write_bridge.budget import OverBudgetError
+from optilab.remote_write_bridge.config import BridgeConfig
+from optilab.remote_write_bridge.facts import store_facts
+from optilab.remote_write_bridge.isolate import RefusedError, isolate
+from optilab.remote_write_bridge.mapping import Batch, to_batch
+from optilab.remote_write_bridge.protocol import RemoteWriteError, check_headers, check_length, decode
+from optilab.remote_write_bridge.state import Bridge
+from optilab.remote_write_bridge.store import UnstorableBatchError, utc_now_ms
+from optilab.toolkit.backends import DatabaseUnavailableError
 
 log = logging.getLogger("optilab.bridge.receiver")
 

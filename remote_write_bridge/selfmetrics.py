@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from toolkit import selfmetrics
+from optilab.toolkit import selfmetrics
 
 DROP_REASONS = ("stale_or_nan", "not_allowed", "out_of_window", "bad_value", "label_limit", "invalid_label",
                 "db_unavailable", "unstorable")

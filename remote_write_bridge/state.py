@@ -14,12 +14,18 @@ import threading
 import psycopg
 from flask import Flask, current_app
 
-from remote_write_bridge.budget import ByteBudget
-from remote_write_bridge.config import AlertSettings, BridgeConfig, alert_settings, label_limits, session_settings
-from remote_write_bridge.mapping import LabelCache
-from remote_write_bridge.selfmetrics import BridgeMetrics
-from remote_write_bridge.store import Store
-from timescale.maintenance import MaintenanceResult, MaintenanceThread
+from optilab.remote_write_bridge.budget import ByteBudget
+from optilab.remote_write_bridge.config import (
+    AlertSettings,
+    BridgeConfig,
+    alert_settings,
+    label_limits,
+    session_settings,
+)
+from optilab.remote_write_bridge.mapping import LabelCache
+from optilab.remote_write_bridge.selfmetrics import BridgeMetrics
+from optilab.remote_write_bridge.store import Store
+from optilab.timescale.maintenance import MaintenanceResult, MaintenanceThread
 
 log = logging.getLogger("optilab.bridge")
 

@@ -25,10 +25,10 @@ import psycopg
 from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from remote_write_bridge.dberrors import classify
-from remote_write_bridge.mapping import DAY_MS, Batch
-from remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, Int8Values, register
-from toolkit.backends import DatabaseUnavailableError, first
+from optilab.remote_write_bridge.dberrors import classify
+from optilab.remote_write_bridge.mapping import DAY_MS, Batch
+from optilab.remote_write_bridge.pgarrays import Float8Array, Int4Array, Int8Array, Int8Values, register
+from optilab.toolkit.backends import DatabaseUnavailableError, first
 
 register()
 

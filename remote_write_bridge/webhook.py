@@ -25,10 +25,10 @@ import psycopg
 from flask import Blueprint, Response, jsonify, request
 from psycopg_pool import PoolTimeout
 
-from remote_write_bridge import event_store, state
-from remote_write_bridge.amqp import Publisher, PublishError, connect
-from remote_write_bridge.config import AlertSettings
-from toolkit.contract import InvalidEventError, alert_message, check_alert
+from optilab.remote_write_bridge import event_store, state
+from optilab.remote_write_bridge.amqp import Publisher, PublishError, connect
+from optilab.remote_write_bridge.config import AlertSettings
+from optilab.toolkit.contract import InvalidEventError, alert_message, check_alert
 
 log = logging.getLogger("optilab.bridge.webhook")
 

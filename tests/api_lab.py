@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from api.app import close_app, create_app
-from api.config import ApiConfig
-from api.seed import refresh_aggregates, seed_lab
+from optilab.api.app import close_app, create_app
+from optilab.api.config import ApiConfig
+from optilab.api.seed import refresh_aggregates, seed_lab
 from tests.fixtures.postgres import create_database, drop_database
 
 KEY = "test-key-0123456789abcdef"
@@ -57,7 +57,7 @@ def _exact_rows(conn: psycopg.Connection, now: datetime) -> tuple[datetime, int,
 
 @pytest.fixture(scope="session")
 def api_lab(pg_server_dsn: str) -> Iterator[Lab]:
-    from timescale.migrate import migrate
+    from optilab.timescale.migrate import migrate
 
     dsn = create_database(pg_server_dsn)
     try:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.collectors import Plan, make_plan
-from exporter.command import END, START, frame, split_sources
-from exporter.family import Family
+from optilab.exporter.collectors import Plan, make_plan
+from optilab.exporter.command import END, START, frame, split_sources
+from optilab.exporter.family import Family
 
 DATA = Path(__file__).parent / "data"
 _SECTION_PATHS = {"stat": "/proc/stat", "meminfo": "/proc/meminfo", "loadavg": "/proc/loadavg",

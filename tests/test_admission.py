@@ -16,14 +16,14 @@ import gevent.event
 import pytest
 from werkzeug.test import Client
 
-from exporter.admission import Admission, Flights
-from exporter.config import HealthSettings, HostEntry, key_file_problems, parse_config
-from exporter.health import HealthBook
-from exporter.hostkeys import SshError
-from exporter.http import ExporterApp
-from exporter.overload import LoopMonitor, QueueSlots, call_started, probe_window, timeout_reason
-from exporter.probe import Prober
-from exporter.targets import Target
+from optilab.exporter.admission import Admission, Flights
+from optilab.exporter.config import HealthSettings, HostEntry, key_file_problems, parse_config
+from optilab.exporter.health import HealthBook
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.http import ExporterApp
+from optilab.exporter.overload import LoopMonitor, QueueSlots, call_started, probe_window, timeout_reason
+from optilab.exporter.probe import Prober
+from optilab.exporter.targets import Target
 from tests.test_http import FAST, INVENTORY, FakeRuntime, output, samples
 
 ENTRY = HostEntry(Target("127.0.1.1", 22), "physics", "pc-01")

@@ -27,13 +27,13 @@ import psycopg
 import pytest
 import yaml
 
+from optilab.toolkit.contract import alert_message
 from tests.fixtures.postgres import PrivatePostgres
 from tests.fixtures.procs import Service, free_port, http_ok, port_open, wait_for
 from tests.fixtures.prometheus import Peer, query
 from tests.fixtures.rabbitmq import AmqpNames, PrivateRabbitMQ, drain
 from tests.support.alerts import alert, payload
 from tests.support.consumer import consumers, event, publish, queued, rows
-from toolkit.contract import alert_message
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alert_rules" / "optilab.yml"
@@ -242,7 +242,7 @@ def test_broker_restart_mid_stream_duplicates_and_poison(
 def test_database_down_while_consuming_loses_nothing(
         amqp_url: str, amqp_names: AmqpNames, private_postgres: PrivatePostgres,
         services: Callable[..., Service]) -> None:
-    from timescale.migrate import migrate
+    from optilab.timescale.migrate import migrate
 
     dsn = private_postgres.dsn
     migrate(dsn)
@@ -279,7 +279,7 @@ def test_real_exporter_lab_host_down_alert_and_health_events(
         services: Callable[..., Service]) -> None:
     """The same path from the real exporter probing a simulated lab over SSH; its health
     transitions travel the same exchange into systems/status_history."""
-    from labsim.lab import Lab
+    from optilab.labsim.lab import Lab
 
     lab = Lab.start(tmp_path / "lab", hosts=2, departments=1, port=free_port())
     try:

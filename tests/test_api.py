@@ -11,7 +11,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from api.app import close_app
+from optilab.api.app import close_app
 from tests import api_lab as lab_fixtures
 from tests.api_lab import AUTH, KEY, Lab, make_app
 
@@ -245,7 +245,7 @@ def test_hourly_series_includes_hours_not_yet_refreshed(migrated_dsn: str) -> No
     them from raw rows (TimescaleDB: real-time aggregates). The API must see those rows."""
     from datetime import UTC, datetime
 
-    from api.seed import add_systems, add_usage, storage_mode
+    from optilab.api.seed import add_systems, add_usage, storage_mode
 
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:

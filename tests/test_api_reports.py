@@ -17,9 +17,9 @@ from datetime import date, datetime, timedelta
 import psycopg
 import pytest
 
-from api.app import close_app
-from exporter.config import OpeningHours
-from exporter.parsers_seat import STATES
+from optilab.api.app import close_app
+from optilab.exporter.config import OpeningHours
+from optilab.exporter.parsers_seat import STATES
 from tests import api_lab as lab_fixtures
 from tests.api_lab import AUTH, Lab, make_app
 

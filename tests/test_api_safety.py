@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.app import close_app
+from optilab.api.app import close_app
 from tests import api_lab as lab_fixtures
 from tests.api_lab import AUTH, KEY, OTHER_KEY, Lab, make_app
 

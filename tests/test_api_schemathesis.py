@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from api import openapi
+from optilab.api import openapi
 from tests import api_lab as lab_fixtures
 from tests.api_lab import AUTH
 

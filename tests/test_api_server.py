@@ -15,8 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from api.app import close_app
-from api.seed import seed_lab
+from optilab.api.app import close_app
+from optilab.api.seed import seed_lab
 from tests.api_lab import AUTH, KEY, make_app
 from tests.fixtures.postgres import create_database
 from tests.fixtures.procs import Service, free_port, http_ok, wait_for
@@ -66,7 +66,7 @@ def test_cli_refuses_to_start_without_keys(tmp_path: Path) -> None:
 
 def test_database_outage_is_503_and_recovers(private_postgres) -> None:
     dsn = create_database(private_postgres.dsn)
-    from timescale.migrate import migrate
+    from optilab.timescale.migrate import migrate
 
     migrate(dsn)
     seed_lab(dsn, systems=2, days=0.05)

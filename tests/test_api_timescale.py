@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from api.app import close_app
-from api.seed import add_systems, add_usage, refresh_aggregates
+from optilab.api.app import close_app
+from optilab.api.seed import add_systems, add_usage, refresh_aggregates
 from tests import test_timescale_oracle as oracle
 from tests.api_lab import AUTH, make_app
 

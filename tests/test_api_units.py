@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from werkzeug.exceptions import BadRequest
 
-from api import openapi, params, series
-from api.config import ApiConfig, ConfigError, load_config, parse_keys
-from toolkit.flags import parse_listen
+from optilab.api import openapi, params, series
+from optilab.api.config import ApiConfig, ConfigError, load_config, parse_keys
+from optilab.toolkit.flags import parse_listen
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 KEY = "k" * 24
@@ -151,7 +151,7 @@ def test_openapi_document_references_resolve() -> None:
 
 
 def test_no_auth_is_refused_off_loopback(capsys: pytest.CaptureFixture[str]) -> None:
-    from api.cli import main
+    from optilab.api.cli import main
 
     assert main(["--dsn", "dbname=x", "--no-auth", "--listen", "0.0.0.0:9"]) == 2
     assert "--no-auth is only allowed on a loopback address" in capsys.readouterr().err
@@ -162,8 +162,8 @@ def test_no_auth_is_refused_off_loopback(capsys: pytest.CaptureFixture[str]) -> 
 def test_open_share_per_utc_hour_follows_the_local_zone_dst_and_closed_days():
     from datetime import date
 
-    from api import hours
-    from exporter.config import OpeningHours
+    from optilab.api import hours
+    from optilab.exporter.config import OpeningHours
 
     berlin = OpeningHours("Europe/Berlin", (((510, 1200),),) * 5 + ((), ()), frozenset({date(2026, 12, 24)}))
     utc = UTC

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from exporter.authkey import authorized_key_line, parse_public_key, parse_sources
+from optilab.exporter.authkey import authorized_key_line, parse_public_key, parse_sources
 from tests.fixtures.sshd import Sshd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ SSHD_OPTIONS = ["AllowTcpForwarding yes", "PermitTTY yes"]
 
 
 def authorized_key(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", "authorized-key", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "optilab.exporter", "authorized-key", *args], capture_output=True,
                           text=True, timeout=30, check=False, cwd=ROOT)
 
 
@@ -76,12 +76,12 @@ from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from pathlib import Path
 import paramiko
-from exporter.config import HealthSettings, HostEntry, PoolSettings, SshSettings
-from exporter.targets import Target
-from exporter.health import HealthBook
-from exporter.hostkeys import SshError
-from exporter.probe import Prober
-from exporter.sshpool import SshPool
+from optilab.exporter.config import HealthSettings, HostEntry, PoolSettings, SshSettings
+from optilab.exporter.targets import Target
+from optilab.exporter.health import HealthBook
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.probe import Prober
+from optilab.exporter.sshpool import SshPool
 
 args = json.loads(sys.argv[1])
 ssh = SshSettings(user=args["user"], key_file=Path(args["key_file"]), known_hosts=Path(args["known_hosts"]),

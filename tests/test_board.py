@@ -90,8 +90,8 @@ def test_board_shows_the_apis_free_counts_and_a_login_within_10_s(
         tmp_path: Path, migrated_dsn: str, prometheus_factory, services, browser) -> None:
     from selenium.webdriver.common.by import By
 
-    from labsim.history import replay
-    from labsim.lab import Lab
+    from optilab.labsim.history import replay
+    from optilab.labsim.lab import Lab
 
     lab = Lab.start(tmp_path / "lab", hosts=6, departments=2, port=free_port())
     try:

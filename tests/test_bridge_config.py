@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from remote_write_bridge.config import DEFAULT_ALLOW_LIST, ConfigError, load, validate
+from optilab.remote_write_bridge.config import DEFAULT_ALLOW_LIST, ConfigError, load, validate
 
 BRIDGE = str(Path(sys.executable).with_name("optilab-bridge"))
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from remote_write_bridge.dberrors import PERMANENT_CLASSES, TRANSIENT_CLASSES, classify
+from optilab.remote_write_bridge.dberrors import PERMANENT_CLASSES, TRANSIENT_CLASSES, classify
 from tests.fixtures.procs import free_port
 
 # The specification, class by class (PostgreSQL's errcodes.txt). True = transient.

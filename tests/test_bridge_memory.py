@@ -14,8 +14,8 @@ import cramjam
 import psycopg
 import pytest
 
-from remote_write_bridge.budget import ByteBudget, OverBudgetError
-from remote_write_bridge.pgarrays import (
+from optilab.remote_write_bridge.budget import ByteBudget, OverBudgetError
+from optilab.remote_write_bridge.pgarrays import (
     STRIDED_FROM,
     Float8Array,
     Float8Values,

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from prometheus_client import generate_latest
 
-from remote_write_bridge.selfmetrics import BridgeMetrics
+from optilab.remote_write_bridge.selfmetrics import BridgeMetrics
 
 
 def test_self_metrics_pass_promtool_check_metrics() -> None:

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from api.app import close_app
+from optilab.api.app import close_app
+from optilab.timescale.migrate import migrate
 from tests.api_lab import AUTH, make_app
 from tests.support.remote_write import (
     HOST,
@@ -21,7 +22,6 @@ from tests.support.remote_write import (
     metric_value,
     post,
 )
-from timescale.migrate import migrate
 
 
 def strict_json(text: str) -> object:

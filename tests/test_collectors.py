@@ -14,14 +14,14 @@ import gevent
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors import by_name, default_enabled, make_plan, textfile
-from exporter.collectors.base import Collector
-from exporter.command import build_script, frame, split_sources
-from exporter.config import HealthSettings, HostEntry, parse_target
-from exporter.family import Family, gauge, render, render_groups
-from exporter.health import HealthBook
-from exporter.hostkeys import SshError
-from exporter.probe import Prober
+from optilab.exporter.collectors import by_name, default_enabled, make_plan, textfile
+from optilab.exporter.collectors.base import Collector
+from optilab.exporter.command import build_script, frame, split_sources
+from optilab.exporter.config import HealthSettings, HostEntry, parse_target
+from optilab.exporter.family import Family, gauge, render, render_groups
+from optilab.exporter.health import HealthBook
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.probe import Prober
 from tests.captures import DATA, captured_sources, collect_all, sample_values
 
 # --- the script and its framing -------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_slow_tier_runs_on_its_interval_and_is_served_from_cache_with_its_age():
 
 
 def test_interrupts_are_off_by_default_and_parse_this_machines_file():
-    from exporter.collectors import interrupts
+    from optilab.exporter.collectors import interrupts
 
     assert "interrupts" not in make_plan().names and "interrupts" in make_plan(["interrupts"]).names
     text = "           CPU0       CPU1\n  0:         38          0   IO-APIC   2-edge      timer\n" \

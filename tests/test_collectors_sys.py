@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors import by_name
-from exporter.command import build_script, command_names, split_sources
-from exporter.family import render
+from optilab.exporter.collectors import by_name
+from optilab.exporter.command import build_script, command_names, split_sources
+from optilab.exporter.family import render
 
 DATA = Path(__file__).parent / "data" / "sys"
 LAB_PC = DATA / "lab-pc"
@@ -170,7 +170,7 @@ def test_ignored_devices_flag():
 
 
 def test_mdstat_parser_rejects_garbage():
-    from exporter.collectors import mdadm
+    from optilab.exporter.collectors import mdadm
     with pytest.raises(ValueError):
         mdadm.parse("md0 : active raid1 sda1[0]\n      garbage\n\n\n")
     assert mdadm.parse("Personalities : \nunused devices: <none>\n") == []
@@ -179,7 +179,7 @@ def test_mdstat_parser_rejects_garbage():
 def test_large_values_render_as_go_does():
     """node_exporter prints 3.3e+09 (Go's shortest 'g'); the renderer once printed 33e+09 (ten times
     too large) for a CPU frequency: caught by the comparison above (fixed on h/col-core too)."""
-    from exporter.family import format_value
+    from optilab.exporter.family import format_value
     assert format_value(3.3e9) == "3.3e+09"
     assert float(format_value(-1.5e10)) == -1.5e10
     assert format_value(1234567.0) == "1.234567e+06"
@@ -187,7 +187,7 @@ def test_large_values_render_as_go_does():
 
 
 def test_selinux_from_the_files_libselinux_reads():
-    from exporter.collectors import selinux
+    from optilab.exporter.collectors import selinux
     filesystems = (LAB_PC / "proc" / "filesystems").read_text()  # this machine's: no selinuxfs
     assert selinux.parse({selinux.FILESYSTEMS: filesystems}) == (False, None, None)
     with_selinux = filesystems + "nodev\tselinuxfs\n"

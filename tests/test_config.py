@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.config import (
+from optilab.exporter.config import (
     ConfigError,
     Target,
     TargetError,
@@ -196,7 +196,7 @@ COLLECTOR_BASE = {"ssh": {"user": "optilab", "key_file": "/nonexistent/key"},
 
 
 def test_collectors_default_to_node_exporters_defaults_and_departments_override():
-    from exporter.collectors import default_enabled
+    from optilab.exporter.collectors import default_enabled
 
     raw = {**COLLECTOR_BASE, "collectors": {"disable": ["arp"], "filesystem": {"mount-points-exclude": "^/boot"}},
            "departments": {"physics": {"hosts": ["127.0.1.1"],

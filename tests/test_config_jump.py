@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from exporter.config import ConfigError, JumpSettings, parse_config
-from exporter.targets import Target
+from optilab.exporter.config import ConfigError, JumpSettings, parse_config
+from optilab.exporter.targets import Target
 
 BASE: dict[str, Any] = {
     "ssh": {"user": "optilab", "key_file": "/keys/lab", "known_hosts": "/keys/lab_known_hosts"},

@@ -1,4 +1,4 @@
-"""The event consumer (`python -m remote_write_bridge.consumer`, what `optilab-bridge consume` runs)
+"""The event consumer (`python -m optilab.remote_write_bridge.consumer`, what `optilab-bridge consume` runs)
 against the machine's RabbitMQ and a migrated database: alerts stored once per (fingerprint,
 startsAt) and resolved in place, health and discovery events into systems/status_history, poison
 messages in the dead-letter queue with their reason, several consumers side by side, and SIGTERM
@@ -13,9 +13,10 @@ from typing import Any
 
 import psycopg
 
-from exporter import events
-from exporter.health import Transition
-from exporter.targets import HostLabels
+from optilab.exporter import events
+from optilab.exporter.health import Transition
+from optilab.exporter.targets import HostLabels
+from optilab.toolkit.contract import alert_message
 from tests.fixtures.procs import wait_for
 from tests.fixtures.rabbitmq import AmqpNames, drain
 from tests.support.alerts import alert
@@ -28,7 +29,6 @@ from tests.support.consumer import (
     rows,
     wait_rows,
 )
-from toolkit.contract import alert_message
 
 
 def test_alerts_stored_once_and_resolved_in_place(migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,

@@ -33,11 +33,11 @@ import psycopg
 import pytest
 import yaml
 
+from optilab.timescale.migrate import migrate
 from tests.fixtures.postgres import create_database, drop_database
 from tests.fixtures.procs import Service, free_port, http_ok, wait_for
 from tests.fixtures.prometheus import get_json, query, start_prometheus
 from tests.fixtures.sshd import Sshd, start_sshd
-from timescale.migrate import migrate
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD_DIR = REPO / "grafana" / "dashboards"
@@ -506,7 +506,7 @@ def test_merged_tables_join_their_queries_row_by_row(lab: Lab) -> None:
 
 def seed_events(dsn: str, lab: Lab) -> None:
     """An alert and a health transition, stored by the event consumer's own code (no broker needed)."""
-    from remote_write_bridge.event_store import store_event
+    from optilab.remote_write_bridge.event_store import store_event
 
     now = datetime.now(UTC)
     department = lab.departments[lab.down_instance]
@@ -530,7 +530,7 @@ def seed_events(dsn: str, lab: Lab) -> None:
 def grafana_reader(lab: Lab) -> Iterator[str]:
     """DSN of the reader role made by ``optilab-migrate --roles`` (docs/dashboards.md, docs/storage.md
     "Database roles"): the very code of the CLI, with unique names (roles are server-wide)."""
-    from timescale.roles import Roles
+    from optilab.timescale.roles import Roles
 
     suffix = uuid.uuid4().hex[:8]
     roles = Roles(f"g{suffix}_owner", f"g{suffix}_writer", f"g{suffix}_reader")

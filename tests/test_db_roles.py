@@ -20,16 +20,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from api.app import close_app
-from remote_write_bridge.app import create_app
-from remote_write_bridge.config import validate
+from optilab.api.app import close_app
+from optilab.remote_write_bridge.app import create_app
+from optilab.remote_write_bridge.config import validate
+from optilab.timescale.roles import Roles, check_roles
 from tests.api_lab import AUTH, make_app
 from tests.fixtures.postgres import create_database, drop_database
 from tests.fixtures.rabbitmq import AmqpNames
 from tests.support.consumer import ConsumerFactory, event, finish, publish
 from tests.support.remote_write import HEADERS, HOST, encode
 from tests.test_dashboards import DASHBOARD_FILES, expand_sql_macros, load, substitute, targets
-from timescale.roles import Roles, check_roles
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "s3cret-" + uuid.uuid4().hex  # must never appear in any output
@@ -60,7 +60,7 @@ class Database:
 
 
 def migrate_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "timescale.migrate", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "optilab.timescale.migrate", *args], capture_output=True, text=True,
                           timeout=120, check=False, cwd=ROOT, env=env)
 
 
@@ -144,7 +144,7 @@ def test_the_bridge_and_the_consumer_store_as_the_writer(database: Database, amq
 
 
 def test_the_api_and_every_sql_dashboard_query_answer_as_the_reader(database: Database) -> None:
-    from api.seed import seed_lab
+    from optilab.api.seed import seed_lab
 
     seeded = seed_lab(database.writer, systems=4, days=1)  # written through the writer, upkeep included
     app = make_app(database.reader)
@@ -216,7 +216,7 @@ def test_check_roles_names_what_is_wrong(database: Database) -> None:
 
 
 def test_a_database_migrated_before_the_roles_existed_is_adopted(pg_server_dsn: str, roles: Roles) -> None:
-    from timescale.migrate import migrate
+    from optilab.timescale.migrate import migrate
 
     admin = create_database(pg_server_dsn)
     try:

@@ -17,9 +17,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from optilab.timescale.migrate import migrate
+from optilab.timescale.roles import Roles, check_roles
 from tests.fixtures.pglite.launch import install_pglite, running_pglite
-from timescale.migrate import migrate
-from timescale.roles import Roles, check_roles
 
 pytestmark = pytest.mark.slow
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from demo import cli, database
-from demo.supervisor import DemoError
+from optilab.demo import cli, database
+from optilab.demo.supervisor import DemoError
 
 
 def test_demo_verifies_history_and_an_alert_then_leaves_nothing_listening(empty_dsn: str, tmp_path: Path) -> None:
     """``--verify`` exits 0 only once the API shows usage history and an alert that came through
     rules → Alertmanager → bridge → RabbitMQ → database; afterwards every port it printed is free."""
     result = subprocess.run(
-        [sys.executable, "-m", "demo", "--ports", "auto", "--verify", "--timeout", "150",
+        [sys.executable, "-m", "optilab.demo", "--ports", "auto", "--verify", "--timeout", "150",
          "--hosts", "12", "--state-dir", str(tmp_path / "demo")],
         capture_output=True, text=True, timeout=300, env={**_env(), "OPTILAB_DSN": empty_dsn},
     )
@@ -43,7 +43,7 @@ def test_demo_verifies_history_and_an_alert_then_leaves_nothing_listening(empty_
 def test_demo_without_rabbitmq_stores_alerts_directly(empty_dsn: str, tmp_path: Path) -> None:
     """``--events direct`` (what the demo picks when no broker answers) still lands the alert."""
     result = subprocess.run(
-        [sys.executable, "-m", "demo", "--ports", "auto", "--verify", "--timeout", "150", "--events", "direct",
+        [sys.executable, "-m", "optilab.demo", "--ports", "auto", "--verify", "--timeout", "150", "--events", "direct",
          "--hosts", "6", "--state-dir", str(tmp_path / "demo")],
         capture_output=True, text=True, timeout=300, env={**_env(), "OPTILAB_DSN": empty_dsn},
     )

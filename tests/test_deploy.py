@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from remote_write_bridge.config import DEFAULT_ALLOW_LIST
+from optilab.remote_write_bridge.config import DEFAULT_ALLOW_LIST
 from tests.fixtures.procs import Service, free_port, http_ok, wait_for
 from tests.fixtures.prometheus import Peer, get_json
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labsim.real import ensure_user
+from optilab.labsim.real import ensure_user
 
 
 def password_field(name: str) -> str:

@@ -18,10 +18,10 @@ import gevent.socket
 import pika
 import pytest
 
-from exporter.config import RabbitSettings, Secret
-from exporter.events import EventPublisher, discovery_event, health_event, publish_discoveries
-from exporter.health import Transition
-from exporter.targets import HostLabels
+from optilab.exporter.config import RabbitSettings, Secret
+from optilab.exporter.events import EventPublisher, discovery_event, health_event, publish_discoveries
+from optilab.exporter.health import Transition
+from optilab.exporter.targets import HostLabels
 from tests.fixtures.procs import free_port, wait_for
 from tests.fixtures.rabbitmq import AmqpNames
 from tests.fixtures.sshd import Sshd

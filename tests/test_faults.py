@@ -18,7 +18,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from labsim.lab import Lab
+from optilab.labsim.lab import Lab
 from tests.fixtures.procs import Service, free_port, http_ok, wait_for
 
 PROBE_TIMEOUT = 1.5
@@ -112,7 +112,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
 
 def _exporter_argv() -> list[str]:
     import sys
-    return [sys.executable, "-m", "exporter"]
+    return [sys.executable, "-m", "optilab.exporter"]
 
 
 # (fault, reason, whether the exporter still holds a healthy pooled connection to the host after it)

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from exporter.config import HealthSettings
-from exporter.health import HealthBook
+from optilab.exporter.config import HealthSettings
+from optilab.exporter.health import HealthBook
 
 
 class Clock:

@@ -16,14 +16,14 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
-from exporter.collectors import make_plan
-from exporter.command import DEFAULT_COMMANDS, frame
-from exporter.config import Config, parse_config
-from exporter.health import HealthBook
-from exporter.hostkeys import SshError
-from exporter.http import ExporterApp
-from exporter.probe import Prober
-from exporter.targets import Target
+from optilab.exporter.collectors import make_plan
+from optilab.exporter.command import DEFAULT_COMMANDS, frame
+from optilab.exporter.config import Config, parse_config
+from optilab.exporter.health import HealthBook
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.http import ExporterApp
+from optilab.exporter.probe import Prober
+from optilab.exporter.targets import Target
 
 INVENTORY = {
     "ssh": {"user": "optilab", "key_file": "/nonexistent/key", "port": 22},

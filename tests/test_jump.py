@@ -34,8 +34,8 @@ DRIVER = r'''
 from gevent import monkey; monkey.patch_all()
 import json, sys, time
 import gevent
-from exporter.runtime import Runtime
-from exporter.config import load_config
+from optilab.exporter.runtime import Runtime
+from optilab.exporter.config import load_config
 
 args = json.loads(sys.argv[1])
 runtime = Runtime(args["config"], load_config(args["config"]))
@@ -330,7 +330,7 @@ def test_deadlines_hold_on_both_hops(sshd_factory: Callable[..., Sshd], tmp_path
 def test_scan_runs_through_the_bastion(lab: Lab) -> None:
     config = lab.inventory()
     out = lab.tmp_path / "scanned.yml"
-    done = subprocess.run([sys.executable, "-m", "exporter", "scan", "127.0.2.0/29", "--config", str(config),
+    done = subprocess.run([sys.executable, "-m", "optilab.exporter", "scan", "127.0.2.0/29", "--config", str(config),
                            "--out", str(out), "--port", str(lab.port), "--quiet"],
                           capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)
     assert done.returncode == 0, done.stderr
@@ -345,7 +345,8 @@ def test_scan_runs_through_the_bastion(lab: Lab) -> None:
 def test_scan_through_a_stopped_bastion_says_so_once_and_writes_nothing(lab: Lab) -> None:
     lab.bastion.stop()
     out = lab.tmp_path / "scanned.yml"
-    done = subprocess.run([sys.executable, "-m", "exporter", "scan", "127.0.2.0/29", "--config", str(lab.inventory()),
+    done = subprocess.run([sys.executable, "-m", "optilab.exporter", "scan", "127.0.2.0/29",
+                           "--config", str(lab.inventory()),
                            "--out", str(out), "--port", str(lab.port), "--quiet"],
                           capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)
     assert done.returncode == 1

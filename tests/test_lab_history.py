@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from api.app import close_app
-from exporter.config import load_department_settings
-from labsim.history import replay
-from labsim.model import OPENING_HOURS
+from optilab.api.app import close_app
+from optilab.exporter.config import load_department_settings
+from optilab.labsim.history import replay
+from optilab.labsim.model import OPENING_HOURS
 from tests.api_lab import AUTH, make_app
 from tests.test_bridge_fixtures import bridge_factory  # noqa: F401 - fixture
 

@@ -14,13 +14,13 @@ import paramiko
 import pytest
 import yaml
 
-from exporter.collectors import make_plan
-from exporter.command import BATCH_SCRIPT, DEFAULT_COMMANDS, DEFAULT_PATHS, split_sources
-from exporter.config import load_config
-from labsim.faults import Mode, garbage, parse_fault
-from labsim.lab import Lab, LabError
-from labsim.model import OPENING_HOURS, HostState, make_profiles
-from labsim.shell import render_batch, respond
+from optilab.exporter.collectors import make_plan
+from optilab.exporter.command import BATCH_SCRIPT, DEFAULT_COMMANDS, DEFAULT_PATHS, split_sources
+from optilab.exporter.config import load_config
+from optilab.labsim.faults import Mode, garbage, parse_fault
+from optilab.labsim.lab import Lab, LabError
+from optilab.labsim.model import OPENING_HOURS, HostState, make_profiles
+from optilab.labsim.shell import render_batch, respond
 from tests.captures import collect_all, sample_values
 from tests.fixtures.procs import free_port
 
@@ -226,7 +226,7 @@ def test_cli_prints_the_inventory_stops_by_itself_and_keeps_its_host_keys(tmp_pa
     import sys
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "labsim", "--state-dir", str(tmp_path), *args],
+        return subprocess.run([sys.executable, "-m", "optilab.labsim", "--state-dir", str(tmp_path), *args],
                               capture_output=True, text=True, timeout=60, check=False)
 
     port = str(free_port())
@@ -244,7 +244,7 @@ def test_cli_prints_the_inventory_stops_by_itself_and_keeps_its_host_keys(tmp_pa
 
 
 def test_sim_clock_runs_at_its_speed_from_its_start() -> None:
-    from labsim.model import SimClock
+    from optilab.labsim.model import SimClock
 
     real = [1000.0]
     clock = SimClock(start=MONDAY_3AM, speed=60, real=lambda: real[0])
@@ -283,9 +283,9 @@ def test_fanout_benchmark_runs_against_a_small_lab(tmp_path: Path) -> None:
 
 
 def test_the_simulated_long_lived_shell_reads_the_exporters_protocol_in_any_chunking() -> None:
-    from exporter.logincheck import LOGIN_CHECK_COMMAND
-    from exporter.shellsession import CALL, request, setup_line, split_answer
-    from labsim.shell import ShellInput
+    from optilab.exporter.logincheck import LOGIN_CHECK_COMMAND
+    from optilab.exporter.shellsession import CALL, request, setup_line, split_answer
+    from optilab.labsim.shell import ShellInput
 
     state = HostState.boot(make_profiles(1, 1)[0], MONDAY_NOON)
     nonce = "0123456789abcdef" * 2

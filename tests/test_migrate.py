@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from timescale.maintenance import run_maintenance
-from timescale.migrate import load_migrations, migrate
+from optilab.timescale.maintenance import run_maintenance
+from optilab.timescale.migrate import load_migrations, migrate
 
 AGGREGATE_COLUMNS = ["system_id", "bucket", "avg_cpu", "max_cpu", "avg_ram", "avg_disk", "avg_users",
                      "occupied_ratio", "samples"]

@@ -123,7 +123,7 @@ def reads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reads]:
               "departments": {"physics": {"hosts": [f"127.0.0.1:{sshd.port}"]}},
               "collectors": {"enable": ["interrupts"]}}  # off by default in both: compared too
     (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
-    exporter = Service([sys.executable, "-m", "exporter", "--config", str(workdir / "inventory.yml"),
+    exporter = Service([sys.executable, "-m", "optilab.exporter", "--config", str(workdir / "inventory.yml"),
                         "--listen", f"127.0.0.1:{port}"], workdir / "exporter.log", cwd=ROOT)
     try:
         node_exporter.wait_ready(lambda: http_ok(f"http://127.0.0.1:{ne_port}/metrics"), timeout=20)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.collectors.filesystem import parse_mounts, parse_statfs
-from exporter.collectors.time import parse_date
-from exporter.parsers_host import parse_osrelease, parse_who
-from exporter.parsers_proc import parse_filefd, parse_loadavg, parse_meminfo, parse_netdev, parse_stat
+from optilab.exporter.collectors.filesystem import parse_mounts, parse_statfs
+from optilab.exporter.collectors.time import parse_date
+from optilab.exporter.parsers_host import parse_osrelease, parse_who
+from optilab.exporter.parsers_proc import parse_filefd, parse_loadavg, parse_meminfo, parse_netdev, parse_stat
 from tests.captures import batch_sources
 
 DISTROS = ("debian", "rocky", "alpine")

@@ -1,4 +1,4 @@
-"""The real exporter process (``python -m exporter``) probing a real sshd on this very machine.
+"""The real exporter process (``python -m optilab.exporter``) probing a real sshd on this very machine.
 
 The exporter runs as a subprocess because it must be gevent-patched from its first import; the test
 talks HTTP to it and reads its /metrics, and counts handshakes in sshd's own log.
@@ -64,7 +64,7 @@ def inventory(sshd: Sshd, **sections: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
-    """Start ``python -m exporter`` on a free loopback port with the given config; stopped at teardown."""
+    """Start ``python -m optilab.exporter`` on a free loopback port with the given config; stopped at teardown."""
     started: list[Exporter] = []
 
     def start(config: dict[str, Any], env: dict[str, str] | None = None) -> Exporter:
@@ -73,7 +73,7 @@ def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
         config_path = workdir / "inventory.yml"
         config_path.write_text(yaml.safe_dump(config))
         port = free_port()
-        service = Service([sys.executable, "-m", "exporter", "--config", str(config_path),
+        service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(config_path),
                            "--listen", f"127.0.0.1:{port}"], workdir / "exporter.log", env=env, cwd=ROOT)
         exporter = Exporter(f"http://127.0.0.1:{port}", config_path, service)
         started.append(exporter)
@@ -233,7 +233,7 @@ def test_exposition_passes_promtool(sshd: Sshd, exporter_factory: Callable[..., 
 
 
 def test_scan_is_a_subcommand() -> None:
-    result = subprocess.run([sys.executable, "-m", "exporter", "scan", "--help"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "optilab.exporter", "scan", "--help"], capture_output=True,
                             text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0 and "CIDR" in result.stdout
 
@@ -244,12 +244,12 @@ def test_check_validates_and_warns_about_what_the_file_cannot_show(tmp_path: Pat
         "ssh": {"user": "optilab", "key_file": str(tmp_path / "missing_key"),
                 "known_hosts": str(tmp_path / "missing_known_hosts")},
         "departments": {"physics": {"subnets": ["127.0.1.0/29"]}}}))
-    ok = subprocess.run([sys.executable, "-m", "exporter", "--config", str(config), "--check"],
+    ok = subprocess.run([sys.executable, "-m", "optilab.exporter", "--config", str(config), "--check"],
                         capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert ok.returncode == 0 and "OK, 6 targets" in ok.stdout
     assert "ssh.key_file" in ok.stderr and "ssh.known_hosts" in ok.stderr
     config.write_text("ssh: {user: optilab, key_file: k}\ndepartments: {physics: {subnets: [nonsense]}}\n")
-    bad = subprocess.run([sys.executable, "-m", "exporter", "--config", str(config), "--check"],
+    bad = subprocess.run([sys.executable, "-m", "optilab.exporter", "--config", str(config), "--check"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 2
     assert f"{config}: departments.physics.subnets[0]: 'nonsense' is not a CIDR network" in bad.stderr

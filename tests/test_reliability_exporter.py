@@ -28,7 +28,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from labsim.lab import Lab
+from optilab.labsim.lab import Lab
 from tests.fixtures.procs import Service, free_port, http_ok, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def start_exporter(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
         config = workdir / "inventory.yaml"
         config.write_text(yaml.safe_dump(raw))
         url = f"http://127.0.0.1:{free_port()}"
-        service = Service([sys.executable, "-m", "exporter", "--config", str(config), "--listen", url[7:],
+        service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(config), "--listen", url[7:],
                            *flags], workdir / "exporter.log", cwd=ROOT)
         services.append(service)
         service.wait_ready(lambda: http_ok(url + "/metrics"))
@@ -282,10 +282,10 @@ from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from pathlib import Path
 import gevent, paramiko
-from exporter.config import PoolSettings, SshSettings
-from exporter.targets import Target
-from exporter.hostkeys import SshError
-from exporter.sshpool import SshPool
+from optilab.exporter.config import PoolSettings, SshSettings
+from optilab.exporter.targets import Target
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.sshpool import SshPool
 
 args = json.loads(sys.argv[1])
 ssh = SshSettings(user="optilab", key_file=Path(args["key_file"]), known_hosts=Path(args["known_hosts"]),

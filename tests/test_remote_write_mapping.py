@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from remote_write_bridge.mapping import DAY_MS, LabelCache, SeriesInfo, classify, to_batch
-from remote_write_bridge.protocol import RemoteWriteError, WriteRequest
+from optilab.remote_write_bridge.mapping import DAY_MS, LabelCache, SeriesInfo, classify, to_batch
+from optilab.remote_write_bridge.protocol import RemoteWriteError, WriteRequest
 
 NOW = 1_800_000_000_000
 HOST = {"instance": "127.0.1.5:22", "hostname": "pc-05", "ip": "127.0.1.5", "department": "physics"}

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
+from optilab.timescale.migrate import migrate
 from tests.fixtures.procs import wait_for
 from tests.fixtures.prometheus import query
 from tests.support.remote_write import (
@@ -20,7 +21,6 @@ from tests.support.remote_write import (
     prometheus_config,
     scrape_target,  # noqa: F401 - fixture
 )
-from timescale.migrate import migrate
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cramjam
 import pytest
 
-from remote_write_bridge.protocol import (
+from optilab.remote_write_bridge.protocol import (
     RemoteWriteError,
     WriteRequest,
     check_headers,

@@ -70,7 +70,7 @@ def test_malformed_bodies_get_their_4xx_and_the_bridge_keeps_serving(bridge, mig
 
 
 def _duplicate_label_request() -> bytes:
-    from remote_write_bridge.protocol import WriteRequest
+    from optilab.remote_write_bridge.protocol import WriteRequest
 
     request = WriteRequest()
     series = request.timeseries.add()

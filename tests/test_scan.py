@@ -12,14 +12,14 @@ import pika
 import pytest
 import yaml
 
-from exporter.config import SshSettings, load_config, parse_config
-from exporter.scan import Found, check_network, explain, identify, merge_inventory
-from exporter.targets import Target
-from labsim.lab import Lab
+from optilab.exporter.config import SshSettings, load_config, parse_config
+from optilab.exporter.scan import Found, check_network, explain, identify, merge_inventory
+from optilab.exporter.targets import Target
+from optilab.labsim.lab import Lab
 from tests.fixtures.procs import free_port
 from tests.fixtures.rabbitmq import AmqpNames, drain
 
-SCAN = [sys.executable, "-m", "exporter", "scan"]  # the exporter's own dispatch of the subcommand
+SCAN = [sys.executable, "-m", "optilab.exporter", "scan"]  # the exporter's own dispatch of the subcommand
 
 
 def run_scan(*args: str) -> subprocess.CompletedProcess[str]:

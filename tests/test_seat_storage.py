@@ -8,8 +8,8 @@ import time
 
 import psycopg
 
-from exporter.parsers_seat import STATES
-from remote_write_bridge.mapping import SEAT_CODES, LabelCache, classify
+from optilab.exporter.parsers_seat import STATES
+from optilab.remote_write_bridge.mapping import SEAT_CODES, LabelCache, classify
 from tests.test_bridge_fixtures import HOST, STALE_NAN, bridge_factory, encode, post  # noqa: F401
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config import ConfigError, parse_config
-from exporter.family import render
-from exporter.metrics import HostLabels, seat_families
-from exporter.parsers_seat import STATES, SeatReading, SeatSession, parse_seats, parse_who_u, seat_state
-from labsim.model import HostState, make_profiles
-from labsim.render import render_seats
+from optilab.exporter.config import ConfigError, parse_config
+from optilab.exporter.family import render
+from optilab.exporter.metrics import HostLabels, seat_families
+from optilab.exporter.parsers_seat import STATES, SeatReading, SeatSession, parse_seats, parse_who_u, seat_state
+from optilab.labsim.model import HostState, make_profiles
+from optilab.labsim.render import render_seats
 from tests.captures import batch_sections
 
 DATA = Path(__file__).parent / "data" / "batch"

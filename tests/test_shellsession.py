@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from exporter.hostkeys import SshError
-from exporter.shellsession import CALL, DEFINE_PREFIX, request, setup_line, split_answer
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.shellsession import CALL, DEFINE_PREFIX, request, setup_line, split_answer
 from tests.fixtures.sshd import USER, Sshd
 from tests.support.driver import run_driver
 
@@ -28,11 +28,11 @@ from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from pathlib import Path
 import gevent
-from exporter.command import BATCH_SCRIPT, DEFAULT_COMMANDS, split_sources
-from exporter.config import PoolSettings, SessionSettings, SshSettings, Target
-from exporter.hostkeys import SshError
-from exporter.metrics_session import session_families
-from exporter.sshpool import SshPool
+from optilab.exporter.command import BATCH_SCRIPT, DEFAULT_COMMANDS, split_sources
+from optilab.exporter.config import PoolSettings, SessionSettings, SshSettings, Target
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.metrics_session import session_families
+from optilab.exporter.sshpool import SshPool
 
 args = json.loads(sys.argv[1])
 session = SessionSettings(mode=args["mode"], login_check_interval=args.get("login_check_interval", 300),
@@ -85,7 +85,7 @@ elif scenario == "killed":
     out["pid_after"] = int(run("echo $$"))
     out["pid_before"] = pid
 elif scenario == "department":
-    from exporter.config import HostEntry, Inventory
+    from optilab.exporter.config import HostEntry, Inventory
     inventory = Inventory({str(target): HostEntry(target, "exams")}, {"exams": "exec"})
     out["shell"] = run()
     pool.set_inventory(inventory)  # a reload gives the host's department exec mode

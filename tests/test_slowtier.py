@@ -9,12 +9,12 @@ import gevent
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors import by_name, make_plan
-from exporter.collectors import systemd as sd
-from exporter.command import frame, split_sources
-from exporter.config import Target
-from exporter.family import render
-from exporter.slowtier import SlowTier
+from optilab.exporter.collectors import by_name, make_plan
+from optilab.exporter.collectors import systemd as sd
+from optilab.exporter.command import frame, split_sources
+from optilab.exporter.config import Target
+from optilab.exporter.family import render
+from optilab.exporter.slowtier import SlowTier
 
 DATA = Path(__file__).parent / "data" / "slow" / "debian12"
 TARGET = Target("127.0.1.5", 22)
@@ -128,9 +128,9 @@ def test_a_slow_refresh_never_slows_the_scrape():
 
 
 def test_probe_waits_only_for_a_hosts_first_refresh():
-    from exporter.config import HealthSettings, HostEntry
-    from exporter.health import HealthBook
-    from exporter.probe import Prober
+    from optilab.exporter.config import HealthSettings, HostEntry
+    from optilab.exporter.health import HealthBook
+    from optilab.exporter.probe import Prober
 
     class Both:
         """The fast script gets a minimal Linux answer; the slow one systemctl's, after 0.3 s."""
@@ -169,8 +169,8 @@ def test_probe_waits_only_for_a_hosts_first_refresh():
 
 
 def test_labsim_answers_the_slow_script_and_shows_sys():
-    from labsim.model import HostState, make_profiles
-    from labsim.shell import respond
+    from optilab.labsim.model import HostState, make_profiles
+    from optilab.labsim.shell import respond
 
     now = time.time()
     debian = next(p for p in make_profiles(4, 2) if not p.busybox)
@@ -201,7 +201,7 @@ def test_labsim_answers_the_slow_script_and_shows_sys():
 
 
 def test_nvidia_gpu_from_nvidia_smi_csv():
-    from exporter.collectors import nvidia_gpu
+    from optilab.exporter.collectors import nvidia_gpu
     collector = by_name()["nvidia_gpu"]
     text = (Path(__file__).parent / "data" / "slow" / "gpu" / "nvidia-smi-query.csv").read_text()
     got = samples(collector.collect({nvidia_gpu.SOURCE: text}, collector.options()))
@@ -226,7 +226,7 @@ def test_nvidia_gpu_from_nvidia_smi_csv():
 
 
 def test_smartctl_json_with_smartctl_exporters_names():
-    from exporter.collectors import smartctl
+    from optilab.exporter.collectors import smartctl
     collector = by_name()["smartctl"]
     text = (Path(__file__).parent / "data" / "slow" / "smart" / "smartctl.json").read_text()
     got = samples(collector.collect({smartctl.SOURCE: text}, collector.options()))

@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from remote_write_bridge.app import create_app
-from remote_write_bridge.config import validate
+from optilab.remote_write_bridge.app import create_app
+from optilab.remote_write_bridge.config import validate
+from optilab.timescale.migrate import migrate
 from tests.fixtures.pglite.launch import install_pglite, running_pglite
 from tests.support.remote_write import HEADERS, HOST, encode
-from timescale.migrate import migrate
 
 pytestmark = pytest.mark.slow
 

@@ -32,14 +32,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from werkzeug.test import Client
 
+from optilab.toolkit import logs, webconfig
+from optilab.toolkit.flags import parse_listen
+from optilab.toolkit.webconfig import BasicAuth, WebConfigError, load_web_config
+from optilab.toolkit.wsgi import ToolkitMiddleware
 from tests.fixtures.procs import Service, free_port, wait_for
 from tests.fixtures.prometheus import Peer, query
 from tests.fixtures.sshd import Sshd
 from tests.test_probe_sshd import ROOT, inventory
-from toolkit import logs, webconfig
-from toolkit.flags import parse_listen
-from toolkit.webconfig import BasicAuth, WebConfigError, load_web_config
-from toolkit.wsgi import ToolkitMiddleware
 
 HASH = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt(rounds=4)).decode()
 
@@ -252,7 +252,7 @@ def test_a_real_prometheus_scrapes_the_exporter_over_tls_with_basic_auth(
     config = write(tmp_path / "inventory.yml", inventory(sshd))
     port = free_port()
     url = f"https://127.0.0.1:{port}"
-    service = Service([sys.executable, "-m", "exporter", "--config", str(config), "--web.listen-address",
+    service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(config), "--web.listen-address",
                        f"127.0.0.1:{port}", "--web.config.file", str(web), "--log.level", "DEBUG",
                        "--log.format", "json"], tmp_path / "exporter.log", cwd=ROOT)
     try:
@@ -305,7 +305,8 @@ def test_a_password_being_checked_does_not_stall_the_exporters_other_requests(tm
                                                 "departments": {"d": {"hosts": ["127.0.0.1:1"]}}})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    service = Service([sys.executable, "-m", "exporter", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+    service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(config),
+                       "--listen", f"127.0.0.1:{port}",
                        "--web.config.file", str(web)], tmp_path / "exporter.log", cwd=ROOT)
 
     def fetch(password: str) -> int:
@@ -340,7 +341,8 @@ def test_client_certificates_are_required_when_a_client_ca_is_given(tmp_path: Pa
     config = write(tmp_path / "inventory.yml", {"ssh": {"user": "u", "key_file": str(tmp_path / "none")},
                                                 "departments": {"d": {"hosts": ["127.0.0.1:1"]}}})
     port = free_port()
-    service = Service([sys.executable, "-m", "exporter", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+    service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(config),
+                       "--listen", f"127.0.0.1:{port}",
                        "--web.config.file", str(web)], tmp_path / "exporter.log", cwd=ROOT)
 
     def fetch(with_cert: bool) -> int:

@@ -12,8 +12,8 @@ import pika.exceptions
 import pytest
 from flask.testing import FlaskClient
 
-from remote_write_bridge.app import create_app
-from remote_write_bridge.config import validate
+from optilab.remote_write_bridge.app import create_app
+from optilab.remote_write_bridge.config import validate
 from tests.fixtures.procs import free_port
 from tests.fixtures.rabbitmq import AmqpNames, drain
 from tests.support.alerts import alert, payload

@@ -9,11 +9,11 @@ import psycopg
 import pytest
 from flask.testing import FlaskClient
 
-from remote_write_bridge import config as bridge_config
-from remote_write_bridge.app import create_app
+from optilab.remote_write_bridge import config as bridge_config
+from optilab.remote_write_bridge.app import create_app
+from optilab.timescale.migrate import migrate
 from tests.fixtures.postgres import PrivatePostgres
 from tests.support.alerts import alert, payload
-from timescale.migrate import migrate
 
 
 def client_for(dsn: str) -> Iterator[FlaskClient]:

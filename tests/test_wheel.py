@@ -35,14 +35,17 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path, empty_
     assert "is absent from the `packages` configuration" not in build
     wheel = next((tmp_path / "dist").glob("optilab-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for shipped in ("timescale/migrations/0001_core.sql", "toolkit/shipped/alert_rules/optilab.yml",
-                    "toolkit/shipped/deploy/prometheus/prometheus.yml",
-                    "toolkit/shipped/deploy/alertmanager/alertmanager.yml",
-                    "toolkit/shipped/deploy/systemd/optilab-exporter.service",
-                    "toolkit/shipped/grafana/dashboards/optilab-overview.json",
-                    "toolkit/shipped/grafana/provisioning/datasources/optilab.yml"):
+    for shipped in ("optilab/timescale/migrations/0001_core.sql", "optilab/toolkit/shipped/alert_rules/optilab.yml",
+                    "optilab/toolkit/shipped/deploy/prometheus/prometheus.yml",
+                    "optilab/toolkit/shipped/deploy/alertmanager/alertmanager.yml",
+                    "optilab/toolkit/shipped/deploy/systemd/optilab-exporter.service",
+                    "optilab/toolkit/shipped/grafana/dashboards/optilab-overview.json",
+                    "optilab/toolkit/shipped/grafana/provisioning/datasources/optilab.yml"):
         assert shipped in names, shipped
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    # one namespace in site-packages: no generic top-level names (exporter, api, demo...) to collide with
+    assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {"optilab"}
+    assert "optilab/exporter/collectors/netclass.py" in names and "optilab/api/static/board/board.js" in names
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)], tmp_path)
     run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], tmp_path, timeout=600)

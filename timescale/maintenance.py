@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from toolkit.backends import first
+from optilab.toolkit.backends import first
 
 log = logging.getLogger("optilab.maintenance")
 

@@ -32,9 +32,9 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
-from timescale.roles import PASSWORD_VARIABLES, Roles, check_roles, ensure_roles, grant_roles
-from toolkit import flags
-from toolkit.backends import dsn_problem, first
+from optilab.timescale.roles import PASSWORD_VARIABLES, Roles, check_roles, ensure_roles, grant_roles
+from optilab.toolkit import flags
+from optilab.toolkit.backends import dsn_problem, first
 
 log = logging.getLogger("optilab.migrate")
 
@@ -57,7 +57,7 @@ def load_migrations(mode: str) -> list[Migration]:
         raise ValueError(f"unknown storage mode {mode!r}, expected one of {MODES}")
     found: dict[str, Migration] = {}
     versions: set[str] = set()
-    for entry in resources.files("timescale").joinpath("migrations").iterdir():
+    for entry in resources.files("optilab.timescale").joinpath("migrations").iterdir():
         if not entry.name.endswith(".sql"):
             continue
         match = _FILE_RE.match(entry.name)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from toolkit.backends import first
+from optilab.toolkit.backends import first
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PASSWORD_VARIABLES = {"owner": "OPTILAB_OWNER_PASSWORD", "writer": "OPTILAB_WRITER_PASSWORD",

@@ -12,9 +12,9 @@ import argparse
 import ipaddress
 import ssl
 
-from toolkit import logs
-from toolkit.version import version_text
-from toolkit.webconfig import WebConfig, WebConfigError, load_web_config, ssl_context
+from optilab.toolkit import logs
+from optilab.toolkit.version import version_text
+from optilab.toolkit.webconfig import WebConfig, WebConfigError, load_web_config, ssl_context
 
 
 def parse_listen(text: str) -> tuple[str, int]:

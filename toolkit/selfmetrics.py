@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from toolkit.version import version
+from optilab.toolkit.version import version
 
 
 def register(registry: CollectorRegistry, component: str) -> None:

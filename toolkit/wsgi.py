@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from toolkit.webconfig import BasicAuth, WebConfig, WebConfigError, load_web_config, ssl_context
+from optilab.toolkit.webconfig import BasicAuth, WebConfig, WebConfigError, load_web_config, ssl_context
 
 log = logging.getLogger("optilab.web")
 

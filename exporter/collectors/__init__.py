@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from exporter.collectors import (
+from optilab.exporter.collectors import (
     arp,
     bonding,
     btrfs,
@@ -63,9 +63,9 @@ from exporter.collectors import (
     xfs,
     zfs,
 )
-from exporter.collectors import os as os_collector
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.command import build_script, command_names
+from optilab.exporter.collectors import os as os_collector
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.command import build_script, command_names
 
 COLLECTORS: list[Collector] = [
     arp.COLLECTOR,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 
-from exporter.family import Family
+from optilab.exporter.family import Family
 
 #: What the target returned: path -> text for each file read (globs expanded; unreadable, missing or
 #: empty files absent), and ``"cmd:<name>"`` -> stdout for each constant command that could run.

@@ -6,9 +6,9 @@ so the glob needs no listing of every device's directory.
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices
+from optilab.exporter.family import Family
 
 MASTERS = "/sys/class/net/bonding_masters"
 PREFIX = "/sys/class/net/"

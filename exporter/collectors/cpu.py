@@ -7,9 +7,9 @@ and ``node_cpu_package_throttles_total{package}`` from /sys thermal_throttle cou
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, matching, source
-from exporter.family import Family
-from exporter.parsers_proc import Stat, parse_stat_cached
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, matching, source
+from optilab.exporter.family import Family
+from optilab.exporter.parsers_proc import Stat, parse_stat_cached
 
 CPU_SYS = "/sys/devices/system/cpu/cpu"
 #: reached through thermal_throttle/.. so that the glob matches (and costs a read) only on CPUs that

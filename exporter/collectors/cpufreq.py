@@ -7,9 +7,9 @@ node_exporter run as non-root) has no ``node_cpu_frequency_hertz``; the scaling 
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices, globs, uint
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices, globs, uint
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/devices/system/cpu/cpu"
 #: (file under cpufreq/, metric name, HELP) in upstream's order.

@@ -10,8 +10,8 @@ hundreds on a machine with snaps.
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family
 
 DEVICE_EXCLUDE = r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
 UDEV = "/run/udev/data/b"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family
 
 DIRECTORY = "/sys/class/dmi/id/"
 #: label -> file

@@ -3,9 +3,9 @@ edac). The controller-wide ``*_noinfo_count`` go to the csrow families as ``csro
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices, uint
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices, uint
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/devices/system/edac/mc/mc"
 _FILES = ("ce_count", "ce_noinfo_count", "ue_count", "ue_noinfo_count")

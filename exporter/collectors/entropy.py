@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family, gauge
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family, gauge
 
 RANDOM = "/proc/sys/kernel/random/"
 

@@ -6,9 +6,9 @@ ones (``0xffffffffffffffff``, unsupported) is not exported, a missing one counts
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices, go_int
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices, go_int
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/fc_host/"
 TEXTS = ("speed", "port_state", "port_type", "node_name", "port_id", "port_name", "fabric_name", "dev_loss_tmo",

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices, number
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices, number
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/hwmon/"
 #: the sensor types upstream reads; ``in*`` also covers ``intrusion*``.

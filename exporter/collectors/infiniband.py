@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import struct
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices, go_int
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices, go_int
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/infiniband/"
 #: counters/<file> and counters_ext/<file> -> (metric suffix, multiplier, HELP)

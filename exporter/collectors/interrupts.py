@@ -7,8 +7,8 @@ CPUs, ~1000 on 16): enable it per department where the dashboards' interrupt pan
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family
 
 
 def parse_interrupts(text: str) -> dict[str, tuple[str, str, list[str]]]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family
 
 STATS, BACKENDS = "/proc/net/ip_vs_stats", "/proc/net/ip_vs"
 LABELS = ("local_address", "local_port", "remote_address", "remote_port", "proto", "local_mark")

@@ -8,11 +8,11 @@ look like an idle, empty lab.
 
 from __future__ import annotations
 
-from exporter.collectors import filesystem
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family, gauge
-from exporter.parsers_host import parse_who
-from exporter.parsers_proc import Meminfo, parse_meminfo_cached
+from optilab.exporter.collectors import filesystem
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family, gauge
+from optilab.exporter.parsers_host import parse_who
+from optilab.exporter.parsers_proc import Meminfo, parse_meminfo_cached
 
 NAME = "lab"
 

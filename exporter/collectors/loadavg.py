@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family, gauge
-from exporter.parsers_proc import parse_loadavg
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family, gauge
+from optilab.exporter.parsers_proc import parse_loadavg
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:

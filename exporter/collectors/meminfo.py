@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family, gauge
-from exporter.parsers_proc import Meminfo, parse_meminfo_cached
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family, gauge
+from optilab.exporter.parsers_proc import Meminfo, parse_meminfo_cached
 
 
 @lru_cache(maxsize=1024)

@@ -10,9 +10,9 @@ files it uses are listed here, the others it reads and ignores.
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices, globs, go_int
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices, globs, go_int
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/net/"
 _INFO = ("address", "broadcast", "duplex", "operstate", "ifalias")

@@ -7,9 +7,9 @@ reads the same counters over netlink and adds ``receive_nohandler``, which /proc
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family
-from exporter.parsers_proc import parse_netdev
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family
+from optilab.exporter.parsers_proc import parse_netdev
 
 
 def netdev_families(netdev: dict[str, dict[str, int]], options: CollectorOptions) -> list[Family]:

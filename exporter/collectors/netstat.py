@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family
 
 FIELDS = (
     "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|"

@@ -6,9 +6,9 @@ and v3 without ``Null``, v4 the operations upstream lists, as node_exporter expo
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.nfs import V2, V3, fixed, procedures
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.nfs import V2, V3, fixed, procedures
+from optilab.exporter.family import Family
 
 PATH = "/proc/net/rpc/nfsd"
 #: proc4ops fields in the kernel's order (procfs' V4Ops), and the ones upstream exports

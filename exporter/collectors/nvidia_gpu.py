@@ -22,8 +22,8 @@ from __future__ import annotations
 import csv
 import re
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family
 
 SOURCE = "cmd:nvidia_smi"
 INFO = ("uuid", "name", "driver_model.current", "driver_model.pending", "vbios_version", "driver_version")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/nvme/"
 _FILES = ("firmware_rev", "model", "serial", "state")

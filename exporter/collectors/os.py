@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family
-from exporter.parsers_host import parse_osrelease
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family
+from optilab.exporter.parsers_host import parse_osrelease
 
 PATHS = ("/etc/os-release", "/usr/lib/os-release")
 #: node_os_info's label names in node_exporter 1.5, each from the os-release key of the same name.

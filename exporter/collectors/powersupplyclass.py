@@ -8,9 +8,9 @@ between supplies (a battery has ``technology``, mains has not), exactly as upstr
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices, go_int
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices, go_int
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/power_supply/"
 #: sysfs file -> (metric suffix, scale), in upstream's three groups.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family, counter
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family, counter
 
 _SPECS = (
     ("cpu", "some", "node_pressure_cpu_waiting_seconds_total",

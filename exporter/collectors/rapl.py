@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices, uint
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices, uint
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/powercap/"
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_]")

@@ -9,9 +9,9 @@ all (``offline``), so the probe builds ``optilab_seat_state`` and ``optilab_sess
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family
-from exporter.parsers_seat import SEATS_COMMAND, SeatReading, parse_seats
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family
+from optilab.exporter.parsers_seat import SEATS_COMMAND, SeatReading, parse_seats
 
 NAME = "seats"
 SOURCE = "cmd:seats"

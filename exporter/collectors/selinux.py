@@ -12,8 +12,8 @@ host's), a malformed one fails the collector.
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family, gauge
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family, gauge
 
 FILESYSTEMS = "/proc/filesystems"
 ENFORCE = "/sys/fs/selinux/enforce"

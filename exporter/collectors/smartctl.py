@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family
 
 SOURCE = "cmd:smartctl"
 COMMAND = ('for d in /dev/sd? /dev/nvme?n?; do [ -b "$d" ] || continue; '

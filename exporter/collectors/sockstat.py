@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family, gauge
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family, gauge
 
 PMD_SIZE = "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"
 

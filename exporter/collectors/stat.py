@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family, counter, gauge
-from exporter.parsers_proc import Stat, parse_stat_cached
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family, counter, gauge
+from optilab.exporter.parsers_proc import Stat, parse_stat_cached
 
 
 def stat_families(stat: Stat) -> list[Family]:

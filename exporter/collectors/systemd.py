@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family, gauge
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family, gauge
 
 UNITS = "cmd:systemd_units"
 SHOW = "cmd:systemd_show"

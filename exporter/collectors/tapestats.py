@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices, go_int
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices, go_int
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/scsi_tape/"
 _DEVICE = re.compile(r"^st[0-9]+$")

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family, gauge
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family, gauge
 
 #: Debian's prometheus-node-exporter default first, then the upstream docs' and common roles' choices.
 DIRECTORIES = ("/var/lib/prometheus/node-exporter", "/var/lib/node_exporter/textfile_collector",

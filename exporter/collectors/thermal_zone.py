@@ -5,9 +5,9 @@ upstream; one whose ``temp`` cannot be read (ENODATA from a sensor that is off) 
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.collectors.sysattrs import devices, go_int, uint
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.sysattrs import devices, go_int, uint
+from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/thermal/"
 _ZONE = "thermal_zone"

@@ -7,8 +7,8 @@ abbreviation. Clocksources come from /sys like upstream (``device`` = their inde
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, matching, source
-from exporter.family import Family, gauge
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, matching, source
+from optilab.exporter.family import Family, gauge
 
 CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource"
 DATE = "date '+%s.%N %z %Z'"

@@ -11,8 +11,8 @@ between (the alerts on it look at 5-10 minute windows). Same names, units and HE
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.family import Family
 
 TIME_ERROR = 5  # adjtimex's return value when the clock is not synchronised
 STA_NANO = 0x2000

@@ -8,8 +8,8 @@ NIS domain reads ``(none)``, as node_exporter reports it.
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family
 
 KERNEL = "/proc/sys/kernel/"
 FIELDS = (("sysname", "ostype"), ("release", "osrelease"), ("version", "version"),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, source
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, source
+from optilab.exporter.family import Family
 
 FIELDS = "^(oom_kill|pgpg|pswp|pg.*fault).*"
 

@@ -7,9 +7,9 @@ not per device and not exported, as upstream.
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, matching
-from exporter.collectors.sysattrs import under
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, matching
+from optilab.exporter.collectors.sysattrs import under
+from optilab.exporter.family import Family
 
 PREFIX, SUFFIX = "/sys/fs/xfs/", "/stats/stats"
 #: values per known line (procfs): a line with another count makes the file unusable

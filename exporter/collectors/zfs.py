@@ -9,9 +9,9 @@ directory: the globs match nothing elsewhere.
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorOptions, Sources, matching
-from exporter.collectors.sysattrs import under
-from exporter.family import Family
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, matching
+from optilab.exporter.collectors.sysattrs import under
+from optilab.exporter.family import Family
 
 BASE = "/proc/spl/kstat/zfs/"
 SUBSYSTEMS = {"zfs_abd": "abdstats", "zfs_arc": "arcstats", "zfs_dbuf": "dbuf_stats", "zfs_dmu_tx": "dmu_tx",

@@ -15,10 +15,10 @@ import pika.exceptions
 import psycopg
 import pytest
 
-from remote_write_bridge.amqp import Publisher, Topology
+from optilab.remote_write_bridge.amqp import Publisher, Topology
+from optilab.toolkit.contract import EVENT_VERSION
 from tests.fixtures.procs import Service, wait_for
 from tests.fixtures.rabbitmq import AmqpNames
-from toolkit.contract import EVENT_VERSION
 
 ConsumerFactory = Callable[..., Service]
 
@@ -29,7 +29,7 @@ def start_consumer(tmp_path: Path) -> Iterator[ConsumerFactory]:
     started: list[Service] = []
 
     def start(dsn: str, url: str, names: AmqpNames, workers: int = 2) -> Service:
-        service = Service([sys.executable, "-m", "remote_write_bridge.consumer", "--dsn", dsn, "--amqp", url,
+        service = Service([sys.executable, "-m", "optilab.remote_write_bridge.consumer", "--dsn", dsn, "--amqp", url,
                            "--prefix", names.prefix, "--workers", str(workers)],
                           tmp_path / f"consumer{len(started)}.log")
         started.append(service)

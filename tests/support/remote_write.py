@@ -18,7 +18,7 @@ import cramjam
 import pytest
 import yaml
 
-from remote_write_bridge.protocol import WriteRequest
+from optilab.remote_write_bridge.protocol import WriteRequest
 from tests.fixtures.procs import Service, free_port, port_open
 
 HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",

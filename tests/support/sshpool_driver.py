@@ -22,12 +22,12 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 import paramiko  # noqa: E402
 
-from exporter.config import HealthSettings, HostEntry, PoolSettings, SshSettings  # noqa: E402
-from exporter.health import HealthBook  # noqa: E402
-from exporter.hostkeys import SshError  # noqa: E402
-from exporter.probe import Prober  # noqa: E402
-from exporter.sshpool import SshPool  # noqa: E402
-from exporter.targets import Target  # noqa: E402
+from optilab.exporter.config import HealthSettings, HostEntry, PoolSettings, SshSettings  # noqa: E402
+from optilab.exporter.health import HealthBook  # noqa: E402
+from optilab.exporter.hostkeys import SshError  # noqa: E402
+from optilab.exporter.probe import Prober  # noqa: E402
+from optilab.exporter.sshpool import SshPool  # noqa: E402
+from optilab.exporter.targets import Target  # noqa: E402
 
 
 class Driver:
