@@ -259,13 +259,14 @@ def api_get(ports: configs.Ports, api_key: str, path: str) -> Any:
 
 
 def demo_state(ports: configs.Ports, api_key: str) -> tuple[int, int, int]:
-    """(systems known, systems with at least two usage points, alerts stored) as the API shows them."""
+    """(systems known, systems with at least two usage points, host-down alerts stored) as the API shows them."""
     systems = api_get(ports, api_key, "/systems?limit=200")["items"]
     with_history = 0
     for system in systems[:5]:
         points = api_get(ports, api_key, f"/systems/{system['id']}/metrics?start=-10m")["points"]
         with_history += len(points) >= 2
-    alerts = api_get(ports, api_key, "/alerts")["total"]
+    # the demo's story: the machine that stops answering pages through rules → Alertmanager → bridge
+    alerts = api_get(ports, api_key, "/alerts?alertname=OptiLabHostDown")["total"]
     return len(systems), with_history, alerts
 
 
@@ -282,7 +283,7 @@ def verify(sup: Supervisor, ports: configs.Ports, api_key: str, timeout: float) 
         systems, with_history, alerts = seen
         if systems and with_history and alerts:
             print(f"verified after {time.monotonic() - started:.0f}s: {systems} systems, usage history on "
-                  f"{with_history} of the first 5, {alerts} alert(s) in the database", flush=True)
+                  f"{with_history} of the first 5, {alerts} OptiLabHostDown alert(s) in the database", flush=True)
             return 0
         time.sleep(2)
     print(f"verification failed after {timeout:.0f}s: systems={seen[0]} with history={seen[1]} "
