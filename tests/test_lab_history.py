@@ -15,7 +15,7 @@ from optilab.exporter.config import load_department_settings
 from optilab.labsim.history import replay
 from optilab.labsim.model import OPENING_HOURS
 from tests.api_lab import AUTH, make_app
-from tests.test_bridge_fixtures import bridge_factory  # noqa: F401 - fixture
+from tests.support.remote_write import bridge_factory  # noqa: F401 - fixture
 
 
 def last_weekday_midnight(now: datetime) -> datetime:

@@ -10,7 +10,7 @@ import psycopg
 
 from optilab.exporter.parsers_seat import STATES
 from optilab.remote_write_bridge.mapping import SEAT_CODES, LabelCache, classify
-from tests.test_bridge_fixtures import HOST, STALE_NAN, bridge_factory, encode, post  # noqa: F401
+from tests.support.remote_write import HOST, STALE_NAN, bridge_factory, encode, post  # noqa: F401
 
 
 def seat_series(current_by_time: list[tuple[str, int]], host: dict[str, str] = HOST) -> list:
