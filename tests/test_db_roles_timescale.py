@@ -17,9 +17,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from optilab.timescale.migrate import migrate
 from optilab.timescale.roles import Roles, check_roles
-from tests.fixtures.pglite.launch import install_pglite, running_pglite
+from tests.fixtures.pglite.launch import migrated_pglite
 
 pytestmark = pytest.mark.slow
 
@@ -28,11 +27,7 @@ ROLES = Roles("tsdb_owner", "tsdb_writer", "tsdb_reader")  # the oracle is priva
 
 @pytest.fixture(scope="module")
 def timescaledb_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    reason = install_pglite()
-    if reason:
-        pytest.skip(reason)
-    with running_pglite(tmp_path_factory.mktemp("pglite") / "pglite.log") as (dsn, _):
-        assert migrate(dsn, roles=ROLES) == "timescaledb"
+    with migrated_pglite(tmp_path_factory.mktemp("pglite") / "pglite.log", roles=ROLES) as dsn:
         yield dsn
 
 

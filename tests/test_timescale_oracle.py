@@ -20,18 +20,14 @@ import pytest
 from optilab.remote_write_bridge.app import create_app
 from optilab.remote_write_bridge.config import validate
 from optilab.timescale.migrate import migrate
-from tests.fixtures.pglite.launch import install_pglite, running_pglite
+from tests.fixtures.pglite.launch import migrated_pglite
 from tests.support.remote_write import HEADERS, HOST, encode
 
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def timescaledb_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    reason = install_pglite()
-    if reason:
-        pytest.skip(reason)
-    with running_pglite(tmp_path_factory.mktemp("pglite") / "pglite.log") as (dsn, _):
-        assert migrate(dsn) == "timescaledb"
+    with migrated_pglite(tmp_path_factory.mktemp("pglite") / "pglite.log") as dsn:
         yield dsn
 
 
