@@ -335,20 +335,10 @@ def start_bridge(dsn: str, workdir: Path, name: str, remote_write: dict[str, Any
 
 def remove_topology(prefix: str) -> None:
     """Delete the run's exchanges and queues from the shared broker."""
-    import pika
-
     from optilab.remote_write_bridge.amqp import Topology
+    from tests.fixtures.rabbitmq import delete_topology
 
-    topology = Topology.from_prefix(prefix)
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        channel = connection.channel()
-        for queue in (topology.queue, topology.dead_queue):
-            channel.queue_delete(queue)
-        for exchange in (topology.exchange, topology.dead_exchange):
-            channel.exchange_delete(exchange)
-    finally:
-        connection.close()
+    delete_topology(AMQP_URL, Topology.from_prefix(prefix))
 
 
 def run(quick: bool) -> dict[str, Any]:

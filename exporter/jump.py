@@ -232,7 +232,7 @@ class _BastionTransport(paramiko.Transport):
     forward" could not be told from "the lab machine is down". It also keeps the server's text
     ("Connection refused"), which paramiko replaces by the code's name. Relies on paramiko's
     ``_next_channel`` (called by ``open_channel`` in the opening greenlet) and its
-    ``MSG_CHANNEL_OPEN_FAILURE`` handler; tests/test_jump.py fails if either changes."""
+    ``MSG_CHANNEL_OPEN_FAILURE`` handler; tests/exporter/test_jump.py fails if either changes."""
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(sock)

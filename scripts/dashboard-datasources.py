@@ -10,7 +10,7 @@ Idempotent and mechanical, so it can be re-run after dashboards are edited or me
   datasources become the variables' current values.
 
 Provisioned dashboards need no inputs: each variable falls back to the default datasource of its
-type (grafana/provisioning/datasources/optilab.yml). tests/test_dashboards.py checks the result.
+type (grafana/provisioning/datasources/optilab.yml). tests/grafana/test_dashboards.py checks the result.
 Usage: python3 scripts/dashboard-datasources.py [FILE...]   (default: every dashboard)
 """
 

@@ -9,8 +9,8 @@ declare -A need=(
   [/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
   [/usr/bin/amtool]=prometheus-alertmanager
   [/usr/bin/prometheus-node-exporter]=prometheus-node-exporter
-  [/usr/bin/systemd-analyze]=systemd  # tests/test_deploy.py verifies the units in deploy/systemd
-  [/usr/bin/chromium]=chromium  # tests/test_board.py: the lab board in a real headless browser
+  [/usr/bin/systemd-analyze]=systemd  # tests/deploy/test_deploy.py verifies the units in deploy/systemd
+  [/usr/bin/chromium]=chromium  # tests/api/test_board.py: the lab board in a real headless browser
   [/usr/bin/chromedriver]=chromium-driver
 )
 missing=()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
+
 SCRIPTS = ("optilab-exporter", "optilab-bridge", "optilab-migrate", "optilab-api", "optilab-labsim",
            "optilab-demo")
 

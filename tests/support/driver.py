@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
-def run_driver(argv: list[str], answer: Callable[[str], bool], cwd: Path = ROOT) -> dict[str, Any]:
+def run_driver(argv: list[str], answer: Callable[[str], bool], cwd: Path = REPO) -> dict[str, Any]:
     """Run ``python ARGV`` and return the JSON of its ``RESULT`` line (bounded: 30 s after its output ends)."""
     process = subprocess.Popen([sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=cwd)

@@ -1,6 +1,6 @@
 """Drives one :class:`~exporter.sshpool.SshPool` scenario in a gevent-patched interpreter.
 
-tests/test_sshpool.py runs ``python -m tests.support.sshpool_driver JSON`` (pytest's own process is
+tests/exporter/test_sshpool.py runs ``python -m tests.support.sshpool_driver JSON`` (pytest's own process is
 not patched, and paramiko's transports must be greenlets). The JSON names the scenario, sshd's
 port, user, key and known_hosts; the driver prints ``RESTART`` when the test must restart sshd (and
 waits for a line on stdin), then one ``RESULT {json}`` line.

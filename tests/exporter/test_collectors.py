@@ -1,0 +1,237 @@
+"""The collection framework: script and framing, the renderer, collectors on a real capture, tiers.
+
+``tests/data/sources/debian.txt`` is this machine's answer to the default script, captured with
+``sh`` (Debian 12); the collectors are pure functions of such text.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import time
+
+import gevent
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from optilab.exporter.collectors import by_name, default_enabled, make_plan, textfile
+from optilab.exporter.collectors.base import Collector
+from optilab.exporter.command import build_script, frame, split_sources
+from optilab.exporter.config import HealthSettings, HostEntry, parse_target
+from optilab.exporter.family import Family, gauge, render, render_groups
+from optilab.exporter.health import HealthBook
+from optilab.exporter.hostkeys import SshError
+from optilab.exporter.probe import Prober
+from tests.support.captures import DATA, captured_sources, collect_all, sample_values
+
+# --- the script and its framing -------------------------------------------------------------------
+
+
+def collector(*paths: str, commands: tuple[tuple[str, str], ...] = ()) -> Collector:
+    return Collector("probe_test", paths, lambda sources, options: [], commands)
+
+
+def run(script: str) -> str:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def test_one_process_reads_every_file_and_a_glob_that_matches_nothing_costs_nothing(tmp_path):
+    plan = [collector("/proc/loadavg", "/proc/sys/fs/file-nr", "/nonexistent/*/x", "/proc",
+                      commands=(("date", "date +%s"), ("nope", "no-such-command-here")))]
+    script = build_script(plan)
+    assert script.count("head ") == 1 and "$(" not in script.split("head ")[0]  # builtins before head
+    sources, complete = split_sources(run(script), ["date", "nope"])
+    assert complete
+    assert set(sources) == {"/proc/loadavg", "/proc/sys/fs/file-nr", "cmd:date"}  # a directory does not stop head
+    assert abs(float(sources["cmd:date"]) - time.time()) < 60
+
+
+def test_paths_and_command_names_are_checked_constants():
+    with pytest.raises(ValueError, match="unsafe path"):
+        build_script([collector("/proc/$(reboot)")])
+    with pytest.raises(ValueError, match="unsafe path"):
+        build_script([collector("relative/path")])
+    with pytest.raises(ValueError, match="bad command name"):
+        build_script([collector(commands=(("a b", "true"),))])
+
+
+def test_file_content_cannot_pass_for_another_file():
+    sources = {"/a": "one\n", "/b": "two\n==> /d <==\nfake\n", "/c": "three\n", "/d": "no newline at the end",
+               "cmd:date": "1796000000\n"}
+    text = frame(sources, ["date"])
+    assert split_sources(text, ["date"]) == (sources, True)  # a fake header of a later file is just text
+    # /b fakes the *next* file's header: /b would be cut short and /c start inside it, so both are dropped
+    forged = frame({**sources, "/b": "two\n\n==> /c <==\nfake\n"}, ["date"])
+    kept, complete = split_sources(forged, ["date"])
+    assert complete and set(kept) == {"/a", "/d", "cmd:date"} and kept["/a"] == "one\n"
+
+
+def test_a_banner_before_the_answer_is_ignored_and_a_cut_answer_is_incomplete():
+    text = frame({"/a": "one\n"}, ["date"])
+    assert split_sources("Welcome to the lab!\n@@optilab is not this\n" + text, ["date"])[0]["/a"] == "one\n"
+    assert split_sources(text[: text.index("==> cmd:date")], ["date"])[1] is False
+    assert split_sources("not our answer\n", ["date"]) == ({}, False)
+
+
+# --- the renderer ---------------------------------------------------------------------------------
+
+
+def test_render_exact_bytes_escaping_and_extra_labels():
+    family = Family("node_x_total", "counter", 'Help with \\ and\nnewline.', ("device", "department"))
+    family.add(('a"b\\c\nd', "physics"), 1.0)
+    family.add(("e", "physics"), 1234567.0)
+    text = render([family, gauge("node_y", "Y.", 2.5), Family("node_empty", "gauge", "No samples.")],
+                  {"instance": "127.0.1.1:22", "department": "chemistry"}).decode()
+    assert text == (
+        "# HELP node_x_total Help with \\\\ and\\nnewline.\n# TYPE node_x_total counter\n"
+        'node_x_total{device="a\\"b\\\\c\\nd",department="physics",instance="127.0.1.1:22"} 1.0\n'
+        'node_x_total{device="e",department="physics",instance="127.0.1.1:22"} 1.234567e+06\n'
+        "# HELP node_y Y.\n# TYPE node_y gauge\n"
+        'node_y{instance="127.0.1.1:22",department="chemistry"} 2.5\n')
+    [parsed, _] = text_string_to_metric_families(text)
+    assert parsed.samples[0].labels["device"] == 'a"b\\c\nd'
+
+
+def test_render_merges_hosts_under_one_header_and_rejects_wrong_label_counts():
+    host = [gauge("node_load1", "1m load average.", 0.5)]
+    text = render_groups([(host, {"instance": "a:22"}), (host, {"instance": "b:22"})]).decode()
+    assert text.count("# TYPE node_load1 gauge") == 1 and text.count("node_load1{") == 2
+    with pytest.raises(ValueError):
+        Family("x", "gauge", "x", ("a",)).add(("1", "2"), 1.0)
+
+
+# --- collectors on this machine's capture --------------------------------------------------------
+
+def test_every_default_collector_reads_the_debian_capture():
+    families, errors, complete = collect_all((DATA / "sources" / "debian.txt").read_text())
+    assert complete and errors == {}
+    sources = captured_sources("debian")
+    total_kib = next(int(line.split()[1]) for line in sources["/proc/meminfo"].splitlines()
+                     if line.startswith("MemTotal:"))
+    assert sample_values(families["node_memory_MemTotal_bytes"]) == {(): total_kib * 1024}
+    [(labels, one)] = sample_values(families["node_uname_info"]).items()
+    assert one == 1 and dict(labels)["domainname"] == "(none)" and dict(labels)["machine"] == "x86_64"
+    assert {dict(k)["mountpoint"] for k in sample_values(families["node_filesystem_size_bytes"])} >= {"/"}
+    assert all(v == 0 for v in sample_values(families["node_filesystem_device_error"]).values())
+    vmstat = {name for name in families if name.startswith("node_vmstat_")}
+    assert vmstat == {"node_vmstat_oom_kill", "node_vmstat_pgfault", "node_vmstat_pgmajfault", "node_vmstat_pgpgin",
+                      "node_vmstat_pgpgout", "node_vmstat_pswpin", "node_vmstat_pswpout"}
+    assert "node_netstat_Tcp_RetransSegs" in families and "node_netstat_TcpExt_TW" not in families
+    disks = {dict(k)["device"] for k in sample_values(families["node_disk_reads_completed_total"])}
+    assert disks and not any(d.startswith("loop") for d in disks)  # upstream's default device-exclude
+
+
+def test_flags_change_what_a_collector_keeps():
+    sources = captured_sources("debian")
+    vmstat = by_name()["vmstat"]
+    assert len(vmstat.collect(sources, vmstat.options({"fields": "^nr_free_pages$"}))) == 1
+    netdev = by_name()["netdev"]
+    devices = {labels[0] for family in netdev.collect(sources, netdev.options({"device-exclude": "^lo$"}))
+               for labels, _ in family.samples}
+    assert devices and "lo" not in devices
+    filesystem = by_name()["filesystem"]
+    kept = filesystem.collect(sources, filesystem.options({"mount-points-exclude": "^/$"}))
+    assert "/" not in {labels[2] for family in kept for labels, _ in family.samples}
+
+
+def test_a_mount_stat_could_not_read_is_a_device_error_with_no_other_series():
+    sources = {**captured_sources("debian"), "cmd:statfs": ""}
+    families = {f.name: f for f in by_name()["filesystem"].collect(sources, by_name()["filesystem"].options())}
+    assert families["node_filesystem_device_error"].samples and all(
+        value == 1 for _, value in families["node_filesystem_device_error"].samples)
+    assert not families["node_filesystem_size_bytes"].samples and not families["node_filesystem_readonly"].samples
+
+
+def test_textfile_serves_good_files_and_flags_broken_ones():
+    directory = textfile.DIRECTORIES[0]
+    sources = {
+        "cmd:textfile": f"dir {directory}\n1796000000 {directory}/apt.prom\n1796000100 {directory}/broken.prom\n"
+                        f"1796000200 {directory}/stamped.prom\n1796000300 /var/lib/node_exporter/other.prom\n",
+        f"{directory}/apt.prom": "# HELP apt_upgrades_pending Apt packages pending.\n"
+                                 "# TYPE apt_upgrades_pending gauge\n"
+                                 'apt_upgrades_pending{origin="Debian"} 3\n',
+        f"{directory}/broken.prom": "this is { not exposition\n",
+        f"{directory}/stamped.prom": "backup_ok 1 1796000000000\n",
+        "/var/lib/node_exporter/other.prom": "other_dir 1\n",
+    }
+    families = {f.name: f for f in textfile.collect(sources, textfile.COLLECTOR.options())}
+    assert sample_values(families["apt_upgrades_pending"]) == {(("origin", "Debian"),): 3.0}
+    assert families["apt_upgrades_pending"].help == "Apt packages pending."
+    mtimes = sample_values(families["node_textfile_mtime_seconds"])
+    assert mtimes == {(("file", f"{directory}/apt.prom"),): 1796000000.0}
+    assert sample_values(families["node_textfile_scrape_error"]) == {(): 1.0}
+    assert "backup_ok" not in families and "other_dir" not in families
+    missing = textfile.collect({"cmd:textfile": ""}, textfile.COLLECTOR.options())
+    assert sample_values(missing[-1]) == {(): 1.0}  # the configured directory does not exist
+    off = textfile.collect({}, textfile.COLLECTOR.options({"directory": ""}))
+    assert sample_values(off[-1]) == {(): 0.0}
+
+
+def test_every_default_collector_is_registered_once_with_upstream_names():
+    names = [c.name for c in default_enabled()]
+    assert len(names) == len(set(names))
+    assert {"arp", "conntrack", "cpu", "diskstats", "entropy", "filefd", "filesystem", "loadavg", "meminfo", "netdev",
+            "netstat", "os", "pressure", "schedstat", "sockstat", "softnet", "stat", "textfile", "time", "timex",
+            "udp_queues", "uname", "vmstat"} <= set(names)
+
+
+# --- the slow tier --------------------------------------------------------------------------------
+
+class TieredRunner:
+    """Answers the fast script from the Debian capture and the slow one (timex) with a fixed reading."""
+
+    def __init__(self, plan) -> None:
+        self.plan, self.slow_runs, self.fail_slow = plan, 0, False
+
+    def run(self, target, command, deadline) -> str:
+        if command == self.plan.slow.script:
+            self.slow_runs += 1
+            if self.fail_slow:
+                raise SshError("timeout", "slow tier timed out")
+            return frame({"cmd:adjtimex": "0 0 200 0 16000 500 8193 7 1 32768000 1 2 10000 0 0 0 0 0 0 0 0 37\n"},
+                         self.plan.slow.commands)
+        return (DATA / "sources" / "debian.txt").read_text()
+
+
+def test_slow_tier_runs_on_its_interval_and_is_served_from_cache_with_its_age():
+    plan = make_plan()
+    runner, now = TieredRunner(plan), itertools.count(0, 20)
+    clock = [0.0]
+    prober = Prober(runner, HealthBook(HealthSettings()), clock=lambda: clock[0], slow_interval=60,
+                    plans=lambda entry: plan)
+    entry = HostEntry(parse_target("127.0.1.1", 22), "physics")
+
+    def probe() -> dict[str, Family]:
+        clock[0] = float(next(now))
+        families = {f.name: f for f in prober.probe(entry, clock[0] + 10).families}
+        gevent.sleep(0)  # a due refresh runs in its own greenlet (exporter/slowtier.py): let it run
+        return families
+
+    first = probe()
+    assert runner.slow_runs == 1
+    assert sample_values(first["node_timex_tai_offset_seconds"]) == {(): 37.0}
+    assert sample_values(first["optilab_scrape_collector_cache_age_seconds"])[(("collector", "timex"),)] == 0.0
+    second = probe()  # 20 s later: served from cache
+    assert runner.slow_runs == 1 and "node_timex_offset_seconds" in second
+    assert sample_values(second["optilab_scrape_collector_cache_age_seconds"])[(("collector", "timex"),)] == 20.0
+    probe(), probe()  # 60 s: refreshed
+    assert runner.slow_runs == 2
+    runner.fail_slow = True
+    clock_before = runner.slow_runs
+    for _ in range(3):
+        late = probe()
+    assert runner.slow_runs > clock_before and "node_timex_offset_seconds" in late  # the last answer is kept
+    assert sample_values(late["optilab_probe_success"]) == {(): 1.0}
+
+
+def test_interrupts_are_off_by_default_and_parse_this_machines_file():
+    from optilab.exporter.collectors import interrupts
+
+    assert "interrupts" not in make_plan().names and "interrupts" in make_plan(["interrupts"]).names
+    text = "           CPU0       CPU1\n  0:         38          0   IO-APIC   2-edge      timer\n" \
+           "NMI:          0          0   Non-maskable interrupts\nERR:          0\n"
+    assert interrupts.parse_interrupts(text) == {"0": ("IO-APIC", "2-edge timer", ["38", "0"]),
+                                                 "NMI": ("Non-maskable interrupts", "", ["0", "0"])}
+    [family] = interrupts.collect({"/proc/interrupts": open("/proc/interrupts").read()}, interrupts.COLLECTOR.options())
+    assert family.samples and {labels[0] for labels, _ in family.samples} == {str(cpu) for cpu in range(len(
+        open("/proc/interrupts").readline().split()))}
