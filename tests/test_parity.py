@@ -50,10 +50,8 @@ DIFFERENCES = {
 }
 #: node_exporter's own process (go_*, process_*, promhttp_*): the exporter's own are on its /metrics
 OWN_PROCESS = re.compile(r"^(go|process|promhttp)_")
-#: collector -> the families it makes, for collectors the /sys part of #12 (col-sys) has not ported yet
-NOT_YET: dict[str, re.Pattern[str]] = {
-    "bcache": re.compile(r"^node_bcache_"),
-}
+#: collector -> the families it makes, for collectors not ported yet (none left: bcache was the last)
+NOT_YET: dict[str, re.Pattern[str]] = {}
 #: families whose value our own SSH session, or time, moves by more than the bracket allows:
 #: (relative, absolute) tolerance around node_exporter's two reads
 TOLERANCE: list[tuple[re.Pattern[str], float, float]] = [
