@@ -227,7 +227,8 @@ def test_a_boolean_flag_switches_on_the_paths_upstream_reads_only_with_it():
     ({"disable": ["nope"]}, "collectors.disable[0]: unknown collector 'nope' (known: arp, "),
     ({"enable": "arp"}, "collectors.enable: must be a list of collector names"),
     ({"netdev": {"device-exclud": "x"}}, "collectors.netdev.device-exclud: unknown flag (allowed: device-exclude, "
-                                         "device-include)"),
+                                         "device-include, enable-detailed-metrics, netlink)"),
+    ({"netdev": {"netlink": "no"}}, "collectors.netdev.netlink: 'no' is not one of '1', 't'"),
     ({"vmstat": {"fields": "("}}, "collectors.vmstat.fields: not a regular expression: missing )"),
     ({"vmstat": {"fields": 3}}, "collectors.vmstat.fields: must be a string, got int"),
     ({"textfile": {"directory": "/tmp"}}, "collectors.textfile.directory: '/tmp' is not one of "
