@@ -10,7 +10,9 @@ comes from configuration or a request: the script stays one constant string per 
 
 ``flags`` are the collector's node_exporter options (``--collector.<name>.<flag>``) with upstream's
 defaults; the inventory may set them per department (``exporter/config.py`` checks them) and the
-collector reads them through :class:`CollectorOptions`.
+collector reads them through :class:`CollectorOptions`. Where upstream reads a file only with a
+boolean flag on (bcache's ``priority_stats``), ``flag_paths`` names its constant glob, and the plan adds
+it to ``paths`` only for the departments that turn the flag on (:meth:`Collector.planned`).
 """
 
 from __future__ import annotations
