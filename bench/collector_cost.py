@@ -62,7 +62,10 @@ def exporter_us(collector: Collector, sources: dict[str, str], runs: int) -> flo
     options = collector.options()
     began = time.process_time()
     for _ in range(runs):
-        collector.collect(sources, options)
+        try:
+            collector.collect(sources, options)
+        except ValueError:  # a collector with unusable sources here (systemd without systemd as PID 1)
+            pass
     return (time.process_time() - began) / runs * 1e6
 
 
@@ -120,7 +123,7 @@ def main() -> None:
     for collector in sorted(by_name().values(), key=lambda c: c.name):
         single = build_script([collector])
         cost = target_ms(single, args.runs) - base
-        if collector.tier == "slow":
+        if collector.tier == "slow" or collector.name not in plan.names:  # not in the default answer
             own = split_sources(subprocess.run(["sh", "-c", single], capture_output=True, text=True,
                                                check=True).stdout, command_names([collector]))[0]
         else:

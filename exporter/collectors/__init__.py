@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from optilab.exporter.collectors import (
     arp,
+    bcache,
     bonding,
     btrfs,
     conntrack,
@@ -69,6 +70,7 @@ from optilab.exporter.command import build_script, command_names
 
 COLLECTORS: list[Collector] = [
     arp.COLLECTOR,
+    bcache.COLLECTOR,
     bonding.COLLECTOR,
     btrfs.COLLECTOR,
     conntrack.COLLECTOR,
@@ -171,7 +173,10 @@ def _plan(names: tuple[str, ...] | None, options: tuple[tuple[str, tuple[tuple[s
             raise ValueError(f"unknown collectors {unknown}; known: {sorted(known)}")
         chosen = [collector for collector in COLLECTORS if collector.name in names]
     values = dict(options)
-    pairs = [(collector, collector.options(dict(values.get(collector.name, ())))) for collector in chosen]
+    pairs: list[tuple[Collector, CollectorOptions]] = []
+    for collector in chosen:
+        collector_options = collector.options(dict(values.get(collector.name, ())))
+        pairs.append((collector.planned(collector_options), collector_options))
     slow = [pair for pair in pairs if pair[0].tier == "slow"]
     return _tier([pair for pair in pairs if pair[0].tier == "fast"], _tier(slow) if slow else None)
 

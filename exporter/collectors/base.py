@@ -10,14 +10,16 @@ comes from configuration or a request: the script stays one constant string per 
 
 ``flags`` are the collector's node_exporter options (``--collector.<name>.<flag>``) with upstream's
 defaults; the inventory may set them per department (``exporter/config.py`` checks them) and the
-collector reads them through :class:`CollectorOptions`.
+collector reads them through :class:`CollectorOptions`. Where upstream reads a file only with a
+boolean flag on (bcache's ``priority_stats``), ``flag_paths`` names its constant glob, and the plan adds
+it to ``paths`` only for the departments that turn the flag on (:meth:`Collector.planned`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
 
@@ -28,6 +30,13 @@ from optilab.exporter.family import Family
 Sources = Mapping[str, str]
 
 TIERS = ("fast", "slow")
+#: what Go's ``strconv.ParseBool`` (a kingpin ``Bool()`` flag) accepts: the ``choices`` of a boolean flag
+GO_BOOLS = ("1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False")
+
+
+def go_bool(value: str) -> bool:
+    """A boolean flag's value as ``strconv.ParseBool`` reads it (anything else is false)."""
+    return value in GO_BOOLS[:6]
 
 
 @lru_cache(maxsize=256)
@@ -112,6 +121,9 @@ class Collector:
     flags: tuple[tuple[str, str], ...] = ()
     #: flag -> the only values it may take (for flags that select a constant path, like textfile's).
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    #: boolean flag -> constant paths read only when it is true (what upstream reads only then, like
+    #: bcache's priority_stats, which costs the target a sort of every bucket): see :meth:`planned`.
+    flag_paths: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:
@@ -120,6 +132,12 @@ class Collector:
     def options(self, values: Mapping[str, str] | None = None) -> CollectorOptions:
         """Options with this collector's defaults; ``values`` are the department's settings."""
         return CollectorOptions(MappingProxyType(dict(values or {})), MappingProxyType(dict(self.flags)))
+
+    def planned(self, options: CollectorOptions) -> Collector:
+        """This collector with the :attr:`flag_paths` its options switch on added to :attr:`paths`: the
+        request stays constant strings from code, one per set of collectors and flag values."""
+        extra = tuple(path for flag, paths in self.flag_paths.items() if go_bool(options.get(flag)) for path in paths)
+        return replace(self, paths=self.paths + extra) if extra else self
 
 
 def source(sources: Sources, path: str) -> str:

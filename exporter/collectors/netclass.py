@@ -3,14 +3,16 @@
 Each attribute is one glob; a device is every directory that sent at least one attribute. An
 attribute the driver refuses (EINVAL for a down link's ``speed``) is absent, as upstream skips it.
 ``--collector.netclass.ignored-devices`` (default ``^$``) is an unanchored regex like Go's
-``MatchString``; with ``--collector.netclass.ignore-invalid-speed`` a speed of -1 is dropped, else it
-is exported as upstream does (``-125000``). Upstream reads *every* regular file of the directory; the
-files it uses are listed here, the others it reads and ignores.
+``MatchString``; with ``--collector.netclass.ignore-invalid-speed`` (a Go boolean: ``true``, ``1``,
+``t``...) a speed of -1 is dropped, else it is exported as upstream does (``-125000``). Upstream 1.5's
+``--collector.netclass.netlink`` (off by default: netlink and ethtool, other families) is not
+offered. Upstream reads *every* regular file of the directory; the files it uses are listed here,
+the others it reads and ignores.
 """
 
 from __future__ import annotations
 
-from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.base import GO_BOOLS, Collector, CollectorOptions, Sources, go_bool
 from optilab.exporter.collectors.sysattrs import devices, globs, go_int
 from optilab.exporter.family import Family
 
@@ -46,7 +48,7 @@ def parse(sources: Sources) -> dict[str, dict[str, str]]:
 
 def build(interfaces: dict[str, dict[str, str]], options: CollectorOptions) -> list[Family]:
     ignored = options.regex("ignored-devices")
-    drop_invalid_speed = options.get("ignore-invalid-speed").lower() in ("1", "true")
+    drop_invalid_speed = go_bool(options.get("ignore-invalid-speed"))
     up = Family("node_network_up", "gauge", "Value is 1 if operstate is 'up', 0 otherwise.", ("device",))
     info = Family("node_network_info", "gauge", "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
                   ("device", *_INFO))
@@ -82,4 +84,5 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 COLLECTOR = Collector(
     "netclass", globs(PREFIX + "*/", ATTRS), collect,
     flags=(("ignored-devices", "^$"), ("ignore-invalid-speed", "false")),
+    choices={"ignore-invalid-speed": GO_BOOLS},
 )

@@ -212,17 +212,29 @@ def test_collectors_default_to_node_exporters_defaults_and_departments_override(
     assert chemistry.script != plain.script and "/proc/net/arp" not in chemistry.script
 
 
+def test_a_boolean_flag_switches_on_the_paths_upstream_reads_only_with_it():
+    raw = {**COLLECTOR_BASE, "departments": {"physics": {"hosts": ["127.0.1.1"],
+                                                         "collectors": {"bcache": {"priorityStats": "true"}}},
+                                             "chemistry": {"hosts": ["127.0.1.2"]}}}
+    config = parse_config(raw, "lab.yml", env={})
+    assert "priority_stats" in config.plan("physics").script
+    assert "priority_stats" not in config.plan("chemistry").script
+    assert "/sys/fs/bcache/*-*/cache[0-9]*/written" in config.plan("chemistry").script
+
+
 @pytest.mark.parametrize(("collectors", "message"), [
     ("all", "collectors: must be a mapping (enable, disable, <collector>: {flag: value}), got str"),
     ({"disable": ["nope"]}, "collectors.disable[0]: unknown collector 'nope' (known: arp, "),
     ({"enable": "arp"}, "collectors.enable: must be a list of collector names"),
     ({"netdev": {"device-exclud": "x"}}, "collectors.netdev.device-exclud: unknown flag (allowed: device-exclude, "
-                                         "device-include)"),
+                                         "device-include, enable-detailed-metrics, netlink)"),
+    ({"netdev": {"netlink": "no"}}, "collectors.netdev.netlink: 'no' is not one of '1', 't'"),
     ({"vmstat": {"fields": "("}}, "collectors.vmstat.fields: not a regular expression: missing )"),
     ({"vmstat": {"fields": 3}}, "collectors.vmstat.fields: must be a string, got int"),
     ({"textfile": {"directory": "/tmp"}}, "collectors.textfile.directory: '/tmp' is not one of "
                                           "'/var/lib/prometheus/node-exporter'"),
     ({"cpu": {"x": "y"}}, "collectors.cpu: flags of cpu: it has none"),
+    ({"bcache": {"priorityStats": "yes"}}, "collectors.bcache.priorityStats: 'yes' is not one of '1', 't'"),
 ])
 def test_collector_settings_errors_name_the_field(collectors, message):
     raw = {**COLLECTOR_BASE, "departments": {"physics": {"hosts": ["127.0.1.1"], "collectors": collectors}}}
