@@ -128,8 +128,8 @@ class ExporterApp:
             ["result"], registry=self.registry)
         self.requests = Counter("optilab_exporter_http_requests_total", "HTTP requests by path and status.",
                                 ["path", "code"], registry=self.registry)
-        self.registry.register(_SelfMetrics(runtime))  # type: ignore[arg-type]
-        self.registry.register(_OverloadMetrics(self))  # type: ignore[arg-type]
+        self.registry.register(_SelfMetrics(runtime))
+        self.registry.register(_OverloadMetrics(self))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "/")
