@@ -23,7 +23,6 @@ from optilab.exporter.command import split_sources
 from optilab.exporter.config import HostEntry, Target
 from optilab.exporter.family import Family
 from optilab.exporter.health import HealthBook, Transition, is_jump_reason
-from optilab.exporter.hostkeys import SshError
 from optilab.exporter.metrics import (
     HostLabels,
     collector_families,
@@ -36,6 +35,7 @@ from optilab.exporter.metrics_session import session_families
 from optilab.exporter.parsers_proc import Stat, parse_stat_cached
 from optilab.exporter.parsers_seat import SeatReading, seat_state
 from optilab.exporter.slowtier import SlowTier
+from optilab.exporter.ssherror import SshError
 
 log = logging.getLogger(__name__)
 

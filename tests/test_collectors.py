@@ -20,8 +20,8 @@ from optilab.exporter.command import build_script, frame, split_sources
 from optilab.exporter.config import HealthSettings, HostEntry, parse_target
 from optilab.exporter.family import Family, gauge, render, render_groups
 from optilab.exporter.health import HealthBook
-from optilab.exporter.hostkeys import SshError
 from optilab.exporter.probe import Prober
+from optilab.exporter.ssherror import SshError
 from tests.captures import DATA, captured_sources, collect_all, sample_values
 
 # --- the script and its framing -------------------------------------------------------------------
