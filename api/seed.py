@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-log = logging.getLogger("optilab.seed")
+log = logging.getLogger(__name__)
 
 DEPARTMENTS = ("physics", "chemistry", "biology", "informatics", "mathematics")
 HOUR = timedelta(hours=1)

@@ -47,7 +47,7 @@ from optilab.toolkit import flags
 from optilab.toolkit.backends import DatabaseUnavailableError, usable_amqp_url
 from optilab.toolkit.contract import InvalidEventError, parse_event
 
-log = logging.getLogger("optilab.consumer")
+log = logging.getLogger("optilab.bridge.consumer")
 
 PREFETCH = 10
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
