@@ -33,9 +33,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import Metric
 
 from optilab.exporter.admission import Admission, Flights
-from optilab.exporter.config import Config, HostEntry, TargetError, parse_target
+from optilab.exporter.config import Config, HostEntry
 from optilab.exporter.family import Exposition, render
 from optilab.exporter.probe import Prober
+from optilab.exporter.targets import TargetError, parse_target
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from optilab.exporter.config import Target
 from optilab.exporter.family import Family, gauge
 from optilab.exporter.logincheck import LoginResult
+from optilab.exporter.targets import Target
 
 MODES = ("shell", "exec")
 

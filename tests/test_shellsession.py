@@ -29,7 +29,8 @@ import json, sys, time
 from pathlib import Path
 import gevent
 from optilab.exporter.command import BATCH_SCRIPT, DEFAULT_COMMANDS, split_sources
-from optilab.exporter.config import PoolSettings, SessionSettings, SshSettings, Target
+from optilab.exporter.config import PoolSettings, SessionSettings, SshSettings
+from optilab.exporter.targets import Target
 from optilab.exporter.ssherror import SshError
 from optilab.exporter.metrics_session import session_families
 from optilab.exporter.sshpool import SshPool

@@ -12,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from optilab.exporter.collectors import by_name, make_plan
 from optilab.exporter.collectors import systemd as sd
 from optilab.exporter.command import frame, split_sources
-from optilab.exporter.config import Target
 from optilab.exporter.family import render
 from optilab.exporter.slowtier import SlowTier
+from optilab.exporter.targets import Target
 
 DATA = Path(__file__).parent / "data" / "slow" / "debian12"
 TARGET = Target("127.0.1.5", 22)
