@@ -50,7 +50,7 @@ class ApiConfig:
 
 def parse_keys(text: str) -> tuple[str, ...]:
     """Keys separated by commas or newlines; blank entries and ``#`` comment lines are ignored."""
-    keys = []
+    keys: list[str] = []
     for line in text.splitlines():
         if line.strip().startswith("#"):
             continue

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from optilab.api.config import ApiConfig
@@ -23,7 +23,7 @@ from optilab.toolkit.backends import DatabaseUnavailableError
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | Mapping[str, Any]
-Query = str | sql.Composable
+Query = str | sql.SQL | sql.Composed  # what execute() takes; SQL.format and .join return Composed
 
 
 # Read-only UTC sessions. JIT off: the API runs many short queries, and the aggregate views' cost
@@ -40,8 +40,9 @@ class Database:
 
     def __init__(self, config: ApiConfig) -> None:
         options = f"-c statement_timeout={config.statement_timeout_ms} {SESSION_OPTIONS}"
-        self.pool = ConnectionPool(
+        self.pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
             config.dsn,
+            connection_class=psycopg.Connection[DictRow],
             kwargs={"autocommit": True, "row_factory": dict_row, "options": options,
                     "connect_timeout": 5, "application_name": "optilab-api"},
             min_size=config.pool_min_size,
@@ -81,7 +82,9 @@ class Database:
         """A list answer: one page of ``rows`` (which takes %(limit)s and %(offset)s) and the total
         that ``count`` (a query returning one column ``n``) finds, both with the same filter values."""
         with self.connection() as conn:
-            total = conn.execute(count, values).fetchone()["n"]
+            counted = conn.execute(count, values).fetchone()
+            assert counted is not None  # a count query always returns one row
+            total = counted["n"]
             items = conn.execute(rows, {**values, "limit": limit, "offset": offset}).fetchall()
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 

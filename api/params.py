@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from werkzeug.exceptions import BadRequest
 
@@ -57,7 +57,12 @@ def integer(args: Mapping[str, str], name: str, default: int, low: int, high: in
     return number
 
 
+@overload
+def choice(args: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str: ...
+@overload
+def choice(args: Mapping[str, str], name: str, choices: tuple[str, ...], default: None) -> str | None: ...
 def choice(args: Mapping[str, str], name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+    """One of ``choices``, or ``default`` when absent or empty (a str default: never None)."""
     value = args.get(name)
     if value is None or value == "":
         return default
@@ -90,10 +95,10 @@ def timestamp(value: str, name: str, now: datetime) -> datetime:
         delta = timedelta(seconds=seconds)
         moment = now - delta if sign == "-" else now + delta
     elif _EPOCH.match(raw):
-        seconds = float(raw)
-        if seconds > (LATEST - EARLIEST).total_seconds():
+        epoch = float(raw)
+        if epoch > (LATEST - EARLIEST).total_seconds():
             raise bad(name, "time out of range")
-        moment = EARLIEST + timedelta(seconds=seconds)
+        moment = EARLIEST + timedelta(seconds=epoch)
     else:
         try:
             moment = datetime.fromisoformat(raw)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-log = logging.getLogger("optilab.seed")
+log = logging.getLogger(__name__)
 
 DEPARTMENTS = ("physics", "chemistry", "biology", "informatics", "mathematics")
 HOUR = timedelta(hours=1)
@@ -73,7 +73,9 @@ class SeedResult:
 
 
 def storage_mode(conn: psycopg.Connection) -> str:
-    return conn.execute("SELECT storage_mode()").fetchone()[0]
+    row = conn.execute("SELECT storage_mode()").fetchone()
+    assert row is not None  # a SELECT of a function returns one row
+    return row[0]
 
 
 def add_systems(conn: psycopg.Connection, count: int, departments: Sequence[str] = DEPARTMENTS,
@@ -102,7 +104,9 @@ def add_systems(conn: psycopg.Connection, count: int, departments: Sequence[str]
             rows, returning=True)
         ids = []
         while True:
-            ids.append(cur.fetchone()[0])
+            row = cur.fetchone()
+            assert row is not None  # each INSERT ... RETURNING result set holds its one row
+            ids.append(row[0])
             if not cur.nextset():
                 break
     return ids
@@ -170,7 +174,7 @@ def add_alerts(conn: psycopg.Connection, system_ids: Sequence[int], now: datetim
     """Alerts of several kinds: every 3rd machine resolved HighCpu, every 5th still-firing DiskFull."""
     systems = {row[0]: row[1:] for row in conn.execute(
         "SELECT id, instance, department FROM systems WHERE id = ANY(%s)", (list(system_ids),))}
-    rows = []
+    rows: list[tuple[str, str, str, datetime, datetime | None, int, str, str]] = []
     for n, system_id in enumerate(system_ids):
         instance, department = systems[system_id]
         if n % 3 == 0:

@@ -39,9 +39,8 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 _DEPARTMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "JumpSettings", "Secret", "Target", "TargetError",
-           "key_file_problems",
-           "load_config", "parse_config", "parse_target"]
+__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "JumpSettings", "Secret", "key_file_problems",
+           "load_config", "parse_config"]
 
 
 class ConfigError(Exception):

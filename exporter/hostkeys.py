@@ -1,4 +1,4 @@
-"""Host key verification against an OpenSSH known_hosts file, and the pool's error type.
+"""Host key verification against an OpenSSH known_hosts file.
 
 Two policies, as OpenSSH's ``StrictHostKeyChecking``:
 
@@ -22,17 +22,10 @@ from pathlib import Path
 
 import paramiko
 
+from optilab.exporter.ssherror import SshError
 from optilab.exporter.targets import Target
 
 log = logging.getLogger("optilab.exporter.hostkeys")
-
-
-class SshError(Exception):
-    """A failed dial or exec; ``reason`` is one of docs/interfaces.md's probe error reasons."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason, self.detail = reason, detail
 
 
 def known_hosts_name(target: Target) -> str:

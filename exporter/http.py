@@ -33,9 +33,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import Metric
 
 from optilab.exporter.admission import Admission, Flights
-from optilab.exporter.config import Config, HostEntry, TargetError, parse_target
+from optilab.exporter.config import Config, HostEntry
 from optilab.exporter.family import Exposition, render
 from optilab.exporter.probe import Prober
+from optilab.exporter.targets import TargetError, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,8 @@ class ExporterApp:
             ["result"], registry=self.registry)
         self.requests = Counter("optilab_exporter_http_requests_total", "HTTP requests by path and status.",
                                 ["path", "code"], registry=self.registry)
-        self.registry.register(_SelfMetrics(runtime))  # type: ignore[arg-type]
-        self.registry.register(_OverloadMetrics(self))  # type: ignore[arg-type]
+        self.registry.register(_SelfMetrics(runtime))
+        self.registry.register(_OverloadMetrics(self))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "/")

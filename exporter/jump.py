@@ -46,7 +46,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from optilab.exporter.config import JumpSettings, SshSettings
 from optilab.exporter.health import JumpHealth
-from optilab.exporter.hostkeys import HostKeyStore, SshError
+from optilab.exporter.hostkeys import HostKeyStore
+from optilab.exporter.ssherror import SshError
 from optilab.exporter.targets import Target
 from optilab.toolkit.contract import HEALTH_STATES
 

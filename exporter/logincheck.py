@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import gevent
 
-from optilab.exporter.hostkeys import SshError
+from optilab.exporter.ssherror import SshError
 from optilab.exporter.targets import Target
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from optilab.exporter.config import Target
 from optilab.exporter.family import Family, gauge
 from optilab.exporter.logincheck import LoginResult
+from optilab.exporter.targets import Target
 
 MODES = ("shell", "exec")
 
@@ -30,7 +30,7 @@ def session_families(runner: object, target: Target) -> list[Family]:
     """The transport's families for ``target``; none for a runner that is not an ``SshPool`` (tests)."""
     if not hasattr(runner, "host_mode") or not hasattr(runner, "login_result"):
         return []
-    view: TransportView = runner  # type: ignore[assignment]
+    view: TransportView = runner  # narrowed by the hasattr checks above
     families: list[Family] = []
     mode = view.host_mode(target)
     if mode is not None:

@@ -23,7 +23,7 @@ class CpuTimes:
     """Seconds one CPU (or all of them, for the ``cpu`` line) spent per mode since boot.
 
     ``user`` and ``nice`` already include ``guest`` and ``guest_nice`` (the kernel counts guest time
-    twice), so the busy total below leaves the guest fields out.
+    twice), so :meth:`modes` leaves the guest fields out (as node_exporter's cpu collector does).
     """
 
     user: float = 0.0
@@ -41,13 +41,6 @@ class CpuTimes:
         """``{mode: seconds}`` for node_exporter's eight modes."""
         return dict(zip(CPU_MODES, (self.user, self.nice, self.system, self.idle, self.iowait, self.irq,
                                     self.softirq, self.steal), strict=True))
-
-    def total(self) -> float:
-        return sum(self.modes().values())
-
-    def idle_total(self) -> float:
-        """Idle plus iowait: time the CPU had nothing to run."""
-        return self.idle + self.iowait
 
 
 @dataclass(frozen=True)

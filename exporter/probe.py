@@ -20,10 +20,9 @@ from typing import Protocol
 from optilab.exporter.collectors import Plan, make_plan, seats
 from optilab.exporter.collectors.lab import NAME as LAB
 from optilab.exporter.command import split_sources
-from optilab.exporter.config import HostEntry, Target
+from optilab.exporter.config import HostEntry
 from optilab.exporter.family import Family
 from optilab.exporter.health import HealthBook, Transition, is_jump_reason
-from optilab.exporter.hostkeys import SshError
 from optilab.exporter.metrics import (
     HostLabels,
     collector_families,
@@ -36,6 +35,8 @@ from optilab.exporter.metrics_session import session_families
 from optilab.exporter.parsers_proc import Stat, parse_stat_cached
 from optilab.exporter.parsers_seat import SeatReading, seat_state
 from optilab.exporter.slowtier import SlowTier
+from optilab.exporter.ssherror import SshError
+from optilab.exporter.targets import Target
 
 log = logging.getLogger(__name__)
 

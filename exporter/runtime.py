@@ -23,7 +23,7 @@ from optilab.exporter.selfmetrics import runtime_families
 from optilab.exporter.sshpool import SshPool
 from optilab.exporter.targets import HostLabels, Target
 
-log = logging.getLogger("optilab.exporter.reload")
+log = logging.getLogger("optilab.exporter.runtime")
 
 
 class Runtime:

@@ -48,8 +48,8 @@ from optilab.exporter.config import (
     parse_target,
 )
 from optilab.exporter.events import discovery_event, publish_discoveries
-from optilab.exporter.hostkeys import SshError
 from optilab.exporter.parsers_host import parse_osrelease
+from optilab.exporter.ssherror import SshError
 from optilab.exporter.sshpool import SshPool
 
 #: what a discovered host is asked; a constant, nothing from input reaches the shell

@@ -36,7 +36,7 @@ import secrets
 
 import paramiko
 
-from optilab.exporter.hostkeys import SshError
+from optilab.exporter.ssherror import SshError
 
 #: The exec request that starts the session (run by sshd through the account's login shell).
 SHELL_COMMAND = "exec /bin/sh 2>/dev/null"

@@ -27,7 +27,7 @@ import gevent
 from gevent.lock import BoundedSemaphore
 
 from optilab.exporter.command import split_sources
-from optilab.exporter.config import Target
+from optilab.exporter.targets import Target
 
 if TYPE_CHECKING:
     from optilab.exporter.collectors import Plan

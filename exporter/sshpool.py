@@ -42,11 +42,12 @@ import paramiko
 
 from optilab.exporter.config import HealthSettings, Inventory, JumpSettings, PoolSettings, SshSettings
 from optilab.exporter.health import JumpHealth
-from optilab.exporter.hostkeys import HostKeyStore, SshError
+from optilab.exporter.hostkeys import HostKeyStore
 from optilab.exporter.jump import ForwardedSocket, JumpHosts, bastion_lost
 from optilab.exporter.logincheck import LoginChecks, LoginResult
 from optilab.exporter.overload import LoopMonitor, QueueSlots, call_started, timeout_reason
 from optilab.exporter.shellsession import AnswerTooLargeError, ShellDiedError, ShellSession, ShellUnavailableError
+from optilab.exporter.ssherror import SshError
 from optilab.exporter.targets import Target
 
 log = logging.getLogger("optilab.exporter.sshpool")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})"
@@ -48,10 +47,6 @@ class HostLabels:
     hostname: str
     ip: str
     department: str
-
-    def with_extra(self, extra: Mapping[str, str]) -> dict[str, str]:
-        """The lab labels plus ``extra``; ``extra`` wins where both name the same label (department)."""
-        return {"hostname": self.hostname, "ip": self.ip, "department": self.department, **extra}
 
     @property
     def values(self) -> tuple[str, str, str]:

@@ -20,7 +20,7 @@ from optilab.labsim.keys import load_or_create, write_known_hosts
 from optilab.labsim.model import OPENING_HOURS, SimClock, make_profiles
 from optilab.labsim.server import SimHost, listen
 
-log = logging.getLogger("optilab.labsim")
+log = logging.getLogger("optilab.labsim.runtime")
 
 
 class LabRuntime:

@@ -20,10 +20,7 @@ from optilab.remote_write_bridge.webhook import webhook_bp
 def create_app(config: BridgeConfig, start: bool = True) -> Flask:
     """The bridge as a WSGI app; ``start=False`` leaves pool and maintenance for the caller."""
     app = Flask("remote_write_bridge")
-    # Upper-case top-level keys of the YAML file (e.g. OPTILAB_AMQP_URL) are Flask settings for the
-    # other blueprints; the remote_write: section was consumed by config.validate().
-    app.config.update({key: value for key, value in config.sections.items() if key.isupper()})
-    bridge = Bridge(config)
+    bridge = Bridge(config)  # every setting a blueprint reads, checked once (no Flask config per request)
     install(app, bridge)
     app.register_blueprint(receiver_bp)
     app.register_blueprint(health_bp)

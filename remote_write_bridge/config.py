@@ -106,24 +106,13 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def check_dsn(dsn: str) -> None:
-    """Refuse a DSN libpq cannot parse: retrying it forever would look like a database outage.
-
-    The message does not repeat the text, which may hold a password.
-    """
-    problem = dsn_problem(dsn)
-    if problem:
-        raise ConfigError(f"dsn: {problem}")
-
-
 def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:
     """Check the ``remote_write:`` section of ``raw`` and build the config; :class:`ConfigError`
     lists every problem found, not only the first."""
     errors: list[str] = []
-    if dsn:
-        problem = dsn_problem(dsn)
-        if problem:
-            errors.append(f"dsn: {problem}")
+    # a DSN libpq cannot parse is refused at start (retrying it would look like an outage), unshown
+    if dsn and (problem := dsn_problem(dsn)):
+        errors.append(f"dsn: {problem}")
     raw = dict(raw or {})
     section = raw.pop("remote_write", None) or {}
     if not isinstance(section, dict):

@@ -40,14 +40,14 @@ from optilab.remote_write_bridge.amqp import (
     declare,
     quiet_pika,
 )
-from optilab.remote_write_bridge.config import ConfigError, check_dsn, session_settings
+from optilab.remote_write_bridge.config import session_settings
 from optilab.remote_write_bridge.dberrors import classify
 from optilab.remote_write_bridge.outage import Outage
 from optilab.toolkit import flags
-from optilab.toolkit.backends import DatabaseUnavailableError, usable_amqp_url
+from optilab.toolkit.backends import DatabaseUnavailableError, dsn_problem, usable_amqp_url
 from optilab.toolkit.contract import InvalidEventError, parse_event
 
-log = logging.getLogger("optilab.consumer")
+log = logging.getLogger("optilab.bridge.consumer")
 
 PREFETCH = 10
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
@@ -196,14 +196,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     flags.add_log_flags(parser)
     flags.add_version(parser)
     args = parser.parse_args(argv)
-    try:
-        check_dsn(args.dsn)
-    except ConfigError as exc:
-        parser.error(str(exc))
+    # read once here (flags over the environment) and checked together: one error lists every problem
+    args.amqp = args.amqp or amqp_url_from_env()
+    args.topology = Topology.from_prefix(args.prefix) if args.prefix else Topology.from_env()
+    problems = []
+    if problem := dsn_problem(args.dsn):  # the DSN itself is not shown (a password?)
+        problems.append(f"dsn: {problem}")
+    if not usable_amqp_url(args.amqp):  # else each worker would retry it forever; the URL is not shown
+        problems.append("--amqp/OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL")
     if not 1 <= args.workers <= 64:
-        parser.error("--workers must be between 1 and 64")
+        problems.append("--workers must be between 1 and 64")
     if not 1 <= args.prefetch <= 1000:
-        parser.error("--prefetch must be between 1 and 1000")
+        problems.append("--prefetch must be between 1 and 1000")
+    if problems:
+        parser.error("; ".join(problems))
     return args
 
 
@@ -212,11 +218,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     flags.setup_logging(args)
     quiet_pika()  # the workers log one line per outage instead of pika's tracebacks
-    topology = Topology.from_prefix(args.prefix) if args.prefix else Topology.from_env()
-    url = args.amqp or amqp_url_from_env()
-    if not usable_amqp_url(url):  # else each worker would retry it forever with a traceback
-        print("optilab-bridge consume: --amqp/OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL", file=sys.stderr)
-        return 2
+    topology, url = args.topology, args.amqp
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

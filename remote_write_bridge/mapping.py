@@ -61,7 +61,7 @@ class SeriesInfo:
     usage_column: int | None      # index into the usage row, or None
     is_status: bool
     generic_key: tuple[str, str] | None  # (metric, canonical labels JSON) for allow-listed series
-    fact: tuple[str, str | None, str | None] | None = None  # ("health", state, None) | ("os", name, version)
+    fact: tuple[str, str, str | None] | None = None  # (instance, health state, None) | (instance, os name, version)
     seat_code: int | None = None  # optilab_seat_state: code of this series' state label
 
 
@@ -114,11 +114,11 @@ class LabelCache:
         except KeyError:
             pass
         info = classify(labels, self.allow_list, self.label_limits)
-        if info.__class__ is str:
+        if isinstance(info, str):
             return info
         if len(self._known) >= self.limit:
             self._known.clear()
-        self._known[labels] = info  # type: ignore[assignment] - a str was returned above
+        self._known[labels] = info
         return info
 
 
@@ -146,10 +146,16 @@ def classify(labels: LabelSet, allow_list: frozenset[str],
         return SeriesInfo(metric, None, (None, None, None), None, False, generic_key, (label_map["instance"], *fact))
     if instance is None and generic_key is None:
         return None
-    system_labels = tuple(label_map.get(name) for name in SYSTEM_LABELS)
+    system_labels = _system_labels(label_map)
     if instance is not None and len(system_labels[1] or "") > IP_ADDRESS_CHARS:
         return LABEL_LIMIT  # systems.ip_address would refuse it, and with it the host's every row
-    return SeriesInfo(metric, instance, system_labels, usage_column, is_status, generic_key)  # type: ignore[arg-type]
+    return SeriesInfo(metric, instance, system_labels, usage_column, is_status, generic_key)
+
+
+def _system_labels(label_map: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+    """The ``SYSTEM_LABELS`` (hostname, ip, department) of a series, None where absent."""
+    hostname, ip, department = SYSTEM_LABELS
+    return label_map.get(hostname), label_map.get(ip), label_map.get(department)
 
 
 def _fact(metric: str, label_map: dict[str, str]) -> tuple[str, str | None] | None:
@@ -167,9 +173,7 @@ def _seat_info(label_map: dict[str, str]) -> SeriesInfo | None:
     if instance is None or code is None:
         return None
     key = (SEAT_METRIC, json.dumps({"instance": instance}, separators=(",", ":")))
-    system_labels = tuple(label_map.get(name) for name in SYSTEM_LABELS)
-    return SeriesInfo(SEAT_METRIC, instance, system_labels, None, False, key,  # type: ignore[arg-type]
-                      seat_code=code)
+    return SeriesInfo(SEAT_METRIC, instance, _system_labels(label_map), None, False, key, seat_code=code)
 
 
 _label_pair = attrgetter("name", "value")
@@ -208,56 +212,62 @@ def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int,
         if info is None:
             dropped["not_allowed"] += len(samples)
             continue
-        if info.__class__ is str:
-            dropped[info] += len(samples)  # type: ignore[index] - a drop reason
+        if isinstance(info, str):
+            dropped[info] += len(samples)  # a drop reason
             continue
         if info.fact is not None:
-            _add_fact(batch, info, samples, oldest, newest)
-            if info.generic_key is None:
+            _add_fact(batch, info.metric, info.fact, samples, oldest, newest)
+        key, instance = info.generic_key, info.instance
+        if instance is None:
+            if key is None:  # a fact only (classify keeps no other series without an instance)
                 continue
-        if info.instance is not None:
-            batch.systems[info.instance] = info.system_labels
-        key = info.generic_key
-        only_generic = info.instance is None
+            for sample in samples:  # allow-listed only: the inlined path
+                value, ms = sample.value, sample.timestamp
+                if value != value:  # NaN, including the stale marker 0x7ff0000000000002
+                    dropped["stale_or_nan"] += 1
+                elif ms < oldest or ms > newest:
+                    dropped["out_of_window"] += 1
+                elif value in _INFINITIES:
+                    dropped["bad_value"] += 1
+                else:
+                    keys.append(key)
+                    stamps.append(ms)
+                    values.append(value)
+            continue
+        batch.systems[instance] = info.system_labels
         for sample in samples:
             value, ms = sample.value, sample.timestamp
-            if value != value:  # NaN, including the stale marker 0x7ff0000000000002
+            if value != value:
                 dropped["stale_or_nan"] += 1
             elif ms < oldest or ms > newest:
                 dropped["out_of_window"] += 1
-            elif only_generic:
-                if value in _INFINITIES:
-                    dropped["bad_value"] += 1
-                    continue
-                keys.append(key)
-                stamps.append(ms)
-                values.append(value)
             else:
-                _add_system_sample(batch, info, ms, value)
+                _add_system_sample(batch, info, instance, ms, value)
     batch.received = received
     return batch
 
 
-def _add_fact(batch: Batch, info: SeriesInfo, samples: Any, oldest: int, newest: int) -> None:
+def _add_fact(batch: Batch, metric: str, fact: tuple[str, str, str | None], samples: Any, oldest: int,
+              newest: int) -> None:
     """The newest in-window sample at 1 states the fact (0: another state's series; NaN: stale)."""
-    instance, first, second = info.fact  # type: ignore[misc]
+    instance, first, second = fact
     for sample in samples:
         ms = sample.timestamp
         if sample.value != 1 or ms < oldest or ms > newest:
             continue
-        if info.metric == HEALTH_METRIC:
+        if metric == HEALTH_METRIC:
             previous = batch.health.get(instance)
             if previous is None or previous[0] <= ms:
-                batch.health[instance] = (ms, first)  # type: ignore[assignment]
+                batch.health[instance] = (ms, first)
         else:
             batch.os[instance] = (first, second)
 
 
-def _add_system_sample(batch: Batch, info: SeriesInfo, ms: int, value: float) -> None:
-    instance: str = info.instance  # type: ignore[assignment]
+def _add_system_sample(batch: Batch, info: SeriesInfo, instance: str, ms: int, value: float) -> None:
     if info.seat_code is not None:
-        if value == 1:  # the current state; its five zero siblings say nothing more
-            batch.generic_keys.append(info.generic_key)  # type: ignore[arg-type]
+        key = info.generic_key
+        if value == 1 and key is not None:  # the current state (zero siblings say nothing more); key: always set
+            batch.generic_keys.append(key)
             batch.generic_ms.append(ms)
             batch.generic_values.append(float(info.seat_code))
         return

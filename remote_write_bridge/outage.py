@@ -24,10 +24,6 @@ class Outage:
         self._since: float | None = None
         self._lock = threading.Lock()
 
-    @property
-    def down(self) -> bool:
-        return self._since is not None
-
     def failed(self, exc: BaseException) -> None:
         with self._lock:
             self.failures += 1

@@ -27,7 +27,7 @@ from optilab.remote_write_bridge.selfmetrics import BridgeMetrics
 from optilab.remote_write_bridge.store import Store
 from optilab.timescale.maintenance import MaintenanceResult, MaintenanceThread
 
-log = logging.getLogger("optilab.bridge")
+log = logging.getLogger("optilab.bridge.state")
 
 EXTENSION = "optilab_bridge"
 

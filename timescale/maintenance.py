@@ -19,7 +19,7 @@ import psycopg
 
 from optilab.toolkit.backends import first
 
-log = logging.getLogger("optilab.maintenance")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from optilab.timescale.roles import PASSWORD_VARIABLES, Roles, check_roles, ensu
 from optilab.toolkit import flags
 from optilab.toolkit.backends import dsn_problem, first
 
-log = logging.getLogger("optilab.migrate")
+log = logging.getLogger(__name__)
 
 MODES = ("timescaledb", "postgresql")
 # Any constant shared by every runner; "optilab" in ASCII.

@@ -24,7 +24,7 @@ from typing import Any
 
 from optilab.toolkit.webconfig import BasicAuth, WebConfig, WebConfigError, load_web_config, ssl_context
 
-log = logging.getLogger("optilab.web")
+log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -19,10 +19,10 @@ from werkzeug.test import Client
 from optilab.exporter.admission import Admission, Flights
 from optilab.exporter.config import HealthSettings, HostEntry, key_file_problems, parse_config
 from optilab.exporter.health import HealthBook
-from optilab.exporter.hostkeys import SshError
 from optilab.exporter.http import ExporterApp
 from optilab.exporter.overload import LoopMonitor, QueueSlots, call_started, probe_window, timeout_reason
 from optilab.exporter.probe import Prober
+from optilab.exporter.ssherror import SshError
 from optilab.exporter.targets import Target
 from tests.support.fake_runtime import FAST, INVENTORY, FakeRuntime, output, samples
 

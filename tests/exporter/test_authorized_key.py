@@ -79,7 +79,7 @@ import paramiko
 from optilab.exporter.config import HealthSettings, HostEntry, PoolSettings, SshSettings
 from optilab.exporter.targets import Target
 from optilab.exporter.health import HealthBook
-from optilab.exporter.hostkeys import SshError
+from optilab.exporter.ssherror import SshError
 from optilab.exporter.probe import Prober
 from optilab.exporter.sshpool import SshPool
 

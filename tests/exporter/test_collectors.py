@@ -17,11 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from optilab.exporter.collectors import by_name, default_enabled, make_plan, textfile
 from optilab.exporter.collectors.base import Collector
 from optilab.exporter.command import build_script, frame, split_sources
-from optilab.exporter.config import HealthSettings, HostEntry, parse_target
+from optilab.exporter.config import HealthSettings, HostEntry
 from optilab.exporter.family import Family, gauge, render, render_groups
 from optilab.exporter.health import HealthBook
-from optilab.exporter.hostkeys import SshError
 from optilab.exporter.probe import Prober
+from optilab.exporter.ssherror import SshError
+from optilab.exporter.targets import parse_target
 from tests.support.captures import DATA, captured_sources, collect_all, sample_values
 
 # --- the script and its framing -------------------------------------------------------------------

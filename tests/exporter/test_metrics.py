@@ -17,11 +17,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from optilab.exporter.collectors import make_plan
-from optilab.exporter.config import HealthSettings, HostEntry, parse_target
+from optilab.exporter.config import HealthSettings, HostEntry
 from optilab.exporter.family import render, render_groups
 from optilab.exporter.health import HealthBook
 from optilab.exporter.metrics import HostLabels, probe_families
 from optilab.exporter.probe import Prober
+from optilab.exporter.targets import parse_target
 from tests.support.captures import answer, batch_sources
 from tests.support.paths import DATA
 

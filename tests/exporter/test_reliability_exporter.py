@@ -284,7 +284,7 @@ from pathlib import Path
 import gevent, paramiko
 from optilab.exporter.config import PoolSettings, SshSettings
 from optilab.exporter.targets import Target
-from optilab.exporter.hostkeys import SshError
+from optilab.exporter.ssherror import SshError
 from optilab.exporter.sshpool import SshPool
 
 args = json.loads(sys.argv[1])

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from optilab.exporter.hostkeys import SshError
 from optilab.exporter.shellsession import CALL, DEFINE_PREFIX, request, setup_line, split_answer
+from optilab.exporter.ssherror import SshError
 from tests.fixtures.sshd import USER, Sshd
 from tests.support.driver import run_driver
 
@@ -29,8 +29,9 @@ import json, sys, time
 from pathlib import Path
 import gevent
 from optilab.exporter.command import BATCH_SCRIPT, DEFAULT_COMMANDS, split_sources
-from optilab.exporter.config import PoolSettings, SessionSettings, SshSettings, Target
-from optilab.exporter.hostkeys import SshError
+from optilab.exporter.config import PoolSettings, SessionSettings, SshSettings
+from optilab.exporter.targets import Target
+from optilab.exporter.ssherror import SshError
 from optilab.exporter.metrics_session import session_families
 from optilab.exporter.sshpool import SshPool
 

@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from optilab.exporter.collectors import by_name, make_plan
 from optilab.exporter.collectors import systemd as sd
 from optilab.exporter.command import frame, split_sources
-from optilab.exporter.config import Target
 from optilab.exporter.family import render
 from optilab.exporter.slowtier import SlowTier
+from optilab.exporter.targets import Target
 from tests.support import paths
 
 DATA = paths.DATA / "slow" / "debian12"

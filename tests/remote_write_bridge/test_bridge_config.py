@@ -107,3 +107,26 @@ def test_webhook_settings_are_read_once_from_file_over_environment(tmp_path: Pat
     assert raised.value.errors == ["OPTILAB_ALERTS_DELIVERY: expected rabbitmq or direct, got 'pigeon'",
                                    "OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL"]
     assert load(None, "", {"OPTILAB_ALERTS_DELIVERY": "direct", "OPTILAB_AMQP_URL": "http://x"}).alerts
+
+
+def test_load_lists_file_and_webhook_problems_together(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.yml"
+    path.write_text("remote_write:\n  retention_days: 0\n  pool_maxx: 1\nOPTILAB_ALERTS_DELIVERY: pigeon\n")
+    with pytest.raises(ConfigError) as raised:
+        load(path, "=x", {"OPTILAB_AMQP_URL": "http://x"})
+    assert [error.split(":")[0] for error in raised.value.errors] == [
+        "dsn", "remote_write.pool_maxx", "remote_write.retention_days", "OPTILAB_ALERTS_DELIVERY", "OPTILAB_AMQP_URL"]
+
+
+def test_consume_lists_every_bad_setting_at_once_without_echoing_secrets() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTILAB_")}
+    done = subprocess.run([BRIDGE, "consume", "--dsn", "postgresql://u:secret pw@127.0.0.1/x",
+                           "--amqp", "amqp://u:secretpw@127.0.0.1:abc/", "--workers", "0", "--prefetch", "0"],
+                          capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 2
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("optilab-bridge consume: error: dsn: not a libpq connection string")
+    for problem in ("--amqp/OPTILAB_AMQP_URL: not an amqp:// or amqps:// URL",
+                    "--workers must be between 1 and 64", "--prefetch must be between 1 and 1000"):
+        assert problem in error
+    assert "secret" not in done.stderr and "Traceback" not in done.stderr

@@ -121,3 +121,19 @@ def test_concurrent_requests_each_thread_its_own_connection(client: FlaskClient,
     fingerprints = sorted(json.loads(body)["alert"]["fingerprint"] for _, _, body in messages)
     assert fingerprints == sorted([f"t{t}-{i}" for t in range(6) for i in range(5)]
                                   + [f"u{t}-{i}" for t in range(6) for i in range(5)])
+
+
+def test_settings_are_read_at_start_not_per_request(amqp_url: str, amqp_names: AmqpNames,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker URL and prefix are the app's from its start: changing the environment or the Flask
+    config afterwards (as the per-request merge of both used to pick up) changes nothing."""
+    client = make_client(amqp_url, amqp_names)
+    monkeypatch.setenv("OPTILAB_AMQP_URL", f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")  # nothing listens
+    monkeypatch.setenv("OPTILAB_AMQP_PREFIX", f"{amqp_names.prefix}-changed")
+    monkeypatch.setenv("OPTILAB_ALERTS_DELIVERY", "direct")
+    assert client.application.config.get("OPTILAB_AMQP_URL") is None  # the file's keys are not Flask settings
+    client.application.config.update(OPTILAB_AMQP_URL="http://not-amqp", OPTILAB_ALERTS_DELIVERY="direct")
+    response = client.post("/api/v1/alerts", json=payload(alert("127.0.1.7:22")))
+    assert response.status_code == 200, response.get_json()
+    messages = drain(amqp_url, amqp_names.queue)
+    assert [json.loads(body)["alert"]["labels"]["instance"] for _, _, body in messages] == ["127.0.1.7:22"]

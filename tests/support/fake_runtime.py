@@ -13,8 +13,8 @@ from optilab.exporter.collectors import make_plan
 from optilab.exporter.command import DEFAULT_COMMANDS, frame
 from optilab.exporter.config import Config
 from optilab.exporter.health import HealthBook
-from optilab.exporter.hostkeys import SshError
 from optilab.exporter.probe import Prober
+from optilab.exporter.ssherror import SshError
 from optilab.exporter.targets import Target
 
 INVENTORY = {

@@ -24,8 +24,8 @@ import paramiko  # noqa: E402
 
 from optilab.exporter.config import HealthSettings, HostEntry, PoolSettings, SshSettings  # noqa: E402
 from optilab.exporter.health import HealthBook  # noqa: E402
-from optilab.exporter.hostkeys import SshError  # noqa: E402
 from optilab.exporter.probe import Prober  # noqa: E402
+from optilab.exporter.ssherror import SshError  # noqa: E402
 from optilab.exporter.sshpool import SshPool  # noqa: E402
 from optilab.exporter.targets import Target  # noqa: E402
 

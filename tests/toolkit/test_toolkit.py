@@ -227,7 +227,7 @@ def test_a_changed_web_config_applies_to_the_next_request_and_a_broken_one_is_ke
     assert client.get("/", headers={"Authorization": basic("new", "s3cret-pass")}).status_code == 200
     write(path, {"basic_auth_users": {"new": "plain"}})
     os.utime(path, ns=(2, 2))
-    with caplog.at_level(logging.ERROR, logger="optilab.web"):
+    with caplog.at_level(logging.ERROR, logger="optilab.toolkit.wsgi"):
         assert client.get("/", headers={"Authorization": basic("new", "s3cret-pass")}).status_code == 200
     assert "web config not reloaded; keeping the running one" in caplog.text
     assert "basic_auth_users.new: not a bcrypt hash" in caplog.text
