@@ -17,10 +17,7 @@ the flag's extra glob) reads it with ``/sys/`` pointed at the tree. Values must 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,12 +32,10 @@ from optilab.exporter.collectors.bcache import (
     parse_writeback_rate_debug,
 )
 from optilab.exporter.command import build_script, split_sources
-from optilab.exporter.family import render
+from tests.support.node_exporter import needs_node_exporter, probe_here, scrape_once
 from tests.support.paths import DATA
 
 CAPTURE = DATA / "sys" / "bcache"
-NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
-needs_node_exporter = pytest.mark.skipif(NODE_EXPORTER is None, reason="node_exporter not installed")
 SET_A = "1b3c5e2a-7d41-4f08-9a6e-3c2f8b5d9e07"
 SET_B = "5f0e9d8c-2b1a-4c3d-8e7f-6a5b4c3d2e1f"
 
@@ -48,40 +43,13 @@ SET_B = "5f0e9d8c-2b1a-4c3d-8e7f-6a5b4c3d2e1f"
 def ours(root: Path, priority: bool = False) -> str:
     """The probe's answer for the bcache collector alone: its plan's script run by ``sh`` over ``root``.
     ``ValueError`` when the collector fails."""
-    plan = make_plan(["bcache"], {"bcache": {"priorityStats": "true"}} if priority else None)
-    script = plan.script.replace("/sys/", f"{root}/sys/")
-    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, cwd="/").stdout
-    sources, complete = split_sources(out.replace(str(root), ""), plan.commands)
-    assert complete
-    families = []
-    for collector, options in plan.collectors:
-        families += collector.collect(sources, options)
-    return render(families).decode()
+    return probe_here(make_plan(["bcache"], {"bcache": {"priorityStats": "true"}} if priority else None), root)
 
 
 def theirs(root: Path, priority: bool = False) -> tuple[str, bool]:
     """node_exporter's bcache families over ``root`` and whether its collector succeeded."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = [str(NODE_EXPORTER), f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
-            "--collector.bcache", f"--path.sysfs={root}/sys"]
-    if priority:
-        args.append("--collector.bcache.priorityStats")
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
-                    text = answer.read().decode()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise AssertionError("node_exporter did not answer")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    flags = ["--collector.disable-defaults", "--collector.bcache", f"--path.sysfs={root}/sys"]
+    text = scrape_once(*flags, *(["--collector.bcache.priorityStats"] if priority else []))
     success = 'node_scrape_collector_success{collector="bcache"} 1' in text
     assert success or 'node_scrape_collector_success{collector="bcache"} 0' in text
     return text, success

@@ -13,11 +13,7 @@ node_exporter sees a different tree on a fresh clone.
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,10 +23,10 @@ from optilab.exporter.collectors import by_name
 from optilab.exporter.command import build_script, command_names, split_sources
 from optilab.exporter.family import render
 from tests.support import paths
+from tests.support.node_exporter import needs_node_exporter, scrape_once
 
 DATA = paths.DATA / "sys"
 LAB_PC = DATA / "lab-pc"
-NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 #: the collectors whose output is compared with node_exporter's (selinux asks libselinux about the
 #: real machine, so it is compared on the live machine only).
 SYS = ["bonding", "btrfs", "cpufreq", "dmi", "edac", "fibrechannel", "hwmon", "infiniband", "ipvs", "mdadm", "netclass",
@@ -60,31 +56,12 @@ def ours(names: list[str], root: Path | None = None) -> str:
     return render(families).decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def theirs(names: list[str], root: Path | None = None) -> str:
-    port = _free_port()
-    args = [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
-            *(f"--collector.{name}" for name in names)]
-    if root is not None:
-        args += [f"--path.sysfs={root}/sys", f"--path.procfs={root}/proc"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
-                    text = answer.read().decode()
-                    return text.replace(str(root), "") if root is not None else text  # rapl path
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("node_exporter did not answer")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    flags = ["--collector.disable-defaults", *(f"--collector.{name}" for name in names)]
+    if root is None:
+        return scrape_once(*flags)
+    text = scrape_once(*flags, f"--path.sysfs={root}/sys", f"--path.procfs={root}/proc")
+    return text.replace(str(root), "")  # rapl's path
 
 
 def families(text: str) -> dict[str, tuple[str, str, dict[frozenset, float]]]:
@@ -108,7 +85,6 @@ def assert_same(mine: str, upstream: str) -> None:
             assert a[name][2][labels] == pytest.approx(value, rel=1e-9), (name, labels)
 
 
-needs_node_exporter = pytest.mark.skipif(NODE_EXPORTER is None, reason="node_exporter not installed")
 
 
 @needs_node_exporter

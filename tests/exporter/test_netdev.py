@@ -10,20 +10,12 @@ must be the same. (tests/exporter/test_parity.py compares the default mode throu
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
-
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from optilab.exporter.collectors import make_plan
-from optilab.exporter.command import split_sources
-from optilab.exporter.family import render
+from tests.support.node_exporter import needs_node_exporter, probe_here, running_node_exporter
 
-NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 MODES = {  # id -> (node_exporter's flags, the inventory's netdev flags)
     "netlink": ((), {}),
     "netlink-detailed": (("--collector.netdev.enable-detailed-metrics",), {"enable-detailed-metrics": "true"}),
@@ -34,14 +26,7 @@ MODES = {  # id -> (node_exporter's flags, the inventory's netdev flags)
 
 
 def ours(flags: dict[str, str]) -> str:
-    plan = make_plan(["netdev"], {"netdev": flags})
-    out = subprocess.run(["sh", "-c", plan.script], capture_output=True, text=True, timeout=30).stdout
-    sources, complete = split_sources(out, plan.commands)
-    assert complete
-    families = []
-    for collector, options in plan.collectors:
-        families += collector.collect(sources, options)
-    return render(families).decode()
+    return probe_here(make_plan(["netdev"], {"netdev": flags}))
 
 
 def parse(text: str) -> dict[str, tuple[str, str, dict[str, float]]]:
@@ -49,33 +34,13 @@ def parse(text: str) -> dict[str, tuple[str, str, dict[str, float]]]:
             for f in text_string_to_metric_families(text) if f.name.startswith("node_network_")}
 
 
-@pytest.mark.skipif(NODE_EXPORTER is None, reason="node_exporter not installed")
+@needs_node_exporter
 @pytest.mark.parametrize("mode", list(MODES))
 def test_each_netdev_mode_matches_node_exporter_on_this_machine(mode: str) -> None:
     flags, options = MODES[mode]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/metrics"
-    proc = subprocess.Popen([str(NODE_EXPORTER), f"--web.listen-address=127.0.0.1:{port}",
-                             "--collector.disable-defaults", "--collector.netdev", "--collector.netdev.device-exclude=",
-                             *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def scrape() -> str:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return answer.read().decode()
-
-    try:
-        for _ in range(100):
-            try:
-                scrape()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with running_node_exporter("--collector.disable-defaults", "--collector.netdev",
+                               "--collector.netdev.device-exclude=", *flags) as scrape:
         before, mine, after = parse(scrape()), parse(ours(options)), parse(scrape())
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     assert sorted(mine) == sorted(before)
     assert ("node_network_receive_nohandler" in mine) is mode.startswith("netlink")
     assert ("node_network_receive_missed_errors" in mine) is (mode == "netlink-detailed")
