@@ -14,10 +14,13 @@ The protocol, all of it constant text apart from the nonce:
 * a command is sent once per session as the body of a function run in a subshell
   (:data:`DEFINE_PREFIX` + command + :data:`DEFINE_SUFFIX`): the shell parses it once, and the
   command cannot change the session's state (``cd``, variables, ``exit``);
-* each scrape then sends :data:`CALL`: ``<nonce> begin``, the function's output with stdin from
+* each scrape then sends :data:`CALL`: the function runs inside ``$(...)`` with stdin from
   ``/dev/null`` (a shell reading commands from a pipe reads ahead, so a command reading stdin would
   eat the next request) and stderr to ``/dev/null`` (unread stderr would fill the channel's window),
-  then ``\\n<nonce> end <status>``.
+  its output and status kept in a variable (``x`` then the status is appended so the output's own
+  trailing newlines survive; NUL bytes do not, as in any shell variable); then one ``printf`` prints
+  ``<nonce> begin``, the output, and ``\\n<nonce> end <status>``. The shell so holds one answer in
+  memory (every file is capped by ``head -c``, exporter/command.py).
 
 The answer is the bytes between the ``begin`` line and the last ``\\n<nonce> end`` line. A file on
 the target that contains marker text cannot end the answer early: the nonce is printed only by
@@ -45,8 +48,13 @@ NONCE_VARIABLE = "optilab_n"
 FUNCTION = "optilab_answer"
 DEFINE_PREFIX = f"{FUNCTION}() (\n"
 DEFINE_SUFFIX = "\n)\n"
-CALL = (f"printf '%s begin\\n' \"${NONCE_VARIABLE}\"; {FUNCTION} </dev/null 2>/dev/null; "
-        f"printf '\\n%s end %s\\n' \"${NONCE_VARIABLE}\" \"$?\"\n")
+#: The answer is collected in a variable and printed by one ``printf``: streamed, it left the shell as
+#: dozens of small writes that sshd (Nagle on, as for any session without a PTY) sent one per
+#: round trip, which doubled a scrape's wall time (docs/exporter.md "What a probe costs").
+ANSWER_VARIABLE = "optilab_a"
+CALL = (f"{ANSWER_VARIABLE}=$({FUNCTION} </dev/null 2>/dev/null; echo \"x$?\"); "
+        f"printf '%s begin\\n%s\\n%s end %s\\n' \"${NONCE_VARIABLE}\" \"${{{ANSWER_VARIABLE}%x*}}\" "
+        f"\"${NONCE_VARIABLE}\" \"${{{ANSWER_VARIABLE}##*x}}\"; {ANSWER_VARIABLE}=\n")
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 #: Output a login shell may print before the session is ready (an rc file's echo); more is refused.
 MAX_PREAMBLE = 64 * 1024

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import signal
 import tempfile
 from pathlib import Path
@@ -175,6 +176,21 @@ def test_the_request_is_constant_and_the_nonce_only_hex() -> None:
     assert request("cat /proc/stat", None) == DEFINE_PREFIX + "cat /proc/stat\n)\n" + CALL
     with pytest.raises(ValueError):
         setup_line("abc; rm -rf /")
+
+
+def test_a_real_sh_prints_the_whole_answer_in_one_write_with_its_newlines_and_status() -> None:
+    """The call collects the answer before printing it: sshd then gets it as one write, not dozens."""
+    nonce = secrets.token_hex(16)
+    command = "printf 'x1\\nlast x\\n\\n\\n'; cd /; n=1; (exit 3)"
+    stdin = setup_line(nonce) + request(command, None) + request(command, command) + "exit\n"
+    trace = subprocess.run(["strace", "-f", "-qq", "-s", "4096", "-e", "trace=write", "-e", "signal=none", "sh"], input=stdin,
+                           capture_output=True, text=True, timeout=30, check=True)
+    ready, first, second = trace.stdout.split("\n", 1)[0], *trace.stdout.split("\n", 1)[1].split(f"{nonce} end 3\n")[:2]
+    assert ready == f"{nonce} ready"
+    for answer in (first, second):
+        assert split_answer((answer + f"{nonce} end 3\n").encode(), nonce) == (b"x1\nlast x\n\n\n", 3)
+    writes = [line for line in trace.stderr.splitlines() if f"{nonce} begin" in line]
+    assert len(writes) == 2 and all(f"{nonce} end 3" in line for line in writes)  # begin to end: one write
 
 
 # -- against a real sshd ------------------------------------------------------------------------------
