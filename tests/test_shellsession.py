@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import signal
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -183,9 +183,10 @@ def test_a_real_sh_prints_the_whole_answer_in_one_write_with_its_newlines_and_st
     nonce = secrets.token_hex(16)
     command = "printf 'x1\\nlast x\\n\\n\\n'; cd /; n=1; (exit 3)"
     stdin = setup_line(nonce) + request(command, None) + request(command, command) + "exit\n"
-    trace = subprocess.run(["strace", "-f", "-qq", "-s", "4096", "-e", "trace=write", "-e", "signal=none", "sh"], input=stdin,
-                           capture_output=True, text=True, timeout=30, check=True)
-    ready, first, second = trace.stdout.split("\n", 1)[0], *trace.stdout.split("\n", 1)[1].split(f"{nonce} end 3\n")[:2]
+    strace = ["strace", "-f", "-qq", "-s", "4096", "-e", "trace=write", "-e", "signal=none", "sh"]
+    trace = subprocess.run(strace, input=stdin, capture_output=True, text=True, timeout=30, check=True)
+    ready, rest = trace.stdout.split("\n", 1)
+    first, second = rest.split(f"{nonce} end 3\n")[:2]
     assert ready == f"{nonce} ready"
     for answer in (first, second):
         assert split_answer((answer + f"{nonce} end 3\n").encode(), nonce) == (b"x1\nlast x\n\n\n", 3)
