@@ -20,7 +20,8 @@ Pure functions, text → data → state. Four sources of the one request feed it
   the sessions whose hints can change the state: not remote, of a user class, not closing, not ours.
   A machine nobody sits at (remote logins only, or none) runs no process for its seat;
 * ``cmd:who``: ``who -u`` (plain ``who`` where -u is unknown: busybox), shared with the lab
-  collector's ``optilab_logged_in_users``;
+  collector's ``optilab_logged_in_users``; not run on a host with neither utmp nor a logind session
+  (a container), where it would print nothing;
 * ``cmd:date``: the time collector's ``date``, for the age of ``IdleSinceHint``.
 
 logind is preferred: it knows the seat, remote sessions, ``LockedHint`` and ``IdleHint`` /
@@ -63,8 +64,12 @@ SEATS_COMMAND = (
     'if [ $# -gt 0 ]; then echo @loginctl; loginctl show-session '
     + " ".join(f"-p {name}" for name in HINTS) + ' -- "$@"; fi'
 )
-#: ``who`` for the seats fallback and the lab collector's occupancy count: one process for both.
-WHO_COMMAND = "who -u 2>/dev/null || who"
+UTMP = "/var/run/utmp"
+#: ``who`` for the seats fallback and the lab collector's occupancy count: one process for both, and
+#: none where it has nothing to read: who lists utmp (glibc's ``/var/run/utmp``) or, built with
+#: systemd (coreutils 9.4+), logind's sessions; with neither file its output is empty anyway.
+WHO_COMMAND = (f"w=; for f in {UTMP} {SESSION_FILES}; do [ -e \"$f\" ] && w=1 && break; done; "
+               '[ -z "$w" ] || who -u 2>/dev/null || who')
 #: logind's state-file keys -> ``loginctl show-session`` property names (values as show-session prints).
 _FILE_KEYS = {"CLASS": "Class", "TYPE": "Type", "SEAT": "Seat", "TTY": "TTY", "STATE": "State"}
 

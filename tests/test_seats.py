@@ -27,6 +27,8 @@ from optilab.exporter.parsers_seat import (
     SEATS_COMMAND,
     SESSION_DIR,
     STATES,
+    UTMP,
+    WHO_COMMAND,
     SeatReading,
     SeatSession,
     parse_seats,
@@ -243,3 +245,20 @@ def test_labsim_day_has_every_state_and_the_probe_session_is_never_counted():
                 len([s for s in state.sessions if s.remote or s.tty.startswith("tty")]))
             seen.add(seat_state(reading, reachable=True))
     assert {"free", "in_use", "idle", "locked"} <= seen
+
+
+@pytest.mark.parametrize(("utmp", "session", "runs"), [(False, False, False), (True, False, True), (False, True, True)])
+def test_who_runs_only_where_utmp_or_a_logind_session_exists(tmp_path, utmp, session, runs):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "who").write_text('#!/bin/sh\necho "ran $*"\n')
+    (bin_dir / "who").chmod(0o755)
+    (tmp_path / "sessions").mkdir()
+    if utmp:
+        (tmp_path / "utmp").write_bytes(b"\0" * 384)
+    if session:
+        (tmp_path / "sessions" / "c2").write_text("REMOTE=1\n")
+    command = WHO_COMMAND.replace(UTMP, str(tmp_path / "utmp")).replace(SESSION_DIR, f"{tmp_path}/sessions/")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, timeout=10, check=True).stdout
+    assert out == ("ran -u\n" if runs else "")
