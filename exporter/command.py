@@ -31,6 +31,9 @@ ambiguous). Commands run after head, each behind a header the shell prints in he
 followed by its exit status line; a command runs in the shell itself (no subshell), so it costs its
 own process and nothing more, and one that only needs to run on some hosts can say so with a builtin
 test (``[ -r /proc/sys/kernel/arch ] || uname -m``) and cost the others nothing.
+Globs that share a directory glob (``/sys/class/power_supply/*/...``: 60 of them) are expanded only
+when that directory glob matches (:func:`glob_groups`): a host without the hardware pays one
+directory read for the group, not one filter-loop turn per pattern.
 GNU ``tail -n +1`` (as fast) and mawk stop at the first read error (a directory, an EIO from a /sys
 attribute); ``head`` reports it and goes on to the next file.
 A command the target does not have (status 126/127) is absent from the sources.
@@ -83,7 +86,14 @@ def script_parts(collectors: Iterable[Collector]) -> tuple[tuple[str, ...], tupl
 def build_script(collectors: Iterable[Collector]) -> str:
     """One constant POSIX sh script that prints every source of ``collectors``, framed."""
     paths, commands = script_parts(collectors)
-    lines = ["LC_ALL=C; export LC_ALL", "set -- " + " ".join(paths)]
+    single, groups = glob_groups(paths)
+    lines = ["LC_ALL=C; export LC_ALL", "set -- " + " ".join(single)]
+    # a group's patterns are expanded only when its directory glob matches something: most hosts have
+    # no fc_host, infiniband or power_supply, and each literal pattern left over costs the filter
+    # loop below an iteration (~3 us each, ~150 of them on this machine)
+    for directory, members in groups:
+        lines.append(f"for g in {directory}; do {{ [ -e \"$g\" ] || [ -L \"$g\" ]; }} && "
+                     f"set -- \"$@\" {' '.join(members)}; break; done")
     # keep what exists and is readable (globs that matched nothing stay literal and drop out here);
     # collected in one string and split once (set -f, IFS=newline): rebuilding "$@" per path was
     # quadratic and cost the target ~12 ms of CPU at 280 paths (col-sys, docs/exporter.md)
@@ -97,6 +107,24 @@ def build_script(collectors: Iterable[Collector]) -> str:
         lines.append(f"{{ {command}\n}} 2>/dev/null; echo \"{_STATUS}$?\"")
     lines.append(f"echo '{END}'")
     return "\n".join(lines) + "\n"
+
+
+def glob_groups(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """``paths`` split into those listed as they are and groups ``(directory glob, patterns)``: the
+    patterns (two or more) whose first glob component is that directory, e.g. every
+    ``/sys/class/power_supply/*/...`` under ``/sys/class/power_supply/*``."""
+    single: list[str] = []
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        first = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts) - 1)
+        if first < len(parts) - 1:
+            groups.setdefault("/".join(parts[:first + 1]), []).append(path)
+        else:
+            single.append(path)
+    for directory in [d for d, members in groups.items() if len(members) < 2]:
+        single.extend(groups.pop(directory))
+    return single, list(groups.items())
 
 
 def command_names(collectors: Iterable[Collector]) -> tuple[str, ...]:

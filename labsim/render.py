@@ -534,7 +534,11 @@ def script_request(script: str) -> tuple[list[str], list[str]] | None:
         return None
     commands = [line[len("printf '\\n==> cmd:"):-len(" <==\\n'")] for line in lines
                 if line.startswith("printf '\\n==> cmd:")]
-    return lines[1][len("set -- "):].split(), commands
+    patterns = lines[1][len("set -- "):].split()
+    for line in lines[2:]:  # glob groups (exporter.command.glob_groups): listed when their directory matches
+        if line.startswith("for g in ") and ' set -- "$@" ' in line:
+            patterns += line.split(' set -- "$@" ', 1)[1].split("; break; done")[0].split()
+    return patterns, commands
 
 
 def render_sources(patterns: list[str], commands: list[str], state: HostState, now: float) -> str:
