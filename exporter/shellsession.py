@@ -51,8 +51,8 @@ FUNCTION = "optilab_answer"
 DEFINE_PREFIX = f"{FUNCTION}() {{\n"
 DEFINE_SUFFIX = "\n}\n"
 #: The answer is collected in a variable and printed by one ``printf``: streamed, it left the shell as
-#: dozens of small writes that sshd (Nagle on, as for any session without a PTY) sent one per
-#: round trip, which doubled a scrape's wall time (docs/exporter.md "What a probe costs").
+#: ~25 small writes that sshd (Nagle on, as for any session without a PTY) may hold for the client's
+#: ACK, up to doubling a scrape's wall time in some runs (docs/exporter.md "Shell sessions").
 ANSWER_VARIABLE = "optilab_a"
 CALL = (f"{ANSWER_VARIABLE}=$({FUNCTION} </dev/null 2>/dev/null; echo \"x$?\"); "
         f"printf '%s begin\\n%s\\n%s end %s\\n' \"${NONCE_VARIABLE}\" \"${{{ANSWER_VARIABLE}%x*}}\" "
