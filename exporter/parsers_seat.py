@@ -53,11 +53,14 @@ SESSION_FILES = SESSION_DIR + "*[0-9]"
 #: What ``show-session`` is asked for: only what the session files do not have.
 HINTS = ("Id", "LockedHint", "IdleHint", "IdleSinceHint")
 #: The section's command: constant, nothing interpolated, builtins only unless a local session needs
-#: its hints. Session ids come from file names (data, passed as arguments after ``--``).
+#: its hints. Session ids come from file names (data, passed as arguments after ``--``). A file is read
+#: only up to its last needed key (dash's ``read`` takes a byte per syscall; logind writes ``STATE``,
+#: ``REMOTE`` and ``CLASS`` in its first ten lines); one without ``REMOTE`` is taken as remote.
 SEATS_COMMAND = (
     'echo "self ${XDG_SESSION_ID:-}"; set --; '
-    f"for f in {SESSION_FILES}; do [ -f \"$f\" ] || continue; r=1; c=; s=; "
+    f"for f in {SESSION_FILES}; do [ -f \"$f\" ] || continue; r=; c=; s=; "
     "while IFS='=' read -r k v; do case $k in REMOTE) r=$v;; CLASS) c=$v;; STATE) s=$v;; esac; "
+    "case $r:$s:$c in ?*:?*:?*) break;; esac; "
     'done < "$f"; i=${f##*/}; '
     'case $r:$s:$c in 0:closing:*) ;; 0:*:user*) [ "$i" = "${XDG_SESSION_ID:-}" ] || set -- "$@" "$i";; esac; '
     "done; "

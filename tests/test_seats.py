@@ -153,11 +153,13 @@ def test_seats_command_asks_logind_only_about_local_user_sessions_not_its_own(tm
              "c1": "STATE=online\nREMOTE=0\nTYPE=wayland\nCLASS=greeter\nSEAT=seat0\n",
              "17": "STATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\nTTY=pts/0\n",
              "20": "STATE=closing\nREMOTE=0\nTYPE=tty\nCLASS=user\nTTY=tty3\n",
-             "41": "STATE=active\nREMOTE=0\nTYPE=tty\nCLASS=user\n"}
+             "41": "STATE=active\nREMOTE=0\nTYPE=tty\nCLASS=user\n",
+             "52": "CLASS=user\nTYPE=tty\nTTY=tty4\nREMOTE=0\nSTATE=online\n",  # another key order
+             "60": "STATE=active\nCLASS=user\nTYPE=tty\n"}  # no REMOTE: not asked about
     out = _run_seats_command(tmp_path, files, "41")
     assert out.splitlines() == ["self 41", "@loginctl", "arg show-session", "arg -p", "arg Id", "arg -p",
                                 "arg LockedHint", "arg -p", "arg IdleHint", "arg -p", "arg IdleSinceHint",
-                                "arg --", "arg 3"]
+                                "arg --", "arg 3", "arg 52"]
 
 
 def test_seats_command_runs_no_process_without_a_local_session(tmp_path):
