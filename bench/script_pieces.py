@@ -13,7 +13,9 @@ calls, median of ``--rounds`` rounds taken in turns:
 * ``cmd:<name>``: one command section alone (header, command, status line);
 * ``true``: the call's own cost (one fork for ``$(...)``);
 * ``who -u`` run unconditionally: what the ``who`` section costs a host where utmp exists (here it
-  has none, so the section runs no process).
+  has none, so the section runs no process);
+* ``udev``: diskstats' nine udev patterns over a 900-entry stand-in for a desktop's /run/udev/data
+  (this machine has none), listed as the script does and, as before, one glob per pattern.
 
     python -m bench.script_pieces [--calls 200] [--rounds 5]
 
@@ -25,9 +27,11 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import report  # noqa: E402
-from optilab.exporter.command import BATCH_SCRIPT  # noqa: E402
+from optilab.exporter.collectors import by_name  # noqa: E402
+from optilab.exporter.collectors.base import Collector  # noqa: E402
+from optilab.exporter.collectors.diskstats import UDEV  # noqa: E402
+from optilab.exporter.command import BATCH_SCRIPT, build_script  # noqa: E402
 from optilab.exporter.shellsession import CALL, request, setup_line, split_answer  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -96,16 +103,37 @@ def pieces(script: str) -> dict[str, str]:
     return out
 
 
+def udev_scripts(directory: Path) -> dict[str, str]:
+    """diskstats' nine ``/run/udev/data/b<major>:*`` patterns over a stand-in for a desktop's udev
+    database (``directory``: 900 entries, 10 of them block devices), listed the way the script does
+    (one loop over the directory, exporter.command) and one glob per pattern, as before."""
+    directory.mkdir(exist_ok=True)
+    for index in range(900):
+        name = (f"c{index % 200}:{index}", f"n{index}", f"+input:input{index}")[index % 3] if index >= 10 \
+            else f"b{('8:0', '8:1', '8:2', '259:0', '259:1', '259:2', '7:0', '7:1', '11:0', '253:0')[index]}"
+        (directory / name).write_text("E:ID_MODEL=x\n")
+    prefix = UDEV.rpartition("/")[0]  # /run/udev/data
+    patterns = [path.replace(prefix, str(directory)) for path in by_name()["diskstats"].paths if path.startswith(UDEV)]
+    keep = 'l=; for f; do [ -r "$f" ] && l="$l$f\n"; done\n'
+    looped = build_script([Collector("udev", tuple(patterns), lambda sources, options: [])])
+    listing = looped[:looped.index("\nl=; ")] + "\n"
+    return {"udev: one loop over the directory (as the script lists them)": listing + keep,
+            "udev: one glob per pattern (before)": "set -- " + " ".join(patterns) + "\n" + keep}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     scripts = pieces(BATCH_SCRIPT)
+    scratch = Path(tempfile.mkdtemp(prefix="optilab-udev-"))
+    scripts.update(udev_scripts(scratch / "data"))
     figures: dict[str, list[float]] = {name: [] for name in scripts}
     for _ in range(args.rounds):
         for name, script in scripts.items():
             figures[name].append(shell_ms(script, args.calls))
+    shutil.rmtree(scratch)
     medians = {name: statistics.median(values) for name, values in figures.items()}
     rows = [(name, f"{value:.2f} ms") for name, value in medians.items()]
     rows.append(("head alone (head - paths)", f"{medians['head'] - medians['paths']:.2f} ms"))

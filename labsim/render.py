@@ -8,6 +8,7 @@ kernel column layouts of /proc, GNU ``df`` (or busybox's on Alpine) with its com
 from __future__ import annotations
 
 import fnmatch
+import re
 import time
 from collections.abc import Callable
 
@@ -526,6 +527,9 @@ def _glob(pattern: str, state: HostState) -> list[str]:
                   and all(fnmatch.fnmatchcase(a, b) for a, b in zip(path.split("/"), parts, strict=True)))
 
 
+_LOOP = re.compile(r"for f in (\S+)/[^/\s*?\[]*\*; do case \$\{f##\*/\} in (\S+)\) ")
+
+
 def script_request(script: str) -> tuple[list[str], list[str]] | None:
     """(paths and globs, command names) of a collection script, or None if ``script`` is not one."""
     lines = script.split("\n")
@@ -535,9 +539,14 @@ def script_request(script: str) -> tuple[list[str], list[str]] | None:
     commands = [line[len("printf '\\n==> cmd:"):-len(" <==\\n'")] for line in lines
                 if line.startswith("printf '\\n==> cmd:")]
     patterns = lines[1][len("set -- "):].split()
-    for line in lines[2:]:  # glob groups (exporter.command.glob_groups): listed when their directory matches
-        if line.startswith("for g in ") and ' set -- "$@" ' in line:
-            patterns += line.split(' set -- "$@" ', 1)[1].split("; break; done")[0].split()
+    for line in lines[2:]:  # glob groups and directory loops (exporter.command.build_script)
+        if not line.startswith(("for g in ", "for f in ")):
+            continue
+        for part in line.split(";"):
+            if 'set -- "$@" ' in part and '"$f"' not in part:
+                patterns += part.split('set -- "$@" ', 1)[1].split()
+        for directory, lasts in _LOOP.findall(line):
+            patterns += [f"{directory}/{last}" for last in lasts.split("|")]
     return patterns, commands
 
 
