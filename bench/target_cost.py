@@ -12,7 +12,9 @@ All in one run, taking turns so load drift on the shared machine hits every subj
 
 Then, in this process (gevent-patched, no HTTP), what one exec costs the target by itself — sshd's
 session set-up and the account's login shell (``/bin/sh`` here) — as ``true`` by exec vs ``true``
-sent to the long-lived shell, and what one fresh-login check costs (new connection + auth + exec).
+sent to the long-lived shell, a one-process script and BATCH_SCRIPT itself the same two ways (target
+CPU and ``SshPool.run`` wall time, without the exporter's HTTP, parsing and rendering), and what one
+fresh-login check costs (new connection + auth + exec).
 
 Usage: ``python -m bench.target_cost [--scrapes 50]`` (root: sshd must switch users).
 """
@@ -40,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import cpu_seconds, median, ms, ratio, report, tree_cpu_seconds  # noqa: E402
+from optilab.exporter.command import BATCH_SCRIPT  # noqa: E402
 from optilab.exporter.config import PoolSettings, SessionSettings, SshSettings  # noqa: E402
 from optilab.exporter.sshpool import SshPool  # noqa: E402
 from optilab.exporter.targets import Target  # noqa: E402
@@ -121,7 +124,7 @@ ONE_PROCESS = ("LC_ALL=C tail -n +1 /proc/stat /proc/meminfo /proc/loadavg /proc
                "/proc/pressure/io /proc/sys/kernel/random/entropy_avail /proc/net/arp /proc/net/softnet_stat "
                "/proc/schedstat /proc/sys/fs/file-nr /etc/os-release /proc/sys/kernel/hostname "
                "/proc/sys/kernel/osrelease /proc/sys/kernel/version 2>/dev/null")
-COMMANDS = {"true": "true", "one_process": ONE_PROCESS}
+COMMANDS = {"true": "true", "one_process": ONE_PROCESS, "batch": BATCH_SCRIPT}
 
 
 def in_process(sshd: Sshd, repeats: int) -> dict[str, float]:
@@ -219,6 +222,10 @@ def main() -> int:
          f"{ms(local['one_process_exec_cpu'])} / {ms(local['one_process_shell_cpu'])}"),
         ("wall of a one-`tail` script: exec / shell",
          f"{ms(local['one_process_exec_wall'])} / {ms(local['one_process_shell_wall'])}"),
+        ("target CPU of BATCH_SCRIPT alone (no HTTP): exec / shell",
+         f"{ms(local['batch_exec_cpu'])} / {ms(local['batch_shell_cpu'])}"),
+        ("wall of BATCH_SCRIPT alone (SshPool.run): exec / shell",
+         f"{ms(local['batch_exec_wall'])} / {ms(local['batch_shell_wall'])}"),
         ("target CPU of one fresh-login check (connect + auth + exec)", ms(local["login_check_cpu"])),
         ("fresh-login check wall time (median)", ms(local["login_check_wall"])),
         ("load average at start", f"{load:.1f}"),

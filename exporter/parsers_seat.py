@@ -1,14 +1,28 @@
 """Seat state of a lab machine: who sits at it, and is the session in use, idle or locked.
 
-Pure functions, text → data → state. The probe runs :data:`SEATS_COMMAND` (a constant) which prints
+Pure functions, text → data → state. Four sources of the one request feed it (exporter/collectors/seats.py):
 
-    now <unix seconds>
-    self <XDG_SESSION_ID of the probe's own session, empty when there is none>
-    @loginctl                      (only where logind answers)
-    Id=3                           (``loginctl show-session`` of every session, blank-line separated)
-    ...
-    @who
-    <``who -u`` output, or plain ``who`` where -u is unknown (busybox)>
+* logind's session files, ``/run/systemd/sessions/<id>`` (read by the script's one ``head``; the glob
+  :data:`SESSION_FILES` leaves out the sessions' ``<id>.ref`` FIFOs, which a reader would block on):
+  ``KEY=value`` lines that logind itself writes (``CLASS``, ``TYPE``, ``REMOTE=0|1``, ``SEAT``,
+  ``TTY``, ``STATE``...). logind heads them "private data, do not parse"; they are read here because
+  ``loginctl list-sessions`` costs the lab machine ~4 ms of CPU per scrape (three processes and
+  a D-Bus round trip) where the files cost nothing extra, and only the keys that ``loginctl
+  show-session`` reports under the same names are used;
+* :data:`SEATS_COMMAND` (a constant, shell builtins only) which prints::
+
+      self <XDG_SESSION_ID of the probe's own session, empty when there is none>
+      @loginctl                (only when a session needs logind's hints, see below)
+      Id=3                     (``loginctl show-session -p Id -p LockedHint -p IdleHint -p IdleSinceHint``)
+      ...
+
+  The lock and idle hints live only in logind's memory, so ``loginctl show-session`` runs, once, for
+  the sessions whose hints can change the state: not remote, of a user class, not closing, not ours.
+  A machine nobody sits at (remote logins only, or none) runs no process for its seat;
+* ``cmd:who``: ``who -u`` (plain ``who`` where -u is unknown: busybox), shared with the lab
+  collector's ``optilab_logged_in_users``; not run on a host with neither utmp nor a logind session
+  (a container), where it would print nothing;
+* ``cmd:date``: the time collector's ``date``, for the age of ``IdleSinceHint``.
 
 logind is preferred: it knows the seat, remote sessions, ``LockedHint`` and ``IdleHint`` /
 ``IdleSinceHint``. Without it (containers, Alpine/busybox, no systemd) ``who -u``'s idle column
@@ -26,20 +40,41 @@ No user name ever leaves this module.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 STATES = ("free", "in_use", "idle", "locked", "offline", "maintenance")
 OCCUPIED = frozenset({"in_use", "idle", "locked"})
 KINDS = ("local", "remote")
 
-#: The section's command: constant, nothing interpolated. awk and who exist in coreutils and busybox.
+SESSION_DIR = "/run/systemd/sessions/"
+#: logind's session ids end in a digit ("3", "c1"); the sessions' FIFOs are "<id>.ref".
+SESSION_FILES = SESSION_DIR + "*[0-9]"
+#: What ``show-session`` is asked for: only what the session files do not have.
+HINTS = ("Id", "LockedHint", "IdleHint", "IdleSinceHint")
+#: The section's command: constant, nothing interpolated, builtins only unless a local session needs
+#: its hints. Session ids come from file names (data, passed as arguments after ``--``). A file is read
+#: only up to its last needed key (dash's ``read`` takes a byte per syscall; logind writes ``STATE``,
+#: ``REMOTE`` and ``CLASS`` in its first ten lines); one without ``REMOTE`` is taken as remote.
 SEATS_COMMAND = (
-    'echo "now $(date +%s)"; echo "self ${XDG_SESSION_ID:-}"; '
-    "i=$(loginctl list-sessions --no-legend 2>/dev/null | awk '{print $1}'); "
-    'if [ -n "$i" ]; then echo @loginctl; loginctl show-session $i -p Id -p Class -p Type -p Remote '
-    "-p Seat -p TTY -p State -p LockedHint -p IdleHint -p IdleSinceHint; fi; "
-    "echo @who; who -u 2>/dev/null || who"
+    'echo "self ${XDG_SESSION_ID:-}"; set --; '
+    f"for f in {SESSION_FILES}; do [ -f \"$f\" ] || continue; r=; c=; s=; "
+    "while IFS='=' read -r k v; do case $k in REMOTE) r=$v;; CLASS) c=$v;; STATE) s=$v;; esac; "
+    "case $r:$s:$c in ?*:?*:?*) break;; esac; "
+    'done < "$f"; i=${f##*/}; '
+    'case $r:$s:$c in 0:closing:*) ;; 0:*:user*) [ "$i" = "${XDG_SESSION_ID:-}" ] || set -- "$@" "$i";; esac; '
+    "done; "
+    'if [ $# -gt 0 ]; then echo @loginctl; loginctl show-session '
+    + " ".join(f"-p {name}" for name in HINTS) + ' -- "$@"; fi'
 )
+UTMP = "/var/run/utmp"
+#: ``who`` for the seats fallback and the lab collector's occupancy count: one process for both, and
+#: none where it has nothing to read: who lists utmp (glibc's ``/var/run/utmp``) or, built with
+#: systemd (coreutils 9.4+), logind's sessions; with neither file its output is empty anyway.
+WHO_COMMAND = (f"w=; for f in {UTMP} {SESSION_FILES}; do [ -e \"$f\" ] && w=1 && break; done; "
+               '[ -z "$w" ] || who -u 2>/dev/null || who')
+#: logind's state-file keys -> ``loginctl show-session`` property names (values as show-session prints).
+_FILE_KEYS = {"CLASS": "Class", "TYPE": "Type", "SEAT": "Seat", "TTY": "TTY", "STATE": "State"}
 
 _USER_CLASSES = frozenset({"user", "user-early", "user-incomplete"})
 _GRAPHICAL = frozenset({"x11", "wayland", "mir"})
@@ -69,26 +104,68 @@ class SeatReading:
         return sum(1 for s in self.sessions if s.kind == kind)
 
 
-def parse_seats(text: str) -> SeatReading:
-    """Parse the section; raises ValueError when it is not the section's output at all."""
+def parse_seats(text: str, session_files: Mapping[str, str] | None = None, who: str = "",
+                now: float = 0.0) -> SeatReading:
+    """The seats section ``text`` with logind's ``session_files`` ({id: text}), ``who -u``'s output and
+    the target's clock ``now``; raises ValueError when ``text`` is not the section's output at all.
+
+    logind's view is used when it has session files (ours included: then nobody else is logged in);
+    otherwise ``who``'s."""
     lines = text.splitlines()
-    header = dict(line.partition(" ")[::2] for line in lines[:2])
-    if "now" not in header or "@who" not in lines:
-        raise ValueError("seats: missing 'now' line or '@who' marker")
-    now = float(header["now"])
-    own = header.get("self", "").strip()
-    who_at = lines.index("@who")
-    if "@loginctl" in lines[:who_at]:
-        start = lines.index("@loginctl") + 1
-        return SeatReading("loginctl", parse_loginctl("\n".join(lines[start:who_at]), now, own))
-    return SeatReading("who", parse_who_u("\n".join(lines[who_at + 1:])))
+    own = next((line[5:].strip() for line in lines[:3] if line.startswith("self ")), None)
+    if own is None:
+        raise ValueError("seats: missing 'self' line")
+    if session_files:
+        hints = ""
+        if "@loginctl" in lines:
+            start = lines.index("@loginctl") + 1
+            hints = "\n".join(lines[start:])
+        return SeatReading("loginctl", count_sessions(merge_session_files(session_files, hints), now, own))
+    return SeatReading("who", parse_who_u(who))
+
+
+def session_properties(text: str) -> dict[str, str]:
+    """One logind session file as ``show-session`` properties (``REMOTE=1`` -> ``Remote=yes``)."""
+    props = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep or line.startswith("#"):
+            continue
+        if key == "REMOTE":
+            props["Remote"] = "yes" if value == "1" else "no"
+        elif key in _FILE_KEYS:
+            props[_FILE_KEYS[key]] = value
+    return props
+
+
+def _blocks(text: str) -> list[dict[str, str]]:
+    """``show-session`` output of several sessions (blank-line separated) as property dicts."""
+    return [dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            for block in re.split(r"\n\s*\n", text.strip())]
+
+
+def merge_session_files(session_files: Mapping[str, str], hints: str) -> list[dict[str, str]]:
+    """``show-session``-style blocks: each session file's properties plus its ``Id`` and, where
+    ``show-session`` answered for it, its hints. A session whose hints are missing (logind gone
+    between the file read and the call) gets ``IdleHint=unknown``: counted, idle time unknown."""
+    by_id = {props["Id"]: props for props in _blocks(hints) if props.get("Id")}
+    blocks = []
+    for session_id in sorted(session_files, key=lambda name: (len(name), name)):
+        props = {"Id": session_id, **session_properties(session_files[session_id])}
+        props.update(by_id.get(session_id, {"IdleHint": "unknown"}))
+        blocks.append(props)
+    return blocks
 
 
 def parse_loginctl(text: str, now: float, own_session: str = "") -> tuple[SeatSession, ...]:
     """``loginctl show-session -p ...`` of several sessions (blank-line separated) → counted sessions."""
+    return count_sessions(_blocks(text), now, own_session)
+
+
+def count_sessions(blocks: list[dict[str, str]], now: float, own_session: str = "") -> tuple[SeatSession, ...]:
+    """Sessions (``show-session`` properties each) → the ones counted, with their lock and idle state."""
     sessions = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+    for props in blocks:
         if not props:
             continue
         if own_session and props.get("Id") == own_session:
@@ -100,10 +177,10 @@ def parse_loginctl(text: str, now: float, own_session: str = "") -> tuple[SeatSe
                                 or bool(_LOCAL_LINE.match(props.get("TTY", ""))))
         if not local and not remote:
             continue  # a local non-seat session without a terminal: a cron job or su, not a person
-        idle: float | None = 0.0
+        idle: float | None = None if props.get("IdleHint") == "unknown" else 0.0
         if props.get("IdleHint") == "yes":
             since = props.get("IdleSinceHint", "0")
-            idle = max(0.0, now - int(since) / 1e6) if since.isdigit() and int(since) > 0 else None
+            idle = max(0.0, now - int(since) / 1e6) if since.isdigit() and int(since) > 0 and now > 0 else None
         sessions.append(SeatSession("remote" if remote else "local", props.get("LockedHint") == "yes", idle))
     return tuple(sessions)
 

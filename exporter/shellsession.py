@@ -11,13 +11,17 @@ The protocol, all of it constant text apart from the nonce:
 * at start the exporter sends :func:`setup_line`: it stores a fresh per-session nonce (128 random
   bits from :mod:`secrets`, hex) in a shell variable that is *not* exported, and prints
   ``<nonce> ready``. Nothing from configuration or from a request ever reaches the shell;
-* a command is sent once per session as the body of a function run in a subshell
+* a command is sent once per session as the body of a function that each call runs in a subshell
   (:data:`DEFINE_PREFIX` + command + :data:`DEFINE_SUFFIX`): the shell parses it once, and the
-  command cannot change the session's state (``cd``, variables, ``exit``);
-* each scrape then sends :data:`CALL`: ``<nonce> begin``, the function's output with stdin from
+  command cannot change the session's state (``cd``, variables); an ``exit`` in it ends only that
+  subshell, and its answer, left without a status, is refused as a protocol error;
+* each scrape then sends :data:`CALL`: the function runs inside ``$(...)`` with stdin from
   ``/dev/null`` (a shell reading commands from a pipe reads ahead, so a command reading stdin would
   eat the next request) and stderr to ``/dev/null`` (unread stderr would fill the channel's window),
-  then ``\\n<nonce> end <status>``.
+  its output and status kept in a variable (``x`` then the status is appended so the output's own
+  trailing newlines survive; NUL bytes do not, as in any shell variable); then one ``printf`` prints
+  ``<nonce> begin``, the output, and ``\\n<nonce> end <status>``. The shell so holds one answer in
+  memory (every file is capped by ``head -c``, exporter/command.py).
 
 The answer is the bytes between the ``begin`` line and the last ``\\n<nonce> end`` line. A file on
 the target that contains marker text cannot end the answer early: the nonce is printed only by
@@ -43,10 +47,16 @@ SHELL_COMMAND = "exec /bin/sh 2>/dev/null"
 #: The variable that holds the nonce in the shell (not exported: children never see it).
 NONCE_VARIABLE = "optilab_n"
 FUNCTION = "optilab_answer"
-DEFINE_PREFIX = f"{FUNCTION}() (\n"
-DEFINE_SUFFIX = "\n)\n"
-CALL = (f"printf '%s begin\\n' \"${NONCE_VARIABLE}\"; {FUNCTION} </dev/null 2>/dev/null; "
-        f"printf '\\n%s end %s\\n' \"${NONCE_VARIABLE}\" \"$?\"\n")
+#: A plain function body: :data:`CALL` runs it inside ``$(...)``, already a subshell (one fork, not two).
+DEFINE_PREFIX = f"{FUNCTION}() {{\n"
+DEFINE_SUFFIX = "\n}\n"
+#: The answer is collected in a variable and printed by one ``printf``: streamed, it left the shell as
+#: ~25 small writes that sshd (Nagle on, as for any session without a PTY) may hold for the client's
+#: ACK, up to doubling a scrape's wall time in some runs (docs/exporter.md "Shell sessions").
+ANSWER_VARIABLE = "optilab_a"
+CALL = (f"{ANSWER_VARIABLE}=$({FUNCTION} </dev/null 2>/dev/null; echo \"x$?\"); "
+        f"printf '%s begin\\n%s\\n%s end %s\\n' \"${NONCE_VARIABLE}\" \"${{{ANSWER_VARIABLE}%x*}}\" "
+        f"\"${NONCE_VARIABLE}\" \"${{{ANSWER_VARIABLE}##*x}}\"; {ANSWER_VARIABLE}=\n")
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 #: Output a login shell may print before the session is ready (an rc file's echo); more is refused.
 MAX_PREAMBLE = 64 * 1024
@@ -102,10 +112,10 @@ def split_answer(buffer: bytes | bytearray, nonce: str) -> tuple[bytes, int] | N
     if at < 0:
         return None
     status = buffer[at + len(end):-1]
-    if not status.isdigit():
+    if not status.isdigit():  # the buffer ends with a newline: the end line is whole
         if b"\n" in status:
             raise SshError("protocol", "bytes after the shell answer's end line")
-        return None
+        raise SshError("protocol", "the shell answer's end line has no status (the command exited)")
     return bytes(buffer[len(begin):at]), int(status)
 
 

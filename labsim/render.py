@@ -8,10 +8,12 @@ kernel column layouts of /proc, GNU ``df`` (or busybox's on Alpine) with its com
 from __future__ import annotations
 
 import fnmatch
+import re
 import time
 from collections.abc import Callable
 
 from optilab.exporter.command import END, START, frame
+from optilab.exporter.parsers_seat import SESSION_DIR, SESSION_FILES
 from optilab.labsim.model import KIB, USER_HZ, HostState, Session
 from optilab.labsim.render_sys import sys_sources
 
@@ -444,34 +446,70 @@ def _busybox_who(state: HostState, now: float) -> list[str]:
     return lines
 
 
-def _logind_block(session: Session, state: HostState) -> list[str]:
-    local = not session.remote and session.tty.startswith("tty")
-    since = int(session.idle_since * 1e6) if session.idle_since is not None else 0
-    return [f"Id={session.id}", "Class=user", f"Type={'x11' if local else 'tty'}",
-            f"Remote={'yes' if session.remote else 'no'}", f"Seat={'seat0' if local else ''}",
-            f"TTY={session.tty}", "State=active", f"LockedHint={'yes' if session.locked else 'no'}",
-            f"IdleHint={'yes' if since else 'no'}", f"IdleSinceHint={since}"]
+def _own_session(state: HostState) -> int:
+    """logind's id of the probe's own SSH session on this host."""
+    return 1000 + state.profile.index
+
+
+def _local(session: Session) -> bool:
+    return not session.remote and session.tty.startswith("tty")
+
+
+def render_session_files(state: HostState, now: float) -> dict[str, str]:
+    """logind's state files (``/run/systemd/sessions/<id>``, logind's own key order) of every session,
+    the probe's own included; none on busybox hosts (no systemd)."""
+    if state.profile.busybox:
+        return {}
+    own = Session("optilab", "", now, remote=True, id=_own_session(state))
+    files = {}
+    for session in [s for s in state.sessions if s.id] + [own]:
+        local = _local(session)
+        kind = "x11" if local else "tty"
+        lines = ["# This is private data. Do not parse.", f"UID={1000 + len(session.user)}", f"USER={session.user}",
+                 f"ACTIVE={int(local)}", f"IS_DISPLAY={int(local)}", "STATE=active",
+                 f"REMOTE={int(session.remote)}", f"TYPE={kind}", f"ORIGINAL_TYPE={kind}", "CLASS=user",
+                 f"SCOPE=session-{session.id}.scope", f"FIFO=/run/systemd/sessions/{session.id}.ref"]
+        if local:
+            lines.append("SEAT=seat0")
+        if session.tty:
+            lines.append(f"TTY={session.tty}")
+        if session.remote:
+            lines.append("REMOTE_HOST=127.0.0.1")
+        lines += [f"SERVICE={'sshd' if session.remote else 'gdm-password'}"]
+        if local:
+            lines.append(f"VTNR={session.tty[3:]}")
+        lines += [f"LEADER={1000 + session.id * 7}", f"REALTIME={int(session.login * 1e6)}",
+                  f"MONOTONIC={int((session.login - state.boot_time) * 1e6)}"]
+        files[f"{SESSION_DIR}{session.id}"] = "\n".join(lines) + "\n"
+    return files
 
 
 def render_seats(state: HostState, now: float) -> str:
-    """The seats section (``exporter.parsers_seat.SEATS_COMMAND``): logind's view where the distro has
-    systemd, busybox ``who`` on Alpine; the probe's own SSH session is listed as logind would."""
-    own = 1000 + state.profile.index
-    lines = [f"now {int(now)}", f"self {'' if state.profile.busybox else own}"]
-    if not state.profile.busybox:
+    """The seats command (``exporter.parsers_seat.SEATS_COMMAND``): the probe's own session id, then
+    ``loginctl show-session``'s hints for the sessions the shell picks from the session files (not
+    remote, not ours); busybox hosts have no logind and no session id."""
+    if state.profile.busybox:
+        return "self \n"
+    lines = [f"self {_own_session(state)}"]
+    wanted = [s for s in state.sessions if s.id and not s.remote]
+    if wanted:
         lines.append("@loginctl")
-        blocks = [_logind_block(s, state) for s in state.sessions if s.id]
-        blocks.append([f"Id={own}", "Class=user", "Type=tty", "Remote=yes", "Seat=", "TTY=", "State=active",
-                       "LockedHint=no", "IdleHint=no", "IdleSinceHint=0"])
-        for index, block in enumerate(blocks):
-            lines += ([""] if index else []) + block
-    lines.append("@who")
-    lines += _busybox_who(state, now) if state.profile.busybox else _who_u(state, now)
+    for index, session in enumerate(wanted):
+        since = int(session.idle_since * 1e6) if session.idle_since is not None else 0
+        lines += ([""] if index else []) + [
+            f"Id={session.id}", f"LockedHint={'yes' if session.locked else 'no'}",
+            f"IdleHint={'yes' if since else 'no'}", f"IdleSinceHint={since}"]
     return "\n".join(lines) + "\n"
 
 
+def render_who_u(state: HostState, now: float) -> str:
+    """The ``who`` command (``who -u``, plain ``who`` on busybox)."""
+    lines = _busybox_who(state, now) if state.profile.busybox else _who_u(state, now)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 COMMANDS: dict[str, Callable[[HostState, float], str]] = {
-    "statfs": render_statfs, "machine": render_machine, "date": render_date, "who": render_who,
+    "statfs": render_statfs, "machine": render_machine, "date": render_date, "who": render_who_u,
     "textfile": render_textfile_listing, "adjtimex": render_adjtimex, "seats": render_seats,
 }
 
@@ -489,6 +527,9 @@ def _glob(pattern: str, state: HostState) -> list[str]:
                   and all(fnmatch.fnmatchcase(a, b) for a, b in zip(path.split("/"), parts, strict=True)))
 
 
+_LOOP = re.compile(r"for f in (\S+)/[^/\s*?\[]*\*; do case \$\{f##\*/\} in (\S+)\) ")
+
+
 def script_request(script: str) -> tuple[list[str], list[str]] | None:
     """(paths and globs, command names) of a collection script, or None if ``script`` is not one."""
     lines = script.split("\n")
@@ -497,7 +538,16 @@ def script_request(script: str) -> tuple[list[str], list[str]] | None:
         return None
     commands = [line[len("printf '\\n==> cmd:"):-len(" <==\\n'")] for line in lines
                 if line.startswith("printf '\\n==> cmd:")]
-    return lines[1][len("set -- "):].split(), commands
+    patterns = lines[1][len("set -- "):].split()
+    for line in lines[2:]:  # glob groups and directory loops (exporter.command.build_script)
+        if not line.startswith(("for g in ", "for f in ")):
+            continue
+        for part in line.split(";"):
+            if 'set -- "$@" ' in part and '"$f"' not in part:
+                patterns += part.split('set -- "$@" ', 1)[1].split()
+        for directory, lasts in _LOOP.findall(line):
+            patterns += [f"{directory}/{last}" for last in lasts.split("|")]
+    return patterns, commands
 
 
 def render_sources(patterns: list[str], commands: list[str], state: HostState, now: float) -> str:
@@ -510,6 +560,8 @@ def render_sources(patterns: list[str], commands: list[str], state: HostState, n
     for name in commands:
         if name in COMMANDS:
             sources[f"cmd:{name}"] = COMMANDS[name](state, now)
+    if SESSION_FILES in patterns:
+        sources.update(render_session_files(state, now))
     sources.update(sys_sources(patterns, commands, state, now))  # col-sys: /sys and systemctl (render_sys.py)
     return frame(sources, commands)
 

@@ -21,7 +21,7 @@ from optilab.exporter.command import BATCH_SCRIPT
 from optilab.exporter.logincheck import LOGIN_CHECK_COMMAND, LOGIN_CHECK_OK
 from optilab.exporter.shellsession import CALL, DEFINE_PREFIX, DEFINE_SUFFIX, NONCE_VARIABLE
 from optilab.labsim.model import HostState
-from optilab.labsim.render import COMMANDS, FILES, render_osrelease, render_script, render_uname
+from optilab.labsim.render import FILES, render_osrelease, render_script, render_uname, render_who
 
 #: single-command forms that some callers add around a command
 _PREFIXES = ("LC_ALL=C ", "$T ", "timeout 5 ", "env ")
@@ -59,7 +59,7 @@ def _single(command: str, state: HostState, now: float) -> str | None:
     if words[:1] == ["cat"] and len(words) == 2 and words[1] in FILES:
         return FILES[words[1]](state, now)
     if command == "who":
-        return COMMANDS["who"](state, now)
+        return render_who(state, now)
     if words[:1] == ["uname"] and len(words) == 2 and words[1] in _UNAME_FIELD:
         return render_uname(state, now).splitlines()[_UNAME_FIELD[words[1]]] + "\n"
     if command in ("hostname", "cat /proc/sys/kernel/hostname"):

@@ -13,6 +13,7 @@ from optilab.exporter.collectors.base import Collector, CollectorOptions, Source
 from optilab.exporter.family import Family, gauge
 from optilab.exporter.parsers_host import parse_who
 from optilab.exporter.parsers_proc import Meminfo, parse_meminfo_cached
+from optilab.exporter.parsers_seat import WHO_COMMAND
 
 NAME = "lab"
 
@@ -58,6 +59,6 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 COLLECTOR = Collector(
     name=NAME,
     paths=("/proc/meminfo", filesystem.MOUNTS),
-    commands=(("statfs", filesystem.STATFS), ("who", "who")),
+    commands=(("statfs", filesystem.STATFS), ("who", WHO_COMMAND)),  # who -u: shared with seats
     collect=collect,
 )

@@ -47,6 +47,42 @@ def test_one_process_reads_every_file_and_a_glob_that_matches_nothing_costs_noth
     assert abs(float(sources["cmd:date"]) - time.time()) < 60
 
 
+def test_glob_groups_are_expanded_only_when_their_directory_matches(tmp_path):
+    """``dev/*/a`` and ``dev/*/b`` are listed under one ``dev/*`` test; a broken symlink first in the
+    directory still counts as a match; a group whose directory has nothing costs no test per pattern."""
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "0-broken").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "dev" / "eth0").mkdir()
+    (tmp_path / "dev" / "eth0" / "a").write_text("A\n")
+    (tmp_path / "dev" / "eth0" / "b").write_text("B\n")
+    (tmp_path / "none").mkdir()
+    script = build_script([collector(f"{tmp_path}/dev/*/a", f"{tmp_path}/dev/*/b", f"{tmp_path}/none/*/a",
+                                     f"{tmp_path}/none/*/b", f"{tmp_path}/dev/eth0/a")])
+    assert script.count("for g in ") == 2
+    traced = subprocess.run(["sh", "-x", "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    sources, complete = split_sources(traced.stdout, [])
+    assert complete and sources == {f"{tmp_path}/dev/eth0/a": "A\n", f"{tmp_path}/dev/eth0/b": "B\n"}
+    tests = [line for line in traced.stderr.splitlines() if line.startswith("+ [ -r ")]
+    assert tests and not [line for line in tests if "/none/" in line]
+
+
+def test_last_component_globs_with_a_shared_prefix_are_one_directory_read_with_the_globs_meaning(tmp_path):
+    """``d/b8:*`` and ``d/b9:*`` become one loop over ``d/b*`` with a ``case``; it lists what the globs
+    would (nothing for a directory without matches) and the filter keeps the readable. ``in*`` and
+    ``fan*`` share no prefix: every entry of the directory would cost a turn, so they stay globs."""
+    (tmp_path / "d").mkdir()
+    for name in ("b8:0", "b9:1", "b7:0", "c8:0", "bx", "in0_input", "fan1_input"):
+        (tmp_path / "d" / name).write_text(f"{name}\n")
+    (tmp_path / "empty").mkdir()
+    paths = (f"{tmp_path}/d/b8:*", f"{tmp_path}/d/b9:*", f"{tmp_path}/empty/b8:*", f"{tmp_path}/empty/b9:*",
+             f"{tmp_path}/d/in*", f"{tmp_path}/d/fan*")
+    script = build_script([collector(*paths)])
+    assert script.count("for f in ") == 2 and f"{tmp_path}/d/b*;" in script and f"{tmp_path}/d/in*" in script
+    sources, complete = split_sources(run(script), [])
+    assert complete and sources == {f"{tmp_path}/d/{name}": f"{name}\n"
+                                    for name in ("b8:0", "b9:1", "in0_input", "fan1_input")}
+
+
 def test_paths_and_command_names_are_checked_constants():
     with pytest.raises(ValueError, match="unsafe path"):
         build_script([collector("/proc/$(reboot)")])

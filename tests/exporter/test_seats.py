@@ -11,32 +11,61 @@ Captures (tests/data/batch/<distro>.txt, section ``seats``):
 
 from __future__ import annotations
 
+import os
+import subprocess
 from datetime import date
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from optilab.exporter.collectors import seats
 from optilab.exporter.config import ConfigError, parse_config
 from optilab.exporter.family import render
 from optilab.exporter.metrics import HostLabels, seat_families
-from optilab.exporter.parsers_seat import STATES, SeatReading, SeatSession, parse_seats, parse_who_u, seat_state
+from optilab.exporter.parsers_seat import (
+    SEATS_COMMAND,
+    SESSION_DIR,
+    STATES,
+    UTMP,
+    WHO_COMMAND,
+    SeatReading,
+    SeatSession,
+    parse_seats,
+    parse_who_u,
+    seat_state,
+)
 from optilab.labsim.model import HostState, make_profiles
-from optilab.labsim.render import render_seats
+from optilab.labsim.render import render_sources
 from tests.support import paths
-from tests.support.captures import batch_sections
+from tests.support.captures import batch_sections, seat_sources
 
 DATA = paths.DATA / "batch"
 NOW = 1795828975
 
 
 def seats_of(distro: str) -> SeatReading:
-    return parse_seats(batch_sections(distro)["seats"])
+    reading = seats.reading(seat_sources(batch_sections(distro)["seats"]))
+    assert reading is not None
+    return reading
+
+
+def labsim_reading(state: HostState, now: float) -> SeatReading:
+    """What the probe reads from labsim's answer to the seats collector's sources."""
+    from optilab.exporter.command import split_sources
+
+    names = [name for name, _ in seats.COLLECTOR.commands]
+    sources, complete = split_sources(render_sources(list(seats.COLLECTOR.paths), names, state, now), names)
+    assert complete
+    reading = seats.reading(sources)
+    assert reading is not None
+    return reading
 
 
 def test_rocky_logind_counts_the_locked_seat_and_the_remote_terminal_but_not_greeter_or_probe():
     reading = seats_of("rocky")
     assert reading.source == "loginctl"
-    assert reading.sessions == (SeatSession("local", True, 1200.0), SeatSession("remote", False, 0.0))
+    # a remote session's hints are never asked for (they cannot change the seat's state): idle unknown
+    assert reading.sessions == (SeatSession("local", True, 1200.0), SeatSession("remote", False, None))
     assert seat_state(reading, reachable=True) == "locked"
 
 
@@ -88,6 +117,55 @@ def test_maintenance_wins_over_offline_and_offline_over_sessions():
 def test_garbage_is_a_value_error():
     with pytest.raises(ValueError):
         parse_seats("this is not the seats section\n")
+    assert seats.reading({"cmd:seats": "garbage\n"}) is None
+
+
+def test_a_local_session_whose_hints_are_missing_is_counted_in_use():
+    """logind's file says a person sits there; show-session did not answer (logind restarting)."""
+    sources = seat_sources(batch_sections("rocky")["seats"])
+    sources["cmd:seats"] = "self 41\n"
+    reading = seats.reading(sources)
+    assert reading is not None and reading.sessions == (SeatSession("local", False, None),
+                                                        SeatSession("remote", False, None))
+    assert seat_state(reading, reachable=True) == "in_use"
+
+
+def _run_seats_command(tmp_path, files: dict[str, str], own: str) -> str:
+    """The real SEATS_COMMAND under sh, over session files in ``tmp_path`` (a FIFO among them) and a
+    stand-in ``loginctl`` that prints its arguments: which sessions the shell asks logind about."""
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    for name, text in files.items():
+        (sessions / name).write_text(text)
+    os.mkfifo(sessions / "3.ref")  # a session's FIFO: head or read would block on it
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "loginctl").write_text('#!/bin/sh\nfor a; do echo "arg $a"; done\n')
+    (bin_dir / "loginctl").chmod(0o755)
+    command = SEATS_COMMAND.replace(SESSION_DIR, f"{sessions}/")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "XDG_SESSION_ID": own}
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, timeout=10,
+                          check=True).stdout
+
+
+def test_seats_command_asks_logind_only_about_local_user_sessions_not_its_own(tmp_path):
+    files = {"3": "# This is private data. Do not parse.\nSTATE=active\nREMOTE=0\nTYPE=x11\nCLASS=user\nSEAT=seat0\n",
+             "c1": "STATE=online\nREMOTE=0\nTYPE=wayland\nCLASS=greeter\nSEAT=seat0\n",
+             "17": "STATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\nTTY=pts/0\n",
+             "20": "STATE=closing\nREMOTE=0\nTYPE=tty\nCLASS=user\nTTY=tty3\n",
+             "41": "STATE=active\nREMOTE=0\nTYPE=tty\nCLASS=user\n",
+             "52": "CLASS=user\nTYPE=tty\nTTY=tty4\nREMOTE=0\nSTATE=online\n",  # another key order
+             "60": "STATE=active\nCLASS=user\nTYPE=tty\n"}  # no REMOTE: not asked about
+    out = _run_seats_command(tmp_path, files, "41")
+    assert out.splitlines() == ["self 41", "@loginctl", "arg show-session", "arg -p", "arg Id", "arg -p",
+                                "arg LockedHint", "arg -p", "arg IdleHint", "arg -p", "arg IdleSinceHint",
+                                "arg --", "arg 3", "arg 52"]
+
+
+def test_seats_command_runs_no_process_without_a_local_session(tmp_path):
+    files = {"17": "STATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\nTTY=pts/0\n",
+             "41": "STATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\n"}
+    assert _run_seats_command(tmp_path, files, "41") == "self 41\n"
 
 
 def test_metrics_have_one_current_state_and_no_user_names():
@@ -152,7 +230,7 @@ def test_labsim_renders_what_the_parser_turns_back_into_the_forced_state(overrid
         state = HostState.boot(profile, MONDAY)
         state.seat_override = override
         state.advance(MONDAY + 60)
-        reading = parse_seats(render_seats(state, MONDAY + 60))
+        reading = labsim_reading(state, MONDAY + 60)
         assert reading.source == ("who" if profile.busybox else "loginctl")
         expected = "idle" if override == "locked" and profile.busybox else override  # who knows no locks
         assert seat_state(reading, reachable=True) == expected
@@ -164,9 +242,25 @@ def test_labsim_day_has_every_state_and_the_probe_session_is_never_counted():
         state = HostState.boot(profile, MONDAY)
         for step in range(0, 8 * 3600, 900):
             state.advance(MONDAY + step)
-            text = render_seats(state, MONDAY + step)
-            reading = parse_seats(text)
+            reading = labsim_reading(state, MONDAY + step)
             assert reading.count("local") + reading.count("remote") == (
                 len([s for s in state.sessions if s.remote or s.tty.startswith("tty")]))
             seen.add(seat_state(reading, reachable=True))
     assert {"free", "in_use", "idle", "locked"} <= seen
+
+
+@pytest.mark.parametrize(("utmp", "session", "runs"), [(False, False, False), (True, False, True), (False, True, True)])
+def test_who_runs_only_where_utmp_or_a_logind_session_exists(tmp_path, utmp, session, runs):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "who").write_text('#!/bin/sh\necho "ran $*"\n')
+    (bin_dir / "who").chmod(0o755)
+    (tmp_path / "sessions").mkdir()
+    if utmp:
+        (tmp_path / "utmp").write_bytes(b"\0" * 384)
+    if session:
+        (tmp_path / "sessions" / "c2").write_text("REMOTE=1\n")
+    command = WHO_COMMAND.replace(UTMP, str(tmp_path / "utmp")).replace(SESSION_DIR, f"{tmp_path}/sessions/")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, timeout=10, check=True).stdout
+    assert out == ("ran -u\n" if runs else "")

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -173,9 +174,38 @@ def test_an_answer_is_what_lies_between_begin_and_the_last_end_line() -> None:
 
 def test_the_request_is_constant_and_the_nonce_only_hex() -> None:
     assert request("cat /proc/stat", "cat /proc/stat") == CALL
-    assert request("cat /proc/stat", None) == DEFINE_PREFIX + "cat /proc/stat\n)\n" + CALL
+    assert request("cat /proc/stat", None) == DEFINE_PREFIX + "cat /proc/stat\n}\n" + CALL
     with pytest.raises(ValueError):
         setup_line("abc; rm -rf /")
+
+
+def test_a_command_cannot_change_the_session_and_an_exit_loses_only_its_own_answer() -> None:
+    nonce = secrets.token_hex(16)
+    exits, moves = "echo gone; exit 0", "cd /proc; optilab_n=forged; echo moved"
+    stdin = (setup_line(nonce) + request(exits, None) + request(moves, exits) + request("pwd; echo $optilab_n", moves)
+             + "exit\n")
+    out = subprocess.run(["sh"], input=stdin, capture_output=True, text=True, timeout=30, cwd="/tmp", check=True).stdout
+    answers = out.split(f"{nonce} ready\n", 1)[1].split(f"{nonce} begin\n")[1:]
+    with pytest.raises(SshError, match="has no status"):
+        split_answer(f"{nonce} begin\n{answers[0]}".encode(), nonce)
+    assert split_answer(f"{nonce} begin\n{answers[1]}".encode(), nonce) == (b"moved\n", 0)
+    assert split_answer(f"{nonce} begin\n{answers[2]}".encode(), nonce) == (f"/tmp\n{nonce}\n".encode(), 0)
+
+
+def test_a_real_sh_prints_the_whole_answer_in_one_write_with_its_newlines_and_status() -> None:
+    """The call collects the answer before printing it: sshd then gets it as one write, not dozens."""
+    nonce = secrets.token_hex(16)
+    command = "printf 'x1\\nlast x\\n\\n\\n'; cd /; n=1; (exit 3)"
+    stdin = setup_line(nonce) + request(command, None) + request(command, command) + "exit\n"
+    strace = ["strace", "-f", "-qq", "-s", "4096", "-e", "trace=write", "-e", "signal=none", "sh"]
+    trace = subprocess.run(strace, input=stdin, capture_output=True, text=True, timeout=30, check=True)
+    ready, rest = trace.stdout.split("\n", 1)
+    first, second = rest.split(f"{nonce} end 3\n")[:2]
+    assert ready == f"{nonce} ready"
+    for answer in (first, second):
+        assert split_answer((answer + f"{nonce} end 3\n").encode(), nonce) == (b"x1\nlast x\n\n\n", 3)
+    writes = [line for line in trace.stderr.splitlines() if f"{nonce} begin" in line]
+    assert len(writes) == 2 and all(f"{nonce} end 3" in line for line in writes)  # begin to end: one write
 
 
 # -- against a real sshd ------------------------------------------------------------------------------

@@ -299,3 +299,13 @@ def test_the_simulated_long_lived_shell_reads_the_exporters_protocol_in_any_chun
     assert respond(LOGIN_CHECK_COMMAND, state, MONDAY_NOON).stdout == b"optilab-login-ok\n"
     with pytest.raises(ValueError):
         ShellInput().feed(setup_line(nonce) + "rm -rf /\n" + CALL)  # only the protocol is understood
+
+
+def test_labsim_reads_back_every_path_and_command_of_the_default_script():
+    """The simulator parses the script it is sent: glob groups and directory loops included."""
+    from optilab.exporter.command import BATCH_SCRIPT, DEFAULT_COMMANDS, DEFAULT_PATHS
+    from optilab.labsim.render import script_request
+
+    request = script_request(BATCH_SCRIPT)
+    assert request is not None
+    assert sorted(request[0]) == sorted(DEFAULT_PATHS) and tuple(request[1]) == DEFAULT_COMMANDS

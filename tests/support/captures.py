@@ -87,7 +87,41 @@ def batch_sources(distro: str) -> dict[str, str]:
     sources["cmd:who"] = sections.get("who", "")
     sources["cmd:machine"] = ""
     if "seats" in sections:
-        sources["cmd:seats"] = sections["seats"]
+        # v2's one ``who -u`` serves lab and seats; v1's own date (with the time section's fraction) stays
+        sources.update({key: text for key, text in seat_sources(sections["seats"]).items() if key != "cmd:date"})
+    return sources
+
+
+#: ``show-session`` property -> logind's state-file key (``Remote=yes`` is ``REMOTE=1`` there).
+_SESSION_KEYS = {"Class": "CLASS", "Type": "TYPE", "Seat": "SEAT", "TTY": "TTY", "State": "STATE"}
+
+
+def seat_sources(section: str) -> dict[str, str]:
+    """A v1 ``seats`` section (``now``, ``self``, every session's full ``loginctl show-session`` block,
+    ``@who`` and ``who -u``) as the v2 seat sources. Only the form changes: each session's properties
+    go to logind's state file of that session (``/run/systemd/sessions/<id>``, logind's key names,
+    ``REMOTE=0|1``, empty values left out as logind does); ``cmd:seats`` keeps ``self`` and, as the
+    shell selects them, the hints of the sessions that are not remote, of a user class, not closing
+    and not ours; ``cmd:who`` is the ``who`` part and ``cmd:date`` the ``now`` line."""
+    lines = section.splitlines()
+    header = dict(line.partition(" ")[::2] for line in lines[:2])
+    who_at = lines.index("@who")
+    own = header.get("self", "").strip()
+    sources = {"cmd:date": f"{header['now']}.000000000 +0000 UTC\n",
+               "cmd:who": "".join(f"{line}\n" for line in lines[who_at + 1:])}
+    hints = []
+    if "@loginctl" in lines:
+        blocks = "\n".join(lines[lines.index("@loginctl") + 1:who_at]).split("\n\n")
+        for block in blocks:
+            props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            file_lines = ["# This is private data. Do not parse.", f"REMOTE={int(props['Remote'] == 'yes')}"]
+            file_lines += [f"{key}={props[name]}" for name, key in _SESSION_KEYS.items() if props.get(name)]
+            sources[f"/run/systemd/sessions/{props['Id']}"] = "\n".join(file_lines) + "\n"
+            if (props["Remote"] == "no" and props["Class"].startswith("user") and props["State"] != "closing"
+                    and props["Id"] != own):
+                hints.append("\n".join(f"{name}={props[name]}"
+                                       for name in ("Id", "LockedHint", "IdleHint", "IdleSinceHint")))
+    sources["cmd:seats"] = f"self {own}\n" + ("@loginctl\n" + "\n\n".join(hints) + "\n" if hints else "")
     return sources
 
 
@@ -105,7 +139,7 @@ def answer(sources: dict[str, str], plan: Plan | None = None) -> str:
     return frame(sources, (plan or make_plan()).commands)
 
 
-__all__ = ["END", "START", "answer", "batch_sources", "captured_sources"]
+__all__ = ["END", "START", "answer", "batch_sources", "captured_sources", "seat_sources"]
 
 
 def collect_all(output: str, plan: Plan | None = None) -> tuple[dict[str, Family], dict[str, str], bool]:
