@@ -46,13 +46,14 @@ MACHINE_HOURS = sql.SQL("""
     WITH runs AS (
         SELECT * FROM unnest(%(rd)s::text[], %(rday)s::timestamptz[], %(ra)s::int[], %(rb)s::int[],
                              %(rw)s::float8[]) AS r(department, day, a, b, w)),
+    terms AS MATERIALIZED (  -- the subscripts first, so only numbers (not the arrays) are grouped
+        SELECT d.system_id, r.w * (d.occupied[r.b + 1] - d.occupied[r.a + 1]) AS occupied,
+            r.w * (d.up[r.b + 1] - d.up[r.a + 1]) AS up
+        FROM runs r JOIN systems s ON s.department = r.department
+        JOIN machine_day d ON d.system_id = s.id AND d.day = r.day
+        WHERE d.day >= %(first_day)s AND d.day < %(end)s),
     base AS (
-        SELECT d.system_id, sum(r.w * (d.occupied[r.b + 1] - d.occupied[r.a + 1])) AS occupied_hours,
-            sum(r.w * (d.up[r.b + 1] - d.up[r.a + 1])) AS up_hours
-        FROM machine_day d JOIN systems s ON s.id = d.system_id
-        JOIN runs r ON r.department = s.department AND r.day = d.day
-        WHERE d.day >= %(first_day)s AND d.day < %(end)s
-        GROUP BY d.system_id),
+        SELECT system_id, sum(occupied) AS occupied_hours, sum(up) AS up_hours FROM terms GROUP BY system_id),
     fix AS (
         SELECT p.system_id, sum(r.w * (p.occupied - p.rolled_occupied)) AS occupied_hours,
             sum(r.w * (p.up - p.rolled_up)) AS up_hours
@@ -70,15 +71,22 @@ MACHINE_HOURS = sql.SQL("""
 # History: machines in each seat state per step bucket (the average over the bucket: each machine's
 # share of its samples in that state); occupied machines are those in the occupied states. Below
 # one-hour steps from the raw seat samples, from one hour from the department's hourly rows (0094).
+# One pass over the department's raw seat samples (a primary-key range scan per seat series): per
+# bucket and machine the count of samples in each state, then each machine's shares summed.
 HISTORY_STATES = sql.SQL("""
-    WITH per AS (
-        SELECT date_bin(%(step)s, h.timestamp, %(origin)s) AS b, h.system_id, h.state, count(*) AS n
-        FROM seat_history h JOIN systems s ON s.id = h.system_id
-        WHERE s.department = %(department)s AND h.timestamp >= %(start)s AND h.timestamp < %(end)s
-        GROUP BY 1, 2, 3),
-    total AS (SELECT b, system_id, sum(n) AS n FROM per GROUP BY 1, 2)
-    SELECT per.b, per.state, sum(per.n::float8 / total.n)::float8 AS machines
-    FROM per JOIN total USING (b, system_id) GROUP BY 1, 2""")
+    SELECT per.b, {shares}
+    FROM systems s JOIN seat_series ss ON ss.system_id = s.id
+    CROSS JOIN LATERAL (
+        SELECT date_bin(%(step)s, sm.timestamp, %(origin)s) AS b, count(*)::float8 AS n, {counts}
+        FROM samples sm
+        WHERE sm.series_id = ss.series_id AND sm.timestamp >= %(start)s AND sm.timestamp < %(end)s
+        GROUP BY 1) per
+    WHERE s.department = %(department)s
+    GROUP BY per.b""").format(
+    counts=sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE sm.value = {}) AS {}").format(
+        sql.Literal(code), sql.Identifier(f"c{code}")) for code in range(len(seats.STATES))),
+    shares=sql.SQL(", ").join(sql.SQL("sum({} / n)::float8 AS {}").format(
+        sql.Identifier(f"c{code}"), sql.Identifier(name)) for code, name in enumerate(seats.STATES)))
 # The same per department and hour (0094), averaged over the hours of each step.
 HISTORY_STATES_HOURLY = sql.SQL("""
     WITH h AS (
@@ -200,10 +208,13 @@ def history_body(department: str, machines: int, start: datetime, end: datetime,
     values = {"department": department, "start": start, "end": end, "origin": series.ORIGIN,
               "step": timedelta(seconds=chosen.step_seconds),
               "resolution": timedelta(seconds=series.RESOLUTION[chosen.source])}
-    query = HISTORY_STATES if chosen.source == "raw" else HISTORY_STATES_HOURLY
     states: dict[datetime, dict[str, float]] = {}
-    for r in app.db.fetch_all(query, values):
-        states.setdefault(r["b"], {})[r["state"]] = r["machines"]
+    if chosen.source == "raw":
+        for r in app.db.fetch_all(HISTORY_STATES, values):
+            states[r["b"]] = {name: r[name] for name in seats.STATES}
+    else:
+        for r in app.db.fetch_all(HISTORY_STATES_HOURLY, values):
+            states.setdefault(r["b"], {})[r["state"]] = r["machines"]
     points = []
     for bucket in sorted(states):
         counts = states[bucket]
