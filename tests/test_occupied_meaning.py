@@ -44,9 +44,9 @@ def _minutes(conn: psycopg.Connection, ids: dict[str, tuple[int, int]], start: d
             usage.append((system_id, moment, 10.0, 20.0, 30.0, 1))
             seats.append((series_id, moment, CODES[state]))
         # one statement per table (unnest): the PGlite oracle refuses executemany's prepared statements
-        conn.execute("INSERT INTO usage_metrics (system_id, timestamp, cpu_usage, ram_usage, disk_usage, logged_in_users)"
-                     " SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::float8[], %s::float8[], %s::float8[],"
-                     " %s::int[])", [list(column) for column in zip(*usage, strict=True)])
+        conn.execute("INSERT INTO usage_metrics (system_id, timestamp, cpu_usage, ram_usage, disk_usage,"
+                     " logged_in_users) SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::float8[],"
+                     " %s::float8[], %s::float8[], %s::int[])", [list(column) for column in zip(*usage, strict=True)])
         conn.execute("INSERT INTO samples (series_id, timestamp, value)"
                      " SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[])",
                      [list(column) for column in zip(*seats, strict=True)])
@@ -85,7 +85,8 @@ def make_seat_lab(dsn: str) -> tuple[str, dict[str, tuple[int, int]], datetime]:
     start = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     with psycopg.connect(dsn, autocommit=True) as conn:
         if conn.execute("SELECT storage_mode()").fetchone() == ("postgresql",):
-            conn.execute("SELECT optilab_ensure_partitions(%s, %s)", (start.date(), (start + timedelta(hours=3)).date()))
+            last = (start + timedelta(hours=3)).date()
+            conn.execute("SELECT optilab_ensure_partitions(%s, %s)", (start.date(), last))
         ids = _machines(conn, start)
     return dsn, ids, start
 
