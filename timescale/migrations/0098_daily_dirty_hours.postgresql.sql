@@ -7,6 +7,28 @@
 -- reading one daily row and two hourly rows per machine and dirty hour. The maximum is the greater
 -- of the rollup's and the live hours': raw rows are only ever added (the bridge's upsert only fills
 -- missing columns), so a dirty hour's live maximum is at least its rolled-up one. Same columns.
+--
+-- usage_hourly_sums' live branch (0091) matched each raw row's hour against the dirty marks with a
+-- semi join, row by row (29,750 loops for two dirty hours of 250 machines): 40-43 ms on the bench;
+-- one array of the marks, computed once (an init plan), makes it 15 ms. Same rows.
+CREATE OR REPLACE VIEW usage_hourly_sums AS
+    SELECT r.* FROM usage_hourly_rollup r
+    WHERE NOT EXISTS (SELECT 1 FROM usage_rollup_dirty d WHERE d.bucket = r.bucket)
+    UNION ALL
+    SELECT m.system_id, date_bin(INTERVAL '1 hour', m.timestamp, TIMESTAMPTZ '2000-01-01 00:00+00'),
+           sum(m.cpu_usage), count(m.cpu_usage), max(m.cpu_usage),
+           sum(m.ram_usage), count(m.ram_usage),
+           sum(m.disk_usage), count(m.disk_usage),
+           sum(m.logged_in_users)::float8, count(m.logged_in_users),
+           count(*) FILTER (WHERE m.logged_in_users > 0),
+           count(*)
+    FROM usage_metrics m
+    WHERE m.timestamp >= (SELECT min(bucket) FROM usage_rollup_dirty)
+      AND m.timestamp < (SELECT max(bucket) FROM usage_rollup_dirty) + INTERVAL '1 hour'
+      AND date_bin(INTERVAL '1 hour', m.timestamp, TIMESTAMPTZ '2000-01-01 00:00+00')
+          = ANY ((SELECT array_agg(bucket) FROM usage_rollup_dirty)::timestamptz[])
+    GROUP BY 1, 2;
+
 CREATE OR REPLACE VIEW usage_daily AS
     WITH dirty_days AS (
         SELECT DISTINCT date_bin(INTERVAL '1 day', bucket, TIMESTAMPTZ '2000-01-01 00:00+00') AS day
@@ -20,9 +42,7 @@ CREATE OR REPLACE VIEW usage_daily AS
           AND h.bucket IN (SELECT bucket FROM usage_rollup_dirty)
         UNION ALL
         SELECT -1, r.* FROM usage_hourly_rollup r
-        WHERE r.bucket >= (SELECT min(bucket) FROM usage_rollup_dirty)
-          AND r.bucket <= (SELECT max(bucket) FROM usage_rollup_dirty)
-          AND r.bucket IN (SELECT bucket FROM usage_rollup_dirty)
+        WHERE r.bucket = ANY ((SELECT array_agg(bucket) FROM usage_rollup_dirty)::timestamptz[])
     ), delta AS (
         SELECT system_id, date_bin(INTERVAL '1 day', bucket, TIMESTAMPTZ '2000-01-01 00:00+00') AS day,
                sum(sign * coalesce(cpu_sum, 0)) AS cpu_sum, sum(sign * cpu_n) AS cpu_n,
