@@ -22,6 +22,10 @@ RATIO = {"type": "number", "nullable": True, "minimum": 0, "maximum": 1,
 SEAT = {"type": "string", "enum": list(seats.STATES), "nullable": True,
         "description": "Seat state now; null when the exporter has not reported seats for the machine."}
 BOOL = {"type": "boolean"}
+OCCUPIED_MEANING = ("Occupied (every report, the history and the heatmap): a seat somebody sits at, i.e. seat state "
+                    "in_use, idle or locked; a machine with only a remote SSH session is free and not occupied.")
+OCCUPIED = {"type": "number", "nullable": True, "description": "Occupied machines (mean over the bucket). "
+            + OCCUPIED_MEANING}
 
 
 def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -80,7 +84,7 @@ SCHEMAS: dict[str, Any] = {
     "AlertPage": _page("Alert"),
     "UtilisationRow": _obj({
         "department": {"type": "string"}, "timezone": {"type": "string"}, "machines": INT, "open_hours": NUM,
-        "occupied_machine_hours": NUM, "utilisation_ratio": RATIO, "peak_occupancy": NUM,
+        "occupied_machine_hours": OCCUPIED, "utilisation_ratio": RATIO, "peak_occupancy": OCCUPIED,
         "peak_occupancy_ratio": RATIO, "hours_at_capacity": NUM, "at_capacity_ratio": RATIO,
         "over_subscribed": BOOL, "underused": BOOL}),
     "UtilisationReport": _obj({"start": TIME, "end": TIME, "items": {"type": "array", "items": _ref("UtilisationRow")},
@@ -88,7 +92,8 @@ SCHEMAS: dict[str, Any] = {
                                "underused": {"type": "array", "items": {"type": "string"}}}),
     "MachineRow": _obj({
         "system_id": INT, "instance": {"type": "string"}, "hostname": NSTR, "department": {"type": "string"},
-        "open_hours": NUM, "in_use_ratio": RATIO, "availability_ratio": RATIO,
+        "open_hours": NUM, "in_use_ratio": {**RATIO, "description": "Occupied share of open time. " + OCCUPIED_MEANING},
+        "availability_ratio": RATIO,
         "room_average_in_use_ratio": RATIO, "hot_seat": BOOL}),
     "MachineReport": _obj({"start": TIME, "end": TIME, "items": {"type": "array", "items": _ref("MachineRow")},
                            "hot_seats": {"type": "array", "items": INT}}),
@@ -98,7 +103,7 @@ SCHEMAS: dict[str, Any] = {
     "Heatmap": _obj({"department": {"type": "string"}, "start": TIME, "end": TIME, "timezone": {"type": "string"},
                      "machines": INT, "opening_hours": {"type": "object"},
                      "cells": {"type": "array", "items": _ref("HeatmapCell"), "minItems": 168, "maxItems": 168}}),
-    "HistoryPoint": _obj({"t": TIME, "occupied": NUM, "utilisation_ratio": RATIO,
+    "HistoryPoint": _obj({"t": TIME, "occupied": OCCUPIED, "utilisation_ratio": RATIO,
                           "states": _obj({name: {"type": "number"} for name in seats.STATES})}),
     "History": _obj({"department": {"type": "string"}, "start": TIME, "end": TIME, "machines": INT,
                      "source": SOURCE, "step_seconds": INT,
@@ -176,7 +181,8 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {"title": "OptiLab API", "version": "1.0.0",
-                 "description": "Read-only JSON over OptiLab's lab history: machines, departments, alerts."},
+                 "description": "Read-only JSON over OptiLab's lab history: machines, departments, alerts. "
+                                + OCCUPIED_MEANING},
         "servers": [{"url": "/"}],
         "security": [{"ApiKey": []}, {"Bearer": []}],
         "paths": {

@@ -1,11 +1,14 @@
 """Lab reports: a department's history and hour-of-week heatmap, utilisation per department and per
 machine inside opening hours. Each also answers CSV (``?format=csv`` or ``Accept: text/csv``).
 
-SQL reads one row per (department, hour) (``department_hourly``, migration 0094; rolled up in plain
-mode) or, for the machines report, hourly rows per machine (``usage_hourly``); opening hours
-become weights per UTC hour in Python (``api.hours``) and the arithmetic is ``api.utilisation``'s.
-The history's seat states come from the seat history (migration 0092): raw samples below one-hour
-steps, the department's hourly counts (``department_seat_hourly``, 0094) from one hour.
+Occupied means one thing everywhere (docs/api.md): somebody sits at the seat, i.e. its seat state
+is ``in_use``, ``idle`` or ``locked`` — a machine with only a remote SSH session is not occupied.
+SQL reads one row per (department, hour) (``department_hourly``, migrations 0094/0096; rolled up in
+plain mode) or, for the machines report, one row of running sums per machine and UTC day
+(``machine_day``, 0096); opening hours become weights per UTC hour in Python (``api.hours``) and the
+arithmetic is ``api.utilisation``'s. The history's seat states come from the seat history (0092): raw
+samples below one-hour steps, the department's hourly counts (``department_seat_hourly``, 0094) from
+one hour; its occupied machines are the machines in the occupied states.
 """
 
 from __future__ import annotations
@@ -28,61 +31,62 @@ MAX_REPORT_SPAN = timedelta(days=400)  # hour by hour in Python: a semester and 
 
 MACHINES = "SELECT department, count(*) AS machines FROM systems WHERE department IS NOT NULL {where} GROUP BY 1"
 
-# Occupied machines per (department, UTC hour): the sum of the machines' occupied shares, kept per
-# department and hour by migration 0094 (720 rows per department and 30 days).
+# Occupied machines per (department, UTC hour): the sum of the machines' occupied seat shares, kept per
+# department and hour by migrations 0094/0096 (720 rows per department and 30 days).
 DEPARTMENT_HOURS = sql.SQL("""
     SELECT department, bucket, occupied FROM department_hourly
     WHERE bucket >= %(lower)s AND bucket < %(end)s {where}""")
 
-# Per machine: occupied and up hours weighted by the open share of each hour; "up" is the share of
-# the hour's samples against the most any machine delivered in that hour (the scrape cadence).
+# Per machine: occupied and up hours weighted by the open share of each hour, from each machine's
+# running sums per UTC day (``machine_day``, migration 0096): a run of hours [a, b) of equal weight
+# costs two subscripts. "Up" is the share of the hour's usage samples against the most any machine
+# delivered in that hour (the scrape cadence). Hours not rolled up yet (plain mode, between
+# maintenance passes) are in ``machine_pending_hours`` with their live and their stale shares.
 MACHINE_HOURS = sql.SQL("""
-    WITH w AS (
-        SELECT * FROM unnest(%(wd)s::text[], %(wb)s::timestamptz[], %(ww)s::float8[]) AS w(department, bucket, weight)
-        WHERE weight > 0),
-    a AS MATERIALIZED (
-        SELECT system_id, bucket, occupied_ratio, samples FROM usage_hourly
-        WHERE bucket >= %(lower)s AND bucket < %(end)s),
-    most AS (SELECT bucket, max(samples)::float8 AS most FROM a GROUP BY bucket),
-    per AS (
-        SELECT a.system_id, sum(w.weight * a.occupied_ratio)::float8 AS occupied_hours,
-            sum(w.weight * a.samples / most.most)::float8 AS up_hours
-        FROM a JOIN systems s ON s.id = a.system_id
-        JOIN w ON w.department = s.department AND w.bucket = a.bucket
-        JOIN most ON most.bucket = a.bucket
-        GROUP BY a.system_id)
-    SELECT s.id, s.instance, s.hostname, s.department, coalesce(per.occupied_hours, 0) AS occupied_hours,
-        coalesce(per.up_hours, 0) AS up_hours
-    FROM systems s LEFT JOIN per ON per.system_id = s.id
+    WITH runs AS (
+        SELECT * FROM unnest(%(rd)s::text[], %(rday)s::timestamptz[], %(ra)s::int[], %(rb)s::int[],
+                             %(rw)s::float8[]) AS r(department, day, a, b, w)),
+    terms AS MATERIALIZED (  -- the subscripts first, so only numbers (not the arrays) are grouped
+        SELECT d.system_id, r.w * (d.occupied[r.b + 1] - d.occupied[r.a + 1]) AS occupied,
+            r.w * (d.up[r.b + 1] - d.up[r.a + 1]) AS up
+        FROM runs r JOIN systems s ON s.department = r.department
+        JOIN machine_day d ON d.system_id = s.id AND d.day = r.day
+        WHERE d.day >= %(first_day)s AND d.day < %(end)s),
+    base AS (
+        SELECT system_id, sum(occupied) AS occupied_hours, sum(up) AS up_hours FROM terms GROUP BY system_id),
+    fix AS (
+        SELECT p.system_id, sum(r.w * (p.occupied - p.rolled_occupied)) AS occupied_hours,
+            sum(r.w * (p.up - p.rolled_up)) AS up_hours
+        FROM machine_pending_hours p JOIN systems s ON s.id = p.system_id
+        JOIN runs r ON r.department = s.department AND r.day = p.day AND p.hr >= r.a AND p.hr < r.b
+        WHERE p.bucket >= %(lower)s AND p.bucket < %(end)s
+        GROUP BY p.system_id)
+    SELECT s.id, s.instance, s.hostname, s.department,
+        (coalesce(base.occupied_hours, 0) + coalesce(fix.occupied_hours, 0))::float8 AS occupied_hours,
+        (coalesce(base.up_hours, 0) + coalesce(fix.up_hours, 0))::float8 AS up_hours
+    FROM systems s LEFT JOIN base ON base.system_id = s.id LEFT JOIN fix ON fix.system_id = s.id
     WHERE s.department IS NOT NULL {where}
     ORDER BY s.department, s.id""")
 
-# History: occupied machines per step bucket (usage source chosen like a series), and machines in
-# each seat state (average over the bucket: each machine's share of samples in that state).
-HISTORY_RAW = sql.SQL("""
-    WITH per AS (
-        SELECT date_bin(%(step)s, m.timestamp, %(origin)s) AS b, m.system_id,
-            avg((m.logged_in_users > 0)::int)::float8 AS occ
-        FROM usage_metrics m JOIN systems s ON s.id = m.system_id
-        WHERE s.department = %(department)s AND m.timestamp >= %(start)s AND m.timestamp < %(end)s
-        GROUP BY 1, 2)
-    SELECT b, sum(occ)::float8 AS occupied FROM per GROUP BY b ORDER BY b""")
-# From one-hour steps: the department's hourly rows (0094), averaged over the hours of each step.
-HISTORY_AGG = sql.SQL("""
-    SELECT date_bin(%(step)s, bucket, %(origin)s) AS b, avg(occupied)::float8 AS occupied
-    FROM department_hourly
-    WHERE department = %(department)s AND bucket >= date_bin(INTERVAL '1 hour', %(start)s, %(origin)s)
-      AND bucket < %(end)s
-    GROUP BY 1 ORDER BY 1""")
+# History: machines in each seat state per step bucket (the average over the bucket: each machine's
+# share of its samples in that state); occupied machines are those in the occupied states. Below
+# one-hour steps from the raw seat samples, from one hour from the department's hourly rows (0094).
+# One pass over the department's raw seat samples (a primary-key range scan per seat series): per
+# bucket and machine the count of samples in each state, then each machine's shares summed.
 HISTORY_STATES = sql.SQL("""
-    WITH per AS (
-        SELECT date_bin(%(step)s, h.timestamp, %(origin)s) AS b, h.system_id, h.state, count(*) AS n
-        FROM seat_history h JOIN systems s ON s.id = h.system_id
-        WHERE s.department = %(department)s AND h.timestamp >= %(start)s AND h.timestamp < %(end)s
-        GROUP BY 1, 2, 3),
-    total AS (SELECT b, system_id, sum(n) AS n FROM per GROUP BY 1, 2)
-    SELECT per.b, per.state, sum(per.n::float8 / total.n)::float8 AS machines
-    FROM per JOIN total USING (b, system_id) GROUP BY 1, 2""")
+    SELECT per.b, {shares}
+    FROM systems s JOIN seat_series ss ON ss.system_id = s.id
+    CROSS JOIN LATERAL (
+        SELECT date_bin(%(step)s, sm.timestamp, %(origin)s) AS b, count(*)::float8 AS n, {counts}
+        FROM samples sm
+        WHERE sm.series_id = ss.series_id AND sm.timestamp >= %(start)s AND sm.timestamp < %(end)s
+        GROUP BY 1) per
+    WHERE s.department = %(department)s
+    GROUP BY per.b""").format(
+    counts=sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE sm.value = {}) AS {}").format(
+        sql.Literal(code), sql.Identifier(f"c{code}")) for code in range(len(seats.STATES))),
+    shares=sql.SQL(", ").join(sql.SQL("sum({} / n)::float8 AS {}").format(
+        sql.Identifier(f"c{code}"), sql.Identifier(name)) for code, name in enumerate(seats.STATES)))
 # The same per department and hour (0094), averaged over the hours of each step.
 HISTORY_STATES_HOURLY = sql.SQL("""
     WITH h AS (
@@ -93,6 +97,21 @@ HISTORY_STATES_HOURLY = sql.SQL("""
     SELECT h.b, st.state, (sum(h.machines) / hours.n)::float8 AS machines
     FROM h JOIN hours USING (b) JOIN seat_states st ON st.code = h.code
     GROUP BY h.b, st.state, hours.n""")
+
+
+def day_runs(weights: list[tuple[datetime, float]]) -> list[tuple[datetime, int, int, float]]:
+    """(UTC day, first hour, end hour, weight): the maximal runs of hours of one UTC day with the same
+    non-zero open share, so a day open 08:30-18:00 is two runs ([8, 9) at 0.5, [9, 18) at 1.0)."""
+    runs: list[tuple[datetime, int, int, float]] = []
+    for bucket, weight in weights:
+        if weight <= 0:
+            continue
+        day = bucket.replace(hour=0)
+        if runs and runs[-1][0] == day and runs[-1][2] == bucket.hour and runs[-1][3] == weight:
+            runs[-1] = (day, runs[-1][1], bucket.hour + 1, weight)
+        else:
+            runs.append((day, bucket.hour, bucket.hour + 1, weight))
+    return runs
 
 
 def _range(args: Mapping[str, str], span: timedelta) -> tuple[datetime, datetime]:
@@ -152,21 +171,19 @@ def machines_report() -> Any:
     buckets = hours.hour_buckets(start, end)
     db = state().db
     names = [r["department"] for r in db.fetch_all(MACHINES.format(where=""), {})]
-    wd: list[str] = []
-    wb: list[datetime] = []
-    ww: list[float] = []
+    runs: dict[str, list[Any]] = {"rd": [], "rday": [], "ra": [], "rb": [], "rw": []}
     open_hours: dict[str, float] = {}
     for name in names:
         opening = _opening(name)
         weights = [(b, hours.weight(opening, b)) for b in buckets]
         open_hours[name] = sum(w for _, w in weights)
-        for bucket, weight in weights:
-            wd.append(name)
-            wb.append(bucket)
-            ww.append(weight)
+        for day, first, last, weight in day_runs(weights):
+            for key, value in zip(runs, (name, day, first, last, weight), strict=True):
+                runs[key].append(value)
     where = sql.SQL("AND s.department = %(department)s" if department is not None else "")
     rows = db.fetch_all(MACHINE_HOURS.format(where=where), {
-        "wd": wd, "wb": wb, "ww": ww, "lower": buckets[0], "end": end, "department": department})
+        **runs, "lower": buckets[0], "first_day": buckets[0].replace(hour=0), "end": end,
+        "department": department})
     machines = [utilisation.MachineHours(r["id"], r["instance"], r["hostname"], r["department"],
                                          r["occupied_hours"], r["up_hours"]) for r in rows]
     items = utilisation.machine_report(machines, open_hours)
@@ -191,18 +208,19 @@ def history_body(department: str, machines: int, start: datetime, end: datetime,
     values = {"department": department, "start": start, "end": end, "origin": series.ORIGIN,
               "step": timedelta(seconds=chosen.step_seconds),
               "resolution": timedelta(seconds=series.RESOLUTION[chosen.source])}
-    query = HISTORY_RAW if chosen.source == "raw" else HISTORY_AGG
-    with app.db.connection() as conn:
-        occupied = {r["b"]: r["occupied"] for r in conn.execute(query, values)}
-        states: dict[datetime, dict[str, float]] = {}
-        for r in conn.execute(HISTORY_STATES if chosen.source == "raw" else HISTORY_STATES_HOURLY, values):
+    states: dict[datetime, dict[str, float]] = {}
+    if chosen.source == "raw":
+        for r in app.db.fetch_all(HISTORY_STATES, values):
+            states[r["b"]] = {name: r[name] for name in seats.STATES}
+    else:
+        for r in app.db.fetch_all(HISTORY_STATES_HOURLY, values):
             states.setdefault(r["b"], {})[r["state"]] = r["machines"]
     points = []
-    for bucket in sorted(set(occupied) | set(states)):
-        counts = states.get(bucket, {})
-        used = occupied.get(bucket)
-        points.append({"t": bucket, "occupied": None if used is None else round(used, 4),
-                       "utilisation_ratio": None if used is None or not machines else round(used / machines, 6),
+    for bucket in sorted(states):
+        counts = states[bucket]
+        used = sum(v for name, v in counts.items() if name in seats.OCCUPIED)
+        points.append({"t": bucket, "occupied": round(used, 4),
+                       "utilisation_ratio": round(used / machines, 6) if machines else None,
                        "states": {s: round(counts.get(s, 0.0), 4) for s in seats.STATES}})
     return {"department": department, "start": start, "end": end, "machines": machines,
             "source": chosen.source, "step_seconds": chosen.step_seconds, "points": points}

@@ -43,7 +43,8 @@ CROSS JOIN (SELECT id FROM systems WHERE id = ANY(%(ids)s) ORDER BY id) AS s
 
 # Seat states as the bridge stores them (mapping.py folds optilab_seat_state into one coded series per
 # machine): derived from the usage row of the same minute — nobody logged in: free (0); logged in:
-# mostly in use (1), one row in ten idle (2), one in twenty locked (3); offline machines' last 6 h: 4.
+# mostly in use (1), one row in ten idle (2), one in twenty locked (3), one in twenty a remote SSH
+# session only, so the seat is free (0) although usage counts a login; offline machines' last 6 h: 4.
 SEAT_SERIES = """
 INSERT INTO series (metric, labels)
 SELECT 'optilab_seat_state', jsonb_build_object('instance', instance) FROM systems WHERE id = ANY(%(ids)s)
@@ -55,6 +56,7 @@ SELECT se.id, m.timestamp,
     CASE WHEN sy.status = 'offline' AND m.timestamp > %(offline_since)s THEN 4
          WHEN m.logged_in_users = 0 THEN 0
          WHEN (extract(epoch FROM m.timestamp)::bigint / 60 + sy.id) %% 20 = 0 THEN 3
+         WHEN (extract(epoch FROM m.timestamp)::bigint / 60 + sy.id) %% 20 = 7 THEN 0
          WHEN (extract(epoch FROM m.timestamp)::bigint / 60 + sy.id) %% 10 IN (1, 2) THEN 2
          ELSE 1 END
 FROM usage_metrics m JOIN systems sy ON sy.id = m.system_id

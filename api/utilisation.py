@@ -4,8 +4,9 @@ Units (docs/api.md, one convention for the whole API): every share is a ratio fr
 name ends in ``_ratio``; machine counts are plain numbers (averages may be fractional); durations
 end in ``_hours``. Definitions:
 
-- occupied: a machine with somebody logged in (``usage_hourly.occupied_ratio``, the share of the
-  hour's samples with at least one login) — an hour's *occupied machines* is the sum of those shares;
+- occupied: a seat somebody sits at — seat state ``in_use``, ``idle`` or ``locked`` (a remote SSH
+  session alone leaves the seat free); a machine's share of an hour is the share of its seat samples
+  in those states, and an hour's *occupied machines* is the sum of those shares;
 - open hours: the sum of the hours' open shares (``api.hours``), so 08:30 opening counts half an hour;
 - ``utilisation_ratio`` = occupied seat-time ÷ open seat-time = Σ w·occupied ÷ (machines · Σ w);
 - at capacity: an open hour in which occupied machines ≥ ``CAPACITY_RATIO`` of the machines;

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import statistics
 import sys
@@ -90,6 +91,17 @@ def load(dsn: str, systems: int, days: int, step_minutes: int = 1) -> None:
           f"{seat_rows:,} seat samples")
     print(f"  load {t1 - t0:.1f} s ({(rows + seat_rows) / (t1 - t0):,.0f} rows/s), refresh aggregates {t2 - t1:.1f} s, "
           f"vacuum analyze {t3 - t2:.1f} s, total {t3 - started:.1f} s, database size {size}")
+
+
+def describe(dsn: str) -> str:
+    """Rows and dirty hours of the database measured, so a figure can be tied to its dataset."""
+    with psycopg.connect(dsn) as conn:
+        usage = conn.execute("SELECT count(*) FROM usage_metrics").fetchone()[0]
+        seats = conn.execute("SELECT count(*) FROM samples").fetchone()[0]
+        mode = conn.execute("SELECT storage_mode()").fetchone()[0]
+        dirty = conn.execute("SELECT count(DISTINCT bucket) FROM usage_rollup_dirty").fetchone()[0] \
+            if mode == "postgresql" else 0
+    return f"{usage:,} usage rows, {seats:,} samples, {dirty} dirty hours ({mode})"
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -226,9 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.reuse:
             load(dsn, args.systems, args.days, args.step_minutes)
+        print(f"database: {describe(dsn)}")
+        load_before = os.getloadavg()
         results = http_benchmarks(dsn, args.requests, args.log_dir, args.only)
         print(f"\nHTTP through optilab-api (waitress, 4 threads), sequential keep-alive requests; "
-              f"target p99 < {TARGET_P99_MS:.0f} ms")
+              f"target p99 < {TARGET_P99_MS:.0f} ms; load average (1/5/15 min) before "
+              f"{'/'.join(f'{v:.1f}' for v in load_before)}, after {'/'.join(f'{v:.1f}' for v in os.getloadavg())}")
         print(f"{'scenario':26} {'n':>5} {'p50 ms':>8} {'p99 ms':>8}  {'source':8} {'points':>6}  target")
         for r in results:
             verdict = "ok" if r["p99_ms"] < TARGET_P99_MS else "MISSED"

@@ -11,6 +11,7 @@ import pytest
 from optilab.api.app import close_app
 from optilab.api.seed import add_systems, add_usage, refresh_aggregates
 from tests.support.api_lab import AUTH, make_app
+from tests.support.seat_lab import make_seat_lab, rolled_up
 
 pytestmark = pytest.mark.slow
 
@@ -40,3 +41,9 @@ def test_api_reads_continuous_aggregates(timescaledb_dsn: str) -> None:
         assert department["range"]["samples"] == 360
     finally:
         close_app(app)
+
+
+def test_reports_count_seats_occupied_as_in_plain_mode(timescaledb_dsn: str) -> None:
+    """The reports' views of migration 0096 (TimescaleDB variant): the same hand-written lab, the same
+    answers — a remote-only session is not occupied, a locked seat is."""
+    rolled_up(make_seat_lab(timescaledb_dsn))

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from optilab.remote_write_bridge.config import DEFAULT_ALLOW_LIST
+from optilab.remote_write_bridge.mapping import SEAT_METRIC
 from tests.fixtures.procs import Service, free_port, http_ok, wait_for
 from tests.fixtures.prometheus import Peer, get_json
 from tests.support.paths import REPO
@@ -102,7 +103,7 @@ def test_remote_write_sends_what_the_bridge_stores_and_nothing_more(path: Path) 
     assert [r["url"] for r in remote] == ["http://127.0.0.1:9843/api/v1/write"]
     keep = next(rule for rule in remote[0]["write_relabel_configs"] if rule["action"] == "keep")
     regex = re.compile(keep["regex"])
-    for name in (*PIVOTED, *DEFAULT_ALLOW_LIST):
+    for name in (*PIVOTED, *DEFAULT_ALLOW_LIST, SEAT_METRIC):  # seat states: the reports' history
         assert regex.fullmatch(name), f"{name} would not reach the bridge"
     for name in ("node_cpu_seconds_total", "node_filesystem_avail_bytes", "ALERTS", "up"):
         assert not regex.fullmatch(name), f"{name} would be sent for nothing"

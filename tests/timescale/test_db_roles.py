@@ -150,8 +150,10 @@ def test_the_api_and_every_sql_dashboard_query_answer_as_the_reader(database: Da
     try:
         client = app.test_client()
         system = seeded.system_ids[0]
+        department = database.rows("SELECT department FROM systems WHERE id = %s", (system,))[0][0]
         for path in ("/systems", f"/systems/{system}", f"/systems/{system}/metrics", "/departments", "/alerts",
-                     "/health"):
+                     "/health", "/reports/utilisation", "/reports/machines",  # the rollups of 0093-0098
+                     f"/departments/{department}/history", f"/departments/{department}/heatmap"):
             response = client.get(path, headers=AUTH)
             assert response.status_code == 200, (path, response.data)
     finally:
