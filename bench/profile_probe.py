@@ -6,8 +6,10 @@ in: paramiko, the exporter's renderer, answer splitting, collectors, lab and pro
 pool/probe/http code, gevent. Answers "what bounds the exporter's CPU per probe". The cyclic garbage
 collector's share is timed separately (cProfile charges it to whatever function allocated when it
 ran): a fan-out keeps ~50 000 samples alive until it renders them, and full collections walk them.
+The profiler's clock is this process's CPU time (``time.process_time``), not wall time: the lab is
+another process, and a wall clock would charge the waits for its answers to gevent's hub.
 
-    python -m bench.profile_probe [--hosts 254] [--rounds 3]
+    python -m bench.profile_probe [--hosts 254] [--rounds 3] [--top 0]
 """
 
 from gevent import monkey
@@ -62,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hosts", type=int, default=254)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--top", type=int, default=0, help="also list the N functions of most own time")
     args = parser.parse_args()
     from optilab.exporter.config import load_config
     from optilab.exporter.http import ExporterApp
@@ -85,7 +88,7 @@ def main() -> None:
             fan_out()
         unprofiled = (cpu() - cpu0) / args.rounds
         gc.callbacks.remove(collector)
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.process_time)
         profile.enable()
         for _ in range(args.rounds):
             fan_out()
@@ -93,8 +96,10 @@ def main() -> None:
         runtime.close()
     totals: Counter[str] = Counter()
     others: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
     for (filename, line, name), (_cc, _nc, tottime, _ct, _callers) in pstats.Stats(profile).stats.items():
         totals[bucket(filename)] += tottime
+        functions[f"{'/'.join(Path(filename).parts[-2:])}:{line} {name}" if filename != "~" else name] += tottime
         if bucket(filename).startswith("other"):
             others[f"{Path(filename).name}:{line} {name}" if filename != "~" else name] += tottime
     whole = sum(totals.values())
@@ -108,6 +113,9 @@ def main() -> None:
     rows += [(name, f"{seconds / whole * 100:4.1f} %  ~{ms(unprofiled * seconds / whole / args.hosts)} per probe")
              for name, seconds in totals.most_common()]
     rows += [(f"  other: {name[:60]}", f"{seconds / whole * 100:4.1f} %") for name, seconds in others.most_common(6)]
+    per_probe = unprofiled / whole / args.hosts * 1e6  # microseconds of unprofiled CPU per profiled second
+    rows += [(f"  top: {name[-60:]}", f"{seconds / whole * 100:4.1f} %  ~{seconds * per_probe:.0f} us per probe")
+             for name, seconds in functions.most_common(args.top)]
     report("profile_probe", f"Exporter CPU by component, warm fan-out of {args.hosts} simulated hosts "
                             f"({probes} profiled probes)", rows)
 

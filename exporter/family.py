@@ -12,10 +12,14 @@ prometheus_client still renders the exporter's own ``/metrics``.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
+
+log = logging.getLogger(__name__)
 
 TYPES = ("counter", "gauge", "untyped")
 
@@ -26,13 +30,17 @@ NO_EXTRA: Extra = {}
 
 @dataclass(slots=True)
 class Family:
-    """One metric family. ``name`` is the exposed sample name: a counter's ends in ``_total``."""
+    """One metric family. ``name`` is the exposed sample name: a counter's ends in ``_total``.
+    Once a collector has returned it, a family is not changed any more (:class:`RenderMemo` keeps
+    its rendered text on it, and ``exporter/collectcache.py`` serves it again to later scrapes)."""
 
     name: str
     type: str
     help: str
     labels: tuple[str, ...] = ()
     samples: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
+    #: (extra labels' text, this family's sample lines with them), set by :class:`RenderMemo`
+    rendered: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     def add(self, values: Sequence[str], value: float) -> None:
         """Append one sample; ``values`` are the label values in the order of ``labels``."""
@@ -130,15 +138,21 @@ def _sample_lines(family: Family, extra: tuple[tuple[str, str], ...], suffix: st
 class Exposition:
     """An exposition built host by host: :meth:`add` turns one probe's families into text lines at once
     (merged under their names), so a fan-out keeps strings, not families, until :meth:`render` —
-    the garbage collector then has ~one list per metric name to walk instead of every sample."""
+    the garbage collector then has ~one list per metric name to walk instead of every sample.
+    With a :class:`RenderMemo`, a host's families are rendered from what its previous answer left
+    (``memo_key`` names the host)."""
 
-    def __init__(self) -> None:
+    def __init__(self, memo: RenderMemo | None = None) -> None:
         self._merged: dict[str, _Merged] = {}
+        self._memo = memo
 
-    def add(self, families: Iterable[Family], extra: Extra = NO_EXTRA) -> None:
+    def add(self, families: Iterable[Family], extra: Extra = NO_EXTRA, memo_key: str | None = None) -> None:
         merged = self._merged
         escaped = tuple((label, escape_label_value(value)) for label, value in extra.items())
         suffix = "".join(f',{label}="{value}"' for label, value in escaped)
+        if self._memo is not None and memo_key is not None:
+            self._memo.add(merged, families, escaped, suffix, memo_key)
+            return
         braces = "{" + suffix[1:] + "} " if suffix else " "
         for family in families:
             samples = family.samples
@@ -162,6 +176,90 @@ class Exposition:
             parts.append(entry.header)
             parts.extend(entry.lines)
         return "".join(parts).encode("utf-8")
+
+
+_label_values = itemgetter(0)
+_sample_value = itemgetter(1)
+
+
+def _template(family: Family, extra: tuple[tuple[str, str], ...], suffix: str) -> str:
+    """All sample lines of ``family`` with ``%s`` where each value goes (``%`` in the text doubled)."""
+    lines: list[str] = []
+    _sample_lines(Family(family.name, family.type, family.help, family.labels,
+                         [(values, 0.0) for values, _ in family.samples]), extra, suffix, lines)
+    return "".join(line[:-4].replace("%", "%%") + "%s\n" for line in lines)  # each ends in " 0.0\n"
+
+
+class RenderMemo:
+    """Per host (and set of extra labels) the template of each family of its previous answer.
+
+    A family object rendered before with the same extra labels (one that
+    :class:`~exporter.collectcache.CollectCache` serves again) reuses the text kept on it; a family
+    with the same label names and the same label values in the same order as the host's previous one
+    of that name (most: only values change) fills that template with its new values; anything else is
+    rendered afresh. Each host keeps only the families of its latest answer (so a host whose family
+    names keep changing replaces, never grows, its entry); hosts leave with :meth:`forget_except`,
+    and past ``max_hosts`` the least recently rendered is dropped (counted in :attr:`evictions`,
+    logged once). The entries are tuples of strings, which the garbage collector stops tracking.
+    """
+
+    def __init__(self, max_hosts: int = 8192) -> None:
+        self.max_hosts = max_hosts
+        self._hosts: dict[tuple[str, str], dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str]]] = {}
+        self.evictions = 0
+        self.reused = self.refilled = self.rendered = 0  # families, by how their text was made
+
+    def add(self, merged: dict[str, _Merged], families: Iterable[Family], extra: tuple[tuple[str, str], ...],
+            suffix: str, host: str) -> None:
+        slot = (host, suffix)
+        previous = self._hosts.pop(slot, None) or {}
+        while len(self._hosts) >= self.max_hosts:
+            del self._hosts[next(iter(self._hosts))]
+            self.evictions += 1
+            if self.evictions == 1:
+                log.warning("render memo: more than %d hosts; least recently rendered dropped (counted in "
+                            "optilab_exporter_cache_evictions_total; logged once)", self.max_hosts)
+        current = {}
+        reused = refilled = rendered = 0
+        for family in families:
+            samples = family.samples
+            if not samples:
+                continue
+            name = family.name
+            entry = merged.get(name)
+            if entry is None:
+                entry = merged[name] = _Merged(family)
+            done = family.rendered
+            if done is not None and done[0] == suffix:
+                reused += 1
+                entry.lines.append(done[1])
+                before = previous.get(name)
+                if before is not None:
+                    current[name] = before
+                continue
+            keys = tuple(map(_label_values, samples))
+            before = previous.get(name)
+            if before is not None and before[1] == keys and before[0] == family.labels:
+                template = before[2]
+                refilled += 1
+            else:
+                template = _template(family, extra, suffix)
+                rendered += 1
+            text = template % tuple(map(format_value, map(_sample_value, samples)))
+            current[name] = (family.labels, keys, template)
+            family.rendered = (suffix, text)
+            entry.lines.append(text)
+        self._hosts[slot] = current
+        self.reused += reused
+        self.refilled += refilled
+        self.rendered += rendered
+
+    def forget_except(self, hosts: set[str]) -> None:
+        for slot in [slot for slot in self._hosts if slot[0] not in hosts]:
+            del self._hosts[slot]
+
+    def __len__(self) -> int:
+        return len(self._hosts)
 
 
 def render_groups(groups: Iterable[tuple[Iterable[Family], Extra]]) -> bytes:

@@ -34,7 +34,7 @@ from prometheus_client.core import Metric
 
 from optilab.exporter.admission import Admission, Flights
 from optilab.exporter.config import Config, HostEntry, TargetError, parse_target
-from optilab.exporter.family import Exposition, render
+from optilab.exporter.family import Exposition
 from optilab.exporter.probe import Prober
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,9 @@ class ExporterApp:
             self.scrape_seconds.labels("target").observe(self._clock() - started)
             raise ProbeFailedError(f"probe of {entry.target} failed: {result.reason} "
                                    f"(fail_status=5xx, so Prometheus records up=0)")
-        body = self.render_one.timed(1, lambda: render(result.families))
+        exposition = Exposition(self.runtime.prober.render_memo)
+        exposition.add(result.families, memo_key=str(entry.target))
+        body = self.render_one.timed(1, exposition.render)
         self.scrape_seconds.labels("target").observe(self._clock() - started)
         return body
 
@@ -262,11 +264,12 @@ class ExporterApp:
         collect_by = deadline - self.render_many.reserve(len(entries), deadline - started)
         workers = gevent.pool.Pool(self.runtime.config.probe.concurrency)
         prober, flights = self.runtime.prober, self.flights
-        exposition = Exposition()
+        exposition = Exposition(prober.render_memo)
         results = workers.imap(lambda entry: (entry, flights.probe(prober, entry, collect_by, started)), entries)
         for entry, result in results:
             self.probes.labels(result.reason or "success").inc()
-            exposition.add(result.families, {"instance": str(entry.target), "department": entry.department})
+            exposition.add(result.families, {"instance": str(entry.target), "department": entry.department},
+                           memo_key=str(entry.target))
         return self.render_many.timed(len(entries), exposition.render)
 
     def _shed(self, start_response: StartResponse, fan_out: bool) -> list[bytes]:
