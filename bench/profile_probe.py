@@ -25,7 +25,7 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from bench.common import ms, report, running_lab  # noqa: E402
+from bench.common import median, ms, ratio, report, running_lab  # noqa: E402
 from bench.sshfloor import cpu  # noqa: E402
 
 BUCKETS = (
@@ -66,11 +66,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--top", type=int, default=0, help="also list the N functions of most own time")
     args = parser.parse_args()
+    from optilab.exporter.cli import GC_THRESHOLD
     from optilab.exporter.config import load_config
     from optilab.exporter.http import ExporterApp
     from optilab.exporter.runtime import Runtime
 
-    gc.set_threshold(700, 10, 100)  # as exporter.cli.serve sets it for the exporter process
+    gc.set_threshold(*GC_THRESHOLD)  # as exporter.cli.serve sets it for the exporter process
     with running_lab(args.hosts, departments=8) as lab:
         runtime = Runtime(str(lab.inventory), load_config(lab.inventory))
         app = ExporterApp(runtime)
@@ -81,13 +82,28 @@ def main() -> None:
 
         fan_out()  # dial every host
         fan_out()  # CPU percent needs a previous snapshot
+        prober = runtime.prober
+        memo, cache = prober.render_memo, prober.collect_cache
+        without: list[float] = []  # rounds without the per-host memos, alternating with those with them
+        with_memos: list[float] = []
         collector = GcTimer()
-        gc.callbacks.append(collector)
-        cpu0 = cpu()
+        counts = (cache.hits, cache.misses, memo.reused, memo.refilled, memo.rendered)
         for _ in range(args.rounds):
+            cache.enabled, prober.render_memo = False, None
+            cpu0 = cpu()
             fan_out()
-        unprofiled = (cpu() - cpu0) / args.rounds
-        gc.callbacks.remove(collector)
+            without.append(cpu() - cpu0)
+            cache.enabled, prober.render_memo = True, memo
+            fan_out()  # the memos catch up with what the round without them built
+            counts = (cache.hits, cache.misses, memo.reused, memo.refilled, memo.rendered)
+            gc.callbacks.append(collector)
+            cpu0 = cpu()
+            fan_out()
+            with_memos.append(cpu() - cpu0)
+            gc.callbacks.remove(collector)
+        after = (cache.hits, cache.misses, memo.reused, memo.refilled, memo.rendered)
+        per_probe = [(b - a) / args.hosts for a, b in zip(counts, after, strict=True)]
+        unprofiled = median(with_memos)
         profile = cProfile.Profile(time.process_time)
         profile.enable()
         for _ in range(args.rounds):
@@ -105,7 +121,15 @@ def main() -> None:
     whole = sum(totals.values())
     probes = args.hosts * args.rounds
     collecting = sum(collector.seconds) / args.rounds
-    rows = [("warm fan-out CPU, unprofiled", f"{ms(unprofiled)} per round, {ms(unprofiled / args.hosts)} per probe"),
+    plain = median(without)
+    rows = [("warm fan-out CPU, unprofiled (median)",
+             f"{ms(unprofiled)} per round, {unprofiled / args.hosts * 1e3:.2f} ms per probe"),
+            ("  the same without the per-host memos",
+             f"{ms(plain)} per round, {plain / args.hosts * 1e3:.2f} ms per probe; with / without "
+             f"{ratio(unprofiled, plain)}"),
+            ("  collector results per probe: memo / run", f"{per_probe[0]:.1f} / {per_probe[1]:.1f}"),
+            ("  families per probe: text reused / template refilled / rendered",
+             f"{per_probe[2]:.0f} / {per_probe[3]:.0f} / {per_probe[4]:.0f}"),
             ("  of which garbage collection (unprofiled)",
              f"{collecting / unprofiled * 100:4.1f} %  ~{ms(collecting / args.hosts)} per probe; "
              f"full collections per round {collector.runs[2] / args.rounds:.1f} "

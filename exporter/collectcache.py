@@ -15,6 +15,12 @@ be counted as read too often, never too rarely) and its ``cmd:<name>`` commands.
 ``tests/test_collectcache.py`` checks on real captures that every collector builds the same families
 from those sources alone as from the whole answer.
 
+Families are kept only for sources that did not change between the last two scrapes (and on a host's
+first scrape): /proc/stat, /proc/net/dev and the like change every time, and keeping their families
+alive from one scrape to the next would only hold memory and give the garbage collector ~1000 more
+live objects per host to walk; their text is kept (strings, which the collector does not track), so
+a source that stops changing has its families kept from the next scrape on.
+
 Bounds: per host one entry per collector of its plan (names are constants in code); hosts leave with
 :meth:`forget_except` (inventory reloads) and, past ``max_hosts``, the least recently probed host is
 dropped; a result of more than ``max_series`` series is not kept (the series cap drops it anyway).
@@ -68,7 +74,7 @@ class _Entry:
     keys: tuple[str, ...]
     texts: tuple[str, ...]
     ok: bool
-    families: list[Family]
+    families: list[Family] | None  # None: not kept (see CollectCache)
 
 
 class CollectCache:
@@ -140,8 +146,9 @@ class HostView:
         sources = self._sources
         texts = tuple(map(sources.__getitem__, keys))
         entry = self._entries.get(name)
-        if entry is not None and self._cache.enabled and entry.keys == keys and entry.texts == texts and (
-                entry.options is options or entry.options == options):
+        same = entry is not None and entry.keys == keys and entry.texts == texts and (
+            entry.options is options or entry.options == options)
+        if same and entry is not None and entry.families is not None and self._cache.enabled:
             self._cache.hits += 1
             return entry.ok, entry.families, True
         self._cache.misses += 1
@@ -154,6 +161,7 @@ class HostView:
             self._entries.pop(name, None)
             self._cache._evicted("series", f"a {name} result of more than {self._cache.max_series} series "
                                            "not kept")
-        else:
-            self._entries[name] = _Entry(options, keys, texts, ok, families)
+        else:  # sources that changed since the last scrape will likely change again: text only
+            keep = entry is None or same
+            self._entries[name] = _Entry(options, keys, texts, ok, families if keep else None)
         return ok, families, False

@@ -190,22 +190,27 @@ def _template(family: Family, extra: tuple[tuple[str, str], ...], suffix: str) -
     return "".join(line[:-4].replace("%", "%%") + "%s\n" for line in lines)  # each ends in " 0.0\n"
 
 
+_Memo = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str, tuple[float, ...], str]
+
+
 class RenderMemo:
     """Per host (and set of extra labels) the template of each family of its previous answer.
 
     A family object rendered before with the same extra labels (one that
     :class:`~exporter.collectcache.CollectCache` serves again) reuses the text kept on it; a family
     with the same label names and the same label values in the same order as the host's previous one
-    of that name (most: only values change) fills that template with its new values; anything else is
-    rendered afresh. Each host keeps only the families of its latest answer (so a host whose family
-    names keep changing replaces, never grows, its entry); hosts leave with :meth:`forget_except`,
-    and past ``max_hosts`` the least recently rendered is dropped (counted in :attr:`evictions`,
-    logged once). The entries are tuples of strings, which the garbage collector stops tracking.
+    of that name (most: only values change) fills that template with its new values, or reuses the
+    previous text when the values are the same too; anything else is rendered afresh. Each host
+    keeps only the families of its latest answer (so a host whose family names keep changing
+    replaces, never grows, its entry); hosts leave with :meth:`forget_except`, and past
+    ``max_hosts`` the least recently rendered is dropped (counted in :attr:`evictions`, logged
+    once). The entries are tuples of strings and floats, which the garbage collector stops tracking.
     """
 
     def __init__(self, max_hosts: int = 8192) -> None:
         self.max_hosts = max_hosts
-        self._hosts: dict[tuple[str, str], dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str]]] = {}
+        #: (host, extra text) -> family name -> (label names, label values, template, values, text)
+        self._hosts: dict[tuple[str, str], dict[str, _Memo]] = {}
         self.evictions = 0
         self.reused = self.refilled = self.rendered = 0  # families, by how their text was made
 
@@ -219,7 +224,7 @@ class RenderMemo:
             if self.evictions == 1:
                 log.warning("render memo: more than %d hosts; least recently rendered dropped (counted in "
                             "optilab_exporter_cache_evictions_total; logged once)", self.max_hosts)
-        current = {}
+        current: dict[str, _Memo] = {}
         reused = refilled = rendered = 0
         for family in families:
             samples = family.samples
@@ -238,15 +243,21 @@ class RenderMemo:
                     current[name] = before
                 continue
             keys = tuple(map(_label_values, samples))
+            values = tuple(map(_sample_value, samples))
             before = previous.get(name)
             if before is not None and before[1] == keys and before[0] == family.labels:
-                template = before[2]
-                refilled += 1
+                keys, template = before[1], before[2]  # the new keys die young: fewer live objects
+                if before[3] == values:  # rebuilt, but the same (success flags, health states)
+                    text = before[4]
+                    reused += 1
+                else:
+                    text = template % tuple(map(format_value, values))
+                    refilled += 1
             else:
                 template = _template(family, extra, suffix)
+                text = template % tuple(map(format_value, values))
                 rendered += 1
-            text = template % tuple(map(format_value, map(_sample_value, samples)))
-            current[name] = (family.labels, keys, template)
+            current[name] = (family.labels, keys, template, values, text)
             family.rendered = (suffix, text)
             entry.lines.append(text)
         self._hosts[slot] = current

@@ -60,9 +60,28 @@ def runtime_families(runtime: Any) -> list[Metric]:
                                     "1 when the last config reload was applied, 0 when it was refused "
                                     "(the running config stays).", value=1 if runtime.last_reload_ok else 0)
     families += [hosts, transitions, reloads, last_reload]
+    families += _memo_families(runtime.prober)
     families += pool.jumps.families()  # bastions' health and connections (exporter/jump.py)
     families += _event_families(events)
     return families
+
+
+def _memo_families(prober: Any) -> list[Metric]:
+    """Bounds of exporter/probe.py's per-host state that bit (issue #12 item 7), and its size."""
+    cache, memo = prober.collect_cache, prober.render_memo
+    cap = CounterMetricFamily("optilab_exporter_series_cap_hits", "Probes whose series were cut at the per-host "
+                              "series cap.", value=prober.series_cap_hits)
+    evictions = CounterMetricFamily("optilab_exporter_cache_evictions", "Per-host memo entries dropped at a bound: "
+                                    "collect/hosts (least recent host), collect/key_sets (distinct sets of source "
+                                    "paths), collect/series (result too large to keep), render/hosts.",
+                                    labels=["cache", "bound"])
+    for bound, count in sorted(cache.evictions.items()):
+        evictions.add_metric(["collect", bound], count)
+    evictions.add_metric(["render", "hosts"], memo.evictions)
+    sizes = GaugeMetricFamily("optilab_exporter_cache_hosts", "Hosts held by each per-host memo.", labels=["cache"])
+    sizes.add_metric(["collect"], len(cache))
+    sizes.add_metric(["render"], len(memo))
+    return [cap, evictions, sizes]
 
 
 def _event_families(events: Any) -> list[Metric]:

@@ -201,3 +201,17 @@ def test_a_result_above_the_series_bound_is_not_kept():
     cache.host("h", sources).collect(cpu, cpu.options())
     assert cache.host("h", sources).collect(cpu, cpu.options())[2] is False
     assert cache.evictions["series"] == 2
+
+
+def test_the_bounds_that_bit_are_exported():
+    from optilab.exporter.selfmetrics import _memo_families
+
+    prober = _prober(*(answer(batch_sources("rocky"), PLAN) for _ in range(2)))
+    prober.collect_cache.max_hosts = 1
+    prober.series_cap = 10
+    for host in ("127.0.1.7", "127.0.1.8"):
+        prober.probe(HostEntry(parse_target(host, 22), "physics"), 1e9)
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in _memo_families(prober) for s in f.samples}
+    assert found[("optilab_exporter_series_cap_hits_total", ())] == 2
+    assert found[("optilab_exporter_cache_evictions_total", (("bound", "hosts"), ("cache", "collect")))] == 1
+    assert found[("optilab_exporter_cache_hosts", (("cache", "collect"),))] == 1
