@@ -190,7 +190,7 @@ def _template(family: Family, extra: tuple[tuple[str, str], ...], suffix: str) -
     return "".join(line[:-4].replace("%", "%%") + "%s\n" for line in lines)  # each ends in " 0.0\n"
 
 
-_Memo = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str, tuple[float, ...], str]
+_Memo = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str, tuple[float, ...], str | None]
 
 
 class RenderMemo:
@@ -200,7 +200,9 @@ class RenderMemo:
     :class:`~exporter.collectcache.CollectCache` serves again) reuses the text kept on it; a family
     with the same label names and the same label values in the same order as the host's previous one
     of that name (most: only values change) fills that template with its new values, or reuses the
-    previous text when the values are the same too; anything else is rendered afresh. Each host
+    previous text when the values were the same in its last two answers too (only then is the text
+    kept: changing values would make it a second copy of the template); anything else is rendered
+    afresh. Each host
     keeps only the families of its latest answer (so a host whose family names keep changing
     replaces, never grows, its entry); hosts leave with :meth:`forget_except`, and past
     ``max_hosts`` the least recently rendered is dropped (counted in :attr:`evictions`, logged
@@ -245,9 +247,11 @@ class RenderMemo:
             keys = tuple(map(_label_values, samples))
             values = tuple(map(_sample_value, samples))
             before = previous.get(name)
+            stable = False  # values as last time: the text is kept for next time (else only the template)
             if before is not None and before[1] == keys and before[0] == family.labels:
                 keys, template = before[1], before[2]  # the new keys die young: fewer live objects
-                if before[3] == values:  # rebuilt, but the same (success flags, health states)
+                stable = before[3] == values
+                if stable and before[4] is not None:  # rebuilt, but the same (success flags, health states)
                     text = before[4]
                     reused += 1
                 else:
@@ -257,7 +261,7 @@ class RenderMemo:
                 template = _template(family, extra, suffix)
                 text = template % tuple(map(format_value, values))
                 rendered += 1
-            current[name] = (family.labels, keys, template, values, text)
+            current[name] = (family.labels, keys, template, values, text if stable else None)
             family.rendered = (suffix, text)
             entry.lines.append(text)
         self._hosts[slot] = current
