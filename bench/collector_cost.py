@@ -12,7 +12,8 @@ Exporter side: each collector's ``collect`` on this machine's sources (split onc
 calls, and the renderer on the whole probe's families; then the per-probe total (split + every
 collector + render), the figure the issue's ≤ 1 ms goal is about. "With the memos" is the probe's real
 path on two answers of this machine read a second apart, alternating (exporter/collectcache.py and
-family.RenderMemo): what changed between them is collected and rendered again, the rest is served.
+family.Exposition's reuse): what changed between them is collected and rendered again, the rest is
+served.
 
     python -m bench.collector_cost [--runs 200]
 
@@ -35,7 +36,7 @@ from optilab.exporter.collectcache import CollectCache
 from optilab.exporter.collectors import by_name, make_plan
 from optilab.exporter.collectors.base import Collector
 from optilab.exporter.command import build_script, command_names, split_sources
-from optilab.exporter.family import Exposition, Family, RenderMemo, render
+from optilab.exporter.family import Exposition, Family, render
 
 NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
 EXTRA_READS = {
@@ -164,7 +165,7 @@ def main() -> None:
         render(built, {"instance": "127.0.1.1:22", "department": "physics"})
         times.append(time.process_time() - began)
     memo_times = []
-    cache, memo, texts = CollectCache(), RenderMemo(), [output, second]
+    cache, texts = CollectCache(), [output, second]
     for run in range(args.runs + 2):  # the first two fill the memos
         began = time.process_time()
         split, _ = split_sources(texts[run % 2], plan.commands)
@@ -172,8 +173,8 @@ def main() -> None:
         built = []
         for collector, options in plan.collectors:
             built += view.collect(collector, options)[1]
-        exposition = Exposition(memo)
-        exposition.add(built, {"instance": "127.0.1.1:22", "department": "physics"}, memo_key="h")
+        exposition = Exposition(reuse=True)
+        exposition.add(built, {"instance": "127.0.1.1:22", "department": "physics"})
         exposition.render()
         if run >= 2:
             memo_times.append(time.process_time() - began)

@@ -83,25 +83,25 @@ def main() -> None:
         fan_out()  # dial every host
         fan_out()  # CPU percent needs a previous snapshot
         prober = runtime.prober
-        memo, cache = prober.render_memo, prober.collect_cache
-        without: list[float] = []  # rounds without the per-host memos, alternating with those with them
+        cache = prober.collect_cache
+        without: list[float] = []  # rounds without the collector cache, alternating with those with it
         with_memos: list[float] = []
         collector = GcTimer()
-        counts = (cache.hits, cache.misses, memo.reused, memo.refilled, memo.rendered)
+        counts = (cache.hits, cache.misses)
         for _ in range(args.rounds):
-            cache.enabled, prober.render_memo = False, None
+            cache.enabled = False  # every collector runs, so every family is rendered again
             cpu0 = cpu()
             fan_out()
             without.append(cpu() - cpu0)
-            cache.enabled, prober.render_memo = True, memo
+            cache.enabled = True
             fan_out()  # the memos catch up with what the round without them built
-            counts = (cache.hits, cache.misses, memo.reused, memo.refilled, memo.rendered)
+            counts = (cache.hits, cache.misses)
             gc.callbacks.append(collector)
             cpu0 = cpu()
             fan_out()
             with_memos.append(cpu() - cpu0)
             gc.callbacks.remove(collector)
-        after = (cache.hits, cache.misses, memo.reused, memo.refilled, memo.rendered)
+        after = (cache.hits, cache.misses)
         per_probe = [(b - a) / args.hosts for a, b in zip(counts, after, strict=True)]
         unprofiled = median(with_memos)
         profile = cProfile.Profile(time.process_time)
@@ -124,12 +124,10 @@ def main() -> None:
     plain = median(without)
     rows = [("warm fan-out CPU, unprofiled (median)",
              f"{ms(unprofiled)} per round, {unprofiled / args.hosts * 1e3:.2f} ms per probe"),
-            ("  the same without the per-host memos",
+            ("  the same without the collector cache",
              f"{ms(plain)} per round, {plain / args.hosts * 1e3:.2f} ms per probe; with / without "
              f"{ratio(unprofiled, plain)}"),
-            ("  collector results per probe: memo / run", f"{per_probe[0]:.1f} / {per_probe[1]:.1f}"),
-            ("  families per probe: text reused / template refilled / rendered",
-             f"{per_probe[2]:.0f} / {per_probe[3]:.0f} / {per_probe[4]:.0f}"),
+            ("  collector results per probe: from cache / run", f"{per_probe[0]:.1f} / {per_probe[1]:.1f}"),
             ("  of which garbage collection (unprofiled)",
              f"{collecting / unprofiled * 100:4.1f} %  ~{ms(collecting / args.hosts)} per probe; "
              f"full collections per round {collector.runs[2] / args.rounds:.1f} "

@@ -5,9 +5,10 @@ of a host's files do not change between two scrapes (os-release, dmi, uname, cpu
 names, most netclass attributes, /proc/meminfo on an idle simulated host). :class:`CollectCache`
 keeps, per host and collector, the texts the collector read last time and the families it built from
 them; when every one of those texts is the same again (same paths, same bytes) it serves the same
-family objects instead of parsing again. The renderer (:class:`~exporter.family.RenderMemo`) then
-recognises those objects and reuses their text too. Families served from here are shared between
-scrapes: nothing may change them after they are built (nothing in the exporter does).
+family objects instead of parsing again. The renderer (:class:`~exporter.family.Exposition` with
+``reuse``) keeps each family's text on it, so those families are not rendered again either.
+Families served from here are shared between scrapes: nothing may change them after they are built
+(nothing in the exporter does).
 
 What a collector reads is derived from what it declares: its ``paths`` (globs, matched here with
 ``fnmatch``, whose ``*`` also crosses ``/`` and whose patterns also match dot files, so a key can only

@@ -12,14 +12,10 @@ prometheus_client still renders the exporter's own ``/metrics``.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from operator import itemgetter
-
-log = logging.getLogger(__name__)
 
 TYPES = ("counter", "gauge", "untyped")
 
@@ -31,7 +27,7 @@ NO_EXTRA: Extra = {}
 @dataclass(slots=True)
 class Family:
     """One metric family. ``name`` is the exposed sample name: a counter's ends in ``_total``.
-    Once a collector has returned it, a family is not changed any more (:class:`RenderMemo` keeps
+    Once a collector has returned it, a family is not changed any more (:class:`Exposition` may keep
     its rendered text on it, and ``exporter/collectcache.py`` serves it again to later scrapes)."""
 
     name: str
@@ -39,8 +35,9 @@ class Family:
     help: str
     labels: tuple[str, ...] = ()
     samples: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
-    #: (extra labels' text, this family's sample lines with them), set by :class:`RenderMemo`
-    rendered: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    #: (extra labels' text, sample count, this family's sample lines with them), kept by
+    #: :class:`Exposition` with ``reuse``
+    rendered: tuple[str, int, str] | None = field(default=None, repr=False, compare=False)
 
     def add(self, values: Sequence[str], value: float) -> None:
         """Append one sample; ``values`` are the label values in the order of ``labels``."""
@@ -139,19 +136,24 @@ class Exposition:
     """An exposition built host by host: :meth:`add` turns one probe's families into text lines at once
     (merged under their names), so a fan-out keeps strings, not families, until :meth:`render` —
     the garbage collector then has ~one list per metric name to walk instead of every sample.
-    With a :class:`RenderMemo`, a host's families are rendered from what its previous answer left
-    (``memo_key`` names the host)."""
 
-    def __init__(self, memo: RenderMemo | None = None) -> None:
+    With ``reuse`` (the exporter's /probe), a family's text is kept on it (:attr:`Family.rendered`),
+    and a family rendered before with the same extra labels is not rendered again: those are the
+    families ``exporter/collectcache.py`` serves again when a host's sources did not change. The text
+    lives as long as the family, so it is bounded by that cache's bounds.
+    """
+
+    def __init__(self, reuse: bool = False) -> None:
         self._merged: dict[str, _Merged] = {}
-        self._memo = memo
+        self._reuse = reuse
+        self.reused = self.rendered = 0  # families, by how their text was made (with ``reuse``)
 
-    def add(self, families: Iterable[Family], extra: Extra = NO_EXTRA, memo_key: str | None = None) -> None:
+    def add(self, families: Iterable[Family], extra: Extra = NO_EXTRA) -> None:
         merged = self._merged
         escaped = tuple((label, escape_label_value(value)) for label, value in extra.items())
         suffix = "".join(f',{label}="{value}"' for label, value in escaped)
-        if self._memo is not None and memo_key is not None:
-            self._memo.add(merged, families, escaped, suffix, memo_key)
+        if self._reuse:
+            self._add_reusing(families, escaped, suffix)
             return
         braces = "{" + suffix[1:] + "} " if suffix else " "
         for family in families:
@@ -168,66 +170,9 @@ class Exposition:
                 continue
             _sample_lines(family, escaped, suffix, entry.lines)
 
-    def render(self) -> bytes:
-        """Families of the same name merged in first-seen order; the first family's HELP and TYPE win
-        (the text format allows each name once). Families without samples are left out."""
-        parts: list[str] = []
-        for entry in self._merged.values():
-            parts.append(entry.header)
-            parts.extend(entry.lines)
-        return "".join(parts).encode("utf-8")
-
-
-_label_values = itemgetter(0)
-_sample_value = itemgetter(1)
-
-
-def _template(family: Family, extra: tuple[tuple[str, str], ...], suffix: str) -> str:
-    """All sample lines of ``family`` with ``%s`` where each value goes (``%`` in the text doubled)."""
-    lines: list[str] = []
-    _sample_lines(Family(family.name, family.type, family.help, family.labels,
-                         [(values, 0.0) for values, _ in family.samples]), extra, suffix, lines)
-    return "".join(line[:-4].replace("%", "%%") + "%s\n" for line in lines)  # each ends in " 0.0\n"
-
-
-_Memo = tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str, tuple[float, ...], str | None]
-
-
-class RenderMemo:
-    """Per host (and set of extra labels) the template of each family of its previous answer.
-
-    A family object rendered before with the same extra labels (one that
-    :class:`~exporter.collectcache.CollectCache` serves again) reuses the text kept on it; a family
-    with the same label names and the same label values in the same order as the host's previous one
-    of that name (most: only values change) fills that template with its new values, or reuses the
-    previous text when the values were the same in its last two answers too (only then is the text
-    kept: changing values would make it a second copy of the template); anything else is rendered
-    afresh. Each host
-    keeps only the families of its latest answer (so a host whose family names keep changing
-    replaces, never grows, its entry); hosts leave with :meth:`forget_except`, and past
-    ``max_hosts`` the least recently rendered is dropped (counted in :attr:`evictions`, logged
-    once). The entries are tuples of strings and floats, which the garbage collector stops tracking.
-    """
-
-    def __init__(self, max_hosts: int = 8192) -> None:
-        self.max_hosts = max_hosts
-        #: (host, extra text) -> family name -> (label names, label values, template, values, text)
-        self._hosts: dict[tuple[str, str], dict[str, _Memo]] = {}
-        self.evictions = 0
-        self.reused = self.refilled = self.rendered = 0  # families, by how their text was made
-
-    def add(self, merged: dict[str, _Merged], families: Iterable[Family], extra: tuple[tuple[str, str], ...],
-            suffix: str, host: str) -> None:
-        slot = (host, suffix)
-        previous = self._hosts.pop(slot, None) or {}
-        while len(self._hosts) >= self.max_hosts:
-            del self._hosts[next(iter(self._hosts))]
-            self.evictions += 1
-            if self.evictions == 1:
-                log.warning("render memo: more than %d hosts; least recently rendered dropped (counted in "
-                            "optilab_exporter_cache_evictions_total; logged once)", self.max_hosts)
-        current: dict[str, _Memo] = {}
-        reused = refilled = rendered = 0
+    def _add_reusing(self, families: Iterable[Family], extra: tuple[tuple[str, str], ...], suffix: str) -> None:
+        merged = self._merged
+        reused = rendered = 0
         for family in families:
             samples = family.samples
             if not samples:
@@ -237,44 +182,30 @@ class RenderMemo:
             if entry is None:
                 entry = merged[name] = _Merged(family)
             done = family.rendered
-            if done is not None and done[0] == suffix:
+            if done is not None and done[0] == suffix and done[1] == len(samples):
                 reused += 1
-                entry.lines.append(done[1])
-                before = previous.get(name)
-                if before is not None:
-                    current[name] = before
+                entry.lines.append(done[2])
                 continue
-            keys = tuple(map(_label_values, samples))
-            values = tuple(map(_sample_value, samples))
-            before = previous.get(name)
-            stable = False  # values as last time: the text is kept for next time (else only the template)
-            if before is not None and before[1] == keys and before[0] == family.labels:
-                keys, template = before[1], before[2]  # the new keys die young: fewer live objects
-                stable = before[3] == values
-                if stable and before[4] is not None:  # rebuilt, but the same (success flags, health states)
-                    text = before[4]
-                    reused += 1
-                else:
-                    text = template % tuple(map(format_value, values))
-                    refilled += 1
-            else:
-                template = _template(family, extra, suffix)
-                text = template % tuple(map(format_value, values))
-                rendered += 1
-            current[name] = (family.labels, keys, template, values, text if stable else None)
-            family.rendered = (suffix, text)
+            lines: list[str] = []
+            _sample_lines(family, extra, suffix, lines)
+            text = "".join(lines)
+            family.rendered = (suffix, len(samples), text)
             entry.lines.append(text)
-        self._hosts[slot] = current
+            rendered += 1
         self.reused += reused
-        self.refilled += refilled
         self.rendered += rendered
 
-    def forget_except(self, hosts: set[str]) -> None:
-        for slot in [slot for slot in self._hosts if slot[0] not in hosts]:
-            del self._hosts[slot]
-
-    def __len__(self) -> int:
-        return len(self._hosts)
+    def render(self) -> bytes:
+        """Families of the same name merged in first-seen order; the first family's HELP and TYPE win
+        (the text format allows each name once). Families without samples are left out. Encoded name
+        by name, each name's lines let go once encoded: a 254-host answer (~15 MB) never exists as
+        lines, one string and bytes at once. An exposition renders once (it is empty afterwards)."""
+        chunks: list[bytes] = []
+        for entry in self._merged.values():
+            chunks.append((entry.header + "".join(entry.lines)).encode("utf-8"))
+            entry.lines = []
+        self._merged.clear()
+        return b"".join(chunks)
 
 
 def render_groups(groups: Iterable[tuple[Iterable[Family], Extra]]) -> bytes:

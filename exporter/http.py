@@ -250,8 +250,8 @@ class ExporterApp:
             self.scrape_seconds.labels("target").observe(self._clock() - started)
             raise ProbeFailedError(f"probe of {entry.target} failed: {result.reason} "
                                    f"(fail_status=5xx, so Prometheus records up=0)")
-        exposition = Exposition(self.runtime.prober.render_memo)
-        exposition.add(result.families, memo_key=str(entry.target))
+        exposition = Exposition(reuse=True)
+        exposition.add(result.families)
         body = self.render_one.timed(1, exposition.render)
         self.scrape_seconds.labels("target").observe(self._clock() - started)
         return body
@@ -264,12 +264,11 @@ class ExporterApp:
         collect_by = deadline - self.render_many.reserve(len(entries), deadline - started)
         workers = gevent.pool.Pool(self.runtime.config.probe.concurrency)
         prober, flights = self.runtime.prober, self.flights
-        exposition = Exposition(prober.render_memo)
+        exposition = Exposition(reuse=True)  # families served from the collector cache keep their text
         results = workers.imap(lambda entry: (entry, flights.probe(prober, entry, collect_by, started)), entries)
         for entry, result in results:
             self.probes.labels(result.reason or "success").inc()
-            exposition.add(result.families, {"instance": str(entry.target), "department": entry.department},
-                           memo_key=str(entry.target))
+            exposition.add(result.families, {"instance": str(entry.target), "department": entry.department})
         return self.render_many.timed(len(entries), exposition.render)
 
     def _shed(self, start_response: StartResponse, fan_out: bool) -> list[bytes]:

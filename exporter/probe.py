@@ -22,7 +22,7 @@ from optilab.exporter.collectors import Plan, make_plan, seats
 from optilab.exporter.collectors.lab import NAME as LAB
 from optilab.exporter.command import split_sources
 from optilab.exporter.config import HostEntry, Target
-from optilab.exporter.family import Family, RenderMemo
+from optilab.exporter.family import Family
 from optilab.exporter.health import HealthBook, Transition, is_jump_reason
 from optilab.exporter.hostkeys import SshError
 from optilab.exporter.metrics import (
@@ -82,7 +82,6 @@ class Prober:
         self._capped: set[str] = set()  # hosts whose cap hit was logged already
         self._previous: dict[str, Stat] = {}
         self.collect_cache = CollectCache(max_series=series_cap)  # unchanged sources: last scrape's families
-        self.render_memo = RenderMemo()  # the HTTP side renders each host's families through this
         self._nodenames: dict[str, str] = {}
         self.slow_interval = slow_interval
         self.slow = SlowTier(runner, interval=slow_interval, clock=clock)  # col-sys: cache, background refresh
@@ -205,7 +204,6 @@ class Prober:
                 del store[key]
         self.slow.forget_except(targets)
         self.collect_cache.forget_except(targets)
-        self.render_memo.forget_except(targets)
         self._capped &= targets
         self.health.forget_except(targets)
 

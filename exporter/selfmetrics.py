@@ -68,19 +68,17 @@ def runtime_families(runtime: Any) -> list[Metric]:
 
 def _memo_families(prober: Any) -> list[Metric]:
     """Bounds of exporter/probe.py's per-host state that bit (issue #12 item 7), and its size."""
-    cache, memo = prober.collect_cache, prober.render_memo
+    cache = prober.collect_cache
     cap = CounterMetricFamily("optilab_exporter_series_cap_hits", "Probes whose series were cut at the per-host "
                               "series cap.", value=prober.series_cap_hits)
     evictions = CounterMetricFamily("optilab_exporter_cache_evictions", "Per-host memo entries dropped at a bound: "
                                     "collect/hosts (least recent host), collect/key_sets (distinct sets of source "
-                                    "paths), collect/series (result too large to keep), render/hosts.",
+                                    "paths), collect/series (result too large to keep).",
                                     labels=["cache", "bound"])
     for bound, count in sorted(cache.evictions.items()):
         evictions.add_metric(["collect", bound], count)
-    evictions.add_metric(["render", "hosts"], memo.evictions)
     sizes = GaugeMetricFamily("optilab_exporter_cache_hosts", "Hosts held by each per-host memo.", labels=["cache"])
     sizes.add_metric(["collect"], len(cache))
-    sizes.add_metric(["render"], len(memo))
     return [cap, evictions, sizes]
 
 

@@ -1,9 +1,9 @@
-"""The per-host memos of a probe: collector results keyed on source text, rendered text per family.
+"""The per-host collector cache (results keyed on source text) and the renderer's reuse of its text.
 
-The memos may only ever save work: a collector must build from the sources it declares exactly what
+They may only ever save work: a collector must build from the sources it declares exactly what
 it builds from the whole answer (else a memo keyed on those sources could serve stale families), a
 changed file must be re-read and re-rendered, the rendered bytes must equal a fresh render's, and a
-removed or hostile host cannot grow either memo without limit.
+removed or hostile host cannot grow the cache without limit.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from optilab.exporter.collectcache import CollectCache, declared_keys
 from optilab.exporter.collectors import COLLECTORS, make_plan
 from optilab.exporter.collectors.base import Collector
 from optilab.exporter.config import HealthSettings, HostEntry, parse_target
-from optilab.exporter.family import Exposition, Family, RenderMemo, gauge, render
+from optilab.exporter.family import Exposition, Family, gauge, render
 from optilab.exporter.health import HealthBook
 from optilab.exporter.probe import Prober
 from tests.captures import answer, batch_sources, captured_sources
@@ -105,21 +105,22 @@ def test_a_changed_file_is_read_and_rendered_again_an_unchanged_one_is_served():
     base = batch_sources("rocky")
     changed = _meminfo(base, 123)
     prober = _prober(*(answer(s, PLAN) for s in (base, base, changed)))
-    memo, texts, results = RenderMemo(), [], []
+    texts, results, reused = [], [], []
     for _ in range(3):
         result = prober.probe(ENTRY, 1e9)
-        exposition = Exposition(memo)
-        exposition.add(result.families, EXTRA, memo_key=str(ENTRY.target))
+        exposition = Exposition(reuse=True)
+        exposition.add(result.families, EXTRA)
         texts.append(exposition.render().decode())
         results.append(result.families)
+        reused.append(exposition.reused)
         assert texts[-1] == render(result.families, EXTRA).decode()  # what a fresh render says
     assert _family(results[1], "node_load1") is _family(results[0], "node_load1")  # served again
     assert _family(results[2], "node_memory_MemFree_bytes") is not _family(results[1], "node_memory_MemFree_bytes")
     assert _family(results[2], "node_memory_MemFree_bytes").samples[0][1] == 123 * 1024
     assert f'node_memory_MemFree_bytes{{instance="127.0.1.7:22",department="physics"}} {123 * 1024}.0' in texts[2]
-    assert "node_memory_MemFree_bytes" in texts[1] and texts[1].count("node_memory_MemFree_bytes{") == 1
+    assert texts[1].count("node_memory_MemFree_bytes{") == 1
     assert texts[1] != texts[2]
-    assert prober.collect_cache.hits > 0 and memo.reused > 0 and memo.refilled > 0
+    assert prober.collect_cache.hits > 0 and reused[0] == 0 and reused[1] > 0
 
 
 def test_options_are_part_of_the_key():
@@ -143,55 +144,51 @@ def test_failed_collector_is_remembered_as_failed_and_retried_on_new_text():
     assert ok and families and not hit
 
 
-def test_memo_render_equals_a_fresh_render_through_shape_changes_and_escapes():
-    memo = RenderMemo()
-    rounds = [
-        [("a", "1"), ("b%s", "2")],  # a % in a label value must not reach the template's format
-        [("a", "1"), ("b%s", "2")],
-        [("a", "1"), ('q"uote\\', "3")],  # a label value changed: new template
-        [("a", "1")],  # fewer samples
-        [("a", "1"), ("b%s", "2"), ("c\n", "4")],
-    ]
-    for number, rows in enumerate(rounds):
-        family = Family("x_total", "counter", "X.", ("dev",), [((dev,), float(v) * 1e7 + number) for dev, v in rows])
-        plain = Family("y", "gauge", "Y.", (), [((), float("nan") if number % 2 else 2.5)])
-        for extra in (EXTRA, {}):  # a fan-out and a single-target answer of the same host
-            exposition = Exposition(memo)
-            exposition.add([family, plain], extra, memo_key="h")
+def test_reused_text_equals_a_fresh_render_and_follows_the_extra_labels():
+    family = Family("x_total", "counter", "X.", ("dev",), [(("b%s",), 2e7), (('q"uote\\',), 3.0), (("c\n",), 4.5)])
+    plain = Family("y", "gauge", "Y.", (), [((), float("nan"))])
+    for extra in (EXTRA, {}, EXTRA, {"instance": "127.0.1.8:22", "department": "chemistry"}):
+        for _ in range(2):  # rendered, then reused
+            exposition = Exposition(reuse=True)
+            exposition.add([family, plain], extra)
             assert exposition.render() == render([family, plain], extra)
-            again = Exposition(memo)  # the same family objects again: their own text is reused
-            again.add([family, plain], extra, memo_key="h")
-            assert again.render() == render([family, plain], extra)
-    assert memo.reused and memo.refilled and memo.rendered
+    exposition = Exposition(reuse=True)
+    exposition.add([family, plain], EXTRA)  # the text kept is the last extra labels' (chemistry)
+    assert exposition.reused == 0 and exposition.rendered == 2
+    exposition = Exposition(reuse=True)
+    exposition.add([family, plain], EXTRA)
+    assert exposition.reused == 2 and exposition.rendered == 0
+    family.samples.append((("d",), 1.0))  # the contract forbids it; the count still sees it
+    exposition = Exposition(reuse=True)
+    exposition.add([family], EXTRA)
+    assert exposition.rendered == 1 and exposition.render() == render([family], EXTRA)
 
 
-def test_removed_hosts_leave_both_memos():
+def test_removed_hosts_leave_the_cache():
     prober = _prober(*(answer(batch_sources(d), PLAN) for d in ("rocky", "debian")))
     other = HostEntry(parse_target("127.0.1.8", 22), "physics")
     for entry in (ENTRY, other):
-        result = prober.probe(entry, 1e9)
-        Exposition(prober.render_memo).add(result.families, EXTRA, memo_key=str(entry.target))
-    assert len(prober.collect_cache) == 2 and len(prober.render_memo) == 2
+        prober.probe(entry, 1e9)
+    assert len(prober.collect_cache) == 2
     prober.forget_except({str(other.target)})
-    assert len(prober.collect_cache) == 1 and len(prober.render_memo) == 1
+    assert len(prober.collect_cache) == 1
 
 
-def test_hostile_hosts_cannot_grow_the_memos(caplog):
+def test_hostile_hosts_cannot_grow_the_cache(caplog):
     caplog.set_level(logging.WARNING)
     cache = CollectCache(max_hosts=3, max_key_sets=4)
-    memo = RenderMemo(max_hosts=3)
     stat = next(c for c in COLLECTORS if c.name == "stat")
-    for number in range(20):  # a new host, a new set of file names, new family names every time
+    for number in range(20):  # a new host and a new set of file names every time
         sources = {"/proc/stat": f"ctxt {number}\n", f"/sys/class/net/eth{number}/mtu": "1500\n"}
         cache.host(f"h{number}", sources).collect(stat, stat.options())
-        Exposition(memo).add([Family(f"f{number}_{i}", "gauge", "F.", (), [((), 1.0)]) for i in range(5)],
-                             EXTRA, memo_key="same-host" if number % 2 else f"h{number}")
-    assert len(cache) == 3 and len(memo) <= 3
+    for number in range(20):  # one host whose file names change at every scrape
+        cache.host("h19", {"/proc/stat": "ctxt 1\n", f"/x/{number}": "1\n"}).collect(stat, stat.options())
+    assert len(cache) == 3
     assert len(cache._key_sets) <= 4
-    assert cache.evictions["hosts"] == 17 and cache.evictions["key_sets"] > 0 and memo.evictions > 0
-    assert all(len(families) <= 5 for families in memo._hosts.values())  # latest answer's families only
+    assert all(len(entries) <= 1 for entries in cache._hosts.values())  # one entry per collector
+    assert cache.evictions["hosts"] == 17 and cache.evictions["key_sets"] > 0
     warnings = [r.message for r in caplog.records if "logged once" in r.message]
-    assert len(warnings) == 3  # hosts and key sets of the cache, hosts of the memo: once each
+    assert len(warnings) == 2  # hosts, key sets: once each
 
 
 def test_a_result_above_the_series_bound_is_not_kept():
