@@ -79,7 +79,11 @@ def _memo_families(prober: Any) -> list[Metric]:
         evictions.add_metric(["collect", bound], count)
     sizes = GaugeMetricFamily("optilab_exporter_cache_hosts", "Hosts held by each per-host memo.", labels=["cache"])
     sizes.add_metric(["collect"], len(cache))
-    return [cap, evictions, sizes]
+    served = CounterMetricFamily("optilab_exporter_collector_results", "Collector results per probe: served from "
+                                 "the collector cache (sources unchanged) or collected.", labels=["result"])
+    served.add_metric(["cached"], cache.hits)
+    served.add_metric(["collected"], cache.misses)
+    return [cap, evictions, sizes, served]
 
 
 def _event_families(events: Any) -> list[Metric]:
