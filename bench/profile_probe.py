@@ -6,8 +6,10 @@ in: paramiko, the exporter's renderer, answer splitting, collectors, lab and pro
 pool/probe/http code, gevent. Answers "what bounds the exporter's CPU per probe". The cyclic garbage
 collector's share is timed separately (cProfile charges it to whatever function allocated when it
 ran): a fan-out keeps ~50 000 samples alive until it renders them, and full collections walk them.
+The profiler's clock is this process's CPU time (``time.process_time``), not wall time: the lab is
+another process, and a wall clock would charge the waits for its answers to gevent's hub.
 
-    python -m bench.profile_probe [--hosts 254] [--rounds 3]
+    python -m bench.profile_probe [--hosts 254] [--rounds 3] [--top 0]
 """
 
 from gevent import monkey
@@ -23,7 +25,7 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from bench.common import ms, report, running_lab  # noqa: E402
+from bench.common import median, ms, ratio, report, running_lab  # noqa: E402
 from bench.sshfloor import cpu  # noqa: E402
 
 BUCKETS = (
@@ -62,12 +64,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hosts", type=int, default=254)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--top", type=int, default=0, help="also list the N functions of most own time")
     args = parser.parse_args()
+    from optilab.exporter.cli import GC_THRESHOLD
     from optilab.exporter.config import load_config
     from optilab.exporter.http import ExporterApp
     from optilab.exporter.runtime import Runtime
 
-    gc.set_threshold(700, 10, 100)  # as exporter.cli.serve sets it for the exporter process
+    gc.set_threshold(*GC_THRESHOLD)  # as exporter.cli.serve sets it for the exporter process
     with running_lab(args.hosts, departments=8) as lab:
         runtime = Runtime(str(lab.inventory), load_config(lab.inventory))
         app = ExporterApp(runtime)
@@ -78,14 +82,29 @@ def main() -> None:
 
         fan_out()  # dial every host
         fan_out()  # CPU percent needs a previous snapshot
+        prober = runtime.prober
+        cache = prober.collect_cache
+        without: list[float] = []  # rounds without the collector cache, alternating with those with it
+        with_memos: list[float] = []
         collector = GcTimer()
-        gc.callbacks.append(collector)
-        cpu0 = cpu()
+        counts = (cache.hits, cache.misses)
         for _ in range(args.rounds):
+            cache.enabled = False  # every collector runs, so every family is rendered again
+            cpu0 = cpu()
             fan_out()
-        unprofiled = (cpu() - cpu0) / args.rounds
-        gc.callbacks.remove(collector)
-        profile = cProfile.Profile()
+            without.append(cpu() - cpu0)
+            cache.enabled = True
+            fan_out()  # the memos catch up with what the round without them built
+            counts = (cache.hits, cache.misses)
+            gc.callbacks.append(collector)
+            cpu0 = cpu()
+            fan_out()
+            with_memos.append(cpu() - cpu0)
+            gc.callbacks.remove(collector)
+        after = (cache.hits, cache.misses)
+        per_probe = [(b - a) / args.hosts for a, b in zip(counts, after, strict=True)]
+        unprofiled = median(with_memos)
+        profile = cProfile.Profile(time.process_time)
         profile.enable()
         for _ in range(args.rounds):
             fan_out()
@@ -93,14 +112,22 @@ def main() -> None:
         runtime.close()
     totals: Counter[str] = Counter()
     others: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
     for (filename, line, name), (_cc, _nc, tottime, _ct, _callers) in pstats.Stats(profile).stats.items():
         totals[bucket(filename)] += tottime
+        functions[f"{'/'.join(Path(filename).parts[-2:])}:{line} {name}" if filename != "~" else name] += tottime
         if bucket(filename).startswith("other"):
             others[f"{Path(filename).name}:{line} {name}" if filename != "~" else name] += tottime
     whole = sum(totals.values())
     probes = args.hosts * args.rounds
     collecting = sum(collector.seconds) / args.rounds
-    rows = [("warm fan-out CPU, unprofiled", f"{ms(unprofiled)} per round, {ms(unprofiled / args.hosts)} per probe"),
+    plain = median(without)
+    rows = [("warm fan-out CPU, unprofiled (median)",
+             f"{ms(unprofiled)} per round, {unprofiled / args.hosts * 1e3:.2f} ms per probe"),
+            ("  the same without the collector cache",
+             f"{ms(plain)} per round, {plain / args.hosts * 1e3:.2f} ms per probe; with / without "
+             f"{ratio(unprofiled, plain)}"),
+            ("  collector results per probe: from cache / run", f"{per_probe[0]:.1f} / {per_probe[1]:.1f}"),
             ("  of which garbage collection (unprofiled)",
              f"{collecting / unprofiled * 100:4.1f} %  ~{ms(collecting / args.hosts)} per probe; "
              f"full collections per round {collector.runs[2] / args.rounds:.1f} "
@@ -108,6 +135,9 @@ def main() -> None:
     rows += [(name, f"{seconds / whole * 100:4.1f} %  ~{ms(unprofiled * seconds / whole / args.hosts)} per probe")
              for name, seconds in totals.most_common()]
     rows += [(f"  other: {name[:60]}", f"{seconds / whole * 100:4.1f} %") for name, seconds in others.most_common(6)]
+    per_probe = unprofiled / whole / args.hosts * 1e6  # microseconds of unprofiled CPU per profiled second
+    rows += [(f"  top: {name[-60:]}", f"{seconds / whole * 100:4.1f} %  ~{seconds * per_probe:.0f} us per probe")
+             for name, seconds in functions.most_common(args.top)]
     report("profile_probe", f"Exporter CPU by component, warm fan-out of {args.hosts} simulated hosts "
                             f"({probes} profiled probes)", rows)
 

@@ -29,6 +29,8 @@ from optilab.toolkit import flags, resources, selfmetrics
 from optilab.toolkit.wsgi import ToolkitMiddleware
 
 DEFAULT_LISTEN = "127.0.0.1:9842"
+#: the exporter process's garbage-collector thresholds (bench/profile_probe.py sets the same)
+GC_THRESHOLD = (50_000, 20, 100)
 
 
 EPILOG = """commands:
@@ -91,7 +93,10 @@ def serve(args: argparse.Namespace) -> int:
     # pika logs every failed reconnect as a multi-line ERROR; the publisher logs one line per attempt
     logging.getLogger("pika").setLevel(logging.DEBUG if args.log_level <= logging.DEBUG else logging.CRITICAL)
     prometheus_client.disable_created_metrics()  # *_created series only add noise to /metrics
-    gc.set_threshold(700, 10, 100)  # full collections 10x rarer: a fan-out's live samples made them ~25 % of its CPU
+    # young collections ~70x rarer, full ones 10x: a warm fan-out keeps ~100 000 young objects (answers,
+    # memo entries) alive until it renders, and at the default 700 each young collection walked the
+    # same survivors again: -10..-18 % of the exporter's CPU per probe (bench/README.md, gc tuning)
+    gc.set_threshold(GC_THRESHOLD[0], GC_THRESHOLD[1], GC_THRESHOLD[2])
     log = logging.getLogger("optilab.exporter")
     try:
         config = load_config(args.config)

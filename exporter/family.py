@@ -26,13 +26,18 @@ NO_EXTRA: Extra = {}
 
 @dataclass(slots=True)
 class Family:
-    """One metric family. ``name`` is the exposed sample name: a counter's ends in ``_total``."""
+    """One metric family. ``name`` is the exposed sample name: a counter's ends in ``_total``.
+    Once a collector has returned it, a family is not changed any more (:class:`Exposition` may keep
+    its rendered text on it, and ``exporter/collectcache.py`` serves it again to later scrapes)."""
 
     name: str
     type: str
     help: str
     labels: tuple[str, ...] = ()
     samples: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
+    #: (extra labels' text, sample count, this family's sample lines with them), kept by
+    #: :class:`Exposition` with ``reuse``
+    rendered: tuple[str, int, str] | None = field(default=None, repr=False, compare=False)
 
     def add(self, values: Sequence[str], value: float) -> None:
         """Append one sample; ``values`` are the label values in the order of ``labels``."""
@@ -130,15 +135,26 @@ def _sample_lines(family: Family, extra: tuple[tuple[str, str], ...], suffix: st
 class Exposition:
     """An exposition built host by host: :meth:`add` turns one probe's families into text lines at once
     (merged under their names), so a fan-out keeps strings, not families, until :meth:`render` —
-    the garbage collector then has ~one list per metric name to walk instead of every sample."""
+    the garbage collector then has ~one list per metric name to walk instead of every sample.
 
-    def __init__(self) -> None:
+    With ``reuse`` (the exporter's /probe), a family's text is kept on it (:attr:`Family.rendered`),
+    and a family rendered before with the same extra labels is not rendered again: those are the
+    families ``exporter/collectcache.py`` serves again when a host's sources did not change. The text
+    lives as long as the family, so it is bounded by that cache's bounds.
+    """
+
+    def __init__(self, reuse: bool = False) -> None:
         self._merged: dict[str, _Merged] = {}
+        self._reuse = reuse
+        self.reused = self.rendered = 0  # families, by how their text was made (with ``reuse``)
 
     def add(self, families: Iterable[Family], extra: Extra = NO_EXTRA) -> None:
         merged = self._merged
         escaped = tuple((label, escape_label_value(value)) for label, value in extra.items())
         suffix = "".join(f',{label}="{value}"' for label, value in escaped)
+        if self._reuse:
+            self._add_reusing(families, escaped, suffix)
+            return
         braces = "{" + suffix[1:] + "} " if suffix else " "
         for family in families:
             samples = family.samples
@@ -154,14 +170,42 @@ class Exposition:
                 continue
             _sample_lines(family, escaped, suffix, entry.lines)
 
+    def _add_reusing(self, families: Iterable[Family], extra: tuple[tuple[str, str], ...], suffix: str) -> None:
+        merged = self._merged
+        reused = rendered = 0
+        for family in families:
+            samples = family.samples
+            if not samples:
+                continue
+            name = family.name
+            entry = merged.get(name)
+            if entry is None:
+                entry = merged[name] = _Merged(family)
+            done = family.rendered
+            if done is not None and done[0] == suffix and done[1] == len(samples):
+                reused += 1
+                entry.lines.append(done[2])
+                continue
+            lines: list[str] = []
+            _sample_lines(family, extra, suffix, lines)
+            text = "".join(lines)
+            family.rendered = (suffix, len(samples), text)
+            entry.lines.append(text)
+            rendered += 1
+        self.reused += reused
+        self.rendered += rendered
+
     def render(self) -> bytes:
         """Families of the same name merged in first-seen order; the first family's HELP and TYPE win
-        (the text format allows each name once). Families without samples are left out."""
-        parts: list[str] = []
+        (the text format allows each name once). Families without samples are left out. Encoded name
+        by name, each name's lines let go once encoded: a 254-host answer (~15 MB) never exists as
+        lines, one string and bytes at once. An exposition renders once (it is empty afterwards)."""
+        chunks: list[bytes] = []
         for entry in self._merged.values():
-            parts.append(entry.header)
-            parts.extend(entry.lines)
-        return "".join(parts).encode("utf-8")
+            chunks.append((entry.header + "".join(entry.lines)).encode("utf-8"))
+            entry.lines = []
+        self._merged.clear()
+        return b"".join(chunks)
 
 
 def render_groups(groups: Iterable[tuple[Iterable[Family], Extra]]) -> bytes:

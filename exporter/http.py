@@ -34,7 +34,7 @@ from prometheus_client.core import Metric
 
 from optilab.exporter.admission import Admission, Flights
 from optilab.exporter.config import Config, HostEntry
-from optilab.exporter.family import Exposition, render
+from optilab.exporter.family import Exposition
 from optilab.exporter.probe import Prober
 from optilab.exporter.targets import TargetError, parse_target
 
@@ -251,7 +251,9 @@ class ExporterApp:
             self.scrape_seconds.labels("target").observe(self._clock() - started)
             raise ProbeFailedError(f"probe of {entry.target} failed: {result.reason} "
                                    f"(fail_status=5xx, so Prometheus records up=0)")
-        body = self.render_one.timed(1, lambda: render(result.families))
+        exposition = Exposition(reuse=True)
+        exposition.add(result.families)
+        body = self.render_one.timed(1, exposition.render)
         self.scrape_seconds.labels("target").observe(self._clock() - started)
         return body
 
@@ -263,7 +265,7 @@ class ExporterApp:
         collect_by = deadline - self.render_many.reserve(len(entries), deadline - started)
         workers = gevent.pool.Pool(self.runtime.config.probe.concurrency)
         prober, flights = self.runtime.prober, self.flights
-        exposition = Exposition()
+        exposition = Exposition(reuse=True)  # families served from the collector cache keep their text
         results = workers.imap(lambda entry: (entry, flights.probe(prober, entry, collect_by, started)), entries)
         for entry, result in results:
             self.probes.labels(result.reason or "success").inc()

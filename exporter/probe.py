@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from optilab.exporter.collectcache import CollectCache
 from optilab.exporter.collectors import Plan, make_plan, seats
 from optilab.exporter.collectors.lab import NAME as LAB
 from optilab.exporter.command import split_sources
@@ -81,6 +82,7 @@ class Prober:
         self.series_cap_hits = 0  # probes that hit the cap (the exporter's own metrics read this)
         self._capped: set[str] = set()  # hosts whose cap hit was logged already
         self._previous: dict[str, Stat] = {}
+        self.collect_cache = CollectCache(max_series=series_cap)  # unchanged sources: last scrape's families
         self._nodenames: dict[str, str] = {}
         self.slow_interval = slow_interval
         self.slow = SlowTier(runner, interval=slow_interval, clock=clock)  # col-sys: cache, background refresh
@@ -147,14 +149,10 @@ class Prober:
         families: list[Family] = []
         lab: list[Family] = []
         results: dict[str, tuple[bool, float]] = {}
+        memo = self.collect_cache.host(key, sources)
         for collector, options in plan.collectors:
             began = self._timer()
-            try:
-                built = collector.collect(sources, options)
-                ok = True
-            except (ValueError, IndexError, KeyError, ZeroDivisionError) as exc:
-                log.debug("probe %s: collector %s failed: %s", key, collector.name, exc)
-                built, ok = [], False
+            ok, built, _hit = memo.collect(collector, options)
             (lab if collector.name == LAB else families).extend(built)
             results[collector.name] = (ok, self._timer() - began)
         return families, results, lab
@@ -206,6 +204,7 @@ class Prober:
             for key in [k for k in store if k not in targets]:
                 del store[key]
         self.slow.forget_except(targets)
+        self.collect_cache.forget_except(targets)
         self._capped &= targets
         self.health.forget_except(targets)
 

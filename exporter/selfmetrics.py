@@ -60,9 +60,30 @@ def runtime_families(runtime: Any) -> list[Metric]:
                                     "1 when the last config reload was applied, 0 when it was refused "
                                     "(the running config stays).", value=1 if runtime.last_reload_ok else 0)
     families += [hosts, transitions, reloads, last_reload]
+    families += _memo_families(runtime.prober)
     families += pool.jumps.families()  # bastions' health and connections (exporter/jump.py)
     families += _event_families(events)
     return families
+
+
+def _memo_families(prober: Any) -> list[Metric]:
+    """Bounds of exporter/probe.py's per-host state that bit (issue #12 item 7), and its size."""
+    cache = prober.collect_cache
+    cap = CounterMetricFamily("optilab_exporter_series_cap_hits", "Probes whose series were cut at the per-host "
+                              "series cap.", value=prober.series_cap_hits)
+    evictions = CounterMetricFamily("optilab_exporter_cache_evictions", "Per-host memo entries dropped at a bound: "
+                                    "collect/hosts (least recent host), collect/key_sets (distinct sets of source "
+                                    "paths), collect/series (result too large to keep).",
+                                    labels=["cache", "bound"])
+    for bound, count in sorted(cache.evictions.items()):
+        evictions.add_metric(["collect", bound], count)
+    sizes = GaugeMetricFamily("optilab_exporter_cache_hosts", "Hosts held by each per-host memo.", labels=["cache"])
+    sizes.add_metric(["collect"], len(cache))
+    served = CounterMetricFamily("optilab_exporter_collector_results", "Collector results per probe: served from "
+                                 "the collector cache (sources unchanged) or collected.", labels=["result"])
+    served.add_metric(["cached"], cache.hits)
+    served.add_metric(["collected"], cache.misses)
+    return [cap, evictions, sizes, served]
 
 
 def _event_families(events: Any) -> list[Metric]:
