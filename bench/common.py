@@ -69,6 +69,17 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def stop_process(process: subprocess.Popen, grace: float) -> None:
+    """Terminate ``process``; kill it if it has not exited after ``grace`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 def machine() -> dict[str, Any]:
     """Where the figures came from."""
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -142,13 +153,7 @@ class Exporter:
                    if line.startswith(name) and not line.startswith("#"))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 10)
         self._log.close()
 
 

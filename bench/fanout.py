@@ -58,6 +58,17 @@ def measure_floor(lab, rounds: int, cold: int) -> dict[str, list[float]]:
     return out
 
 
+def fan_out(exporter: Exporter, lab, out: dict[str, list[float]], wall_key: str, cpu_key: str,
+            lab_key: str) -> bytes:
+    """One ``/probe?all=1``: its wall time, the exporter's and the lab's CPU appended under the keys."""
+    cpu0, lab0 = exporter.cpu(), tree_cpu_seconds(lab.process.pid)
+    wall, body = exporter.get("/probe?all=1")
+    out[wall_key].append(wall)
+    out[cpu_key].append(exporter.cpu() - cpu0)
+    out[lab_key].append(tree_cpu_seconds(lab.process.pid) - lab0)
+    return body
+
+
 def measure_exporter(lab, rounds: int, cold: int, workdir: Path) -> dict[str, list[float]]:
     inventory = write_inventory(lab, workdir / "inventory.yaml", probe={"concurrency": len(lab.hosts)})
     out: dict[str, list[float]] = {k: [] for k in ("cold", "cold_cpu", "warm", "warm_cpu", "lab_cpu",
@@ -67,21 +78,12 @@ def measure_exporter(lab, rounds: int, cold: int, workdir: Path) -> dict[str, li
     for repeat in range(cold):
         exporter = Exporter(inventory, workdir / "exporter.log")
         try:
-            cpu0, lab0 = exporter.cpu(), tree_cpu_seconds(lab.process.pid)
-            wall, body = exporter.get("/probe?all=1")
-            out["cold"].append(wall)
-            out["cold_cpu"].append(exporter.cpu() - cpu0)
-            out["lab_cold_cpu"].append(tree_cpu_seconds(lab.process.pid) - lab0)
+            body = fan_out(exporter, lab, out, "cold", "cold_cpu", "lab_cold_cpu")
             out["cold_ok"].append(successes(body))
             if repeat < cold - 1:
                 continue
             for _ in range(rounds):
-                cpu0, lab0 = exporter.cpu(), tree_cpu_seconds(lab.process.pid)
-                wall, body = exporter.get("/probe?all=1")
-                out["warm"].append(wall)
-                out["warm_cpu"].append(exporter.cpu() - cpu0)
-                out["lab_cpu"].append(tree_cpu_seconds(lab.process.pid) - lab0)
-                out["bytes"].append(len(body))
+                out["bytes"].append(len(fan_out(exporter, lab, out, "warm", "warm_cpu", "lab_cpu")))
             cpu0 = exporter.cpu()
             for _ in range(50):
                 wall, _ = exporter.get(one)

@@ -44,7 +44,7 @@ import psycopg
 import yaml
 from psycopg import sql
 
-from bench.common import peak_rss_mb, report
+from bench.common import peak_rss_mb, report, stop_process
 from optilab.demo.supervisor import free_port
 from optilab.timescale.migrate import migrate
 
@@ -136,13 +136,7 @@ class Service:
         return peak_rss_mb(self.process.pid)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 15)
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None,
