@@ -54,12 +54,17 @@ def make_app(lab: LabRuntime) -> Callable[[dict[str, Any], StartResponse], Itera
     return app
 
 
+def _json_body(environ: dict[str, Any]) -> Any:
+    """The request's JSON body (``{}`` when empty); ``ValueError`` when too large or not JSON."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > MAX_BODY:
+        raise ValueError("body too large")
+    return json.loads(environ["wsgi.input"].read(length) or b"{}")
+
+
 def _set_fault(lab: LabRuntime, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > MAX_BODY:
-            raise ValueError("body too large")
-        body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        body = _json_body(environ)
         if not isinstance(body, dict):
             raise ValueError("body must be a JSON object")
         fault = parse_fault(str(body.get("mode", "")), body.get("delay"))
@@ -80,10 +85,7 @@ def _set_fault(lab: LabRuntime, environ: dict[str, Any], start_response: StartRe
 def _set_seat(lab: LabRuntime, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """``{"host": "127.0.1.5", "state": "in_use"}`` (a login now); ``"state": null`` clears it."""
     try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > MAX_BODY:
-            raise ValueError("body too large")
-        body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        body = _json_body(environ)
         if not isinstance(body, dict) or not isinstance(body.get("host"), str):
             raise ValueError('give {"host": IP, "state": one of ' + ", ".join(SEAT_OVERRIDES) + " or null}")
         seat = body.get("state")
