@@ -82,6 +82,7 @@ from optilab.exporter.health import HealthBook
 from optilab.exporter.ssherror import SshError
 from optilab.exporter.probe import Prober
 from optilab.exporter.sshpool import SshPool
+from tests.support.driver import shell_exchange
 
 args = json.loads(sys.argv[1])
 ssh = SshSettings(user=args["user"], key_file=Path(args["key_file"]), known_hosts=Path(args["known_hosts"]),
@@ -93,16 +94,7 @@ result = Prober(pool, HealthBook(HealthSettings())).probe(HostEntry(target, "phy
 out["probe"] = [result.success, result.reason]
 if result.success:
     transport = pool._connections[target].transport
-    shell = transport.open_session()  # a long-lived /bin/sh over exec, as the collection's shell uses
-    shell.settimeout(5)
-    shell.exec_command("/bin/sh")
-    shell.sendall(b"echo one\n")
-    first = shell.recv(100)
-    shell.sendall(b"echo two; exit\n")
-    rest = b""
-    while data := shell.recv(100):
-        rest += data
-    out["shell"] = (first + rest).decode()
+    out["shell"] = shell_exchange(transport, b"echo one\n", b"echo two; exit\n", 100)
     channel = transport.open_session()
     try:
         channel.get_pty()

@@ -36,6 +36,7 @@ import json, sys, time
 import gevent
 from optilab.exporter.runtime import Runtime
 from optilab.exporter.config import load_config
+from tests.support.driver import shell_exchange
 
 args = json.loads(sys.argv[1])
 runtime = Runtime(args["config"], load_config(args["config"]))
@@ -76,16 +77,8 @@ for step in args["steps"]:
     elif step == "shell":  # a long-lived /bin/sh over exec on each pooled (forwarded) connection
         replies = []
         for entry in entries:
-            shell = runtime.pool._connections[entry.target].transport.open_session()
-            shell.settimeout(5)
-            shell.exec_command("/bin/sh")
-            shell.sendall(b"uname -n\n")
-            first = shell.recv(200)
-            shell.sendall(b"echo second; exit\n")
-            rest = b""
-            while data := shell.recv(200):
-                rest += data
-            replies.append((first + rest).decode())
+            transport = runtime.pool._connections[entry.target].transport
+            replies.append(shell_exchange(transport, b"uname -n\n", b"echo second; exit\n"))
         out["shell"] = replies
     else:
         pause(step)

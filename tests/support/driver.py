@@ -38,3 +38,18 @@ def run_driver(argv: list[str], answer: Callable[[str], bool], cwd: Path = REPO)
         if process.poll() is None:
             process.kill()
             process.wait(5)
+
+
+def shell_exchange(transport: Any, first: bytes, second: bytes, size: int = 200) -> str:
+    """For driver programs: a long-lived ``/bin/sh`` over exec on a paramiko ``transport`` (as the
+    collection's shell uses) is sent ``first``, answers, is sent ``second`` (which ends it with
+    ``exit``) and read to its end; returns everything it printed."""
+    shell = transport.open_session()
+    shell.settimeout(5)
+    shell.exec_command("/bin/sh")
+    shell.sendall(first)
+    answer = shell.recv(size)
+    shell.sendall(second)
+    while data := shell.recv(size):  # bounded: the shell exits after ``second``
+        answer += data
+    return answer.decode()
