@@ -5,28 +5,17 @@ request is stored — against the real bridge, PostgreSQL and (last test) a real
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 
 import psycopg
 import pytest
 
 from tests.fixtures.procs import wait_for
-from tests.support.remote_write import (
-    HOST,
-    encode,
-    metric_value,
-    post,
-    prometheus_config,
-)
+from tests.support.remote_write import HOST, encode, metric_value, now_ms, post, prometheus_config
 
 # Limits high enough that the database itself has to refuse what the bridge passes on.
 NO_LIMITS = {"max_labels": 100_000, "max_label_name_bytes": 1_000_000, "max_label_value_bytes": 4_000_000,
              "max_series_bytes": 8_000_000}
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def rows(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:

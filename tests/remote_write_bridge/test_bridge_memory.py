@@ -24,17 +24,7 @@ from optilab.remote_write_bridge.pgarrays import (
     Int8Values,
     register,
 )
-from tests.support.remote_write import (
-    HOST,
-    encode,
-    metric_value,
-    post,
-    write_request,
-)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+from tests.support.remote_write import HOST, encode, metric_value, now_ms, post, write_request
 
 
 def test_the_declared_size_is_refused_before_decompressing(migrated_dsn, bridge_factory) -> None:

@@ -15,19 +15,8 @@ import pytest
 from tests.fixtures.procs import wait_for
 from tests.fixtures.rabbitmq import AmqpNames, drain
 from tests.support.consumer import event, publish, rows
-from tests.support.remote_write import (
-    HOST,
-    encode,
-    get,
-    metric_value,
-    post,
-    prometheus_config,
-)
+from tests.support.remote_write import HOST, encode, get, metric_value, now_ms, post, prometheus_config
 from tests.support.stored import assert_database_matches_prometheus, row_counts
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def body(value: float = 1.0) -> bytes:

@@ -4,26 +4,12 @@ accepted request leaves in the real database (subprocess bridge, machine's Postg
 from __future__ import annotations
 
 import json
-import time
 
 import cramjam
 import psycopg
 import pytest
 
-from tests.support.remote_write import (
-    HEADERS,
-    HOST,
-    STALE_NAN,
-    encode,
-    get,
-    metric_value,
-    post,
-    write_request,
-)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+from tests.support.remote_write import HEADERS, HOST, STALE_NAN, encode, get, metric_value, now_ms, post, write_request
 
 
 def rows(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:

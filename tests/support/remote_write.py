@@ -8,6 +8,7 @@ import http.server
 import struct
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -27,6 +28,11 @@ STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 HOST = {"instance": "127.0.1.5:22", "hostname": "pc-05", "ip": "127.0.1.5", "department": "physics"}
 
 Series = tuple[dict[str, str], list[tuple[float, int]]]
+
+
+def now_ms() -> int:
+    """Now in milliseconds since the epoch, as remote-write samples carry it."""
+    return int(time.time() * 1000)
 
 
 def write_request(series: list[Series], sort_labels: bool = True) -> bytes:
