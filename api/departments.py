@@ -1,9 +1,16 @@
-"""``/departments``: per department, machines up/down and in use/free now, utilization over a range.
+"""``/departments``: per department, machines up/down, seats in use/free now, utilization over a range.
 
-"Now" reads each machine's newest usage row (if younger than the freshness window) and its status.
-"Over a range" reads the source `series.range_source` picks and reports averages weighted by sample
-counts, the occupancy ratio (share of machine-samples with someone logged in) and the average and
-peak number of machines in use per bucket (hour, or day for long ranges).
+Occupied means one thing here as in every report (docs/api.md): a seat somebody sits at, i.e. its
+seat state is ``in_use``, ``idle`` or ``locked``; a machine with only a remote SSH login is free.
+
+"Now" reads each machine's current seat state the way the board does (``api.seats``: the newest seat
+sample younger than the freshness window), and its newest usage row for the resource gauges.
+``now.in_use`` counts the machines in occupied states, ``now.free`` those whose seat is free; a
+machine without seat data (an older exporter, or seat collection off) is in neither.
+"Over a range" reads the resource gauges from the source `series.range_source` picks (averages
+weighted by sample counts) and the occupancy from the seat-based ``department_hourly`` rows the
+reports read (occupied machines per UTC hour; dirty hours answered live): the average and peak
+occupied machines per hour, and the occupancy ratio = average occupied ÷ machines with seat data.
 """
 
 from __future__ import annotations
@@ -23,10 +30,9 @@ bp = Blueprint("departments", __name__)
 
 NOW_QUERY = sql.SQL("""
     WITH latest AS (
-        SELECT s.department, s.status, u.cpu_usage, u.ram_usage, u.disk_usage, u.logged_in_users,
-            {seat_column} AS seat_state
+        SELECT s.department, s.status, u.cpu_usage, u.ram_usage, u.disk_usage, {seat_column} AS seat_state
         FROM systems s LEFT JOIN LATERAL (
-            SELECT m.cpu_usage, m.ram_usage, m.disk_usage, m.logged_in_users FROM usage_metrics m
+            SELECT m.cpu_usage, m.ram_usage, m.disk_usage FROM usage_metrics m
             WHERE m.system_id = s.id AND m.timestamp > %(fresh_since)s AND m.timestamp <= %(now)s
             ORDER BY m.timestamp DESC LIMIT 1) u ON true
         {seat}
@@ -34,7 +40,6 @@ NOW_QUERY = sql.SQL("""
     SELECT department, count(*) AS machines,
         count(*) FILTER (WHERE status = 'online') AS up,
         count(*) FILTER (WHERE status IS DISTINCT FROM 'online') AS down,
-        count(*) FILTER (WHERE status = 'online' AND logged_in_users > 0) AS in_use,
         avg(cpu_usage) FILTER (WHERE status = 'online') AS avg_cpu,
         max(cpu_usage) FILTER (WHERE status = 'online') AS peak_cpu,
         avg(ram_usage) FILTER (WHERE status = 'online') AS avg_ram,
@@ -42,30 +47,37 @@ NOW_QUERY = sql.SQL("""
         {seat_counts}
     FROM latest GROUP BY department ORDER BY department NULLS LAST""")
 
-# Per (system, bucket) rows from any source are summed per (department, bucket) — machines in use
-# per bucket is the sum of the machines' occupied shares — then reduced per department: weighted
-# averages from the sums, peaks, and the average and peak of machines in use. Two passes, no join.
+# Per (system, bucket) rows from any source are reduced per department: averages weighted by the
+# sample counts, peaks. One pass, no join.
 RANGE_QUERY = sql.SQL("""
-    WITH per AS ({per}),
-    by_bucket AS (
-        SELECT department, b,
-            sum(cpu * n) AS cpu_w, sum(n) FILTER (WHERE cpu IS NOT NULL) AS cpu_n, max(cpu_max) AS cpu_max,
-            sum(ram * n) AS ram_w, sum(n) FILTER (WHERE ram IS NOT NULL) AS ram_n,
-            sum(disk * n) AS disk_w, sum(n) FILTER (WHERE disk IS NOT NULL) AS disk_n,
-            sum(occ * n) AS occ_w, sum(n) FILTER (WHERE occ IS NOT NULL) AS occ_n,
-            sum(occ) AS machines, sum(n) AS n
-        FROM per GROUP BY department, b)
+    WITH per AS ({per})
     SELECT department,
-        sum(cpu_w) / nullif(sum(cpu_n), 0) AS avg_cpu, max(cpu_max) AS peak_cpu,
-        sum(ram_w) / nullif(sum(ram_n), 0) AS avg_ram, sum(disk_w) / nullif(sum(disk_n), 0) AS avg_disk,
-        sum(occ_w) / nullif(sum(occ_n), 0) AS occupancy_ratio,
-        avg(machines)::float8 AS in_use_avg, max(machines)::float8 AS in_use_peak, sum(n)::bigint AS samples
-    FROM by_bucket GROUP BY department""")
+        sum(cpu * n) / nullif(sum(n) FILTER (WHERE cpu IS NOT NULL), 0) AS avg_cpu, max(cpu_max) AS peak_cpu,
+        sum(ram * n) / nullif(sum(n) FILTER (WHERE ram IS NOT NULL), 0) AS avg_ram,
+        sum(disk * n) / nullif(sum(n) FILTER (WHERE disk IS NOT NULL), 0) AS avg_disk,
+        sum(n)::bigint AS samples
+    FROM per GROUP BY department""")
+
+# Occupancy over the range from the seat-based rows the reports read (department_hourly, 0096/0097:
+# occupied machines per department and UTC hour, the hours still marked dirty answered live): every
+# hour overlapping the range that has seat data. Machines with seat data = those with a seat series;
+# a department without any has no rows here, so its occupancy fields are null, not 0.
+OCCUPANCY_QUERY = sql.SQL("""
+    WITH h AS (
+        SELECT department, occupied FROM department_hourly
+        WHERE bucket >= date_bin(INTERVAL '1 hour', %(start)s, %(origin)s) AND bucket < %(end)s {where}),
+    seated AS (
+        SELECT s.department, count(*) AS machines FROM systems s JOIN seat_series ss ON ss.system_id = s.id
+        WHERE {system_where} GROUP BY s.department)
+    SELECT h.department, avg(h.occupied)::float8 AS in_use_avg, max(h.occupied)::float8 AS in_use_peak,
+        (avg(h.occupied) / nullif(seated.machines, 0))::float8 AS occupancy_ratio
+    FROM h LEFT JOIN seated USING (department)
+    GROUP BY h.department, seated.machines""")
 
 PER_RAW = sql.SQL("""
     SELECT s.department, m.system_id, date_bin('1 hour', m.timestamp, %(origin)s) AS b,
         avg(m.cpu_usage) AS cpu, max(m.cpu_usage) AS cpu_max, avg(m.ram_usage) AS ram,
-        avg(m.disk_usage) AS disk, avg((m.logged_in_users > 0)::int)::float8 AS occ, count(*) AS n
+        avg(m.disk_usage) AS disk, count(*) AS n
     FROM systems s JOIN usage_metrics m ON m.system_id = s.id
     WHERE m.timestamp >= %(start)s AND m.timestamp < %(end)s AND {where}
     GROUP BY s.department, m.system_id, b""")
@@ -74,10 +86,10 @@ PER_RAW = sql.SQL("""
 # aggregate views' estimates led PostgreSQL to a nested loop that compared every row with every system.
 PER_AGG = sql.SQL("""
     WITH a AS MATERIALIZED (
-        SELECT system_id, bucket, avg_cpu, max_cpu, avg_ram, avg_disk, occupied_ratio, samples FROM {table}
+        SELECT system_id, bucket, avg_cpu, max_cpu, avg_ram, avg_disk, samples FROM {table}
         WHERE bucket >= date_bin(%(resolution)s, %(start)s, %(origin)s) AND bucket < %(end)s)
     SELECT s.department, a.system_id, a.bucket AS b, a.avg_cpu AS cpu, a.max_cpu AS cpu_max,
-        a.avg_ram AS ram, a.avg_disk AS disk, a.occupied_ratio AS occ, a.samples AS n
+        a.avg_ram AS ram, a.avg_disk AS disk, a.samples AS n
     FROM a JOIN systems s ON s.id = a.system_id
     WHERE {where}""")
 
@@ -105,6 +117,11 @@ def _range_query(source: str, department: str | None) -> sql.Composed:
     return RANGE_QUERY.format(per=per)
 
 
+def _occupancy_query(department: str | None) -> sql.Composed:
+    where = sql.SQL("AND department = %(department)s" if department is not None else "AND department IS NOT NULL")
+    return OCCUPANCY_QUERY.format(where=where, system_where=_where(department))
+
+
 def summarize(department: str | None, start: datetime, end: datetime) -> tuple[str, list[dict[str, Any]]]:
     """Department rows (now + range) for one department or all; returns (range source, rows)."""
     app = state()
@@ -120,19 +137,22 @@ def summarize(department: str | None, start: datetime, end: datetime) -> tuple[s
     with app.db.connection() as conn:
         current = conn.execute(_now_query(department), values).fetchall()
         ranged = {r["department"]: r for r in conn.execute(_range_query(source, department), values)}
-    return source, [_department_json(row, ranged.get(row["department"])) for row in current]
+        occupancy = {r["department"]: r for r in conn.execute(_occupancy_query(department), values)}
+    return source, [
+        _department_json(row, {**ranged.get(row["department"], {}), **occupancy.get(row["department"], {})})
+        for row in current]
 
 
-def _department_json(now_row: dict[str, Any], range_row: dict[str, Any] | None) -> dict[str, Any]:
-    range_row = range_row or {}
+def _department_json(now_row: dict[str, Any], range_row: dict[str, Any]) -> dict[str, Any]:
+    seat_counts = {name: now_row["seat_" + name] for name in seats.STATES}
     return {
         "name": now_row["department"],
         "machines": now_row["machines"], "up": now_row["up"], "down": now_row["down"],
-        "now": {
-            "in_use": now_row["in_use"], "free": now_row["up"] - now_row["in_use"],
+        "now": {  # from the seat states, as now.seats and the board: no seat data, neither in use nor free
+            "in_use": sum(seat_counts[name] for name in seats.OCCUPIED), "free": seat_counts["free"],
             "avg_cpu": now_row["avg_cpu"], "peak_cpu": now_row["peak_cpu"],
             "avg_ram": now_row["avg_ram"], "avg_disk": now_row["avg_disk"],
-            "seats": {name: now_row["seat_" + name] for name in seats.STATES},
+            "seats": seat_counts,
         },
         "range": {key: range_row.get(key) for key in (
             "avg_cpu", "peak_cpu", "avg_ram", "avg_disk", "occupancy_ratio", "in_use_avg", "in_use_peak")}

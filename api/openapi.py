@@ -22,8 +22,11 @@ RATIO = {"type": "number", "nullable": True, "minimum": 0, "maximum": 1,
 SEAT = {"type": "string", "enum": list(seats.STATES), "nullable": True,
         "description": "Seat state now; null when the exporter has not reported seats for the machine."}
 BOOL = {"type": "boolean"}
-OCCUPIED_MEANING = ("Occupied (every report, the history and the heatmap): a seat somebody sits at, i.e. seat state "
-                    "in_use, idle or locked; a machine with only a remote SSH session is free and not occupied.")
+OCCUPIED_MEANING = ("Occupied (every report, /departments, the history and the heatmap): a seat somebody sits "
+                    "at, i.e. seat state in_use, idle or locked; a machine with only a remote SSH session is free "
+                    "and not occupied.")
+NO_SEAT_DATA = ("A machine without seat data (an older exporter, or seat collection off) is neither in use "
+                "nor free.")
 OCCUPIED = {"type": "number", "nullable": True, "description": "Occupied machines (mean over the bucket). "
             + OCCUPIED_MEANING}
 
@@ -64,10 +67,19 @@ SCHEMAS: dict[str, Any] = {
         "source": {"type": "string", "enum": list(series.SOURCES),
                    "description": "Table that answered: raw usage_metrics, usage_hourly or usage_daily."},
         "step_seconds": INT, "points": {"type": "array", "items": _ref("Point"), "maxItems": 10000}}),
-    "DepartmentNow": _obj({"in_use": INT, "free": INT, "avg_cpu": NUM, "peak_cpu": NUM, "avg_ram": NUM,
-                           "avg_disk": NUM, "seats": _obj({name: INT for name in seats.STATES})}),
-    "DepartmentRange": _obj({"avg_cpu": NUM, "peak_cpu": NUM, "avg_ram": NUM, "avg_disk": NUM,
-                             "occupancy_ratio": NUM, "in_use_avg": NUM, "in_use_peak": NUM, "samples": INT}),
+    "DepartmentNow": _obj({
+        "in_use": {**INT, "description": "Machines whose seat is occupied now (in_use, idle or locked). "
+                   + OCCUPIED_MEANING + " " + NO_SEAT_DATA},
+        "free": {**INT, "description": "Machines whose seat is free now (the board's count). " + NO_SEAT_DATA},
+        "avg_cpu": NUM, "peak_cpu": NUM, "avg_ram": NUM, "avg_disk": NUM,
+        "seats": _obj({name: INT for name in seats.STATES})}),
+    "DepartmentRange": _obj({
+        "avg_cpu": NUM, "peak_cpu": NUM, "avg_ram": NUM, "avg_disk": NUM,
+        "occupancy_ratio": {**RATIO, "description": "in_use_avg / machines with seat data; null without seat data."},
+        "in_use_avg": {**NUM, "description": "Occupied machines, mean over the UTC hours of the range with seat "
+                       "data. " + OCCUPIED_MEANING},
+        "in_use_peak": {**NUM, "description": "Occupied machines, the most in one hour (hourly mean)."},
+        "samples": INT}),
     "Department": _obj({"name": NSTR, "machines": INT, "up": INT, "down": INT,
                         "now": _ref("DepartmentNow"), "range": _ref("DepartmentRange")}),
     "DepartmentList": _obj({"start": TIME, "end": TIME, "source": SOURCE,

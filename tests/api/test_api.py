@@ -6,7 +6,7 @@ for generated data, against independent SQL on the raw table.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -135,12 +135,17 @@ def test_department_now_and_exact_range(client, api_lab: Lab) -> None:
                        end=iso(api_lab.h0 + timedelta(hours=1)))
     assert status == 200 and body["source"] == "raw"
     assert (body["machines"], body["up"], body["down"]) == (2, 1, 1)
-    # no seat samples here: the offline machine counts as an offline seat, the other one is unknown
-    assert body["now"] == {"in_use": 1, "free": 0, "avg_cpu": 80.0, "peak_cpu": 80.0, "avg_ram": 60.0,
+    # No seat series here. exact-a is online with two logins a minute ago, but without seat data it is
+    # neither in use nor free (unknown); exact-b is offline, an offline seat. The gauges are exact-a's
+    # newest row (cpu 80, ram 60, disk 10).
+    assert body["now"] == {"in_use": 0, "free": 0, "avg_cpu": 80.0, "peak_cpu": 80.0, "avg_ram": 60.0,
                            "avg_disk": 10.0, "seats": {"free": 0, "in_use": 0, "idle": 0, "locked": 0,
                                                        "offline": 1, "maintenance": 0}}
+    # hour h0: exact-a cpu 0..59 (mean 29.5), ram 50, disk 10; exact-b cpu 100, ram 20, disk 30; 60 rows
+    # each -> cpu (29.5 + 100) / 2, peak 100, ram 35, disk 20. exact-a's logins in the first half count
+    # for nothing: occupancy comes from seat data, and there is none, so it is unknown (null), not 0.
     assert body["range"] == {"avg_cpu": 64.75, "peak_cpu": 100.0, "avg_ram": 35.0, "avg_disk": 20.0,
-                             "occupancy_ratio": 0.25, "in_use_avg": 0.5, "in_use_peak": 0.5, "samples": 120}
+                             "occupancy_ratio": None, "in_use_avg": None, "in_use_peak": None, "samples": 120}
     assert sorted(s["hostname"] for s in body["systems"]) == ["exact-a", "exact-b"]
 
 
@@ -149,6 +154,30 @@ def test_department_range_from_aggregates_matches_raw(client, api_lab: Lab) -> N
     _, body = get(client, "/departments/exactlab", **window)
     assert body["source"] == "hourly"
     assert body["range"]["avg_cpu"] == pytest.approx(64.75) and body["range"]["samples"] == 120
+    assert body["range"]["in_use_avg"] is None and body["range"]["occupancy_ratio"] is None
+
+
+# Seed codes (api/seed.py): 0 free, 1 in use, 2 idle, 3 locked, 4 offline; occupied = 1, 2, 3.
+SEAT_NOW = """
+    SELECT s.department, count(*) FILTER (WHERE x.value IN (1, 2, 3)) AS occupied,
+        count(*) FILTER (WHERE x.value = 0) AS free
+    FROM systems s JOIN series se ON se.metric = 'optilab_seat_state' AND se.labels ->> 'instance' = s.instance
+    JOIN LATERAL (SELECT value FROM samples WHERE series_id = se.id AND timestamp > now() - interval '10 minutes'
+                  ORDER BY timestamp DESC LIMIT 1) x ON true
+    WHERE s.department = %s GROUP BY 1"""
+# Occupied machines per hour straight from the raw seat samples: each machine's share of its samples of
+# the hour in codes 1-3, summed per hour; then their mean and maximum over the hours overlapping the range.
+SEAT_RANGE = """
+    WITH per AS (
+        SELECT se.id, date_bin('1 hour', sm.timestamp, TIMESTAMPTZ '2000-01-01') AS b,
+            avg((sm.value IN (1, 2, 3))::int) AS occ
+        FROM systems s JOIN series se ON se.metric = 'optilab_seat_state' AND se.labels ->> 'instance' = s.instance
+        JOIN samples sm ON sm.series_id = se.id
+        WHERE s.department = %(department)s
+          AND sm.timestamp >= date_bin('1 hour', %(start)s::timestamptz, TIMESTAMPTZ '2000-01-01')
+        GROUP BY 1, 2),
+    hours AS (SELECT b, sum(occ) AS occ FROM per WHERE b < %(end)s GROUP BY b)
+    SELECT avg(occ)::float8, max(occ)::float8, (SELECT count(DISTINCT id) FROM per) FROM hours"""
 
 
 def test_departments_list_counts_every_machine(client, api_lab: Lab) -> None:
@@ -159,12 +188,40 @@ def test_departments_list_counts_every_machine(client, api_lab: Lab) -> None:
     assert sum(d["machines"] for d in body["items"]) == 23
     for department in body["items"]:
         assert department["up"] + department["down"] == department["machines"]
-        assert department["now"]["in_use"] + department["now"]["free"] == department["up"]
+        now, seat_counts = department["now"], department["now"]["seats"]
+        # one meaning: in use = the occupied seat states, free = free seats (machines without seat
+        # data in neither), the same counts as now.seats and the board
+        assert now["in_use"] == seat_counts["in_use"] + seat_counts["idle"] + seat_counts["locked"]
+        assert now["free"] == seat_counts["free"]
+        assert now["in_use"] + now["free"] <= department["machines"]
     physics = next(d for d in body["items"] if d["name"] == "physics")
     raw_avg = sql_value(api_lab, """SELECT avg(cpu_usage) FROM usage_metrics m
         JOIN systems s ON s.id = m.system_id WHERE s.department = 'physics'
         AND m.timestamp >= date_bin('1 hour', now() - interval '24 hours', TIMESTAMPTZ '2000-01-01')""")
     assert physics["range"]["avg_cpu"] == pytest.approx(raw_avg, rel=0.01)
+
+
+def test_departments_occupancy_from_raw_seat_samples(client, api_lab: Lab) -> None:
+    end = datetime.now(UTC)
+    start = end - timedelta(hours=24)
+    status, body = get(client, "/departments", start=iso(start), end=iso(end))
+    assert status == 200
+    by_name = {d["name"]: d for d in body["items"]}
+    for name in ("physics", "biology"):
+        with psycopg.connect(api_lab.dsn) as conn:
+            row = conn.execute(SEAT_NOW, (name,)).fetchone()
+            occupied, free = (row[1], row[2]) if row else (0, 0)
+            avg, peak, seated = conn.execute(SEAT_RANGE, {"department": name, "start": start, "end": end}).fetchone()
+        assert (by_name[name]["now"]["in_use"], by_name[name]["now"]["free"]) == (occupied, free)
+        ranged = by_name[name]["range"]
+        assert seated == by_name[name]["machines"] and avg is not None
+        assert ranged["in_use_avg"] == pytest.approx(avg) and ranged["in_use_peak"] == pytest.approx(peak)
+        assert ranged["occupancy_ratio"] == pytest.approx(avg / seated)
+        # the seed counts one login-minute in twenty as a remote session only: fewer occupied than logged in
+        logged_in = sql_value(api_lab, """SELECT avg((logged_in_users > 0)::int)::float8 FROM usage_metrics m
+            JOIN systems s ON s.id = m.system_id WHERE s.department = %s AND m.timestamp >= %s AND m.timestamp < %s""",
+                              (name, start, end))
+        assert ranged["occupancy_ratio"] < logged_in
 
 
 def test_unknown_department_is_404(client) -> None:

@@ -1,7 +1,8 @@
 """A hand-written "seat lab" for the one meaning of occupied (docs/api.md): three machines of one
 department over two hours — ``remote`` logged in over SSH only, ``locked`` with a locked local
-session, ``sitting`` in use half of each hour — and every report's expected answer for it; used on
-plain PostgreSQL (tests/api/test_occupied_meaning.py) and on the TimescaleDB oracle."""
+session, ``sitting`` in use half of each hour — plus one current minute (remote free, locked locked,
+sitting in use; all three logged in), and every report's expected answer for it, /departments'
+included; used on plain PostgreSQL (tests/api/test_occupied_meaning.py) and on the TimescaleDB oracle."""
 
 from __future__ import annotations
 
@@ -75,18 +76,44 @@ def check_every_answer(dsn: str, ids: dict[str, tuple[int, int]], start: datetim
         heatmap = client.get("/departments/seatlab/heatmap", query_string=window, headers=AUTH).get_json()
         cells = [c["utilisation_ratio"] for c in heatmap["cells"] if c["utilisation_ratio"] is not None]
         assert cells == [0.5, 0.5]
+        # /departments: now (the current minute): all three logged in, but remote's seat is free and the
+        # locked seat is occupied -> 2 in use, 1 free. Over the two hours: 1.5 machines occupied in each
+        # hour (locked 1 + sitting 0.5, remote 0) of 3 with seat data -> ratio 0.5.
+        one = client.get("/departments/seatlab", query_string=window, headers=AUTH).get_json()
+        (listed,) = [d for d in client.get("/departments", query_string=window, headers=AUTH).get_json()["items"]
+                     if d["name"] == "seatlab"]
+        for department in (one, listed):
+            assert (department["now"]["in_use"], department["now"]["free"]) == (2, 1)
+            assert department["now"]["seats"] == {"free": 1, "in_use": 1, "idle": 0, "locked": 1,
+                                                  "offline": 0, "maintenance": 0}
+            ranged = department["range"]
+            assert ranged["in_use_avg"] == pytest.approx(1.5) and ranged["in_use_peak"] == pytest.approx(1.5)
+            assert ranged["occupancy_ratio"] == pytest.approx(0.5)
     finally:
         close_app(app)
 
 
+def write_now(conn: psycopg.Connection, ids: dict[str, tuple[int, int]], now: datetime) -> None:
+    """The current minute: everybody logged in (usage), remote's seat free, locked locked, sitting in use."""
+    states = {"remote": "free", "locked": "locked", "sitting": "in_use"}
+    for name, (system_id, series_id) in ids.items():
+        conn.execute("INSERT INTO usage_metrics (system_id, timestamp, cpu_usage, ram_usage, disk_usage,"
+                     " logged_in_users) VALUES (%s, %s, 10.0, 20.0, 30.0, 1)", (system_id, now))
+        conn.execute("INSERT INTO samples (series_id, timestamp, value) VALUES (%s, %s, %s)",
+                     (series_id, now, CODES[states[name]]))
+
+
 def make_seat_lab(dsn: str) -> tuple[str, dict[str, tuple[int, int]], datetime]:
-    """The three machines in a migrated database of either storage mode, starting a day ago."""
-    start = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    """The three machines in a migrated database of either storage mode, starting a day ago, with
+    their seats of the current minute."""
+    now = datetime.now(UTC) - timedelta(seconds=30)
+    start = (now - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     with psycopg.connect(dsn, autocommit=True) as conn:
         if conn.execute("SELECT storage_mode()").fetchone() == ("postgresql",):
-            last = (start + timedelta(hours=3)).date()
+            last = (now + timedelta(days=1)).date()
             conn.execute("SELECT optilab_ensure_partitions(%s, %s)", (start.date(), last))
         ids = add_machines(conn, start)
+        write_now(conn, ids, now)
     return dsn, ids, start
 
 
