@@ -37,8 +37,9 @@ def _filters(args: dict[str, str]) -> tuple[sql.Composable, dict[str, Any]]:
         end = params.timestamp(args["end"], "end", now) if args.get("end") else params.LATEST
         if start >= end:
             raise params.bad("start", "must be before end")
-        clauses.append(sql.SQL(
-            "starts_at < %(end)s AND (status = 'firing' OR ends_at IS NULL OR ends_at >= %(start)s)"))
+        clauses.append(
+            sql.SQL("starts_at < %(end)s AND (status = 'firing' OR ends_at IS NULL OR ends_at >= %(start)s)")
+        )
         values.update(start=start, end=end)
     return sql.SQL(" AND ").join(clauses), values
 
@@ -52,6 +53,11 @@ def list_alerts() -> dict[str, Any]:
     limit, offset = params.pagination(args)
     return state().db.page(
         sql.SQL("SELECT count(*) AS n FROM alerts WHERE {}").format(where),
-        sql.SQL("SELECT {} FROM alerts WHERE {} ORDER BY starts_at DESC NULLS LAST, id DESC "
-                "LIMIT %(limit)s OFFSET %(offset)s").format(COLUMNS, where),
-        values, limit, offset)
+        sql.SQL(
+            "SELECT {} FROM alerts WHERE {} ORDER BY starts_at DESC NULLS LAST, id DESC "
+            "LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(COLUMNS, where),
+        values,
+        limit,
+        offset,
+    )

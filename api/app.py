@@ -77,13 +77,23 @@ def create_app(config: ApiConfig, clock: Callable[[], datetime] = _utcnow) -> Fl
     def limit_key() -> str:
         return auth.client_id(checker) or "addr:" + (get_remote_address() or "unknown")
 
-    Limiter(limit_key, app=app, storage_uri="memory://", headers_enabled=True,
-            default_limits=[config.rate_limit] if config.rate_limit else [],
-            enabled=bool(config.rate_limit))
+    Limiter(
+        limit_key,
+        app=app,
+        storage_uri="memory://",
+        headers_enabled=True,
+        default_limits=[config.rate_limit] if config.rate_limit else [],
+        enabled=bool(config.rate_limit),
+    )
     auth.install(app, checker, config.auth_enabled, config.public_board)
     if config.cors_origins:
-        CORS(app, origins=list(config.cors_origins), methods=["GET", "OPTIONS"],
-             allow_headers=["X-API-Key", "Authorization"], max_age=600)
+        CORS(
+            app,
+            origins=list(config.cors_origins),
+            methods=["GET", "OPTIONS"],
+            allow_headers=["X-API-Key", "Authorization"],
+            max_age=600,
+        )
 
         @app.after_request
         def vary_origin(response: Response) -> Response:
@@ -91,6 +101,7 @@ def create_app(config: ApiConfig, clock: Callable[[], datetime] = _utcnow) -> Fl
             # without Vary a shared cache could hand one origin's answer to another
             response.vary.add("Origin")
             return response
+
     errors.register(app)
 
     @app.before_request

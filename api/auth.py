@@ -78,5 +78,7 @@ def install(app: Flask, checker: KeyChecker, enabled: bool, public_board: bool =
         if view is not None and public_board and getattr(view, "optilab_board", False):
             return
         if client_id(checker) is None:
-            raise Unauthorized("missing or invalid API key (send X-API-Key or Authorization: Bearer)",
-                               www_authenticate=WWWAuthenticate("bearer", {"realm": "optilab"}))
+            raise Unauthorized(
+                "missing or invalid API key (send X-API-Key or Authorization: Bearer)",
+                www_authenticate=WWWAuthenticate("bearer", {"realm": "optilab"}),
+            )

@@ -59,13 +59,21 @@ def board_view(view: Any) -> Any:
 def snapshot() -> dict[str, Any]:
     app = state()
     now = app.clock()
-    rows = app.db.fetch_all(SNAPSHOT.format(seat_column=seats.SEAT_COLUMN, seat=seats.SEAT_JOIN),
-                            seats.fresh_since(now))
+    rows = app.db.fetch_all(
+        SNAPSHOT.format(seat_column=seats.SEAT_COLUMN, seat=seats.SEAT_JOIN), seats.fresh_since(now)
+    )
     departments: dict[str, dict[str, Any]] = {}
     for row in rows:
-        dept = departments.setdefault(row["department"], {
-            "name": row["department"], "machines": 0, "free": 0,
-            "counts": dict.fromkeys([*seats.STATES, "unknown"], 0), "systems": []})
+        dept = departments.setdefault(
+            row["department"],
+            {
+                "name": row["department"],
+                "machines": 0,
+                "free": 0,
+                "counts": dict.fromkeys([*seats.STATES, "unknown"], 0),
+                "systems": [],
+            },
+        )
         seat = row["state"] or "unknown"
         dept["machines"] += 1
         dept["counts"][seat] += 1
@@ -79,7 +87,8 @@ def snapshot() -> dict[str, Any]:
 def page() -> Response:
     response = send_from_directory(ASSETS, "board.html")
     response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'")
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'"
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -112,10 +121,13 @@ def board_reports() -> dict[str, Any]:
     out = []
     for name in sorted(names):
         _, machines = reports.find_department(name)
-        out.append({"name": name,
-                    "heatmap": reports.heatmap_body(name, now - timedelta(days=7), now),
-                    "history": reports.history_body(name, machines, now - timedelta(hours=24), now,
-                                                    timedelta(hours=1))})
+        out.append(
+            {
+                "name": name,
+                "heatmap": reports.heatmap_body(name, now - timedelta(days=7), now),
+                "history": reports.history_body(name, machines, now - timedelta(hours=24), now, timedelta(hours=1)),
+            }
+        )
     return {"generated_at": now, "departments": out}
 
 

@@ -27,26 +27,36 @@ log = logging.getLogger("optilab.api")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="optilab-api", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="optilab-api",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="The lab's JSON API (systems, departments, alerts) from OptiLab's PostgreSQL database.",
         epilog="endpoints: / (index), /systems, /departments, /alerts, /openapi.json (API key); /health, "
-               "/metrics,\n/-/healthy, /-/ready (no key).\n\nTLS: waitress does not speak TLS; put a reverse "
-               "proxy in front (README, 'TLS').\nbasic_auth_users from --web.config.file guard every path; "
-               "send the API key as X-API-Key then.")
-    parser.add_argument("--dsn", default=os.environ.get("OPTILAB_DSN", ""),
-                        help="PostgreSQL DSN (default $OPTILAB_DSN)")
-    parser.add_argument("--keys-file", help="file with one API key per line (or $OPTILAB_API_KEYS_FILE); "
-                        "keys can also come from $OPTILAB_API_KEYS")
-    parser.add_argument("--no-auth", action="store_true",
-                        help="serve without API keys (refused unless --listen is a loopback address)")
+        "/metrics,\n/-/healthy, /-/ready (no key).\n\nTLS: waitress does not speak TLS; put a reverse "
+        "proxy in front (README, 'TLS').\nbasic_auth_users from --web.config.file guard every path; "
+        "send the API key as X-API-Key then.",
+    )
+    parser.add_argument(
+        "--dsn", default=os.environ.get("OPTILAB_DSN", ""), help="PostgreSQL DSN (default $OPTILAB_DSN)"
+    )
+    parser.add_argument(
+        "--keys-file",
+        help="file with one API key per line (or $OPTILAB_API_KEYS_FILE); keys can also come from $OPTILAB_API_KEYS",
+    )
+    parser.add_argument(
+        "--no-auth", action="store_true", help="serve without API keys (refused unless --listen is a loopback address)"
+    )
     parser.add_argument("--cors-origins", help="comma-separated allowed origins ($OPTILAB_API_CORS_ORIGINS)")
-    parser.add_argument("--rate-limit", help="per key or address, e.g. '600/minute'; '' disables "
-                        "($OPTILAB_API_RATE_LIMIT)")
+    parser.add_argument(
+        "--rate-limit", help="per key or address, e.g. '600/minute'; '' disables ($OPTILAB_API_RATE_LIMIT)"
+    )
     parser.add_argument("--max-points", help="most buckets one series answer may hold (default 1000)")
-    parser.add_argument("--inventory", help="the exporter's inventory file: departments' opening hours "
-                        "for the reports ($OPTILAB_API_INVENTORY)")
-    parser.add_argument("--public-board", action="store_true",
-                        help="serve /board and its data without a key (it shows no user names)")
+    parser.add_argument(
+        "--inventory",
+        help="the exporter's inventory file: departments' opening hours for the reports ($OPTILAB_API_INVENTORY)",
+    )
+    parser.add_argument(
+        "--public-board", action="store_true", help="serve /board and its data without a key (it shows no user names)"
+    )
     parser.add_argument("--threads", type=int, default=8, help="waitress worker threads, 1..256 (default 8)")
     flags.add_web_flags(parser, DEFAULT_LISTEN, tls=False)
     flags.add_log_flags(parser)
@@ -73,10 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags.setup_logging(args)
     host, port = args.listen
     try:
-        config = load_config(args.dsn, os.environ, keys_file=args.keys_file, auth_enabled=not args.no_auth,
-                             cors_origins=args.cors_origins, rate_limit=args.rate_limit,
-                             max_points=args.max_points, pool_max_size=args.threads,
-                             inventory=args.inventory, public_board=args.public_board)
+        config = load_config(
+            args.dsn,
+            os.environ,
+            keys_file=args.keys_file,
+            auth_enabled=not args.no_auth,
+            cors_origins=args.cors_origins,
+            rate_limit=args.rate_limit,
+            max_points=args.max_points,
+            pool_max_size=args.threads,
+            inventory=args.inventory,
+            public_board=args.public_board,
+        )
     except ConfigError as exc:
         print(f"optilab-api: {exc}", file=sys.stderr)
         return 2
@@ -104,8 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("listening on http://%s:%d (%d API keys, rate limit %r)", *server.socket.getsockname()[:2],
-             len(config.api_keys), config.rate_limit or "off")
+    log.info(
+        "listening on http://%s:%d (%d API keys, rate limit %r)",
+        *server.socket.getsockname()[:2],
+        len(config.api_keys),
+        config.rate_limit or "off",
+    )
     try:
         server.run()
     except OSError:

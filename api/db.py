@@ -31,8 +31,10 @@ Query = str | sql.SQL | sql.Composed  # what execute() takes; SQL.format and .jo
 # query. work_mem: department summaries sort some 50,000 rows, which spilled to disk at 4 MB.
 # No parallel workers: starting them costs more than these queries (department summary 21 -> 15 ms),
 # and the API's concurrency comes from simultaneous requests, not from splitting one query.
-SESSION_OPTIONS = ("-c default_transaction_read_only=on -c TimeZone=UTC -c jit=off -c work_mem=16MB"
-                   " -c max_parallel_workers_per_gather=0")
+SESSION_OPTIONS = (
+    "-c default_transaction_read_only=on -c TimeZone=UTC -c jit=off -c work_mem=16MB"
+    " -c max_parallel_workers_per_gather=0"
+)
 
 
 class Database:
@@ -43,8 +45,13 @@ class Database:
         self.pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
             config.dsn,
             connection_class=psycopg.Connection[DictRow],
-            kwargs={"autocommit": True, "row_factory": dict_row, "options": options,
-                    "connect_timeout": 5, "application_name": "optilab-api"},
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "options": options,
+                "connect_timeout": 5,
+                "application_name": "optilab-api",
+            },
             min_size=config.pool_min_size,
             max_size=config.pool_max_size,
             timeout=config.pool_timeout_s,

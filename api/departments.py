@@ -96,12 +96,14 @@ PER_AGG = sql.SQL("""
 
 SEAT_COUNTS = sql.SQL(", ").join(
     sql.SQL("count(*) FILTER (WHERE seat_state = {}) AS {}").format(sql.Literal(name), sql.Identifier("seat_" + name))
-    for name in seats.STATES)
+    for name in seats.STATES
+)
 
 
 def _now_query(department: str | None) -> sql.Composed:
-    return NOW_QUERY.format(where=_where(department), seat=seats.SEAT_JOIN, seat_column=seats.SEAT_COLUMN,
-                            seat_counts=SEAT_COUNTS)
+    return NOW_QUERY.format(
+        where=_where(department), seat=seats.SEAT_JOIN, seat_column=seats.SEAT_COLUMN, seat_counts=SEAT_COUNTS
+    )
 
 
 def _where(department: str | None) -> sql.Composable:
@@ -128,9 +130,12 @@ def summarize(department: str | None, start: datetime, end: datetime) -> tuple[s
     now = app.clock()
     source = series.range_source(start, end)
     values = {
-        "department": department, "now": now,
+        "department": department,
+        "now": now,
         "fresh_since": now - timedelta(seconds=app.config.fresh_window_s),
-        "start": start, "end": end, "origin": series.ORIGIN,
+        "start": start,
+        "end": end,
+        "origin": series.ORIGIN,
         "resolution": timedelta(seconds=series.RESOLUTION[source]),
         **seats.fresh_since(now),
     }
@@ -140,22 +145,30 @@ def summarize(department: str | None, start: datetime, end: datetime) -> tuple[s
         occupancy = {r["department"]: r for r in conn.execute(_occupancy_query(department), values)}
     return source, [
         _department_json(row, {**ranged.get(row["department"], {}), **occupancy.get(row["department"], {})})
-        for row in current]
+        for row in current
+    ]
 
 
 def _department_json(now_row: dict[str, Any], range_row: dict[str, Any]) -> dict[str, Any]:
     seat_counts = {name: now_row["seat_" + name] for name in seats.STATES}
     return {
         "name": now_row["department"],
-        "machines": now_row["machines"], "up": now_row["up"], "down": now_row["down"],
+        "machines": now_row["machines"],
+        "up": now_row["up"],
+        "down": now_row["down"],
         "now": {  # from the seat states, as now.seats and the board: no seat data, neither in use nor free
-            "in_use": sum(seat_counts[name] for name in seats.OCCUPIED), "free": seat_counts["free"],
-            "avg_cpu": now_row["avg_cpu"], "peak_cpu": now_row["peak_cpu"],
-            "avg_ram": now_row["avg_ram"], "avg_disk": now_row["avg_disk"],
+            "in_use": sum(seat_counts[name] for name in seats.OCCUPIED),
+            "free": seat_counts["free"],
+            "avg_cpu": now_row["avg_cpu"],
+            "peak_cpu": now_row["peak_cpu"],
+            "avg_ram": now_row["avg_ram"],
+            "avg_disk": now_row["avg_disk"],
             "seats": seat_counts,
         },
-        "range": {key: range_row.get(key) for key in (
-            "avg_cpu", "peak_cpu", "avg_ram", "avg_disk", "occupancy_ratio", "in_use_avg", "in_use_peak")}
+        "range": {
+            key: range_row.get(key)
+            for key in ("avg_cpu", "peak_cpu", "avg_ram", "avg_disk", "occupancy_ratio", "in_use_avg", "in_use_peak")
+        }
         | {"samples": range_row.get("samples") or 0},
     }
 
@@ -179,9 +192,10 @@ def get_department(name: str) -> dict[str, Any]:
     source, rows = summarize(department, start, end)
     if not rows:
         raise NotFound(f"department {name!r} not found")
-    machines = state().db.fetch_all(sql.SQL(
-        "SELECT {}, {} AS seat_state, {} FROM systems s {} {} WHERE s.department = %(department)s ORDER BY s.id"
-    ).format(SYSTEM_COLUMNS, seats.SEAT_COLUMN, LATEST_COLUMNS, seats.SEAT_JOIN, LATEST),
-        {"department": department, **seats.fresh_since()})
-    return {"start": start, "end": end, "source": source, **rows[0],
-            "systems": [system_json(m) for m in machines]}
+    machines = state().db.fetch_all(
+        sql.SQL(
+            "SELECT {}, {} AS seat_state, {} FROM systems s {} {} WHERE s.department = %(department)s ORDER BY s.id"
+        ).format(SYSTEM_COLUMNS, seats.SEAT_COLUMN, LATEST_COLUMNS, seats.SEAT_JOIN, LATEST),
+        {"department": department, **seats.fresh_since()},
+    )
+    return {"start": start, "end": end, "source": source, **rows[0], "systems": [system_json(m) for m in machines]}

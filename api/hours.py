@@ -67,10 +67,14 @@ def describe(hours: OpeningHours | None) -> dict[str, object]:
     """Opening hours as JSON: ``{"timezone", "weekly": {"mon": ["08:00-20:00"], ...}, "closed": [...]}``."""
     if hours is None:
         return {"timezone": "UTC", "weekly": {day: ["00:00-24:00"] for day in DAY_NAMES}, "closed": []}
-    return {"timezone": hours.timezone,
-            "weekly": {DAY_NAMES[i]: [f"{b // 60:02d}:{b % 60:02d}-{e // 60:02d}:{e % 60:02d}" for b, e in spans]
-                       for i, spans in enumerate(hours.weekly)},
-            "closed": sorted(day.isoformat() for day in hours.closed)}
+    return {
+        "timezone": hours.timezone,
+        "weekly": {
+            DAY_NAMES[i]: [f"{b // 60:02d}:{b % 60:02d}-{e // 60:02d}:{e % 60:02d}" for b, e in spans]
+            for i, spans in enumerate(hours.weekly)
+        },
+        "closed": sorted(day.isoformat() for day in hours.closed),
+    }
 
 
 def for_department(settings: Mapping[str, OpeningHours], name: str | None) -> OpeningHours | None:

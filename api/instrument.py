@@ -31,8 +31,7 @@ class PoolCollector(Collector):
         for key, name, help_text in (
             ("pool_size", "optilab_api_db_pool_connections", "Connections the pool holds (idle + in use)."),
             ("pool_available", "optilab_api_db_pool_idle_connections", "Idle connections in the pool."),
-            ("requests_waiting", "optilab_api_db_pool_waiting_requests",
-             "Requests waiting for a connection."),
+            ("requests_waiting", "optilab_api_db_pool_waiting_requests", "Requests waiting for a connection."),
         ):
             yield GaugeMetricFamily(name, help_text, value=stats.get(key, 0))
 
@@ -44,7 +43,9 @@ def install(app: Flask, pool_stats: Callable[[], dict[str, int]]) -> CollectorRe
     latency = Histogram(
         "optilab_api_request_duration_seconds",
         "Time to answer an API request, by route template, method and status code.",
-        ["endpoint", "method", "code"], buckets=BUCKETS, registry=registry,
+        ["endpoint", "method", "code"],
+        buckets=BUCKETS,
+        registry=registry,
     )
     registry.register(PoolCollector(pool_stats))
 
@@ -57,8 +58,7 @@ def install(app: Flask, pool_stats: Callable[[], dict[str, int]]) -> CollectorRe
         started = g.get("optilab_started")
         if started is not None:
             endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            latency.labels(endpoint, request.method, str(response.status_code)).observe(
-                time.perf_counter() - started)
+            latency.labels(endpoint, request.method, str(response.status_code)).observe(time.perf_counter() - started)
         return response
 
     return registry

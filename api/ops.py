@@ -29,14 +29,23 @@ HEALTH_QUERY = """
 @public
 def landing() -> dict[str, Any]:
     """What a browser or curl sees first: the endpoints and how to authenticate, not a bare 401."""
-    return {"service": "OptiLab API", "version": version(),
-            "authentication": "send X-API-Key: KEY or Authorization: Bearer KEY on every data endpoint",
-            "endpoints": {"/systems": "lab machines, filterable", "/systems/{id}": "one machine",
-                          "/systems/{id}/metrics": "usage history of one machine",
-                          "/departments": "per-department summary", "/alerts": "alert history",
-                          "/openapi.json": "the full contract (needs a key)",
-                          "/health": "database status (no key)", "/metrics": "Prometheus metrics (no key)",
-                          "/-/healthy": "liveness (no key)", "/-/ready": "readiness (no key)"}}
+    return {
+        "service": "OptiLab API",
+        "version": version(),
+        "authentication": "send X-API-Key: KEY or Authorization: Bearer KEY on every data endpoint",
+        "endpoints": {
+            "/systems": "lab machines, filterable",
+            "/systems/{id}": "one machine",
+            "/systems/{id}/metrics": "usage history of one machine",
+            "/departments": "per-department summary",
+            "/alerts": "alert history",
+            "/openapi.json": "the full contract (needs a key)",
+            "/health": "database status (no key)",
+            "/metrics": "Prometheus metrics (no key)",
+            "/-/healthy": "liveness (no key)",
+            "/-/ready": "readiness (no key)",
+        },
+    }
 
 
 @bp.get("/health")
@@ -52,13 +61,26 @@ def health() -> Response | tuple[Response, int]:
     assert row is not None
     newest = row["newest_sample"]
     age = None if newest is None else round((state().clock() - newest).total_seconds(), 3)
-    return jsonify({"status": "ok", "database": "ok", "storage_mode": row["storage_mode"],
-                    "newest_sample": newest, "newest_sample_age_seconds": age})
+    return jsonify(
+        {
+            "status": "ok",
+            "database": "ok",
+            "storage_mode": row["storage_mode"],
+            "newest_sample": newest,
+            "newest_sample_age_seconds": age,
+        }
+    )
 
 
 def _unhealthy(database: str, message: str) -> tuple[Response, int]:
-    body: dict[str, Any] = {"status": "unavailable", "database": database, "storage_mode": None,
-                            "newest_sample": None, "newest_sample_age_seconds": None, "message": message}
+    body: dict[str, Any] = {
+        "status": "unavailable",
+        "database": database,
+        "storage_mode": None,
+        "newest_sample": None,
+        "newest_sample_age_seconds": None,
+        "message": message,
+    }
     return jsonify(body), 503
 
 

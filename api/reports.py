@@ -83,10 +83,15 @@ HISTORY_STATES = sql.SQL("""
         GROUP BY 1) per
     WHERE s.department = %(department)s
     GROUP BY per.b""").format(
-    counts=sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE sm.value = {}) AS {}").format(
-        sql.Literal(code), sql.Identifier(f"c{code}")) for code in range(len(seats.STATES))),
-    shares=sql.SQL(", ").join(sql.SQL("sum({} / n)::float8 AS {}").format(
-        sql.Identifier(f"c{code}"), sql.Identifier(name)) for code, name in enumerate(seats.STATES)))
+    counts=sql.SQL(", ").join(
+        sql.SQL("count(*) FILTER (WHERE sm.value = {}) AS {}").format(sql.Literal(code), sql.Identifier(f"c{code}"))
+        for code in range(len(seats.STATES))
+    ),
+    shares=sql.SQL(", ").join(
+        sql.SQL("sum({} / n)::float8 AS {}").format(sql.Identifier(f"c{code}"), sql.Identifier(name))
+        for code, name in enumerate(seats.STATES)
+    ),
+)
 # The same per department and hour (0094), averaged over the hours of each step.
 HISTORY_STATES_HOURLY = sql.SQL("""
     WITH h AS (
@@ -134,8 +139,10 @@ def _department_hours(department: str | None, start: datetime, end: datetime) ->
     db = state().db
     one = department is not None
     values = {"department": department, "lower": hours.hour_buckets(start, end)[0], "end": end}
-    machines = {r["department"]: r["machines"] for r in db.fetch_all(
-        MACHINES.format(where="AND department = %(department)s" if one else ""), values)}
+    machines = {
+        r["department"]: r["machines"]
+        for r in db.fetch_all(MACHINES.format(where="AND department = %(department)s" if one else ""), values)
+    }
     occupied: dict[str, dict[datetime, float]] = {name: {} for name in machines}
     query = DEPARTMENT_HOURS.format(where=sql.SQL("AND department = %(department)s" if one else ""))
     for row in db.fetch_all(query, values):
@@ -152,12 +159,20 @@ def _opening(name: str) -> Any:
 def utilisation_report() -> Any:
     """Per department inside opening hours: utilisation, peak occupancy, hours at capacity, flags."""
     start, end = _range(request.args, REPORT_SPAN)
-    rows = [{**utilisation.department_report(dept, hours.weights(_opening(name), start, end)),
-             "timezone": hours.timezone_of(_opening(name))}
-            for name, dept in _department_hours(None, start, end).items()]
-    body = {"start": start, "end": end, "items": rows,
-            "over_subscribed": [r["department"] for r in rows if r["over_subscribed"]],
-            "underused": [r["department"] for r in rows if r["underused"]]}
+    rows = [
+        {
+            **utilisation.department_report(dept, hours.weights(_opening(name), start, end)),
+            "timezone": hours.timezone_of(_opening(name)),
+        }
+        for name, dept in _department_hours(None, start, end).items()
+    ]
+    body = {
+        "start": start,
+        "end": end,
+        "items": rows,
+        "over_subscribed": [r["department"] for r in rows if r["over_subscribed"]],
+        "underused": [r["department"] for r in rows if r["underused"]],
+    }
     return tabular.respond(body, "items", "utilisation")
 
 
@@ -181,14 +196,18 @@ def machines_report() -> Any:
             for key, value in zip(runs, (name, day, first, last, weight), strict=True):
                 runs[key].append(value)
     where = sql.SQL("AND s.department = %(department)s" if department is not None else "")
-    rows = db.fetch_all(MACHINE_HOURS.format(where=where), {
-        **runs, "lower": buckets[0], "first_day": buckets[0].replace(hour=0), "end": end,
-        "department": department})
-    machines = [utilisation.MachineHours(r["id"], r["instance"], r["hostname"], r["department"],
-                                         r["occupied_hours"], r["up_hours"]) for r in rows]
+    rows = db.fetch_all(
+        MACHINE_HOURS.format(where=where),
+        {**runs, "lower": buckets[0], "first_day": buckets[0].replace(hour=0), "end": end, "department": department},
+    )
+    machines = [
+        utilisation.MachineHours(
+            r["id"], r["instance"], r["hostname"], r["department"], r["occupied_hours"], r["up_hours"]
+        )
+        for r in rows
+    ]
     items = utilisation.machine_report(machines, open_hours)
-    body = {"start": start, "end": end, "items": items,
-            "hot_seats": [r["system_id"] for r in items if r["hot_seat"]]}
+    body = {"start": start, "end": end, "items": items, "hot_seats": [r["system_id"] for r in items if r["hot_seat"]]}
     return tabular.respond(body, "items", "machines")
 
 
@@ -197,17 +216,30 @@ def heatmap_body(department: str, start: datetime, end: datetime) -> dict[str, A
     opening = _opening(department)
     zone = hours.timezone_of(opening)
     cells = utilisation.heatmap(dept, hours.weights(opening, start, end), zone)
-    return {"department": department, "start": start, "end": end, "timezone": zone,
-            "machines": dept.machines, "opening_hours": hours.describe(opening), "cells": cells}
+    return {
+        "department": department,
+        "start": start,
+        "end": end,
+        "timezone": zone,
+        "machines": dept.machines,
+        "opening_hours": hours.describe(opening),
+        "cells": cells,
+    }
 
 
-def history_body(department: str, machines: int, start: datetime, end: datetime,
-                 step: timedelta | None) -> dict[str, Any]:
+def history_body(
+    department: str, machines: int, start: datetime, end: datetime, step: timedelta | None
+) -> dict[str, Any]:
     app = state()
     chosen = series.plan(start, end, step, app.config.max_points)
-    values = {"department": department, "start": start, "end": end, "origin": series.ORIGIN,
-              "step": timedelta(seconds=chosen.step_seconds),
-              "resolution": timedelta(seconds=series.RESOLUTION[chosen.source])}
+    values = {
+        "department": department,
+        "start": start,
+        "end": end,
+        "origin": series.ORIGIN,
+        "step": timedelta(seconds=chosen.step_seconds),
+        "resolution": timedelta(seconds=series.RESOLUTION[chosen.source]),
+    }
     states: dict[datetime, dict[str, float]] = {}
     if chosen.source == "raw":
         for r in app.db.fetch_all(HISTORY_STATES, values):
@@ -219,11 +251,23 @@ def history_body(department: str, machines: int, start: datetime, end: datetime,
     for bucket in sorted(states):
         counts = states[bucket]
         used = sum(v for name, v in counts.items() if name in seats.OCCUPIED)
-        points.append({"t": bucket, "occupied": round(used, 4),
-                       "utilisation_ratio": round(used / machines, 6) if machines else None,
-                       "states": {s: round(counts.get(s, 0.0), 4) for s in seats.STATES}})
-    return {"department": department, "start": start, "end": end, "machines": machines,
-            "source": chosen.source, "step_seconds": chosen.step_seconds, "points": points}
+        points.append(
+            {
+                "t": bucket,
+                "occupied": round(used, 4),
+                "utilisation_ratio": round(used / machines, 6) if machines else None,
+                "states": {s: round(counts.get(s, 0.0), 4) for s in seats.STATES},
+            }
+        )
+    return {
+        "department": department,
+        "start": start,
+        "end": end,
+        "machines": machines,
+        "source": chosen.source,
+        "step_seconds": chosen.step_seconds,
+        "points": points,
+    }
 
 
 @bp.get("/departments/<name>/heatmap")
@@ -243,5 +287,4 @@ def department_history(name: str) -> Any:
     args = request.args
     start, end = _range(args, timedelta(hours=24))
     step = params.duration(args["step"], "step") if args.get("step") else None
-    return tabular.respond(history_body(department, machines, start, end, step), "points",
-                           f"history-{department}")
+    return tabular.respond(history_body(department, machines, start, end, step), "points", f"history-{department}")

@@ -80,8 +80,13 @@ def storage_mode(conn: psycopg.Connection) -> str:
     return row[0]
 
 
-def add_systems(conn: psycopg.Connection, count: int, departments: Sequence[str] = DEPARTMENTS,
-                now: datetime | None = None, first: int = 0) -> list[int]:
+def add_systems(
+    conn: psycopg.Connection,
+    count: int,
+    departments: Sequence[str] = DEPARTMENTS,
+    now: datetime | None = None,
+    first: int = 0,
+) -> list[int]:
     """``count`` machines spread round-robin over ``departments``; every 9th is offline.
 
     Health states follow status (offline machines are ``offline`` or ``dead``; every
@@ -97,13 +102,26 @@ def add_systems(conn: psycopg.Connection, count: int, departments: Sequence[str]
             health = "degraded" if n % 7 == 3 else "healthy"
         else:
             health = "dead" if n % 4 == 0 else "offline"
-        rows.append((f"{ip}:22", f"{department[:4]}-{n:03d}", ip, department, "Linux", "6.1.0",
-                     "online" if online else "offline", health, now if online else now - timedelta(hours=6)))
+        rows.append(
+            (
+                f"{ip}:22",
+                f"{department[:4]}-{n:03d}",
+                ip,
+                department,
+                "Linux",
+                "6.1.0",
+                "online" if online else "offline",
+                health,
+                now if online else now - timedelta(hours=6),
+            )
+        )
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO systems (instance, hostname, ip_address, department, os_type, os_version, status,"
             " health_state, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            rows, returning=True)
+            rows,
+            returning=True,
+        )
         ids = []
         while True:
             row = cur.fetchone()
@@ -114,8 +132,13 @@ def add_systems(conn: psycopg.Connection, count: int, departments: Sequence[str]
     return ids
 
 
-def add_usage(conn: psycopg.Connection, system_ids: Sequence[int], start: datetime, end: datetime,
-              step: timedelta = timedelta(minutes=1)) -> int:
+def add_usage(
+    conn: psycopg.Connection,
+    system_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    step: timedelta = timedelta(minutes=1),
+) -> int:
     """Generated usage rows for ``[start, end)``, one day per statement (bounded memory, progress)."""
     if storage_mode(conn) == "postgresql":
         conn.execute("SELECT optilab_ensure_partitions(%s, %s)", (start.date(), end.date()))
@@ -123,22 +146,25 @@ def add_usage(conn: psycopg.Connection, system_ids: Sequence[int], start: dateti
     chunk_start = start
     while chunk_start < end:
         chunk_end = min(chunk_start + timedelta(days=1), end)
-        total += conn.execute(USAGE_INSERT, {"start": chunk_start, "end": chunk_end, "step": step,
-                                             "ids": list(system_ids)}).rowcount
+        total += conn.execute(
+            USAGE_INSERT, {"start": chunk_start, "end": chunk_end, "step": step, "ids": list(system_ids)}
+        ).rowcount
         chunk_start = chunk_end
     return total
 
 
-def add_seats(conn: psycopg.Connection, system_ids: Sequence[int], start: datetime, end: datetime,
-              now: datetime) -> int:
+def add_seats(
+    conn: psycopg.Connection, system_ids: Sequence[int], start: datetime, end: datetime, now: datetime
+) -> int:
     """Seat-state samples for ``[start, end)`` from the usage rows already there, one day per statement."""
     ids = list(system_ids)
     conn.execute(SEAT_SERIES, {"ids": ids})
     total, chunk_start = 0, start
     while chunk_start < end:
         chunk_end = min(chunk_start + timedelta(days=1), end)
-        total += conn.execute(SEAT_INSERT, {"ids": ids, "start": chunk_start, "end": chunk_end,
-                                            "offline_since": now - timedelta(hours=6)}).rowcount
+        total += conn.execute(
+            SEAT_INSERT, {"ids": ids, "start": chunk_start, "end": chunk_end, "offline_since": now - timedelta(hours=6)}
+        ).rowcount
         chunk_start = chunk_end
     return total
 
@@ -146,17 +172,22 @@ def add_seats(conn: psycopg.Connection, system_ids: Sequence[int], start: dateti
 def refresh_aggregates(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
     """Bring usage_hourly/usage_daily up to date for ``[start, end)`` on an autocommit connection."""
     if storage_mode(conn) == "postgresql":
-        conn.execute("""INSERT INTO usage_rollup_dirty (bucket)
+        conn.execute(
+            """INSERT INTO usage_rollup_dirty (bucket)
             SELECT generate_series(date_bin('1 hour', %s::timestamptz, TIMESTAMPTZ '2000-01-01 00:00+00'),
-                                   %s::timestamptz, '1 hour')""", (start, end))
+                                   %s::timestamptz, '1 hour')""",
+            (start, end),
+        )
         conn.execute("SELECT optilab_refresh_rollups()")
         return
     # TimescaleDB refreshes whole buckets only: widen the window to bucket boundaries.
     for view, width in (("usage_hourly", "1 hour"), ("usage_daily", "1 day")):
-        conn.execute(f"""CALL refresh_continuous_aggregate(%s,
+        conn.execute(
+            f"""CALL refresh_continuous_aggregate(%s,
             date_bin('{width}', %s::timestamptz, TIMESTAMPTZ '2000-01-01 00:00+00'),
             date_bin('{width}', %s::timestamptz, TIMESTAMPTZ '2000-01-01 00:00+00') + INTERVAL '{width}')""",
-                     (view, start, end))
+            (view, start, end),
+        )
 
 
 def add_status_history(conn: psycopg.Connection, system_ids: Sequence[int], now: datetime) -> None:
@@ -164,40 +195,89 @@ def add_status_history(conn: psycopg.Connection, system_ids: Sequence[int], now:
     rows = []
     for n, system_id in enumerate(system_ids):
         base = now - timedelta(hours=20 - n % 12)
-        rows += [(system_id, base, "online", "healthy", "discovered"),
-                 (system_id, base + timedelta(hours=2), "online", "degraded", "timeout"),
-                 (system_id, base + timedelta(hours=3), "online", "healthy", "recovered")]
+        rows += [
+            (system_id, base, "online", "healthy", "discovered"),
+            (system_id, base + timedelta(hours=2), "online", "degraded", "timeout"),
+            (system_id, base + timedelta(hours=3), "online", "healthy", "recovered"),
+        ]
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO status_history (system_id, timestamp, status, health_state, reason)"
-                        " VALUES (%s, %s, %s, %s, %s)", rows)
+        cur.executemany(
+            "INSERT INTO status_history (system_id, timestamp, status, health_state, reason)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            rows,
+        )
 
 
 def add_alerts(conn: psycopg.Connection, system_ids: Sequence[int], now: datetime) -> int:
     """Alerts of several kinds: every 3rd machine resolved HighCpu, every 5th still-firing DiskFull."""
-    systems = {row[0]: row[1:] for row in conn.execute(
-        "SELECT id, instance, department FROM systems WHERE id = ANY(%s)", (list(system_ids),))}
+    systems = {
+        row[0]: row[1:]
+        for row in conn.execute("SELECT id, instance, department FROM systems WHERE id = ANY(%s)", (list(system_ids),))
+    }
     rows: list[tuple[str, str, str, datetime, datetime | None, int, str, str]] = []
     for n, system_id in enumerate(system_ids):
         instance, department = systems[system_id]
         if n % 3 == 0:
-            rows.append(("HighCpuUsage", "warning", "resolved", now - timedelta(hours=10 + n % 5),
-                         now - timedelta(hours=9), system_id, instance, department))
+            rows.append(
+                (
+                    "HighCpuUsage",
+                    "warning",
+                    "resolved",
+                    now - timedelta(hours=10 + n % 5),
+                    now - timedelta(hours=9),
+                    system_id,
+                    instance,
+                    department,
+                )
+            )
         if n % 5 == 0:
-            rows.append(("DiskAlmostFull", "critical", "firing", now - timedelta(hours=2 + n % 3), None,
-                         system_id, instance, department))
+            rows.append(
+                (
+                    "DiskAlmostFull",
+                    "critical",
+                    "firing",
+                    now - timedelta(hours=2 + n % 3),
+                    None,
+                    system_id,
+                    instance,
+                    department,
+                )
+            )
     with conn.cursor() as cur:
-        cur.executemany("""
+        cur.executemany(
+            """
             INSERT INTO alerts (fingerprint, alertname, alert_type, severity, status, starts_at, ends_at,
                 system_id, instance, department, message, labels, annotations, updated_at)
             VALUES (%s, %s, 'system', %s, %s, %s, %s, %s, %s, %s, %s, %s, '{}', %s)""",
-            [(f"{name}-{instance}", name, severity, status, starts, ends, sid, instance, dept,
-              f"{name} on {instance}", json.dumps({"alertname": name, "instance": instance}),
-              ends or starts) for name, severity, status, starts, ends, sid, instance, dept in rows])
+            [
+                (
+                    f"{name}-{instance}",
+                    name,
+                    severity,
+                    status,
+                    starts,
+                    ends,
+                    sid,
+                    instance,
+                    dept,
+                    f"{name} on {instance}",
+                    json.dumps({"alertname": name, "instance": instance}),
+                    ends or starts,
+                )
+                for name, severity, status, starts, ends, sid, instance, dept in rows
+            ],
+        )
     return len(rows)
 
 
-def seed_lab(dsn: str, systems: int = 20, days: float = 2, step: timedelta = timedelta(minutes=1),
-             now: datetime | None = None, departments: Sequence[str] = DEPARTMENTS) -> SeedResult:
+def seed_lab(
+    dsn: str,
+    systems: int = 20,
+    days: float = 2,
+    step: timedelta = timedelta(minutes=1),
+    now: datetime | None = None,
+    departments: Sequence[str] = DEPARTMENTS,
+) -> SeedResult:
     """A whole lab: machines, ``days`` of usage up to ``now``, history, alerts, refreshed aggregates."""
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     start = now - timedelta(days=days)
@@ -222,8 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO")
     result = seed_lab(args.dsn, args.systems, args.days)
-    print(f"{len(result.system_ids)} systems, {result.usage_rows} usage rows, {result.alerts} alerts "
-          f"({result.storage_mode})")
+    print(
+        f"{len(result.system_ids)} systems, {result.usage_rows} usage rows, {result.alerts} alerts "
+        f"({result.storage_mode})"
+    )
     return 0
 
 

@@ -21,8 +21,32 @@ HOUR, DAY = 3600, 86400
 SOURCES = ("raw", "hourly", "daily")
 TABLES = {"hourly": "usage_hourly", "daily": "usage_daily"}
 RESOLUTION = {"raw": 1, "hourly": HOUR, "daily": DAY}
-NICE_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR,
-              12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 60 * DAY, 90 * DAY)
+NICE_STEPS = (
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    HOUR,
+    2 * HOUR,
+    3 * HOUR,
+    6 * HOUR,
+    12 * HOUR,
+    DAY,
+    2 * DAY,
+    7 * DAY,
+    14 * DAY,
+    30 * DAY,
+    60 * DAY,
+    90 * DAY,
+)
 # Buckets line up on UTC midnights (and 2000-01-01, a Saturday, for multi-day steps).
 ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 
@@ -41,8 +65,7 @@ def nice_step(seconds: float) -> int:
     return math.ceil(seconds / NICE_STEPS[-1]) * NICE_STEPS[-1]
 
 
-def plan(start: datetime, end: datetime, step: timedelta | None, max_points: int,
-         source: str | None = None) -> Plan:
+def plan(start: datetime, end: datetime, step: timedelta | None, max_points: int, source: str | None = None) -> Plan:
     """Choose source and step for ``[start, end)``; ``source`` forces a table (benchmarks, clients)."""
     span = (end - start).total_seconds()
     floor = span / max_points
@@ -62,8 +85,7 @@ def plan(start: datetime, end: datetime, step: timedelta | None, max_points: int
 def _weighted(column: str) -> sql.Composable:
     """Average of per-bucket averages weighted by their sample counts (exact re-aggregation)."""
     col = sql.Identifier(column)
-    return sql.SQL("sum({c} * samples) / nullif(sum(samples) FILTER (WHERE {c} IS NOT NULL), 0)").format(
-        c=col)
+    return sql.SQL("sum({c} * samples) / nullif(sum(samples) FILTER (WHERE {c} IS NOT NULL), 0)").format(c=col)
 
 
 RAW_COLUMNS = sql.SQL("""
@@ -74,8 +96,12 @@ RAW_COLUMNS = sql.SQL("""
 AGG_COLUMNS = sql.SQL("""
     {cpu} AS cpu, max(max_cpu) AS cpu_max, {ram} AS ram, {disk} AS disk,
     {users}::float8 AS users, {occupied}::float8 AS occupied, sum(samples)::bigint AS samples""").format(
-    cpu=_weighted("avg_cpu"), ram=_weighted("avg_ram"), disk=_weighted("avg_disk"),
-    users=_weighted("avg_users"), occupied=_weighted("occupied_ratio"))
+    cpu=_weighted("avg_cpu"),
+    ram=_weighted("avg_ram"),
+    disk=_weighted("avg_disk"),
+    users=_weighted("avg_users"),
+    occupied=_weighted("occupied_ratio"),
+)
 
 
 def source_table(source: str) -> tuple[sql.Identifier, sql.Identifier, sql.Composable]:
@@ -101,7 +127,10 @@ def series_query(source: str) -> sql.Composed:
 
 def series_params(system_id: int, start: datetime, end: datetime, chosen: Plan) -> dict[str, object]:
     return {
-        "system_id": system_id, "start": start, "end": end, "origin": ORIGIN,
+        "system_id": system_id,
+        "start": start,
+        "end": end,
+        "origin": ORIGIN,
         "step": timedelta(seconds=chosen.step_seconds),
         "resolution": timedelta(seconds=RESOLUTION[chosen.source]),
     }

@@ -26,20 +26,29 @@ SYSTEM_COLUMNS = sql.SQL("""s.id, s.instance, s.hostname, s.ip_address, s.depart
 LATEST = sql.SQL("""LEFT JOIN LATERAL (
         SELECT m.timestamp, m.cpu_usage, m.ram_usage, m.disk_usage, m.logged_in_users
         FROM usage_metrics m WHERE m.system_id = s.id ORDER BY m.timestamp DESC LIMIT 1) u ON true""")
-LATEST_COLUMNS = sql.SQL("u.timestamp AS u_timestamp, u.cpu_usage AS u_cpu_usage, "
-                         "u.ram_usage AS u_ram_usage, u.disk_usage AS u_disk_usage, "
-                         "u.logged_in_users AS u_logged_in_users")
+LATEST_COLUMNS = sql.SQL(
+    "u.timestamp AS u_timestamp, u.cpu_usage AS u_cpu_usage, "
+    "u.ram_usage AS u_ram_usage, u.disk_usage AS u_disk_usage, "
+    "u.logged_in_users AS u_logged_in_users"
+)
 
 
 def system_json(row: dict[str, Any]) -> dict[str, Any]:
     """A system row with its ``latest`` usage folded into a nested object (null when none)."""
     system = {key: value for key, value in row.items() if not key.startswith("u_")}
     system.setdefault("seat_state", None)
-    system["latest"] = None if row.get("u_timestamp") is None else {
-        "timestamp": row["u_timestamp"], "cpu_usage": row["u_cpu_usage"], "ram_usage": row["u_ram_usage"],
-        "disk_usage": row["u_disk_usage"], "logged_in_users": row["u_logged_in_users"],
-        "in_use": (row["u_logged_in_users"] or 0) > 0,
-    }
+    system["latest"] = (
+        None
+        if row.get("u_timestamp") is None
+        else {
+            "timestamp": row["u_timestamp"],
+            "cpu_usage": row["u_cpu_usage"],
+            "ram_usage": row["u_ram_usage"],
+            "disk_usage": row["u_disk_usage"],
+            "logged_in_users": row["u_logged_in_users"],
+            "in_use": (row["u_logged_in_users"] or 0) > 0,
+        }
+    )
     return system
 
 
@@ -59,8 +68,7 @@ def _filters(args: dict[str, str]) -> tuple[sql.Composable, dict[str, Any]]:
         clauses.append(sql.SQL("s.health_state = %(health)s"))
         values["health"] = health
     if q := params.text(args, "q"):
-        clauses.append(sql.SQL(
-            "(s.hostname ILIKE %(q)s OR s.ip_address ILIKE %(q)s OR s.instance ILIKE %(q)s)"))
+        clauses.append(sql.SQL("(s.hostname ILIKE %(q)s OR s.ip_address ILIKE %(q)s OR s.instance ILIKE %(q)s)"))
         values["q"] = params.like_pattern(q)
     return sql.SQL(" AND ").join(clauses), values
 
@@ -79,21 +87,32 @@ def list_systems() -> Any:
     # the seat join only where the state filters; otherwise on the page's rows alone
     seat_in_filter = sql.SQL("") if "state" not in values else seats.SEAT_JOIN
     page = app.db.page(
-        sql.SQL("SELECT count(*) AS n FROM systems s {seat} WHERE {where}").format(seat=seat_in_filter,
-                                                                                 where=where),
+        sql.SQL("SELECT count(*) AS n FROM systems s {seat} WHERE {where}").format(seat=seat_in_filter, where=where),
         sql.SQL("""
             SELECT {columns}, {seat_column} AS seat_state, {latest_columns} FROM (
                 SELECT s.* FROM systems s {seat_filter}
                 WHERE {where} ORDER BY s.id LIMIT %(limit)s OFFSET %(offset)s) s
-            {seat} {latest} ORDER BY s.id""").format(columns=SYSTEM_COLUMNS, latest_columns=LATEST_COLUMNS,
-                                                     seat_filter=seat_in_filter, seat=seats.SEAT_JOIN,
-                                                     seat_column=seats.SEAT_COLUMN, where=where, latest=LATEST),
-        values, limit, offset)
+            {seat} {latest} ORDER BY s.id""").format(
+            columns=SYSTEM_COLUMNS,
+            latest_columns=LATEST_COLUMNS,
+            seat_filter=seat_in_filter,
+            seat=seats.SEAT_JOIN,
+            seat_column=seats.SEAT_COLUMN,
+            where=where,
+            latest=LATEST,
+        ),
+        values,
+        limit,
+        offset,
+    )
     page["items"] = [system_json(row) for row in page["items"]]
-    free = app.db.fetch_all(sql.SQL(
-        "SELECT s.department, count(*) FILTER (WHERE {col} = 'free') AS free FROM systems s {seat} "
-        "GROUP BY s.department ORDER BY s.department NULLS LAST").format(col=seats.SEAT_COLUMN,
-                                                                          seat=seats.SEAT_JOIN), values)
+    free = app.db.fetch_all(
+        sql.SQL(
+            "SELECT s.department, count(*) FILTER (WHERE {col} = 'free') AS free FROM systems s {seat} "
+            "GROUP BY s.department ORDER BY s.department NULLS LAST"
+        ).format(col=seats.SEAT_COLUMN, seat=seats.SEAT_JOIN),
+        values,
+    )
     page["free_by_department"] = {row["department"] or "": row["free"] for row in free}
     return tabular.respond(page, "items", "systems")
 
@@ -101,10 +120,12 @@ def list_systems() -> Any:
 def _system(system_id: int) -> dict[str, Any]:
     if system_id > MAX_ID:
         raise NotFound(f"system {system_id} not found")
-    row = state().db.fetch_one(sql.SQL(
-        "SELECT {}, {} AS seat_state, {} FROM systems s {} {} WHERE s.id = %(id)s").format(
-        SYSTEM_COLUMNS, seats.SEAT_COLUMN, LATEST_COLUMNS, seats.SEAT_JOIN, LATEST),
-        {"id": system_id, **seats.fresh_since()})
+    row = state().db.fetch_one(
+        sql.SQL("SELECT {}, {} AS seat_state, {} FROM systems s {} {} WHERE s.id = %(id)s").format(
+            SYSTEM_COLUMNS, seats.SEAT_COLUMN, LATEST_COLUMNS, seats.SEAT_JOIN, LATEST
+        ),
+        {"id": system_id, **seats.fresh_since()},
+    )
     if row is None:
         raise NotFound(f"system {system_id} not found")
     return system_json(row)
@@ -117,7 +138,9 @@ def get_system(system_id: int) -> dict[str, Any]:
     system = _system(system_id)
     system["status_history"] = state().db.fetch_all(
         "SELECT timestamp, status, health_state, reason FROM status_history "
-        "WHERE system_id = %s ORDER BY timestamp DESC LIMIT 20", (system_id,))
+        "WHERE system_id = %s ORDER BY timestamp DESC LIMIT 20",
+        (system_id,),
+    )
     return system
 
 
@@ -132,11 +155,14 @@ def system_metrics(system_id: int) -> dict[str, Any]:
     forced = params.choice(args, "source", SOURCES, "auto")
     chosen = series.plan(start, end, step, app.config.max_points, None if forced == "auto" else forced)
     _system(system_id)
-    rows = app.db.fetch_all(series.series_query(chosen.source),
-                            series.series_params(system_id, start, end, chosen))
+    rows = app.db.fetch_all(series.series_query(chosen.source), series.series_params(system_id, start, end, chosen))
     return {
-        "system_id": system_id, "start": start, "end": end, "source": chosen.source,
-        "step_seconds": chosen.step_seconds, "points": [_point(r) for r in rows],
+        "system_id": system_id,
+        "start": start,
+        "end": end,
+        "source": chosen.source,
+        "step_seconds": chosen.step_seconds,
+        "points": [_point(r) for r in rows],
     }
 
 
@@ -144,6 +170,13 @@ def _point(row: dict[str, Any]) -> dict[str, Any]:
     def rounded(value: float | None) -> float | None:
         return None if value is None else round(value, 3)
 
-    return {"t": row["t"], "cpu": rounded(row["cpu"]), "cpu_max": rounded(row["cpu_max"]),
-            "ram": rounded(row["ram"]), "disk": rounded(row["disk"]), "users": rounded(row["users"]),
-            "occupied": rounded(row["occupied"]), "samples": row["samples"]}
+    return {
+        "t": row["t"],
+        "cpu": rounded(row["cpu"]),
+        "cpu_max": rounded(row["cpu_max"]),
+        "ram": rounded(row["ram"]),
+        "disk": rounded(row["disk"]),
+        "users": rounded(row["users"]),
+        "occupied": rounded(row["occupied"]),
+        "samples": row["samples"],
+    }

@@ -59,10 +59,15 @@ def department_report(dept: DepartmentHours, weights: Iterable[tuple[datetime, f
     utilisation = _ratio(occupied_hours, open_hours * dept.machines)
     capacity_share = _ratio(capacity_hours, open_hours)
     return {
-        "department": dept.name, "machines": dept.machines, "open_hours": round(open_hours, 4),
-        "occupied_machine_hours": round(occupied_hours, 4), "utilisation_ratio": utilisation,
-        "peak_occupancy": round(peak, 4), "peak_occupancy_ratio": _ratio(peak, dept.machines),
-        "hours_at_capacity": round(capacity_hours, 4), "at_capacity_ratio": capacity_share,
+        "department": dept.name,
+        "machines": dept.machines,
+        "open_hours": round(open_hours, 4),
+        "occupied_machine_hours": round(occupied_hours, 4),
+        "utilisation_ratio": utilisation,
+        "peak_occupancy": round(peak, 4),
+        "peak_occupancy_ratio": _ratio(peak, dept.machines),
+        "hours_at_capacity": round(capacity_hours, 4),
+        "at_capacity_ratio": capacity_share,
         "over_subscribed": capacity_share is not None and capacity_share >= OVERSUBSCRIBED_RATIO,
         "underused": utilisation is not None and utilisation < UNDERUSED_RATIO,
     }
@@ -85,9 +90,14 @@ def heatmap(dept: DepartmentHours, weights: Iterable[tuple[datetime, float]], zo
     for day in range(7):
         for hour in range(24):
             n = counts[day][hour]
-            cells.append({"day": day, "hour": hour,
-                          "utilisation_ratio": _ratio(sums[day][hour], n * dept.machines) if n else None,
-                          "open_ratio": round(opens[day][hour] / n, 6) if n else None})
+            cells.append(
+                {
+                    "day": day,
+                    "hour": hour,
+                    "utilisation_ratio": _ratio(sums[day][hour], n * dept.machines) if n else None,
+                    "open_ratio": round(opens[day][hour] / n, 6) if n else None,
+                }
+            )
     return cells
 
 
@@ -108,10 +118,17 @@ def machine_report(machines: Iterable[MachineHours], open_hours: Mapping[str, fl
     rows = []
     for m in machines:
         total = open_hours.get(m.department, 0.0)
-        rows.append({"system_id": m.system_id, "instance": m.instance, "hostname": m.hostname,
-                     "department": m.department, "open_hours": round(total, 4),
-                     "in_use_ratio": _ratio(m.occupied_hours, total),
-                     "availability_ratio": _ratio(min(m.up_hours, total), total)})
+        rows.append(
+            {
+                "system_id": m.system_id,
+                "instance": m.instance,
+                "hostname": m.hostname,
+                "department": m.department,
+                "open_hours": round(total, 4),
+                "in_use_ratio": _ratio(m.occupied_hours, total),
+                "availability_ratio": _ratio(min(m.up_hours, total), total),
+            }
+        )
     by_room: dict[str, list[float]] = {}
     for row in rows:
         if row["in_use_ratio"] is not None:
@@ -121,6 +138,11 @@ def machine_report(machines: Iterable[MachineHours], open_hours: Mapping[str, fl
         average = averages.get(str(row["department"]))
         share = row["in_use_ratio"]
         row["room_average_in_use_ratio"] = None if average is None else round(average, 6)
-        row["hot_seat"] = (average is not None and share is not None and average > 0
-                           and share >= HOT_FACTOR * average and share - average >= HOT_MIN_RATIO)  # type: ignore[operator]
+        row["hot_seat"] = (
+            average is not None
+            and isinstance(share, int | float)
+            and average > 0
+            and share >= HOT_FACTOR * average
+            and share - average >= HOT_MIN_RATIO
+        )
     return rows

@@ -53,26 +53,39 @@ def simulate_day(lab, health: HealthSettings, rounds: int, connect_timeout: floa
             successes += sum(result.success for result in results)
     finally:
         pool.close()
-    return {"dials": sum(pool.stats.dials.values()), "cpu": cpu() - cpu0,
-            "lab_cpu": cpu_seconds(lab.process.pid) - lab0, "wall": time.perf_counter() - wall0,
-            "probe_seconds": probe_seconds, "successes": successes,
-            "dead_dials": sum(v for k, v in pool.stats.dials.items() if k != "success")}
+    return {
+        "dials": sum(pool.stats.dials.values()),
+        "cpu": cpu() - cpu0,
+        "lab_cpu": cpu_seconds(lab.process.pid) - lab0,
+        "wall": time.perf_counter() - wall0,
+        "probe_seconds": probe_seconds,
+        "successes": successes,
+        "dead_dials": sum(v for k, v in pool.stats.dials.items() if k != "success"),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=288, help="scrape rounds (288 = one day at 5 min)")
     parser.add_argument("--hosts", type=int, default=30)
-    parser.add_argument("--connect-timeout", type=float, default=0.2,
-                        help="seconds a dead host holds a dial (a LAN's default would be 5 s)")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=0.2,
+        help="seconds a dead host holds a dial (a LAN's default would be 5 s)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # dead hosts make paramiko and the health book chatty
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     with running_lab(args.hosts, departments=3) as lab:
         dead = [h["ip"] for i, h in enumerate(lab.hosts) if i % 10 in (1, 4, 7)]
         lab.set_fault(dead, "hang")
-        naive = simulate_day(lab, HealthSettings(degraded_interval=0, offline_interval=0, dead_interval=0),
-                             args.rounds, args.connect_timeout)
+        naive = simulate_day(
+            lab,
+            HealthSettings(degraded_interval=0, offline_interval=0, dead_interval=0),
+            args.rounds,
+            args.connect_timeout,
+        )
         adaptive = simulate_day(lab, HealthSettings(), args.rounds, args.connect_timeout)
 
     def cut(key: str) -> str:
@@ -80,23 +93,33 @@ def main() -> None:
 
     per_dead = (naive["dead_dials"] - adaptive["dead_dials"]) / naive["dead_dials"] * 100
     rows = [
-        ("lab", f"{args.hosts} hosts, {len(dead)} dead (hang), {args.rounds} rounds of {INTERVAL:.0f} s "
-                f"simulated, connect timeout {args.connect_timeout} s"),
+        (
+            "lab",
+            f"{args.hosts} hosts, {len(dead)} dead (hang), {args.rounds} rounds of {INTERVAL:.0f} s "
+            f"simulated, connect timeout {args.connect_timeout} s",
+        ),
         ("successful probes naive / adaptive", f"{naive['successes']:.0f} / {adaptive['successes']:.0f}"),
         ("dials naive / adaptive", f"{naive['dials']:.0f} / {adaptive['dials']:.0f}  ({cut('dials')})"),
-        ("dials to dead hosts naive / adaptive",
-         f"{naive['dead_dials']:.0f} / {adaptive['dead_dials']:.0f}  (−{per_dead:.0f}%)"),
+        (
+            "dials to dead hosts naive / adaptive",
+            f"{naive['dead_dials']:.0f} / {adaptive['dead_dials']:.0f}  (−{per_dead:.0f}%)",
+        ),
         ("collector CPU naive / adaptive", f"{naive['cpu']:.2f} s / {adaptive['cpu']:.2f} s  ({cut('cpu')})"),
-        ("lab CPU naive / adaptive", f"{naive['lab_cpu']:.2f} s / {adaptive['lab_cpu']:.2f} s  "
-                                     f"({cut('lab_cpu')})"),
+        ("lab CPU naive / adaptive", f"{naive['lab_cpu']:.2f} s / {adaptive['lab_cpu']:.2f} s  ({cut('lab_cpu')})"),
         ("wall time of the day's rounds", f"{naive['wall']:.1f} s / {adaptive['wall']:.1f} s  ({cut('wall')})"),
-        ("probe-seconds (scrape time occupied)",
-         f"{naive['probe_seconds']:.0f} s / {adaptive['probe_seconds']:.0f} s  ({cut('probe_seconds')})"),
+        (
+            "probe-seconds (scrape time occupied)",
+            f"{naive['probe_seconds']:.0f} s / {adaptive['probe_seconds']:.0f} s  ({cut('probe_seconds')})",
+        ),
         ("collector process peak RSS (both runs)", f"{peak_rss_mb(os.getpid()):.0f} MB"),
         ("mean round naive / adaptive", f"{ms(naive['wall'] / args.rounds)} / {ms(adaptive['wall'] / args.rounds)}"),
     ]
-    report("adaptive", "Adaptive vs naive polling over a simulated day, 30 % dead", rows,
-           {"naive": naive, "adaptive": adaptive})
+    report(
+        "adaptive",
+        "Adaptive vs naive polling over a simulated day, 30 % dead",
+        rows,
+        {"naive": naive, "adaptive": adaptive},
+    )
 
 
 if __name__ == "__main__":

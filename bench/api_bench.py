@@ -58,8 +58,7 @@ def create_bench_db(server_dsn: str) -> str:
 def drop_bench_db(server_dsn: str, dsn: str) -> None:
     name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
     with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            psycopg.sql.Identifier(name)))
+        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
 
 
 def load(dsn: str, systems: int, days: int, step_minutes: int = 1) -> None:
@@ -83,14 +82,20 @@ def load(dsn: str, systems: int, days: int, step_minutes: int = 1) -> None:
         if mode == "postgresql":
             # Between maintenance passes the bridge leaves the newest hours marked dirty and
             # usage_hourly answers them from raw rows: measure in that state, not a fully refreshed one.
-            conn.execute("""INSERT INTO usage_rollup_dirty SELECT generate_series(
+            conn.execute(
+                """INSERT INTO usage_rollup_dirty SELECT generate_series(
                 date_bin('1 hour', %s::timestamptz - interval '1 hour', TIMESTAMPTZ '2000-01-01'), %s, '1 hour')""",
-                         (now, now))
+                (now, now),
+            )
         size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
-    print(f"storage mode {mode}; {systems} systems x {days} days every {step_minutes} min: {rows:,} usage rows, "
-          f"{seat_rows:,} seat samples")
-    print(f"  load {t1 - t0:.1f} s ({(rows + seat_rows) / (t1 - t0):,.0f} rows/s), refresh aggregates {t2 - t1:.1f} s, "
-          f"vacuum analyze {t3 - t2:.1f} s, total {t3 - started:.1f} s, database size {size}")
+    print(
+        f"storage mode {mode}; {systems} systems x {days} days every {step_minutes} min: {rows:,} usage rows, "
+        f"{seat_rows:,} seat samples"
+    )
+    print(
+        f"  load {t1 - t0:.1f} s ({(rows + seat_rows) / (t1 - t0):,.0f} rows/s), refresh aggregates {t2 - t1:.1f} s, "
+        f"vacuum analyze {t3 - t2:.1f} s, total {t3 - started:.1f} s, database size {size}"
+    )
 
 
 def describe(dsn: str) -> str:
@@ -99,8 +104,11 @@ def describe(dsn: str) -> str:
         usage = conn.execute("SELECT count(*) FROM usage_metrics").fetchone()[0]
         seats = conn.execute("SELECT count(*) FROM samples").fetchone()[0]
         mode = conn.execute("SELECT storage_mode()").fetchone()[0]
-        dirty = conn.execute("SELECT count(DISTINCT bucket) FROM usage_rollup_dirty").fetchone()[0] \
-            if mode == "postgresql" else 0
+        dirty = (
+            conn.execute("SELECT count(DISTINCT bucket) FROM usage_rollup_dirty").fetchone()[0]
+            if mode == "postgresql"
+            else 0
+        )
     return f"{usage:,} usage rows, {seats:,} samples, {dirty} dirty hours ({mode})"
 
 
@@ -138,8 +146,14 @@ def run_scenario(client: Client, name: str, make_path: Callable[[], str], reques
         sources.add(body.get("source"))
         points.append(len(body.get("points", body.get("items", body.get("departments", body.get("cells", []))))))
     p50, p99 = percentiles(latencies)
-    return {"name": name, "n": len(latencies), "p50_ms": p50 * 1000, "p99_ms": p99 * 1000,
-            "source": ",".join(sorted(s for s in sources if s)), "points": statistics.median(points)}
+    return {
+        "name": name,
+        "n": len(latencies),
+        "p50_ms": p50 * 1000,
+        "p99_ms": p99 * 1000,
+        "source": ",".join(sorted(s for s in sources if s)),
+        "points": statistics.median(points),
+    }
 
 
 def http_benchmarks(dsn: str, requests: int, log_dir: Path, only: str | None = None) -> list[dict]:
@@ -147,9 +161,23 @@ def http_benchmarks(dsn: str, requests: int, log_dir: Path, only: str | None = N
         ids = [row[0] for row in conn.execute("SELECT id FROM systems ORDER BY id")]
         departments = [row[0] for row in conn.execute("SELECT DISTINCT department FROM systems ORDER BY 1")]
     port = free_port()
-    service = Service([str(Path(sys.executable).parent / "optilab-api"), "--listen", f"127.0.0.1:{port}",
-                       "--dsn", dsn, "--threads", "4", "--rate-limit", "1000000/minute", "--log-level", "WARNING"],
-                      log_dir / "api_bench_server.log", env={"OPTILAB_API_KEYS": KEY})
+    service = Service(
+        [
+            str(Path(sys.executable).parent / "optilab-api"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--dsn",
+            dsn,
+            "--threads",
+            "4",
+            "--rate-limit",
+            "1000000/minute",
+            "--log-level",
+            "WARNING",
+        ],
+        log_dir / "api_bench_server.log",
+        env={"OPTILAB_API_KEYS": KEY},
+    )
     try:
         service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/health"), timeout=30)
         client = Client(port)
@@ -174,14 +202,18 @@ def http_benchmarks(dsn: str, requests: int, log_dir: Path, only: str | None = N
             ("machines 30d", lambda: "/reports/machines?start=-30d"),
             ("board data", lambda: "/board/data"),
         ]
-        return [run_scenario(client, name, make_path, requests) for name, make_path in scenarios
-                if only is None or any(part in name for part in only.split(","))]
+        return [
+            run_scenario(client, name, make_path, requests)
+            for name, make_path in scenarios
+            if only is None or any(part in name for part in only.split(","))
+        ]
     finally:
         service.stop()
 
 
-def time_sql(conn: psycopg.Connection, query: psycopg.sql.Composable, make_params: Callable[[], dict],
-             repeat: int) -> float:
+def time_sql(
+    conn: psycopg.Connection, query: psycopg.sql.Composable, make_params: Callable[[], dict], repeat: int
+) -> float:
     """Median seconds of ``query`` (after two warm-up runs), each run with fresh parameters."""
     for _ in range(2):
         conn.execute(query, make_params()).fetchall()
@@ -210,14 +242,25 @@ def sql_speedups(dsn: str, repeat: int) -> None:
 
         hourly = time_sql(conn, series.series_query("hourly"), one(plan_hourly), repeat)
         raw = time_sql(conn, series.series_query("raw"), one(plan_raw), repeat)
-        print(f"30-day series of one system (3 h buckets): usage_hourly {hourly * 1000:.2f} ms, raw rows "
-              f"{raw * 1000:.2f} ms -> {raw / hourly:.0f}x")
-        lab = {"department": None, "start": start, "end": now, "origin": series.ORIGIN,
-               "resolution": timedelta(days=1), "now": now, "fresh_since": now}
+        print(
+            f"30-day series of one system (3 h buckets): usage_hourly {hourly * 1000:.2f} ms, raw rows "
+            f"{raw * 1000:.2f} ms -> {raw / hourly:.0f}x"
+        )
+        lab = {
+            "department": None,
+            "start": start,
+            "end": now,
+            "origin": series.ORIGIN,
+            "resolution": timedelta(days=1),
+            "now": now,
+            "fresh_since": now,
+        }
         daily = time_sql(conn, _range_query("daily", None), lambda: lab, max(3, repeat // 10))
         raw_lab = time_sql(conn, _range_query("raw", None), lambda: lab, 3)
-        print(f"30-day summary of all departments: usage_daily {daily * 1000:.1f} ms, raw rows "
-              f"{raw_lab * 1000:.0f} ms -> {raw_lab / daily:.0f}x")
+        print(
+            f"30-day summary of all departments: usage_daily {daily * 1000:.1f} ms, raw rows "
+            f"{raw_lab * 1000:.0f} ms -> {raw_lab / daily:.0f}x"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,8 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", type=int, default=250)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=400, help="measured requests per scenario")
-    parser.add_argument("--step-minutes", type=int, default=1,
-                        help="minutes between generated rows (5 loads 5x faster; the aggregates keep their size)")
+    parser.add_argument(
+        "--step-minutes",
+        type=int,
+        default=1,
+        help="minutes between generated rows (5 loads 5x faster; the aggregates keep their size)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the bench database (prints its DSN)")
     parser.add_argument("--reuse", metavar="DSN", help="measure an existing, loaded bench database")
     parser.add_argument("--only", help="comma-separated substrings of scenario names to run (HTTP part only)")
@@ -241,21 +288,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database: {describe(dsn)}")
         load_before = os.getloadavg()
         results = http_benchmarks(dsn, args.requests, args.log_dir, args.only)
-        print(f"\nHTTP through optilab-api (waitress, 4 threads), sequential keep-alive requests; "
-              f"target p99 < {TARGET_P99_MS:.0f} ms; load average (1/5/15 min) before "
-              f"{'/'.join(f'{v:.1f}' for v in load_before)}, after {'/'.join(f'{v:.1f}' for v in os.getloadavg())}")
+        print(
+            f"\nHTTP through optilab-api (waitress, 4 threads), sequential keep-alive requests; "
+            f"target p99 < {TARGET_P99_MS:.0f} ms; load average (1/5/15 min) before "
+            f"{'/'.join(f'{v:.1f}' for v in load_before)}, after {'/'.join(f'{v:.1f}' for v in os.getloadavg())}"
+        )
         print(f"{'scenario':26} {'n':>5} {'p50 ms':>8} {'p99 ms':>8}  {'source':8} {'points':>6}  target")
         for r in results:
             verdict = "ok" if r["p99_ms"] < TARGET_P99_MS else "MISSED"
             if r["name"].endswith("source=raw"):
                 verdict = "(comparison)"
-            print(f"{r['name']:26} {r['n']:5d} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}  {r['source']:8} "
-                  f"{r['points']:6.0f}  {verdict}")
+            print(
+                f"{r['name']:26} {r['n']:5d} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}  {r['source']:8} "
+                f"{r['points']:6.0f}  {verdict}"
+            )
         by_name = {r["name"]: r for r in results}
         if args.only:
             return 0
-        print(f"30-day series through HTTP, raw vs aggregate (p50): "
-              f"{by_name['metrics 30d source=raw']['p50_ms'] / by_name['metrics 30d']['p50_ms']:.1f}x\n")
+        print(
+            f"30-day series through HTTP, raw vs aggregate (p50): "
+            f"{by_name['metrics 30d source=raw']['p50_ms'] / by_name['metrics 30d']['p50_ms']:.1f}x\n"
+        )
         sql_speedups(dsn, repeat=max(20, args.requests // 4))
     finally:
         if args.keep or args.reuse:

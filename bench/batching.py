@@ -66,9 +66,13 @@ def main() -> None:
         cpus = {name: median([c for _, c in values]) for name, values in results.items()}
         for name in results:
             rows.append((f"{kind}: {name.replace('_', ' ')}", f"{ms(wall[name])}  client CPU {ms(cpus[name])}"))
-        rows.append((f"{kind}: batching speed-up (claim 3-5x)",
-                     f"{ratio(wall['separate'], wall['batched'])} vs sequential, "
-                     f"{ratio(wall['separate_parallel4'], wall['batched'])} vs 4 parallel channels"))
+        rows.append(
+            (
+                f"{kind}: batching speed-up (claim 3-5x)",
+                f"{ratio(wall['separate'], wall['batched'])} vs sequential, "
+                f"{ratio(wall['separate_parallel4'], wall['batched'])} vs 4 parallel channels",
+            )
+        )
     report("batching", f"One batched exec vs {len(SEPARATE)} execs, {args.repeats} repeats", rows)
 
 

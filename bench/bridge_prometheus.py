@@ -57,8 +57,11 @@ def _metric(url: str, name: str) -> float:
     """Sum of all samples of ``name`` in a /metrics page (0 when absent)."""
     with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback peers
         text = response.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + " ") or line.startswith(name + "{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + " ") or line.startswith(name + "{")
+    )
 
 
 def run_prometheus(dsn: str, bridge_port: int, workdir: Path, hosts: int = 3000, seconds: float = 30) -> None:
@@ -71,9 +74,16 @@ def run_prometheus(dsn: str, bridge_port: int, workdir: Path, hosts: int = 3000,
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = (workdir / "prometheus.log").open("wb")
-    prometheus = subprocess.Popen([PROMETHEUS, f"--config.file={workdir / 'prometheus.yml'}",
-                                   f"--web.listen-address=127.0.0.1:{port}",
-                                   f"--storage.tsdb.path={workdir / 'tsdb'}"], stdout=log, stderr=subprocess.STDOUT)
+    prometheus = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={workdir / 'tsdb'}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     prom, bridge = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bridge_port}"
     try:
         time.sleep(min(10.0, seconds / 3))  # warm-up: shards scale up, series are created
@@ -86,24 +96,29 @@ def run_prometheus(dsn: str, bridge_port: int, workdir: Path, hosts: int = 3000,
         sent = _metric(f"{prom}/metrics", "prometheus_remote_storage_samples_total") - sent0
         stored = _metric(f"{bridge}/metrics", "optilab_bridge_samples_stored_total") - stored0
         scraped = _metric(f"{prom}/metrics", "prometheus_tsdb_head_samples_appended_total") - scraped0
-        lag = (_metric(f"{prom}/metrics", "prometheus_remote_storage_highest_timestamp_in_seconds")
-               - _metric(f"{prom}/metrics", "prometheus_remote_storage_queue_highest_sent_timestamp_seconds"))
+        lag = _metric(f"{prom}/metrics", "prometheus_remote_storage_highest_timestamp_in_seconds") - _metric(
+            f"{prom}/metrics", "prometheus_remote_storage_queue_highest_sent_timestamp_seconds"
+        )
         batch_seconds = _metric(f"{prom}/metrics", "prometheus_remote_storage_sent_batch_duration_seconds_sum")
         batches = _metric(f"{prom}/metrics", "prometheus_remote_storage_sent_batch_duration_seconds_count")
         pending = _metric(f"{prom}/metrics", "prometheus_remote_storage_samples_pending")
         shards = _metric(f"{prom}/metrics", "prometheus_remote_storage_shards")
         failed = _metric(f"{prom}/metrics", "prometheus_remote_storage_samples_failed_total")
-        report("bridge_prometheus", f"remote-write bridge fed by a real Prometheus: {hosts * 14:,} series "
-               f"scraped every 1 s, measured for {elapsed:.0f} s", [
-                   ("scraped (offered load)", f"{scraped / elapsed:,.0f} samples/s"),
-                   ("sent by Prometheus", f"{sent / elapsed:,.0f} samples/s, {shards:.0f} shards, {failed:.0f} failed"),
-                   ("stored by the bridge", f"{stored / elapsed:,.0f} samples/s"),
-                   ("send lag", f"{lag:.1f} s behind the newest scrape, {pending:.0f} samples pending"),
-                   ("mean batch send", f"{batch_seconds / max(batches, 1) * 1000:.0f} ms"),
-               ], {"stored_per_s": stored / elapsed, "lag_s": lag})
+        report(
+            "bridge_prometheus",
+            f"remote-write bridge fed by a real Prometheus: {hosts * 14:,} series "
+            f"scraped every 1 s, measured for {elapsed:.0f} s",
+            [
+                ("scraped (offered load)", f"{scraped / elapsed:,.0f} samples/s"),
+                ("sent by Prometheus", f"{sent / elapsed:,.0f} samples/s, {shards:.0f} shards, {failed:.0f} failed"),
+                ("stored by the bridge", f"{stored / elapsed:,.0f} samples/s"),
+                ("send lag", f"{lag:.1f} s behind the newest scrape, {pending:.0f} samples pending"),
+                ("mean batch send", f"{batch_seconds / max(batches, 1) * 1000:.0f} ms"),
+            ],
+            {"stored_per_s": stored / elapsed, "lag_s": lag},
+        )
     finally:
         prometheus.terminate()
         prometheus.wait(30)
         log.close()
         server.shutdown()
-

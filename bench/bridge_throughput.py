@@ -42,9 +42,14 @@ from optilab.remote_write_bridge.protocol import WriteRequest
 from optilab.timescale.migrate import migrate
 
 SERVER_DSN = os.environ.get("OPTILAB_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
-HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
-           "X-Prometheus-Remote-Write-Version": "0.1.0"}
+HEADERS = {
+    "Content-Type": "application/x-protobuf",
+    "Content-Encoding": "snappy",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
 BATCH = 2000
+
+
 def build_bodies(hosts: int, total_samples: int, start_ms: int) -> list[bytes]:
     """Scrape rounds 15 s apart, cut into 2000-sample requests; values vary a little per round."""
     lab = [s for host in range(hosts) for s in host_series(host)]
@@ -99,8 +104,12 @@ def send_all(port: int, bodies: list[bytes], senders: int) -> tuple[float, list[
 
 def table_counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
-        return {table: conn.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(
-            psycopg.sql.Identifier(table))).fetchone()[0] for table in ("usage_metrics", "samples", "series")}
+        return {
+            table: conn.execute(
+                psycopg.sql.SQL("SELECT count(*) FROM {}").format(psycopg.sql.Identifier(table))
+            ).fetchone()[0]
+            for table in ("usage_metrics", "samples", "series")
+        }
 
 
 def db_size(dsn: str) -> int:
@@ -115,8 +124,11 @@ def percentile(values: list[float], q: float) -> float:
 
 def start_bridge(dsn: str, port: int, threads: int, log_path: Path) -> subprocess.Popen:
     bridge = shutil.which("optilab-bridge") or str(Path(sys.executable).with_name("optilab-bridge"))
-    process = subprocess.Popen([bridge, "--listen", f"127.0.0.1:{port}", "--dsn", dsn, "--threads", str(threads)],
-                               stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [bridge, "--listen", f"127.0.0.1:{port}", "--dsn", dsn, "--threads", str(threads)],
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -135,25 +147,37 @@ def synthetic(args: argparse.Namespace, dsn: str, port: int) -> None:
     start_ms = int(time.time() * 1000) - 3 * 3600 * 1000
     t0 = time.perf_counter()
     bodies = build_bodies(args.hosts, total, start_ms)
-    print(f"built {len(bodies)} bodies of {BATCH} samples in {time.perf_counter() - t0:.1f}s "
-          f"(mean {statistics.mean(map(len, bodies)) / 1024:.1f} KiB compressed)")
+    print(
+        f"built {len(bodies)} bodies of {BATCH} samples in {time.perf_counter() - t0:.1f}s "
+        f"(mean {statistics.mean(map(len, bodies)) / 1024:.1f} KiB compressed)"
+    )
     size_before = db_size(dsn)
     elapsed, latencies, codes = send_all(port, bodies, args.senders)
     counts = table_counts(dsn)
     samples = len(bodies) * BATCH
     rows = counts["usage_metrics"] + counts["samples"]
     size_after = db_size(dsn)
-    report("bridge_throughput", f"remote-write bridge, synthetic: {samples:,} samples, {args.senders} senders, "
-           f"{args.threads} bridge threads, {args.hosts} hosts × 14 series, every sample stored", [
-               ("samples/s", f"{samples / elapsed:,.0f}"),
-               ("rows/s (usage_metrics + samples)", f"{rows / elapsed:,.0f}"),
-               ("request latency p50 / p99", f"{percentile(latencies, 0.5) * 1000:.0f} ms / "
-                                             f"{percentile(latencies, 0.99) * 1000:.0f} ms per 2000 samples"),
-               ("DB size per million samples", f"{(size_after - size_before) / samples * 1e6 / 2**20:.1f} MiB "
-                                               f"({(size_after - size_before) / rows:.0f} bytes/row incl. index)"),
-               ("responses", str(codes)),
-           ], {"samples_per_s": samples / elapsed, "rows_per_s": rows / elapsed,
-               "p99_s": percentile(latencies, 0.99)})
+    report(
+        "bridge_throughput",
+        f"remote-write bridge, synthetic: {samples:,} samples, {args.senders} senders, "
+        f"{args.threads} bridge threads, {args.hosts} hosts × 14 series, every sample stored",
+        [
+            ("samples/s", f"{samples / elapsed:,.0f}"),
+            ("rows/s (usage_metrics + samples)", f"{rows / elapsed:,.0f}"),
+            (
+                "request latency p50 / p99",
+                f"{percentile(latencies, 0.5) * 1000:.0f} ms / "
+                f"{percentile(latencies, 0.99) * 1000:.0f} ms per 2000 samples",
+            ),
+            (
+                "DB size per million samples",
+                f"{(size_after - size_before) / samples * 1e6 / 2**20:.1f} MiB "
+                f"({(size_after - size_before) / rows:.0f} bytes/row incl. index)",
+            ),
+            ("responses", str(codes)),
+        ],
+        {"samples_per_s": samples / elapsed, "rows_per_s": rows / elapsed, "p99_s": percentile(latencies, 0.99)},
+    )
 
 
 def main() -> int:
@@ -165,8 +189,12 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=500)
     parser.add_argument("--skip-prometheus", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
-    parser.add_argument("--prom-hosts", type=int, default=3000,
-                        help="lab size of the real-Prometheus part (14 series per host, scraped every second)")
+    parser.add_argument(
+        "--prom-hosts",
+        type=int,
+        default=3000,
+        help="lab size of the real-Prometheus part (14 series per host, scraped every second)",
+    )
     args = parser.parse_args()
     name = f"optilab_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(SERVER_DSN, autocommit=True) as conn:
@@ -187,8 +215,9 @@ def main() -> int:
             bridge.terminate()
             bridge.wait(10)
         with psycopg.connect(SERVER_DSN, autocommit=True) as conn:
-            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                psycopg.sql.Identifier(name)))
+            conn.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
+            )
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

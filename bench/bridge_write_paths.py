@@ -30,8 +30,9 @@ from optilab.timescale.migrate import migrate
 SERVER_DSN = os.environ.get("OPTILAB_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 ROWS = 2000
 
-COPY_STAGE = "CREATE TEMP TABLE IF NOT EXISTS stage (series_id int8, timestamp timestamptz, value float8) " \
-             "ON COMMIT DELETE ROWS"
+COPY_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage (series_id int8, timestamp timestamptz, value float8) ON COMMIT DELETE ROWS"
+)
 COPY_MERGE = "INSERT INTO samples SELECT * FROM stage ORDER BY 1, 2 ON CONFLICT (series_id, timestamp) DO NOTHING"
 
 
@@ -47,8 +48,9 @@ def batches(count: int) -> list[tuple[list[int], list[int], list[float]]]:
 def unnest_path(conn: psycopg.Connection, batch: tuple[list[int], list[int], list[float]]) -> None:
     ids, stamps, values = batch
     with conn.transaction():
-        conn.execute(SAMPLES_INSERT, {"i": Int8Array(ids), "t": Int8Array(stamps), "v": Float8Array(values)},
-                     prepare=True)
+        conn.execute(
+            SAMPLES_INSERT, {"i": Int8Array(ids), "t": Int8Array(stamps), "v": Float8Array(values)}, prepare=True
+        )
 
 
 def copy_path(conn: psycopg.Connection, batch: tuple[list[int], list[int], list[float]]) -> None:
@@ -98,15 +100,23 @@ def main() -> int:
             timings["unnest"] += measure(dsn, unnest_path, data)
             timings["copy+insert"] += measure(dsn, copy_path, data)
         medians = {label: statistics.median(values) for label, values in timings.items()}
-        report("bridge_write_paths", f"bridge insert path, {ROWS}-row transactions × {args.batches} × 3 rounds", [
-            *[(label, f"median {median * 1000:.1f} ms = {ROWS / median:,.0f} rows/s")
-              for label, median in medians.items()],
-            ("copy+insert / unnest time", f"{medians['copy+insert'] / medians['unnest']:.2f}"),
-        ], {"medians_s": medians})
+        report(
+            "bridge_write_paths",
+            f"bridge insert path, {ROWS}-row transactions × {args.batches} × 3 rounds",
+            [
+                *[
+                    (label, f"median {median * 1000:.1f} ms = {ROWS / median:,.0f} rows/s")
+                    for label, median in medians.items()
+                ],
+                ("copy+insert / unnest time", f"{medians['copy+insert'] / medians['unnest']:.2f}"),
+            ],
+            {"medians_s": medians},
+        )
     finally:
         with psycopg.connect(SERVER_DSN, autocommit=True) as conn:
-            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                psycopg.sql.Identifier(name)))
+            conn.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
+            )
     return 0
 
 

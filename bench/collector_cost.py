@@ -88,11 +88,17 @@ def node_exporter_ms(scrapes: int) -> float | None:
     if not NODE_EXPORTER.exists():
         return None
     port = free_port()
-    process = subprocess.Popen([str(NODE_EXPORTER), "--collector.netdev.device-exclude=",
-                                "--collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|sys|"
-                                "var/lib/docker/.+|var/lib/containers/storage/.+)($|/)",
-                                f"--web.listen-address=127.0.0.1:{port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            str(NODE_EXPORTER),
+            "--collector.netdev.device-exclude=",
+            "--collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|sys|"
+            "var/lib/docker/.+|var/lib/containers/storage/.+)($|/)",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         for _ in range(100):
@@ -142,20 +148,30 @@ def main() -> None:
         cost = target_ms(single, args.runs) - base
         in_plan = any(planned.name == collector.name for planned, _ in plan.collectors)
         if collector.tier == "slow" or not in_plan:  # its sources are not in the default request's answer
-            own = split_sources(subprocess.run(["sh", "-c", single], capture_output=True, text=True,
-                                               check=True).stdout, command_names([collector]))[0]
+            own = split_sources(
+                subprocess.run(["sh", "-c", single], capture_output=True, text=True, check=True).stdout,
+                command_names([collector]),
+            )[0]
         else:
             own = sources
         try:
             families = collector.collect(own, collector.options())
         except ValueError:
             families = []
-        rows.append({"collector": collector.name, "tier": collector.tier, "target_ms": round(cost, 2),
-                     "exporter_us": round(exporter_us(collector, own, args.runs), 1),
-                     "memo_us": round(memo_us(collector, answers if own is sources else [own], args.runs), 1),
-                     "series": sum(len(f.samples) for f in families)})
-    extra = {name: round(target_ms(f"head -v -c 1048576 -- {paths} /dev/null >/dev/null 2>&1", args.runs) - base, 2)
-             for name, paths in EXTRA_READS.items()}
+        rows.append(
+            {
+                "collector": collector.name,
+                "tier": collector.tier,
+                "target_ms": round(cost, 2),
+                "exporter_us": round(exporter_us(collector, own, args.runs), 1),
+                "memo_us": round(memo_us(collector, answers if own is sources else [own], args.runs), 1),
+                "series": sum(len(f.samples) for f in families),
+            }
+        )
+    extra = {
+        name: round(target_ms(f"head -v -c 1048576 -- {paths} /dev/null >/dev/null 2>&1", args.runs) - base, 2)
+        for name, paths in EXTRA_READS.items()
+    }
     families: list[Family] = []
     for collector, options in plan.collectors:
         families += collector.collect(sources, options)
@@ -189,32 +205,49 @@ def main() -> None:
         render_times.append(time.process_time() - began)
     series = sum(len(f.samples) for f in families)
     print(f"target CPU per scrape (fresh sh; empty script {base:.2f} ms is the sh start a persistent shell saves):")
-    print(f"  whole default plan: {full:.2f} ms  ({full - base:.2f} ms without the sh start)   "
-          f"node_exporter's own scrape of this host: {theirs:.2f} ms" if theirs is not None else "")
+    print(
+        f"  whole default plan: {full:.2f} ms  ({full - base:.2f} ms without the sh start)   "
+        f"node_exporter's own scrape of this host: {theirs:.2f} ms"
+        if theirs is not None
+        else ""
+    )
     if slow is not None:
         print(f"  slow tier (timex: perl adjtimex), once per interval: {slow:.2f} ms")
     print(f"{'collector':<14}{'tier':<6}{'target ms':>10}{'exporter µs':>13}{'with memo':>11}{'series':>8}")
     for row in rows:
-        print(f"{row['collector']:<14}{row['tier']:<6}{row['target_ms']:>10.2f}{row['exporter_us']:>13.1f}"
-              f"{row['memo_us']:>11.1f}{row['series']:>8}")
+        print(
+            f"{row['collector']:<14}{row['tier']:<6}{row['target_ms']:>10.2f}{row['exporter_us']:>13.1f}"
+            f"{row['memo_us']:>11.1f}{row['series']:>8}"
+        )
     for name, cost in extra.items():
         print(f"  not collected, read only: {name}: {cost:.2f} ms on the target")
-    print(f"exporter per probe (split + {len(plan.collectors)} collectors + render, {series} series, with instance "
-          f"and department labels): {statistics.median(times) * 1000:.3f} ms; render alone "
-          f"{statistics.median(render_times) * 1000:.3f} ms; answer {len(output)} bytes")
-    print(f"exporter per probe with the memos (two answers a second apart, in turns): "
-          f"{statistics.median(memo_times) * 1000:.3f} ms")
-    report("collector_cost", "What each collector costs (target CPU per scrape, exporter CPU per probe)", [
-        ("target CPU, whole default plan (fresh sh)", f"{full:.2f} ms"),
-        ("target CPU, sh start (saved by a persistent shell)", f"{base:.2f} ms"),
-        ("node_exporter's own CPU per scrape, same run", f"{theirs:.2f} ms" if theirs is not None else "n/a"),
-        ("slow tier (timex), per refresh", f"{slow:.2f} ms" if slow is not None else "n/a"),
-        ("exporter CPU per probe (split + collectors + render)", f"{statistics.median(times) * 1000:.3f} ms"),
-        ("render alone", f"{statistics.median(render_times) * 1000:.3f} ms"),
-        ("exporter CPU per probe with the memos (split + collectors + render)",
-         f"{statistics.median(memo_times) * 1000:.3f} ms"),
-        ("series / answer bytes", f"{series} / {len(output)}"),
-    ], {"collectors": rows, "extra_reads_target_ms": extra})
+    print(
+        f"exporter per probe (split + {len(plan.collectors)} collectors + render, {series} series, with instance "
+        f"and department labels): {statistics.median(times) * 1000:.3f} ms; render alone "
+        f"{statistics.median(render_times) * 1000:.3f} ms; answer {len(output)} bytes"
+    )
+    print(
+        f"exporter per probe with the memos (two answers a second apart, in turns): "
+        f"{statistics.median(memo_times) * 1000:.3f} ms"
+    )
+    report(
+        "collector_cost",
+        "What each collector costs (target CPU per scrape, exporter CPU per probe)",
+        [
+            ("target CPU, whole default plan (fresh sh)", f"{full:.2f} ms"),
+            ("target CPU, sh start (saved by a persistent shell)", f"{base:.2f} ms"),
+            ("node_exporter's own CPU per scrape, same run", f"{theirs:.2f} ms" if theirs is not None else "n/a"),
+            ("slow tier (timex), per refresh", f"{slow:.2f} ms" if slow is not None else "n/a"),
+            ("exporter CPU per probe (split + collectors + render)", f"{statistics.median(times) * 1000:.3f} ms"),
+            ("render alone", f"{statistics.median(render_times) * 1000:.3f} ms"),
+            (
+                "exporter CPU per probe with the memos (split + collectors + render)",
+                f"{statistics.median(memo_times) * 1000:.3f} ms",
+            ),
+            ("series / answer bytes", f"{series} / {len(output)}"),
+        ],
+        {"collectors": rows, "extra_reads_target_ms": extra},
+    )
 
 
 if __name__ == "__main__":

@@ -82,21 +82,40 @@ def stop_process(process: subprocess.Popen, grace: float) -> None:
 
 def machine() -> dict[str, Any]:
     """Where the figures came from."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     import gevent
     import paramiko
-    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(), "paramiko": paramiko.__version__,
-            "gevent": gevent.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "paramiko": paramiko.__version__,
+        "gevent": gevent.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
 
 
 @contextlib.contextmanager
 def running_lab(hosts: int, departments: int = 3, real: bool = False) -> Iterator[Lab]:
     """A lab child process on a free port, in a temporary state dir, stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="optilab-bench-") as tmp:
-        lab = Lab.start(Path(tmp) / "lab", hosts=hosts, departments=min(departments, hosts),
-                        port=free_port(), real=real, timeout=120)
+        lab = Lab.start(
+            Path(tmp) / "lab",
+            hosts=hosts,
+            departments=min(departments, hosts),
+            port=free_port(),
+            real=real,
+            timeout=120,
+        )
         try:
             yield lab
         finally:
@@ -106,6 +125,7 @@ def running_lab(hosts: int, departments: int = 3, real: bool = False) -> Iterato
 def write_inventory(lab: Lab, path: Path, **sections: dict[str, Any]) -> Path:
     """The lab's inventory plus extra sections (pool, health, probe) for one benchmark."""
     import yaml
+
     raw = yaml.safe_load(lab.inventory.read_text())
     raw.update(sections)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -119,8 +139,21 @@ class Exporter:
         self.url = f"http://127.0.0.1:{free_port()}"
         self._log = open(log, "ab")  # closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "optilab.exporter", "--config", str(config), "--listen", self.url[7:],
-             "--log-level", "WARNING"], stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "optilab.exporter",
+                "--config",
+                str(config),
+                "--listen",
+                self.url[7:],
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -149,8 +182,11 @@ class Exporter:
     def metric(self, name: str) -> float:
         """Sum of the samples of ``name`` in /metrics (all label sets)."""
         _, body = self.get("/metrics")
-        return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
-                   if line.startswith(name) and not line.startswith("#"))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in body.decode().splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
 
     def stop(self) -> None:
         stop_process(self.process, 10)

@@ -36,22 +36,43 @@ def main() -> None:
         for repeat in range(args.repeats):
             out = Path(tmp) / f"inventory-{repeat}.yaml"
             cpu0, wall0 = children_cpu(), time.perf_counter()
-            result = subprocess.run([sys.executable, "-m", "optilab.exporter", "scan", "127.0.1.0/24", "--port",
-                                     str(lab.port), "--config", str(lab.inventory), "--out", str(out),
-                                     "--quiet"], capture_output=True, text=True, timeout=120, check=False)
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "optilab.exporter",
+                    "scan",
+                    "127.0.1.0/24",
+                    "--port",
+                    str(lab.port),
+                    "--config",
+                    str(lab.inventory),
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             commands.append(time.perf_counter() - wall0)
             cpus.append(children_cpu() - cpu0)
             found = re.search(r"in ([\d.]+)s: (\d+) SSH ports open, (\d+) logged in", result.stderr)
             if result.returncode != 0 or not found or int(found.group(3)) != args.hosts:
                 raise SystemExit(f"scan failed or missed hosts:\n{result.stderr[-2000:]}")
             scans.append(float(found.group(1)))
-    report("discovery", f"Discovery of 127.0.1.0/24 with {args.hosts} live simulated hosts", [
-        ("addresses probed / hosts logged in", f"254 / {args.hosts}"),
-        ("scan elapsed, median (target < 2 s, design < 5 s)", ms(median(scans))),
-        ("whole command incl. Python start-up", ms(median(commands))),
-        ("CPU of the scan process", ms(median(cpus))),
-        ("peak RSS of the scan process", f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB"),
-    ])
+    report(
+        "discovery",
+        f"Discovery of 127.0.1.0/24 with {args.hosts} live simulated hosts",
+        [
+            ("addresses probed / hosts logged in", f"254 / {args.hosts}"),
+            ("scan elapsed, median (target < 2 s, design < 5 s)", ms(median(scans))),
+            ("whole command incl. Python start-up", ms(median(commands))),
+            ("CPU of the scan process", ms(median(cpus))),
+            ("peak RSS of the scan process", f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,14 @@ def successes(body: bytes) -> int:
 
 def measure_floor(lab, rounds: int, cold: int) -> dict[str, list[float]]:
     targets = [(h["ip"], lab.port) for h in lab.hosts]
-    out: dict[str, list[float]] = {"cold": [], "cold_cpu": [], "warm": [], "warm_cpu": [], "lab_cpu": [],
-                                   "lab_cold_cpu": []}
+    out: dict[str, list[float]] = {
+        "cold": [],
+        "cold_cpu": [],
+        "warm": [],
+        "warm_cpu": [],
+        "lab_cpu": [],
+        "lab_cold_cpu": [],
+    }
     for repeat in range(cold):
         floor = Floor(targets, "optilab", lab.key_file, lab.known_hosts)
         lab0 = tree_cpu_seconds(lab.process.pid)
@@ -58,8 +64,7 @@ def measure_floor(lab, rounds: int, cold: int) -> dict[str, list[float]]:
     return out
 
 
-def fan_out(exporter: Exporter, lab, out: dict[str, list[float]], wall_key: str, cpu_key: str,
-            lab_key: str) -> bytes:
+def fan_out(exporter: Exporter, lab, out: dict[str, list[float]], wall_key: str, cpu_key: str, lab_key: str) -> bytes:
     """One ``/probe?all=1``: its wall time, the exporter's and the lab's CPU appended under the keys."""
     cpu0, lab0 = exporter.cpu(), tree_cpu_seconds(lab.process.pid)
     wall, body = exporter.get("/probe?all=1")
@@ -71,9 +76,22 @@ def fan_out(exporter: Exporter, lab, out: dict[str, list[float]], wall_key: str,
 
 def measure_exporter(lab, rounds: int, cold: int, workdir: Path) -> dict[str, list[float]]:
     inventory = write_inventory(lab, workdir / "inventory.yaml", probe={"concurrency": len(lab.hosts)})
-    out: dict[str, list[float]] = {k: [] for k in ("cold", "cold_cpu", "warm", "warm_cpu", "lab_cpu",
-                                                   "single", "single_cpu", "rss", "bytes", "cold_ok",
-                                                   "lab_cold_cpu")}
+    out: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "cold",
+            "cold_cpu",
+            "warm",
+            "warm_cpu",
+            "lab_cpu",
+            "single",
+            "single_cpu",
+            "rss",
+            "bytes",
+            "cold_ok",
+            "lab_cold_cpu",
+        )
+    }
     one = f"/probe?target={lab.hosts[0]['ip']}:{lab.port}"
     for repeat in range(cold):
         exporter = Exporter(inventory, workdir / "exporter.log")
@@ -105,8 +123,10 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="real-mode sshd hosts instead of simulated")
     args = parser.parse_args()
     kind = "real sshd" if args.real else "simulated"
-    with running_lab(args.hosts, departments=8, real=args.real) as lab, \
-            tempfile.TemporaryDirectory(prefix="optilab-fanout-") as tmp:
+    with (
+        running_lab(args.hosts, departments=8, real=args.real) as lab,
+        tempfile.TemporaryDirectory(prefix="optilab-fanout-") as tmp,
+    ):
         floor = measure_floor(lab, args.rounds, args.cold)
         exp = measure_exporter(lab, args.rounds, args.cold, Path(tmp))
     n = args.hosts
@@ -115,25 +135,36 @@ def main() -> None:
         ("hosts", f"{n} ({kind}), {median(exp['bytes']) / 1e6:.1f} MB per fan-out response"),
         ("hosts answering: cold / warm", f"{min(exp['cold_ok'])} / {min(exp['warm_ok'])}"),
         ("floor warm round (paramiko+gevent)", f"{ms(floor_warm)}  CPU {ms(median(floor['warm_cpu']))}"),
-        ("floor cold round (dial 16 at a time)",
-         f"{ms(median(floor['cold']))}  CPU {ms(median(floor['cold_cpu']))}"),
+        ("floor cold round (dial 16 at a time)", f"{ms(median(floor['cold']))}  CPU {ms(median(floor['cold_cpu']))}"),
         ("exporter warm fan-out GET /probe?all=1", f"{ms(warm)}  CPU {ms(median(exp['warm_cpu']))}"),
         ("exporter cold fan-out", f"{ms(median(exp['cold']))}  CPU {ms(median(exp['cold_cpu']))}"),
         ("warm exporter / floor (target <= 1.3x)", ratio(warm, floor_warm)),
         ("exporter CPU per warm probe (target <= 2 ms)", ms(median(exp["warm_cpu"]) / n)),
         ("floor CPU per warm exec", ms(median(floor["warm_cpu"]) / n)),
-        ("lab CPU per warm round (targets' side): floor / exporter",
-         f"{ms(median(floor['lab_cpu']))} / {ms(median(exp['lab_cpu']))}"),
-        ("lab CPU per cold round: floor / exporter",
-         f"{ms(median(floor['lab_cold_cpu']))} / {ms(median(exp['lab_cold_cpu']))}"),
-        ("single warm probe median (target < 15 ms)",
-         f"{ms(median(exp['single']))}  CPU {ms(median(exp['single_cpu']))}"),
-        ("exporter peak RSS (target < 200 MB)", f"{median(exp['rss']):.0f} MB, "
-                                                 f"{median(exp['pooled']):.0f} pooled connections"),
+        (
+            "lab CPU per warm round (targets' side): floor / exporter",
+            f"{ms(median(floor['lab_cpu']))} / {ms(median(exp['lab_cpu']))}",
+        ),
+        (
+            "lab CPU per cold round: floor / exporter",
+            f"{ms(median(floor['lab_cold_cpu']))} / {ms(median(exp['lab_cold_cpu']))}",
+        ),
+        (
+            "single warm probe median (target < 15 ms)",
+            f"{ms(median(exp['single']))}  CPU {ms(median(exp['single_cpu']))}",
+        ),
+        (
+            "exporter peak RSS (target < 200 MB)",
+            f"{median(exp['rss']):.0f} MB, {median(exp['pooled']):.0f} pooled connections",
+        ),
         ("bench process peak RSS (floor client)", f"{peak_rss_mb(__import__('os').getpid()):.0f} MB"),
     ]
-    report("fanout_real" if args.real else "fanout", f"Whole-lab fan-out, {n} {kind} hosts", rows,
-           {"floor": floor, "exporter": exp})
+    report(
+        "fanout_real" if args.real else "fanout",
+        f"Whole-lab fan-out, {n} {kind} hosts",
+        rows,
+        {"floor": floor, "exporter": exp},
+    )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,10 @@ def slow_read(url: str, seconds: float) -> dict[str, Any]:
     started, received, head = time.perf_counter(), 0, b""
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        sock.sendall(f"GET /probe?all=1 HTTP/1.1\r\nHost: bench\r\nX-Prometheus-Scrape-Timeout-Seconds: {HEADER}\r\n"
-                     f"Connection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"GET /probe?all=1 HTTP/1.1\r\nHost: bench\r\nX-Prometheus-Scrape-Timeout-Seconds: {HEADER}\r\n"
+            f"Connection: close\r\n\r\n".encode()
+        )
         end = started + seconds
         while time.perf_counter() < end:
             chunk = sock.recv(65536)
@@ -85,15 +87,20 @@ def exporter_state(exporter: Exporter) -> dict[str, Any]:
     def values(name: str, label: str) -> dict[str, float]:
         found = re.findall(rf'^{name}\{{{label}="([^"]*)"\}} (\S+)$', text, re.MULTILINE)
         return {key: float(value) for key, value in found}
+
     def fan_out_seconds(field: str) -> float:
-        found = re.search(rf'^optilab_exporter_scrape_duration_seconds_{field}\{{kind="all"\}} (\S+)$', text,
-                          re.MULTILINE)
+        found = re.search(
+            rf'^optilab_exporter_scrape_duration_seconds_{field}\{{kind="all"\}} (\S+)$', text, re.MULTILINE
+        )
         return float(found.group(1)) if found else 0.0
-    return {"hosts": values("optilab_exporter_hosts", "state"),
-            "fan_out_server": (fan_out_seconds("sum"), fan_out_seconds("count")),
-            "probes": values("optilab_exporter_probes_total", "result"),
-            "shed": exporter.metric("optilab_exporter_requests_shed_total"),
-            "shared": values("optilab_exporter_probes_shared_total", "kind")}
+
+    return {
+        "hosts": values("optilab_exporter_hosts", "state"),
+        "fan_out_server": (fan_out_seconds("sum"), fan_out_seconds("count")),
+        "probes": values("optilab_exporter_probes_total", "result"),
+        "shed": exporter.metric("optilab_exporter_requests_shed_total"),
+        "shared": values("optilab_exporter_probes_shared_total", "kind"),
+    }
 
 
 def concurrent_fan_outs(exporter: Exporter, hosts: int, rounds: int, concurrent: int) -> dict[str, Any]:
@@ -103,11 +110,14 @@ def concurrent_fan_outs(exporter: Exporter, hosts: int, rounds: int, concurrent:
             answers += list(pool.map(lambda _: fetch(exporter.url + "/probe?all=1"), range(concurrent)))
             time.sleep(1.0)
     ok = [a for a in answers if a[0] == 200]
-    return {"requests": len(answers), "statuses": _count(a[0] for a in answers),
-            "complete": sum(1 for a in ok if len(SUCCESS.findall(a[2])) == hosts),
-            "late": sum(1 for a in answers if a[1] > HEADER),
-            "wall_median_s": round(statistics.median(a[1] for a in ok), 3) if ok else None,
-            "wall_max_s": round(max(a[1] for a in answers), 3)}
+    return {
+        "requests": len(answers),
+        "statuses": _count(a[0] for a in answers),
+        "complete": sum(1 for a in ok if len(SUCCESS.findall(a[2])) == hosts),
+        "late": sum(1 for a in answers if a[1] > HEADER),
+        "wall_median_s": round(statistics.median(a[1] for a in ok), 3) if ok else None,
+        "wall_max_s": round(max(a[1] for a in answers), 3),
+    }
 
 
 def slow_readers(exporter: Exporter, targets: list[str], readers: int, seconds: float) -> dict[str, Any]:
@@ -120,13 +130,18 @@ def slow_readers(exporter: Exporter, targets: list[str], readers: int, seconds: 
             singles += batch
             targets = targets[4:] + targets[:4]
         read = [job.result(timeout=seconds + 60) for job in jobs]
-    return {"readers": readers, "reader_statuses": _count(r["status"] for r in read),
-            "reader_mb_median": round(statistics.median([r["bytes"] for r in read if r["status"] == 200] or [0])
-                                      / 1e6, 2),  # of the readers answered 200
-            "single_probes": len(singles), "single_statuses": _count(s[0] for s in singles),
-            "single_failed": sum(1 for s in singles if s[0] == 200 and not ONE_SUCCESS.search(s[2])),
-            "single_late": sum(1 for s in singles if s[1] > HEADER),
-            "single_wall_median_s": round(statistics.median(s[1] for s in singles), 4) if singles else None}
+    return {
+        "readers": readers,
+        "reader_statuses": _count(r["status"] for r in read),
+        "reader_mb_median": round(
+            statistics.median([r["bytes"] for r in read if r["status"] == 200] or [0]) / 1e6, 2
+        ),  # of the readers answered 200
+        "single_probes": len(singles),
+        "single_statuses": _count(s[0] for s in singles),
+        "single_failed": sum(1 for s in singles if s[0] == 200 and not ONE_SUCCESS.search(s[2])),
+        "single_late": sum(1 for s in singles if s[1] > HEADER),
+        "single_wall_median_s": round(statistics.median(s[1] for s in singles), 4) if singles else None,
+    }
 
 
 def _count(values: Any) -> dict[str, int]:
@@ -143,8 +158,10 @@ def _fivexx(statuses: dict[str, int]) -> int:
 def run_exporter_shapes(quick: bool) -> dict[str, Any]:
     """Run both shapes against a fresh lab and exporter; print and return the figures."""
     shape = SHAPES[quick]
-    with running_lab(shape["hosts"], departments=8) as lab, \
-            tempfile.TemporaryDirectory(prefix="optilab-fault-exporter-") as tmp:
+    with (
+        running_lab(shape["hosts"], departments=8) as lab,
+        tempfile.TemporaryDirectory(prefix="optilab-fault-exporter-") as tmp,
+    ):
         inventory = write_inventory(lab, Path(tmp) / "inventory.yaml")
         exporter = Exporter(inventory, Path(tmp) / "exporter.log")
         try:
@@ -167,29 +184,47 @@ def run_exporter_shapes(quick: bool) -> dict[str, Any]:
         "hosts_degraded_after_fan_outs": int(sum(n for s, n in after_fan["hosts"].items() if s != "healthy")),
         "late_answers": fan["late"] + slow["single_late"],
         "exporter_peak_rss_mb": round(rss, 1),
-        "hosts": shape["hosts"], "fan_outs": fan, "slow_readers": slow,
-        "probe_results": state["probes"], "shared": state["shared"], "quick": quick,
+        "hosts": shape["hosts"],
+        "fan_outs": fan,
+        "slow_readers": slow,
+        "probe_results": state["probes"],
+        "shared": state["shared"],
+        "quick": quick,
     }
     rows = [
         ("hosts (simulated, fault-free)", str(shape["hosts"])),
-        (f"fan-outs: {shape['rounds']} rounds x {shape['concurrent']} at once", f"statuses {fan['statuses']}, "
-         f"{fan['complete']} complete, client median {fan['wall_median_s']} s, max {fan['wall_max_s']} s, "
-         f"server mean {fan['server_mean_s']} s"),
-        (f"slow readers: {shape['readers']} x {shape['read_seconds']:.0f} s",
-         f"statuses {slow['reader_statuses']}, {slow['reader_mb_median']} MB read by each answered (median)"),
-        ("single probes meanwhile", f"{slow['single_probes']}: statuses {slow['single_statuses']}, "
-         f"{slow['single_failed']} failed, {slow['single_late']} late, median {slow['single_wall_median_s']} s"),
+        (
+            f"fan-outs: {shape['rounds']} rounds x {shape['concurrent']} at once",
+            f"statuses {fan['statuses']}, "
+            f"{fan['complete']} complete, client median {fan['wall_median_s']} s, max {fan['wall_max_s']} s, "
+            f"server mean {fan['server_mean_s']} s",
+        ),
+        (
+            f"slow readers: {shape['readers']} x {shape['read_seconds']:.0f} s",
+            f"statuses {slow['reader_statuses']}, {slow['reader_mb_median']} MB read by each answered (median)",
+        ),
+        (
+            "single probes meanwhile",
+            f"{slow['single_probes']}: statuses {slow['single_statuses']}, "
+            f"{slow['single_failed']} failed, {slow['single_late']} late, median {slow['single_wall_median_s']} s",
+        ),
         ("5xx (other than shed 503)", str(result["5xx"])),
         ("shed 503", str(result["shed_503"])),
-        ("hosts wrongly degraded (after fan-outs / at the end)",
-         f"{result['hosts_degraded_after_fan_outs']} / {degraded}"),
+        (
+            "hosts wrongly degraded (after fan-outs / at the end)",
+            f"{result['hosts_degraded_after_fan_outs']} / {degraded}",
+        ),
         ("answers later than the scrape timeout", str(result["late_answers"])),
         ("probe results", str(state["probes"])),
         ("collections / answers shared", str(state["shared"])),
         ("exporter peak RSS", f"{rss:.0f} MB"),
     ]
-    report("fault_exporter_quick" if quick else "fault_exporter",
-           f"Exporter under overload, {shape['hosts']} fault-free simulated hosts", rows, {"result": result})
+    report(
+        "fault_exporter_quick" if quick else "fault_exporter",
+        f"Exporter under overload, {shape['hosts']} fault-free simulated hosts",
+        rows,
+        {"result": result},
+    )
     return result
 
 

@@ -50,14 +50,22 @@ from optilab.timescale.migrate import migrate
 
 SERVER_DSN = os.environ.get("OPTILAB_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 AMQP_URL = os.environ.get("OPTILAB_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
-HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
-           "X-Prometheus-Remote-Write-Version": "0.1.0"}
+HEADERS = {
+    "Content-Type": "application/x-protobuf",
+    "Content-Encoding": "snappy",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
 BIN = Path(sys.executable).parent
-NO_LIMITS = {"max_labels": 100_000, "max_label_name_bytes": 1_000_000, "max_label_value_bytes": 4_000_000,
-             "max_series_bytes": 8_000_000}
+NO_LIMITS = {
+    "max_labels": 100_000,
+    "max_label_name_bytes": 1_000_000,
+    "max_label_value_bytes": 4_000_000,
+    "max_series_bytes": 8_000_000,
+}
 
 
 # --- remote-write bodies, encoded directly (fast enough for millions of samples) -----------------
+
 
 def _varint(n: int) -> bytes:
     out = bytearray()
@@ -73,8 +81,9 @@ def _field(tag: int, payload: bytes) -> bytes:
 
 
 def series_bytes(labels: dict[str, str], samples: bytes) -> bytes:
-    encoded = b"".join(_field(0x0A, _field(0x0A, k.encode()) + _field(0x12, v.encode()))
-                       for k, v in sorted(labels.items()))
+    encoded = b"".join(
+        _field(0x0A, _field(0x0A, k.encode()) + _field(0x12, v.encode())) for k, v in sorted(labels.items())
+    )
     return _field(0x0A, encoded + samples)
 
 
@@ -92,29 +101,42 @@ def good_body(request: int, hosts: int, ms: int) -> bytes:
     for h in range(hosts):
         ip = f"127.0.{1 + h // 250}.{1 + h % 250}"
         host = {"instance": f"{ip}:22", "hostname": f"pc-{h}", "ip": ip, "department": "lab"}
-        for name, value in (("system_cpu_usage", 10 + request % 50), ("system_ram_usage", 40),
-                            ("system_disk_usage", 60), ("optilab_logged_in_users", request % 3),
-                            ("system_status", 1), ("node_load1", 0.5)):
+        for name, value in (
+            ("system_cpu_usage", 10 + request % 50),
+            ("system_ram_usage", 40),
+            ("system_disk_usage", 60),
+            ("optilab_logged_in_users", request % 3),
+            ("system_status", 1),
+            ("node_load1", 0.5),
+        ):
             parts.append(series_bytes({"__name__": name, **host}, samples_bytes([(float(value), ms)])))
     return b"".join(parts)
 
 
 def hostile_series(ms: int) -> bytes:
     one = samples_bytes([(1.0, ms)])
-    return b"".join((
-        series_bytes({"__name__": "node_load5", "instance": "127.0.9.1:22", "big": secrets.token_urlsafe(2300)}, one),
-        series_bytes({"__name__": "system_cpu_usage", "instance": secrets.token_urlsafe(75_000)}, one),
-        series_bytes({"__name__": "node_load15", "instance": "127.0.9.1:22",
-                      **{f"l{i:04}": "v" for i in range(3000)}}, one)))
+    return b"".join(
+        (
+            series_bytes(
+                {"__name__": "node_load5", "instance": "127.0.9.1:22", "big": secrets.token_urlsafe(2300)}, one
+            ),
+            series_bytes({"__name__": "system_cpu_usage", "instance": secrets.token_urlsafe(75_000)}, one),
+            series_bytes(
+                {"__name__": "node_load15", "instance": "127.0.9.1:22", **{f"l{i:04}": "v" for i in range(3000)}}, one
+            ),
+        )
+    )
 
 
 # --- processes and HTTP -------------------------------------------------------------------------
 
+
 class Service:
     def __init__(self, argv: list[str], log: Path, env: dict[str, str], ready: Any) -> None:
         self.log = log
-        self.process = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                                        env={**os.environ, **env}, start_new_session=True)
+        self.process = subprocess.Popen(
+            argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -139,8 +161,14 @@ class Service:
         stop_process(self.process, 15)
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, float]:
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> tuple[int, float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     started = time.perf_counter()
     try:
@@ -188,19 +216,30 @@ def rows(dsn: str, query: str, params: tuple = ()) -> list[tuple]:
 
 # --- the shapes ---------------------------------------------------------------------------------
 
+
 def oversized_labels(port: int, dsn: str, requests: int, hosts: int, ms0: int, tag: str) -> dict[str, Any]:
     sender = Sender(port)
     for i in range(requests):
         ms = ms0 + i * 1000
         sender.send(snappy(good_body(i, hosts, ms) + hostile_series(ms)))
-    stored = rows(dsn, "SELECT count(*) FROM samples x JOIN series s ON s.id = x.series_id "
-                       "WHERE s.metric = 'node_load1' AND x.timestamp >= TIMESTAMPTZ 'epoch' + %s * "
-                       "INTERVAL '1 millisecond' AND x.timestamp < TIMESTAMPTZ 'epoch' + %s * "
-                       "INTERVAL '1 millisecond'", (ms0, ms0 + requests * 1000))[0][0]
+    stored = rows(
+        dsn,
+        "SELECT count(*) FROM samples x JOIN series s ON s.id = x.series_id "
+        "WHERE s.metric = 'node_load1' AND x.timestamp >= TIMESTAMPTZ 'epoch' + %s * "
+        "INTERVAL '1 millisecond' AND x.timestamp < TIMESTAMPTZ 'epoch' + %s * "
+        "INTERVAL '1 millisecond'",
+        (ms0, ms0 + requests * 1000),
+    )[0][0]
     sent = requests * hosts
-    return {"shape": f"oversized labels ({tag})", "requests": requests, "5xx": sender.five_xx,
-            "codes": sender.codes, "good_samples_sent": sent, "samples_lost": max(sent - stored, 0),
-            "samples_duplicated": max(stored - sent, 0)}
+    return {
+        "shape": f"oversized labels ({tag})",
+        "requests": requests,
+        "5xx": sender.five_xx,
+        "codes": sender.codes,
+        "good_samples_sent": sent,
+        "samples_lost": max(sent - stored, 0),
+        "samples_duplicated": max(stored - sent, 0),
+    }
 
 
 def inflating_bodies(bridge: Service, port: int, dsn: str, quick: bool, ms0: int) -> dict[str, Any]:
@@ -213,8 +252,13 @@ def inflating_bodies(bridge: Service, port: int, dsn: str, quick: bool, ms0: int
     # (b) near-limit sample-dense bodies (distinct series per body), several at once
     bodies, series, points = (4, 1000, 700) if quick else (8, 4000, 100)
     samples = samples_bytes([(0.25, ms0 + k * 1000) for k in range(points)])
-    raws = [b"".join(series_bytes({"__name__": "node_load1", "instance": f"127.0.3.{b}:22", "n": str(s)},
-                                  samples) for s in range(series)) for b in range(bodies)]
+    raws = [
+        b"".join(
+            series_bytes({"__name__": "node_load1", "instance": f"127.0.3.{b}:22", "n": str(s)}, samples)
+            for s in range(series)
+        )
+        for b in range(bodies)
+    ]
     size = len(raws[0])
     encoded = [snappy(raw) for raw in raws]
     del raws
@@ -229,32 +273,69 @@ def inflating_bodies(bridge: Service, port: int, dsn: str, quick: bool, ms0: int
     started = time.perf_counter()
     with ThreadPoolExecutor(len(encoded)) as pool:
         list(pool.map(sender.send, encoded))
-    (stored,) = rows(dsn, "SELECT count(*) FROM samples x JOIN series s ON s.id = x.series_id "
-                          "WHERE s.labels->>'instance' LIKE '127.0.3.%%'")[0]
+    (stored,) = rows(
+        dsn,
+        "SELECT count(*) FROM samples x JOIN series s ON s.id = x.series_id "
+        "WHERE s.labels->>'instance' LIKE '127.0.3.%%'",
+    )[0]
     sent = bodies * series * points
-    return {"shape": "inflating bodies", "bomb_bodies": len(bomb_codes), "bomb_compressed_bytes": len(bomb),
-            "bomb_codes": bomb_codes, "bomb_peak_rss_mb": round(bomb_peak, 1),
-            "bodies": bodies, "decompressed_mib_each": round(size / 2**20, 1),
-            "compressed_mib_each": round(len(encoded[0]) / 2**20, 2),
-            "single_request_rss_delta_mb": round(single, 1),
-            "single_request_multiple": round(single * 2**20 / size, 1),
-            "5xx": sender.five_xx + alone.five_xx, "shed_503": sender.codes.get(503, 0), "codes": sender.codes,
-            "wall_s": round(time.perf_counter() - started, 1), "bridge_peak_rss_mb": round(bridge.peak_mb(), 1),
-            "samples_sent": sent, "samples_lost": max(sent - stored, 0), "samples_duplicated": max(stored - sent, 0)}
+    return {
+        "shape": "inflating bodies",
+        "bomb_bodies": len(bomb_codes),
+        "bomb_compressed_bytes": len(bomb),
+        "bomb_codes": bomb_codes,
+        "bomb_peak_rss_mb": round(bomb_peak, 1),
+        "bodies": bodies,
+        "decompressed_mib_each": round(size / 2**20, 1),
+        "compressed_mib_each": round(len(encoded[0]) / 2**20, 2),
+        "single_request_rss_delta_mb": round(single, 1),
+        "single_request_multiple": round(single * 2**20 / size, 1),
+        "5xx": sender.five_xx + alone.five_xx,
+        "shed_503": sender.codes.get(503, 0),
+        "codes": sender.codes,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "bridge_peak_rss_mb": round(bridge.peak_mb(), 1),
+        "samples_sent": sent,
+        "samples_lost": max(sent - stored, 0),
+        "samples_duplicated": max(stored - sent, 0),
+    }
 
 
 def alert_payload(i: int) -> bytes:
-    alert = {"status": "firing", "labels": {"alertname": "OptiLabHostDown", "instance": f"127.0.4.{i % 250}:22",
-                                            "severity": "critical", "department": "lab", "job": "node"},
-             "annotations": {"summary": "down"}, "startsAt": "2026-11-28T01:00:00.123456Z",
-             "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": f"bench{i:06d}"}
-    return json.dumps({"version": "4", "status": "firing", "receiver": "optilab", "groupLabels": {},
-                       "commonLabels": {}, "commonAnnotations": {}, "externalURL": "", "groupKey": str(i),
-                       "truncatedAlerts": 0, "alerts": [alert]}).encode()
+    alert = {
+        "status": "firing",
+        "labels": {
+            "alertname": "OptiLabHostDown",
+            "instance": f"127.0.4.{i % 250}:22",
+            "severity": "critical",
+            "department": "lab",
+            "job": "node",
+        },
+        "annotations": {"summary": "down"},
+        "startsAt": "2026-11-28T01:00:00.123456Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "",
+        "fingerprint": f"bench{i:06d}",
+    }
+    return json.dumps(
+        {
+            "version": "4",
+            "status": "firing",
+            "receiver": "optilab",
+            "groupLabels": {},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "",
+            "groupKey": str(i),
+            "truncatedAlerts": 0,
+            "alerts": [alert],
+        }
+    ).encode()
 
 
-def locked_tables(bridge: Service, port: int, dsn: str, lock_s: float, hosts: int, ms0: int,
-                  alerts: int) -> dict[str, Any]:
+def locked_tables(
+    bridge: Service, port: int, dsn: str, lock_s: float, hosts: int, ms0: int, alerts: int
+) -> dict[str, Any]:
     samples, hooks = Sender(port), Sender(port, "/api/v1/alerts", {"Content-Type": "application/json"})
     health: dict[int, int] = {}
     requests_sent = 0
@@ -291,18 +372,35 @@ def locked_tables(bridge: Service, port: int, dsn: str, lock_s: float, hosts: in
         thread.join(120)
     sent = requests_sent * hosts
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and rows(dsn, "SELECT count(*) FROM alerts WHERE fingerprint LIKE "
-                                                    "'bench%%'")[0][0] < alerts:
+    while (
+        time.monotonic() < deadline
+        and rows(dsn, "SELECT count(*) FROM alerts WHERE fingerprint LIKE 'bench%%'")[0][0] < alerts
+    ):
         time.sleep(0.5)  # the consumer catches up with the requeued events
-    (stored,) = rows(dsn, "SELECT count(*) FROM usage_metrics WHERE timestamp >= TIMESTAMPTZ 'epoch' + %s * "
-                          "INTERVAL '1 millisecond'", (ms0,))[0]
-    total, distinct = rows(dsn, "SELECT count(*), count(DISTINCT (fingerprint, starts_at)) FROM alerts "
-                                "WHERE fingerprint LIKE 'bench%%'")[0]
-    return {"shape": f"tables locked {lock_s:g} s", "requests": requests_sent, "5xx": samples.five_xx,
-            "codes": samples.codes, "max_request_s": round(max(samples.latencies), 2),
-            "webhook_5xx": hooks.five_xx, "health_codes": health, "bridge_peak_rss_mb": round(bridge.peak_mb(), 1),
-            "samples_sent": sent, "samples_lost": max(sent - stored, 0), "samples_duplicated": max(stored - sent, 0),
-            "alerts_sent": alerts, "alerts_lost": max(alerts - distinct, 0), "alerts_duplicated": total - distinct}
+    (stored,) = rows(
+        dsn,
+        "SELECT count(*) FROM usage_metrics WHERE timestamp >= TIMESTAMPTZ 'epoch' + %s * INTERVAL '1 millisecond'",
+        (ms0,),
+    )[0]
+    total, distinct = rows(
+        dsn, "SELECT count(*), count(DISTINCT (fingerprint, starts_at)) FROM alerts WHERE fingerprint LIKE 'bench%%'"
+    )[0]
+    return {
+        "shape": f"tables locked {lock_s:g} s",
+        "requests": requests_sent,
+        "5xx": samples.five_xx,
+        "codes": samples.codes,
+        "max_request_s": round(max(samples.latencies), 2),
+        "webhook_5xx": hooks.five_xx,
+        "health_codes": health,
+        "bridge_peak_rss_mb": round(bridge.peak_mb(), 1),
+        "samples_sent": sent,
+        "samples_lost": max(sent - stored, 0),
+        "samples_duplicated": max(stored - sent, 0),
+        "alerts_sent": alerts,
+        "alerts_lost": max(alerts - distinct, 0),
+        "alerts_duplicated": total - distinct,
+    }
 
 
 def exporter_shapes(quick: bool) -> dict[str, Any] | None:
@@ -316,14 +414,17 @@ def exporter_shapes(quick: bool) -> dict[str, Any] | None:
 
 # --- the run ------------------------------------------------------------------------------------
 
+
 def start_bridge(dsn: str, workdir: Path, name: str, remote_write: dict[str, Any], prefix: str) -> tuple[Service, int]:
     port = free_port()
     config = workdir / f"{name}.yml"
     config.write_text(yaml.safe_dump({"remote_write": {"maintenance_interval_s": 0, **remote_write}}))
-    service = Service([str(BIN / "optilab-bridge"), "--listen", f"127.0.0.1:{port}", "--dsn", dsn,
-                       "--config", str(config)], workdir / f"{name}.log",
-                      {"OPTILAB_AMQP_URL": AMQP_URL, "OPTILAB_AMQP_PREFIX": prefix},
-                      lambda: request(port, "GET", "/health", timeout=1)[0] == 200)
+    service = Service(
+        [str(BIN / "optilab-bridge"), "--listen", f"127.0.0.1:{port}", "--dsn", dsn, "--config", str(config)],
+        workdir / f"{name}.log",
+        {"OPTILAB_AMQP_URL": AMQP_URL, "OPTILAB_AMQP_PREFIX": prefix},
+        lambda: request(port, "GET", "/health", timeout=1)[0] == 200,
+    )
     return service, port
 
 
@@ -349,9 +450,25 @@ def run(quick: bool) -> dict[str, Any]:
         services.append(bridge)
         lifted, lifted_port = start_bridge(dsn, workdir, "bridge-lifted", NO_LIMITS, prefix)
         services.append(lifted)
-        services.append(Service([str(BIN / "optilab-bridge"), "consume", "--dsn", dsn, "--amqp", AMQP_URL,
-                                 "--prefix", prefix, "--workers", "2"], workdir / "consumer.log", {},
-                                lambda: "consuming" in (workdir / "consumer.log").read_text()))
+        services.append(
+            Service(
+                [
+                    str(BIN / "optilab-bridge"),
+                    "consume",
+                    "--dsn",
+                    dsn,
+                    "--amqp",
+                    AMQP_URL,
+                    "--prefix",
+                    prefix,
+                    "--workers",
+                    "2",
+                ],
+                workdir / "consumer.log",
+                {},
+                lambda: "consuming" in (workdir / "consumer.log").read_text(),
+            )
+        )
         now = int(time.time() * 1000)
         shapes = [
             oversized_labels(port, dsn, 10 if quick else 40, 50, now - 3_600_000, "default limits"),
@@ -377,20 +494,33 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         figures = {k: v for k, v in shape.items() if k != "shape"}
         rows_.append((shape["shape"], ", ".join(f"{k}={v}" for k, v in figures.items())))
     exporter = result["exporter"]
-    rows_.append(("exporter shapes", "not available (bench/fault_exporter.py missing)" if exporter is None
-                  else ", ".join(f"{k}={v}" for k, v in exporter.items())))
+    rows_.append(
+        (
+            "exporter shapes",
+            "not available (bench/fault_exporter.py missing)"
+            if exporter is None
+            else ", ".join(f"{k}={v}" for k, v in exporter.items()),
+        )
+    )
     shapes = result["shapes"]
     rows_ += [
-        ("TOTAL 5xx answers (remote write)", str(sum(s["5xx"] for s in shapes))
-         + " (503s are back-pressure or a locked table, all retried; none from a bad series)"),
+        (
+            "TOTAL 5xx answers (remote write)",
+            str(sum(s["5xx"] for s in shapes))
+            + " (503s are back-pressure or a locked table, all retried; none from a bad series)",
+        ),
         ("TOTAL 5xx from bad series", str(sum(s["5xx"] for s in shapes if s["shape"].startswith("oversized")))),
         ("hosts wrongly degraded", "n/a" if exporter is None else str(exporter.get("hosts_wrongly_degraded"))),
         ("peak RSS bridge", f"{result['bridge_peak_rss_mb']} MB"),
         ("peak RSS exporter", "n/a" if exporter is None else f"{exporter.get('exporter_peak_rss_mb')} MB"),
-        ("samples lost / duplicated", f"{sum(s.get('samples_lost', 0) for s in shapes)} / "
-                                      f"{sum(s.get('samples_duplicated', 0) for s in shapes)}"),
-        ("alerts lost / duplicated", f"{sum(s.get('alerts_lost', 0) for s in shapes)} / "
-                                     f"{sum(s.get('alerts_duplicated', 0) for s in shapes)}"),
+        (
+            "samples lost / duplicated",
+            f"{sum(s.get('samples_lost', 0) for s in shapes)} / {sum(s.get('samples_duplicated', 0) for s in shapes)}",
+        ),
+        (
+            "alerts lost / duplicated",
+            f"{sum(s.get('alerts_lost', 0) for s in shapes)} / {sum(s.get('alerts_duplicated', 0) for s in shapes)}",
+        ),
     ]
     return rows_
 

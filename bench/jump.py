@@ -56,8 +56,9 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(ssh: SshSettings, route: JumpSettings | None, targets: list[Target],
-            repeats: int) -> tuple[float, float, float, float, float]:
+def measure(
+    ssh: SshSettings, route: JumpSettings | None, targets: list[Target], repeats: int
+) -> tuple[float, float, float, float, float]:
     """(warm exec ms, round trip in a long-lived sh ms, cold dial+exec ms, warm fan-out wall ms,
     client CPU ms per host)."""
     warm = SshPool(ssh, PoolSettings(), route=lambda target: route)
@@ -88,8 +89,13 @@ def measure(ssh: SshSettings, route: JumpSettings | None, targets: list[Target],
             gevent.joinall([gevent.spawn(run, warm, BATCH_SCRIPT, target) for target in targets], raise_error=True)
             walls.append(time.perf_counter() - started)
             cpus.append(cpu() - cpu_before)
-        return (warm_ms, shell_ms, cold_ms, 1000 * statistics.median(walls),
-                1000 * statistics.median(cpus) / len(targets))
+        return (
+            warm_ms,
+            shell_ms,
+            cold_ms,
+            1000 * statistics.median(walls),
+            1000 * statistics.median(cpus) / len(targets),
+        )
     finally:
         warm.close()
         cold.close()
@@ -116,15 +122,20 @@ def main() -> None:
         ssh = SshSettings(user="optilab", key_file=labs[0].key_file, known_hosts=known)
         jump = JumpSettings(Target("127.0.0.1", bastion.port), "optilab", bastion.key_file, bastion.trust())
         targets = [Target(lab.host, port) for lab in labs]
-        rows = [(name, *measure(ssh, route, targets, args.repeats)) for name, route in (("direct", None),
-                                                                                     ("bastion", jump))]
+        rows = [
+            (name, *measure(ssh, route, targets, args.repeats)) for name, route in (("direct", None), ("bastion", jump))
+        ]
         print(f"{args.hosts} lab machines, real sshd on loopback; medians")
-        print("| path | warm exec `true` | `echo` in a long-lived sh | cold dial + exec | warm fan-out of the batch "
-              "| client CPU per host |")
+        print(
+            "| path | warm exec `true` | `echo` in a long-lived sh | cold dial + exec | warm fan-out of the batch "
+            "| client CPU per host |"
+        )
         print("|---|---|---|---|---|---|")
         for name, warm_ms, shell_ms, cold_ms, wall_ms, cpu_ms in rows:
-            print(f"| {name} | {warm_ms:.1f} ms | {shell_ms:.2f} ms | {cold_ms:.1f} ms | {wall_ms:.0f} ms "
-                  f"| {cpu_ms:.2f} ms |")
+            print(
+                f"| {name} | {warm_ms:.1f} ms | {shell_ms:.2f} ms | {cold_ms:.1f} ms | {wall_ms:.0f} ms "
+                f"| {cpu_ms:.2f} ms |"
+            )
     finally:
         for server in servers:
             server.stop()

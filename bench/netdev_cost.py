@@ -30,10 +30,32 @@ from optilab.exporter.collectors import by_name
 from optilab.exporter.collectors.base import Collector, Sources
 from optilab.exporter.command import build_script, split_sources
 
-STATISTICS = ("collisions", "multicast", "rx_bytes", "rx_compressed", "rx_crc_errors", "rx_dropped", "rx_errors",
-              "rx_fifo_errors", "rx_frame_errors", "rx_length_errors", "rx_missed_errors", "rx_nohandler",
-              "rx_over_errors", "rx_packets", "tx_aborted_errors", "tx_bytes", "tx_carrier_errors", "tx_compressed",
-              "tx_dropped", "tx_errors", "tx_fifo_errors", "tx_heartbeat_errors", "tx_packets", "tx_window_errors")
+STATISTICS = (
+    "collisions",
+    "multicast",
+    "rx_bytes",
+    "rx_compressed",
+    "rx_crc_errors",
+    "rx_dropped",
+    "rx_errors",
+    "rx_fifo_errors",
+    "rx_frame_errors",
+    "rx_length_errors",
+    "rx_missed_errors",
+    "rx_nohandler",
+    "rx_over_errors",
+    "rx_packets",
+    "tx_aborted_errors",
+    "tx_bytes",
+    "tx_carrier_errors",
+    "tx_compressed",
+    "tx_dropped",
+    "tx_errors",
+    "tx_fifo_errors",
+    "tx_heartbeat_errors",
+    "tx_packets",
+    "tx_window_errors",
+)
 
 
 def _reader(name: str, paths: tuple[str, ...]) -> Collector:
@@ -42,10 +64,12 @@ def _reader(name: str, paths: tuple[str, ...]) -> Collector:
 
 VARIANTS = {
     "/proc/net/dev alone": _reader("proc", ("/proc/net/dev",)),
-    "/proc/net/dev + statistics/rx_nohandler": _reader("nohandler", ("/proc/net/dev",
-                                                                       "/sys/class/net/*/statistics/rx_nohandler")),
-    "every statistics/* file (24 per device)": _reader("sysfs", tuple(f"/sys/class/net/*/statistics/{name}"
-                                                                      for name in STATISTICS)),
+    "/proc/net/dev + statistics/rx_nohandler": _reader(
+        "nohandler", ("/proc/net/dev", "/sys/class/net/*/statistics/rx_nohandler")
+    ),
+    "every statistics/* file (24 per device)": _reader(
+        "sysfs", tuple(f"/sys/class/net/*/statistics/{name}" for name in STATISTICS)
+    ),
 }
 
 
@@ -59,15 +83,27 @@ def legacy_from_sysfs(sources: Sources) -> dict[str, dict[str, int]]:
     out = {}
     for device, s in raw.items():
         out[device] = {
-            "receive_bytes": s["rx_bytes"], "receive_packets": s["rx_packets"], "receive_errs": s["rx_errors"],
-            "receive_drop": s["rx_dropped"] + s["rx_missed_errors"], "receive_fifo": s["rx_fifo_errors"],
+            "receive_bytes": s["rx_bytes"],
+            "receive_packets": s["rx_packets"],
+            "receive_errs": s["rx_errors"],
+            "receive_drop": s["rx_dropped"] + s["rx_missed_errors"],
+            "receive_fifo": s["rx_fifo_errors"],
             "receive_frame": s["rx_frame_errors"] + s["rx_length_errors"] + s["rx_over_errors"] + s["rx_crc_errors"],
-            "receive_compressed": s["rx_compressed"], "receive_multicast": s["multicast"],
-            "receive_nohandler": s["rx_nohandler"], "transmit_bytes": s["tx_bytes"],
-            "transmit_packets": s["tx_packets"], "transmit_errs": s["tx_errors"], "transmit_drop": s["tx_dropped"],
-            "transmit_fifo": s["tx_fifo_errors"], "transmit_colls": s["collisions"],
-            "transmit_carrier": s["tx_carrier_errors"] + s["tx_aborted_errors"] + s["tx_heartbeat_errors"]
-            + s["tx_window_errors"], "transmit_compressed": s["tx_compressed"]}
+            "receive_compressed": s["rx_compressed"],
+            "receive_multicast": s["multicast"],
+            "receive_nohandler": s["rx_nohandler"],
+            "transmit_bytes": s["tx_bytes"],
+            "transmit_packets": s["tx_packets"],
+            "transmit_errs": s["tx_errors"],
+            "transmit_drop": s["tx_dropped"],
+            "transmit_fifo": s["tx_fifo_errors"],
+            "transmit_colls": s["collisions"],
+            "transmit_carrier": s["tx_carrier_errors"]
+            + s["tx_aborted_errors"]
+            + s["tx_heartbeat_errors"]
+            + s["tx_window_errors"],
+            "transmit_compressed": s["tx_compressed"],
+        }
     return out
 
 
@@ -102,18 +138,28 @@ def main() -> None:
             else:
                 netdev.collect(sources, options)
         exporter[label] = (time.process_time() - began) / args.runs * 1e6
-    print(f"{len(devices)} network devices here ({', '.join(devices)}); empty request {base:.2f} ms "
-          f"(the sh start); medians of {args.turns} turns of {args.runs} runs")
+    print(
+        f"{len(devices)} network devices here ({', '.join(devices)}); empty request {base:.2f} ms "
+        f"(the sh start); medians of {args.turns} turns of {args.runs} runs"
+    )
     print(f"{'request':<44}{'files':>6}{'target ms':>11}{'(turns)':>22}{'exporter µs':>13}")
     rows = []
     for label in scripts:
         cost = statistics.median(target[label]) - base
         turns = ", ".join(f"{value - base:.2f}" for value in target[label])
         print(f"{label:<44}{files[label]:>6}{cost:>11.2f}{turns:>22}{exporter[label]:>13.1f}")
-        rows.append((f"{label}: target CPU (minus sh start) / exporter", f"{cost:.2f} ms / {exporter[label]:.1f} µs"
-                     f" ({files[label]} files)"))
-    report("netdev_cost", "netdev: /proc/net/dev + rx_nohandler vs every statistics file", rows,
-           {"devices": devices, "target_ms_turns": target, "empty_ms_turns": bases})
+        rows.append(
+            (
+                f"{label}: target CPU (minus sh start) / exporter",
+                f"{cost:.2f} ms / {exporter[label]:.1f} µs ({files[label]} files)",
+            )
+        )
+    report(
+        "netdev_cost",
+        "netdev: /proc/net/dev + rx_nohandler vs every statistics file",
+        rows,
+        {"devices": devices, "target_ms_turns": target, "empty_ms_turns": bases},
+    )
 
 
 if __name__ == "__main__":

@@ -83,14 +83,23 @@ def main() -> None:
             fresh = probe_series(lab, Path(tmp), args.probes, {"max_execs": 1})
             bare = bare_series(lab, args.probes)
         rows += [
-            (f"{kind}: pooled probe", f"{ms(pooled[0])}  exporter CPU {ms(pooled[1])}  "
-                                     f"dials/probe {pooled[2]:.2f}  peak RSS {pooled[3]:.0f} MB"),
-            (f"{kind}: new connection per probe", f"{ms(fresh[0])}  exporter CPU {ms(fresh[1])}  "
-                                                 f"dials/probe {fresh[2]:.2f}  peak RSS {fresh[3]:.0f} MB"),
-            (f"{kind}: speed-up of pooling (claim 50-200x)", f"{ratio(fresh[0], pooled[0])} wall, "
-                                                             f"{ratio(fresh[1], pooled[1])} exporter CPU"),
-            (f"{kind}: bare paramiko exec, open vs new connection",
-             f"{ms(bare[0])} vs {ms(bare[1])}: {ratio(bare[1], bare[0])}"),
+            (
+                f"{kind}: pooled probe",
+                f"{ms(pooled[0])}  exporter CPU {ms(pooled[1])}  "
+                f"dials/probe {pooled[2]:.2f}  peak RSS {pooled[3]:.0f} MB",
+            ),
+            (
+                f"{kind}: new connection per probe",
+                f"{ms(fresh[0])}  exporter CPU {ms(fresh[1])}  dials/probe {fresh[2]:.2f}  peak RSS {fresh[3]:.0f} MB",
+            ),
+            (
+                f"{kind}: speed-up of pooling (claim 50-200x)",
+                f"{ratio(fresh[0], pooled[0])} wall, {ratio(fresh[1], pooled[1])} exporter CPU",
+            ),
+            (
+                f"{kind}: bare paramiko exec, open vs new connection",
+                f"{ms(bare[0])} vs {ms(bare[1])}: {ratio(bare[1], bare[0])}",
+            ),
         ]
     report("pooling", f"Pooled vs new connection per scrape, {args.probes} sequential probes", rows)
 

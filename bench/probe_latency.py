@@ -72,15 +72,29 @@ def show(name: str, times: list[float]) -> float:
 
 def start_exporter(sshd: Sshd, workdir: Path, pool: dict[str, int]) -> tuple[Service, Callable[[], None]]:
     """A real exporter process for ``sshd``, and a function doing one checked GET /probe on it."""
-    config = {"ssh": {"user": sshd.user, "port": sshd.port, "key_file": str(sshd.key_file),
-                      "known_hosts": str(sshd.trust())},
-              "departments": {"bench": {"hosts": [sshd.target]}}, "pool": pool}
+    config = {
+        "ssh": {"user": sshd.user, "port": sshd.port, "key_file": str(sshd.key_file), "known_hosts": str(sshd.trust())},
+        "departments": {"bench": {"hosts": [sshd.target]}},
+        "pool": pool,
+    }
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(workdir / "inventory.yml"),
-                       "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"], workdir / "exporter.log",
-                      cwd=ROOT)
+    service = Service(
+        [
+            sys.executable,
+            "-m",
+            "optilab.exporter",
+            "--config",
+            str(workdir / "inventory.yml"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "WARNING",
+        ],
+        workdir / "exporter.log",
+        cwd=ROOT,
+    )
     service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
     url = f"http://127.0.0.1:{port}/probe?target={sshd.target}"
 
@@ -101,8 +115,7 @@ def end_to_end(sshd: Sshd, workdir: Path, repeats: int) -> None:
     try:
         cpu_before = {service: cpu_seconds(service.process.pid) for service in (warm, cold)}
         times = interleaved({"warm": warm_probe, "cold": cold_probe}, repeats)
-        cpu = {service: (cpu_seconds(service.process.pid) - cpu_before[service]) / repeats
-               for service in (warm, cold)}
+        cpu = {service: (cpu_seconds(service.process.pid) - cpu_before[service]) / repeats for service in (warm, cold)}
     finally:
         warm.stop()
         cold.stop()
@@ -118,6 +131,7 @@ def in_process(sshd: Sshd, repeats: int) -> None:
     warm_pool = SshPool(ssh, PoolSettings())
     cold_pool = SshPool(ssh, PoolSettings(max_execs=1))
     try:
+
         def run(pool: SshPool, command: str) -> str:
             return pool.run(target, command, time.monotonic() + 30)
 
@@ -127,17 +141,21 @@ def in_process(sshd: Sshd, repeats: int) -> None:
 
         def parse_and_render() -> bytes:
             sources, _complete = split_sources(output, plan.commands)
-            families = [family for collector, options in plan.collectors
-                        for family in collector.collect(sources, options)]
+            families = [
+                family for collector, options in plan.collectors for family in collector.collect(sources, options)
+            ]
             return render(families + probe_families(labels, True, 0.01, "healthy", None))
 
-        times = interleaved({
-            "warm true": lambda: run(warm_pool, "true"),
-            "cold true": lambda: run(cold_pool, "true"),
-            "warm batch": lambda: run(warm_pool, BATCH_SCRIPT),
-            "floor": lambda: subprocess.run(["sh", "-c", BATCH_SCRIPT], capture_output=True, check=True),
-            "parse": parse_and_render,
-        }, repeats)
+        times = interleaved(
+            {
+                "warm true": lambda: run(warm_pool, "true"),
+                "cold true": lambda: run(cold_pool, "true"),
+                "warm batch": lambda: run(warm_pool, BATCH_SCRIPT),
+                "floor": lambda: subprocess.run(["sh", "-c", BATCH_SCRIPT], capture_output=True, check=True),
+                "parse": parse_and_render,
+            },
+            repeats,
+        )
         warm = show("SshPool.run('true'), warm", times["warm true"])
         cold = show("SshPool.run('true'), cold (dial + auth + exec)", times["cold true"])
         print(f"  cold / warm exec ratio: {cold / warm:.1f}x")
@@ -156,8 +174,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="optilab-bench-") as tmp:
         sshd = start_sshd(Path(tmp) / "sshd")
         try:
-            print(f"probe of a real OpenSSH sshd on {sshd.target}, {os.cpu_count()} CPUs, "
-                  f"{args.repeats} repeats each")
+            print(f"probe of a real OpenSSH sshd on {sshd.target}, {os.cpu_count()} CPUs, {args.repeats} repeats each")
             print("end to end (HTTP GET /probe on the exporter process):")
             end_to_end(sshd, Path(tmp), args.repeats)
             print("in process (no HTTP):")

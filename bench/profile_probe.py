@@ -122,24 +122,39 @@ def main() -> None:
     probes = args.hosts * args.rounds
     collecting = sum(collector.seconds) / args.rounds
     plain = median(without)
-    rows = [("warm fan-out CPU, unprofiled (median)",
-             f"{ms(unprofiled)} per round, {unprofiled / args.hosts * 1e3:.2f} ms per probe"),
-            ("  the same without the collector cache",
-             f"{ms(plain)} per round, {plain / args.hosts * 1e3:.2f} ms per probe; with / without "
-             f"{ratio(unprofiled, plain)}"),
-            ("  collector results per probe: from cache / run", f"{per_probe[0]:.1f} / {per_probe[1]:.1f}"),
-            ("  of which garbage collection (unprofiled)",
-             f"{collecting / unprofiled * 100:4.1f} %  ~{ms(collecting / args.hosts)} per probe; "
-             f"full collections per round {collector.runs[2] / args.rounds:.1f} "
-             f"({ms(collector.seconds[2] / args.rounds)} per round)")]
-    rows += [(name, f"{seconds / whole * 100:4.1f} %  ~{ms(unprofiled * seconds / whole / args.hosts)} per probe")
-             for name, seconds in totals.most_common()]
+    rows = [
+        (
+            "warm fan-out CPU, unprofiled (median)",
+            f"{ms(unprofiled)} per round, {unprofiled / args.hosts * 1e3:.2f} ms per probe",
+        ),
+        (
+            "  the same without the collector cache",
+            f"{ms(plain)} per round, {plain / args.hosts * 1e3:.2f} ms per probe; with / without "
+            f"{ratio(unprofiled, plain)}",
+        ),
+        ("  collector results per probe: from cache / run", f"{per_probe[0]:.1f} / {per_probe[1]:.1f}"),
+        (
+            "  of which garbage collection (unprofiled)",
+            f"{collecting / unprofiled * 100:4.1f} %  ~{ms(collecting / args.hosts)} per probe; "
+            f"full collections per round {collector.runs[2] / args.rounds:.1f} "
+            f"({ms(collector.seconds[2] / args.rounds)} per round)",
+        ),
+    ]
+    rows += [
+        (name, f"{seconds / whole * 100:4.1f} %  ~{ms(unprofiled * seconds / whole / args.hosts)} per probe")
+        for name, seconds in totals.most_common()
+    ]
     rows += [(f"  other: {name[:60]}", f"{seconds / whole * 100:4.1f} %") for name, seconds in others.most_common(6)]
     per_probe = unprofiled / whole / args.hosts * 1e6  # microseconds of unprofiled CPU per profiled second
-    rows += [(f"  top: {name[-60:]}", f"{seconds / whole * 100:4.1f} %  ~{seconds * per_probe:.0f} us per probe")
-             for name, seconds in functions.most_common(args.top)]
-    report("profile_probe", f"Exporter CPU by component, warm fan-out of {args.hosts} simulated hosts "
-                            f"({probes} profiled probes)", rows)
+    rows += [
+        (f"  top: {name[-60:]}", f"{seconds / whole * 100:4.1f} %  ~{seconds * per_probe:.0f} us per probe")
+        for name, seconds in functions.most_common(args.top)
+    ]
+    report(
+        "profile_probe",
+        f"Exporter CPU by component, warm fan-out of {args.hosts} simulated hosts ({probes} profiled probes)",
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,11 @@ def plan(quick: bool, only: set[str] | None) -> list[tuple[str, list[str]]]:
     """Our benchmarks, then every other ``bench/*.py`` script (other parts' benchmarks) without args."""
     runs = [(module, quick_args if quick else args) for module, args, quick_args in OWN]
     known = {module for module, _, _ in OWN}
-    runs += [(path.stem, []) for path in sorted(HERE.glob("*.py"))
-             if path.stem not in NOT_BENCHMARKS | known and not path.stem.startswith("_")]
+    runs += [
+        (path.stem, [])
+        for path in sorted(HERE.glob("*.py"))
+        if path.stem not in NOT_BENCHMARKS | known and not path.stem.startswith("_")
+    ]
     return [(module, args) for module, args in runs if only is None or module in only]
 
 
@@ -52,13 +55,16 @@ def main() -> int:
         print(f"\n### bench.{name}", flush=True)
         started = time.monotonic()
         try:
-            result = subprocess.run([sys.executable, "-m", f"bench.{module}", *extra], timeout=args.timeout,
-                                    check=False)
+            result = subprocess.run(
+                [sys.executable, "-m", f"bench.{module}", *extra], timeout=args.timeout, check=False
+            )
             code = result.returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
-        print(f"### bench.{name}: {'ok' if code == 0 else f'FAILED ({code})'} "
-              f"in {time.monotonic() - started:.0f} s", flush=True)
+        print(
+            f"### bench.{name}: {'ok' if code == 0 else f'FAILED ({code})'} in {time.monotonic() - started:.0f} s",
+            flush=True,
+        )
         if code != 0:
             failed.append(name)
     if failed:

@@ -56,11 +56,13 @@ def _cpu(pid: int) -> float:
 def shell_ms(script: str, calls: int) -> float:
     """CPU ms per call of ``script`` in a long-lived ``sh`` spoken to with the transport's protocol."""
     nonce = secrets.token_hex(16)
-    shell = subprocess.Popen(["/bin/sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, cwd="/")
+    shell = subprocess.Popen(
+        ["/bin/sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/"
+    )
     assert shell.stdin is not None and shell.stdout is not None
     stdin, stdout = shell.stdin, shell.stdout.fileno()
     try:
+
         def read_until(done: Callable[[bytes], bool]) -> None:
             buffer = b""
             while not done(buffer):
@@ -93,8 +95,8 @@ def pieces(script: str) -> dict[str, str]:
     """The script cut at its own section lines (exporter.command.build_script's layout)."""
     head_at = script.index("\nhead -v ")
     first_command = script.index("\nprintf '\\n==> cmd:")
-    out = {"true": "true", "paths": script[:head_at + 1], "head": script[:first_command + 1]}
-    sections = script[first_command + 1:].split("printf '\\n==> cmd:")[1:]
+    out = {"true": "true", "paths": script[: head_at + 1], "head": script[: first_command + 1]}
+    sections = script[first_command + 1 :].split("printf '\\n==> cmd:")[1:]
     for section in sections:
         name = section.split(" ", 1)[0]
         out[f"cmd:{name}"] = "LC_ALL=C; export LC_ALL\nprintf '\\n==> cmd:" + section.replace("echo '@@end'\n", "")
@@ -109,16 +111,21 @@ def udev_scripts(directory: Path) -> dict[str, str]:
     (one loop over the directory, exporter.command) and one glob per pattern, as before."""
     directory.mkdir(exist_ok=True)
     for index in range(900):
-        name = (f"c{index % 200}:{index}", f"n{index}", f"+input:input{index}")[index % 3] if index >= 10 \
+        name = (
+            (f"c{index % 200}:{index}", f"n{index}", f"+input:input{index}")[index % 3]
+            if index >= 10
             else f"b{('8:0', '8:1', '8:2', '259:0', '259:1', '259:2', '7:0', '7:1', '11:0', '253:0')[index]}"
+        )
         (directory / name).write_text("E:ID_MODEL=x\n")
     prefix = UDEV.rpartition("/")[0]  # /run/udev/data
     patterns = [path.replace(prefix, str(directory)) for path in by_name()["diskstats"].paths if path.startswith(UDEV)]
     keep = 'l=; for f; do [ -r "$f" ] && l="$l$f\n"; done\n'
     looped = build_script([Collector("udev", tuple(patterns), lambda sources, options: [])])
-    listing = looped[:looped.index("\nl=; ")] + "\n"
-    return {"udev: one loop over the directory (as the script lists them)": listing + keep,
-            "udev: one glob per pattern (before)": "set -- " + " ".join(patterns) + "\n" + keep}
+    listing = looped[: looped.index("\nl=; ")] + "\n"
+    return {
+        "udev: one loop over the directory (as the script lists them)": listing + keep,
+        "udev: one glob per pattern (before)": "set -- " + " ".join(patterns) + "\n" + keep,
+    }
 
 
 def main() -> int:
@@ -138,8 +145,12 @@ def main() -> int:
     rows = [(name, f"{value:.2f} ms") for name, value in medians.items()]
     rows.append(("head alone (head - paths)", f"{medians['head'] - medians['paths']:.2f} ms"))
     rows.append(("load average at the end", f"{os.getloadavg()[0]:.1f}"))
-    report("script_pieces", f"Target CPU per call in a long-lived sh, {args.calls} calls x {args.rounds} rounds",
-           rows, {"medians_ms": medians, "rounds_ms": figures})
+    report(
+        "script_pieces",
+        f"Target CPU per call in a long-lived sh, {args.calls} calls x {args.rounds} rounds",
+        rows,
+        {"medians_ms": medians, "rounds_ms": figures},
+    )
     return 0
 
 

@@ -54,8 +54,9 @@ def execute(transport: paramiko.Transport, command: str) -> bytes:
 class Floor:
     """Connections to every target, dialled ``dials`` at a time (the exporter's default is 16)."""
 
-    def __init__(self, targets: list[tuple[str, int]], user: str, key_file: Path, known_hosts: Path,
-                 dials: int = 16) -> None:
+    def __init__(
+        self, targets: list[tuple[str, int]], user: str, key_file: Path, known_hosts: Path, dials: int = 16
+    ) -> None:
         self.targets, self.user = targets, user
         self.key = paramiko.Ed25519Key.from_private_key_file(str(key_file))
         self.known = paramiko.HostKeys(str(known_hosts))

@@ -18,16 +18,37 @@ from pathlib import Path
 from optilab.exporter.collectors import by_name, make_plan
 from optilab.exporter.command import build_script, command_names, split_sources
 
-COL_SYS = ("bonding", "cpufreq", "dmi", "edac", "fibrechannel", "hwmon", "infiniband", "ipvs", "mdadm", "netclass",
-           "nfs", "nfsd", "nvme", "powersupplyclass", "rapl", "selinux", "tapestats", "thermal_zone", "xfs", "zfs")
+COL_SYS = (
+    "bonding",
+    "cpufreq",
+    "dmi",
+    "edac",
+    "fibrechannel",
+    "hwmon",
+    "infiniband",
+    "ipvs",
+    "mdadm",
+    "netclass",
+    "nfs",
+    "nfsd",
+    "nvme",
+    "powersupplyclass",
+    "rapl",
+    "selinux",
+    "tapestats",
+    "thermal_zone",
+    "xfs",
+    "zfs",
+)
 LAB_PC = Path(__file__).resolve().parent.parent / "tests" / "data" / "sys" / "lab-pc"
 
 
 def target_cpu_ms(script: str, runs: int) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for _ in range(runs):
-        subprocess.run(["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
-                       timeout=30, check=False)
+        subprocess.run(
+            ["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", timeout=30, check=False
+        )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / runs * 1000
 
@@ -48,9 +69,11 @@ def main() -> None:
     without = make_plan([c.name for c, _ in full.collectors if c.name not in COL_SYS])
     print(f"target CPU per run of the plan's script ({runs} runs each, in turns):")
     for turn in (1, 2):
-        print(f"  turn {turn}: default plan {target_cpu_ms(full.script, runs):.2f} ms, "
-              f"without the col-sys collectors {target_cpu_ms(without.script, runs):.2f} ms, "
-              f"sh -c true {target_cpu_ms('true', runs):.2f} ms")
+        print(
+            f"  turn {turn}: default plan {target_cpu_ms(full.script, runs):.2f} ms, "
+            f"without the col-sys collectors {target_cpu_ms(without.script, runs):.2f} ms, "
+            f"sh -c true {target_cpu_ms('true', runs):.2f} ms"
+        )
     sources = capture_sources([name for name in COL_SYS if name != "selinux"])
     sources["/proc/filesystems"] = (LAB_PC / "proc" / "filesystems").read_text()
     print("exporter CPU per collect() on the lab-pc capture:")

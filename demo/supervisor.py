@@ -47,6 +47,7 @@ def http_ready(url: str) -> Callable[[], bool]:
                 return 200 <= response.status < 300
         except OSError:
             return False
+
     return check
 
 
@@ -64,14 +65,24 @@ class Supervisor:
     log_dir: Path
     children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, argv: Sequence[str], ready: Callable[[], bool] | None = None,
-              env: dict[str, str] | None = None, timeout: float = 30.0) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        ready: Callable[[], bool] | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})}, start_new_session=True,
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
             )
         child = Child(name, process, log_path)
         self.children.append(child)
@@ -79,14 +90,19 @@ class Supervisor:
             self._wait(child, ready, timeout)
         return child
 
-    def run(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
-            timeout: float = 60.0) -> None:
+    def run(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None, timeout: float = 60.0) -> None:
         """Run a one-shot step (migrations) to completion; its output goes to its log."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "wb") as log:
-            result = subprocess.run(list(argv), stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                                    env={**os.environ, **(env or {})}, check=False)
+            result = subprocess.run(
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                env={**os.environ, **(env or {})},
+                check=False,
+            )
         if result.returncode != 0:
             raise DemoError(f"{name} failed (exit {result.returncode}):\n{tail(log_path)}")
 
@@ -103,8 +119,9 @@ class Supervisor:
     def check_alive(self) -> None:
         for child in self.children:
             if child.process.poll() is not None:
-                raise DemoError(f"{child.name} stopped unexpectedly (exit {child.process.returncode}):\n"
-                                f"{tail(child.log_path)}")
+                raise DemoError(
+                    f"{child.name} stopped unexpectedly (exit {child.process.returncode}):\n{tail(child.log_path)}"
+                )
 
     def stop_all(self, timeout: float = 10.0) -> None:
         """SIGTERM in reverse start order, then SIGKILL whatever is left of each process group."""

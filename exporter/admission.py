@@ -142,5 +142,4 @@ def failed_probe(prober: Prober, entry: HostEntry, reason: str) -> ProbeResult:
     """A failed answer for ``entry`` that dialled nothing and records nothing (state as it is)."""
     labels = prober.labels(entry)
     state = prober.health.get(str(entry.target)).state
-    return ProbeResult(probe_families(labels, False, 0.0, state, reason), False, reason, state, 0.0,
-                       labels)
+    return ProbeResult(probe_families(labels, False, 0.0, state, reason), False, reason, state, 0.0, labels)

@@ -25,8 +25,15 @@ import struct
 import sys
 from pathlib import Path
 
-KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-             "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
 OPTIONS = "restrict"
 _COMMENT = re.compile(r"^[\x21-\x7e][\x20-\x7e]*$")  # printable ASCII, no control characters
 
@@ -40,11 +47,13 @@ def parse_sources(values: list[str]) -> list[str]:
         for item in value.split(","):
             text = item.strip()
             try:
-                sources.append(str(ipaddress.ip_network(text, strict=True)) if "/" in text
-                               else str(ipaddress.ip_address(text)))
+                sources.append(
+                    str(ipaddress.ip_network(text, strict=True)) if "/" in text else str(ipaddress.ip_address(text))
+                )
             except ValueError:
-                raise ValueError(f"--from: {text!r} is not an IP address or CIDR network "
-                                 f"(host names and wildcards are not accepted)") from None
+                raise ValueError(
+                    f"--from: {text!r} is not an IP address or CIDR network (host names and wildcards are not accepted)"
+                ) from None
     return sources
 
 
@@ -57,8 +66,11 @@ def parse_public_key(text: str) -> tuple[str, str, str]:
         raise ValueError(f"--key: expected one public key line, found {len(lines)}")
     fields = lines[0].split(None, 2)
     if fields[0] not in KEY_TYPES:
-        hint = " (this line already has options; give the plain .pub file)" if "=" in fields[0] or \
-            "," in fields[0] or fields[0] in ("restrict", "no-pty") else ""
+        hint = (
+            " (this line already has options; give the plain .pub file)"
+            if "=" in fields[0] or "," in fields[0] or fields[0] in ("restrict", "no-pty")
+            else ""
+        )
         raise ValueError(f"--key: {fields[0][:40]!r} is not a public key type ({', '.join(KEY_TYPES)}){hint}")
     if len(fields) < 2:
         raise ValueError("--key: the key's base64 data is missing")
@@ -66,7 +78,7 @@ def parse_public_key(text: str) -> tuple[str, str, str]:
     try:
         blob = base64.b64decode(data, validate=True)
         (length,) = struct.unpack(">I", blob[:4])
-        named = blob[4:4 + length].decode("ascii")
+        named = blob[4 : 4 + length].decode("ascii")
     except (binascii.Error, struct.error, UnicodeDecodeError):
         raise ValueError("--key: the key's data is not valid base64 of an SSH public key") from None
     if named != key_type:
@@ -87,17 +99,25 @@ def authorized_key_line(sources: list[str], key_text: str) -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="optilab-exporter authorized-key",
-        description="Print the restricted authorized_keys line for the monitoring key on lab machines.")
-    parser.add_argument("--from", dest="sources", action="append", default=[], metavar="ADDRESS",
-                        help="collector (or bastion) address or CIDR network sshd accepts the key from; "
-                             "repeat for several")
+        description="Print the restricted authorized_keys line for the monitoring key on lab machines.",
+    )
+    parser.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="collector (or bastion) address or CIDR network sshd accepts the key from; repeat for several",
+    )
     parser.add_argument("--key", required=True, type=Path, metavar="KEY.pub", help="the monitoring public key")
     args = parser.parse_args(argv)
     try:
         text = args.key.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"optilab-exporter authorized-key: --key: cannot read {args.key}: "
-              f"{getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        print(
+            f"optilab-exporter authorized-key: --key: cannot read {args.key}: {getattr(exc, 'strerror', None) or exc}",
+            file=sys.stderr,
+        )
         return 2
     try:
         line = authorized_key_line(args.sources, text)

@@ -52,15 +52,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="optilab-exporter", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Prometheus exporter for Linux lab machines over SSH (no agent on them).")
+        prog="optilab-exporter",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Prometheus exporter for Linux lab machines over SSH (no agent on them).",
+    )
     parser.add_argument("--config", required=True, help="inventory YAML (see docs/exporter.md)")
     flags.add_web_flags(parser, DEFAULT_LISTEN)
     flags.add_log_flags(parser)
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
-    parser.add_argument("--web.max-requests", dest="max_requests", type=int, default=40, metavar="N",
-                        help="/probe requests in flight before new ones are answered 503 (0: no limit; "
-                             "default 40, as node_exporter)")
+    parser.add_argument(
+        "--web.max-requests",
+        dest="max_requests",
+        type=int,
+        default=40,
+        metavar="N",
+        help="/probe requests in flight before new ones are answered 503 (0: no limit; default 40, as node_exporter)",
+    )
     flags.add_version(parser)
     return parser
 
@@ -70,8 +78,10 @@ def preflight(config: Config) -> list[str]:
     without a known_hosts file (every dial would be refused with reason ``hostkey``)."""
     ssh, warnings = config.ssh, key_file_problems(config)
     if ssh.host_key_policy == "strict" and not ssh.known_hosts.exists():
-        warnings.append(f"{config.source}: ssh.known_hosts: {ssh.known_hosts} does not exist and the policy "
-                        f"is strict: every host will be refused (fill it with ssh-keyscan, or use accept-new)")
+        warnings.append(
+            f"{config.source}: ssh.known_hosts: {ssh.known_hosts} does not exist and the policy "
+            f"is strict: every host will be refused (fill it with ssh-keyscan, or use accept-new)"
+        )
     return warnings
 
 
@@ -120,23 +130,35 @@ def serve(args: argparse.Namespace) -> int:
         return True, "config reloaded"
 
     # bcrypt in gevent's threadpool: a round inside a greenlet would stall every scrape meanwhile
-    wrapped = ToolkitMiddleware(app, args.web, "OptiLab exporter", reload=reload_now, context=args.ssl_context,
-                                offload=gevent.get_hub().threadpool.apply)
+    wrapped = ToolkitMiddleware(
+        app,
+        args.web,
+        "OptiLab exporter",
+        reload=reload_now,
+        context=args.ssl_context,
+        offload=gevent.get_hub().threadpool.apply,
+    )
     listen = args.listen
-    server = WSGIServer(listen, wrapped, log=None, error_log=log,
-                        **({"ssl_context": args.ssl_context} if args.ssl_context else {}))
+    server = WSGIServer(
+        listen, wrapped, log=None, error_log=log, **({"ssl_context": args.ssl_context} if args.ssl_context else {})
+    )
     gevent.signal_handler(signal.SIGHUP, runtime.reload)
     gevent.signal_handler(signal.SIGTERM, server.stop)
     gevent.signal_handler(signal.SIGINT, server.stop)
     try:
         server.start()
     except OSError as exc:
-        print(f"optilab-exporter: cannot listen on {listen[0]}:{listen[1]}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"optilab-exporter: cannot listen on {listen[0]}:{listen[1]}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     host, port = server.address[:2]
-    log.info("listening on %s://%s:%d/ with %d targets (%s)", args.web.scheme, host, port,
-             len(config.inventory.hosts), args.config)
+    log.info(
+        "listening on %s://%s:%d/ with %d targets (%s)",
+        args.web.scheme,
+        host,
+        port,
+        len(config.inventory.hosts),
+        args.config,
+    )
     try:
         server.serve_forever()
     finally:

@@ -81,8 +81,13 @@ class _Entry:
 class CollectCache:
     """``collect(host, collector, options, sources)`` with memo; see the module's docstring."""
 
-    def __init__(self, max_hosts: int = DEFAULT_MAX_HOSTS, max_series: int = DEFAULT_MAX_SERIES,
-                 max_key_sets: int = DEFAULT_MAX_KEY_SETS, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        max_hosts: int = DEFAULT_MAX_HOSTS,
+        max_series: int = DEFAULT_MAX_SERIES,
+        max_key_sets: int = DEFAULT_MAX_KEY_SETS,
+        enabled: bool = True,
+    ) -> None:
         self.max_hosts, self.max_series, self.max_key_sets = max_hosts, max_series, max_key_sets
         self.enabled = enabled  # False: every collector runs every time (bench/profile_probe.py compares)
         self._hosts: dict[str, dict[str, _Entry]] = {}
@@ -123,8 +128,7 @@ class CollectCache:
         self.evictions[bound] += 1
         if bound not in self._logged:
             self._logged.add(bound)
-            log.warning("collector cache: %s (counted in optilab_exporter_cache_evictions_total; logged once)",
-                        why)
+            log.warning("collector cache: %s (counted in optilab_exporter_cache_evictions_total; logged once)", why)
 
 
 class HostView:
@@ -132,8 +136,15 @@ class HostView:
 
     __slots__ = ("_cache", "_declared", "_entries", "_host", "_keys", "_sources")
 
-    def __init__(self, cache: CollectCache, host: str, entries: dict[str, _Entry], sources: Sources,
-                 keys: tuple[str, ...], declared: dict[str, tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        cache: CollectCache,
+        host: str,
+        entries: dict[str, _Entry],
+        sources: Sources,
+        keys: tuple[str, ...],
+        declared: dict[str, tuple[str, ...]],
+    ) -> None:
         self._cache, self._host, self._entries, self._sources = cache, host, entries, sources
         self._keys, self._declared = keys, declared
 
@@ -147,8 +158,12 @@ class HostView:
         sources = self._sources
         texts = tuple(map(sources.__getitem__, keys))
         entry = self._entries.get(name)
-        same = entry is not None and entry.keys == keys and entry.texts == texts and (
-            entry.options is options or entry.options == options)
+        same = (
+            entry is not None
+            and entry.keys == keys
+            and entry.texts == texts
+            and (entry.options is options or entry.options == options)
+        )
         if same and entry is not None and entry.families is not None and self._cache.enabled:
             self._cache.hits += 1
             return entry.ok, entry.families, True
@@ -160,8 +175,7 @@ class HostView:
             families, ok = [], False
         if sum(len(family.samples) for family in families) > self._cache.max_series:
             self._entries.pop(name, None)
-            self._cache._evicted("series", f"a {name} result of more than {self._cache.max_series} series "
-                                           "not kept")
+            self._cache._evicted("series", f"a {name} result of more than {self._cache.max_series} series not kept")
         else:  # sources that changed since the last scrape will likely change again: text only
             keep = entry is None or same
             self._entries[name] = _Entry(options, keys, texts, ok, families if keep else None)

@@ -94,19 +94,19 @@ def build_script(collectors: Iterable[Collector]) -> str:
     # loop below an iteration (~3 us each, ~150 of them on this machine)
     for directory, members in groups:
         plain, loops = _directory_loops(members)
-        body = "; ".join(([f"set -- \"$@\" {' '.join(plain)}"] if plain else []) + loops)
-        lines.append(f"for g in {directory}; do if [ -e \"$g\" ] || [ -L \"$g\" ]; then {body}; fi; break; done")
+        body = "; ".join(([f'set -- "$@" {" ".join(plain)}'] if plain else []) + loops)
+        lines.append(f'for g in {directory}; do if [ -e "$g" ] || [ -L "$g" ]; then {body}; fi; break; done')
     # keep what exists and is readable (globs that matched nothing stay literal and drop out here);
     # collected in one string and split once (set -f, IFS=newline): rebuilding "$@" per path was
     # quadratic and cost the target ~12 ms of CPU at 280 paths (col-sys, docs/exporter.md)
-    lines.append("l=; for f; do case $f in *'\n'*) ;; *) [ -r \"$f\" ] && l=\"$l$f\n\";; esac; done")
+    lines.append('l=; for f; do case $f in *\'\n\'*) ;; *) [ -r "$f" ] && l="$l$f\n";; esac; done')
     lines.append("set -f; IFS='\n'; set -- $l; unset IFS l; set +f")
     lines.append(f"printf '{START}%d\\n' $#")
     lines.append("[ $# -gt 0 ] && printf '%s\\n' \"$@\"")
-    lines.append(f"head -v -c {FILE_CAP} -- \"$@\" /dev/null 2>/dev/null")
+    lines.append(f'head -v -c {FILE_CAP} -- "$@" /dev/null 2>/dev/null')
     for name, command in commands:
         lines.append(f"printf '\\n==> cmd:{name} <==\\n'")
-        lines.append(f"{{ {command}\n}} 2>/dev/null; echo \"{_STATUS}$?\"")
+        lines.append(f'{{ {command}\n}} 2>/dev/null; echo "{_STATUS}$?"')
     lines.append(f"echo '{END}'")
     return "\n".join(lines) + "\n"
 
@@ -121,7 +121,7 @@ def glob_groups(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, list[s
         parts = path.split("/")
         first = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts) - 1)
         if first < len(parts) - 1:
-            groups.setdefault("/".join(parts[:first + 1]), []).append(path)
+            groups.setdefault("/".join(parts[: first + 1]), []).append(path)
         else:
             single.append(path)
     for directory in [d for d, members in groups.items() if len(members) < 2]:
@@ -144,17 +144,23 @@ def _directory_loops(patterns: Sequence[str]) -> tuple[list[str], list[str]]:
         if any(c in last for c in "*?[") and last[0] not in "*?[":
             by_start.setdefault((directory, last[0]), []).append(last)
     looped = {key: lasts for key, lasts in by_start.items() if len(lasts) > 1}
-    plain = [path for path in patterns
-             if (path.rpartition("/")[0], path.rpartition("/")[2][:1]) not in looped
-             or not any(c in path.rpartition("/")[2] for c in "*?[")]
-    loops = [f"for f in {directory}/{_literal_prefix(lasts)}*; do case ${{f##*/}} in {'|'.join(lasts)}) "
-             "set -- \"$@\" \"$f\";; esac; done" for (directory, _), lasts in looped.items()]
+    plain = [
+        path
+        for path in patterns
+        if (path.rpartition("/")[0], path.rpartition("/")[2][:1]) not in looped
+        or not any(c in path.rpartition("/")[2] for c in "*?[")
+    ]
+    loops = [
+        f"for f in {directory}/{_literal_prefix(lasts)}*; do case ${{f##*/}} in {'|'.join(lasts)}) "
+        'set -- "$@" "$f";; esac; done'
+        for (directory, _), lasts in looped.items()
+    ]
     return plain, loops
 
 
 def _literal_prefix(names: Sequence[str]) -> str:
     """The literal text every glob of ``names`` starts with (``b`` for ``b8:*`` and ``b259:*``)."""
-    literal = [name[:min((name.index(c) for c in "*?[" if c in name), default=len(name))] for name in names]
+    literal = [name[: min((name.index(c) for c in "*?[" if c in name), default=len(name))] for name in names]
     prefix = literal[0]
     for name in literal[1:]:
         while not name.startswith(prefix):
@@ -176,7 +182,7 @@ def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str],
     start, count, eol = output.find(START), -1, -1
     while start >= 0:  # the first line "@@optilab <count>" (a banner may say anything before it)
         eol = output.find("\n", start)
-        number = output[start + len(START):eol] if eol > 0 else ""
+        number = output[start + len(START) : eol] if eol > 0 else ""
         if (start == 0 or output[start - 1] == "\n") and number.isdigit():
             count = int(number)
             break
@@ -207,7 +213,7 @@ def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str],
     sources: dict[str, str] = {}
     suspect: set[int] = set()
     for index, ((name, begin, _header), stop) in enumerate(zip(found, bounds, strict=True)):
-        text = output[begin:max(begin, stop - 1)]  # the newline before the next header is framing
+        text = output[begin : max(begin, stop - 1)]  # the newline before the next header is framing
         if f"==> {name} <==\n" in text:
             suspect.update((index - 1, index))
         sources[name] = text

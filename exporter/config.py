@@ -39,8 +39,17 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 _DEPARTMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-__all__ = ["Config", "ConfigError", "HostEntry", "Inventory", "JumpSettings", "Secret", "key_file_problems",
-           "load_config", "parse_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "HostEntry",
+    "Inventory",
+    "JumpSettings",
+    "Secret",
+    "key_file_problems",
+    "load_config",
+    "parse_config",
+]
 
 
 class ConfigError(Exception):
@@ -323,9 +332,21 @@ class _Reader:
 
 
 def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
-    allowed = {"user", "port", "key_file", "known_hosts", "host_key_policy", "connect_timeout",
-               "command_timeout", "password_env", "password_file", "passphrase_env", "passphrase_file",
-               "session", "jump"}
+    allowed = {
+        "user",
+        "port",
+        "key_file",
+        "known_hosts",
+        "host_key_policy",
+        "connect_timeout",
+        "command_timeout",
+        "password_env",
+        "password_file",
+        "passphrase_env",
+        "passphrase_file",
+        "session",
+        "jump",
+    }
     ssh = reader.section(raw, "ssh", allowed)
     defaults = SshSettings()
     policy = ssh.get("host_key_policy", defaults.host_key_policy)
@@ -339,12 +360,16 @@ def _ssh(reader: _Reader, raw: Mapping[str, Any]) -> SshSettings:
     if key_file is None and password is None:
         reader.error("ssh", "needs key_file or password_env/password_file to log in")
     settings = SshSettings(
-        user=str(user), port=reader.integer(ssh, "ssh", "port", 22, 1, 65535), key_file=key_file,
+        user=str(user),
+        port=reader.integer(ssh, "ssh", "port", 22, 1, 65535),
+        key_file=key_file,
         known_hosts=Path(str(ssh.get("known_hosts", defaults.known_hosts))).expanduser(),
         host_key_policy=str(policy),
         connect_timeout=reader.duration(ssh, "ssh", "connect_timeout", defaults.connect_timeout),
         command_timeout=reader.duration(ssh, "ssh", "command_timeout", defaults.command_timeout),
-        password=password, passphrase=reader.secret(ssh, "ssh", "passphrase"), session=_session(reader, ssh),
+        password=password,
+        passphrase=reader.secret(ssh, "ssh", "passphrase"),
+        session=_session(reader, ssh),
     )
     if ssh.get("jump") is not None:
         settings = replace(settings, jump=_jump(reader, ssh["jump"], "ssh.jump", settings))
@@ -355,8 +380,11 @@ def _jump(reader: _Reader, raw: Any, path: str, ssh: SshSettings) -> JumpSetting
     """``{host: HOST[:PORT], user, key_file, known_hosts, passphrase_env|_file, retry_interval}``;
     user, key_file and known_hosts default to ``ssh``'s. Bastions log in with keys only."""
     if not isinstance(raw, dict):
-        reader.error(path, f"must be a mapping with host (HOST[:PORT]) and optionally user, key_file, "
-                           f"known_hosts; got {type(raw).__name__}")
+        reader.error(
+            path,
+            f"must be a mapping with host (HOST[:PORT]) and optionally user, key_file, "
+            f"known_hosts; got {type(raw).__name__}",
+        )
         return None
     allowed = {"host", "user", "key_file", "known_hosts", "passphrase_env", "passphrase_file", "retry_interval"}
     for key in sorted(set(raw) - allowed, key=str):
@@ -379,9 +407,13 @@ def _jump(reader: _Reader, raw: Any, path: str, ssh: SshSettings) -> JumpSetting
         return None
     passphrase = reader.secret(raw, path, "passphrase") if "key_file" in raw else ssh.passphrase
     return JumpSettings(
-        target=target, user=user, key_file=key_file, passphrase=passphrase,
+        target=target,
+        user=user,
+        key_file=key_file,
+        passphrase=passphrase,
         known_hosts=Path(str(raw["known_hosts"])).expanduser() if raw.get("known_hosts") else ssh.known_hosts,
-        retry_interval=reader.duration(raw, path, "retry_interval", JumpSettings.retry_interval))
+        retry_interval=reader.duration(raw, path, "retry_interval", JumpSettings.retry_interval),
+    )
 
 
 def _session(reader: _Reader, ssh: Mapping[str, Any]) -> SessionSettings:
@@ -393,17 +425,25 @@ def _session(reader: _Reader, ssh: Mapping[str, Any]) -> SessionSettings:
         mode = defaults.mode
     return SessionSettings(
         mode=str(mode),
-        login_check_interval=reader.duration(session, "ssh.session", "login_check_interval",
-                                             defaults.login_check_interval),
-        max_answer_bytes=reader.integer(session, "ssh.session", "max_answer_bytes", defaults.max_answer_bytes,
-                                        4096, 2**31))
+        login_check_interval=reader.duration(
+            session, "ssh.session", "login_check_interval", defaults.login_check_interval
+        ),
+        max_answer_bytes=reader.integer(
+            session, "ssh.session", "max_answer_bytes", defaults.max_answer_bytes, 4096, 2**31
+        ),
+    )
 
 
 #: Integer fields and their allowed ranges; every other numeric settings field is a duration.
 _INTEGERS: dict[str, tuple[int, int]] = {
-    "degraded_after": (1, 1000), "offline_after": (1, 1000), "dead_after": (1, 1000),
-    "max_connections": (1, 100000), "max_concurrent_dials": (1, 1000), "channels_per_host": (1, 10),
-    "max_execs": (1, 10**9), "concurrency": (1, 10000),
+    "degraded_after": (1, 1000),
+    "offline_after": (1, 1000),
+    "dead_after": (1, 1000),
+    "max_connections": (1, 100000),
+    "max_concurrent_dials": (1, 1000),
+    "channels_per_host": (1, 10),
+    "max_execs": (1, 10**9),
+    "concurrency": (1, 10000),
 }
 
 
@@ -444,8 +484,11 @@ def _rabbitmq(reader: _Reader, raw: Mapping[str, Any]) -> RabbitSettings | None:
     if not usable_amqp_url(url.reveal()):  # else the publisher would stop at its first connect
         reader.error("rabbitmq.url", "not an amqp:// or amqps:// URL (the value is not shown: it may hold a password)")
         return None
-    return RabbitSettings(url=url, exchange=str(rabbit.get("exchange", DEFAULT_EXCHANGE)),
-                          buffer=reader.integer(rabbit, "rabbitmq", "buffer", 1000, 1, 10**6))
+    return RabbitSettings(
+        url=url,
+        exchange=str(rabbit.get("exchange", DEFAULT_EXCHANGE)),
+        buffer=reader.integer(rabbit, "rabbitmq", "buffer", 1000, 1, 10**6),
+    )
 
 
 def _host_entry(reader: _Reader, item: Any, path: str, department: str, port: int) -> HostEntry | None:
@@ -484,8 +527,11 @@ def _subnet(reader: _Reader, item: Any, path: str, department: str, port: int) -
         reader.error(path, f"{item!r} {reason}")
         return []
     if network.num_addresses > MAX_SUBNET_ADDRESSES + 2:
-        reader.error(path, f"{item!r} has {network.num_addresses} addresses; at most "
-                           f"{MAX_SUBNET_ADDRESSES} per subnet (split it, e.g. into /22s)")
+        reader.error(
+            path,
+            f"{item!r} has {network.num_addresses} addresses; at most "
+            f"{MAX_SUBNET_ADDRESSES} per subnet (split it, e.g. into /22s)",
+        )
         return []
     hosts = list(network.hosts()) or [network.network_address]
     return [HostEntry(Target(str(address), port), department) for address in hosts]
@@ -506,8 +552,9 @@ def _collector_settings(reader: _Reader, raw: Any, path: str, base: CollectorSet
     if raw is None:
         return base
     if not isinstance(raw, dict):
-        reader.error(path, "must be a mapping (enable, disable, <collector>: {flag: value}), "
-                           f"got {type(raw).__name__}")
+        reader.error(
+            path, f"must be a mapping (enable, disable, <collector>: {{flag: value}}), got {type(raw).__name__}"
+        )
         return base
     known = by_name()
     enabled = set(base.enabled)
@@ -519,8 +566,9 @@ def _collector_settings(reader: _Reader, raw: Any, path: str, base: CollectorSet
             continue
         for index, name in enumerate(names):
             if name not in known:
-                reader.error(f"{path}.{key}[{index}]",
-                             f"unknown collector {name!r} (known: {', '.join(sorted(known))})")
+                reader.error(
+                    f"{path}.{key}[{index}]", f"unknown collector {name!r} (known: {', '.join(sorted(known))})"
+                )
             elif key == "enable":
                 enabled.add(name)
             else:
@@ -544,8 +592,10 @@ def _collector_settings(reader: _Reader, raw: Any, path: str, base: CollectorSet
                 reader.error(f"{where}.{flag}", f"must be a string, got {type(value).__name__}")
             elif flag in collector.choices:
                 if value not in collector.choices[flag]:
-                    reader.error(f"{where}.{flag}", f"{value!r} is not one of "
-                                 f"{', '.join(repr(choice) for choice in collector.choices[flag])}")
+                    reader.error(
+                        f"{where}.{flag}",
+                        f"{value!r} is not one of {', '.join(repr(choice) for choice in collector.choices[flag])}",
+                    )
                 else:
                     options.setdefault(name, {})[flag] = value
             else:
@@ -558,13 +608,17 @@ def _collector_settings(reader: _Reader, raw: Any, path: str, base: CollectorSet
     return CollectorSettings(frozenset(enabled), options)
 
 
-def _department_collectors(reader: _Reader, raw: Mapping[str, Any], base: CollectorSettings
-                           ) -> dict[str, CollectorSettings]:
+def _department_collectors(
+    reader: _Reader, raw: Mapping[str, Any], base: CollectorSettings
+) -> dict[str, CollectorSettings]:
     departments = raw.get("departments")
     if not isinstance(departments, dict):
         return {}
-    return {name: _collector_settings(reader, body["collectors"], f"departments.{name}.collectors", base)
-            for name, body in departments.items() if isinstance(body, dict) and "collectors" in body}
+    return {
+        name: _collector_settings(reader, body["collectors"], f"departments.{name}.collectors", base)
+        for name, body in departments.items()
+        if isinstance(body, dict) and "collectors" in body
+    }
 
 
 def _inventory(reader: _Reader, raw: Mapping[str, Any], ssh: SshSettings) -> Inventory:
@@ -625,8 +679,9 @@ def department_settings(reader: _Reader, body: Mapping[str, Any], base: str) -> 
         reader.error(f"{base}.idle_minutes", f"{idle!r} is not a number of minutes from 0.5 to 1440")
         idle = 5
     hours = body.get("opening_hours")
-    return DepartmentSettings(float(idle), None if hours is None else
-                              _opening_hours(reader, hours, f"{base}.opening_hours"))
+    return DepartmentSettings(
+        float(idle), None if hours is None else _opening_hours(reader, hours, f"{base}.opening_hours")
+    )
 
 
 def _opening_hours(reader: _Reader, raw: Any, path: str) -> OpeningHours | None:
@@ -647,8 +702,7 @@ def _opening_hours(reader: _Reader, raw: Any, path: str) -> OpeningHours | None:
             continue
         days = _day_range(str(key))
         if days is None:
-            reader.error(f"{path}.{key}", "unknown field (allowed: timezone, closed, mon..sun or a range "
-                                          "like mon-fri)")
+            reader.error(f"{path}.{key}", "unknown field (allowed: timezone, closed, mon..sun or a range like mon-fri)")
             continue
         for index, span in enumerate(value if isinstance(value, list) else [value]):
             parsed = _span(span)
@@ -684,8 +738,9 @@ def _span(value: Any) -> tuple[int, int] | None:
     return (start, end) if m1 < 60 and m2 < 60 and 0 <= start < end <= 1440 else None
 
 
-def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
-                 read_text: Callable[[Path], str] = Path.read_text) -> Config:
+def parse_config(
+    raw: Any, source: str, env: Mapping[str, str] | None = None, read_text: Callable[[Path], str] = Path.read_text
+) -> Config:
     """Validate parsed YAML into a :class:`Config`; raise :class:`ConfigError` listing every problem."""
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: the file must be a YAML mapping (ssh, departments, ...)"])
@@ -695,9 +750,17 @@ def parse_config(raw: Any, source: str, env: Mapping[str, str] | None = None,
         reader.error(str(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
     ssh = _ssh(reader, raw)
     collectors = _collector_settings(reader, raw.get("collectors"), "collectors", CollectorSettings())
-    config = Config(source, ssh, _health(reader, raw), _numbers(reader, raw, "pool", PoolSettings),
-                    _numbers(reader, raw, "probe", ProbeSettings), _rabbitmq(reader, raw),
-                    _inventory(reader, raw, ssh), collectors, _department_collectors(reader, raw, collectors))
+    config = Config(
+        source,
+        ssh,
+        _health(reader, raw),
+        _numbers(reader, raw, "pool", PoolSettings),
+        _numbers(reader, raw, "probe", ProbeSettings),
+        _rabbitmq(reader, raw),
+        _inventory(reader, raw, ssh),
+        collectors,
+        _department_collectors(reader, raw, collectors),
+    )
     if reader.errors:
         raise ConfigError(reader.errors)
     return config
@@ -717,8 +780,11 @@ def load_department_settings(path: str | Path) -> dict[str, DepartmentSettings]:
     if not isinstance(departments, dict):
         raise ConfigError([f"{path}: departments: must map department names to their settings"])
     reader = _Reader(str(path), {}, Path.read_text)
-    settings = {str(name): department_settings(reader, body, f"departments.{name}")
-                for name, body in departments.items() if isinstance(body, dict)}
+    settings = {
+        str(name): department_settings(reader, body, f"departments.{name}")
+        for name, body in departments.items()
+        if isinstance(body, dict)
+    }
     if reader.errors:
         raise ConfigError(reader.errors)
     return settings
@@ -756,6 +822,9 @@ def key_file_problems(config: Config) -> list[str]:
     except (ValueError, TypeError, paramiko.SSHException) as exc:
         # an encrypted key without a passphrase: PasswordRequiredException or cryptography's TypeError
         encrypted = isinstance(exc, paramiko.PasswordRequiredException | TypeError) and passphrase is None
-        problem = ("is encrypted and no passphrase_env/passphrase_file is given" if encrypted
-                   else f"is not a usable private key, or the passphrase is wrong ({type(exc).__name__})")
+        problem = (
+            "is encrypted and no passphrase_env/passphrase_file is given"
+            if encrypted
+            else f"is not a usable private key, or the passphrase is wrong ({type(exc).__name__})"
+        )
     return [f"{config.source}: ssh.key_file: {key_file} {problem}; every login will fail"]

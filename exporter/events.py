@@ -38,16 +38,25 @@ log = logging.getLogger("optilab.exporter.events")
 
 def health_event(transition: Transition, labels: HostLabels, at: str | None = None) -> dict[str, Any]:
     """The ``health`` body (toolkit/contract.py) for one transition of a host."""
-    return health_body(transition.target, labels.hostname, labels.ip, labels.department, transition.before,
-                       transition.after, transition.reason, at)
+    return health_body(
+        transition.target,
+        labels.hostname,
+        labels.ip,
+        labels.department,
+        transition.before,
+        transition.after,
+        transition.reason,
+        at,
+    )
 
 
 #: What ``optilab-exporter scan`` publishes for each host it found (routing key ``discovery``).
 discovery_event = discovery_body
 
 
-def publish_discoveries(settings: RabbitSettings, events: Iterable[dict[str, Any]],
-                        flush_timeout: float = 10.0) -> tuple[int, int]:
+def publish_discoveries(
+    settings: RabbitSettings, events: Iterable[dict[str, Any]], flush_timeout: float = 10.0
+) -> tuple[int, int]:
     """One-shot publishing for ``optilab-exporter scan`` (a gevent-patched CLI run): queue every
     ``discovery_event``, wait up to ``flush_timeout`` for the broker's confirms, and return
     ``(published, dropped)``."""
@@ -63,8 +72,7 @@ class _BrokenError(Exception):
 
 
 class EventPublisher:
-    def __init__(self, settings: RabbitSettings, connect_timeout: float = 5.0,
-                 max_backoff: float = 30.0) -> None:
+    def __init__(self, settings: RabbitSettings, connect_timeout: float = 5.0, max_backoff: float = 30.0) -> None:
         self.settings = settings
         self.connect_timeout, self.max_backoff = connect_timeout, max_backoff
         self._queue: gevent.queue.Queue[tuple[str, bytes]] = gevent.queue.Queue(maxsize=settings.buffer)
@@ -141,8 +149,9 @@ class EventPublisher:
                 self.connected = False
                 self._disconnect()
                 delay = backoff * (0.5 + random.random())
-                log.warning("RabbitMQ publisher: %s; retrying in %.1fs (%d queued)", _describe(exc), delay,
-                            self._queue.qsize())
+                log.warning(
+                    "RabbitMQ publisher: %s; retrying in %.1fs (%d queued)", _describe(exc), delay, self._queue.qsize()
+                )
                 gevent.sleep(delay)
                 backoff = min(self.max_backoff, backoff * 2)
 
@@ -152,9 +161,11 @@ class EventPublisher:
         parameters = pika.URLParameters(self.settings.url.reveal())
         parameters.socket_timeout = self.connect_timeout
         self._connection = GeventConnection(
-            parameters, on_open_callback=opened.set,
+            parameters,
+            on_open_callback=opened.set,
             on_open_error_callback=lambda _c, exc: opened.set_exception(_BrokenError(_describe(exc))),
-            on_close_callback=self._on_closed)
+            on_close_callback=self._on_closed,
+        )
         opened.get(timeout=self.connect_timeout)
         ready = gevent.event.AsyncResult()
         self._connection.channel(on_open_callback=ready.set)
@@ -162,8 +173,7 @@ class EventPublisher:
         channel.add_on_close_callback(self._on_closed)
         channel.add_on_return_callback(self._on_return)
         declared = gevent.event.AsyncResult()
-        channel.exchange_declare(self.settings.exchange, exchange_type="topic", durable=True,
-                                 callback=declared.set)
+        channel.exchange_declare(self.settings.exchange, exchange_type="topic", durable=True, callback=declared.set)
         declared.get(timeout=self.connect_timeout)
         confirming = gevent.event.AsyncResult()
         channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=confirming.set)
@@ -176,9 +186,14 @@ class EventPublisher:
         self._confirm, self._returned = gevent.event.AsyncResult(), False
         try:
             channel.basic_publish(
-                self.settings.exchange, routing_key, body, mandatory=True,
-                properties=pika.BasicProperties(content_type="application/json",
-                                                delivery_mode=pika.DeliveryMode.Persistent))
+                self.settings.exchange,
+                routing_key,
+                body,
+                mandatory=True,
+                properties=pika.BasicProperties(
+                    content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent
+                ),
+            )
             acked = self._confirm.get(timeout=self.connect_timeout)
         finally:
             self._confirm = None
@@ -187,8 +202,11 @@ class EventPublisher:
             log.error("broker refused (nack) a %s event", routing_key)
         elif self._returned:
             self.dropped["unroutable"] += 1
-            log.error("a %s event reached no queue (is the consumer's queue bound to %s?)", routing_key,
-                      self.settings.exchange)
+            log.error(
+                "a %s event reached no queue (is the consumer's queue bound to %s?)",
+                routing_key,
+                self.settings.exchange,
+            )
         else:
             self.published += 1
 

@@ -75,7 +75,7 @@ def format_value(value: float) -> str:
     text = repr(value)
     dot = text.find(".")
     if value > 0 and dot > 6:  # Go switches to an exponent sooner than Python does
-        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.")
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
         return f"{mantissa}e+{dot - 1:02d}"
     return text
 
@@ -122,8 +122,7 @@ def _sample_lines(family: Family, extra: tuple[tuple[str, str], ...], suffix: st
         out.extend([head + format_value(value) + "\n" for _values, value in family.samples])
         return
     width = len(own)
-    template = (name + "{" + ",".join(f'{label}="%s"' for label in own)
-                + suffix.replace("%", "%%") + "} %s\n")
+    template = name + "{" + ",".join(f'{label}="%s"' for label in own) + suffix.replace("%", "%%") + "} %s\n"
     for values, value in family.samples:
         if len(values) != width:
             raise ValueError(f"{name}: sample with {len(values)} label values for labels {own}")
@@ -165,8 +164,9 @@ class Exposition:
                 entry = merged[family.name] = _Merged(family)
             if not family.labels and len(samples) == 1:  # most families: one label-less sample
                 value = samples[0][1]
-                entry.lines.append(family.name + braces + (repr(value) if -1e6 < value < 1e6
-                                                           else format_value(value)) + "\n")
+                entry.lines.append(
+                    family.name + braces + (repr(value) if -1e6 < value < 1e6 else format_value(value)) + "\n"
+                )
                 continue
             _sample_lines(family, escaped, suffix, entry.lines)
 

@@ -56,8 +56,12 @@ class Transition:
 class HealthBook:
     """The health of every host the exporter has probed, keyed by target identity ``HOST:PORT``."""
 
-    def __init__(self, settings: HealthSettings, clock: Callable[[], float] = time.monotonic,
-                 rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        settings: HealthSettings,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
         self.settings = settings
         self._clock, self._rng = clock, rng
         self._hosts: dict[str, HostHealth] = {}
@@ -104,8 +108,12 @@ class HealthBook:
     def interval(self, state: str) -> float:
         """Seconds between real dials for a host in ``state`` (0 for healthy: every scrape)."""
         s = self.settings
-        return {"healthy": 0.0, "degraded": s.degraded_interval, "offline": s.offline_interval,
-                "dead": s.dead_interval}[state]
+        return {
+            "healthy": 0.0,
+            "degraded": s.degraded_interval,
+            "offline": s.offline_interval,
+            "dead": s.dead_interval,
+        }[state]
 
     def counts(self, targets: Iterable[str]) -> dict[str, int]:
         """Hosts per state among ``targets`` (never-probed hosts count as healthy)."""
@@ -141,14 +149,21 @@ class HealthBook:
         transition = Transition(target, host.state, state, reason, host.failures)
         host.state = state
         self.transitions[(transition.before, transition.after)] += 1
-        log.log(logging.INFO if state == "healthy" else logging.WARNING,
-                "host %s: %s -> %s after %d failure(s)%s; next dial in %.0fs", target, transition.before,
-                state, host.failures, f" (last: {reason})" if reason else "", self.wait_left(target))
+        log.log(
+            logging.INFO if state == "healthy" else logging.WARNING,
+            "host %s: %s -> %s after %d failure(s)%s; next dial in %.0fs",
+            target,
+            transition.before,
+            state,
+            host.failures,
+            f" (last: {reason})" if reason else "",
+            self.wait_left(target),
+        )
         return transition
 
 
-
 # -- bastions (jump hosts) ------------------------------------------------------------------------
+
 
 def is_jump_reason(reason: str | None) -> bool:
     """True for a failure of the bastion: it must not count against the hosts behind it."""
@@ -195,6 +210,12 @@ class JumpHealth:
         state.retry_at = self._clock() + retry_interval
         new = HealthBook(self.settings).state_for(state.failures)
         if new != state.state:
-            log.warning("bastion %s: %s -> %s after %d failure(s) (last: %s); hosts behind it keep their "
-                        "own state", jump, state.state, new, state.failures, reason)
+            log.warning(
+                "bastion %s: %s -> %s after %d failure(s) (last: %s); hosts behind it keep their own state",
+                jump,
+                state.state,
+                new,
+                state.failures,
+                reason,
+            )
         state.state = new

@@ -44,8 +44,9 @@ class HostKeyStore:
         known = self._lookup(target)
         if known:
             options = transport.get_security_options()
-            options.key_types = [t for t in known if t in options.key_types] + \
-                [t for t in options.key_types if t not in known]
+            options.key_types = [t for t in known if t in options.key_types] + [
+                t for t in options.key_types if t not in known
+            ]
 
     def verify(self, target: Target, key: paramiko.PKey) -> None:
         """Accept ``key`` for ``target`` or raise SshError("hostkey")."""
@@ -54,11 +55,16 @@ class HostKeyStore:
         if known:
             if known.get(key.get_name()) == key:
                 return
-            raise SshError("hostkey", f"{name} offered a {key.get_name()} key {_fingerprint(key)} that does "
-                                      f"not match {self.path}; refusing (changed host key?)")
+            raise SshError(
+                "hostkey",
+                f"{name} offered a {key.get_name()} key {_fingerprint(key)} that does "
+                f"not match {self.path}; refusing (changed host key?)",
+            )
         if self.policy != "accept-new":
-            raise SshError("hostkey", f"{name} is not in {self.path} (host_key_policy strict; add it with "
-                                      f"ssh-keyscan or use accept-new)")
+            raise SshError(
+                "hostkey",
+                f"{name} is not in {self.path} (host_key_policy strict; add it with ssh-keyscan or use accept-new)",
+            )
         self._append(name, key)
 
     def _lookup(self, target: Target) -> dict[str, paramiko.PKey] | None:
@@ -91,8 +97,13 @@ class HostKeyStore:
             handle.write(line)
         self._keys.add(name, key.get_name(), key)
         self._mtime = self.path.stat().st_mtime
-        log.warning("accept-new: trusted new host key of %s (%s %s), saved to %s", name, key.get_name(),
-                    _fingerprint(key), self.path)
+        log.warning(
+            "accept-new: trusted new host key of %s (%s %s), saved to %s",
+            name,
+            key.get_name(),
+            _fingerprint(key),
+            self.path,
+        )
 
 
 def _fingerprint(key: paramiko.PKey) -> str:

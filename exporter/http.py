@@ -66,8 +66,10 @@ class ProbeFailedError(Exception):
 
 
 PROBE_PARAMS = ("target", "department", "all", "fail_status")
-PROBE_USAGE = ("give target=HOST[:PORT] (one machine, what Prometheus scrapes), department=NAME, "
-               "or all=1 (every machine of the lab: one SSH command per machine)")
+PROBE_USAGE = (
+    "give target=HOST[:PORT] (one machine, what Prometheus scrapes), department=NAME, "
+    "or all=1 (every machine of the lab: one SSH command per machine)"
+)
 
 
 def probe_params(query: str) -> dict[str, str]:
@@ -76,12 +78,15 @@ def probe_params(query: str) -> dict[str, str]:
     always collects everything). ``fail_status=5xx`` (target only) turns a failed probe into a 503."""
     raw = parse_qs(query, keep_blank_values=True)
     if "module" in raw:
-        raise BadRequestError("OptiLab has no probe modules ('module' is blackbox_exporter's): every probe "
-                              "collects everything; " + PROBE_USAGE)
+        raise BadRequestError(
+            "OptiLab has no probe modules ('module' is blackbox_exporter's): every probe "
+            "collects everything; " + PROBE_USAGE
+        )
     unknown = sorted(set(raw) - set(PROBE_PARAMS))
     if unknown:
-        raise BadRequestError(f"unknown parameter {', '.join(map(repr, unknown))} "
-                              f"(known: {', '.join(PROBE_PARAMS)}); " + PROBE_USAGE)
+        raise BadRequestError(
+            f"unknown parameter {', '.join(map(repr, unknown))} (known: {', '.join(PROBE_PARAMS)}); " + PROBE_USAGE
+        )
     for name, values in raw.items():
         if len(values) > 1:
             raise BadRequestError(f"give '{name}' once")
@@ -95,8 +100,10 @@ def probe_params(query: str) -> dict[str, str]:
         raise BadRequestError(f"give one of target, department, all=1, not {' and '.join(chosen)}")
     fail_status = params.get("fail_status")
     if fail_status is not None and fail_status not in ("5xx", "200"):
-        raise BadRequestError(f"fail_status={fail_status!r}: use 5xx (a failed probe answers 503, so up=0) "
-                              f"or 200 (the default: a failed probe answers system_status 0)")
+        raise BadRequestError(
+            f"fail_status={fail_status!r}: use 5xx (a failed probe answers 503, so up=0) "
+            f"or 200 (the default: a failed probe answers system_status 0)"
+        )
     if fail_status is not None and "target" not in params:
         raise BadRequestError("fail_status applies to target= probes only (a fan-out answers for many machines)")
     return params
@@ -113,22 +120,33 @@ class _SelfMetrics:
 
 
 class ExporterApp:
-    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.monotonic,
-                 max_requests: int = DEFAULT_MAX_REQUESTS) -> None:
+    def __init__(
+        self, runtime: Runtime, clock: Callable[[], float] = time.monotonic, max_requests: int = DEFAULT_MAX_REQUESTS
+    ) -> None:
         self.runtime, self._clock = runtime, clock
         self.admission, self.flights = Admission(max_requests), Flights(clock)
         self.render_one, self.render_many = RenderCost(), RenderCost()  # a single answer costs more per host
         self._shed_logged = float("-inf")
         self.registry = CollectorRegistry(auto_describe=False)
         self.scrape_seconds = Histogram(
-            "optilab_exporter_scrape_duration_seconds", "Wall time of /probe requests, by kind of probe.",
-            ["kind"], buckets=SCRAPE_BUCKETS, registry=self.registry)
+            "optilab_exporter_scrape_duration_seconds",
+            "Wall time of /probe requests, by kind of probe.",
+            ["kind"],
+            buckets=SCRAPE_BUCKETS,
+            registry=self.registry,
+        )
         self.probes = Counter(
             "optilab_exporter_probes_total",
             "Host probes by result: success, or the failure reason (backoff = answered from health state).",
-            ["result"], registry=self.registry)
-        self.requests = Counter("optilab_exporter_http_requests_total", "HTTP requests by path and status.",
-                                ["path", "code"], registry=self.registry)
+            ["result"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "optilab_exporter_http_requests_total",
+            "HTTP requests by path and status.",
+            ["path", "code"],
+            registry=self.registry,
+        )
         self.registry.register(_SelfMetrics(runtime))
         self.registry.register(_OverloadMetrics(self))
 
@@ -139,8 +157,9 @@ class ExporterApp:
         if handler is None:
             return self._reply(start_response, path, "404 Not Found", b"not found\n")
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
-            return self._reply(start_response, path, "405 Method Not Allowed", b"only GET\n",
-                               extra=[("Allow", "GET, HEAD")])
+            return self._reply(
+                start_response, path, "405 Method Not Allowed", b"only GET\n", extra=[("Allow", "GET, HEAD")]
+            )
         fan_out = path == "/probe" and "target" not in parse_qs(environ.get("QUERY_STRING", ""))
         if path == "/probe" and not self.admission.try_enter(fan_out):
             return self._shed(start_response, fan_out)
@@ -166,15 +185,17 @@ class ExporterApp:
         started = self._clock()
         deadline = self._deadline(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"))
         if "target" in params:
-            return CONTENT_TYPE_LATEST, self._probe_one(self._allowed(params["target"]), started, deadline,
-                                                        fail=params.get("fail_status") == "5xx")
+            return CONTENT_TYPE_LATEST, self._probe_one(
+                self._allowed(params["target"]), started, deadline, fail=params.get("fail_status") == "5xx"
+            )
         inventory = self.runtime.config.inventory
         if "department" in params:
             name = params["department"]
             entries, kind = inventory.department(name), "department"
             if not entries:
-                raise BadRequestError(f"department {name!r} is not in the inventory "
-                                 f"(known: {', '.join(inventory.departments) or 'none'})")
+                raise BadRequestError(
+                    f"department {name!r} is not in the inventory (known: {', '.join(inventory.departments) or 'none'})"
+                )
         else:
             entries, kind = list(inventory.hosts.values()), "all"
         key = (kind, params.get("department"), id(inventory))
@@ -200,7 +221,9 @@ class ExporterApp:
         inventory = self.runtime.config.inventory
         departments = "".join(
             f'<li><a href="/probe?department={html.escape(name)}">{html.escape(name)}</a> '
-            f"({len(inventory.department(name))} hosts)</li>" for name in inventory.departments)
+            f"({len(inventory.department(name))} hosts)</li>"
+            for name in inventory.departments
+        )
         page = (
             "<html><head><title>OptiLab exporter</title></head><body><h1>OptiLab exporter</h1>"
             "<p>Agentless lab monitoring over SSH.</p><ul>"
@@ -212,7 +235,8 @@ class ExporterApp:
             "<li>/probe?all=1 — every machine of the lab (not linked: one SSH command per machine)</li>"
             '<li><a href="/-/healthy">/-/healthy</a>, <a href="/-/ready">/-/ready</a>, '
             "POST /-/reload — lifecycle, as in Prometheus</li>"
-            f"</ul><h2>Departments</h2><ul>{departments}</ul></body></html>")
+            f"</ul><h2>Departments</h2><ul>{departments}</ul></body></html>"
+        )
         return "text/html; charset=utf-8", page.encode()
 
     # -- helpers --------------------------------------------------------------------------------
@@ -249,8 +273,9 @@ class ExporterApp:
         self.probes.labels(result.reason or "success").inc()
         if fail and result.reason is not None:
             self.scrape_seconds.labels("target").observe(self._clock() - started)
-            raise ProbeFailedError(f"probe of {entry.target} failed: {result.reason} "
-                                   f"(fail_status=5xx, so Prometheus records up=0)")
+            raise ProbeFailedError(
+                f"probe of {entry.target} failed: {result.reason} (fail_status=5xx, so Prometheus records up=0)"
+            )
         exposition = Exposition(reuse=True)
         exposition.add(result.families)
         body = self.render_one.timed(1, exposition.render)
@@ -275,22 +300,34 @@ class ExporterApp:
     def _shed(self, start_response: StartResponse, fan_out: bool) -> list[bytes]:
         """503 like node_exporter's --web.max-requests: the exporter is overloaded, not the hosts."""
         a = self.admission
-        busy = (f"{a.fan_outs} fan-outs in flight, limit {a.fan_out_limit} (a quarter of --web.max-requests)"
-                if fan_out and a.in_flight < a.limit else
-                f"{a.in_flight} /probe requests in flight, limit {a.limit} (--web.max-requests)")
+        busy = (
+            f"{a.fan_outs} fan-outs in flight, limit {a.fan_out_limit} (a quarter of --web.max-requests)"
+            if fan_out and a.in_flight < a.limit
+            else f"{a.in_flight} /probe requests in flight, limit {a.limit} (--web.max-requests)"
+        )
         if self._clock() - self._shed_logged >= 10.0:  # one line per 10 s of shedding, not one per request
             self._shed_logged = self._clock()
             log.warning("shedding /probe (%d shed so far): %s", a.shed, busy)
-        return self._reply(start_response, "/probe", "503 Service Unavailable",
-                           f"overloaded: {busy}; request shed\n".encode(), extra=[("Retry-After", "1")])
+        return self._reply(
+            start_response,
+            "/probe",
+            "503 Service Unavailable",
+            f"overloaded: {busy}; request shed\n".encode(),
+            extra=[("Retry-After", "1")],
+        )
 
-    def _reply(self, start_response: StartResponse, path: str, status: str, body: bytes,
-               content_type: str = "text/plain; charset=utf-8",
-               extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+    def _reply(
+        self,
+        start_response: StartResponse,
+        path: str,
+        status: str,
+        body: bytes,
+        content_type: str = "text/plain; charset=utf-8",
+        extra: list[tuple[str, str]] | None = None,
+    ) -> list[bytes]:
         known = path if path in ("/", "/probe", "/metrics", "/sd") else "other"
         self.requests.labels(known, status.split()[0]).inc()
-        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                                *(extra or [])])
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *(extra or [])])
         return [body]
 
 
@@ -323,14 +360,20 @@ class _OverloadMetrics:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         admission, flights = self._app.admission, self._app.flights
-        yield CounterMetricFamily("optilab_exporter_requests_shed",
-                                  "/probe requests answered 503 because --web.max-requests were in flight.",
-                                  value=admission.shed)
-        yield GaugeMetricFamily("optilab_exporter_requests_in_flight", "/probe requests being answered now.",
-                                value=admission.in_flight)
-        shared = CounterMetricFamily("optilab_exporter_probes_shared",
-                                     "Probes answered from a concurrent collection of the same host (host) "
-                                     "or a concurrent identical fan-out (answer).", labels=["kind"])
+        yield CounterMetricFamily(
+            "optilab_exporter_requests_shed",
+            "/probe requests answered 503 because --web.max-requests were in flight.",
+            value=admission.shed,
+        )
+        yield GaugeMetricFamily(
+            "optilab_exporter_requests_in_flight", "/probe requests being answered now.", value=admission.in_flight
+        )
+        shared = CounterMetricFamily(
+            "optilab_exporter_probes_shared",
+            "Probes answered from a concurrent collection of the same host (host) "
+            "or a concurrent identical fan-out (answer).",
+            labels=["kind"],
+        )
         for kind in ("host", "answer"):
             shared.add_metric([kind], flights.shared[kind])
         yield shared

@@ -74,8 +74,13 @@ class _Bastion:
 class JumpHosts:
     """The pool's bastion connections, keyed by :class:`JumpSettings` (one transport each)."""
 
-    def __init__(self, ssh: SshSettings, health: JumpHealth, keepalive: float = 30.0,
-                 connect: Callable[[Target, float], socket.socket] | None = None) -> None:
+    def __init__(
+        self,
+        ssh: SshSettings,
+        health: JumpHealth,
+        keepalive: float = 30.0,
+        connect: Callable[[Target, float], socket.socket] | None = None,
+    ) -> None:
         self.ssh, self.health, self.keepalive = ssh, health, keepalive
         self._connect = connect or _tcp_connect
         self._bastions: dict[JumpSettings, _Bastion] = {}
@@ -89,8 +94,9 @@ class JumpHosts:
             transport = self._transport(bastion)
             try:
                 origin = transport.sock.getsockname()[:2]  # type: ignore[union-attr]  # dialled directly: a socket
-                channel = transport.open_channel("direct-tcpip", (target.host, target.port), origin,
-                                                 timeout=timeout * OPEN_SHARE)
+                channel = transport.open_channel(
+                    "direct-tcpip", (target.host, target.port), origin, timeout=timeout * OPEN_SHARE
+                )
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 failure = transport.last_open_failure() if isinstance(transport, _BastionTransport) else None
                 if failure is not None:
@@ -104,8 +110,9 @@ class JumpHosts:
                     bastion.transport = None
                     raise self._failed(bastion, "jump_timeout", "connected but no longer answering") from None
                 # anything else: the bastion connection broke (its transport may not know it yet)
-                log.info("bastion %s: pooled connection broke (%r)%s", jump, exc,
-                         "; redialling" if attempt == 1 else "")
+                log.info(
+                    "bastion %s: pooled connection broke (%r)%s", jump, exc, "; redialling" if attempt == 1 else ""
+                )
                 transport.close()
                 bastion.transport = None
                 continue
@@ -121,12 +128,17 @@ class JumpHosts:
 
     def families(self) -> list[Metric]:
         """Self-metrics: each bastion's health state, whether its connection is up, channels opened."""
-        state = GaugeMetricFamily("optilab_exporter_jump_health_state",
-                                  "Health state of each bastion (1 for the current state).", labels=["jump", "state"])
-        up = GaugeMetricFamily("optilab_exporter_jump_connected", "1 when the pooled bastion connection is up.",
-                               labels=["jump"])
-        channels = CounterMetricFamily("optilab_exporter_jump_channels",
-                                       "direct-tcpip channels opened through each bastion.", labels=["jump"])
+        state = GaugeMetricFamily(
+            "optilab_exporter_jump_health_state",
+            "Health state of each bastion (1 for the current state).",
+            labels=["jump", "state"],
+        )
+        up = GaugeMetricFamily(
+            "optilab_exporter_jump_connected", "1 when the pooled bastion connection is up.", labels=["jump"]
+        )
+        channels = CounterMetricFamily(
+            "optilab_exporter_jump_channels", "direct-tcpip channels opened through each bastion.", labels=["jump"]
+        )
         by_name: dict[str, list[_Bastion]] = {}  # one bastion HOST:PORT may serve several logins
         for jump, bastion in self._bastions.items():
             by_name.setdefault(str(jump), []).append(bastion)
@@ -179,8 +191,9 @@ class JumpHosts:
                 raise SshError("jump_timeout", f"deadline reached while dialling bastion {jump}") from None
             if not isinstance(exc, Exception | gevent.Timeout):
                 raise
-            raise self._failed(bastion, _jump_reason(exc), repr(exc) if not isinstance(exc, SshError) else str(exc)) \
-                from None
+            raise self._failed(
+                bastion, _jump_reason(exc), repr(exc) if not isinstance(exc, SshError) else str(exc)
+            ) from None
         finally:
             own_timer.close()
         log.info("bastion %s: connected as %s", jump, jump.user)

@@ -36,8 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("optilab.exporter.logincheck")
 
-LOGIN_CHECK_COMMAND = ("cd && printf x > .optilab-login-check && rm -f .optilab-login-check "
-                       "&& echo optilab-login-ok")
+LOGIN_CHECK_COMMAND = "cd && printf x > .optilab-login-check && rm -f .optilab-login-check && echo optilab-login-ok"
 LOGIN_CHECK_OK = "optilab-login-ok"
 
 
@@ -52,8 +51,13 @@ class LoginResult:
 class LoginChecks:
     """Per-host schedule and last result of the fresh-login check for one pool."""
 
-    def __init__(self, pool: SshPool, interval: float, clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        pool: SshPool,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.pool, self.interval, self._clock, self._wall = pool, interval, clock, wall_clock
         self.enabled = False
         self.results: dict[Target, LoginResult] = {}

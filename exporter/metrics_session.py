@@ -34,20 +34,31 @@ def session_families(runner: object, target: Target) -> list[Family]:
     families: list[Family] = []
     mode = view.host_mode(target)
     if mode is not None:
-        family = Family("optilab_session_mode", "gauge",
-                        "How the exporter reaches this host: 1 for the current mode (shell = one "
-                        "long-lived /bin/sh, exec = one exec per scrape).", ("mode",))
+        family = Family(
+            "optilab_session_mode",
+            "gauge",
+            "How the exporter reaches this host: 1 for the current mode (shell = one "
+            "long-lived /bin/sh, exec = one exec per scrape).",
+            ("mode",),
+        )
         for name in MODES:
             family.add((name,), 1.0 if name == mode else 0.0)
         families.append(family)
     login = view.login_result(target)
     if login is not None:
         families += [
-            gauge("optilab_login_check_success", "1 if the last fresh SSH login (new connection, auth, exec, "
-                  "write in home) worked.", 1.0 if login.success else 0.0),
-            gauge("optilab_login_check_timestamp_seconds", "Unix time the last fresh-login check ended.",
-                  login.timestamp),
-            gauge("optilab_login_check_duration_seconds", "Wall time of the last fresh-login check "
-                  "(0 when a scrape's own new connection counted as the check).", login.duration),
+            gauge(
+                "optilab_login_check_success",
+                "1 if the last fresh SSH login (new connection, auth, exec, write in home) worked.",
+                1.0 if login.success else 0.0,
+            ),
+            gauge(
+                "optilab_login_check_timestamp_seconds", "Unix time the last fresh-login check ended.", login.timestamp
+            ),
+            gauge(
+                "optilab_login_check_duration_seconds",
+                "Wall time of the last fresh-login check (0 when a scrape's own new connection counted as the check).",
+                login.duration,
+            ),
         ]
     return families

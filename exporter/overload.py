@@ -36,8 +36,7 @@ import gevent.lock
 FAIR_SHARE = 0.5
 
 _queued: contextvars.ContextVar[float] = contextvars.ContextVar("optilab_queued_seconds", default=0.0)
-_probe_started: contextvars.ContextVar[float | None] = contextvars.ContextVar("optilab_probe_started",
-                                                                             default=None)
+_probe_started: contextvars.ContextVar[float | None] = contextvars.ContextVar("optilab_probe_started", default=None)
 
 
 class QueueSlots(gevent.lock.BoundedSemaphore):
@@ -62,8 +61,9 @@ class QueueSlots(gevent.lock.BoundedSemaphore):
 class LoopMonitor:
     """How long the event loop could not run: each tick's lateness, kept for ``keep`` seconds."""
 
-    def __init__(self, interval: float = 0.05, keep: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, interval: float = 0.05, keep: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.interval, self._clock = interval, clock
         self._lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=int(keep / interval))
         self._last = clock()
@@ -123,8 +123,7 @@ def call_started() -> float:
     return time.monotonic()
 
 
-def timeout_reason(call_start: float, monitor: LoopMonitor | None,
-                   clock: Callable[[], float] = time.monotonic) -> str:
+def timeout_reason(call_start: float, monitor: LoopMonitor | None, clock: Callable[[], float] = time.monotonic) -> str:
     """``timeout`` when the host had most of the probe's time so far, else ``overload``.
 
     The probe's time runs from :func:`probe_window`'s start (or the call's); the exporter's share is

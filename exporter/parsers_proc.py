@@ -39,8 +39,13 @@ class CpuTimes:
 
     def modes(self) -> dict[str, float]:
         """``{mode: seconds}`` for node_exporter's eight modes."""
-        return dict(zip(CPU_MODES, (self.user, self.nice, self.system, self.idle, self.iowait, self.irq,
-                                    self.softirq, self.steal), strict=True))
+        return dict(
+            zip(
+                CPU_MODES,
+                (self.user, self.nice, self.system, self.idle, self.iowait, self.irq, self.softirq, self.steal),
+                strict=True,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -164,9 +169,7 @@ def _netdev_columns(header: str) -> list[str]:
     groups = header.split("|")
     if len(groups) != 3:
         raise ValueError(f"unexpected net/dev header: {header!r}")
-    return [f"receive_{name}" for name in groups[1].split()] + [
-        f"transmit_{name}" for name in groups[2].split()
-    ]
+    return [f"receive_{name}" for name in groups[1].split()] + [f"transmit_{name}" for name in groups[2].split()]
 
 
 def parse_netdev(text: str) -> dict[str, dict[str, int]]:

@@ -58,21 +58,24 @@ HINTS = ("Id", "LockedHint", "IdleHint", "IdleSinceHint")
 #: ``REMOTE`` and ``CLASS`` in its first ten lines); one without ``REMOTE`` is taken as remote.
 SEATS_COMMAND = (
     'echo "self ${XDG_SESSION_ID:-}"; set --; '
-    f"for f in {SESSION_FILES}; do [ -f \"$f\" ] || continue; r=; c=; s=; "
+    f'for f in {SESSION_FILES}; do [ -f "$f" ] || continue; r=; c=; s=; '
     "while IFS='=' read -r k v; do case $k in REMOTE) r=$v;; CLASS) c=$v;; STATE) s=$v;; esac; "
     "case $r:$s:$c in ?*:?*:?*) break;; esac; "
     'done < "$f"; i=${f##*/}; '
     'case $r:$s:$c in 0:closing:*) ;; 0:*:user*) [ "$i" = "${XDG_SESSION_ID:-}" ] || set -- "$@" "$i";; esac; '
     "done; "
-    'if [ $# -gt 0 ]; then echo @loginctl; loginctl show-session '
-    + " ".join(f"-p {name}" for name in HINTS) + ' -- "$@"; fi'
+    "if [ $# -gt 0 ]; then echo @loginctl; loginctl show-session "
+    + " ".join(f"-p {name}" for name in HINTS)
+    + ' -- "$@"; fi'
 )
 UTMP = "/var/run/utmp"
 #: ``who`` for the seats fallback and the lab collector's occupancy count: one process for both, and
 #: none where it has nothing to read: who lists utmp (glibc's ``/var/run/utmp``) or, built with
 #: systemd (coreutils 9.4+), logind's sessions; with neither file its output is empty anyway.
-WHO_COMMAND = (f"w=; for f in {UTMP} {SESSION_FILES}; do [ -e \"$f\" ] && w=1 && break; done; "
-               '[ -z "$w" ] || who -u 2>/dev/null || who')
+WHO_COMMAND = (
+    f'w=; for f in {UTMP} {SESSION_FILES}; do [ -e "$f" ] && w=1 && break; done; '
+    '[ -z "$w" ] || who -u 2>/dev/null || who'
+)
 #: logind's state-file keys -> ``loginctl show-session`` property names (values as show-session prints).
 _FILE_KEYS = {"CLASS": "Class", "TYPE": "Type", "SEAT": "Seat", "TTY": "TTY", "STATE": "State"}
 
@@ -104,8 +107,9 @@ class SeatReading:
         return sum(1 for s in self.sessions if s.kind == kind)
 
 
-def parse_seats(text: str, session_files: Mapping[str, str] | None = None, who: str = "",
-                now: float = 0.0) -> SeatReading:
+def parse_seats(
+    text: str, session_files: Mapping[str, str] | None = None, who: str = "", now: float = 0.0
+) -> SeatReading:
     """The seats section ``text`` with logind's ``session_files`` ({id: text}), ``who -u``'s output and
     the target's clock ``now``; raises ValueError when ``text`` is not the section's output at all.
 
@@ -140,8 +144,10 @@ def session_properties(text: str) -> dict[str, str]:
 
 def _blocks(text: str) -> list[dict[str, str]]:
     """``show-session`` output of several sessions (blank-line separated) as property dicts."""
-    return [dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-            for block in re.split(r"\n\s*\n", text.strip())]
+    return [
+        dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        for block in re.split(r"\n\s*\n", text.strip())
+    ]
 
 
 def merge_session_files(session_files: Mapping[str, str], hints: str) -> list[dict[str, str]]:
@@ -173,8 +179,9 @@ def count_sessions(blocks: list[dict[str, str]], now: float, own_session: str = 
         if props.get("Class", "user") not in _USER_CLASSES or props.get("State") == "closing":
             continue
         remote = props.get("Remote") == "yes"
-        local = not remote and (bool(props.get("Seat")) or props.get("Type") in _GRAPHICAL
-                                or bool(_LOCAL_LINE.match(props.get("TTY", ""))))
+        local = not remote and (
+            bool(props.get("Seat")) or props.get("Type") in _GRAPHICAL or bool(_LOCAL_LINE.match(props.get("TTY", "")))
+        )
         if not local and not remote:
             continue  # a local non-seat session without a terminal: a cron job or su, not a person
         idle: float | None = None if props.get("IdleHint") == "unknown" else 0.0
@@ -223,8 +230,9 @@ def parse_who_u(text: str) -> tuple[SeatSession, ...]:
     return tuple(sessions)
 
 
-def seat_state(reading: SeatReading | None, *, reachable: bool, maintenance: bool = False,
-               idle_after_s: float = 300.0) -> str | None:
+def seat_state(
+    reading: SeatReading | None, *, reachable: bool, maintenance: bool = False, idle_after_s: float = 300.0
+) -> str | None:
     """The machine's one state; None when reachable but the seats section could not be read."""
     if maintenance:
         return "maintenance"

@@ -70,11 +70,18 @@ _NOT_EVIDENCE = {"node_textfile_scrape_error", "node_textfile_mtime_seconds"}
 
 
 class Prober:
-    def __init__(self, runner: Runner, health: HealthBook, script: str | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 on_transition: Callable[[Transition, HostLabels], None] | None = None,
-                 plans: Callable[[HostEntry], Plan] | None = None, series_cap: int = DEFAULT_SERIES_CAP,
-                 timer: Callable[[], float] = time.perf_counter, slow_interval: float = SLOW_INTERVAL) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        health: HealthBook,
+        script: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_transition: Callable[[Transition, HostLabels], None] | None = None,
+        plans: Callable[[HostEntry], Plan] | None = None,
+        series_cap: int = DEFAULT_SERIES_CAP,
+        timer: Callable[[], float] = time.perf_counter,
+        slow_interval: float = SLOW_INTERVAL,
+    ) -> None:
         self.runner, self.health, self.script, self._clock, self._timer = runner, health, script, clock, timer
         self.on_transition = on_transition
         self.plans = plans or (lambda entry: _DEFAULT_PLAN)
@@ -143,8 +150,9 @@ class Prober:
         self._announce(transition, labels)
         return ProbeResult(families, True, None, "healthy", duration, labels)
 
-    def _collect(self, key: str, plan: Plan, sources: dict[str, str]
-                 ) -> tuple[list[Family], dict[str, tuple[bool, float]], list[Family]]:
+    def _collect(
+        self, key: str, plan: Plan, sources: dict[str, str]
+    ) -> tuple[list[Family], dict[str, tuple[bool, float]], list[Family]]:
         """Run every collector of the plan on the sources: (families, {name: (ok, seconds)}, lab's)."""
         families: list[Family] = []
         lab: list[Family] = []
@@ -157,16 +165,21 @@ class Prober:
             results[collector.name] = (ok, self._timer() - began)
         return families, results, lab
 
-    def _slow_tier(self, entry: HostEntry, plan: Plan, deadline: float
-                   ) -> tuple[tuple[list[Family], dict[str, tuple[bool, float]], list[Family]], list[Family]]:
+    def _slow_tier(
+        self, entry: HostEntry, plan: Plan, deadline: float
+    ) -> tuple[tuple[list[Family], dict[str, tuple[bool, float]], list[Family]], list[Family]]:
         """The slow collectors on their cached sources (refreshed in the background once older than the
         interval: exporter/slowtier.py); plus ``optilab_scrape_collector_cache_age_seconds{collector}``."""
         key = str(entry.target)
         wait = max(0.0, deadline - self._clock() - SLOW_BUDGET)  # only a host's first scrape ever waits
         cached = self.slow.cached(entry.target, plan, wait)  # col-sys: refreshed in its own greenlet (slowtier.py)
         tried = self.slow.tried(entry.target)  # a refresh has finished (and left nothing)
-        age = Family("optilab_scrape_collector_cache_age_seconds", "gauge",
-                     "Seconds since the slow-tier collector's sources were read from the host.", ("collector",))
+        age = Family(
+            "optilab_scrape_collector_cache_age_seconds",
+            "gauge",
+            "Seconds since the slow-tier collector's sources were read from the host.",
+            ("collector",),
+        )
         if cached is None:  # never read: failed if it was tried, else not reported until it is
             failed = {c.name: (False, 0.0) for c, _ in plan.collectors} if tried else {}
             return ([], failed, []), [age]
@@ -188,8 +201,13 @@ class Prober:
         self.series_cap_hits += 1
         if key not in self._capped:
             self._capped.add(key)
-            log.warning("probe %s: %d series exceed the cap of %d per host; %d left out (logged once per host)",
-                        key, total, self.series_cap, total - count)
+            log.warning(
+                "probe %s: %d series exceed the cap of %d per host; %d left out (logged once per host)",
+                key,
+                total,
+                self.series_cap,
+                total - count,
+            )
         return kept, total - count
 
     def labels(self, entry: HostEntry) -> HostLabels:
@@ -232,6 +250,7 @@ class Prober:
 
 def _seats(entry: HostEntry, reading: SeatReading | None, reachable: bool, labels: HostLabels) -> list[Family]:
     """Seat families of this probe: the state from the seats command, the inventory and reachability."""
-    state = seat_state(reading, reachable=reachable, maintenance=entry.maintenance,
-                       idle_after_s=entry.idle_minutes * 60)
+    state = seat_state(
+        reading, reachable=reachable, maintenance=entry.maintenance, idle_after_s=entry.idle_minutes * 60
+    )
     return seat_families(state, reading, labels)

@@ -41,8 +41,13 @@ class Runtime:
         self.pool: SshPool = SshPool.serving(config.ssh, config.pool, self._route, config.health, self.monitor)
         self.pool.set_inventory(config.inventory)
         self.health: HealthBook = HealthBook(config.health)
-        self.prober: Prober = Prober(self.pool, self.health, script=script, on_transition=self._on_transition,
-                                     plans=lambda entry: self.config.plan(entry.department))
+        self.prober: Prober = Prober(
+            self.pool,
+            self.health,
+            script=script,
+            on_transition=self._on_transition,
+            plans=lambda entry: self.config.plan(entry.department),
+        )
         self.events: EventPublisher | None = self._publisher(config)
         self.reloads: dict[str, int] = {"success": 0, "failure": 0}
         self.last_reload_ok = True
@@ -84,8 +89,9 @@ class Runtime:
         self.reloads["success"] += 1
         self.last_reload_ok = True
         self._mtime = self._stat()  # the new config's key file from now on
-        log.info("config reloaded: %d targets in %d departments", len(new.inventory.hosts),
-                 len(new.inventory.departments))
+        log.info(
+            "config reloaded: %d targets in %d departments", len(new.inventory.hosts), len(new.inventory.departments)
+        )
 
     def _route(self, target: Target) -> JumpSettings | None:
         """The bastion of ``target`` in the current inventory (a department's own, or ssh.jump)."""

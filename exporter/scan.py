@@ -72,7 +72,8 @@ class Found:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="optilab-exporter scan",
-        description="Find the SSH machines of a subnet and merge them into an inventory file.")
+        description="Find the SSH machines of a subnet and merge them into an inventory file.",
+    )
     parser.add_argument("cidr", metavar="CIDR", help="network to scan, e.g. 127.0.1.0/24")
     parser.add_argument("--department", default="discovered", help="department for new hosts")
     parser.add_argument("--port", type=int, help="SSH port (default: the inventory's ssh.port, else 22)")
@@ -81,12 +82,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--user", help="login user when no inventory gives one")
     parser.add_argument("--key-file", type=Path, help="private key when no inventory gives one")
     parser.add_argument("--known-hosts", type=Path, help="known_hosts when no inventory gives one")
-    parser.add_argument("--accept-new", action="store_true",
-                        help="trust unknown host keys on first use (saved to known_hosts)")
+    parser.add_argument(
+        "--accept-new", action="store_true", help="trust unknown host keys on first use (saved to known_hosts)"
+    )
     parser.add_argument("--timeout", type=float, default=0.5, help="TCP connect timeout, s (default 0.5)")
     parser.add_argument("--concurrency", type=int, default=256, help="parallel TCP probes (default 256)")
-    parser.add_argument("--allow-large", action="store_true",
-                        help=f"scan networks larger than /{LARGEST_PREFIX}")
+    parser.add_argument("--allow-large", action="store_true", help=f"scan networks larger than /{LARGEST_PREFIX}")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -99,8 +100,9 @@ def check_network(text: str, allow_large: bool) -> list[str]:
         raise ValueError(f"{text!r} is not a network (example: 127.0.1.0/24)") from None
     largest = LARGEST_PREFIX if network.version == 4 else LARGEST_PREFIX + 96
     if network.prefixlen < largest and not allow_large:
-        raise ValueError(f"{network} has {network.num_addresses} addresses; networks larger than "
-                         f"/{largest} need --allow-large")
+        raise ValueError(
+            f"{network} has {network.num_addresses} addresses; networks larger than /{largest} need --allow-large"
+        )
     return [str(address) for address in (list(network.hosts()) or [network.network_address])]
 
 
@@ -123,8 +125,15 @@ def identify(output: str, target: Target) -> Found:
     return Found(target, first.strip(), pretty.strip(), os_type=name, os_version=release.get("VERSION_ID"))
 
 
-def scan(addresses: list[str], port: int, ssh: SshSettings, timeout: float, concurrency: int,
-         progress: Any = None, jump: JumpSettings | None = None) -> list[Found]:
+def scan(
+    addresses: list[str],
+    port: int,
+    ssh: SshSettings,
+    timeout: float,
+    concurrency: int,
+    progress: Any = None,
+    jump: JumpSettings | None = None,
+) -> list[Found]:
     """Probe every address concurrently (through ``jump`` when given); log in to those that answer.
     Needs gevent monkey patching (exporter/__main__.py)."""
     pool = SshPool(ssh, PoolSettings(), route=lambda target: jump)
@@ -151,8 +160,9 @@ def scan(addresses: list[str], port: int, ssh: SshSettings, timeout: float, conc
                 found.append(Found(target, error=exc.reason))
                 return
             try:
-                output = pool.run(target, DISCOVERY_COMMAND,
-                                  time.monotonic() + ssh.connect_timeout + ssh.command_timeout)
+                output = pool.run(
+                    target, DISCOVERY_COMMAND, time.monotonic() + ssh.connect_timeout + ssh.command_timeout
+                )
                 found.append(identify(output, target))
             except SshError as exc:
                 found.append(Found(target, error=explain(exc.reason, exc.detail, ssh)))
@@ -188,8 +198,9 @@ def _absolute(ssh_section: dict[str, Any]) -> dict[str, Any]:
     return ssh_section
 
 
-def merge_inventory(raw: dict[str, Any], found: list[Found], department: str,
-                    ssh_port: int) -> tuple[dict[str, Any], int, int]:
+def merge_inventory(
+    raw: dict[str, Any], found: list[Found], department: str, ssh_port: int
+) -> tuple[dict[str, Any], int, int]:
     """Add or update every logged-in host in ``raw`` (modified in place); returns (raw, added, updated)."""
     departments = raw.setdefault("departments", {})
     known: dict[str, tuple[list[Any], int]] = {}
@@ -235,8 +246,9 @@ def _learned(host: Found) -> dict[str, str]:
     return {"hostname": host.hostname or "", **({"os": host.os} if host.os else {})}
 
 
-def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings, RabbitSettings | None,
-                                                  JumpSettings | None]:
+def ssh_settings(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], SshSettings, RabbitSettings | None, JumpSettings | None]:
     """The raw inventory to merge into (or a new one), the SSH settings that log in, where to
     publish discovery events (the inventory's ``rabbitmq`` section, if any) and the bastion to scan
     through (``--department``'s own ``jump``, else ``ssh.jump``; None: directly)."""
@@ -254,11 +266,23 @@ def ssh_settings(args: argparse.Namespace) -> tuple[dict[str, Any], SshSettings,
         if not raw:  # a new file logs in like the inventory it was scanned with
             raw = {"ssh": _absolute(dict(yaml.safe_load(source.read_text())["ssh"]))}
     else:
-        ssh = SshSettings(user=args.user or "optilab", port=args.port or 22,
-                          key_file=(args.key_file or Path("~/.ssh/id_ed25519")).expanduser(),
-                          known_hosts=(args.known_hosts or Path("~/.ssh/known_hosts")).expanduser())
-        raw = {"ssh": _absolute({"user": ssh.user, "port": ssh.port, "key_file": str(ssh.key_file),
-                                 "known_hosts": str(ssh.known_hosts), "host_key_policy": "strict"})}
+        ssh = SshSettings(
+            user=args.user or "optilab",
+            port=args.port or 22,
+            key_file=(args.key_file or Path("~/.ssh/id_ed25519")).expanduser(),
+            known_hosts=(args.known_hosts or Path("~/.ssh/known_hosts")).expanduser(),
+        )
+        raw = {
+            "ssh": _absolute(
+                {
+                    "user": ssh.user,
+                    "port": ssh.port,
+                    "key_file": str(ssh.key_file),
+                    "known_hosts": str(ssh.known_hosts),
+                    "host_key_policy": "strict",
+                }
+            )
+        }
     if args.accept_new:
         ssh = replace(ssh, host_key_policy="accept-new")
     return raw, ssh, rabbitmq, jump
@@ -271,8 +295,11 @@ def discovery_events(found: list[Found], merged: dict[str, Any]) -> list[dict[st
     for host in found:
         entry = inventory.lookup(host.target)
         if host.hostname is not None and entry is not None:
-            events.append(discovery_event(str(host.target), host.hostname, host.target.host, entry.department,
-                                          host.os_type, host.os_version))
+            events.append(
+                discovery_event(
+                    str(host.target), host.hostname, host.target.host, entry.department, host.os_type, host.os_version
+                )
+            )
     return events
 
 
@@ -295,17 +322,24 @@ def main(argv: list[str]) -> int:
         return 2
     port = args.port or ssh.port
     how = f"key {ssh.key_file}" if ssh.key_file else "a password"
-    print(f"logging in as {ssh.user} with {how}; host keys checked against {ssh.known_hosts} "
-          f"(host_key_policy {ssh.host_key_policy})", file=sys.stderr)
+    print(
+        f"logging in as {ssh.user} with {how}; host keys checked against {ssh.known_hosts} "
+        f"(host_key_policy {ssh.host_key_policy})",
+        file=sys.stderr,
+    )
     started = time.monotonic()
-    with tqdm(total=len(addresses), desc=f"scan {args.cidr}", unit="addr", file=sys.stderr,
-              disable=args.quiet) as progress:
+    with tqdm(
+        total=len(addresses), desc=f"scan {args.cidr}", unit="addr", file=sys.stderr, disable=args.quiet
+    ) as progress:
         found = scan(addresses, port, ssh, args.timeout, args.concurrency, progress, jump)
     elapsed = time.monotonic() - started
     bastion_errors = sorted({host.error for host in found if host.error and host.error.startswith("jump_")})
     if jump is not None and bastion_errors and not any(host.hostname for host in found):
-        print(f"optilab-exporter scan: bastion {jump} failed ({', '.join(bastion_errors)}); nothing scanned, "
-              f"nothing written", file=sys.stderr)
+        print(
+            f"optilab-exporter scan: bastion {jump} failed ({', '.join(bastion_errors)}); nothing scanned, "
+            f"nothing written",
+            file=sys.stderr,
+        )
         return 1
     raw, added, updated = merge_inventory(raw, found, args.department, ssh.port)
     for host in found:
@@ -326,6 +360,9 @@ def main(argv: list[str]) -> int:
         published, dropped = publish_discoveries(rabbitmq, discovery_events(found, raw))
         print(f"discovery events: {published} published, {dropped} dropped", file=sys.stderr)
     answered = sum(1 for host in found if host.hostname)
-    print(f"{len(addresses)} addresses in {elapsed:.2f}s: {len(found)} SSH ports open, {answered} logged in; "
-          f"{added} added, {updated} updated" + (f" in {args.out}" if args.out else ""), file=sys.stderr)
+    print(
+        f"{len(addresses)} addresses in {elapsed:.2f}s: {len(found)} SSH ports open, {answered} logged in; "
+        f"{added} added, {updated} updated" + (f" in {args.out}" if args.out else ""),
+        file=sys.stderr,
+    )
     return 0

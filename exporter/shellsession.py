@@ -54,9 +54,11 @@ DEFINE_SUFFIX = "\n}\n"
 #: ~25 small writes that sshd (Nagle on, as for any session without a PTY) may hold for the client's
 #: ACK, up to doubling a scrape's wall time in some runs (docs/exporter.md "Shell sessions").
 ANSWER_VARIABLE = "optilab_a"
-CALL = (f"{ANSWER_VARIABLE}=$({FUNCTION} </dev/null 2>/dev/null; echo \"x$?\"); "
-        f"printf '%s begin\\n%s\\n%s end %s\\n' \"${NONCE_VARIABLE}\" \"${{{ANSWER_VARIABLE}%x*}}\" "
-        f"\"${NONCE_VARIABLE}\" \"${{{ANSWER_VARIABLE}##*x}}\"; {ANSWER_VARIABLE}=\n")
+CALL = (
+    f'{ANSWER_VARIABLE}=$({FUNCTION} </dev/null 2>/dev/null; echo "x$?"); '
+    f'printf \'%s begin\\n%s\\n%s end %s\\n\' "${NONCE_VARIABLE}" "${{{ANSWER_VARIABLE}%x*}}" '
+    f'"${NONCE_VARIABLE}" "${{{ANSWER_VARIABLE}##*x}}"; {ANSWER_VARIABLE}=\n'
+)
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 #: Output a login shell may print before the session is ready (an rc file's echo); more is refused.
 MAX_PREAMBLE = 64 * 1024
@@ -111,12 +113,12 @@ def split_answer(buffer: bytes | bytearray, nonce: str) -> tuple[bytes, int] | N
     at = buffer.rfind(end, len(begin) - 1)
     if at < 0:
         return None
-    status = buffer[at + len(end):-1]
+    status = buffer[at + len(end) : -1]
     if not status.isdigit():  # the buffer ends with a newline: the end line is whole
         if b"\n" in status:
             raise SshError("protocol", "bytes after the shell answer's end line")
         raise SshError("protocol", "the shell answer's end line has no status (the command exited)")
-    return bytes(buffer[len(begin):at]), int(status)
+    return bytes(buffer[len(begin) : at]), int(status)
 
 
 class ShellSession:
@@ -141,8 +143,9 @@ class ShellSession:
             while not buffer.endswith(ready):
                 chunk = session._recv()
                 if not chunk:
-                    raise ShellUnavailableError("the account's shell exited instead of running /bin/sh "
-                                           "(forced command or a shell that refuses)")
+                    raise ShellUnavailableError(
+                        "the account's shell exited instead of running /bin/sh (forced command or a shell that refuses)"
+                    )
                 buffer += chunk
                 if len(buffer) > MAX_PREAMBLE + len(ready):
                     raise ShellUnavailableError("no ready line from the shell (a forced command?)")

@@ -42,9 +42,17 @@ class Runner(Protocol):
 
 
 class SlowTier:
-    def __init__(self, runner: Runner, interval: float = 60.0, timeout: float = 20.0, max_age: float | None = None,
-                 concurrency: int = 16, first_wait: float = 5.0, clock: Callable[[], float] = time.monotonic,
-                 spawn: Callable[..., Any] = gevent.spawn) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        interval: float = 60.0,
+        timeout: float = 20.0,
+        max_age: float | None = None,
+        concurrency: int = 16,
+        first_wait: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        spawn: Callable[..., Any] = gevent.spawn,
+    ) -> None:
         self.runner, self.interval, self.timeout = runner, interval, timeout
         self.max_age = max_age if max_age is not None else 5 * interval
         self._clock, self._spawn = clock, spawn

@@ -137,10 +137,15 @@ class Connection:
 
 
 class SshPool:
-    def __init__(self, ssh: SshSettings, settings: PoolSettings,
-                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
-                 route: Callable[[Target], JumpSettings | None] | None = None,
-                 health: HealthSettings | None = None) -> None:
+    def __init__(
+        self,
+        ssh: SshSettings,
+        settings: PoolSettings,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        route: Callable[[Target], JumpSettings | None] | None = None,
+        health: HealthSettings | None = None,
+    ) -> None:
         self.ssh, self.settings, self._clock = ssh, settings, clock
         self.route = route or (lambda target: ssh.jump)  # which bastion, if any, a target is dialled through
         self.jumps = JumpHosts(ssh, JumpHealth(health or HealthSettings(), clock), settings.keepalive)
@@ -159,8 +164,14 @@ class SshPool:
         self._cap_logged: set[Target] = set()
 
     @classmethod
-    def serving(cls, ssh: SshSettings, settings: PoolSettings, route: Callable[[Target], JumpSettings | None],
-                health: HealthSettings, monitor: LoopMonitor | None) -> SshPool:
+    def serving(
+        cls,
+        ssh: SshSettings,
+        settings: PoolSettings,
+        route: Callable[[Target], JumpSettings | None],
+        health: HealthSettings,
+        monitor: LoopMonitor | None,
+    ) -> SshPool:
         """The exporter's pool: reaper running, fresh-login checks on, loop stalls told from host timeouts."""
         pool = cls(ssh, settings, route=route, health=health)
         pool.monitor = monitor
@@ -219,8 +230,11 @@ class SshPool:
             self.stats.answer_cap_hits += 1
             if target not in self._cap_logged:
                 self._cap_logged.add(target)
-                log.warning("%s: answer exceeded ssh.session.max_answer_bytes (%d); session reset "
-                            "(logged once per host)", target, exc.limit)
+                log.warning(
+                    "%s: answer exceeded ssh.session.max_answer_bytes (%d); session reset (logged once per host)",
+                    target,
+                    exc.limit,
+                )
             raise self._count(exc) from None
         except SshError as exc:
             if exc.reason == "timeout":
@@ -273,8 +287,7 @@ class SshPool:
                 raise
             connection.shell_refused = exc.detail
             self.modes[connection.target] = "exec"
-            log.warning("%s: cannot keep a shell (%s); this connection answers by exec", connection.target,
-                        exc.detail)
+            log.warning("%s: cannot keep a shell (%s); this connection answers by exec", connection.target, exc.detail)
             return connection.run(command, cap)
         except AnswerTooLargeError:
             self.stats.shells["reset"] += 1
@@ -282,8 +295,11 @@ class SshPool:
 
     def set_inventory(self, inventory: Inventory) -> None:
         """Take the inventory's per-department session modes; forget hosts that left it."""
-        self.host_modes = {entry.target: inventory.session_modes[entry.department]
-                           for entry in inventory.hosts.values() if entry.department in inventory.session_modes}
+        self.host_modes = {
+            entry.target: inventory.session_modes[entry.department]
+            for entry in inventory.hosts.values()
+            if entry.department in inventory.session_modes
+        }
         allowed = {entry.target for entry in inventory.hosts.values()}
         for store in (self.modes, self.login.results):
             for target in [t for t in store if t not in allowed]:
@@ -458,8 +474,7 @@ class SshPool:
             try:
                 self._pkey = paramiko.PKey.from_path(self.ssh.key_file, passphrase)  # type: ignore[arg-type]
             except (OSError, ValueError, TypeError, paramiko.SSHException) as exc:
-                raise SshError("auth", f"cannot load key_file {self.ssh.key_file}: {type(exc).__name__}") \
-                    from None
+                raise SshError("auth", f"cannot load key_file {self.ssh.key_file}: {type(exc).__name__}") from None
         return self._pkey
 
     def _evict_idle(self) -> None:

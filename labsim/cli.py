@@ -27,21 +27,32 @@ from optilab.toolkit import flags  # noqa: E402
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="optilab-labsim",
-        description="Run a simulated (or real-sshd) lab on loopback until Ctrl-C, SIGTERM or --duration.")
+        description="Run a simulated (or real-sshd) lab on loopback until Ctrl-C, SIGTERM or --duration.",
+    )
     parser.add_argument("--hosts", type=int, default=30, help="number of hosts, 1..254 (default 30)")
     parser.add_argument("--departments", type=int, default=3, help="departments (default 3)")
     parser.add_argument("--port", type=int, default=22, help="SSH port on every host address (default 22)")
-    parser.add_argument("--state-dir", type=Path, default=Path("var/labsim"),
-                        help="keys, known_hosts, inventory.yaml, lab.json (default var/labsim)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("var/labsim"),
+        help="keys, known_hosts, inventory.yaml, lab.json (default var/labsim)",
+    )
     parser.add_argument("--user", default="optilab", help="login user the hosts accept")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     parser.add_argument("--start", help="simulated start time, UTC: epoch seconds or YYYY-MM-DDTHH:MM")
     parser.add_argument("--duration", type=float, help="stop after this many real seconds")
     parser.add_argument("--control", default="127.0.0.1:0", help="control API HOST:PORT (port 0 = free)")
-    parser.add_argument("--fault", action="append", default=[], metavar="IP=MODE",
-                        help="initial fault, e.g. 127.0.1.5=hang or 127.0.1.6=slow:1.5 (repeatable)")
-    parser.add_argument("--real", action="store_true",
-                        help="real mode: Debian sshd processes running the real commands of this machine")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="IP=MODE",
+        help="initial fault, e.g. 127.0.1.5=hang or 127.0.1.6=slow:1.5 (repeatable)",
+    )
+    parser.add_argument(
+        "--real", action="store_true", help="real mode: Debian sshd processes running the real commands of this machine"
+    )
     flags.add_log_flags(parser, default="warn")
     flags.add_version(parser)
     args = parser.parse_args(argv)
@@ -77,8 +88,15 @@ def main(argv: list[str] | None = None) -> int:
             return _run_real(args, stop)
         from optilab.labsim.control import serve
         from optilab.labsim.runtime import LabRuntime
-        lab = LabRuntime(args.state_dir, args.hosts, args.departments, args.port, args.user,
-                         SimClock(parse_start(args.start), args.speed))
+
+        lab = LabRuntime(
+            args.state_dir,
+            args.hosts,
+            args.departments,
+            args.port,
+            args.user,
+            SimClock(parse_start(args.start), args.speed),
+        )
         inventory = lab.start()
         for ip, fault in faults:
             lab.set_fault(ip, fault)
@@ -101,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_real(args: argparse.Namespace, stop: gevent.event.Event) -> int:
     from optilab.labsim.real import RealLab
+
     lab = RealLab(args.state_dir, args.hosts, args.departments, args.port, args.user)
     try:
         inventory = lab.start()

@@ -27,8 +27,9 @@ MAX_BODY = 64 * 1024
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
-def _reply(start_response: StartResponse, status: str, body: Any,
-           content_type: str = "application/json") -> Iterable[bytes]:
+def _reply(
+    start_response: StartResponse, status: str, body: Any, content_type: str = "application/json"
+) -> Iterable[bytes]:
     data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))])
     return [data]

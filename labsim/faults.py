@@ -17,15 +17,15 @@ from optilab.exporter.command import frame
 
 
 class Mode(StrEnum):
-    NONE = "none"          # answers normally
-    REFUSE = "refuse"      # nothing listens: TCP connect is refused
-    HANG = "hang"          # accepts TCP, then never says a word (also on open connections)
-    SLOW = "slow"          # answers every command after ``delay`` seconds
-    GARBAGE = "garbage"    # answers with text that is not what any shell prints
-    AUTH = "auth"          # rejects the exporter's key
-    DROP = "drop"          # cuts the connection halfway through a command's output
-    REBOOT = "reboot"      # one-shot: uptime and counters start from zero, open sessions die
-    HOSTKEY = "hostkey"    # one-shot: a new host key, open sessions die
+    NONE = "none"  # answers normally
+    REFUSE = "refuse"  # nothing listens: TCP connect is refused
+    HANG = "hang"  # accepts TCP, then never says a word (also on open connections)
+    SLOW = "slow"  # answers every command after ``delay`` seconds
+    GARBAGE = "garbage"  # answers with text that is not what any shell prints
+    AUTH = "auth"  # rejects the exporter's key
+    DROP = "drop"  # cuts the connection halfway through a command's output
+    REBOOT = "reboot"  # one-shot: uptime and counters start from zero, open sessions die
+    HOSTKEY = "hostkey"  # one-shot: a new host key, open sessions die
 
 
 ONE_SHOT = frozenset({Mode.REBOOT, Mode.HOSTKEY})
@@ -66,8 +66,13 @@ def garbage(paths: Iterable[str], commands: Iterable[str] = (), seed: int | None
     """
     rng = random.Random(seed)
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789%$#/_~^"
-    noise = {path: "".join("~" + "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 60))) + "\n"
-                           for _ in range(rng.randint(1, 4))) for path in paths}
+    noise = {
+        path: "".join(
+            "~" + "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 60))) + "\n"
+            for _ in range(rng.randint(1, 4))
+        )
+        for path in paths
+    }
     names = list(commands)
     noise.update({f"cmd:{name}": "~" + "".join(rng.choice(alphabet) for _ in range(20)) + "\n" for name in names})
     return frame(noise, names).encode()

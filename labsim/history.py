@@ -34,10 +34,19 @@ from optilab.labsim.render import render_script
 from optilab.remote_write_bridge.protocol import WriteRequest
 
 #: what the bridge pivots into usage_metrics / systems / the seat history
-STORED = ("system_cpu_usage", "system_ram_usage", "system_disk_usage", "optilab_logged_in_users",
-          "system_status", "optilab_seat_state")
-HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
-           "X-Prometheus-Remote-Write-Version": "0.1.0"}
+STORED = (
+    "system_cpu_usage",
+    "system_ram_usage",
+    "system_disk_usage",
+    "optilab_logged_in_users",
+    "system_status",
+    "optilab_seat_state",
+)
+HEADERS = {
+    "Content-Type": "application/x-protobuf",
+    "Content-Encoding": "snappy",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,9 @@ class Replayer:
     def __init__(self, port: int = 22) -> None:
         self.port, self.host = port, _Simulated()
         plan = dataclasses.replace(make_plan(), slow=None)  # the slow tier is not stored history
-        self.prober = Prober(self.host, HealthBook(HealthSettings()), clock=lambda: self.host.now,
-                             plans=lambda entry: plan)
+        self.prober = Prober(
+            self.host, HealthBook(HealthSettings()), clock=lambda: self.host.now, plans=lambda entry: plan
+        )
 
     def series(self, state: HostState, now: float) -> list[tuple[dict[str, str], float]]:
         """One probe of one simulated host as the exporter would expose it, reduced to the stored series."""
@@ -82,8 +92,12 @@ class Replayer:
         entry = HostEntry(Target(profile.ip, self.port), profile.department, profile.hostname)
         result = self.prober.probe(entry, now + 10.0)
         instance = {"instance": f"{profile.ip}:{self.port}"}
-        return [({"__name__": family.name, **dict(zip(family.labels, values, strict=True)), **instance}, value)
-                for family in result.families if family.name in STORED for values, value in family.samples]
+        return [
+            ({"__name__": family.name, **dict(zip(family.labels, values, strict=True)), **instance}, value)
+            for family in result.families
+            if family.name in STORED
+            for values, value in family.samples
+        ]
 
 
 def encode(series: Sequence[tuple[dict[str, str], list[tuple[float, int]]]]) -> bytes:
@@ -97,8 +111,16 @@ def encode(series: Sequence[tuple[dict[str, str], list[tuple[float, int]]]]) -> 
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 
 
-def replay(bridge_url: str, start: float, end: float, hosts: int = 30, departments: int = 3,
-           step: float = 60.0, batch_steps: int = 10, port: int = 22) -> ReplayResult:
+def replay(
+    bridge_url: str,
+    start: float,
+    end: float,
+    hosts: int = 30,
+    departments: int = 3,
+    step: float = 60.0,
+    batch_steps: int = 10,
+    port: int = 22,
+) -> ReplayResult:
     """Write ``[start, end)`` of a ``hosts``-machine lab, ``step`` seconds apart, ``batch_steps`` per request."""
     url = _loopback(bridge_url.rstrip("/") + "/api/v1/write")
     if step <= 0 or end <= start:

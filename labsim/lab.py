@@ -30,8 +30,7 @@ class LabError(RuntimeError):
 class Lab:
     """A running lab child process; ``stop()`` (or leaving the ``with`` block) ends it."""
 
-    def __init__(self, process: subprocess.Popen[bytes], state_dir: Path, info: dict[str, Any],
-                 log_path: Path) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], state_dir: Path, info: dict[str, Any], log_path: Path) -> None:
         self.process, self.state_dir, self.info, self.log_path = process, state_dir, info, log_path
         self.inventory = Path(info["inventory"])
         self.known_hosts = Path(info["known_hosts"])
@@ -41,22 +40,51 @@ class Lab:
         self.hosts: list[dict[str, str]] = info["hosts"]
 
     @classmethod
-    def start(cls, state_dir: Path, hosts: int = 30, departments: int = 3, port: int = 22,
-              speed: float = 1.0, start_time: str | None = None, real: bool = False,
-              extra_args: list[str] | None = None, timeout: float = 60.0) -> Lab:
+    def start(
+        cls,
+        state_dir: Path,
+        hosts: int = 30,
+        departments: int = 3,
+        port: int = 22,
+        speed: float = 1.0,
+        start_time: str | None = None,
+        real: bool = False,
+        extra_args: list[str] | None = None,
+        timeout: float = 60.0,
+    ) -> Lab:
         """Start the lab and wait until every host listens (``lab.json`` appears); raise LabError."""
         state_dir = Path(state_dir).resolve()
         state_dir.mkdir(parents=True, exist_ok=True)
         ready = state_dir / "lab.json"
         ready.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "optilab.labsim", "--hosts", str(hosts), "--departments", str(departments),
-                "--port", str(port), "--state-dir", str(state_dir), "--speed", str(speed),
-                *(["--start", start_time] if start_time else []), *(["--real"] if real else []),
-                *(extra_args or [])]
+        argv = [
+            sys.executable,
+            "-m",
+            "optilab.labsim",
+            "--hosts",
+            str(hosts),
+            "--departments",
+            str(departments),
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state_dir),
+            "--speed",
+            str(speed),
+            *(["--start", start_time] if start_time else []),
+            *(["--real"] if real else []),
+            *(extra_args or []),
+        ]
         log_path = state_dir / "labsim.log"
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            process = subprocess.Popen(
+                argv,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -103,7 +131,8 @@ class Lab:
             raise LabError("this lab has no control API (real mode)")
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(  # noqa: S310 - the lab's own loopback control URL
-            self.control_url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+            self.control_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback control URL
                 return json.loads(response.read())

@@ -19,14 +19,50 @@ KIB = 1024
 
 #: (id, version_id, name, pretty_name, codename, id_like, kernel release, kernel version, busybox)
 DISTROS: tuple[tuple[str, str, str, str, str, str, str, str, bool], ...] = (
-    ("debian", "12", "Debian GNU/Linux", "Debian GNU/Linux 12 (bookworm)", "bookworm", "",
-     "6.1.0-27-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.115-1 (2024-11-01)", False),
-    ("ubuntu", "24.04", "Ubuntu", "Ubuntu 24.04.1 LTS", "noble", "debian",
-     "6.8.0-49-generic", "#49-Ubuntu SMP PREEMPT_DYNAMIC Mon Nov  4 02:06:24 UTC 2024", False),
-    ("rocky", "9.4", "Rocky Linux", "Rocky Linux 9.4 (Blue Onyx)", "", "rhel centos fedora",
-     "5.14.0-427.42.1.el9_4.x86_64", "#1 SMP PREEMPT_DYNAMIC Fri Nov 1 14:58:05 UTC 2024", False),
-    ("alpine", "3.20.3", "Alpine Linux", "Alpine Linux v3.20", "", "",
-     "6.6.58-0-lts", "#1-Alpine SMP PREEMPT_DYNAMIC Tue, 22 Oct 2024 11:24:54 +0000", True),
+    (
+        "debian",
+        "12",
+        "Debian GNU/Linux",
+        "Debian GNU/Linux 12 (bookworm)",
+        "bookworm",
+        "",
+        "6.1.0-27-amd64",
+        "#1 SMP PREEMPT_DYNAMIC Debian 6.1.115-1 (2024-11-01)",
+        False,
+    ),
+    (
+        "ubuntu",
+        "24.04",
+        "Ubuntu",
+        "Ubuntu 24.04.1 LTS",
+        "noble",
+        "debian",
+        "6.8.0-49-generic",
+        "#49-Ubuntu SMP PREEMPT_DYNAMIC Mon Nov  4 02:06:24 UTC 2024",
+        False,
+    ),
+    (
+        "rocky",
+        "9.4",
+        "Rocky Linux",
+        "Rocky Linux 9.4 (Blue Onyx)",
+        "",
+        "rhel centos fedora",
+        "5.14.0-427.42.1.el9_4.x86_64",
+        "#1 SMP PREEMPT_DYNAMIC Fri Nov 1 14:58:05 UTC 2024",
+        False,
+    ),
+    (
+        "alpine",
+        "3.20.3",
+        "Alpine Linux",
+        "Alpine Linux v3.20",
+        "",
+        "",
+        "6.6.58-0-lts",
+        "#1-Alpine SMP PREEMPT_DYNAMIC Tue, 22 Oct 2024 11:24:54 +0000",
+        True,
+    ),
 )
 DEPARTMENT_NAMES = ("physics", "chemistry", "biology", "maths", "informatics", "geology", "music", "arts")
 #: Demand per department relative to the others: physics is over-subscribed (a queue at the door in
@@ -36,8 +72,27 @@ DEPARTMENT_DEMAND = {"physics": 1.45, "biology": 0.15}
 OPENING_HOURS = {"timezone": "UTC", "mon-fri": "08:00-20:00", "sat": "10:00-16:00"}
 #: Forced seat states (control API): a login, a lock, an idle session or nobody, until cleared.
 SEAT_OVERRIDES = ("in_use", "idle", "locked", "free")
-USER_NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-              "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter")
+USER_NAMES = (
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "mallory",
+    "niaj",
+    "olivia",
+    "peggy",
+    "rupert",
+    "sybil",
+    "trent",
+    "victor",
+    "walter",
+)
 
 
 class SimClock:
@@ -46,8 +101,7 @@ class SimClock:
     Injectable so tests and benchmarks can run a lab day in minutes (or step it by hand).
     """
 
-    def __init__(self, start: float | None = None, speed: float = 1.0,
-                 real: Callable[[], float] = time.time) -> None:
+    def __init__(self, start: float | None = None, speed: float = 1.0, real: Callable[[], float] = time.time) -> None:
         self.real = real
         self.speed = speed
         self.real0 = real()
@@ -100,17 +154,28 @@ def make_profiles(count: int, departments: int, base: str = "127.0.1.") -> list[
         department = DEPARTMENT_NAMES[index // per_dept]
         distro = DISTROS[index % len(DISTROS)] if index % 5 else DISTROS[0]
         root_gib = rng.choice((128, 256, 512, 1024))
-        disks = [Disk("/dev/nvme0n1p2", "ext4" if distro[0] != "rocky" else "xfs", "/",
-                      root_gib * KIB * KIB, root_gib * 65536)]
+        disks = [
+            Disk(
+                "/dev/nvme0n1p2", "ext4" if distro[0] != "rocky" else "xfs", "/", root_gib * KIB * KIB, root_gib * 65536
+            )
+        ]
         if index % 3 == 0:
             disks.append(Disk("/dev/sda1", "ext4", "/home", 2048 * KIB * KIB, 2048 * 65536))
-        profiles.append(HostProfile(
-            index=index, ip=f"{base}{index + 1}", department=department,
-            hostname=f"{department[:4]}-pc-{index + 1:03d}", distro=distro,
-            cpus=rng.choice((2, 4, 8, 8, 16)), mem_kib=rng.choice((8, 16, 16, 32)) * KIB * KIB,
-            disks=tuple(disks), nic="eth0" if distro[8] else "enp0s31f6", seed=rng.getrandbits(32),
-            disk_fill_per_day=0.08 if index % 10 == 7 else 0.004,
-        ))
+        profiles.append(
+            HostProfile(
+                index=index,
+                ip=f"{base}{index + 1}",
+                department=department,
+                hostname=f"{department[:4]}-pc-{index + 1:03d}",
+                distro=distro,
+                cpus=rng.choice((2, 4, 8, 8, 16)),
+                mem_kib=rng.choice((8, 16, 16, 32)) * KIB * KIB,
+                disks=tuple(disks),
+                nic="eth0" if distro[8] else "enp0s31f6",
+                seed=rng.getrandbits(32),
+                disk_fill_per_day=0.08 if index % 10 == 7 else 0.004,
+            )
+        )
     return profiles
 
 
@@ -263,8 +328,16 @@ class HostState:
         state = self.seat_override
         if state == "free":
             return []
-        return [Session("judy", "tty7", now - 60, locked=state == "locked",
-                        idle_since=now - 3600 if state in ("idle", "locked") else None, id=1)]
+        return [
+            Session(
+                "judy",
+                "tty7",
+                now - 60,
+                locked=state == "locked",
+                idle_since=now - 3600 if state in ("idle", "locked") else None,
+                id=1,
+            )
+        ]
 
     def uptime(self, now: float) -> float:
         return max(0.0, now - self.boot_time)

@@ -74,8 +74,7 @@ def _locked(name: str) -> bool:
     return False
 
 
-def sshd_config(addresses: list[str], port: int, host_key: Path, pidfile: Path, authorized: Path,
-                user: str) -> str:
+def sshd_config(addresses: list[str], port: int, host_key: Path, pidfile: Path, authorized: Path, user: str) -> str:
     listen = "\n".join(f"ListenAddress {address}:{port}" for address in addresses)
     return f"""{listen}
 HostKey {host_key}
@@ -111,8 +110,9 @@ def _listening(address: str, port: int) -> bool:
 class RealLab:
     """ceil(hosts/16) sshd processes on 127.0.1.1..N:port; same inventory format as the simulator."""
 
-    def __init__(self, state_dir: Path, hosts: int = 30, departments: int = 3, port: int = 22,
-                 user: str = "optilab") -> None:
+    def __init__(
+        self, state_dir: Path, hosts: int = 30, departments: int = 3, port: int = 22, user: str = "optilab"
+    ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.port, self.user = port, user
         self.profiles = make_profiles(hosts, departments)
@@ -134,17 +134,30 @@ class RealLab:
         known = []
         addresses = [p.ip for p in self.profiles]
         for index in range(0, len(addresses), PER_PROCESS):
-            group = addresses[index:index + PER_PROCESS]
+            group = addresses[index : index + PER_PROCESS]
             host_key = load_or_create(real / f"host_{index // PER_PROCESS}.key")
             config = real / f"sshd_{index // PER_PROCESS}.conf"
-            config.write_text(sshd_config(group, self.port, real / f"host_{index // PER_PROCESS}.key",
-                                          real / f"sshd_{index // PER_PROCESS}.pid", authorized, self.user))
+            config.write_text(
+                sshd_config(
+                    group,
+                    self.port,
+                    real / f"host_{index // PER_PROCESS}.key",
+                    real / f"sshd_{index // PER_PROCESS}.pid",
+                    authorized,
+                    self.user,
+                )
+            )
             log_file = open(real / f"sshd_{index // PER_PROCESS}.log", "ab")
-            self.processes.append(subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log_file,
-                                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+            self.processes.append(
+                subprocess.Popen(
+                    [SSHD, "-D", "-e", "-f", str(config)],
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
             log_file.close()
-            known += [f"{known_hosts_name(a, self.port)} {host_key.get_name()} {host_key.get_base64()}"
-                      for a in group]
+            known += [f"{known_hosts_name(a, self.port)} {host_key.get_name()} {host_key.get_base64()}" for a in group]
         self.known_hosts.write_text("\n".join(known) + "\n")
         self._wait(addresses, timeout)
         self.inventory_path.write_text(yaml.safe_dump(self.inventory(), sort_keys=False))
@@ -179,15 +192,31 @@ class RealLab:
         departments: dict[str, dict[str, list[str]]] = {}
         for profile in self.profiles:
             departments.setdefault(profile.department, {"hosts": []})["hosts"].append(profile.ip)
-        return {"ssh": {"user": self.user, "port": self.port, "key_file": str(self.key_file),
-                        "known_hosts": str(self.known_hosts), "host_key_policy": "strict",
-                        "connect_timeout": "5s", "command_timeout": "10s"},
-                "departments": departments}
+        return {
+            "ssh": {
+                "user": self.user,
+                "port": self.port,
+                "key_file": str(self.key_file),
+                "known_hosts": str(self.known_hosts),
+                "host_key_policy": "strict",
+                "connect_timeout": "5s",
+                "command_timeout": "10s",
+            },
+            "departments": departments,
+        }
 
     def describe(self) -> str:
-        return json.dumps({
-            "inventory": str(self.inventory_path), "known_hosts": str(self.known_hosts),
-            "key_file": str(self.key_file), "port": self.port, "control_url": None, "real": True,
-            "hosts": [{"ip": p.ip, "hostname": socket.gethostname(), "department": p.department}
-                      for p in self.profiles],
-        }, indent=1)
+        return json.dumps(
+            {
+                "inventory": str(self.inventory_path),
+                "known_hosts": str(self.known_hosts),
+                "key_file": str(self.key_file),
+                "port": self.port,
+                "control_url": None,
+                "real": True,
+                "hosts": [
+                    {"ip": p.ip, "hostname": socket.gethostname(), "department": p.department} for p in self.profiles
+                ],
+            },
+            indent=1,
+        )

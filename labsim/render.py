@@ -45,8 +45,14 @@ def _memory(state: HostState) -> dict[str, int]:
     cached = int((total - used) * 0.45)
     buffers = int(total * 0.01)
     free = max(0, total - used - cached - buffers)
-    return {"MemTotal": total, "MemFree": free, "MemAvailable": free + int(cached * 0.9) + buffers,
-            "Buffers": buffers, "Cached": cached, "used": used}
+    return {
+        "MemTotal": total,
+        "MemFree": free,
+        "MemAvailable": free + int(cached * 0.9) + buffers,
+        "Buffers": buffers,
+        "Cached": cached,
+        "used": used,
+    }
 
 
 def render_meminfo(state: HostState, now: float) -> str:
@@ -54,23 +60,50 @@ def render_meminfo(state: HostState, now: float) -> str:
     used, cached = mem["used"], mem["Cached"]
     swap = 2 * KIB * KIB if not state.profile.busybox else 0
     fields: list[tuple[str, int]] = [
-        ("MemTotal", mem["MemTotal"]), ("MemFree", mem["MemFree"]), ("MemAvailable", mem["MemAvailable"]),
-        ("Buffers", mem["Buffers"]), ("Cached", cached), ("SwapCached", 0),
-        ("Active", int(used * 0.6 + cached * 0.4)), ("Inactive", int(used * 0.3 + cached * 0.6)),
-        ("Active(anon)", int(used * 0.55)), ("Inactive(anon)", int(used * 0.25)),
-        ("Active(file)", int(cached * 0.4)), ("Inactive(file)", int(cached * 0.6)),
-        ("Unevictable", 18188), ("Mlocked", 17260), ("SwapTotal", swap), ("SwapFree", swap),
-        ("Dirty", 236), ("Writeback", 0), ("AnonPages", int(used * 0.8)), ("Mapped", int(cached * 0.2)),
-        ("Shmem", int(used * 0.05)), ("KReclaimable", int(used * 0.06)), ("Slab", int(used * 0.08)),
-        ("SReclaimable", int(used * 0.06)), ("SUnreclaim", int(used * 0.02)), ("KernelStack", 12364),
-        ("PageTables", int(used * 0.01)), ("NFS_Unstable", 0), ("Bounce", 0), ("WritebackTmp", 0),
-        ("CommitLimit", mem["MemTotal"] // 2 + swap), ("Committed_AS", int(used * 1.4)),
-        ("VmallocTotal", 34359738367), ("VmallocUsed", 45180), ("VmallocChunk", 0), ("Percpu", 6880),
-        ("AnonHugePages", 0), ("ShmemHugePages", 0), ("ShmemPmdMapped", 0),
+        ("MemTotal", mem["MemTotal"]),
+        ("MemFree", mem["MemFree"]),
+        ("MemAvailable", mem["MemAvailable"]),
+        ("Buffers", mem["Buffers"]),
+        ("Cached", cached),
+        ("SwapCached", 0),
+        ("Active", int(used * 0.6 + cached * 0.4)),
+        ("Inactive", int(used * 0.3 + cached * 0.6)),
+        ("Active(anon)", int(used * 0.55)),
+        ("Inactive(anon)", int(used * 0.25)),
+        ("Active(file)", int(cached * 0.4)),
+        ("Inactive(file)", int(cached * 0.6)),
+        ("Unevictable", 18188),
+        ("Mlocked", 17260),
+        ("SwapTotal", swap),
+        ("SwapFree", swap),
+        ("Dirty", 236),
+        ("Writeback", 0),
+        ("AnonPages", int(used * 0.8)),
+        ("Mapped", int(cached * 0.2)),
+        ("Shmem", int(used * 0.05)),
+        ("KReclaimable", int(used * 0.06)),
+        ("Slab", int(used * 0.08)),
+        ("SReclaimable", int(used * 0.06)),
+        ("SUnreclaim", int(used * 0.02)),
+        ("KernelStack", 12364),
+        ("PageTables", int(used * 0.01)),
+        ("NFS_Unstable", 0),
+        ("Bounce", 0),
+        ("WritebackTmp", 0),
+        ("CommitLimit", mem["MemTotal"] // 2 + swap),
+        ("Committed_AS", int(used * 1.4)),
+        ("VmallocTotal", 34359738367),
+        ("VmallocUsed", 45180),
+        ("VmallocChunk", 0),
+        ("Percpu", 6880),
+        ("AnonHugePages", 0),
+        ("ShmemHugePages", 0),
+        ("ShmemPmdMapped", 0),
     ]
     lines = [f"{name + ':':<16}{value:>8} kB" for name, value in fields]
-    lines += [f"{name + ':':<16}{0:>8}" for name in
-              ("HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp")]
+    lines += [
+        f"{name + ':':<16}{0:>8}" for name in ("HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp")
+    ]
     lines += ["Hugepagesize:       2048 kB", "Hugetlb:               0 kB"]
     return "\n".join(lines) + "\n"
 
@@ -78,8 +111,9 @@ def render_meminfo(state: HostState, now: float) -> str:
 def render_loadavg(state: HostState, now: float) -> str:
     load = state.utilisation * state.profile.cpus
     running = 1 + int(state.utilisation * state.profile.cpus)
-    return (f"{load:.2f} {load * 0.93:.2f} {load * 0.85:.2f} {running}/{300 + int(load * 40)} "
-            f"{int(state.processes) + 1}\n")
+    return (
+        f"{load:.2f} {load * 0.93:.2f} {load * 0.85:.2f} {running}/{300 + int(load * 40)} {int(state.processes) + 1}\n"
+    )
 
 
 def render_uptime(state: HostState, now: float) -> str:
@@ -90,15 +124,20 @@ def render_uptime(state: HostState, now: float) -> str:
 
 def render_netdev(state: HostState, now: float) -> str:
     lo = int(state.uptime(now) * 900)
-    rows = [("lo", lo, lo // 90, lo, lo // 90),
-            (state.profile.nic, int(state.rx_bytes), int(state.rx_packets),
-             int(state.tx_bytes), int(state.tx_packets))]
-    lines = ["Inter-|   Receive                                                |  Transmit",
-             " face |bytes    packets errs drop fifo frame compressed multicast|"
-             "bytes    packets errs drop fifo colls carrier compressed"]
+    rows = [
+        ("lo", lo, lo // 90, lo, lo // 90),
+        (state.profile.nic, int(state.rx_bytes), int(state.rx_packets), int(state.tx_bytes), int(state.tx_packets)),
+    ]
+    lines = [
+        "Inter-|   Receive                                                |  Transmit",
+        " face |bytes    packets errs drop fifo frame compressed multicast|"
+        "bytes    packets errs drop fifo colls carrier compressed",
+    ]
     for name, rxb, rxp, txb, txp in rows:
-        lines.append(f"{name:>6}:{rxb:>8} {rxp:>7} {0:>4} {0:>4} {0:>4} {0:>5} {0:>10} {0:>9} "
-                     f"{txb:>8} {txp:>7} {0:>4} {0:>4} {0:>4} {0:>5} {0:>7} {0:>10}")
+        lines.append(
+            f"{name:>6}:{rxb:>8} {rxp:>7} {0:>4} {0:>4} {0:>4} {0:>5} {0:>10} {0:>9} "
+            f"{txb:>8} {txp:>7} {0:>4} {0:>4} {0:>4} {0:>5} {0:>7} {0:>10}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -108,8 +147,17 @@ def _filesystems(state: HostState) -> list[tuple[str, str, str, int, int, int, i
     for disk in state.profile.disks:
         fraction = state.root_used_fraction if disk.mountpoint == "/" else 0.35
         used = int(disk.size_kib * fraction)
-        rows.append((disk.device, disk.fstype, disk.mountpoint, disk.size_kib, used,
-                     disk.inodes, int(disk.inodes * fraction * 0.3)))
+        rows.append(
+            (
+                disk.device,
+                disk.fstype,
+                disk.mountpoint,
+                disk.size_kib,
+                used,
+                disk.inodes,
+                int(disk.inodes * fraction * 0.3),
+            )
+        )
     mem = state.profile.mem_kib
     rows.append(("tmpfs", "tmpfs", "/run", mem // 10, 1800, mem // 4, 900))
     rows.append(("tmpfs", "tmpfs", "/dev/shm", mem // 2, 0, mem // 4, 1))  # noqa: S108 - a mount name
@@ -117,10 +165,12 @@ def _filesystems(state: HostState) -> list[tuple[str, str, str, int, int, int, i
 
 
 def render_mounts(state: HostState, now: float) -> str:
-    lines = ["proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0",
-             "sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0",
-             f"devtmpfs /dev devtmpfs rw,nosuid,relatime,size={state.profile.mem_kib // 2}k,mode=755 0 0",
-             "devpts /dev/pts devpts rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=000 0 0"]
+    lines = [
+        "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0",
+        "sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0",
+        f"devtmpfs /dev devtmpfs rw,nosuid,relatime,size={state.profile.mem_kib // 2}k,mode=755 0 0",
+        "devpts /dev/pts devpts rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=000 0 0",
+    ]
     for device, fstype, mountpoint, size, *_ in _filesystems(state):
         options = MOUNT_OPTIONS.get(fstype, f"rw,nosuid,nodev,size={size}k,mode=755")
         lines.append(f"{device} {mountpoint} {fstype} {options} 0 0")
@@ -153,15 +203,19 @@ def _table(header: list[str], rows: list[list[str]], busybox: bool) -> str:
 
 
 def render_df(state: HostState, now: float) -> str:
-    rows = [[dev, fs, str(size), str(used), str(size - used), _percent(used, size), mp]
-            for dev, fs, mp, size, used, _i, _iu in _filesystems(state)]
+    rows = [
+        [dev, fs, str(size), str(used), str(size - used), _percent(used, size), mp]
+        for dev, fs, mp, size, used, _i, _iu in _filesystems(state)
+    ]
     header = ["Filesystem", "Type", "1024-blocks", "Used", "Available", "Capacity", "Mounted on"]
     return _table(header, rows, state.profile.busybox)
 
 
 def render_dfi(state: HostState, now: float) -> str:
-    rows = [[dev, fs, str(inodes), str(iused), str(inodes - iused), _percent(iused, inodes), mp]
-            for dev, fs, mp, _s, _u, inodes, iused in _filesystems(state)]
+    rows = [
+        [dev, fs, str(inodes), str(iused), str(inodes - iused), _percent(iused, inodes), mp]
+        for dev, fs, mp, _s, _u, inodes, iused in _filesystems(state)
+    ]
     if state.profile.busybox:
         header = ["Filesystem", "Type", "   Inodes", "     Used", "Available", "Capacity", "Mounted on"]
     else:
@@ -178,8 +232,14 @@ def render_osrelease(state: HostState, now: float) -> str:
     os_id, version_id, name, pretty, codename, id_like, *_ = state.profile.distro
     lines = [f'PRETTY_NAME="{pretty}"', f'NAME="{name}"', f'VERSION_ID="{version_id}"']
     if os_id == "alpine":
-        lines = [f"NAME=\"{name}\"", f"ID={os_id}", f"VERSION_ID={version_id}", f'PRETTY_NAME="{pretty}"',
-                 'HOME_URL="https://alpinelinux.org/"', 'BUG_REPORT_URL="https://gitlab.alpinelinux.org/"']
+        lines = [
+            f'NAME="{name}"',
+            f"ID={os_id}",
+            f"VERSION_ID={version_id}",
+            f'PRETTY_NAME="{pretty}"',
+            'HOME_URL="https://alpinelinux.org/"',
+            'BUG_REPORT_URL="https://gitlab.alpinelinux.org/"',
+        ]
         return "\n".join(lines) + "\n"
     lines.append(f'VERSION="{VERSIONS[os_id]}"')
     if codename:
@@ -204,9 +264,18 @@ def render_who(state: HostState, now: float) -> str:
 
 
 RENDERERS: dict[str, Callable[[HostState, float], str]] = {
-    "stat": render_stat, "meminfo": render_meminfo, "loadavg": render_loadavg, "uptime": render_uptime,
-    "netdev": render_netdev, "mounts": render_mounts, "filefd": render_filefd, "df": render_df,
-    "dfi": render_dfi, "uname": render_uname, "osrelease": render_osrelease, "time": render_time,
+    "stat": render_stat,
+    "meminfo": render_meminfo,
+    "loadavg": render_loadavg,
+    "uptime": render_uptime,
+    "netdev": render_netdev,
+    "mounts": render_mounts,
+    "filefd": render_filefd,
+    "df": render_df,
+    "dfi": render_dfi,
+    "uname": render_uname,
+    "osrelease": render_osrelease,
+    "time": render_time,
     "who": render_who,
 }
 
@@ -249,6 +318,7 @@ def _kernel(field: int | str) -> Callable[[HostState, float], str]:
         if field == "ostype":
             return "Linux\n"
         return render_uname(state, now).splitlines()[int(field)] + "\n"
+
     return render
 
 
@@ -272,9 +342,25 @@ def render_diskstats(state: HostState, now: float) -> str:
     reads, writes = int(work * 0.002), int(work * 0.004)
     lines = [f"   7       0 loop0 {0} 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"]
     major, minor, name = _disk_device(state)
-    row = [reads, int(reads * 0.1), reads * 16, int(reads * 0.3), writes, int(writes * 0.4), writes * 24,
-           int(writes * 0.9), 0, int((reads + writes) * 0.25), int((reads + writes) * 1.2), int(writes * 0.01),
-           0, int(writes * 0.5), int(writes * 0.002), int(writes * 0.05), int(writes * 0.02)]
+    row = [
+        reads,
+        int(reads * 0.1),
+        reads * 16,
+        int(reads * 0.3),
+        writes,
+        int(writes * 0.4),
+        writes * 24,
+        int(writes * 0.9),
+        0,
+        int((reads + writes) * 0.25),
+        int((reads + writes) * 1.2),
+        int(writes * 0.01),
+        0,
+        int(writes * 0.5),
+        int(writes * 0.002),
+        int(writes * 0.05),
+        int(writes * 0.02),
+    ]
     lines.append(f" {major:>4} {minor:>7} {name} " + " ".join(str(v) for v in row))
     for part in (1, 2):
         share = 0.05 if part == 1 else 0.95
@@ -284,9 +370,16 @@ def render_diskstats(state: HostState, now: float) -> str:
 
 def render_vmstat(state: HostState, now: float) -> str:
     work = state.ctxt
-    fields = [("nr_free_pages", int(state.profile.mem_kib / 4 * (1 - state.mem_used_fraction))),
-              ("pgpgin", int(work * 0.016)), ("pgpgout", int(work * 0.048)), ("pswpin", 0), ("pswpout", 0),
-              ("pgfault", int(work * 3.1)), ("pgmajfault", int(work * 0.0004)), ("oom_kill", 0)]
+    fields = [
+        ("nr_free_pages", int(state.profile.mem_kib / 4 * (1 - state.mem_used_fraction))),
+        ("pgpgin", int(work * 0.016)),
+        ("pgpgout", int(work * 0.048)),
+        ("pswpin", 0),
+        ("pswpout", 0),
+        ("pgfault", int(work * 3.1)),
+        ("pgmajfault", int(work * 0.0004)),
+        ("oom_kill", 0),
+    ]
     return "".join(f"{name} {value}\n" for name, value in fields)
 
 
@@ -301,39 +394,95 @@ def _pairs(groups: list[tuple[str, list[tuple[str, int]]]]) -> str:
 def render_snmp(state: HostState, now: float) -> str:
     packets = int(state.rx_packets)
     out = int(state.tx_packets)
-    return _pairs([
-        ("Ip", [("Forwarding", 2), ("DefaultTTL", 64), ("InReceives", packets), ("InHdrErrors", 0),
-                ("InDelivers", packets), ("OutRequests", out)]),
-        ("Icmp", [("InMsgs", packets // 5000), ("InErrors", 0), ("OutMsgs", packets // 5000)]),
-        ("Tcp", [("RtoAlgorithm", 1), ("MaxConn", -1), ("ActiveOpens", packets // 400),
-                 ("PassiveOpens", packets // 900),
-                 ("InSegs", int(packets * 0.93)), ("OutSegs", int(out * 0.95)), ("RetransSegs", out // 2000),
-                 ("InErrs", 0), ("OutRsts", packets // 3000), ("CurrEstab", 12)]),
-        ("Udp", [("InDatagrams", packets // 20), ("NoPorts", packets // 9000), ("InErrors", 0),
-                 ("OutDatagrams", out // 20), ("RcvbufErrors", 0), ("SndbufErrors", 0)]),
-    ])
+    return _pairs(
+        [
+            (
+                "Ip",
+                [
+                    ("Forwarding", 2),
+                    ("DefaultTTL", 64),
+                    ("InReceives", packets),
+                    ("InHdrErrors", 0),
+                    ("InDelivers", packets),
+                    ("OutRequests", out),
+                ],
+            ),
+            ("Icmp", [("InMsgs", packets // 5000), ("InErrors", 0), ("OutMsgs", packets // 5000)]),
+            (
+                "Tcp",
+                [
+                    ("RtoAlgorithm", 1),
+                    ("MaxConn", -1),
+                    ("ActiveOpens", packets // 400),
+                    ("PassiveOpens", packets // 900),
+                    ("InSegs", int(packets * 0.93)),
+                    ("OutSegs", int(out * 0.95)),
+                    ("RetransSegs", out // 2000),
+                    ("InErrs", 0),
+                    ("OutRsts", packets // 3000),
+                    ("CurrEstab", 12),
+                ],
+            ),
+            (
+                "Udp",
+                [
+                    ("InDatagrams", packets // 20),
+                    ("NoPorts", packets // 9000),
+                    ("InErrors", 0),
+                    ("OutDatagrams", out // 20),
+                    ("RcvbufErrors", 0),
+                    ("SndbufErrors", 0),
+                ],
+            ),
+        ]
+    )
 
 
 def render_netstat(state: HostState, now: float) -> str:
     packets = int(state.rx_packets)
-    return _pairs([
-        ("TcpExt", [("SyncookiesSent", 0), ("SyncookiesRecv", 0), ("SyncookiesFailed", 0), ("ListenOverflows", 0),
-                    ("ListenDrops", 0), ("TCPTimeouts", packets // 50000), ("TCPSynRetrans", packets // 80000)]),
-        ("IpExt", [("InNoRoutes", 0), ("InOctets", int(state.rx_bytes)), ("OutOctets", int(state.tx_bytes))]),
-    ])
+    return _pairs(
+        [
+            (
+                "TcpExt",
+                [
+                    ("SyncookiesSent", 0),
+                    ("SyncookiesRecv", 0),
+                    ("SyncookiesFailed", 0),
+                    ("ListenOverflows", 0),
+                    ("ListenDrops", 0),
+                    ("TCPTimeouts", packets // 50000),
+                    ("TCPSynRetrans", packets // 80000),
+                ],
+            ),
+            ("IpExt", [("InNoRoutes", 0), ("InOctets", int(state.rx_bytes)), ("OutOctets", int(state.tx_bytes))]),
+        ]
+    )
 
 
 def render_snmp6(state: HostState, now: float) -> str:
-    fields = [("Ip6InReceives", 7), ("Ip6InOctets", 560), ("Ip6OutOctets", 560), ("Icmp6InMsgs", 2),
-              ("Icmp6InErrors", 0), ("Icmp6OutMsgs", 2), ("Udp6InDatagrams", 0), ("Udp6NoPorts", 0),
-              ("Udp6InErrors", 0), ("Udp6OutDatagrams", 0), ("Udp6RcvbufErrors", 0), ("Udp6SndbufErrors", 0)]
+    fields = [
+        ("Ip6InReceives", 7),
+        ("Ip6InOctets", 560),
+        ("Ip6OutOctets", 560),
+        ("Icmp6InMsgs", 2),
+        ("Icmp6InErrors", 0),
+        ("Icmp6OutMsgs", 2),
+        ("Udp6InDatagrams", 0),
+        ("Udp6NoPorts", 0),
+        ("Udp6InErrors", 0),
+        ("Udp6OutDatagrams", 0),
+        ("Udp6RcvbufErrors", 0),
+        ("Udp6SndbufErrors", 0),
+    ]
     return "".join(f"{name:<32}\t{value}\n" for name, value in fields)
 
 
 def render_sockstat(state: HostState, now: float) -> str:
     tcp = 8 + len(state.sessions) * 20 + int(state.utilisation * 40)
-    return (f"sockets: used {tcp * 3 + 120}\nTCP: inuse {tcp} orphan 0 tw {tcp // 2} alloc {tcp + 3} mem {tcp // 4}\n"
-            "UDP: inuse 4 mem 2\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n")
+    return (
+        f"sockets: used {tcp * 3 + 120}\nTCP: inuse {tcp} orphan 0 tw {tcp // 2} alloc {tcp + 3} mem {tcp // 4}\n"
+        "UDP: inuse 4 mem 2\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n"
+    )
 
 
 def render_sockstat6(state: HostState, now: float) -> str:
@@ -342,8 +491,10 @@ def render_sockstat6(state: HostState, now: float) -> str:
 
 def render_softnet(state: HostState, now: float) -> str:
     per_cpu = int(state.rx_packets) // max(1, state.profile.cpus)
-    return "".join(f"{per_cpu:08x} 00000000 {per_cpu // 100000:08x} " + " ".join(["00000000"] * 10) + f" {cpu:08x}\n"
-                   for cpu in range(state.profile.cpus))
+    return "".join(
+        f"{per_cpu:08x} 00000000 {per_cpu // 100000:08x} " + " ".join(["00000000"] * 10) + f" {cpu:08x}\n"
+        for cpu in range(state.profile.cpus)
+    )
 
 
 def _pressure(share: float) -> Callable[[HostState, float], str]:
@@ -353,20 +504,25 @@ def _pressure(share: float) -> Callable[[HostState, float], str]:
         if share < 0.1:
             lines.append(f"full avg10=0.00 avg60=0.00 avg300=0.00 total={total // 3}")
         return "\n".join(lines) + "\n"
+
     return render
 
 
 def render_arp(state: HostState, now: float) -> str:
     gateway = state.profile.ip.rsplit(".", 1)[0] + ".254"
-    return ("IP address       HW type     Flags       HW address            Mask     Device\n"
-            f"{gateway:<16} 0x1         0x2         02:42:ac:11:00:fe     *        {state.profile.nic}\n")
+    return (
+        "IP address       HW type     Flags       HW address            Mask     Device\n"
+        f"{gateway:<16} 0x1         0x2         02:42:ac:11:00:fe     *        {state.profile.nic}\n"
+    )
 
 
 def render_udp(state: HostState, now: float) -> str:
-    return ("   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref "
-            "pointer drops\n"
-            "  512: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 17543 2 "
-            "0000000000000000 0\n")
+    return (
+        "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref "
+        "pointer drops\n"
+        "  512: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 17543 2 "
+        "0000000000000000 0\n"
+    )
 
 
 def render_interrupts(state: HostState, now: float) -> str:
@@ -374,12 +530,15 @@ def render_interrupts(state: HostState, now: float) -> str:
     header = "     " + "".join(f"{'CPU' + str(i):>11}" for i in range(cpus))
     timer = int(state.uptime(now) * 250)
     nic = int(state.rx_packets // max(1, cpus))
-    rows = [("0", [timer if i == 0 else 0 for i in range(cpus)], "IO-APIC   2-edge      timer"),
-            ("125", [nic] * cpus, f"PCI-MSI 524288-edge      {state.profile.nic}"),
-            ("LOC", [timer // cpus] * cpus, "Local timer interrupts"),
-            ("RES", [int(state.ctxt // 1000 // cpus)] * cpus, "Rescheduling interrupts")]
-    lines = [header] + [f"{name + ':':>4}" + "".join(f"{v:>11}" for v in counts) + f"   {info}"
-                        for name, counts, info in rows]
+    rows = [
+        ("0", [timer if i == 0 else 0 for i in range(cpus)], "IO-APIC   2-edge      timer"),
+        ("125", [nic] * cpus, f"PCI-MSI 524288-edge      {state.profile.nic}"),
+        ("LOC", [timer // cpus] * cpus, "Local timer interrupts"),
+        ("RES", [int(state.ctxt // 1000 // cpus)] * cpus, "Rescheduling interrupts"),
+    ]
+    lines = [header] + [
+        f"{name + ':':>4}" + "".join(f"{v:>11}" for v in counts) + f"   {info}" for name, counts, info in rows
+    ]
     return "\n".join(lines) + "\nERR:          0\nMIS:          0\n"
 
 
@@ -396,26 +555,45 @@ CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/"
 
 #: Every file the simulator can show, by absolute path on the simulated host.
 FILES: dict[str, Callable[[HostState, float], str]] = {
-    "/proc/stat": render_stat, "/proc/meminfo": render_meminfo, "/proc/loadavg": render_loadavg,
-    "/proc/uptime": render_uptime, "/proc/net/dev": render_netdev, "/proc/1/mounts": render_mounts,
-    "/proc/mounts": render_mounts, "/proc/self/mounts": render_mounts, "/proc/sys/fs/file-nr": render_filefd,
-    "/proc/sys/kernel/ostype": _kernel("ostype"), "/proc/sys/kernel/hostname": _kernel(1),
-    "/proc/sys/kernel/osrelease": _kernel(2), "/proc/sys/kernel/version": _kernel(3),
-    "/proc/sys/kernel/arch": _kernel("arch"), "/proc/sys/kernel/domainname": _kernel("domainname"),
+    "/proc/stat": render_stat,
+    "/proc/meminfo": render_meminfo,
+    "/proc/loadavg": render_loadavg,
+    "/proc/uptime": render_uptime,
+    "/proc/net/dev": render_netdev,
+    "/proc/1/mounts": render_mounts,
+    "/proc/mounts": render_mounts,
+    "/proc/self/mounts": render_mounts,
+    "/proc/sys/fs/file-nr": render_filefd,
+    "/proc/sys/kernel/ostype": _kernel("ostype"),
+    "/proc/sys/kernel/hostname": _kernel(1),
+    "/proc/sys/kernel/osrelease": _kernel(2),
+    "/proc/sys/kernel/version": _kernel(3),
+    "/proc/sys/kernel/arch": _kernel("arch"),
+    "/proc/sys/kernel/domainname": _kernel("domainname"),
     "/etc/os-release": render_osrelease,
     CLOCKSOURCE + "available_clocksource": lambda state, now: "tsc hpet acpi_pm \n",
     CLOCKSOURCE + "current_clocksource": lambda state, now: "tsc\n",
-    "/proc/diskstats": render_diskstats, "/proc/vmstat": render_vmstat, "/proc/net/snmp": render_snmp,
-    "/proc/net/netstat": render_netstat, "/proc/net/snmp6": render_snmp6, "/proc/net/sockstat": render_sockstat,
-    "/proc/net/sockstat6": render_sockstat6, "/proc/net/softnet_stat": render_softnet,
-    "/proc/pressure/cpu": _pressure(0.3), "/proc/pressure/io": _pressure(0.05),
+    "/proc/diskstats": render_diskstats,
+    "/proc/vmstat": render_vmstat,
+    "/proc/net/snmp": render_snmp,
+    "/proc/net/netstat": render_netstat,
+    "/proc/net/snmp6": render_snmp6,
+    "/proc/net/sockstat": render_sockstat,
+    "/proc/net/sockstat6": render_sockstat6,
+    "/proc/net/softnet_stat": render_softnet,
+    "/proc/pressure/cpu": _pressure(0.3),
+    "/proc/pressure/io": _pressure(0.05),
     "/proc/pressure/memory": _pressure(0.01),
     "/proc/sys/kernel/random/entropy_avail": lambda state, now: "256\n",
     "/proc/sys/kernel/random/poolsize": lambda state, now: "256\n",
-    "/proc/net/arp": render_arp, "/proc/net/udp": render_udp, "/proc/net/udp6": render_udp,
+    "/proc/net/arp": render_arp,
+    "/proc/net/udp": render_udp,
+    "/proc/net/udp6": render_udp,
     "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size": lambda state, now: "2097152\n",
     "/proc/interrupts": render_interrupts,
 }
+
+
 #: Every constant command of the collectors the simulator answers, by the collector's command name.
 def _idle_column(session: Session, now: float) -> str:
     """GNU ``who -u``'s idle column: ``.`` for input in the last minute, ``old`` beyond a day, else HH:MM."""
@@ -465,10 +643,20 @@ def render_session_files(state: HostState, now: float) -> dict[str, str]:
     for session in [s for s in state.sessions if s.id] + [own]:
         local = _local(session)
         kind = "x11" if local else "tty"
-        lines = ["# This is private data. Do not parse.", f"UID={1000 + len(session.user)}", f"USER={session.user}",
-                 f"ACTIVE={int(local)}", f"IS_DISPLAY={int(local)}", "STATE=active",
-                 f"REMOTE={int(session.remote)}", f"TYPE={kind}", f"ORIGINAL_TYPE={kind}", "CLASS=user",
-                 f"SCOPE=session-{session.id}.scope", f"FIFO=/run/systemd/sessions/{session.id}.ref"]
+        lines = [
+            "# This is private data. Do not parse.",
+            f"UID={1000 + len(session.user)}",
+            f"USER={session.user}",
+            f"ACTIVE={int(local)}",
+            f"IS_DISPLAY={int(local)}",
+            "STATE=active",
+            f"REMOTE={int(session.remote)}",
+            f"TYPE={kind}",
+            f"ORIGINAL_TYPE={kind}",
+            "CLASS=user",
+            f"SCOPE=session-{session.id}.scope",
+            f"FIFO=/run/systemd/sessions/{session.id}.ref",
+        ]
         if local:
             lines.append("SEAT=seat0")
         if session.tty:
@@ -478,8 +666,11 @@ def render_session_files(state: HostState, now: float) -> dict[str, str]:
         lines += [f"SERVICE={'sshd' if session.remote else 'gdm-password'}"]
         if local:
             lines.append(f"VTNR={session.tty[3:]}")
-        lines += [f"LEADER={1000 + session.id * 7}", f"REALTIME={int(session.login * 1e6)}",
-                  f"MONOTONIC={int((session.login - state.boot_time) * 1e6)}"]
+        lines += [
+            f"LEADER={1000 + session.id * 7}",
+            f"REALTIME={int(session.login * 1e6)}",
+            f"MONOTONIC={int((session.login - state.boot_time) * 1e6)}",
+        ]
         files[f"{SESSION_DIR}{session.id}"] = "\n".join(lines) + "\n"
     return files
 
@@ -497,8 +688,11 @@ def render_seats(state: HostState, now: float) -> str:
     for index, session in enumerate(wanted):
         since = int(session.idle_since * 1e6) if session.idle_since is not None else 0
         lines += ([""] if index else []) + [
-            f"Id={session.id}", f"LockedHint={'yes' if session.locked else 'no'}",
-            f"IdleHint={'yes' if since else 'no'}", f"IdleSinceHint={since}"]
+            f"Id={session.id}",
+            f"LockedHint={'yes' if session.locked else 'no'}",
+            f"IdleHint={'yes' if since else 'no'}",
+            f"IdleSinceHint={since}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -509,8 +703,13 @@ def render_who_u(state: HostState, now: float) -> str:
 
 
 COMMANDS: dict[str, Callable[[HostState, float], str]] = {
-    "statfs": render_statfs, "machine": render_machine, "date": render_date, "who": render_who_u,
-    "textfile": render_textfile_listing, "adjtimex": render_adjtimex, "seats": render_seats,
+    "statfs": render_statfs,
+    "machine": render_machine,
+    "date": render_date,
+    "who": render_who_u,
+    "textfile": render_textfile_listing,
+    "adjtimex": render_adjtimex,
+    "seats": render_seats,
 }
 
 
@@ -523,8 +722,13 @@ def _exists(path: str, state: HostState) -> bool:
 def _glob(pattern: str, state: HostState) -> list[str]:
     """Shell glob semantics over the simulated files: ``*`` stops at ``/``; no match, no file."""
     parts = pattern.split("/")
-    return sorted(path for path in FILES if _exists(path, state) and len(path.split("/")) == len(parts)
-                  and all(fnmatch.fnmatchcase(a, b) for a, b in zip(path.split("/"), parts, strict=True)))
+    return sorted(
+        path
+        for path in FILES
+        if _exists(path, state)
+        and len(path.split("/")) == len(parts)
+        and all(fnmatch.fnmatchcase(a, b) for a, b in zip(path.split("/"), parts, strict=True))
+    )
 
 
 _LOOP = re.compile(r"for f in (\S+)/[^/\s*?\[]*\*; do case \$\{f##\*/\} in (\S+)\) ")
@@ -533,12 +737,17 @@ _LOOP = re.compile(r"for f in (\S+)/[^/\s*?\[]*\*; do case \$\{f##\*/\} in (\S+)
 def script_request(script: str) -> tuple[list[str], list[str]] | None:
     """(paths and globs, command names) of a collection script, or None if ``script`` is not one."""
     lines = script.split("\n")
-    if len(lines) < 3 or not lines[1].startswith("set -- ") or f"echo '{END}'" not in lines \
-            or not any(line.startswith(f"printf '{START}") for line in lines):
+    if (
+        len(lines) < 3
+        or not lines[1].startswith("set -- ")
+        or f"echo '{END}'" not in lines
+        or not any(line.startswith(f"printf '{START}") for line in lines)
+    ):
         return None
-    commands = [line[len("printf '\\n==> cmd:"):-len(" <==\\n'")] for line in lines
-                if line.startswith("printf '\\n==> cmd:")]
-    patterns = lines[1][len("set -- "):].split()
+    commands = [
+        line[len("printf '\\n==> cmd:") : -len(" <==\\n'")] for line in lines if line.startswith("printf '\\n==> cmd:")
+    ]
+    patterns = lines[1][len("set -- ") :].split()
     for line in lines[2:]:  # glob groups and directory loops (exporter.command.build_script)
         if not line.startswith(("for g in ", "for f in ")):
             continue

@@ -21,13 +21,42 @@ def render_sys(state: HostState, now: float) -> dict[str, str]:
     mac = f"52:54:00:{index // 65536 % 256:02x}:{index // 256 % 256:02x}:{index % 256:02x}"
     files = {}
     for prefix, attrs in (
-        (nic, {"address": mac, "broadcast": "ff:ff:ff:ff:ff:ff", "operstate": "up", "carrier": "1",
-                            "speed": "1000", "duplex": "full", "mtu": "1500", "type": "1", "flags": "0x1003",
-                            "ifindex": "2", "iflink": "2", "tx_queue_len": "1000", "carrier_changes": "2",
-                            "carrier_up_count": "1", "carrier_down_count": "1", "addr_assign_type": "0"}),
-        ("/sys/class/net/lo/", {"address": "00:00:00:00:00:00", "broadcast": "00:00:00:00:00:00",
-                                      "operstate": "unknown", "carrier": "1", "mtu": "65536", "type": "772",
-                                      "flags": "0x9", "ifindex": "1", "iflink": "1", "tx_queue_len": "1000"}),
+        (
+            nic,
+            {
+                "address": mac,
+                "broadcast": "ff:ff:ff:ff:ff:ff",
+                "operstate": "up",
+                "carrier": "1",
+                "speed": "1000",
+                "duplex": "full",
+                "mtu": "1500",
+                "type": "1",
+                "flags": "0x1003",
+                "ifindex": "2",
+                "iflink": "2",
+                "tx_queue_len": "1000",
+                "carrier_changes": "2",
+                "carrier_up_count": "1",
+                "carrier_down_count": "1",
+                "addr_assign_type": "0",
+            },
+        ),
+        (
+            "/sys/class/net/lo/",
+            {
+                "address": "00:00:00:00:00:00",
+                "broadcast": "00:00:00:00:00:00",
+                "operstate": "unknown",
+                "carrier": "1",
+                "mtu": "65536",
+                "type": "772",
+                "flags": "0x9",
+                "ifindex": "1",
+                "iflink": "1",
+                "tx_queue_len": "1000",
+            },
+        ),
     ):
         for attr, value in attrs.items():
             files[prefix + attr] = value + "\n"
@@ -58,9 +87,30 @@ def render_sys(state: HostState, now: float) -> dict[str, str]:
 
 
 #: /proc/filesystems of a Debian/RHEL kernel without SELinux built in (the selinux collector reads it)
-FILESYSTEMS = "".join(f"nodev\t{name}\n" for name in (
-    "sysfs", "tmpfs", "bdev", "proc", "cgroup", "cgroup2", "cpuset", "devtmpfs", "debugfs", "securityfs",
-    "sockfs", "bpf", "pipefs", "ramfs", "hugetlbfs", "devpts", "mqueue", "pstore", "autofs"))
+FILESYSTEMS = "".join(
+    f"nodev\t{name}\n"
+    for name in (
+        "sysfs",
+        "tmpfs",
+        "bdev",
+        "proc",
+        "cgroup",
+        "cgroup2",
+        "cpuset",
+        "devtmpfs",
+        "debugfs",
+        "securityfs",
+        "sockfs",
+        "bpf",
+        "pipefs",
+        "ramfs",
+        "hugetlbfs",
+        "devpts",
+        "mqueue",
+        "pstore",
+        "autofs",
+    )
+)
 FILESYSTEMS += "\text4\n\txfs\n\tvfat\n"
 
 
@@ -86,8 +136,10 @@ def render_systemctl(state: HostState, now: float) -> dict[str, str]:
     if state.profile.busybox:
         return {}
     broken = _unit(state.profile.seed, "unit-failed", int(now // 3600)) < 0.1  # a failed unit now and then
-    units = [(name, "failed", "failed", kind, text) if broken and name == "cups.service" else (name, a, s, kind, text)
-             for name, a, s, kind, text in _UNITS]
+    units = [
+        (name, "failed", "failed", kind, text) if broken and name == "cups.service" else (name, a, s, kind, text)
+        for name, a, s, kind, text in _UNITS
+    ]
     listing = "".join(f"{name} loaded {active} {sub} {text}\n" for name, active, sub, _kind, text in units)
     blocks = []
     for name, _active, _sub, kind, _text in units:

@@ -26,9 +26,16 @@ log = logging.getLogger("optilab.labsim.runtime")
 class LabRuntime:
     """N simulated hosts on 127.0.1.x:port sharing one login key, each with its own host key."""
 
-    def __init__(self, state_dir: Path, hosts: int = 30, departments: int = 3, port: int = 22,
-                 user: str = "optilab", clock: Callable[[], float] | None = None,
-                 base: str = "127.0.1.") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        hosts: int = 30,
+        departments: int = 3,
+        port: int = 22,
+        user: str = "optilab",
+        clock: Callable[[], float] | None = None,
+        base: str = "127.0.1.",
+    ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.port = port
         self.user = user
@@ -91,16 +98,24 @@ class LabRuntime:
         rows = []
         for ip, host in self.hosts.items():
             host.state.advance(now)
-            rows.append({
-                "ip": ip, "port": self.port, "hostname": host.profile.hostname,
-                "department": host.profile.department, "os": host.profile.distro[3],
-                "fault": str(host.fault), "uptime": round(host.state.uptime(now)),
-                "users": len(host.state.sessions), "cpu_utilisation": round(host.state.utilisation, 3),
-                "root_used": round(host.state.root_used_fraction, 4),
-                "connections": host.connections,
-                "open_sessions": sum(1 for t in list(host.transports) if t.is_active()),
-                "execs": host.execs, "shells": host.shells,
-            })
+            rows.append(
+                {
+                    "ip": ip,
+                    "port": self.port,
+                    "hostname": host.profile.hostname,
+                    "department": host.profile.department,
+                    "os": host.profile.distro[3],
+                    "fault": str(host.fault),
+                    "uptime": round(host.state.uptime(now)),
+                    "users": len(host.state.sessions),
+                    "cpu_utilisation": round(host.state.utilisation, 3),
+                    "root_used": round(host.state.root_used_fraction, 4),
+                    "connections": host.connections,
+                    "open_sessions": sum(1 for t in list(host.transports) if t.is_active()),
+                    "execs": host.execs,
+                    "shells": host.shells,
+                }
+            )
         return rows
 
     def inventory(self) -> dict[str, Any]:
@@ -108,19 +123,34 @@ class LabRuntime:
         departments: dict[str, dict[str, Any]] = {}
         for ip, host in self.hosts.items():
             departments.setdefault(host.profile.department, {"hosts": [], "opening_hours": dict(OPENING_HOURS)})[
-                "hosts"].append(ip)
+                "hosts"
+            ].append(ip)
         return {
-            "ssh": {"user": self.user, "port": self.port, "key_file": str(self.key_file),
-                    "known_hosts": str(self.known_hosts), "host_key_policy": "strict",
-                    "connect_timeout": "5s", "command_timeout": "10s"},
+            "ssh": {
+                "user": self.user,
+                "port": self.port,
+                "key_file": str(self.key_file),
+                "known_hosts": str(self.known_hosts),
+                "host_key_policy": "strict",
+                "connect_timeout": "5s",
+                "command_timeout": "10s",
+            },
             "departments": departments,
         }
 
     def describe(self, control_url: str | None) -> str:
         """JSON written to ``lab.json`` once the lab listens: how a parent process finds everything."""
-        return json.dumps({
-            "inventory": str(self.inventory_path), "known_hosts": str(self.known_hosts),
-            "key_file": str(self.key_file), "port": self.port, "control_url": control_url,
-            "hosts": [{"ip": ip, "hostname": h.profile.hostname, "department": h.profile.department}
-                      for ip, h in self.hosts.items()],
-        }, indent=1)
+        return json.dumps(
+            {
+                "inventory": str(self.inventory_path),
+                "known_hosts": str(self.known_hosts),
+                "key_file": str(self.key_file),
+                "port": self.port,
+                "control_url": control_url,
+                "hosts": [
+                    {"ip": ip, "hostname": h.profile.hostname, "department": h.profile.department}
+                    for ip, h in self.hosts.items()
+                ],
+            },
+            indent=1,
+        )

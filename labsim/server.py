@@ -115,8 +115,9 @@ def _wait_while(host: SimHost, mode: Mode, limit: float = HANG_LIMIT) -> None:
         gevent.sleep(POLL)
 
 
-def _answer(host: SimHost, channel: paramiko.Channel, command: str,
-            frame: Callable[[Reply], bytes] | None = None) -> bool:
+def _answer(
+    host: SimHost, channel: paramiko.Channel, command: str, frame: Callable[[Reply], bytes] | None = None
+) -> bool:
     """Answer ``command`` on ``channel``, bent by the host's current fault; ``frame`` wraps the reply
     as the long-lived shell prints it (None: an exec's plain stdout, stderr and exit status).
     False when the channel is finished (hung, dropped)."""
@@ -222,7 +223,8 @@ def serve_connection(host: SimHost, sock: socket.socket, user: str, authorized: 
 
 def listen(host: SimHost, port: int, user: str, authorized: paramiko.PKey) -> StreamServer:
     """Start accepting on (host ip, port)."""
-    server = StreamServer((host.profile.ip, port),
-                          lambda sock, _addr: serve_connection(host, sock, user, authorized), backlog=1024)
+    server = StreamServer(
+        (host.profile.ip, port), lambda sock, _addr: serve_connection(host, sock, user, authorized), backlog=1024
+    )
     server.start()
     return server

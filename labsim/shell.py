@@ -48,7 +48,7 @@ def _strip_prefixes(command: str) -> str:
         changed = False
         for prefix in _PREFIXES:
             if command.startswith(prefix):
-                command, changed = command[len(prefix):].lstrip(), True
+                command, changed = command[len(prefix) :].lstrip(), True
     return command
 
 
@@ -113,15 +113,15 @@ class ShellInput:
             setup = _SETUP.match(self.pending)
             if setup:
                 self.nonce = setup.group(1)
-                self.pending = self.pending[setup.end():]
+                self.pending = self.pending[setup.end() :]
                 steps.append(("ready", f"{self.nonce} ready\n"))
                 continue
             at = self.pending.find(CALL)
             if at < 0 or self.nonce is None:
                 break
-            head, self.pending = self.pending[:at], self.pending[at + len(CALL):]
+            head, self.pending = self.pending[:at], self.pending[at + len(CALL) :]
             if head.startswith(DEFINE_PREFIX) and head.endswith(DEFINE_SUFFIX):
-                self.defined = head[len(DEFINE_PREFIX):-len(DEFINE_SUFFIX)]
+                self.defined = head[len(DEFINE_PREFIX) : -len(DEFINE_SUFFIX)]
             elif head:
                 raise ValueError(f"the simulated shell cannot run {head[:40]!r}")
             steps.append(("call", self.defined))
@@ -131,5 +131,4 @@ class ShellInput:
 
     def frame(self, reply: Reply) -> bytes:
         """``reply`` as the shell prints it after CALL (stderr goes to /dev/null there)."""
-        return (f"{self.nonce} begin\n".encode() + reply.stdout
-                + f"\n{self.nonce} end {reply.status}\n".encode())
+        return f"{self.nonce} begin\n".encode() + reply.stdout + f"\n{self.nonce} end {reply.status}\n".encode()

@@ -72,8 +72,7 @@ def declare(channel: BlockingChannel, topology: Topology) -> None:
     channel.queue_declare(topology.dead_queue, durable=True)
     channel.queue_bind(topology.dead_queue, topology.dead_exchange, routing_key="#")
     channel.exchange_declare(topology.exchange, exchange_type="topic", durable=True)
-    channel.queue_declare(topology.queue, durable=True,
-                          arguments={"x-dead-letter-exchange": topology.dead_exchange})
+    channel.queue_declare(topology.queue, durable=True, arguments={"x-dead-letter-exchange": topology.dead_exchange})
     channel.queue_bind(topology.queue, topology.exchange, routing_key="#")
 
 
@@ -131,10 +130,17 @@ class Publisher:
                 channel = self._open()
                 for routing_key, body in batch:
                     channel.basic_publish(
-                        self.topology.exchange, routing_key, body, mandatory=True,
+                        self.topology.exchange,
+                        routing_key,
+                        body,
+                        mandatory=True,
                         properties=pika.BasicProperties(
-                            content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent,
-                            message_id=uuid.uuid4().hex, type=routing_key.split(".")[0]))
+                            content_type="application/json",
+                            delivery_mode=pika.DeliveryMode.Persistent,
+                            message_id=uuid.uuid4().hex,
+                            type=routing_key.split(".")[0],
+                        ),
+                    )
                 PUBLISHER_BROKER.ok()
                 return len(batch)
             except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:

@@ -28,4 +28,3 @@ def create_app(config: BridgeConfig, start: bool = True) -> Flask:
     if start:
         bridge.start()
     return app
-

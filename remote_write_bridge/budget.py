@@ -52,8 +52,10 @@ class ByteBudget:
             while self.in_use + nbytes > self.total:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise OverBudgetError(f"{self.in_use} of {self.total} decompressed bytes in use by other "
-                                          f"requests for {self.wait_s:g} s")
+                    raise OverBudgetError(
+                        f"{self.in_use} of {self.total} decompressed bytes in use by other "
+                        f"requests for {self.wait_s:g} s"
+                    )
                 self._cond.wait(left)
             self.in_use += nbytes
         try:

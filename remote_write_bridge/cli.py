@@ -34,12 +34,14 @@ Without RabbitMQ, set OPTILAB_ALERTS_DELIVERY=direct: the webhook stores alerts 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="optilab-bridge", epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description="Receive Prometheus remote write and Alertmanager webhooks "
-                                                 "and store them in PostgreSQL/TimescaleDB.")
-    parser.add_argument("--dsn", required=True,
-                        help="PostgreSQL connection string (schema applied by optilab-migrate)")
+    parser = argparse.ArgumentParser(
+        prog="optilab-bridge",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Receive Prometheus remote write and Alertmanager webhooks "
+        "and store them in PostgreSQL/TimescaleDB.",
+    )
+    parser.add_argument("--dsn", required=True, help="PostgreSQL connection string (schema applied by optilab-migrate)")
     parser.add_argument("--config", type=Path, help="YAML file (remote_write: and webhook sections)")
     parser.add_argument("--threads", type=int, default=8, help="waitress worker threads, 1..256 (default 8)")
     flags.add_web_flags(parser, DEFAULT_LISTEN, tls=False)
@@ -79,8 +81,15 @@ def serve(argv: list[str]) -> int:
     host, port = args.listen
     log.info("listening on http://%s:%d", host, port)
     try:
-        waitress.serve(app, host=host, port=port, threads=args.threads, ident="optilab-bridge",
-                       max_request_body_size=2 * config.max_body_bytes, channel_timeout=60)
+        waitress.serve(
+            app,
+            host=host,
+            port=port,
+            threads=args.threads,
+            ident="optilab-bridge",
+            max_request_body_size=2 * config.max_body_bytes,
+            channel_timeout=60,
+        )
     finally:
         bridge.stop()
     return 0

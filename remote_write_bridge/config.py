@@ -28,9 +28,14 @@ WRITE_STATEMENT_TIMEOUT_S = 20.0
 WRITE_LOCK_TIMEOUT_S = 5.0
 
 DEFAULT_ALLOW_LIST = (
-    "node_load1", "node_load5", "node_load15",
-    "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
-    "optilab_logged_in_users", "optilab_probe_success", "optilab_probe_duration_seconds",
+    "node_load1",
+    "node_load5",
+    "node_load15",
+    "node_network_receive_bytes_total",
+    "node_network_transmit_bytes_total",
+    "optilab_logged_in_users",
+    "optilab_probe_success",
+    "optilab_probe_duration_seconds",
 )
 
 
@@ -96,12 +101,24 @@ class BridgeConfig:
 
 
 _FIELDS: dict[str, type | tuple[type, ...]] = {
-    "allow_list": list, "max_body_bytes": int, "max_decompressed_bytes": int, "max_inflight_bytes": int,
-    "inflight_wait_s": (int, float), "pool_min": int, "pool_max": int,
-    "pool_timeout": (int, float), "retention_days": int, "future_tolerance_s": int,
+    "allow_list": list,
+    "max_body_bytes": int,
+    "max_decompressed_bytes": int,
+    "max_inflight_bytes": int,
+    "inflight_wait_s": (int, float),
+    "pool_min": int,
+    "pool_max": int,
+    "pool_timeout": (int, float),
+    "retention_days": int,
+    "future_tolerance_s": int,
     "maintenance_interval_s": (int, float),
-    "max_labels": int, "max_label_name_bytes": int, "max_label_value_bytes": int, "max_series_bytes": int,
-    "isolation_max_writes": int, "statement_timeout_s": (int, float), "lock_timeout_s": (int, float),
+    "max_labels": int,
+    "max_label_name_bytes": int,
+    "max_label_value_bytes": int,
+    "max_series_bytes": int,
+    "isolation_max_writes": int,
+    "statement_timeout_s": (int, float),
+    "lock_timeout_s": (int, float),
     "stuck_write_s": (int, float),
 }
 
@@ -134,9 +151,19 @@ def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:
             errors.append(f"remote_write.allow_list: metric names must be non-empty strings, got {bad!r}")
         else:
             values["allow_list"] = frozenset(names)
-    for key in ("max_body_bytes", "max_decompressed_bytes", "max_inflight_bytes", "pool_min", "pool_max",
-                "retention_days", "max_labels", "max_label_name_bytes", "max_label_value_bytes", "max_series_bytes",
-                "isolation_max_writes"):
+    for key in (
+        "max_body_bytes",
+        "max_decompressed_bytes",
+        "max_inflight_bytes",
+        "pool_min",
+        "pool_max",
+        "retention_days",
+        "max_labels",
+        "max_label_name_bytes",
+        "max_label_value_bytes",
+        "max_series_bytes",
+        "isolation_max_writes",
+    ):
         if key in values and values[key] < 1:
             errors.append(f"remote_write.{key}: must be at least 1, got {values[key]}")
             del values[key]  # the default stands in, so the checks below still run
@@ -145,8 +172,10 @@ def validate(raw: dict[str, Any] | None, dsn: str = "") -> BridgeConfig:
         if getattr(config, key) <= 0:
             errors.append(f"remote_write.{key}: must be positive, got {getattr(config, key)}")
     if config.max_decompressed_bytes > config.max_inflight_bytes:
-        errors.append(f"remote_write.max_decompressed_bytes ({config.max_decompressed_bytes}) exceeds "
-                      f"max_inflight_bytes ({config.max_inflight_bytes}): such a request could never run")
+        errors.append(
+            f"remote_write.max_decompressed_bytes ({config.max_decompressed_bytes}) exceeds "
+            f"max_inflight_bytes ({config.max_inflight_bytes}): such a request could never run"
+        )
     if config.pool_min > config.pool_max:
         errors.append(f"remote_write.pool_min ({config.pool_min}) exceeds pool_max ({config.pool_max})")
     if errors:
@@ -170,16 +199,20 @@ def alert_settings(sections: Mapping[str, Any], environ: Mapping[str, str]) -> A
     return settings
 
 
-def session_settings(statement_timeout_s: float = WRITE_STATEMENT_TIMEOUT_S,
-                     lock_timeout_s: float = WRITE_LOCK_TIMEOUT_S) -> dict[str, str]:
+def session_settings(
+    statement_timeout_s: float = WRITE_STATEMENT_TIMEOUT_S, lock_timeout_s: float = WRITE_LOCK_TIMEOUT_S
+) -> dict[str, str]:
     """PostgreSQL settings for a writing session (``SET`` on connect, so a DSN's own options stay)."""
-    return {"statement_timeout": f"{round(statement_timeout_s * 1000)}ms",
-            "lock_timeout": f"{round(lock_timeout_s * 1000)}ms"}
+    return {
+        "statement_timeout": f"{round(statement_timeout_s * 1000)}ms",
+        "lock_timeout": f"{round(lock_timeout_s * 1000)}ms",
+    }
 
 
 def label_limits(config: BridgeConfig) -> LabelLimits:
-    return LabelLimits(config.max_labels, config.max_label_name_bytes, config.max_label_value_bytes,
-                       config.max_series_bytes)
+    return LabelLimits(
+        config.max_labels, config.max_label_name_bytes, config.max_label_value_bytes, config.max_series_bytes
+    )
 
 
 def load(path: Path | None, dsn: str, environ: Mapping[str, str] | None = None) -> BridgeConfig:

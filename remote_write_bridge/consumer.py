@@ -58,8 +58,9 @@ DB_TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
 class Worker:
     """One consuming thread: its own broker connection, database connection and backoff."""
 
-    def __init__(self, name: str, dsn: str, url: str, topology: Topology, stop: threading.Event,
-                 prefetch: int = PREFETCH) -> None:
+    def __init__(
+        self, name: str, dsn: str, url: str, topology: Topology, stop: threading.Event, prefetch: int = PREFETCH
+    ) -> None:
         self.name, self.dsn, self.url, self.topology, self.stop = name, dsn, url, topology, stop
         self.prefetch = prefetch
         self._db: psycopg.Connection | None = None
@@ -88,15 +89,21 @@ class Worker:
                 self.stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
         self._close_db()
-        log.info("%s: stopped (stored %d, dead-lettered %d, requeued %d)",
-                 self.name, self.stored, self.dead_lettered, self.retried)
+        log.info(
+            "%s: stopped (stored %d, dead-lettered %d, requeued %d)",
+            self.name,
+            self.stored,
+            self.dead_lettered,
+            self.retried,
+        )
 
     def _ensure_db(self) -> None:
         if self._db is None or self._db.closed:
             try:
                 # autocommit: each event's `transaction()` block is the whole transaction
-                self._db = psycopg.connect(self.dsn, connect_timeout=5, autocommit=True,
-                                           application_name="optilab-consumer")
+                self._db = psycopg.connect(
+                    self.dsn, connect_timeout=5, autocommit=True, application_name="optilab-consumer"
+                )
                 # bounded statements: a locked table makes the event go back to the queue in
                 # seconds (nack, backoff, retry) instead of holding the worker indefinitely
                 for name, value in session_settings().items():
@@ -134,8 +141,14 @@ class Worker:
                 except CONNECTION_ERRORS:
                     pass  # broker gone mid-close; its unacked messages are requeued by the broker
 
-    def _handle(self, channel: BlockingChannel, dead_channel: BlockingChannel,
-                method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes) -> None:
+    def _handle(
+        self,
+        channel: BlockingChannel,
+        dead_channel: BlockingChannel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
         try:
             event = parse_event(body)
             self._store(event)
@@ -165,18 +178,35 @@ class Worker:
                 raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
             raise InvalidEventError(f"database refused the event: {exc.diag.message_primary or exc}") from exc
 
-    def _dead_letter(self, channel: BlockingChannel, dead_channel: BlockingChannel,
-                     method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes,
-                     reason: str) -> None:
+    def _dead_letter(
+        self,
+        channel: BlockingChannel,
+        dead_channel: BlockingChannel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+        reason: str,
+    ) -> None:
         log.error("%s: dead-lettering message %s: %s", self.name, properties.message_id, reason)
-        headers = {**(properties.headers or {}), "x-optilab-error": reason[:500],
-                   "x-optilab-routing-key": method.routing_key}
+        headers = {
+            **(properties.headers or {}),
+            "x-optilab-error": reason[:500],
+            "x-optilab-routing-key": method.routing_key,
+        }
         try:
             dead_channel.basic_publish(
-                self.topology.dead_exchange, method.routing_key, body, mandatory=True,
+                self.topology.dead_exchange,
+                method.routing_key,
+                body,
+                mandatory=True,
                 properties=pika.BasicProperties(
-                    content_type=properties.content_type, delivery_mode=pika.DeliveryMode.Persistent,
-                    message_id=properties.message_id, type=properties.type, headers=headers))
+                    content_type=properties.content_type,
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=properties.message_id,
+                    type=properties.type,
+                    headers=headers,
+                ),
+            )
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError):
             channel.basic_reject(method.delivery_tag, requeue=False)  # x-death carries "rejected"
         else:
@@ -185,12 +215,14 @@ class Worker:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="optilab-bridge consume",
-                                     description="Store OptiLab events from RabbitMQ in PostgreSQL.")
+    parser = argparse.ArgumentParser(
+        prog="optilab-bridge consume", description="Store OptiLab events from RabbitMQ in PostgreSQL."
+    )
     parser.add_argument("--dsn", required=True, help="PostgreSQL DSN (schema from optilab-migrate)")
     parser.add_argument("--amqp", default=None, help="AMQP URL (default $OPTILAB_AMQP_URL or local guest)")
-    parser.add_argument("--prefix", default=None,
-                        help="exchange/queue name prefix (default $OPTILAB_AMQP_PREFIX or 'optilab')")
+    parser.add_argument(
+        "--prefix", default=None, help="exchange/queue name prefix (default $OPTILAB_AMQP_PREFIX or 'optilab')"
+    )
     parser.add_argument("--workers", type=int, default=2, help="consumer threads (default 2)")
     parser.add_argument("--prefetch", type=int, default=PREFETCH, help="unacked messages per worker")
     flags.add_log_flags(parser)
@@ -222,8 +254,7 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    workers = [Worker(f"worker-{i}", args.dsn, url, topology, stop, args.prefetch)
-               for i in range(args.workers)]
+    workers = [Worker(f"worker-{i}", args.dsn, url, topology, stop, args.prefetch) for i in range(args.workers)]
     threads = [threading.Thread(target=w.run, name=w.name) for w in workers]
     for thread in threads:
         thread.start()

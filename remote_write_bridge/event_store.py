@@ -65,30 +65,38 @@ def store_alert(conn: psycopg.Connection, event: dict[str, Any]) -> None:
     alert = event["alert"]
     labels, annotations = alert.get("labels", {}), alert.get("annotations", {})
     resolved = alert["status"] == "resolved"
-    conn.execute(_UPSERT_ALERT, {
-        "instance": labels.get("instance"),
-        "fingerprint": alert["fingerprint"],
-        "starts_at": parse_time(alert["startsAt"], "alert.startsAt"),
-        "ends_at": parse_time(alert["endsAt"], "alert.endsAt") if resolved else None,
-        "status": alert["status"],
-        "alertname": labels["alertname"],
-        "alert_type": labels.get("alert_type", labels["alertname"]),
-        "severity": labels.get("severity"),
-        "department": labels.get("department"),
-        "message": annotations.get("summary") or annotations.get("description") or labels["alertname"],
-        "labels": Jsonb(labels),
-        "annotations": Jsonb(annotations),
-    })
+    conn.execute(
+        _UPSERT_ALERT,
+        {
+            "instance": labels.get("instance"),
+            "fingerprint": alert["fingerprint"],
+            "starts_at": parse_time(alert["startsAt"], "alert.startsAt"),
+            "ends_at": parse_time(alert["endsAt"], "alert.endsAt") if resolved else None,
+            "status": alert["status"],
+            "alertname": labels["alertname"],
+            "alert_type": labels.get("alert_type", labels["alertname"]),
+            "severity": labels.get("severity"),
+            "department": labels.get("department"),
+            "message": annotations.get("summary") or annotations.get("description") or labels["alertname"],
+            "labels": Jsonb(labels),
+            "annotations": Jsonb(annotations),
+        },
+    )
 
 
 def upsert_system(conn: psycopg.Connection, event: dict[str, Any]) -> int:
     """The system's id, creating it from what the event knows; known fields are never blanked."""
-    row = conn.execute(_UPSERT_SYSTEM, {
-        "instance": event["instance"], "hostname": event.get("hostname"),
-        "ip": event.get("ip") or event["instance"].rpartition(":")[0] or None,
-        "department": event.get("department"), "os_type": event.get("os_type"),
-        "os_version": event.get("os_version"),
-    }).fetchone()
+    row = conn.execute(
+        _UPSERT_SYSTEM,
+        {
+            "instance": event["instance"],
+            "hostname": event.get("hostname"),
+            "ip": event.get("ip") or event["instance"].rpartition(":")[0] or None,
+            "department": event.get("department"),
+            "os_type": event.get("os_type"),
+            "os_version": event.get("os_version"),
+        },
+    ).fetchone()
     assert row is not None  # RETURNING always yields the inserted or updated row
     return int(row[0])
 
@@ -96,10 +104,16 @@ def upsert_system(conn: psycopg.Connection, event: dict[str, Any]) -> int:
 def store_health(conn: psycopg.Connection, event: dict[str, Any]) -> None:
     """Record one health transition and make the newest one the system's ``health_state``."""
     system_id = upsert_system(conn, event)
-    conn.execute(_INSERT_HISTORY, {
-        "system_id": system_id, "at": parse_time(event["at"], "at"),
-        "status": _STATUS_OF_HEALTH[event["to"]], "to": event["to"], "reason": event.get("reason"),
-    })
+    conn.execute(
+        _INSERT_HISTORY,
+        {
+            "system_id": system_id,
+            "at": parse_time(event["at"], "at"),
+            "status": _STATUS_OF_HEALTH[event["to"]],
+            "to": event["to"],
+            "reason": event.get("reason"),
+        },
+    )
     conn.execute(_SET_HEALTH, {"system_id": system_id})
 
 

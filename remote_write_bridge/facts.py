@@ -42,11 +42,13 @@ def store_facts(pool: Any, batch: Batch) -> int:
                 at_time = datetime.fromtimestamp(ms / 1000, UTC)
                 if known != state and (newest is None or at_time > newest):  # a late old sample is no change
                     at = at_time.isoformat()
-                    event_store.store_health(conn, {"instance": instance, "to": state, "at": at,
-                                                    "reason": "remote_write"})
+                    event_store.store_health(
+                        conn, {"instance": instance, "to": state, "at": at, "reason": "remote_write"}
+                    )
                     changed += 1
         if batch.os:
             instances = sorted(batch.os)
-            changed += conn.execute(_SET_OS, (instances, [batch.os[i][0] for i in instances],
-                                              [batch.os[i][1] for i in instances])).rowcount
+            changed += conn.execute(
+                _SET_OS, (instances, [batch.os[i][0] for i in instances], [batch.os[i][1] for i in instances])
+            ).rowcount
     return changed

@@ -33,8 +33,11 @@ def landing() -> Response:
 @health_bp.app_errorhandler(404)
 def not_found(_error: Exception) -> Response:
     """Plain text instead of Flask's HTML page: the bridge's clients are Prometheus and Alertmanager."""
-    return Response("not found: the bridge serves /api/v1/write, /api/v1/alerts, /health, /metrics "
-                    "(see /)\n", status=404, mimetype="text/plain")
+    return Response(
+        "not found: the bridge serves /api/v1/write, /api/v1/alerts, /health, /metrics (see /)\n",
+        status=404,
+        mimetype="text/plain",
+    )
 
 
 @health_bp.get("/health")
@@ -78,5 +81,8 @@ def _failure(bridge: Bridge) -> dict[str, object] | None:
 @health_bp.get("/metrics")
 def metrics() -> Response:
     registry = state.current().metrics.registry
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
-                    headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return Response(
+        generate_latest(registry),
+        mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
+    )

@@ -25,10 +25,10 @@ IP_ADDRESS_CHARS = 45  # systems.ip_address is varchar(45)
 
 @dataclass(frozen=True)
 class LabelLimits:
-    max_labels: int = 32            # label pairs per series, __name__ included
-    max_name_bytes: int = 128       # one label name
-    max_value_bytes: int = 1024     # one label value (instance is a unique key of systems)
-    max_series_bytes: int = 2048    # all names and values of one series together
+    max_labels: int = 32  # label pairs per series, __name__ included
+    max_name_bytes: int = 128  # one label name
+    max_value_bytes: int = 1024  # one label value (instance is a unique key of systems)
+    max_series_bytes: int = 2048  # all names and values of one series together
 
 
 def check(labels: LabelSet, limits: LabelLimits) -> str | None:

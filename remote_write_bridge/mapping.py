@@ -35,8 +35,7 @@ from optilab.remote_write_bridge.limits import IP_ADDRESS_CHARS, LABEL_LIMIT, La
 from optilab.remote_write_bridge.pgarrays import Float8Values, Int8Values
 from optilab.remote_write_bridge.protocol import validate_labels
 
-USAGE_COLUMNS = {"system_cpu_usage": 0, "system_ram_usage": 1, "system_disk_usage": 2,
-                 "optilab_logged_in_users": 3}
+USAGE_COLUMNS = {"system_cpu_usage": 0, "system_ram_usage": 1, "system_disk_usage": 2, "optilab_logged_in_users": 3}
 USERS_COLUMN = USAGE_COLUMNS["optilab_logged_in_users"]
 PERCENT_MAX = 100.0
 STATUS_METRIC = "system_status"
@@ -55,10 +54,11 @@ LabelSet = tuple[tuple[str, str], ...]
 @dataclass(frozen=True)
 class SeriesInfo:
     """What one validated label set means for storage."""
+
     metric: str
-    instance: str | None          # set for system_* series
+    instance: str | None  # set for system_* series
     system_labels: tuple[str | None, str | None, str | None]  # hostname, ip, department
-    usage_column: int | None      # index into the usage row, or None
+    usage_column: int | None  # index into the usage row, or None
     is_status: bool
     generic_key: tuple[str, str] | None  # (metric, canonical labels JSON) for allow-listed series
     fact: tuple[str, str, str | None] | None = None  # (instance, health state, None) | (instance, os name, version)
@@ -68,10 +68,11 @@ class SeriesInfo:
 @dataclass
 class Batch:
     """Rows derived from one request, keyed so duplicates inside the request merge."""
+
     systems: dict[str, tuple[str | None, str | None, str | None]] = field(default_factory=dict)
     usage: dict[tuple[str, int], list[float | None]] = field(default_factory=dict)
-    status: dict[str, tuple[int, bool]] = field(default_factory=dict)   # instance -> (ms, online)
-    health: dict[str, tuple[int, str]] = field(default_factory=dict)    # instance -> (ms, health state)
+    status: dict[str, tuple[int, bool]] = field(default_factory=dict)  # instance -> (ms, online)
+    health: dict[str, tuple[int, str]] = field(default_factory=dict)  # instance -> (ms, health state)
     os: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # instance -> (name, version)
     # allow-listed samples as parallel columns (duplicates are harmless: the insert skips conflicts);
     # compact arrays, 8 bytes per element instead of ~40 for a list of Python numbers
@@ -99,8 +100,9 @@ class LabelCache:
     oversized label set never occupies the cache.
     """
 
-    def __init__(self, allow_list: frozenset[str], limit: int = 500_000,
-                 label_limits: LabelLimits | None = None) -> None:
+    def __init__(
+        self, allow_list: frozenset[str], limit: int = 500_000, label_limits: LabelLimits | None = None
+    ) -> None:
         self.allow_list = allow_list
         self.limit = limit
         self.label_limits = label_limits or LabelLimits()
@@ -122,8 +124,9 @@ class LabelCache:
         return info
 
 
-def classify(labels: LabelSet, allow_list: frozenset[str],
-             label_limits: LabelLimits | None = None) -> SeriesInfo | str | None:
+def classify(
+    labels: LabelSet, allow_list: frozenset[str], label_limits: LabelLimits | None = None
+) -> SeriesInfo | str | None:
     metric = validate_labels(labels)
     refused = check(labels, label_limits or LabelLimits())
     if refused is not None:
@@ -193,8 +196,7 @@ def _plausible(usage_column: int | None, value: float) -> bool:
     return 0.0 <= value <= PERCENT_MAX
 
 
-def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int,
-             future_tolerance_s: int) -> Batch:
+def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int, future_tolerance_s: int) -> Batch:
     """Turn a ``WriteRequest`` into a ``Batch``; raises RemoteWriteError (400) on invalid labels.
 
     This loop runs for every sample (100,000/s at the target), hence the local names and the
@@ -247,8 +249,9 @@ def to_batch(request: Any, cache: LabelCache, now_ms: int, retention_days: int,
     return batch
 
 
-def _add_fact(batch: Batch, metric: str, fact: tuple[str, str, str | None], samples: Any, oldest: int,
-              newest: int) -> None:
+def _add_fact(
+    batch: Batch, metric: str, fact: tuple[str, str, str | None], samples: Any, oldest: int, newest: int
+) -> None:
     """The newest in-window sample at 1 states the fact (0: another state's series; NaN: stale)."""
     instance, first, second = fact
     for sample in samples:

@@ -37,5 +37,6 @@ class Outage:
             if self._since is None:
                 return
             since, failures, self._since, self.failures = self._since, self.failures, None, 0
-        self.log.info("%s available again after %.1f s (%d failed attempts)", self.what,
-                      time.monotonic() - since, failures)
+        self.log.info(
+            "%s available again after %.1f s (%d failed attempts)", self.what, time.monotonic() - since, failures
+        )

@@ -74,8 +74,7 @@ def pack(values: _TypedArray | _Values) -> bytes | bytearray:
     count = len(values)
     nulls = not isinstance(values, array) and None in values
     if not nulls and count < STRIDED_FROM:
-        body = struct.pack(f">{('i' + values.code) * count}",
-                           *chain.from_iterable(zip(repeat(values.size), values)))
+        body = struct.pack(f">{('i' + values.code) * count}", *chain.from_iterable(zip(repeat(values.size), values)))
         return _HEADER.pack(1, 0, values.element_oid, count, 1) + body
     if not nulls:
         data = array(values.code, values)
@@ -87,9 +86,9 @@ def pack(values: _TypedArray | _Values) -> bytes | bytearray:
         out = bytearray(start + count * stride)
         out[:start] = _HEADER.pack(1, 0, values.element_oid, count, 1)
         for index, byte in enumerate(struct.pack(">i", size)):
-            out[start + index::stride] = bytes((byte,)) * count
+            out[start + index :: stride] = bytes((byte,)) * count
         for index in range(size):
-            out[start + 4 + index::stride] = raw[index::size]
+            out[start + 4 + index :: stride] = raw[index::size]
         return out
     parts = [_HEADER.pack(1, 1, values.element_oid, count, 1)]
     item = struct.Struct(f">i{values.code}")
@@ -112,6 +111,11 @@ def _dumper(cls: type[_TypedArray | _Values], array_oid: int) -> type[Dumper]:
 def register(context: psycopg.Connection | None = None) -> None:
     """Register the dumpers globally (``None``) or on one connection."""
     adapters = context.adapters if context is not None else psycopg.adapters
-    for cls, array_oid in ((Int8Array, 1016), (Int4Array, 1007), (Float8Array, 1022), (Int8Values, 1016),
-                           (Float8Values, 1022)):
+    for cls, array_oid in (
+        (Int8Array, 1016),
+        (Int4Array, 1007),
+        (Float8Array, 1022),
+        (Int8Values, 1016),
+        (Float8Values, 1022),
+    ):
         adapters.register_dumper(cls, _dumper(cls, array_oid))

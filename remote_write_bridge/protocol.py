@@ -17,8 +17,9 @@ _F = descriptor_pb2.FieldDescriptorProto
 
 
 def _build_classes() -> tuple[type[message.Message], ...]:
-    file = descriptor_pb2.FileDescriptorProto(name="optilab/remote_write_v1.proto", package="prometheus",
-                                              syntax="proto3")
+    file = descriptor_pb2.FileDescriptorProto(
+        name="optilab/remote_write_v1.proto", package="prometheus", syntax="proto3"
+    )
 
     def add(name: str, fields: list[tuple[str, int, int, int, str]]) -> None:
         msg = file.message_type.add(name=name)
@@ -27,18 +28,29 @@ def _build_classes() -> tuple[type[message.Message], ...]:
             if type_name:
                 added.type_name = type_name
 
-    add("Label", [("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, ""),
-                  ("value", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, "")])
-    add("Sample", [("value", 1, _F.TYPE_DOUBLE, _F.LABEL_OPTIONAL, ""),
-                   ("timestamp", 2, _F.TYPE_INT64, _F.LABEL_OPTIONAL, "")])
-    add("TimeSeries", [("labels", 1, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, ".prometheus.Label"),
-                       ("samples", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, ".prometheus.Sample")])
+    add(
+        "Label",
+        [("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, ""), ("value", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, "")],
+    )
+    add(
+        "Sample",
+        [("value", 1, _F.TYPE_DOUBLE, _F.LABEL_OPTIONAL, ""), ("timestamp", 2, _F.TYPE_INT64, _F.LABEL_OPTIONAL, "")],
+    )
+    add(
+        "TimeSeries",
+        [
+            ("labels", 1, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, ".prometheus.Label"),
+            ("samples", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, ".prometheus.Sample"),
+        ],
+    )
     # field 3 (metadata) is left out on purpose: unknown fields are skipped by the parser
     add("WriteRequest", [("timeseries", 1, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, ".prometheus.TimeSeries")])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"prometheus.{name}"))
-                 for name in ("Label", "Sample", "TimeSeries", "WriteRequest"))
+    return tuple(
+        message_factory.GetMessageClass(pool.FindMessageTypeByName(f"prometheus.{name}"))
+        for name in ("Label", "Sample", "TimeSeries", "WriteRequest")
+    )
 
 
 Label, Sample, TimeSeries, WriteRequest = _build_classes()
@@ -61,8 +73,9 @@ def check_headers(content_type: str | None, content_encoding: str | None) -> Non
         raise RemoteWriteError(415, f"unsupported Content-Type {content_type!r}, expected {CONTENT_TYPE}")
     proto = params.strip().lower()
     if proto and proto not in ("proto=prometheus.writerequest",):
-        raise RemoteWriteError(415, f"unsupported remote-write message {params.strip()!r}; only 1.0 "
-                                    "(prometheus.WriteRequest) is accepted")
+        raise RemoteWriteError(
+            415, f"unsupported remote-write message {params.strip()!r}; only 1.0 (prometheus.WriteRequest) is accepted"
+        )
     if (content_encoding or "").strip().lower() != "snappy":
         raise RemoteWriteError(415, f"unsupported Content-Encoding {content_encoding!r}, expected snappy")
 
@@ -89,8 +102,11 @@ def check_length(body: bytes, max_decompressed_bytes: int) -> int:
     """
     length = snappy_length(body)
     if length > max_decompressed_bytes:
-        raise RemoteWriteError(413, f"body decompresses to {length} bytes, over the limit of "
-                                    f"{max_decompressed_bytes} (send smaller batches: max_samples_per_send)")
+        raise RemoteWriteError(
+            413,
+            f"body decompresses to {length} bytes, over the limit of "
+            f"{max_decompressed_bytes} (send smaller batches: max_samples_per_send)",
+        )
     return length
 
 

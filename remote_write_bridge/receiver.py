@@ -67,8 +67,7 @@ def _store_facts(bridge: Bridge, batch: Batch) -> None:
 
 def _handle(bridge: Bridge, config: BridgeConfig) -> Response:
     if request.content_length is not None and request.content_length > config.max_body_bytes:
-        return _text(413, f"body of {request.content_length} bytes exceeds the limit of "
-                          f"{config.max_body_bytes}")
+        return _text(413, f"body of {request.content_length} bytes exceeds the limit of {config.max_body_bytes}")
     try:
         check_headers(request.headers.get("Content-Type"), request.headers.get("Content-Encoding"))
         body = request.stream.read(config.max_body_bytes + 1)
@@ -127,8 +126,9 @@ def _store(bridge: Bridge, write_request: Any, batch: Batch, now_ms: int) -> int
     config = bridge.config
 
     def part_batch(series: Sequence[Any]) -> Batch:
-        return to_batch(SimpleNamespace(timeseries=series), bridge.labels, now_ms, config.retention_days,
-                        config.future_tolerance_s)
+        return to_batch(
+            SimpleNamespace(timeseries=series), bridge.labels, now_ms, config.retention_days, config.future_tolerance_s
+        )
 
     def write(series: Sequence[Any]) -> None:
         try:
@@ -139,6 +139,12 @@ def _store(bridge: Bridge, write_request: Any, batch: Batch, now_ms: int) -> int
     refused, writes = isolate(list(write_request.timeseries), write, config.isolation_max_writes)
     lost = part_batch(refused).stored_estimate
     names = sorted({label.value for series in refused for label in series.labels if label.name == "__name__"})
-    log.warning("the database refused %d series (%d samples) for good, stored the rest in %d more writes: %s; "
-                "metrics: %s", len(refused), lost, writes, first, ", ".join(names[:5])[:200])
+    log.warning(
+        "the database refused %d series (%d samples) for good, stored the rest in %d more writes: %s; metrics: %s",
+        len(refused),
+        lost,
+        writes,
+        first,
+        ", ".join(names[:5])[:200],
+    )
     return lost

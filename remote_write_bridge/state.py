@@ -41,8 +41,13 @@ class Bridge:
         self.alerts: AlertSettings = config.alerts or alert_settings(config.sections, os.environ)
         self.metrics = BridgeMetrics()
         self.labels = LabelCache(config.allow_list, label_limits=label_limits(config))
-        self.store = Store(config.dsn, config.pool_min, config.pool_max, config.pool_timeout,
-                           session_settings(config.statement_timeout_s, config.lock_timeout_s))
+        self.store = Store(
+            config.dsn,
+            config.pool_min,
+            config.pool_max,
+            config.pool_timeout,
+            session_settings(config.statement_timeout_s, config.lock_timeout_s),
+        )
         self.inflight = ByteBudget(config.max_inflight_bytes, config.inflight_wait_s)
         self.newest_sample_ms: int | None = None
         self._lock = threading.Lock()
@@ -62,7 +67,10 @@ class Bridge:
         if self.config.maintenance_interval_s > 0 and mode != "timescaledb":  # unknown: it checks each run
             self.maintenance = MaintenanceThread(
                 lambda: psycopg.connect(self.config.dsn, autocommit=True, connect_timeout=3),
-                self.config.maintenance_interval_s, self.config.retention_days, self._maintained)
+                self.config.maintenance_interval_s,
+                self.config.retention_days,
+                self._maintained,
+            )
             self.maintenance.start()
 
     def _maintained(self, result: MaintenanceResult | None) -> None:

@@ -105,8 +105,7 @@ RETURNING id
 
 # Deadlocks between concurrent upserts, a foreign-key miss after the systems cache went stale, and
 # "no partition of relation found for row" (check_violation) after retention dropped a cached day.
-RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure, errors.ForeignKeyViolation,
-             errors.CheckViolation)
+RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure, errors.ForeignKeyViolation, errors.CheckViolation)
 
 
 class UnstorableBatchError(Exception):
@@ -116,14 +115,26 @@ class UnstorableBatchError(Exception):
 class Store:
     """Owns the pool and the id caches; safe to call from many request threads."""
 
-    def __init__(self, dsn: str, pool_min: int = 2, pool_max: int = 8, pool_timeout: float = 5.0,
-                 settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        pool_min: int = 2,
+        pool_max: int = 8,
+        pool_timeout: float = 5.0,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self._settings = settings or {}
-        self.pool = ConnectionPool(dsn, min_size=pool_min, max_size=pool_max, timeout=pool_timeout,
-                                   check=ConnectionPool.check_connection, open=False,
-                                   configure=self._configure if self._settings else None,
-                                   kwargs={"connect_timeout": 3, "application_name": "optilab-bridge"},
-                                   name="optilab-bridge")
+        self.pool = ConnectionPool(
+            dsn,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=pool_timeout,
+            check=ConnectionPool.check_connection,
+            open=False,
+            configure=self._configure if self._settings else None,
+            kwargs={"connect_timeout": 3, "application_name": "optilab-bridge"},
+            name="optilab-bridge",
+        )
         self._writes: dict[int, float] = {}  # in-flight write -> monotonic start
         self.last_failure: tuple[float, str] | None = None  # (monotonic time, reason) of the last transient one
         self._write_ids = itertools.count()
@@ -220,14 +231,19 @@ class Store:
         with self.pool.connection() as conn, conn.transaction():
             if batch.generic_keys:
                 ids = Int8Values(map(series_ids.__getitem__, batch.generic_keys))
-                conn.execute(SAMPLES_INSERT, {"i": ids, "t": batch.generic_ms, "v": batch.generic_values},
-                             prepare=True)
+                conn.execute(SAMPLES_INSERT, {"i": ids, "t": batch.generic_ms, "v": batch.generic_values}, prepare=True)
             if batch.usage:
                 self._write_usage(conn, batch, system_ids)
             if items:
-                conn.execute(STATUS_UPDATE, {"s": Int4Array(i[0] for i in items),
-                                             "t": Int8Array(i[1] for i in items),
-                                             "o": [i[2] for i in items]}, prepare=True)
+                conn.execute(
+                    STATUS_UPDATE,
+                    {
+                        "s": Int4Array(i[0] for i in items),
+                        "t": Int8Array(i[1] for i in items),
+                        "o": [i[2] for i in items],
+                    },
+                    prepare=True,
+                )
         with self._lock:
             for _, ms, online, instance in items:
                 self._status[instance] = (ms, online)
@@ -247,8 +263,14 @@ class Store:
         return sorted(items)
 
     def _write_usage(self, conn: psycopg.Connection, batch: Batch, system_ids: dict[str, int]) -> None:
-        columns: dict[str, list] = {"s": Int4Array(), "t": Int8Array(), "c": Float8Array(), "r": Float8Array(),
-                                    "d": Float8Array(), "n": Float8Array()}
+        columns: dict[str, list] = {
+            "s": Int4Array(),
+            "t": Int8Array(),
+            "c": Float8Array(),
+            "r": Float8Array(),
+            "d": Float8Array(),
+            "n": Float8Array(),
+        }
         for (instance, ms), (cpu, ram, disk, users) in batch.usage.items():
             columns["s"].append(system_ids[instance])
             columns["t"].append(ms)
@@ -305,11 +327,16 @@ class Store:
         if missing:
             metrics, labels = [key[0] for key in missing], [key[1] for key in missing]
             with self.pool.connection() as conn:
-                conn.execute("INSERT INTO series (metric, labels) SELECT * FROM unnest(%s::text[], "
-                             "%s::jsonb[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING", (metrics, labels))
+                conn.execute(
+                    "INSERT INTO series (metric, labels) SELECT * FROM unnest(%s::text[], "
+                    "%s::jsonb[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+                    (metrics, labels),
+                )
                 rows = conn.execute(
                     "SELECT s.id, x.m, x.l FROM unnest(%s::text[], %s::text[]) AS x(m, l) "
-                    "JOIN series s ON s.metric = x.m AND s.labels = x.l::jsonb", (metrics, labels)).fetchall()
+                    "JOIN series s ON s.metric = x.m AND s.labels = x.l::jsonb",
+                    (metrics, labels),
+                ).fetchall()
             with self._lock:
                 if len(self._series) > SERIES_CACHE_LIMIT:
                     self._series.clear()  # bounded memory; ids are simply fetched again

@@ -48,9 +48,11 @@ def broker_warning(settings: AlertSettings) -> str | None:
     try:
         connect(settings.amqp_url).close()
     except Exception as exc:  # any pika/socket failure: the webhook will keep retrying per request
-        return (f"RabbitMQ is not reachable ({type(exc).__name__}): the alert webhook answers 503 until it is; "
-                f"start the broker, fix OPTILAB_AMQP_URL, or set OPTILAB_ALERTS_DELIVERY=direct to store "
-                f"alerts without a broker")
+        return (
+            f"RabbitMQ is not reachable ({type(exc).__name__}): the alert webhook answers 503 until it is; "
+            f"start the broker, fix OPTILAB_AMQP_URL, or set OPTILAB_ALERTS_DELIVERY=direct to store "
+            f"alerts without a broker"
+        )
     return None
 
 
@@ -71,7 +73,7 @@ def parse_payload(payload: Any) -> tuple[list[dict[str, Any]], str, str]:
     if not isinstance(payload, dict):
         raise InvalidEventError("payload: expected a JSON object")
     if payload.get("version") != "4":
-        raise InvalidEventError(f"version: expected \"4\", got {payload.get('version')!r}")
+        raise InvalidEventError(f'version: expected "4", got {payload.get("version")!r}')
     alerts = payload.get("alerts")
     if not isinstance(alerts, list):
         raise InvalidEventError("alerts: expected a list")
@@ -112,8 +114,9 @@ def _store_directly(alerts: list[dict[str, Any]], receiver: str, external_url: s
     try:
         with store.pool.connection() as conn, conn.transaction():
             for alert in alerts:
-                event_store.store_alert(conn, {"type": "alert", "receiver": receiver,
-                                               "externalURL": external_url, "alert": alert})
+                event_store.store_alert(
+                    conn, {"type": "alert", "receiver": receiver, "externalURL": external_url, "alert": alert}
+                )
     except (psycopg.Error, PoolTimeout) as exc:
         log.error("alerts not stored, Alertmanager will retry: %s", str(exc).splitlines()[0] if str(exc) else exc)
         return _error(503, "database unavailable; retry")

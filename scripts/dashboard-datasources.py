@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 DASHBOARDS = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
-SOURCES = {"prometheus": ("DS_PROMETHEUS", "Prometheus", "prometheus", "Prometheus"),
-           "postgres": ("DS_POSTGRES", "PostgreSQL", "postgres", "PostgreSQL")}
+SOURCES = {
+    "prometheus": ("DS_PROMETHEUS", "Prometheus", "prometheus", "Prometheus"),
+    "postgres": ("DS_POSTGRES", "PostgreSQL", "postgres", "PostgreSQL"),
+}
 
 
 def _reference(kind: str) -> dict[str, str]:
@@ -45,9 +47,19 @@ def _rewrite(node: Any) -> Any:
 
 def variable(kind: str) -> dict[str, Any]:
     name, label, _, _ = SOURCES[kind]
-    return {"name": kind, "label": label, "type": "datasource", "query": kind, "hide": 0,
-            "current": {"text": "${" + name + "}", "value": "${" + name + "}"}, "regex": "",
-            "includeAll": False, "multi": False, "refresh": 1, "options": []}
+    return {
+        "name": kind,
+        "label": label,
+        "type": "datasource",
+        "query": kind,
+        "hide": 0,
+        "current": {"text": "${" + name + "}", "value": "${" + name + "}"},
+        "regex": "",
+        "includeAll": False,
+        "multi": False,
+        "refresh": 1,
+        "options": [],
+    }
 
 
 def convert(dashboard: dict[str, Any]) -> dict[str, Any]:
@@ -56,8 +68,18 @@ def convert(dashboard: dict[str, Any]) -> dict[str, Any]:
     templating[:] = [v for v in templating if not (v.get("type") == "datasource" and v.get("name") in SOURCES)]
     templating[:0] = [variable(kind) for kind in SOURCES if kind in used]
     _rewrite(dashboard)
-    inputs = [{"name": SOURCES[kind][0], "label": SOURCES[kind][1], "description": "", "type": "datasource",
-               "pluginId": SOURCES[kind][2], "pluginName": SOURCES[kind][3]} for kind in SOURCES if kind in used]
+    inputs = [
+        {
+            "name": SOURCES[kind][0],
+            "label": SOURCES[kind][1],
+            "description": "",
+            "type": "datasource",
+            "pluginId": SOURCES[kind][2],
+            "pluginName": SOURCES[kind][3],
+        }
+        for kind in SOURCES
+        if kind in used
+    ]
     return {"__inputs": inputs, **{k: v for k, v in dashboard.items() if k != "__inputs"}}
 
 

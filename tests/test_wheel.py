@@ -15,8 +15,7 @@ import pytest
 
 from tests.support.paths import REPO
 
-SCRIPTS = ("optilab-exporter", "optilab-bridge", "optilab-migrate", "optilab-api", "optilab-labsim",
-           "optilab-demo")
+SCRIPTS = ("optilab-exporter", "optilab-bridge", "optilab-migrate", "optilab-api", "optilab-labsim", "optilab-demo")
 
 
 def run(argv: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> str:
@@ -29,19 +28,28 @@ def run(argv: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | 
 def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path, empty_dsn: str) -> None:
     # a clean copy: a build/ left in the checkout by an earlier build could smuggle stale files in
     source = tmp_path / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "node_modules"))
-    build = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(source)],
-                tmp_path)
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "node_modules"
+        ),
+    )
+    build = run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(source)], tmp_path
+    )
     assert "is absent from the `packages` configuration" not in build
     wheel = next((tmp_path / "dist").glob("optilab-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for shipped in ("optilab/timescale/migrations/0001_core.sql", "optilab/toolkit/shipped/alert_rules/optilab.yml",
-                    "optilab/toolkit/shipped/deploy/prometheus/prometheus.yml",
-                    "optilab/toolkit/shipped/deploy/alertmanager/alertmanager.yml",
-                    "optilab/toolkit/shipped/deploy/systemd/optilab-exporter.service",
-                    "optilab/toolkit/shipped/grafana/dashboards/optilab-overview.json",
-                    "optilab/toolkit/shipped/grafana/provisioning/datasources/optilab.yml"):
+    for shipped in (
+        "optilab/timescale/migrations/0001_core.sql",
+        "optilab/toolkit/shipped/alert_rules/optilab.yml",
+        "optilab/toolkit/shipped/deploy/prometheus/prometheus.yml",
+        "optilab/toolkit/shipped/deploy/alertmanager/alertmanager.yml",
+        "optilab/toolkit/shipped/deploy/systemd/optilab-exporter.service",
+        "optilab/toolkit/shipped/grafana/dashboards/optilab-overview.json",
+        "optilab/toolkit/shipped/grafana/provisioning/datasources/optilab.yml",
+    ):
         assert shipped in names, shipped
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     # one namespace in site-packages: no generic top-level names (exporter, api, demo...) to collide with
@@ -52,8 +60,9 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path, empty_
     run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], tmp_path, timeout=600)
     home = tmp_path / "home"
     home.mkdir()
-    env = {key: value for key, value in os.environ.items() if key not in ("OPTILAB_DSN", "PYTHONPATH",
-                                                                          "XDG_STATE_HOME")}
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("OPTILAB_DSN", "PYTHONPATH", "XDG_STATE_HOME")
+    }
     env["HOME"] = str(home)
     for script in SCRIPTS:
         assert run([str(venv / "bin" / script), "--version"], home, env=env).startswith(f"{script}, version 0.1.0")

@@ -29,8 +29,9 @@ class MaintenanceResult:
     partitions_dropped: int
 
 
-def run_maintenance(conn: psycopg.Connection, retention_days: int = 30,
-                    now: datetime | None = None) -> MaintenanceResult:
+def run_maintenance(
+    conn: psycopg.Connection, retention_days: int = 30, now: datetime | None = None
+) -> MaintenanceResult:
     """One maintenance pass on an autocommit connection (each step commits on its own).
 
     A no-op in TimescaleDB mode, so a bridge that started before its database was reachable
@@ -40,11 +41,11 @@ def run_maintenance(conn: psycopg.Connection, retention_days: int = 30,
         return MaintenanceResult(0, 0, 0)
     now = now or datetime.now(UTC)
     today = now.date()
-    created = first(conn.execute("SELECT optilab_ensure_partitions(%s, %s)",
-                           (today - timedelta(days=1), today + timedelta(days=2))))
+    created = first(
+        conn.execute("SELECT optilab_ensure_partitions(%s, %s)", (today - timedelta(days=1), today + timedelta(days=2)))
+    )
     refreshed = first(conn.execute("SELECT optilab_refresh_rollups()"))
-    dropped = first(conn.execute("SELECT optilab_drop_partitions(%s)",
-                           (now - timedelta(days=retention_days),)))
+    dropped = first(conn.execute("SELECT optilab_drop_partitions(%s)", (now - timedelta(days=retention_days),)))
     return MaintenanceResult(created, refreshed, dropped)
 
 
@@ -52,8 +53,13 @@ class MaintenanceThread(threading.Thread):
     """Runs ``run_maintenance`` every ``interval`` seconds until ``stop()``; failures are logged
     and retried next period (a database outage must not kill the thread)."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection], interval: float, retention_days: int,
-                 on_result: Callable[[MaintenanceResult | None], None] = lambda result: None) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection],
+        interval: float,
+        retention_days: int,
+        on_result: Callable[[MaintenanceResult | None], None] = lambda result: None,
+    ) -> None:
         super().__init__(name="optilab-maintenance", daemon=True)
         self._connect, self._interval, self._retention = connect, interval, retention_days
         self._on_result = on_result

@@ -62,8 +62,7 @@ def load_migrations(mode: str) -> list[Migration]:
             continue
         match = _FILE_RE.match(entry.name)
         if match is None:
-            raise ValueError(f"migration file name {entry.name!r} is not "
-                             "NNNN_name[.timescaledb|.postgresql].sql")
+            raise ValueError(f"migration file name {entry.name!r} is not NNNN_name[.timescaledb|.postgresql].sql")
         versions.add(match["version"])
         if match["mode"] in (None, mode):
             found[match["version"]] = Migration(match["version"], match["mode"], entry.read_text())
@@ -80,8 +79,10 @@ def detect_mode(conn: psycopg.Connection) -> str:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             license_ = first(conn.execute("SHOW timescaledb.license"))
             if license_ != "timescale":
-                log.warning("TimescaleDB is the %r build without compression and continuous aggregates; "
-                            "using plain PostgreSQL", license_)
+                log.warning(
+                    "TimescaleDB is the %r build without compression and continuous aggregates; using plain PostgreSQL",
+                    license_,
+                )
                 raise _NotLicensedError
     except _NotLicensedError:
         return "postgresql"
@@ -102,8 +103,9 @@ def _existing_mode(conn: psycopg.Connection) -> str | None:
     return first(conn.execute("SELECT storage_mode()"))
 
 
-def migrate(dsn: str, prefer: str = "auto", roles: Roles | None = None,
-            passwords: Mapping[str, str] | None = None) -> str:
+def migrate(
+    dsn: str, prefer: str = "auto", roles: Roles | None = None, passwords: Mapping[str, str] | None = None
+) -> str:
     """Bring the database at ``dsn`` up to date and return its storage mode.
 
     ``prefer="postgresql"`` keeps a new database on plain PostgreSQL even where TimescaleDB exists
@@ -156,22 +158,34 @@ def _migrate_locked(conn: psycopg.Connection, prefer: str, owner: str | None = N
         log.info("applying %s%s", migration.version, f" ({migration.mode})" if migration.mode else "")
         with conn.transaction():
             conn.execute(migration.sql)
-            conn.execute("INSERT INTO schema_migrations (version, mode) VALUES (%s, %s)",
-                         (migration.version, migration.mode))
+            conn.execute(
+                "INSERT INTO schema_migrations (version, mode) VALUES (%s, %s)", (migration.version, migration.mode)
+            )
     return mode
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="optilab-migrate",
-                                     description="Apply or update OptiLab's schema in a PostgreSQL database.")
+    parser = argparse.ArgumentParser(
+        prog="optilab-migrate", description="Apply or update OptiLab's schema in a PostgreSQL database."
+    )
     parser.add_argument("--dsn", required=True, help="libpq connection string or URL of the database")
-    parser.add_argument("--mode", choices=("auto", *MODES), default="auto",
-                        help="storage mode for a new database (default: TimescaleDB when available)")
-    parser.add_argument("--roles", action="store_true",
-                        help="also create/update the owner, writer and reader roles and run the migrations as "
-                             "the owner (passwords from " + ", ".join(PASSWORD_VARIABLES.values()) + ")")
-    parser.add_argument("--check-roles", action="store_true",
-                        help="only check the roles and their grants on this database; exit 1 on a problem")
+    parser.add_argument(
+        "--mode",
+        choices=("auto", *MODES),
+        default="auto",
+        help="storage mode for a new database (default: TimescaleDB when available)",
+    )
+    parser.add_argument(
+        "--roles",
+        action="store_true",
+        help="also create/update the owner, writer and reader roles and run the migrations as "
+        "the owner (passwords from " + ", ".join(PASSWORD_VARIABLES.values()) + ")",
+    )
+    parser.add_argument(
+        "--check-roles",
+        action="store_true",
+        help="only check the roles and their grants on this database; exit 1 on a problem",
+    )
     defaults = Roles()
     for kind, name in defaults.items():
         parser.add_argument(f"--{kind}-role", default=name, help=f"{kind} role name (default {name})")

@@ -33,11 +33,17 @@ from psycopg import sql
 from optilab.toolkit.backends import first
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-PASSWORD_VARIABLES = {"owner": "OPTILAB_OWNER_PASSWORD", "writer": "OPTILAB_WRITER_PASSWORD",
-                      "reader": "OPTILAB_READER_PASSWORD"}
+PASSWORD_VARIABLES = {
+    "owner": "OPTILAB_OWNER_PASSWORD",
+    "writer": "OPTILAB_WRITER_PASSWORD",
+    "reader": "OPTILAB_READER_PASSWORD",
+}
 #: plain-mode functions the writer's upkeep calls (timescale/maintenance.py); SECURITY DEFINER
-UPKEEP_FUNCTIONS = ("optilab_ensure_partitions(date, date)", "optilab_drop_partitions(timestamptz)",
-                    "optilab_refresh_rollups()")
+UPKEEP_FUNCTIONS = (
+    "optilab_ensure_partitions(date, date)",
+    "optilab_drop_partitions(timestamptz)",
+    "optilab_refresh_rollups()",
+)
 WRITER_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE")
 
 
@@ -71,14 +77,20 @@ def ensure_roles(conn: psycopg.Connection, roles: Roles, passwords: Mapping[str,
     for kind, name in roles.items():
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
-        conn.execute(sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
-                                    "NOBYPASSRLS").format(_id(name)))
+        conn.execute(
+            sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS").format(
+                _id(name)
+            )
+        )
         if passwords.get(kind):
             hashed = conn.pgconn.encrypt_password(passwords[kind].encode(), name.encode(), b"scram-sha-256")
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(_id(name), sql.Literal(hashed.decode())))
         conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(_id(database), _id(name)))
-    conn.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} SET default_transaction_read_only = on").format(
-        _id(roles.reader), _id(database)))
+    conn.execute(
+        sql.SQL("ALTER ROLE {} IN DATABASE {} SET default_transaction_read_only = on").format(
+            _id(roles.reader), _id(database)
+        )
+    )
     conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # PostgreSQL < 15 still grants it
     conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(_id(roles.owner)))
     conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}, {}").format(_id(roles.writer), _id(roles.reader)))
@@ -89,21 +101,27 @@ def adopt(conn: psycopg.Connection, owner: str) -> int:
     """Make ``owner`` the owner of every OptiLab object in schema public that another role created
     (a database migrated before the roles existed); returns how many changed hands. Extension
     members and sequences owned by a column (they follow their table) are left alone."""
-    relations = conn.execute("""
+    relations = conn.execute(
+        """
         SELECT c.relkind, c.relname FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
           AND c.relowner <> %s::regrole
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                           AND (d.deptype = 'e' OR (c.relkind = 'S' AND d.deptype IN ('a', 'i'))))
-        ORDER BY c.relkind = 'p' DESC, c.relname""", (owner,)).fetchall()
+        ORDER BY c.relkind = 'p' DESC, c.relname""",
+        (owner,),
+    ).fetchall()
     keyword = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
     for kind, name in relations:
         conn.execute(sql.SQL("ALTER " + keyword[kind] + " {} OWNER TO {}").format(_id(name), _id(owner)))
-    functions = conn.execute("""
+    functions = conn.execute(
+        """
         SELECT p.oid::regprocedure::text FROM pg_proc p
         WHERE p.pronamespace = 'public'::regnamespace AND p.proowner <> %s::regrole
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                          AND d.deptype = 'e')""", (owner,)).fetchall()
+                          AND d.deptype = 'e')""",
+        (owner,),
+    ).fetchall()
     for (signature,) in functions:  # regprocedure text is already quoted where it needs to be
         conn.execute(sql.SQL("ALTER FUNCTION " + signature + " OWNER TO {}").format(_id(owner)))
     return len(relations) + len(functions)
@@ -132,8 +150,11 @@ def check_roles(conn: psycopg.Connection, roles: Roles) -> list[str]:
     """What is wrong with the roles on this database (empty: all as ``--roles`` leaves them)."""
     problems: list[str] = []
     for kind, name in roles.items():
-        row = conn.execute("SELECT rolcanlogin, rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls "
-                           "FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        row = conn.execute(
+            "SELECT rolcanlogin, rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls "
+            "FROM pg_roles WHERE rolname = %s",
+            (name,),
+        ).fetchone()
         if row is None:
             problems.append(f"{kind} role {name} does not exist (run optilab-migrate --roles)")
         elif not row[0] or row[1]:
@@ -143,13 +164,16 @@ def check_roles(conn: psycopg.Connection, roles: Roles) -> list[str]:
     read_only = conn.execute(
         "SELECT 1 FROM pg_db_role_setting s WHERE s.setrole = %s::regrole AND s.setdatabase IN (0, "
         "(SELECT oid FROM pg_database WHERE datname = %s)) "
-        "AND 'default_transaction_read_only=on' = ANY (s.setconfig)", (roles.reader, conn.info.dbname)).fetchone()
+        "AND 'default_transaction_read_only=on' = ANY (s.setconfig)",
+        (roles.reader, conn.info.dbname),
+    ).fetchone()
     if read_only is None:
         problems.append(f"reader role {roles.reader}: sessions are not read-only (default_transaction_read_only)")
     for name in (roles.writer, roles.reader):
         if first(conn.execute("SELECT has_schema_privilege(%s, 'public', 'CREATE')", (name,))):
             problems.append(f"{name} may CREATE in schema public (DDL)")
-    relations = conn.execute("""
+    relations = conn.execute(
+        """
         SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner),
                has_table_privilege(%(w)s, c.oid, 'SELECT') AND has_table_privilege(%(w)s, c.oid, 'INSERT')
                    AND has_table_privilege(%(w)s, c.oid, 'UPDATE'),
@@ -160,7 +184,9 @@ def check_roles(conn: psycopg.Connection, roles: Roles) -> list[str]:
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                           AND d.deptype = 'e')
-        ORDER BY c.relname""", {"w": roles.writer, "r": roles.reader}).fetchall()
+        ORDER BY c.relname""",
+        {"w": roles.writer, "r": roles.reader},
+    ).fetchall()
     for name, kind, owner, writes, reads, reader_writes in relations:
         if owner != roles.owner:
             problems.append(f"{name} is owned by {owner}, not {roles.owner}")
@@ -170,9 +196,12 @@ def check_roles(conn: psycopg.Connection, roles: Roles) -> list[str]:
             problems.append(f"{roles.reader} cannot SELECT {name}")
         if reader_writes:
             problems.append(f"{roles.reader} may write to {name}")
-    defaults = first(conn.execute(
-        "SELECT count(*) FROM pg_default_acl WHERE defaclrole = %s::regrole AND defaclobjtype IN ('r', 'S')",
-        (roles.owner,)))
+    defaults = first(
+        conn.execute(
+            "SELECT count(*) FROM pg_default_acl WHERE defaclrole = %s::regrole AND defaclobjtype IN ('r', 'S')",
+            (roles.owner,),
+        )
+    )
     if defaults < 2:
         problems.append(f"{roles.owner} has no default privileges for new tables and sequences")
     return problems

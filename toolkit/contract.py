@@ -27,8 +27,7 @@ ALERT_STATUSES = ("firing", "resolved")
 #: Why a probe failed (``optilab_probe_error_info{reason}``, health events' ``reason``).
 PROBE_REASONS = ("timeout", "refused", "auth", "hostkey", "protocol", "unreachable", "overload")
 #: Reasons that blame the bastion, not the lab machine behind it (exporter/jump.py raises them).
-JUMP_REASONS = ("jump_unreachable", "jump_timeout", "jump_hostkey", "jump_auth", "jump_refused",
-                "jump_protocol")
+JUMP_REASONS = ("jump_unreachable", "jump_timeout", "jump_hostkey", "jump_auth", "jump_refused", "jump_protocol")
 
 #: ``OPTILAB_AMQP_PREFIX`` names the exchange ``PREFIX.events``, its queue, ``PREFIX.dlx`` and ``PREFIX.dead``.
 DEFAULT_AMQP_PREFIX = "optilab"
@@ -42,30 +41,69 @@ def now_iso() -> str:
 
 # -- building bodies -----------------------------------------------------------------------------
 
-def health_body(instance: str, hostname: str, ip: str, department: str, before: str, after: str,
-                reason: str | None, at: str | None = None) -> dict[str, Any]:
+
+def health_body(
+    instance: str,
+    hostname: str,
+    ip: str,
+    department: str,
+    before: str,
+    after: str,
+    reason: str | None,
+    at: str | None = None,
+) -> dict[str, Any]:
     """A ``health`` event: ``instance`` moved from ``before`` to ``after`` (routing key ``health``)."""
-    return {"type": "health", "version": EVENT_VERSION, "instance": instance, "hostname": hostname,
-            "ip": ip, "department": department, "from": before, "to": after, "reason": reason,
-            "at": at or now_iso()}
+    return {
+        "type": "health",
+        "version": EVENT_VERSION,
+        "instance": instance,
+        "hostname": hostname,
+        "ip": ip,
+        "department": department,
+        "from": before,
+        "to": after,
+        "reason": reason,
+        "at": at or now_iso(),
+    }
 
 
-def discovery_body(instance: str, hostname: str, ip: str, department: str, os_type: str | None,
-                   os_version: str | None, at: str | None = None) -> dict[str, Any]:
+def discovery_body(
+    instance: str,
+    hostname: str,
+    ip: str,
+    department: str,
+    os_type: str | None,
+    os_version: str | None,
+    at: str | None = None,
+) -> dict[str, Any]:
     """A ``discovery`` event: a host ``optilab-exporter scan`` found (routing key ``discovery``)."""
-    return {"type": "discovery", "version": EVENT_VERSION, "instance": instance, "hostname": hostname,
-            "ip": ip, "department": department, "os_type": os_type, "os_version": os_version,
-            "at": at or now_iso()}
+    return {
+        "type": "discovery",
+        "version": EVENT_VERSION,
+        "instance": instance,
+        "hostname": hostname,
+        "ip": ip,
+        "department": department,
+        "os_type": os_type,
+        "os_version": os_version,
+        "at": at or now_iso(),
+    }
 
 
 def alert_message(alert: dict[str, Any], receiver: str, external_url: str) -> tuple[str, bytes]:
     """Routing key and body for one Alertmanager alert (already validated)."""
-    body = {"type": "alert", "version": EVENT_VERSION, "receiver": receiver,
-            "externalURL": external_url, "alert": alert}
+    body = {
+        "type": "alert",
+        "version": EVENT_VERSION,
+        "receiver": receiver,
+        "externalURL": external_url,
+        "alert": alert,
+    }
     return f"alert.{alert['status']}", json.dumps(body, separators=(",", ":")).encode()
 
 
 # -- validating bodies ---------------------------------------------------------------------------
+
 
 class InvalidEventError(ValueError):
     """A body that can never be stored, whatever the retries; the message says why."""

@@ -53,33 +53,57 @@ def _level_type(text: str) -> int:
 
 
 def add_web_flags(parser: argparse.ArgumentParser, default_listen: str, tls: bool = True) -> None:
-    parser.add_argument("--web.listen-address", "--listen", dest="listen", type=_listen_type,
-                        default=parse_listen(default_listen), metavar="HOST:PORT",
-                        help=f"address to serve on (default {default_listen}; port 0 picks a free one)")
+    parser.add_argument(
+        "--web.listen-address",
+        "--listen",
+        dest="listen",
+        type=_listen_type,
+        default=parse_listen(default_listen),
+        metavar="HOST:PORT",
+        help=f"address to serve on (default {default_listen}; port 0 picks a free one)",
+    )
     what = "TLS and basic auth" if tls else "basic auth (TLS: put a reverse proxy in front, see README)"
-    parser.add_argument("--web.config.file", dest="web_config_file", metavar="FILE", default="",
-                        help=f"exporter-toolkit web config YAML for {what}")
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        default="",
+        help=f"exporter-toolkit web config YAML for {what}",
+    )
 
 
 def add_log_flags(parser: argparse.ArgumentParser, default: str = "info") -> None:
-    parser.add_argument("--log.level", "--log-level", dest="log_level", type=_level_type,
-                        default=logs.parse_level(default), metavar="LEVEL",
-                        help=f"debug, info, warn or error, any case (default {default})")
-    parser.add_argument("--log.format", dest="log_format", choices=logs.FORMATS, default="logfmt",
-                        help="logfmt (default) or json, one record per line on stderr")
+    parser.add_argument(
+        "--log.level",
+        "--log-level",
+        dest="log_level",
+        type=_level_type,
+        default=logs.parse_level(default),
+        metavar="LEVEL",
+        help=f"debug, info, warn or error, any case (default {default})",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=logs.FORMATS,
+        default="logfmt",
+        help="logfmt (default) or json, one record per line on stderr",
+    )
 
 
 def add_version(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--version", action="version", version=version_text(parser.prog),
-                        help="print the version and exit")
+    parser.add_argument(
+        "--version", action="version", version=version_text(parser.prog), help="print the version and exit"
+    )
 
 
 def setup_logging(args: argparse.Namespace) -> None:
     logs.setup(args.log_level, args.log_format)
 
 
-def web_config(parser: argparse.ArgumentParser, args: argparse.Namespace,
-               tls: bool = True) -> tuple[WebConfig, ssl.SSLContext | None]:
+def web_config(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, tls: bool = True
+) -> tuple[WebConfig, ssl.SSLContext | None]:
     """Load ``--web.config.file`` (and its TLS files) or end with an error naming the field (exit 2)."""
     try:
         config = load_web_config(args.web_config_file or None)
@@ -87,7 +111,10 @@ def web_config(parser: argparse.ArgumentParser, args: argparse.Namespace,
     except WebConfigError as exc:
         parser.exit(2, f"{parser.prog}: --web.config.file: {exc}\n")
     if config.tls is not None and not tls:
-        parser.exit(2, f"{parser.prog}: --web.config.file: {config.source}: tls_server_config: this service "
-                       f"runs under waitress, which does not speak TLS; terminate TLS in a reverse proxy "
-                       f"(README, 'TLS') and keep basic_auth_users here\n")
+        parser.exit(
+            2,
+            f"{parser.prog}: --web.config.file: {config.source}: tls_server_config: this service "
+            f"runs under waitress, which does not speak TLS; terminate TLS in a reverse proxy "
+            f"(README, 'TLS') and keep basic_auth_users here\n",
+        )
     return config, context

@@ -13,8 +13,13 @@ import sys
 import time
 from typing import Any
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-          "warning": logging.WARNING, "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 FORMATS = ("logfmt", "json")
 
 
@@ -31,8 +36,12 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 def _fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, Any]:
-    fields = {"ts": _timestamp(record), "level": record.levelname.lower().replace("warning", "warn"),
-              "logger": record.name, "msg": record.getMessage()}
+    fields = {
+        "ts": _timestamp(record),
+        "level": record.levelname.lower().replace("warning", "warn"),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
     if record.exc_info:
         fields["exc"] = formatter.formatException(record.exc_info)
     return fields

@@ -21,8 +21,13 @@ from pathlib import Path
 
 RUNBOOK_BASE = "https://optilab.example/docs/alerts.md"
 #: Shipped folder → where write-configs puts it.
-LAYOUT = {"alert_rules": "alert_rules", "deploy/prometheus": "prometheus", "deploy/alertmanager": "alertmanager",
-          "deploy/systemd": "systemd", "grafana": "grafana"}
+LAYOUT = {
+    "alert_rules": "alert_rules",
+    "deploy/prometheus": "prometheus",
+    "deploy/alertmanager": "alertmanager",
+    "deploy/systemd": "systemd",
+    "grafana": "grafana",
+}
 _PACKAGE = __name__.rsplit(".", 1)[0] + ".shipped"
 
 
@@ -65,11 +70,14 @@ def rendered(runbook_base: str = RUNBOOK_BASE) -> dict[str, str]:
 def write(directory: Path, runbook_base: str = RUNBOOK_BASE, force: bool = False) -> list[Path]:
     """Write every file under ``directory``; an existing different file is kept unless ``force``."""
     files = rendered(runbook_base)
-    clashes = [name for name, text in files.items()
-               if (directory / name).exists() and (directory / name).read_text() != text]
+    clashes = [
+        name for name, text in files.items() if (directory / name).exists() and (directory / name).read_text() != text
+    ]
     if clashes and not force:
-        raise FileExistsError(f"{len(clashes)} files differ from the shipped ones and are kept "
-                              f"(first: {directory / clashes[0]}); --force overwrites them")
+        raise FileExistsError(
+            f"{len(clashes)} files differ from the shipped ones and are kept "
+            f"(first: {directory / clashes[0]}); --force overwrites them"
+        )
     written = []
     for name, text in files.items():
         path = directory / name
@@ -81,12 +89,17 @@ def write(directory: Path, runbook_base: str = RUNBOOK_BASE, force: bool = False
 
 def main(argv: list[str], prog: str = "optilab-exporter write-configs") -> int:
     parser = argparse.ArgumentParser(
-        prog=prog, description="Write the Prometheus and Alertmanager examples, alert rules, Grafana "
-                               "dashboards and provisioning, and systemd units this OptiLab ships into DIR.")
+        prog=prog,
+        description="Write the Prometheus and Alertmanager examples, alert rules, Grafana "
+        "dashboards and provisioning, and systemd units this OptiLab ships into DIR.",
+    )
     parser.add_argument("directory", type=Path, metavar="DIR", help="output folder (created if missing)")
-    parser.add_argument("--runbook-base", default=RUNBOOK_BASE, metavar="URL",
-                        help=f"absolute URL of the runbooks (docs/alerts.md) for runbook_url (default "
-                             f"{RUNBOOK_BASE}, a placeholder)")
+    parser.add_argument(
+        "--runbook-base",
+        default=RUNBOOK_BASE,
+        metavar="URL",
+        help=f"absolute URL of the runbooks (docs/alerts.md) for runbook_url (default {RUNBOOK_BASE}, a placeholder)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite files that differ from the shipped ones")
     args = parser.parse_args(argv)
     if not args.runbook_base.startswith(("https://", "http://")):

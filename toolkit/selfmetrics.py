@@ -19,7 +19,11 @@ def register(registry: CollectorRegistry, component: str) -> None:
     """Add ``process_*``, ``python_info`` and ``optilab_build_info{component,version,pythonversion}``."""
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
-    info = Gauge("optilab_build_info", "A metric with a constant '1' value labelled by OptiLab's version, "
-                 "the component and the Python version it runs on.",
-                 ["component", "version", "pythonversion"], registry=registry)
+    info = Gauge(
+        "optilab_build_info",
+        "A metric with a constant '1' value labelled by OptiLab's version, "
+        "the component and the Python version it runs on.",
+        ["component", "version", "pythonversion"],
+        registry=registry,
+    )
     info.labels(component, version(), platform.python_version()).set(1)

@@ -33,13 +33,23 @@ import bcrypt
 import yaml
 
 _BCRYPT = re.compile(r"^\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}$")
-CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
-               "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
+CLIENT_AUTH = {
+    "NoClientCert": ssl.CERT_NONE,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
 _UNSUPPORTED_AUTH = ("RequestClientCert", "RequireAnyClientCert")
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 _TLS_KEYS = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version"}
-_TLS_TOOLKIT_ONLY = {"cert", "key", "client_ca", "cipher_suites", "curve_preferences",
-                     "prefer_server_cipher_suites", "client_allowed_sans"}
+_TLS_TOOLKIT_ONLY = {
+    "cert",
+    "key",
+    "client_ca",
+    "cipher_suites",
+    "curve_preferences",
+    "prefer_server_cipher_suites",
+    "client_allowed_sans",
+}
 _TOP_KEYS = {"tls_server_config", "http_server_config", "basic_auth_users"}
 
 
@@ -69,8 +79,9 @@ class WebConfig:
         return "https" if self.tls else "http"
 
 
-def _mapping(errors: list[str], source: str, value: Any, path: str, allowed: set[str],
-             hints: Mapping[str, str] | None = None) -> dict[str, Any]:
+def _mapping(
+    errors: list[str], source: str, value: Any, path: str, allowed: set[str], hints: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -96,8 +107,10 @@ def _file(errors: list[str], source: str, base: Path, raw: Mapping[str, Any], pa
 
 
 def _tls(errors: list[str], source: str, base: Path, raw: Any) -> TlsSettings | None:
-    hints = {key: "not supported by OptiLab (Python's ssl module); use cert_file, key_file, client_ca_file"
-             for key in _TLS_TOOLKIT_ONLY}
+    hints = {
+        key: "not supported by OptiLab (Python's ssl module); use cert_file, key_file, client_ca_file"
+        for key in _TLS_TOOLKIT_ONLY
+    }
     section = _mapping(errors, source, raw, "tls_server_config", _TLS_KEYS, hints)
     if not section:
         return None
@@ -109,18 +122,21 @@ def _tls(errors: list[str], source: str, base: Path, raw: Any) -> TlsSettings | 
     ca = _file(errors, source, base, section, "tls_server_config.client_ca_file")
     auth = section.get("client_auth_type", "RequireAndVerifyClientCert" if ca else "NoClientCert")
     if auth in _UNSUPPORTED_AUTH:
-        errors.append(f"{source}: tls_server_config.client_auth_type: {auth} is not supported (Python's ssl "
-                      f"verifies every certificate it asks for); use VerifyClientCertIfGiven")
+        errors.append(
+            f"{source}: tls_server_config.client_auth_type: {auth} is not supported (Python's ssl "
+            f"verifies every certificate it asks for); use VerifyClientCertIfGiven"
+        )
     elif auth not in CLIENT_AUTH:
-        errors.append(f"{source}: tls_server_config.client_auth_type: {auth!r} is not one of "
-                      f"{', '.join(CLIENT_AUTH)}")
+        errors.append(f"{source}: tls_server_config.client_auth_type: {auth!r} is not one of {', '.join(CLIENT_AUTH)}")
     elif auth != "NoClientCert" and ca is None:
         errors.append(f"{source}: tls_server_config.client_ca_file: required with client_auth_type {auth}")
     versions = {}
     for name in ("min_version", "max_version"):
         if name in section and section[name] not in TLS_VERSIONS:
-            errors.append(f"{source}: tls_server_config.{name}: {section[name]!r} is not one of "
-                          f"{', '.join(TLS_VERSIONS)} (older versions are not offered)")
+            errors.append(
+                f"{source}: tls_server_config.{name}: {section[name]!r} is not one of "
+                f"{', '.join(TLS_VERSIONS)} (older versions are not offered)"
+            )
         versions[name] = section.get(name)
     if cert is None or key is None:
         return None
@@ -138,9 +154,11 @@ def _users(errors: list[str], source: str, raw: Any) -> dict[str, bytes]:
         if not isinstance(user, str) or not user or ":" in user:
             errors.append(f"{source}: basic_auth_users: {user!r} is not a user name (non-empty, no ':')")
         elif not isinstance(hashed, str) or not _BCRYPT.match(hashed):
-            errors.append(f"{source}: basic_auth_users.{user}: not a bcrypt hash (make one with: "
-                          f"python3 -c 'import bcrypt,getpass; print(bcrypt.hashpw(getpass.getpass().encode(), "
-                          f"bcrypt.gensalt()).decode())')")
+            errors.append(
+                f"{source}: basic_auth_users.{user}: not a bcrypt hash (make one with: "
+                f"python3 -c 'import bcrypt,getpass; print(bcrypt.hashpw(getpass.getpass().encode(), "
+                f"bcrypt.gensalt()).decode())')"
+            )
         else:
             users[user] = hashed.encode()
     return users
@@ -168,9 +186,12 @@ def parse_web_config(raw: Any, source: str, base: Path) -> WebConfig:
     errors: list[str] = []
     hints = {"rate_limit": "not supported by OptiLab (the API has its own --rate-limit)"}
     top = _mapping(errors, source, raw if raw is not None else {}, "", _TOP_KEYS, hints)
-    config = WebConfig(source, _tls(errors, source, base, top.get("tls_server_config")),
-                       _users(errors, source, top.get("basic_auth_users")),
-                       _headers(errors, source, top.get("http_server_config")))
+    config = WebConfig(
+        source,
+        _tls(errors, source, base, top.get("tls_server_config")),
+        _users(errors, source, top.get("basic_auth_users")),
+        _headers(errors, source, top.get("http_server_config")),
+    )
     if errors:
         raise WebConfigError("\n".join(errors))
     return config
@@ -199,15 +220,15 @@ def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file)
     except (ssl.SSLError, OSError) as exc:
-        raise WebConfigError(f"tls_server_config.cert_file/key_file: cannot load {tls.cert_file} with "
-                             f"{tls.key_file}: {exc}") from None
+        raise WebConfigError(
+            f"tls_server_config.cert_file/key_file: cannot load {tls.cert_file} with {tls.key_file}: {exc}"
+        ) from None
     context.verify_mode = CLIENT_AUTH[tls.client_auth_type]
     if tls.client_ca_file is not None:
         try:
             context.load_verify_locations(cafile=str(tls.client_ca_file))
         except (ssl.SSLError, OSError) as exc:
-            raise WebConfigError(f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: "
-                                 f"{exc}") from None
+            raise WebConfigError(f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: {exc}") from None
     return context
 
 
@@ -216,8 +237,9 @@ class BasicAuth:
 
     _DUMMY = bcrypt.hashpw(b"optilab-unknown-user", bcrypt.gensalt(rounds=10))
 
-    def __init__(self, users: Mapping[str, bytes], cache_size: int = 256,
-                 offload: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self, users: Mapping[str, bytes], cache_size: int = 256, offload: Callable[..., Any] | None = None
+    ) -> None:
         """``offload(func, *args)`` runs bcrypt elsewhere: the exporter passes gevent's threadpool, as
         a bcrypt round (50 ms and more) inside a greenlet would stall every other request."""
         self._users = dict(users)
@@ -257,4 +279,3 @@ class BasicAuth:
             while len(self._verified) > self._size:
                 self._verified.popitem(last=False)
         return user
-

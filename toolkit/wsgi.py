@@ -31,11 +31,17 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class ToolkitMiddleware:
-    def __init__(self, app: WsgiApp, web: WebConfig, name: str,
-                 ready: Callable[[], tuple[bool, str]] | None = None,
-                 reload: Callable[[], tuple[bool, str]] | None = None,
-                 context: ssl.SSLContext | None = None, recheck_s: float = 1.0,
-                 offload: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        app: WsgiApp,
+        web: WebConfig,
+        name: str,
+        ready: Callable[[], tuple[bool, str]] | None = None,
+        reload: Callable[[], tuple[bool, str]] | None = None,
+        context: ssl.SSLContext | None = None,
+        recheck_s: float = 1.0,
+        offload: Callable[..., Any] | None = None,
+    ) -> None:
         self.app, self.web, self.name = app, web, name
         self._offload = offload
         self.auth = BasicAuth(web.users, offload=offload)
@@ -79,29 +85,47 @@ class ToolkitMiddleware:
         extra = list(self.web.headers)
 
         def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, [*headers, *extra], exc_info) if exc_info else \
-                start_response(status, [*headers, *extra])
+            return (
+                start_response(status, [*headers, *extra], exc_info)
+                if exc_info
+                else start_response(status, [*headers, *extra])
+            )
 
         if self.auth.enabled and self.auth.check(environ.get("HTTP_AUTHORIZATION")) is None:
-            return self._text(respond, "401 Unauthorized", "Unauthorized\n",
-                              [("WWW-Authenticate", f'Basic realm="{self.name}"')])
+            return self._text(
+                respond, "401 Unauthorized", "Unauthorized\n", [("WWW-Authenticate", f'Basic realm="{self.name}"')]
+            )
         path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
         if path == "/-/healthy":
             return self._only(respond, method, ("GET", "HEAD"), lambda: (True, f"{self.name} is Healthy."))
         if path == "/-/ready":
-            return self._only(respond, method, ("GET", "HEAD"), self._ready or (lambda: (True, "")),
-                              ok=f"{self.name} is Ready.")
+            return self._only(
+                respond, method, ("GET", "HEAD"), self._ready or (lambda: (True, "")), ok=f"{self.name} is Ready."
+            )
         if path == "/-/reload" and self._reload is not None:
-            return self._only(respond, method, ("POST", "PUT"), self._reload, ok="config reloaded",
-                              failure="500 Internal Server Error")
+            return self._only(
+                respond,
+                method,
+                ("POST", "PUT"),
+                self._reload,
+                ok="config reloaded",
+                failure="500 Internal Server Error",
+            )
         return self.app(environ, respond)
 
-    def _only(self, respond: StartResponse, method: str, methods: tuple[str, ...],
-              check: Callable[[], tuple[bool, str]], ok: str = "",
-              failure: str = "503 Service Unavailable") -> Iterable[bytes]:
+    def _only(
+        self,
+        respond: StartResponse,
+        method: str,
+        methods: tuple[str, ...],
+        check: Callable[[], tuple[bool, str]],
+        ok: str = "",
+        failure: str = "503 Service Unavailable",
+    ) -> Iterable[bytes]:
         if method not in methods:
-            return self._text(respond, "405 Method Not Allowed", f"only {' or '.join(methods)}\n",
-                              [("Allow", ", ".join(methods))])
+            return self._text(
+                respond, "405 Method Not Allowed", f"only {' or '.join(methods)}\n", [("Allow", ", ".join(methods))]
+            )
         try:
             good, message = check()
         except Exception as exc:  # a broken check is the service's fault, reported, not raised
@@ -112,9 +136,12 @@ class ToolkitMiddleware:
         return self._text(respond, failure, f"{message}\n")
 
     @staticmethod
-    def _text(respond: StartResponse, status: str, body: str,
-              headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    def _text(
+        respond: StartResponse, status: str, body: str, headers: list[tuple[str, str]] | None = None
+    ) -> list[bytes]:
         data = body.encode()
-        respond(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))),
-                         *(headers or [])])
+        respond(
+            status,
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))), *(headers or [])],
+        )
         return [data]

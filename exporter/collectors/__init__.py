@@ -181,5 +181,4 @@ def _plan(names: tuple[str, ...] | None, options: tuple[tuple[str, tuple[tuple[s
     return _tier([pair for pair in pairs if pair[0].tier == "fast"], _tier(slow) if slow else None)
 
 
-__all__ = ["COLLECTORS", "Collector", "CollectorOptions", "Plan", "Sources", "by_name", "default_enabled",
-           "make_plan"]
+__all__ = ["COLLECTORS", "Collector", "CollectorOptions", "Plan", "Sources", "by_name", "default_enabled", "make_plan"]

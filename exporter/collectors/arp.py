@@ -25,5 +25,6 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     return [family]
 
 
-COLLECTOR = Collector(name="arp", paths=("/proc/net/arp",), collect=collect,
-                      flags=(("device-include", ""), ("device-exclude", "")))
+COLLECTOR = Collector(
+    name="arp", paths=("/proc/net/arp",), collect=collect, flags=(("device-include", ""), ("device-exclude", ""))
+)

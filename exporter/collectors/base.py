@@ -151,7 +151,7 @@ def source(sources: Sources, path: str) -> str:
 def matching(sources: Sources, prefix: str, suffix: str = "") -> dict[str, str]:
     """``{middle: text}`` for every source ``prefix + middle + suffix`` (a glob's expansion)."""
     return {
-        path[len(prefix):len(path) - len(suffix)]: text
+        path[len(prefix) : len(path) - len(suffix)]: text
         for path, text in sources.items()
         if path.startswith(prefix) and path.endswith(suffix) and len(path) > len(prefix) + len(suffix)
     }

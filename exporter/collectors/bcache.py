@@ -30,12 +30,25 @@ from optilab.exporter.collectors.sysattrs import under
 from optilab.exporter.family import Family
 
 PREFIX = "/sys/fs/bcache/"
-_SET = ("average_key_size", "btree_cache_size", "cache_available_percent", "congested", "root_usage_percent",
-        "tree_depth")
+_SET = (
+    "average_key_size",
+    "btree_cache_size",
+    "cache_available_percent",
+    "congested",
+    "root_usage_percent",
+    "tree_depth",
+)
 _INTERNAL = ("active_journal_entries", "btree_nodes", "btree_read_average_duration_us", "cache_read_races")
 _BDEV = ("dirty_data", "writeback_rate_debug")
-_PERIOD = ("bypassed", "cache_hits", "cache_misses", "cache_bypass_hits", "cache_bypass_misses",
-           "cache_miss_collisions", "cache_readaheads")
+_PERIOD = (
+    "bypassed",
+    "cache_hits",
+    "cache_misses",
+    "cache_bypass_hits",
+    "cache_bypass_misses",
+    "cache_miss_collisions",
+    "cache_readaheads",
+)
 _CACHE = ("io_errors", "metadata_written", "written")
 PRIORITY = "priority_stats"
 #: bch_hprint's units (linux drivers/md/bcache/util.c), as procfs maps them
@@ -170,7 +183,7 @@ def parse(sources: Sources) -> dict[str, dict[str, dict[str, str]]]:
     a cache set or device is every directory that sent at least one file."""
     sets: dict[str, dict[str, dict[str, str]]] = {}
     for path, text in under(sources, PREFIX).items():
-        uuid, _, rest = path[len(PREFIX):].partition("/")
+        uuid, _, rest = path[len(PREFIX) :].partition("/")
         if "-" not in uuid or not rest:
             continue
         head, _, tail = rest.partition("/")
@@ -191,64 +204,155 @@ def build(sets: dict[str, dict[str, dict[str, str]]], priority: bool) -> list[Fa
         return Family(f"node_bcache_{name}", kind, help_text, ("uuid", *extra))
 
     own = [
-        (family("average_key_size_sectors", "gauge", "Average data per key in the btree (sectors)."),
-         "average_key_size", 1.0),
-        (family("btree_cache_size_bytes", "gauge", "Amount of memory currently used by the btree cache."),
-         "btree_cache_size", 1.0),
-        (family("cache_available_percent", "gauge", "Percentage of cache device without dirty data, usable for "
-                "writeback (may contain clean cached data)."), "cache_available_percent", 1.0),
+        (
+            family("average_key_size_sectors", "gauge", "Average data per key in the btree (sectors)."),
+            "average_key_size",
+            1.0,
+        ),
+        (
+            family("btree_cache_size_bytes", "gauge", "Amount of memory currently used by the btree cache."),
+            "btree_cache_size",
+            1.0,
+        ),
+        (
+            family(
+                "cache_available_percent",
+                "gauge",
+                "Percentage of cache device without dirty data, usable for writeback (may contain clean cached data).",
+            ),
+            "cache_available_percent",
+            1.0,
+        ),
         (family("congested", "gauge", "Congestion."), "congested", 1.0),
-        (family("root_usage_percent", "gauge", "Percentage of the root btree node in use (tree depth increases if "
-                "too high)."), "root_usage_percent", 1.0),
+        (
+            family(
+                "root_usage_percent",
+                "gauge",
+                "Percentage of the root btree node in use (tree depth increases if too high).",
+            ),
+            "root_usage_percent",
+            1.0,
+        ),
         (family("tree_depth", "gauge", "Depth of the btree."), "tree_depth", 1.0),
-        (family("active_journal_entries", "gauge", "Number of journal entries that are newer than the index."),
-         "internal/active_journal_entries", 1.0),
+        (
+            family("active_journal_entries", "gauge", "Number of journal entries that are newer than the index."),
+            "internal/active_journal_entries",
+            1.0,
+        ),
         (family("btree_nodes", "gauge", "Total nodes in the btree."), "internal/btree_nodes", 1.0),
-        (family("btree_read_average_duration_seconds", "gauge", "Average btree read duration."),
-         "internal/btree_read_average_duration_us", 1e-9),
-        (family("cache_read_races_total", "counter", "Counts instances where while data was being read from the "
+        (
+            family("btree_read_average_duration_seconds", "gauge", "Average btree read duration."),
+            "internal/btree_read_average_duration_us",
+            1e-9,
+        ),
+        (
+            family(
+                "cache_read_races_total",
+                "counter",
+                "Counts instances where while data was being read from the "
                 "cache, the bucket was reused and invalidated - i.e. where the pointer was stale after the read "
-                "completed."), "internal/cache_read_races", 1.0),
+                "completed.",
+            ),
+            "internal/cache_read_races",
+            1.0,
+        ),
     ]
     bdev = ("backing_device",)
     writeback = [
-        (family("dirty_target_bytes", "gauge", "Current dirty data target threshold for this backing device in "
-                "bytes.", bdev), "target"),
+        (
+            family(
+                "dirty_target_bytes",
+                "gauge",
+                "Current dirty data target threshold for this backing device in bytes.",
+                bdev,
+            ),
+            "target",
+        ),
         (family("writeback_rate", "gauge", "Current writeback rate for this backing device in bytes.", bdev), "rate"),
-        (family("writeback_rate_proportional_term", "gauge", "Current result of proportional controller, part of "
-                "writeback rate", bdev), "proportional"),
-        (family("writeback_rate_integral_term", "gauge", "Current result of integral controller, part of writeback "
-                "rate", bdev), "integral"),
-        (family("writeback_change", "gauge", "Last writeback rate change step for this backing device.", bdev),
-         "change"),
+        (
+            family(
+                "writeback_rate_proportional_term",
+                "gauge",
+                "Current result of proportional controller, part of writeback rate",
+                bdev,
+            ),
+            "proportional",
+        ),
+        (
+            family(
+                "writeback_rate_integral_term",
+                "gauge",
+                "Current result of integral controller, part of writeback rate",
+                bdev,
+            ),
+            "integral",
+        ),
+        (
+            family("writeback_change", "gauge", "Last writeback rate change step for this backing device.", bdev),
+            "change",
+        ),
     ]
     dirty = family("dirty_data_bytes", "gauge", "Amount of dirty data for this backing device in the cache.", bdev)
     period = [
-        (family("bypassed_bytes_total", "counter", "Amount of IO (both reads and writes) that has bypassed the "
-                "cache.", bdev), "bypassed"),
-        (family("cache_hits_total", "counter", "Hits counted per individual IO as bcache sees them.", bdev),
-         "cache_hits"),
-        (family("cache_misses_total", "counter", "Misses counted per individual IO as bcache sees them.", bdev),
-         "cache_misses"),
-        (family("cache_bypass_hits_total", "counter", "Hits for IO intended to skip the cache.", bdev),
-         "cache_bypass_hits"),
-        (family("cache_bypass_misses_total", "counter", "Misses for IO intended to skip the cache.", bdev),
-         "cache_bypass_misses"),
-        (family("cache_miss_collisions_total", "counter", "Instances where data insertion from cache miss raced "
-                "with write (data already present).", bdev), "cache_miss_collisions"),
+        (
+            family(
+                "bypassed_bytes_total",
+                "counter",
+                "Amount of IO (both reads and writes) that has bypassed the cache.",
+                bdev,
+            ),
+            "bypassed",
+        ),
+        (
+            family("cache_hits_total", "counter", "Hits counted per individual IO as bcache sees them.", bdev),
+            "cache_hits",
+        ),
+        (
+            family("cache_misses_total", "counter", "Misses counted per individual IO as bcache sees them.", bdev),
+            "cache_misses",
+        ),
+        (
+            family("cache_bypass_hits_total", "counter", "Hits for IO intended to skip the cache.", bdev),
+            "cache_bypass_hits",
+        ),
+        (
+            family("cache_bypass_misses_total", "counter", "Misses for IO intended to skip the cache.", bdev),
+            "cache_bypass_misses",
+        ),
+        (
+            family(
+                "cache_miss_collisions_total",
+                "counter",
+                "Instances where data insertion from cache miss raced with write (data already present).",
+                bdev,
+            ),
+            "cache_miss_collisions",
+        ),
         (family("cache_readaheads_total", "counter", "Count of times readahead occurred.", bdev), "cache_readaheads"),
     ]
     cache = ("cache_device",)
     per_cache = [
-        (family("io_errors", "gauge", "Number of errors that have occurred, decayed by io_error_halflife.", cache),
-         "io_errors"),
-        (family("metadata_written_bytes_total", "counter", "Sum of all non data writes (btree writes and all other "
-                "metadata).", cache), "metadata_written"),
-        (family("written_bytes_total", "counter", "Sum of all data that has been written to the cache.", cache),
-         "written"),
+        (
+            family("io_errors", "gauge", "Number of errors that have occurred, decayed by io_error_halflife.", cache),
+            "io_errors",
+        ),
+        (
+            family(
+                "metadata_written_bytes_total",
+                "counter",
+                "Sum of all non data writes (btree writes and all other metadata).",
+                cache,
+            ),
+            "metadata_written",
+        ),
+        (
+            family("written_bytes_total", "counter", "Sum of all data that has been written to the cache.", cache),
+            "written",
+        ),
     ]
-    unused = family("priority_stats_unused_percent", "gauge", "The percentage of the cache that doesn't contain any "
-                    "data.", cache)
+    unused = family(
+        "priority_stats_unused_percent", "gauge", "The percentage of the cache that doesn't contain any data.", cache
+    )
     metadata = family("priority_stats_metadata_percent", "gauge", "Bcache's metadata overhead.", cache)
     for uuid in sorted(sets):
         devices = sets[uuid]
@@ -275,8 +379,14 @@ def build(sets: dict[str, dict[str, dict[str, str]]], priority: bool) -> list[Fa
                 stats = parse_priority_stats(files[PRIORITY])
                 unused.add((uuid, name), stats[0])
                 metadata.add((uuid, name), stats[1])
-    return [target for target, _, _ in own] + [dirty] + [target for target, _ in writeback] \
-        + [target for target, _ in period] + [target for target, _ in per_cache] + [unused, metadata]
+    return (
+        [target for target, _, _ in own]
+        + [dirty]
+        + [target for target, _ in writeback]
+        + [target for target, _ in period]
+        + [target for target, _ in per_cache]
+        + [unused, metadata]
+    )
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
@@ -287,9 +397,13 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 _SETS = PREFIX + "*-*/"
 COLLECTOR = Collector(
     "bcache",
-    (*(_SETS + name for name in _SET), *(f"{_SETS}internal/{name}" for name in _INTERNAL),
-     *(f"{_SETS}bdev[0-9]*/{name}" for name in _BDEV), *(f"{_SETS}bdev[0-9]*/stats_total/{name}" for name in _PERIOD),
-     *(f"{_SETS}cache[0-9]*/{name}" for name in _CACHE)),
+    (
+        *(_SETS + name for name in _SET),
+        *(f"{_SETS}internal/{name}" for name in _INTERNAL),
+        *(f"{_SETS}bdev[0-9]*/{name}" for name in _BDEV),
+        *(f"{_SETS}bdev[0-9]*/stats_total/{name}" for name in _PERIOD),
+        *(f"{_SETS}cache[0-9]*/{name}" for name in _CACHE),
+    ),
     collect,
     flags=(("priorityStats", "false"),),
     choices={"priorityStats": GO_BOOLS},

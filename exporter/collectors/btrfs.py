@@ -49,14 +49,16 @@ def parse(sources: Sources) -> dict[str, dict[str, str]]:
 def build(filesystems: dict[str, dict[str, str]]) -> list[Family]:
     info = Family("node_btrfs_info", "gauge", "Filesystem information", ("uuid", "label"))
     rsv = Family("node_btrfs_global_rsv_size_bytes", "gauge", "Size of global reserve.", ("uuid",))
-    reserved = Family("node_btrfs_reserved_bytes", "gauge", "Amount of space reserved for a data type",
-                      ("uuid", "block_group_type"))
+    reserved = Family(
+        "node_btrfs_reserved_bytes", "gauge", "Amount of space reserved for a data type", ("uuid", "block_group_type")
+    )
     layout = ("uuid", "block_group_type", "mode")
     used = Family("node_btrfs_used_bytes", "gauge", "Amount of used space by a layout/data type", layout)
     size = Family("node_btrfs_size_bytes", "gauge", "Amount of space allocated for a layout/data type", layout)
     alloc = Family("node_btrfs_allocation_ratio", "gauge", "Data allocation ratio for a layout/data type", layout)
-    dev_size = Family("node_btrfs_device_size_bytes", "gauge", "Size of a device that is part of the filesystem.",
-                      ("uuid", "device"))
+    dev_size = Family(
+        "node_btrfs_device_size_bytes", "gauge", "Size of a device that is part of the filesystem.", ("uuid", "device")
+    )
     for directory in sorted(filesystems):
         files = filesystems[directory]
         uuid = files.get("metadata_uuid") or directory
@@ -66,8 +68,9 @@ def build(filesystems: dict[str, dict[str, str]]) -> list[Family]:
         for group in GROUPS:
             base = f"allocation/{group}/"
             reserved.add((uuid, group), _value(files, base + "bytes_reserved"))
-            modes = sorted({path[len(base):].split("/")[0] for path in files
-                            if path.startswith(base) and path.count("/") == 3})
+            modes = sorted(
+                {path[len(base) :].split("/")[0] for path in files if path.startswith(base) and path.count("/") == 3}
+            )
             for mode in modes:
                 used.add((uuid, group, mode), _value(files, f"{base}{mode}/used_bytes"))
                 size.add((uuid, group, mode), _value(files, f"{base}{mode}/total_bytes"))
@@ -84,9 +87,13 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 
 COLLECTOR = Collector(
     "btrfs",
-    (PREFIX + "*-*/label", PREFIX + "*-*/metadata_uuid", PREFIX + "*-*/allocation/global_rsv_size",
-     *(f"{PREFIX}*-*/allocation/{group}/bytes_reserved" for group in GROUPS),
-     *(f"{PREFIX}*-*/allocation/{group}/*/{file}" for group in GROUPS for file in ("total_bytes", "used_bytes")),
-     PREFIX + "*-*/devices/*/size"),
+    (
+        PREFIX + "*-*/label",
+        PREFIX + "*-*/metadata_uuid",
+        PREFIX + "*-*/allocation/global_rsv_size",
+        *(f"{PREFIX}*-*/allocation/{group}/bytes_reserved" for group in GROUPS),
+        *(f"{PREFIX}*-*/allocation/{group}/*/{file}" for group in GROUPS for file in ("total_bytes", "used_bytes")),
+        PREFIX + "*-*/devices/*/size",
+    ),
     collect,
 )

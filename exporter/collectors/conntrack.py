@@ -38,16 +38,24 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     if NETFILTER + "nf_conntrack_count" not in sources:
         return []  # conntrack module not loaded
     families = [
-        gauge("node_nf_conntrack_entries", "Number of currently allocated flow entries for connection tracking.",
-              int(source(sources, NETFILTER + "nf_conntrack_count"))),
-        gauge("node_nf_conntrack_entries_limit", "Maximum size of connection tracking table.",
-              int(source(sources, NETFILTER + "nf_conntrack_max"))),
+        gauge(
+            "node_nf_conntrack_entries",
+            "Number of currently allocated flow entries for connection tracking.",
+            int(source(sources, NETFILTER + "nf_conntrack_count")),
+        ),
+        gauge(
+            "node_nf_conntrack_entries_limit",
+            "Maximum size of connection tracking table.",
+            int(source(sources, NETFILTER + "nf_conntrack_max")),
+        ),
     ]
     stats = parse_stat(source(sources, STAT))
-    families += [gauge(f"node_nf_conntrack_stat_{name}", help_text, stats[name])
-                 for name, help_text in _STATS if name in stats]
+    families += [
+        gauge(f"node_nf_conntrack_stat_{name}", help_text, stats[name]) for name, help_text in _STATS if name in stats
+    ]
     return families
 
 
-COLLECTOR = Collector(name="conntrack", paths=(NETFILTER + "nf_conntrack_count", NETFILTER + "nf_conntrack_max", STAT),
-                      collect=collect)
+COLLECTOR = Collector(
+    name="conntrack", paths=(NETFILTER + "nf_conntrack_count", NETFILTER + "nf_conntrack_max", STAT), collect=collect
+)

@@ -19,8 +19,12 @@ _TOPOLOGY = "/thermal_throttle/../topology/"
 
 def cpu_families(stat: Stat) -> list[Family]:
     seconds = Family("node_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.", ("cpu", "mode"))
-    guest = Family("node_cpu_guest_seconds_total", "counter",
-                   "Seconds the CPUs spent in guests (VMs) for each mode.", ("cpu", "mode"))
+    guest = Family(
+        "node_cpu_guest_seconds_total",
+        "counter",
+        "Seconds the CPUs spent in guests (VMs) for each mode.",
+        ("cpu", "mode"),
+    )
     add_seconds, add_guest = seconds.samples.append, guest.samples.append
     for cpu, times in stat.cpus.items():
         for mode, value in times.modes().items():
@@ -32,10 +36,18 @@ def cpu_families(stat: Stat) -> list[Family]:
 
 def throttle_families(sources: Sources) -> list[Family]:
     """Throttle counters, once per core and once per package (as node_exporter de-duplicates them)."""
-    core = Family("node_cpu_core_throttles_total", "counter",
-                  "Number of times this CPU core has been throttled.", ("core", "package"))
-    package = Family("node_cpu_package_throttles_total", "counter",
-                     "Number of times this CPU package has been throttled.", ("package",))
+    core = Family(
+        "node_cpu_core_throttles_total",
+        "counter",
+        "Number of times this CPU core has been throttled.",
+        ("core", "package"),
+    )
+    package = Family(
+        "node_cpu_package_throttles_total",
+        "counter",
+        "Number of times this CPU package has been throttled.",
+        ("package",),
+    )
     seen_cores: set[tuple[str, str]] = set()
     seen_packages: set[str] = set()
     counts = matching(sources, CPU_SYS, "/thermal_throttle/core_throttle_count")

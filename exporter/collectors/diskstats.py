@@ -26,19 +26,31 @@ _COUNTERS = (
     ("node_disk_writes_completed_total", "counter", "The total number of writes completed successfully.", 1.0),
     ("node_disk_writes_merged_total", "counter", "The number of writes merged.", 1.0),
     ("node_disk_written_bytes_total", "counter", "The total number of bytes written successfully.", 512.0),
-    ("node_disk_write_time_seconds_total", "counter", "This is the total number of seconds spent by all writes.",
-     0.001),
+    (
+        "node_disk_write_time_seconds_total",
+        "counter",
+        "This is the total number of seconds spent by all writes.",
+        0.001,
+    ),
     ("node_disk_io_now", "gauge", "The number of I/Os currently in progress.", 1.0),
     ("node_disk_io_time_seconds_total", "counter", "Total seconds spent doing I/Os.", 0.001),
     ("node_disk_io_time_weighted_seconds_total", "counter", "The weighted # of seconds spent doing I/Os.", 0.001),
     ("node_disk_discards_completed_total", "counter", "The total number of discards completed successfully.", 1.0),
     ("node_disk_discards_merged_total", "counter", "The total number of discards merged.", 1.0),
     ("node_disk_discarded_sectors_total", "counter", "The total number of sectors discarded successfully.", 1.0),
-    ("node_disk_discard_time_seconds_total", "counter", "This is the total number of seconds spent by all discards.",
-     0.001),
+    (
+        "node_disk_discard_time_seconds_total",
+        "counter",
+        "This is the total number of seconds spent by all discards.",
+        0.001,
+    ),
     ("node_disk_flush_requests_total", "counter", "The total number of flush requests completed successfully", 1.0),
-    ("node_disk_flush_requests_time_seconds_total", "counter",
-     "This is the total number of seconds spent by all flush requests.", 0.001),
+    (
+        "node_disk_flush_requests_time_seconds_total",
+        "counter",
+        "This is the total number of seconds spent by all flush requests.",
+        0.001,
+    ),
 )
 _ATA = (
     ("ID_ATA_WRITE_CACHE", "node_disk_ata_write_cache", "ATA disk has a write cache."),
@@ -66,28 +78,68 @@ def parse_udev(text: str) -> dict[str, str]:
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    info = Family("node_disk_info", "gauge", "Info of /sys/block/<block_device>.",
-                  ("device", "major", "minor", "path", "wwn", "model", "serial", "revision"))
+    info = Family(
+        "node_disk_info",
+        "gauge",
+        "Info of /sys/block/<block_device>.",
+        ("device", "major", "minor", "path", "wwn", "model", "serial", "revision"),
+    )
     counters = [Family(name, kind, help_text, ("device",)) for name, kind, help_text, _ in _COUNTERS]
-    fs_info = Family("node_disk_filesystem_info", "gauge", "Info about disk filesystem.",
-                     ("device", "type", "usage", "uuid", "version"))
-    dm_info = Family("node_disk_device_mapper_info", "gauge", "Info about disk device mapper.",
-                     ("device", "name", "uuid", "vg_name", "lv_name", "lv_layer"))
+    fs_info = Family(
+        "node_disk_filesystem_info",
+        "gauge",
+        "Info about disk filesystem.",
+        ("device", "type", "usage", "uuid", "version"),
+    )
+    dm_info = Family(
+        "node_disk_device_mapper_info",
+        "gauge",
+        "Info about disk device mapper.",
+        ("device", "name", "uuid", "vg_name", "lv_name", "lv_layer"),
+    )
     ata = [Family(name, "gauge", help_text, ("device",)) for _, name, help_text in _ATA]
     for major, minor, device, values in parse_diskstats(source(sources, "/proc/diskstats")):
         if not options.keep("device-include", "device-exclude", device):
             continue
         udev = parse_udev(sources.get(f"{UDEV}{major}:{minor}", ""))
-        info.add((device, major, minor, udev.get("ID_PATH", ""), udev.get("ID_WWN", ""), udev.get("ID_MODEL", ""),
-                  udev.get("ID_SERIAL_SHORT", ""), udev.get("ID_REVISION", "")), 1.0)
+        info.add(
+            (
+                device,
+                major,
+                minor,
+                udev.get("ID_PATH", ""),
+                udev.get("ID_WWN", ""),
+                udev.get("ID_MODEL", ""),
+                udev.get("ID_SERIAL_SHORT", ""),
+                udev.get("ID_REVISION", ""),
+            ),
+            1.0,
+        )
         for family, value, (_, _, _, factor) in zip(counters, values, _COUNTERS, strict=False):
             family.samples.append(((device,), value * factor))
         if udev.get("ID_FS_TYPE"):
-            fs_info.add((device, udev["ID_FS_TYPE"], udev.get("ID_FS_USAGE", ""), udev.get("ID_FS_UUID", ""),
-                         udev.get("ID_FS_VERSION", "")), 1.0)
+            fs_info.add(
+                (
+                    device,
+                    udev["ID_FS_TYPE"],
+                    udev.get("ID_FS_USAGE", ""),
+                    udev.get("ID_FS_UUID", ""),
+                    udev.get("ID_FS_VERSION", ""),
+                ),
+                1.0,
+            )
         if udev.get("DM_NAME"):
-            dm_info.add((device, udev["DM_NAME"], udev.get("DM_UUID", ""), udev.get("DM_VG_NAME", ""),
-                         udev.get("DM_LV_NAME", ""), udev.get("DM_LV_LAYER", "")), 1.0)
+            dm_info.add(
+                (
+                    device,
+                    udev["DM_NAME"],
+                    udev.get("DM_UUID", ""),
+                    udev.get("DM_VG_NAME", ""),
+                    udev.get("DM_LV_NAME", ""),
+                    udev.get("DM_LV_LAYER", ""),
+                ),
+                1.0,
+            )
         if udev.get("ID_ATA"):
             for family, (key, _, _) in zip(ata, _ATA, strict=True):
                 try:

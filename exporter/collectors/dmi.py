@@ -14,19 +14,33 @@ from optilab.exporter.family import Family
 DIRECTORY = "/sys/class/dmi/id/"
 #: label -> file
 FIELDS = {
-    "bios_date": "bios_date", "bios_release": "bios_release", "bios_vendor": "bios_vendor",
-    "bios_version": "bios_version", "board_asset_tag": "board_asset_tag", "board_name": "board_name",
-    "board_serial": "board_serial", "board_vendor": "board_vendor", "board_version": "board_version",
-    "chassis_asset_tag": "chassis_asset_tag", "chassis_serial": "chassis_serial",
-    "chassis_vendor": "chassis_vendor", "chassis_version": "chassis_version",
-    "product_family": "product_family", "product_name": "product_name", "product_serial": "product_serial",
-    "product_sku": "product_sku", "product_uuid": "product_uuid", "product_version": "product_version",
+    "bios_date": "bios_date",
+    "bios_release": "bios_release",
+    "bios_vendor": "bios_vendor",
+    "bios_version": "bios_version",
+    "board_asset_tag": "board_asset_tag",
+    "board_name": "board_name",
+    "board_serial": "board_serial",
+    "board_vendor": "board_vendor",
+    "board_version": "board_version",
+    "chassis_asset_tag": "chassis_asset_tag",
+    "chassis_serial": "chassis_serial",
+    "chassis_vendor": "chassis_vendor",
+    "chassis_version": "chassis_version",
+    "product_family": "product_family",
+    "product_name": "product_name",
+    "product_serial": "product_serial",
+    "product_sku": "product_sku",
+    "product_uuid": "product_uuid",
+    "product_version": "product_version",
     "system_vendor": "sys_vendor",
 }
-HELP = ("A metric with a constant '1' value labeled by bios_date, bios_release, bios_vendor, bios_version, "
-        "board_asset_tag, board_name, board_serial, board_vendor, board_version, chassis_asset_tag, "
-        "chassis_serial, chassis_vendor, chassis_version, product_family, product_name, product_serial, "
-        "product_sku, product_uuid, product_version, system_vendor if provided by DMI.")
+HELP = (
+    "A metric with a constant '1' value labeled by bios_date, bios_release, bios_vendor, bios_version, "
+    "board_asset_tag, board_name, board_serial, board_vendor, board_version, chassis_asset_tag, "
+    "chassis_serial, chassis_vendor, chassis_version, product_family, product_name, product_serial, "
+    "product_sku, product_uuid, product_version, system_vendor if provided by DMI."
+)
 
 
 def parse(sources: Sources) -> dict[str, str]:

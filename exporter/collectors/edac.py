@@ -41,12 +41,21 @@ def parse(sources: Sources) -> dict[str, tuple[dict[str, int], dict[str, dict[st
 
 def build(controllers: dict[str, tuple[dict[str, int], dict[str, dict[str, int]]]]) -> list[Family]:
     ce = Family("node_edac_correctable_errors_total", "counter", "Total correctable memory errors.", ("controller",))
-    ue = Family("node_edac_uncorrectable_errors_total", "counter", "Total uncorrectable memory errors.",
-                ("controller",))
-    row_ce = Family("node_edac_csrow_correctable_errors_total", "counter",
-                    "Total correctable memory errors for this csrow.", ("controller", "csrow"))
-    row_ue = Family("node_edac_csrow_uncorrectable_errors_total", "counter",
-                    "Total uncorrectable memory errors for this csrow.", ("controller", "csrow"))
+    ue = Family(
+        "node_edac_uncorrectable_errors_total", "counter", "Total uncorrectable memory errors.", ("controller",)
+    )
+    row_ce = Family(
+        "node_edac_csrow_correctable_errors_total",
+        "counter",
+        "Total correctable memory errors for this csrow.",
+        ("controller", "csrow"),
+    )
+    row_ue = Family(
+        "node_edac_csrow_uncorrectable_errors_total",
+        "counter",
+        "Total uncorrectable memory errors for this csrow.",
+        ("controller", "csrow"),
+    )
     for controller in sorted(controllers, key=int):
         counts, rows = controllers[controller]
         ce.add((controller,), counts["ce_count"])

@@ -9,9 +9,12 @@ RANDOM = "/proc/sys/kernel/random/"
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    return [gauge("node_entropy_available_bits", "Bits of available entropy.",
-                  int(source(sources, RANDOM + "entropy_avail"))),
-            gauge("node_entropy_pool_size_bits", "Bits of entropy pool.", int(source(sources, RANDOM + "poolsize")))]
+    return [
+        gauge(
+            "node_entropy_available_bits", "Bits of available entropy.", int(source(sources, RANDOM + "entropy_avail"))
+        ),
+        gauge("node_entropy_pool_size_bits", "Bits of entropy pool.", int(source(sources, RANDOM + "poolsize"))),
+    ]
 
 
 COLLECTOR = Collector(name="entropy", paths=(RANDOM + "entropy_avail", RANDOM + "poolsize"), collect=collect)

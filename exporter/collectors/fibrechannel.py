@@ -11,10 +11,32 @@ from optilab.exporter.collectors.sysattrs import devices, go_int
 from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/fc_host/"
-TEXTS = ("speed", "port_state", "port_type", "node_name", "port_id", "port_name", "fabric_name", "dev_loss_tmo",
-         "symbolic_name", "supported_classes", "supported_speeds")
-INFO_LABELS = ("fc_host", "speed", "port_state", "port_type", "port_id", "port_name", "fabric_name", "symbolic_name",
-               "supported_classes", "supported_speeds", "dev_loss_tmo")
+TEXTS = (
+    "speed",
+    "port_state",
+    "port_type",
+    "node_name",
+    "port_id",
+    "port_name",
+    "fabric_name",
+    "dev_loss_tmo",
+    "symbolic_name",
+    "supported_classes",
+    "supported_speeds",
+)
+INFO_LABELS = (
+    "fc_host",
+    "speed",
+    "port_state",
+    "port_type",
+    "port_id",
+    "port_name",
+    "fabric_name",
+    "symbolic_name",
+    "supported_classes",
+    "supported_speeds",
+    "dev_loss_tmo",
+)
 _MAX = (1 << 64) - 1
 #: statistics/<file> -> (metric suffix, HELP), in upstream's order
 COUNTERS = (
@@ -41,8 +63,9 @@ def parse(sources: Sources) -> dict[str, tuple[dict[str, str], dict[str, int]]]:
         texts = {}
         for name in TEXTS:
             value = files.get(name, "")  # an empty attribute is not sent: "" as upstream reads it
-            texts[name] = value[2:] if name in ("node_name", "port_id", "port_name", "fabric_name") and len(value) > 2 \
-                else value
+            texts[name] = (
+                value[2:] if name in ("node_name", "port_id", "port_name", "fabric_name") and len(value) > 2 else value
+            )
         counts = {}
         for file, _, _ in COUNTERS:
             text = files.get(f"statistics/{file}")
@@ -58,10 +81,15 @@ def parse(sources: Sources) -> dict[str, tuple[dict[str, str], dict[str, int]]]:
 
 
 def build(hosts: dict[str, tuple[dict[str, str], dict[str, int]]]) -> list[Family]:
-    info = Family("node_fibrechannel_info", "gauge",
-                  "Non-numeric data from /sys/class/fc_host/<host>, value is always 1.", INFO_LABELS)
-    counters = [Family(f"node_fibrechannel_{suffix}", "counter", help_text, ("fc_host",))
-                for _, suffix, help_text in COUNTERS]
+    info = Family(
+        "node_fibrechannel_info",
+        "gauge",
+        "Non-numeric data from /sys/class/fc_host/<host>, value is always 1.",
+        INFO_LABELS,
+    )
+    counters = [
+        Family(f"node_fibrechannel_{suffix}", "counter", help_text, ("fc_host",)) for _, suffix, help_text in COUNTERS
+    ]
     for host in sorted(hosts):
         texts, counts = hosts[host]
         info.add((host, *(texts[label] for label in INFO_LABELS[1:])), 1.0)

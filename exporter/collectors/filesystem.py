@@ -22,13 +22,31 @@ FS_TYPES_EXCLUDE = (
     "|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$"
 )
 #: never stat'ed on the target, whatever the flags say (kernel pseudo filesystems; autofs mounts on access)
-NOT_STATED = ("autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "fusectl",
-              "mqueue", "nsfs", "proc", "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "sysfs", "tracefs")
+NOT_STATED = (
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "fusectl",
+    "mqueue",
+    "nsfs",
+    "proc",
+    "pstore",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "sysfs",
+    "tracefs",
+)
 #: ``%n`` last: a mount point may contain spaces. ``%s`` is f_bsize, which node_exporter multiplies by.
 STATFS = (
     "set --; while read -r d m t r; do case $t in " + "|".join(NOT_STATED) + ") continue;; esac; "
     "case $m in *\\\\*) m=$(printf '%b' \"$m\");; esac; case $m in *'\n'*) continue;; esac; "
-    "set -- \"$@\" \"$m\"; done < " + MOUNTS + "; "
+    'set -- "$@" "$m"; done < ' + MOUNTS + "; "
     "[ $# -gt 0 ] && stat -f -c '%b %f %a %s %c %d %n' -- \"$@\""
 )
 
@@ -57,8 +75,8 @@ def _unescape(text: str) -> str:
         return text
     out, i = [], 0
     while i < len(text):
-        if text[i] == "\\" and i + 3 < len(text) and text[i + 1:i + 4].isdigit():
-            out.append(chr(int(text[i + 1:i + 4], 8)))
+        if text[i] == "\\" and i + 3 < len(text) and text[i + 1 : i + 4].isdigit():
+            out.append(chr(int(text[i + 1 : i + 4], 8)))
             i += 4
         else:
             out.append(text[i])
@@ -107,8 +125,12 @@ LABELS = ("device", "fstype", "mountpoint")
 
 
 def filesystem_families(mounts: list[Mount], stats: dict[str, Statfs], options: CollectorOptions) -> list[Family]:
-    error = Family("node_filesystem_device_error", "gauge",
-                   "Whether an error occurred while getting statistics for the given device.", LABELS)
+    error = Family(
+        "node_filesystem_device_error",
+        "gauge",
+        "Whether an error occurred while getting statistics for the given device.",
+        LABELS,
+    )
     gauges = [Family(name, "gauge", help_text, LABELS) for name, help_text in _GAUGES]
     seen: set[tuple[str, str, str]] = set()
     for mount in mounts:
@@ -123,8 +145,14 @@ def filesystem_families(mounts: list[Mount], stats: dict[str, Statfs], options: 
         if stat is None:
             continue
         readonly = 1.0 if "ro" in mount.options.split(",") else 0.0
-        values = (stat.blocks * stat.bsize, stat.free * stat.bsize, stat.avail * stat.bsize,
-                  stat.files, stat.files_free, readonly)
+        values = (
+            stat.blocks * stat.bsize,
+            stat.free * stat.bsize,
+            stat.avail * stat.bsize,
+            stat.files,
+            stat.files_free,
+            readonly,
+        )
         for family, value in zip(gauges, values, strict=True):
             family.samples.append((labels, float(value)))
     return [*gauges, error]
@@ -136,6 +164,9 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 
 
 COLLECTOR = Collector(
-    name="filesystem", paths=(MOUNTS,), commands=(("statfs", STATFS),), collect=collect,
+    name="filesystem",
+    paths=(MOUNTS,),
+    commands=(("statfs", STATFS),),
+    collect=collect,
     flags=(("mount-points-exclude", MOUNT_POINTS_EXCLUDE), ("fs-types-exclude", FS_TYPES_EXCLUDE)),
 )

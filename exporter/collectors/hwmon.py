@@ -17,13 +17,41 @@ from optilab.exporter.family import Family
 
 PREFIX = "/sys/class/hwmon/"
 #: the sensor types upstream reads; ``in*`` also covers ``intrusion*``.
-SENSOR_TYPES = ("vrm", "beep_enable", "update_interval", "in", "cpu", "fan", "pwm", "temp", "curr", "power",
-                "energy", "humidity", "intrusion")
-_GLOBS = ("name", "vrm", "beep_enable", "update_interval", "in*", "cpu*", "fan*", "pwm*", "temp*", "curr*",
-          "power*", "energy*", "humidity*")
+SENSOR_TYPES = (
+    "vrm",
+    "beep_enable",
+    "update_interval",
+    "in",
+    "cpu",
+    "fan",
+    "pwm",
+    "temp",
+    "curr",
+    "power",
+    "energy",
+    "humidity",
+    "intrusion",
+)
+_GLOBS = (
+    "name",
+    "vrm",
+    "beep_enable",
+    "update_interval",
+    "in*",
+    "cpu*",
+    "fan*",
+    "pwm*",
+    "temp*",
+    "curr*",
+    "power*",
+    "energy*",
+    "humidity*",
+)
 LINKS = "cmd:hwmon_links"
-LINKS_COMMAND = ('for d in /sys/class/hwmon/*; do [ -d "$d/device" ] && cd -P "$d/device" 2>/dev/null'
-                 ' && printf \'%s %s\\n\' "${d##*/}" "$PWD"; done; cd /')
+LINKS_COMMAND = (
+    'for d in /sys/class/hwmon/*; do [ -d "$d/device" ] && cd -P "$d/device" 2>/dev/null'
+    ' && printf \'%s %s\\n\' "${d##*/}" "$PWD"; done; cd /'
+)
 _FILENAME = re.compile(r"^(?P<type>[^0-9]+)(?P<id>[0-9]*)?(_(?P<property>.+))?$")
 _INVALID = re.compile(r"[^a-z0-9:_]")
 _CHIP_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # what drivers name their chips (no spaces, no '*')
@@ -109,16 +137,24 @@ def _metric(sensor_type: str, element: str, has_plain: bool) -> tuple[str, str, 
     if sensor_type == "power":
         return name + "_watt", "gauge", f"Hardware monitor for power usage in watts ({element})", 1e-6
     if sensor_type == "humidity":
-        return name, "gauge", ("Hardware monitor for humidity, as a ratio (multiply with 100.0 to get the humidity "
-                               f"as a percentage) ({element})"), 1e-6
+        return (
+            name,
+            "gauge",
+            (
+                "Hardware monitor for humidity, as a ratio (multiply with 100.0 to get the humidity "
+                f"as a percentage) ({element})"
+            ),
+            1e-6,
+        )
     if sensor_type == "fan" and element in ("input", "min", "max", "target"):
         return name + "_rpm", "gauge", f"Hardware monitor for fan revolutions per minute ({element})", 1.0
     return name, "gauge", f"Hardware monitor {sensor_type} element {element}", 1.0
 
 
 def build(chips: dict[str, tuple[str | None, dict[str, dict[str, str]]]]) -> list[Family]:
-    names = Family("node_hwmon_chip_names", "gauge", "Annotation metric for human-readable chip names",
-                   ("chip", "chip_name"))
+    names = Family(
+        "node_hwmon_chip_names", "gauge", "Annotation metric for human-readable chip names", ("chip", "chip_name")
+    )
     labels = Family("node_hwmon_sensor_label", "gauge", "Label for given chip and sensor", ("chip", "sensor", "label"))
     families: dict[str, Family] = {}
 
@@ -150,8 +186,13 @@ def build(chips: dict[str, tuple[str | None, dict[str, dict[str, str]]]]) -> lis
                     if sensor_type == "vrm":
                         add("node_hwmon_voltage_regulator_version", "gauge", "Hardware voltage regulator", key, value)
                     else:
-                        add("node_hwmon_update_interval_seconds", "gauge", "Hardware monitor update interval", key,
-                            value * 0.001)
+                        add(
+                            "node_hwmon_update_interval_seconds",
+                            "gauge",
+                            "Hardware monitor update interval",
+                            key,
+                            value * 0.001,
+                        )
                 continue
             for element in sorted(data):
                 if element == "label":

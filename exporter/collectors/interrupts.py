@@ -24,10 +24,10 @@ def parse_interrupts(text: str) -> dict[str, tuple[str, str, list[str]]]:
             continue
         name = parts[0][:-1]
         if name.isdigit():  # numbered: controller, then the devices
-            info, devices = parts[cpus + 1], " ".join(parts[cpus + 2:])
+            info, devices = parts[cpus + 1], " ".join(parts[cpus + 2 :])
         else:
-            info, devices = " ".join(parts[cpus + 1:]), ""
-        interrupts[name] = (info, devices, parts[1:cpus + 1])
+            info, devices = " ".join(parts[cpus + 1 :]), ""
+        interrupts[name] = (info, devices, parts[1 : cpus + 1])
     return interrupts
 
 

@@ -14,11 +14,13 @@ from optilab.exporter.family import Family
 
 STATS, BACKENDS = "/proc/net/ip_vs_stats", "/proc/net/ip_vs"
 LABELS = ("local_address", "local_port", "remote_address", "remote_port", "proto", "local_mark")
-_TOTALS = (("connections_total", "The total number of connections made."),
-           ("incoming_packets_total", "The total number of incoming packets."),
-           ("outgoing_packets_total", "The total number of outgoing packets."),
-           ("incoming_bytes_total", "The total amount of incoming data."),
-           ("outgoing_bytes_total", "The total amount of outgoing data."))
+_TOTALS = (
+    ("connections_total", "The total number of connections made."),
+    ("incoming_packets_total", "The total number of incoming packets."),
+    ("outgoing_packets_total", "The total number of outgoing packets."),
+    ("incoming_bytes_total", "The total amount of incoming data."),
+    ("outgoing_bytes_total", "The total amount of outgoing data."),
+)
 
 
 def parse_stats(text: str) -> list[int]:
@@ -62,9 +64,21 @@ def parse_backends(text: str) -> list[Backend]:
         elif fields[0] == "->" and len(fields) >= 6:
             remote, remote_port = address(fields[1])
             weight, active, inactive = (int(value) for value in fields[3:6])
-            backends.append(({"local_address": local, "local_port": str(port), "remote_address": remote,
-                              "remote_port": str(remote_port), "proto": proto, "local_mark": mark},
-                             weight, active, inactive))
+            backends.append(
+                (
+                    {
+                        "local_address": local,
+                        "local_port": str(port),
+                        "remote_address": remote,
+                        "remote_port": str(remote_port),
+                        "proto": proto,
+                        "local_mark": mark,
+                    },
+                    weight,
+                    active,
+                    inactive,
+                )
+            )
     return backends
 
 
@@ -80,12 +94,21 @@ def build(totals: list[int], backends: list[Backend], labels: tuple[str, ...]) -
         entry[0] += backend_active
         entry[1] += backend_inactive
         entry[2] += backend_weight
-    active = Family("node_ipvs_backend_connections_active", "gauge",
-                    "The current active connections by local and remote address.", labels)
-    inactive = Family("node_ipvs_backend_connections_inactive", "gauge",
-                      "The current inactive connections by local and remote address.", labels)
-    weight = Family("node_ipvs_backend_weight", "gauge", "The current backend weight by local and remote address.",
-                    labels)
+    active = Family(
+        "node_ipvs_backend_connections_active",
+        "gauge",
+        "The current active connections by local and remote address.",
+        labels,
+    )
+    inactive = Family(
+        "node_ipvs_backend_connections_inactive",
+        "gauge",
+        "The current inactive connections by local and remote address.",
+        labels,
+    )
+    weight = Family(
+        "node_ipvs_backend_weight", "gauge", "The current backend weight by local and remote address.", labels
+    )
     for key, (act, inact, wgt) in sums.items():
         active.add(key, act)
         inactive.add(key, inact)

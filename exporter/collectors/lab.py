@@ -42,17 +42,27 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     if "/proc/meminfo" in sources:
         ram = ram_usage_percent(parse_meminfo_cached(sources["/proc/meminfo"]))
         if ram is not None:
-            families.append(gauge("system_ram_usage",
-                                  "Percent of memory in use: (MemTotal - MemAvailable) / MemTotal.", ram))
+            families.append(
+                gauge("system_ram_usage", "Percent of memory in use: (MemTotal - MemAvailable) / MemTotal.", ram)
+            )
     root = filesystem.parse_statfs(sources.get("cmd:statfs", "")).get("/")
     disk = disk_usage_percent(root) if root is not None else None
     if disk is not None:
-        families.append(gauge("system_disk_usage",
-                              "Percent used of the root filesystem, as df computes it: used / (used + available).",
-                              disk))
+        families.append(
+            gauge(
+                "system_disk_usage",
+                "Percent used of the root filesystem, as df computes it: used / (used + available).",
+                disk,
+            )
+        )
     if "cmd:who" in sources:
-        families.append(gauge("optilab_logged_in_users", "Login sessions listed by who (lab occupancy).",
-                              len(parse_who(sources["cmd:who"]))))
+        families.append(
+            gauge(
+                "optilab_logged_in_users",
+                "Login sessions listed by who (lab occupancy).",
+                len(parse_who(sources["cmd:who"])),
+            )
+        )
     return families
 
 

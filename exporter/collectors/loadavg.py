@@ -9,8 +9,10 @@ from optilab.exporter.parsers_proc import parse_loadavg
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     load = parse_loadavg(source(sources, "/proc/loadavg"))
-    return [gauge(f"node_load{minutes}", f"{minutes}m load average.", value)
-            for minutes, value in ((1, load.load1), (5, load.load5), (15, load.load15))]
+    return [
+        gauge(f"node_load{minutes}", f"{minutes}m load average.", value)
+        for minutes, value in ((1, load.load1), (5, load.load5), (15, load.load15))
+    ]
 
 
 COLLECTOR = Collector(name="loadavg", paths=("/proc/loadavg",), collect=collect)

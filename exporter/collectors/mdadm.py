@@ -86,8 +86,13 @@ def build(arrays: list[MdStat]) -> list[Family]:
         disks.add((md.name, "active"), md.disks_active)
         disks.add((md.name, "failed"), md.disks_failed)
         disks.add((md.name, "spare"), md.disks_spare)
-        for label, kernel in (("active", "active"), ("inactive", "inactive"), ("recovering", "recovering"),
-                              ("resync", "resyncing"), ("check", "checking")):
+        for label, kernel in (
+            ("active", "active"),
+            ("inactive", "inactive"),
+            ("recovering", "recovering"),
+            ("resync", "resyncing"),
+            ("check", "checking"),
+        ):
             state.add((md.name, label), 1.0 if md.state == kernel else 0.0)
         blocks.add((md.name,), md.blocks_total)
         synced.add((md.name,), md.blocks_synced)

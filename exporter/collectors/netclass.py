@@ -50,10 +50,16 @@ def build(interfaces: dict[str, dict[str, str]], options: CollectorOptions) -> l
     ignored = options.regex("ignored-devices")
     drop_invalid_speed = go_bool(options.get("ignore-invalid-speed"))
     up = Family("node_network_up", "gauge", "Value is 1 if operstate is 'up', 0 otherwise.", ("device",))
-    info = Family("node_network_info", "gauge", "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
-                  ("device", *_INFO))
-    numbers = {attr: Family(f"node_network_{suffix}", kind, f"Network device property: {suffix}", ("device",))
-               for attr, suffix, kind in _NUMBERS}
+    info = Family(
+        "node_network_info",
+        "gauge",
+        "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+        ("device", *_INFO),
+    )
+    numbers = {
+        attr: Family(f"node_network_{suffix}", kind, f"Network device property: {suffix}", ("device",))
+        for attr, suffix, kind in _NUMBERS
+    }
     parsed = 0
     for name in sorted(interfaces):
         if ignored is not None and ignored.search(name):
@@ -82,7 +88,9 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 
 
 COLLECTOR = Collector(
-    "netclass", globs(PREFIX + "*/", ATTRS), collect,
+    "netclass",
+    globs(PREFIX + "*/", ATTRS),
+    collect,
     flags=(("ignored-devices", "^$"), ("ignore-invalid-speed", "false")),
     choices={"ignore-invalid-speed": GO_BOOLS},
 )

@@ -40,20 +40,38 @@ OSRELEASE = "/proc/sys/kernel/osrelease"
 _RELEASE = re.compile(r"(\d+)\.(\d+)")
 #: rtnl_link_stats64's sysfs file -> node_exporter's netlink key (its parseNetlinkStats)
 NETLINK = {
-    "rx_packets": "receive_packets", "tx_packets": "transmit_packets", "rx_bytes": "receive_bytes",
-    "tx_bytes": "transmit_bytes", "rx_errors": "receive_errors", "tx_errors": "transmit_errors",
-    "rx_dropped": "receive_dropped", "tx_dropped": "transmit_dropped", "multicast": "multicast",
-    "collisions": "collisions", "rx_length_errors": "receive_length_errors", "rx_over_errors": "receive_over_errors",
-    "rx_crc_errors": "receive_crc_errors", "rx_frame_errors": "receive_frame_errors",
-    "rx_fifo_errors": "receive_fifo_errors", "rx_missed_errors": "receive_missed_errors",
-    "tx_aborted_errors": "transmit_aborted_errors", "tx_carrier_errors": "transmit_carrier_errors",
-    "tx_fifo_errors": "transmit_fifo_errors", "tx_heartbeat_errors": "transmit_heartbeat_errors",
-    "tx_window_errors": "transmit_window_errors", "rx_compressed": "receive_compressed",
-    "tx_compressed": "transmit_compressed", "rx_nohandler": "receive_nohandler",
+    "rx_packets": "receive_packets",
+    "tx_packets": "transmit_packets",
+    "rx_bytes": "receive_bytes",
+    "tx_bytes": "transmit_bytes",
+    "rx_errors": "receive_errors",
+    "tx_errors": "transmit_errors",
+    "rx_dropped": "receive_dropped",
+    "tx_dropped": "transmit_dropped",
+    "multicast": "multicast",
+    "collisions": "collisions",
+    "rx_length_errors": "receive_length_errors",
+    "rx_over_errors": "receive_over_errors",
+    "rx_crc_errors": "receive_crc_errors",
+    "rx_frame_errors": "receive_frame_errors",
+    "rx_fifo_errors": "receive_fifo_errors",
+    "rx_missed_errors": "receive_missed_errors",
+    "tx_aborted_errors": "transmit_aborted_errors",
+    "tx_carrier_errors": "transmit_carrier_errors",
+    "tx_fifo_errors": "transmit_fifo_errors",
+    "tx_heartbeat_errors": "transmit_heartbeat_errors",
+    "tx_window_errors": "transmit_window_errors",
+    "rx_compressed": "receive_compressed",
+    "tx_compressed": "transmit_compressed",
+    "rx_nohandler": "receive_nohandler",
 }
 #: /proc/net/dev's column -> procfs' name, which ``netlink`` false with detailed metrics exports
-_PROCFS = {"receive_errs": "receive_errors", "receive_drop": "receive_dropped", "transmit_errs": "transmit_errors",
-           "transmit_drop": "transmit_dropped"}
+_PROCFS = {
+    "receive_errs": "receive_errors",
+    "receive_drop": "receive_dropped",
+    "transmit_errs": "transmit_errors",
+    "transmit_drop": "transmit_dropped",
+}
 
 
 def _before_nohandler(sources: Sources) -> bool:
@@ -76,8 +94,9 @@ def nohandler(sources: Sources) -> dict[str, int] | None:
     return counts
 
 
-def netdev_families(netdev: dict[str, dict[str, int]], options: CollectorOptions,
-                    no_handler: dict[str, int] | None = None) -> list[Family]:
+def netdev_families(
+    netdev: dict[str, dict[str, int]], options: CollectorOptions, no_handler: dict[str, int] | None = None
+) -> list[Family]:
     """One counter family per column; ``no_handler`` is :func:`nohandler`'s answer (``None``: 0 for all)."""
     families: dict[str, Family] = {}
     for device, counters in netdev.items():
@@ -92,7 +111,8 @@ def netdev_families(netdev: dict[str, dict[str, int]], options: CollectorOptions
             family = families.get(column)
             if family is None:
                 family = families[column] = Family(
-                    f"node_network_{column}_total", "counter", f"Network device statistic {column}.", ("device",))
+                    f"node_network_{column}_total", "counter", f"Network device statistic {column}.", ("device",)
+                )
             family.samples.append(((device,), float(value)))
     return list(families.values())
 
@@ -124,8 +144,10 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     netdev = parse_netdev(source(sources, PATH))
     if not go_bool(options.get("netlink")):
         if go_bool(options.get("enable-detailed-metrics")):
-            netdev = {device: {_PROCFS.get(column, column): value for column, value in counters.items()}
-                      for device, counters in netdev.items()}
+            netdev = {
+                device: {_PROCFS.get(column, column): value for column, value in counters.items()}
+                for device, counters in netdev.items()
+            }
         return netdev_families(netdev, options, {})
     if go_bool(options.get("enable-detailed-metrics")):
         return netdev_families(detailed(netdev, sources), options, {})
@@ -133,9 +155,14 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 
 
 COLLECTOR = Collector(
-    name="netdev", paths=(PATH, SYS_PREFIX + "*/" + NOHANDLER, OSRELEASE), collect=collect,
+    name="netdev",
+    paths=(PATH, SYS_PREFIX + "*/" + NOHANDLER, OSRELEASE),
+    collect=collect,
     flags=(("device-include", ""), ("device-exclude", ""), ("enable-detailed-metrics", "false"), ("netlink", "true")),
     choices={"enable-detailed-metrics": GO_BOOLS, "netlink": GO_BOOLS},
-    flag_paths={"enable-detailed-metrics": tuple(f"{SYS_PREFIX}*/statistics/{name}" for name in NETLINK
-                                                 if name != "rx_nohandler")},
+    flag_paths={
+        "enable-detailed-metrics": tuple(
+            f"{SYS_PREFIX}*/statistics/{name}" for name in NETLINK if name != "rx_nohandler"
+        )
+    },
 )

@@ -25,7 +25,7 @@ def pairs(text: str) -> list[tuple[str, str, str]]:
         raise ValueError("odd number of lines: a header without its values")
     out = []
     for names, values in zip(lines[::2], lines[1::2], strict=True):
-        protocol = names[:names.find(":")]
+        protocol = names[: names.find(":")]
         if not protocol or not values.startswith(protocol + ":"):
             raise ValueError(f"values line does not follow the {protocol or names[:20]!r} header")
         out.append((protocol, names, values))
@@ -40,8 +40,8 @@ def _snmp6_layout(keys: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...], tu
     for index, key in enumerate(keys):
         six = key.find("6")
         if six > 0:
-            names, indexes = groups.setdefault(key[:six + 1], ([], []))
-            names.append(key[six + 1:])
+            names, indexes = groups.setdefault(key[: six + 1], ([], []))
+            names.append(key[six + 1 :])
             indexes.append(index)
     return tuple((protocol, tuple(names), tuple(indexes)) for protocol, (names, indexes) in groups.items())
 
@@ -51,8 +51,10 @@ def _chosen(pattern: str, protocol: str, names: tuple[str, ...]) -> tuple[tuple[
     """(index, family name, HELP) of the fields ``pattern`` selects (cached: headers repeat)."""
     keys = tuple(f"{protocol}_{name}" for name in names)
     options = CollectorOptions({"fields": pattern})
-    return tuple((index, f"node_netstat_{keys[index]}", f"Statistic {protocol}{names[index]}.")
-                 for index in options.selected("fields", keys))
+    return tuple(
+        (index, f"node_netstat_{keys[index]}", f"Statistic {protocol}{names[index]}.")
+        for index in options.selected("fields", keys)
+    )
 
 
 def _families(protocol: str, names: tuple[str, ...], values: list[str], options: CollectorOptions) -> list[Family]:
@@ -84,5 +86,9 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     return families
 
 
-COLLECTOR = Collector(name="netstat", paths=("/proc/net/netstat", "/proc/net/snmp", "/proc/net/snmp6"),
-                      collect=collect, flags=(("fields", FIELDS),))
+COLLECTOR = Collector(
+    name="netstat",
+    paths=("/proc/net/netstat", "/proc/net/snmp", "/proc/net/snmp6"),
+    collect=collect,
+    flags=(("fields", FIELDS),),
+)

@@ -10,19 +10,111 @@ from optilab.exporter.collectors.base import Collector, CollectorOptions, Source
 from optilab.exporter.family import Family
 
 PATH = "/proc/net/rpc/nfs"
-V2 = ("Null", "GetAttr", "SetAttr", "Root", "Lookup", "ReadLink", "Read", "WrCache", "Write", "Create", "Remove",
-      "Rename", "Link", "SymLink", "MkDir", "RmDir", "ReadDir", "FsStat")
-V3 = ("Null", "GetAttr", "SetAttr", "Lookup", "Access", "ReadLink", "Read", "Write", "Create", "MkDir", "SymLink",
-      "MkNod", "Remove", "RmDir", "Rename", "Link", "ReadDir", "ReadDirPlus", "FsStat", "FsInfo", "PathConf",
-      "Commit")
-V4 = ("Null", "Read", "Write", "Commit", "Open", "OpenConfirm", "OpenNoattr", "OpenDowngrade", "Close", "Setattr",
-      "FsInfo", "Renew", "SetClientID", "SetClientIDConfirm", "Lock", "Lockt", "Locku", "Access", "Getattr",
-      "Lookup", "LookupRoot", "Remove", "Rename", "Link", "Symlink", "Create", "Pathconf", "StatFs", "ReadLink",
-      "ReadDir", "ServerCaps", "DelegReturn", "GetACL", "SetACL", "FsLocations", "ReleaseLockowner", "Secinfo",
-      "FsidPresent", "ExchangeID", "CreateSession", "DestroySession", "Sequence", "GetLeaseTime", "ReclaimComplete",
-      "LayoutGet", "GetDeviceInfo", "LayoutCommit", "LayoutReturn", "SecinfoNoName", "TestStateID", "FreeStateID",
-      "GetDeviceList", "BindConnToSession", "DestroyClientID", "Seek", "Allocate", "DeAllocate", "LayoutStats",
-      "Clone")
+V2 = (
+    "Null",
+    "GetAttr",
+    "SetAttr",
+    "Root",
+    "Lookup",
+    "ReadLink",
+    "Read",
+    "WrCache",
+    "Write",
+    "Create",
+    "Remove",
+    "Rename",
+    "Link",
+    "SymLink",
+    "MkDir",
+    "RmDir",
+    "ReadDir",
+    "FsStat",
+)
+V3 = (
+    "Null",
+    "GetAttr",
+    "SetAttr",
+    "Lookup",
+    "Access",
+    "ReadLink",
+    "Read",
+    "Write",
+    "Create",
+    "MkDir",
+    "SymLink",
+    "MkNod",
+    "Remove",
+    "RmDir",
+    "Rename",
+    "Link",
+    "ReadDir",
+    "ReadDirPlus",
+    "FsStat",
+    "FsInfo",
+    "PathConf",
+    "Commit",
+)
+V4 = (
+    "Null",
+    "Read",
+    "Write",
+    "Commit",
+    "Open",
+    "OpenConfirm",
+    "OpenNoattr",
+    "OpenDowngrade",
+    "Close",
+    "Setattr",
+    "FsInfo",
+    "Renew",
+    "SetClientID",
+    "SetClientIDConfirm",
+    "Lock",
+    "Lockt",
+    "Locku",
+    "Access",
+    "Getattr",
+    "Lookup",
+    "LookupRoot",
+    "Remove",
+    "Rename",
+    "Link",
+    "Symlink",
+    "Create",
+    "Pathconf",
+    "StatFs",
+    "ReadLink",
+    "ReadDir",
+    "ServerCaps",
+    "DelegReturn",
+    "GetACL",
+    "SetACL",
+    "FsLocations",
+    "ReleaseLockowner",
+    "Secinfo",
+    "FsidPresent",
+    "ExchangeID",
+    "CreateSession",
+    "DestroySession",
+    "Sequence",
+    "GetLeaseTime",
+    "ReclaimComplete",
+    "LayoutGet",
+    "GetDeviceInfo",
+    "LayoutCommit",
+    "LayoutReturn",
+    "SecinfoNoName",
+    "TestStateID",
+    "FreeStateID",
+    "GetDeviceList",
+    "BindConnToSession",
+    "DestroyClientID",
+    "Seek",
+    "Allocate",
+    "DeAllocate",
+    "LayoutStats",
+    "Clone",
+)
 
 
 def numbers(line: str) -> tuple[str, list[int]]:
@@ -33,8 +125,9 @@ def numbers(line: str) -> tuple[str, list[int]]:
     return parts[0], [int(part) for part in parts[1:]]
 
 
-def procedures(key: str, values: list[int], names: tuple[str, ...], minimum: int | None,
-               pad: bool = False) -> dict[str, int]:
+def procedures(
+    key: str, values: list[int], names: tuple[str, ...], minimum: int | None, pad: bool = False
+) -> dict[str, int]:
     """A ``procN`` line (first value: how many follow) as ``{method: count}``."""
     count, rest = values[0], values[1:]
     if len(rest) != count or (minimum is not None and count < minimum):
@@ -51,8 +144,13 @@ def fixed(key: str, values: list[int], count: int) -> list[int]:
 
 
 def parse(text: str) -> dict[str, object]:
-    stats: dict[str, object] = {"net": [0, 0, 0, 0], "rpc": [0, 0, 0], "proc2": dict.fromkeys(V2, 0),
-                                "proc3": dict.fromkeys(V3, 0), "proc4": dict.fromkeys(V4, 0)}
+    stats: dict[str, object] = {
+        "net": [0, 0, 0, 0],
+        "rpc": [0, 0, 0],
+        "proc2": dict.fromkeys(V2, 0),
+        "proc3": dict.fromkeys(V3, 0),
+        "proc4": dict.fromkeys(V4, 0),
+    }
     for line in text.splitlines():
         key, values = numbers(line)
         if key == "net":
@@ -73,8 +171,12 @@ def parse(text: str) -> dict[str, object]:
 def build(stats: dict[str, object]) -> list[Family]:
     net, rpc = stats["net"], stats["rpc"]
     assert isinstance(net, list) and isinstance(rpc, list)
-    packets = Family("node_nfs_packets_total", "counter",
-                     "Total NFSd network packets (sent+received) by protocol type.", ("protocol",))
+    packets = Family(
+        "node_nfs_packets_total",
+        "counter",
+        "Total NFSd network packets (sent+received) by protocol type.",
+        ("protocol",),
+    )
     packets.add(("udp",), net[1])
     packets.add(("tcp",), net[2])
     connections = Family("node_nfs_connections_total", "counter", "Total number of NFSd TCP connections.")
@@ -83,8 +185,9 @@ def build(stats: dict[str, object]) -> list[Family]:
     rpcs.add((), rpc[0])
     retrans = Family("node_nfs_rpc_retransmissions_total", "counter", "Number of RPC transmissions performed.")
     retrans.add((), rpc[1])
-    refreshes = Family("node_nfs_rpc_authentication_refreshes_total", "counter",
-                       "Number of RPC authentication refreshes performed.")
+    refreshes = Family(
+        "node_nfs_rpc_authentication_refreshes_total", "counter", "Number of RPC authentication refreshes performed."
+    )
     refreshes.add((), rpc[2])
     requests = Family("node_nfs_requests_total", "counter", "Number of NFS procedures invoked.", ("proto", "method"))
     for proto, key, names in (("2", "proc2", V2), ("3", "proc3", V3), ("4", "proc4", V4)):

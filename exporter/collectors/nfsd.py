@@ -12,12 +12,49 @@ from optilab.exporter.family import Family
 
 PATH = "/proc/net/rpc/nfsd"
 #: proc4ops fields in the kernel's order (procfs' V4Ops), and the ones upstream exports
-V4_OPS = ("Op0Unused", "Op1Unused", "Op2Future", "Access", "Close", "Commit", "Create", "DelegPurge", "DelegReturn",
-          "GetAttr", "GetFH", "Link", "Lock", "Lockt", "Locku", "Lookup", "LookupRoot", "Nverify", "Open", "OpenAttr",
-          "OpenConfirm", "OpenDgrd", "PutFH", "PutPubFH", "PutRootFH", "Read", "ReadDir", "ReadLink", "Remove",
-          "Rename", "Renew", "RestoreFH", "SaveFH", "SecInfo", "SetAttr", "Verify", "Write", "RelLockOwner")
-V4_EXPORTED = tuple(name for name in V4_OPS if name not in ("Op0Unused", "Op1Unused", "Op2Future", "PutPubFH",
-                                                            "PutRootFH"))
+V4_OPS = (
+    "Op0Unused",
+    "Op1Unused",
+    "Op2Future",
+    "Access",
+    "Close",
+    "Commit",
+    "Create",
+    "DelegPurge",
+    "DelegReturn",
+    "GetAttr",
+    "GetFH",
+    "Link",
+    "Lock",
+    "Lockt",
+    "Locku",
+    "Lookup",
+    "LookupRoot",
+    "Nverify",
+    "Open",
+    "OpenAttr",
+    "OpenConfirm",
+    "OpenDgrd",
+    "PutFH",
+    "PutPubFH",
+    "PutRootFH",
+    "Read",
+    "ReadDir",
+    "ReadLink",
+    "Remove",
+    "Rename",
+    "Renew",
+    "RestoreFH",
+    "SaveFH",
+    "SecInfo",
+    "SetAttr",
+    "Verify",
+    "Write",
+    "RelLockOwner",
+)
+V4_EXPORTED = tuple(
+    name for name in V4_OPS if name not in ("Op0Unused", "Op1Unused", "Op2Future", "PutPubFH", "PutRootFH")
+)
 _FIXED = {"rc": 3, "fh": 5, "io": 2, "th": 2, "ra": 12, "net": 4, "rpc": 5}
 
 
@@ -63,33 +100,49 @@ def _one(name: str, kind: str, help_text: str, value: int) -> Family:
 def build(stats: dict[str, object]) -> list[Family]:
     rc, fh, io, th, ra, net, rpc = (_ints(stats, key) for key in ("rc", "fh", "io", "th", "ra", "net", "rpc"))
     families = [
-        _one("node_nfsd_reply_cache_hits_total", "counter",
-             "Total number of NFSd Reply Cache hits (client lost server response).", rc[0]),
-        _one("node_nfsd_reply_cache_misses_total", "counter",
-             "Total number of NFSd Reply Cache an operation that requires caching (idempotent).", rc[1]),
-        _one("node_nfsd_reply_cache_nocache_total", "counter",
-             "Total number of NFSd Reply Cache non-idempotent operations (rename/delete/…).", rc[2]),
-        _one("node_nfsd_file_handles_stale_total", "counter", "Total number of NFSd stale file handles",
-             fh[0]),
+        _one(
+            "node_nfsd_reply_cache_hits_total",
+            "counter",
+            "Total number of NFSd Reply Cache hits (client lost server response).",
+            rc[0],
+        ),
+        _one(
+            "node_nfsd_reply_cache_misses_total",
+            "counter",
+            "Total number of NFSd Reply Cache an operation that requires caching (idempotent).",
+            rc[1],
+        ),
+        _one(
+            "node_nfsd_reply_cache_nocache_total",
+            "counter",
+            "Total number of NFSd Reply Cache non-idempotent operations (rename/delete/…).",
+            rc[2],
+        ),
+        _one("node_nfsd_file_handles_stale_total", "counter", "Total number of NFSd stale file handles", fh[0]),
         _one("node_nfsd_disk_bytes_read_total", "counter", "Total NFSd bytes read.", io[0]),
         _one("node_nfsd_disk_bytes_written_total", "counter", "Total NFSd bytes written.", io[1]),
-        _one("node_nfsd_server_threads", "gauge", "Total number of NFSd kernel threads that are running.",
-             th[0]),
-        _one("node_nfsd_read_ahead_cache_size_blocks", "gauge", "How large the read ahead cache is in blocks.",
-             ra[0]),
-        _one("node_nfsd_read_ahead_cache_not_found_total", "counter",
-             "Total number of NFSd read ahead cache not found.", ra[11]),
+        _one("node_nfsd_server_threads", "gauge", "Total number of NFSd kernel threads that are running.", th[0]),
+        _one("node_nfsd_read_ahead_cache_size_blocks", "gauge", "How large the read ahead cache is in blocks.", ra[0]),
+        _one(
+            "node_nfsd_read_ahead_cache_not_found_total",
+            "counter",
+            "Total number of NFSd read ahead cache not found.",
+            ra[11],
+        ),
     ]
-    packets = Family("node_nfsd_packets_total", "counter",
-                     "Total NFSd network packets (sent+received) by protocol type.", ("proto",))
+    packets = Family(
+        "node_nfsd_packets_total", "counter", "Total NFSd network packets (sent+received) by protocol type.", ("proto",)
+    )
     packets.add(("udp",), net[1])
     packets.add(("tcp",), net[2])
-    errors = Family("node_nfsd_rpc_errors_total", "counter", "Total number of NFSd RPC errors by error type.",
-                    ("error",))
+    errors = Family(
+        "node_nfsd_rpc_errors_total", "counter", "Total number of NFSd RPC errors by error type.", ("error",)
+    )
     for label, index in (("fmt", 2), ("auth", 3), ("cInt", 4)):
         errors.add((label,), rpc[index])
-    requests = Family("node_nfsd_requests_total", "counter", "Total number NFSd Requests by method and protocol.",
-                      ("proto", "method"))
+    requests = Family(
+        "node_nfsd_requests_total", "counter", "Total number NFSd Requests by method and protocol.", ("proto", "method")
+    )
     for proto, key, names in (("2", "proc2", V2[1:]), ("3", "proc3", V3[1:]), ("4", "proc4ops", V4_EXPORTED)):
         counts = stats[key]
         assert isinstance(counts, dict)

@@ -28,16 +28,47 @@ from optilab.exporter.family import Family
 SOURCE = "cmd:nvidia_smi"
 INFO = ("uuid", "name", "driver_model.current", "driver_model.pending", "vbios_version", "driver_version")
 INFO_LABELS = ("uuid", "name", "driver_model_current", "driver_model_pending", "vbios_version", "driver_version")
-FIELDS = (*INFO, "index", "pci.bus_id", "temperature.gpu", "temperature.memory", "utilization.gpu",
-          "utilization.memory", "memory.total", "memory.used", "memory.free", "fan.speed", "power.draw",
-          "power.limit", "clocks.current.graphics", "clocks.current.sm", "clocks.current.memory",
-          "clocks.max.graphics", "pstate", "encoder.stats.sessionCount")
+FIELDS = (
+    *INFO,
+    "index",
+    "pci.bus_id",
+    "temperature.gpu",
+    "temperature.memory",
+    "utilization.gpu",
+    "utilization.memory",
+    "memory.total",
+    "memory.used",
+    "memory.free",
+    "fan.speed",
+    "power.draw",
+    "power.limit",
+    "clocks.current.graphics",
+    "clocks.current.sm",
+    "clocks.current.memory",
+    "clocks.max.graphics",
+    "pstate",
+    "encoder.stats.sessionCount",
+)
 COMMAND = f"nvidia-smi --query-gpu={','.join(FIELDS)} --format=csv"
 _NUMBER = re.compile(r"[+-]?(\d*[.])?\d+")
-_WORDS = {"enabled": 1.0, "yes": 1.0, "active": 1.0, "disabled": 0.0, "no": 0.0, "not active": 0.0,
-          "default": 0.0, "exclusive_thread": 1.0, "prohibited": 2.0, "exclusive_process": 3.0}
-_UNITS = ((" [W]", "_watts", 1.0), (" [MHz]", "_clock_hz", 1e6), (" [MiB]", "_bytes", 1048576.0),
-          (" [%]", "_ratio", 0.01))
+_WORDS = {
+    "enabled": 1.0,
+    "yes": 1.0,
+    "active": 1.0,
+    "disabled": 0.0,
+    "no": 0.0,
+    "not active": 0.0,
+    "default": 0.0,
+    "exclusive_thread": 1.0,
+    "prohibited": 2.0,
+    "exclusive_process": 3.0,
+}
+_UNITS = (
+    (" [W]", "_watts", 1.0),
+    (" [MHz]", "_clock_hz", 1e6),
+    (" [MiB]", "_bytes", 1048576.0),
+    (" [%]", "_ratio", 0.01),
+)
 
 
 def metric_name(header: str) -> tuple[str, float]:
@@ -77,8 +108,12 @@ def parse(text: str) -> tuple[list[str], list[list[str]]]:
 
 
 def build(headers: list[str], rows: list[list[str]]) -> list[Family]:
-    info = Family("nvidia_smi_gpu_info", "gauge", "A metric with a constant '1' value labeled by gpu "
-                  + ", ".join(INFO_LABELS) + ".", INFO_LABELS)
+    info = Family(
+        "nvidia_smi_gpu_info",
+        "gauge",
+        "A metric with a constant '1' value labeled by gpu " + ", ".join(INFO_LABELS) + ".",
+        INFO_LABELS,
+    )
     families: dict[str, Family] = {}
     for row in rows:
         cells = dict(zip(FIELDS, row, strict=True))

@@ -23,8 +23,12 @@ def parse(sources: Sources) -> dict[str, dict[str, str]]:
 
 
 def build(controllers: dict[str, dict[str, str]]) -> list[Family]:
-    info = Family("node_nvme_info", "gauge", "Non-numeric data from /sys/class/nvme/<device>, value is always 1.",
-                  ("device", "firmware_revision", "model", "serial", "state"))
+    info = Family(
+        "node_nvme_info",
+        "gauge",
+        "Non-numeric data from /sys/class/nvme/<device>, value is always 1.",
+        ("device", "firmware_revision", "model", "serial", "state"),
+    )
     for name in sorted(controllers):
         attrs = controllers[name]
         info.add((name, *(attrs.get(file, "") for file in _FILES)), 1.0)

@@ -10,20 +10,40 @@ from optilab.exporter.parsers_host import parse_osrelease
 
 PATHS = ("/etc/os-release", "/usr/lib/os-release")
 #: node_os_info's label names in node_exporter 1.5, each from the os-release key of the same name.
-INFO_LABELS = ("build_id", "id", "id_like", "image_id", "image_version", "name", "pretty_name",
-               "variant", "variant_id", "version", "version_codename", "version_id")
+INFO_LABELS = (
+    "build_id",
+    "id",
+    "id_like",
+    "image_id",
+    "image_version",
+    "name",
+    "pretty_name",
+    "variant",
+    "variant_id",
+    "version",
+    "version_codename",
+    "version_id",
+)
 _VERSION = re.compile(r"^[0-9]+\.?[0-9]*")
 
 
 def os_families(release: dict[str, str]) -> list[Family]:
-    info = Family("node_os_info", "gauge",
-                  "A metric with a constant '1' value labeled by " + ", ".join(INFO_LABELS) + ".", INFO_LABELS)
+    info = Family(
+        "node_os_info",
+        "gauge",
+        "A metric with a constant '1' value labeled by " + ", ".join(INFO_LABELS) + ".",
+        INFO_LABELS,
+    )
     info.add([release.get(label.upper(), "") for label in INFO_LABELS], 1.0)
     families = [info]
     version = _VERSION.match(release.get("VERSION_ID", ""))
     if version:
-        family = Family("node_os_version", "gauge", "Metric containing the major.minor part of the OS version.",
-                        ("id", "id_like", "name"))
+        family = Family(
+            "node_os_version",
+            "gauge",
+            "Metric containing the major.minor part of the OS version.",
+            ("id", "id_like", "name"),
+        )
         family.add([release.get(key, "") for key in ("ID", "ID_LIKE", "NAME")], float(version.group()))
         families.append(family)
     return families

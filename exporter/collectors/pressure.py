@@ -6,16 +6,36 @@ from optilab.exporter.collectors.base import Collector, CollectorOptions, Source
 from optilab.exporter.family import Family, counter
 
 _SPECS = (
-    ("cpu", "some", "node_pressure_cpu_waiting_seconds_total",
-     "Total time in seconds that processes have waited for CPU time"),
-    ("io", "some", "node_pressure_io_waiting_seconds_total",
-     "Total time in seconds that processes have waited due to IO congestion"),
-    ("io", "full", "node_pressure_io_stalled_seconds_total",
-     "Total time in seconds no process could make progress due to IO congestion"),
-    ("memory", "some", "node_pressure_memory_waiting_seconds_total",
-     "Total time in seconds that processes have waited for memory"),
-    ("memory", "full", "node_pressure_memory_stalled_seconds_total",
-     "Total time in seconds no process could make progress due to memory congestion"),
+    (
+        "cpu",
+        "some",
+        "node_pressure_cpu_waiting_seconds_total",
+        "Total time in seconds that processes have waited for CPU time",
+    ),
+    (
+        "io",
+        "some",
+        "node_pressure_io_waiting_seconds_total",
+        "Total time in seconds that processes have waited due to IO congestion",
+    ),
+    (
+        "io",
+        "full",
+        "node_pressure_io_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to IO congestion",
+    ),
+    (
+        "memory",
+        "some",
+        "node_pressure_memory_waiting_seconds_total",
+        "Total time in seconds that processes have waited for memory",
+    ),
+    (
+        "memory",
+        "full",
+        "node_pressure_memory_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to memory congestion",
+    ),
 )
 
 
@@ -36,9 +56,13 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     if not all(path in sources for path in paths.values()):
         return []  # kernel without PSI (or psi=0): nothing to report
     parsed = {resource: parse_psi(sources[path]) for resource, path in paths.items()}
-    return [counter(name, help_text, parsed[resource][kind] / 1e6)
-            for resource, kind, name, help_text in _SPECS if kind in parsed[resource]]
+    return [
+        counter(name, help_text, parsed[resource][kind] / 1e6)
+        for resource, kind, name, help_text in _SPECS
+        if kind in parsed[resource]
+    ]
 
 
-COLLECTOR = Collector(name="pressure", paths=("/proc/pressure/cpu", "/proc/pressure/io", "/proc/pressure/memory"),
-                      collect=collect)
+COLLECTOR = Collector(
+    name="pressure", paths=("/proc/pressure/cpu", "/proc/pressure/io", "/proc/pressure/memory"), collect=collect
+)

@@ -44,16 +44,18 @@ def parse(sources: Sources) -> list[tuple[str, int, str, int]]:
 
 def build(zones: list[tuple[str, int, str, int]], zone_label: bool) -> list[Family]:
     if zone_label:
-        family = Family("node_rapl_joules_total", "counter", "Current RAPL value in joules",
-                        ("index", "path", "rapl_zone"))
+        family = Family(
+            "node_rapl_joules_total", "counter", "Current RAPL value in joules", ("index", "path", "rapl_zone")
+        )
         for name, index, path, energy in zones:
             family.add((str(index), path, name), energy / 1e6)
         return [family]
     families: dict[str, Family] = {}
     for name, index, path, energy in zones:
         metric = f"node_rapl_{_UNSAFE.sub('_', name)}_joules_total"
-        family = families.setdefault(metric, Family(metric, "counter", f"Current RAPL {name} value in joules",
-                                                    ("index", "path")))
+        family = families.setdefault(
+            metric, Family(metric, "counter", f"Current RAPL {name} value in joules", ("index", "path"))
+        )
         family.add((str(index), path), energy / 1e6)
     return list(families.values())
 
@@ -64,6 +66,8 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 
 
 COLLECTOR = Collector(
-    "rapl", tuple(f"{PREFIX}*/{attr}" for attr in ("name", "max_energy_range_uj", "energy_uj")), collect,
+    "rapl",
+    tuple(f"{PREFIX}*/{attr}" for attr in ("name", "max_energy_range_uj", "energy_uj")),
+    collect,
     flags=(("enable-zone-label", "false"),),
 )

@@ -10,10 +10,15 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     text = sources.get("/proc/schedstat")
     if text is None:
         return []  # kernel built without CONFIG_SCHEDSTATS
-    running = Family("node_schedstat_running_seconds_total", "counter",
-                     "Number of seconds CPU spent running a process.", ("cpu",))
-    waiting = Family("node_schedstat_waiting_seconds_total", "counter",
-                     "Number of seconds spent by processing waiting for this CPU.", ("cpu",))
+    running = Family(
+        "node_schedstat_running_seconds_total", "counter", "Number of seconds CPU spent running a process.", ("cpu",)
+    )
+    waiting = Family(
+        "node_schedstat_waiting_seconds_total",
+        "counter",
+        "Number of seconds spent by processing waiting for this CPU.",
+        ("cpu",),
+    )
     slices = Family("node_schedstat_timeslices_total", "counter", "Number of timeslices executed by CPU.", ("cpu",))
     for line in text.splitlines():
         fields = line.split()

@@ -61,6 +61,9 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     return []
 
 
-COLLECTOR = Collector(name=NAME, paths=(SESSION_FILES,),
-                      commands=(("seats", SEATS_COMMAND), ("who", WHO_COMMAND), ("date", time_collector.DATE)),
-                      collect=collect)
+COLLECTOR = Collector(
+    name=NAME,
+    paths=(SESSION_FILES,),
+    commands=(("seats", SEATS_COMMAND), ("who", WHO_COMMAND), ("date", time_collector.DATE)),
+    collect=collect,
+)

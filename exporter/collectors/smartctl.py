@@ -25,13 +25,25 @@ from optilab.exporter.collectors.base import Collector, CollectorOptions, Source
 from optilab.exporter.family import Family
 
 SOURCE = "cmd:smartctl"
-COMMAND = ('for d in /dev/sd? /dev/nvme?n?; do [ -b "$d" ] || continue; '
-           'smartctl --json --info --health --attributes --nocheck=standby,0 "$d"; '
-           '[ $? -eq 2 ] && sudo -n smartctl --json --info --health --attributes --nocheck=standby,0 "$d"; '
-           'done; true')
+COMMAND = (
+    'for d in /dev/sd? /dev/nvme?n?; do [ -b "$d" ] || continue; '
+    'smartctl --json --info --health --attributes --nocheck=standby,0 "$d"; '
+    '[ $? -eq 2 ] && sudo -n smartctl --json --info --health --attributes --nocheck=standby,0 "$d"; '
+    "done; true"
+)
 DEVICE_LABELS = ("device", "model_family", "model_name", "serial_number")
-INFO_LABELS = ("device", "interface", "protocol", "model_family", "model_name", "serial_number",
-               "ata_additional_product_id", "firmware_version", "ata_version", "sata_version")
+INFO_LABELS = (
+    "device",
+    "interface",
+    "protocol",
+    "model_family",
+    "model_name",
+    "serial_number",
+    "ata_additional_product_id",
+    "firmware_version",
+    "ata_version",
+    "sata_version",
+)
 _ATTRIBUTE_FLAGS = ("prefailure", "updated_online", "performance", "error_rate", "event_count", "auto_keep")
 
 
@@ -81,30 +93,57 @@ def build(devices: dict[str, dict[str, Any]]) -> list[Family]:
     power_on = family("smartctl_device_power_on_seconds", "Device power on seconds", "counter")
     cycles = family("smartctl_device_power_cycle_count", "Device power cycle count", "counter")
     capacity = family("smartctl_device_capacity_bytes", "Device capacity in bytes")
-    attribute = family("smartctl_device_attribute", "Device attributes",
-                       extra=("attribute_name", "attribute_flags_short", "attribute_flags_long",
-                              "attribute_value_type", "attribute_id"))
-    nvme = {key: family(f"smartctl_device_{key}", help_text, "counter") for key, help_text in (
-        ("percentage_used", "Device write percentage used"),
-        ("available_spare", "Normalized percentage (0 to 100%) of the remaining spare capacity available"),
-        ("critical_warning", "This field indicates critical warnings for the state of the controller"),
-        ("media_errors", "Contains the number of occurrences where the controller detected an unrecovered data "
-                         "integrity error. Errors such as uncorrectable ECC, CRC checksum failure, or LBA tag "
-                         "mismatch are included in this field"))}
+    attribute = family(
+        "smartctl_device_attribute",
+        "Device attributes",
+        extra=(
+            "attribute_name",
+            "attribute_flags_short",
+            "attribute_flags_long",
+            "attribute_value_type",
+            "attribute_id",
+        ),
+    )
+    nvme = {
+        key: family(f"smartctl_device_{key}", help_text, "counter")
+        for key, help_text in (
+            ("percentage_used", "Device write percentage used"),
+            ("available_spare", "Normalized percentage (0 to 100%) of the remaining spare capacity available"),
+            ("critical_warning", "This field indicates critical warnings for the state of the controller"),
+            (
+                "media_errors",
+                "Contains the number of occurrences where the controller detected an unrecovered data "
+                "integrity error. Errors such as uncorrectable ECC, CRC checksum failure, or LBA tag "
+                "mismatch are included in this field",
+            ),
+        )
+    }
     for name in sorted(devices):
         doc = devices[name]
         labels = (name.strip(), *(str(_get(doc, key, "")).strip() for key in DEVICE_LABELS[1:]))
         exit_status.add(labels, _number(_get(doc, "smartctl.exit_status", 0)))
         if _get(doc, "smart_status") is None:
             continue  # refused (permission) or no SMART: nothing more smartctl_exporter would trust
-        info.add((labels[0], str(_get(doc, "device.type", "")), str(_get(doc, "device.protocol", "")), *labels[1:],
-                  str(_get(doc, "ata_additional_product_id", "unknown")), str(_get(doc, "firmware_version", "")),
-                  str(_get(doc, "ata_version.string", "")), str(_get(doc, "sata_version.string", ""))), 1.0)
+        info.add(
+            (
+                labels[0],
+                str(_get(doc, "device.type", "")),
+                str(_get(doc, "device.protocol", "")),
+                *labels[1:],
+                str(_get(doc, "ata_additional_product_id", "unknown")),
+                str(_get(doc, "firmware_version", "")),
+                str(_get(doc, "ata_version.string", "")),
+                str(_get(doc, "sata_version.string", "")),
+            ),
+            1.0,
+        )
         status.add(labels, _number(_get(doc, "smart_status.passed", False)))
         for key, value in (_get(doc, "temperature", {}) or {}).items():
             temperature.add((*labels, key), _number(value))
-        power_on.add(labels, _number(_get(doc, "power_on_time.hours", 0)) * 3600
-                     + _number(_get(doc, "power_on_time.minutes", 0)) * 60)
+        power_on.add(
+            labels,
+            _number(_get(doc, "power_on_time.hours", 0)) * 3600 + _number(_get(doc, "power_on_time.minutes", 0)) * 60,
+        )
         cycles.add(labels, _number(_get(doc, "power_cycle_count", 0)))
         capacity.add(labels, _number(_get(doc, "user_capacity.bytes", 0)))
         for row in _get(doc, "ata_smart_attributes.table", []) or []:

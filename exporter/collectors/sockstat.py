@@ -59,10 +59,11 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
             pairs = [(name, fields[name]) for name in _ORDER if name in fields]
             if "mem" in fields:
                 pairs.append(("mem_bytes", fields["mem"] * page))
-            families += [gauge(f"node_sockstat_{protocol}_{name}", f"Number of {protocol} sockets in state {name}.",
-                               value) for name, value in pairs]
+            families += [
+                gauge(f"node_sockstat_{protocol}_{name}", f"Number of {protocol} sockets in state {name}.", value)
+                for name, value in pairs
+            ]
     return families
 
 
-COLLECTOR = Collector(name="sockstat", paths=("/proc/net/sockstat", "/proc/net/sockstat6", PMD_SIZE),
-                      collect=collect)
+COLLECTOR = Collector(name="sockstat", paths=("/proc/net/sockstat", "/proc/net/sockstat6", PMD_SIZE), collect=collect)

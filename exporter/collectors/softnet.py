@@ -9,8 +9,9 @@ from optilab.exporter.family import Family
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     processed = Family("node_softnet_processed_total", "counter", "Number of processed packets", ("cpu",))
     dropped = Family("node_softnet_dropped_total", "counter", "Number of dropped packets", ("cpu",))
-    squeezed = Family("node_softnet_times_squeezed_total", "counter",
-                      "Number of times processing packets ran out of quota", ("cpu",))
+    squeezed = Family(
+        "node_softnet_times_squeezed_total", "counter", "Number of times processing packets ran out of quota", ("cpu",)
+    )
     for index, line in enumerate(source(sources, "/proc/net/softnet_stat").splitlines()):
         fields = line.split()
         if len(fields) < 3:

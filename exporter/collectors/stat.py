@@ -14,8 +14,7 @@ def stat_families(stat: Stat) -> list[Family]:
         (counter, "node_forks_total", "Total number of forks.", stat.forks),
         (gauge, "node_boot_time_seconds", "Node boot time, in unixtime.", stat.boot_time),
         (gauge, "node_procs_running", "Number of processes in runnable state.", stat.procs_running),
-        (gauge, "node_procs_blocked", "Number of processes blocked waiting for I/O to complete.",
-         stat.procs_blocked),
+        (gauge, "node_procs_blocked", "Number of processes blocked waiting for I/O to complete.", stat.procs_blocked),
     )
     return [build(name, help_text, value) for build, name, help_text, value in specs if value is not None]
 

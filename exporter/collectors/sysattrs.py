@@ -47,7 +47,7 @@ def devices(sources: Sources, prefix: str, attrs: Iterable[str] | None = None) -
     wanted = None if attrs is None else set(attrs)
     found: dict[str, dict[str, str]] = {}
     for path, text in under(sources, prefix).items():
-        device, sep, attr = path[len(prefix):].partition("/")
+        device, sep, attr = path[len(prefix) :].partition("/")
         if not sep or not device or (wanted is not None and attr not in wanted):
             continue
         found.setdefault(device, {})[attr] = text.strip()

@@ -23,9 +23,12 @@ STATE = "cmd:systemd_state"
 VERSION = "cmd:systemd_version"
 COMMANDS = (
     ("systemd_units", "systemctl list-units --all --plain --no-legend --no-pager"),
-    ("systemd_show", "systemctl show --no-pager --timestamp=unix"
-                     " --property=Id,Type,LastTriggerUSec,NAccepted,NConnections,NRefused"
-                     " '*.service' '*.mount' '*.timer' '*.socket'"),
+    (
+        "systemd_show",
+        "systemctl show --no-pager --timestamp=unix"
+        " --property=Id,Type,LastTriggerUSec,NAccepted,NConnections,NRefused"
+        " '*.service' '*.mount' '*.timer' '*.socket'",
+    ),
     ("systemd_state", "systemctl is-system-running"),
     ("systemd_version", "systemctl --version"),
 )
@@ -81,8 +84,13 @@ def _unix(value: str) -> float | None:
     return 0.0 if value in ("", "n/a") else None
 
 
-def build(units: list[tuple[str, str, str]], props: dict[str, dict[str, str]], state: str | None,
-          version: tuple[float, str] | None, options: CollectorOptions) -> list[Family]:
+def build(
+    units: list[tuple[str, str, str]],
+    props: dict[str, dict[str, str]],
+    state: str | None,
+    version: tuple[float, str] | None,
+    options: CollectorOptions,
+) -> list[Family]:
     include = re.compile(f"^(?:{options.get('unit-include') or '.+'})$")
     exclude = re.compile(f"^(?:{options.get('unit-exclude')})$") if options.get("unit-exclude") else None
     families = []
@@ -97,14 +105,24 @@ def build(units: list[tuple[str, str, str]], props: dict[str, dict[str, str]], s
     for name, count in summary.items():
         units_family.add((name,), count)
     unit_state = Family("node_systemd_unit_state", "gauge", "Systemd unit", ("name", "state", "type"))
-    timers = Family("node_systemd_timer_last_trigger_seconds", "gauge", "Seconds since epoch of last trigger.",
-                    ("name",))
-    accepted = Family("node_systemd_socket_accepted_connections_total", "counter",
-                      "Total number of accepted socket connections", ("name",))
-    current = Family("node_systemd_socket_current_connections", "gauge", "Current number of socket connections",
-                     ("name",))
-    refused = Family("node_systemd_socket_refused_connections_total", "counter",
-                     "Total number of refused socket connections", ("name",))
+    timers = Family(
+        "node_systemd_timer_last_trigger_seconds", "gauge", "Seconds since epoch of last trigger.", ("name",)
+    )
+    accepted = Family(
+        "node_systemd_socket_accepted_connections_total",
+        "counter",
+        "Total number of accepted socket connections",
+        ("name",),
+    )
+    current = Family(
+        "node_systemd_socket_current_connections", "gauge", "Current number of socket connections", ("name",)
+    )
+    refused = Family(
+        "node_systemd_socket_refused_connections_total",
+        "counter",
+        "Total number of refused socket connections",
+        ("name",),
+    )
     for name, load, active in units:
         if load != "loaded" or not include.match(name) or (exclude is not None and exclude.match(name)):
             continue
@@ -122,9 +140,13 @@ def build(units: list[tuple[str, str, str]], props: dict[str, dict[str, str]], s
                     family.add((name,), int(unit_props[key]))
     families += [units_family, unit_state, timers, accepted, current, refused]
     if state is not None:
-        families.append(gauge("node_systemd_system_running",
-                              "Whether the system is operational (see 'systemctl is-system-running')",
-                              1.0 if state.strip() == "running" else 0.0))
+        families.append(
+            gauge(
+                "node_systemd_system_running",
+                "Whether the system is operational (see 'systemctl is-system-running')",
+                1.0 if state.strip() == "running" else 0.0,
+            )
+        )
     return families
 
 
@@ -139,6 +161,10 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 
 
 COLLECTOR = Collector(
-    "systemd", (), collect, commands=COMMANDS, tier="slow",
+    "systemd",
+    (),
+    collect,
+    commands=COMMANDS,
+    tier="slow",
     flags=(("unit-include", ".+"), ("unit-exclude", ".+\\.(automount|device|mount|scope|slice)")),
 )

@@ -17,28 +17,68 @@ _DEVICE = re.compile(r"^st[0-9]+$")
 #: (stats file, metric, type, scale, HELP) in upstream's order
 METRICS = (
     ("in_flight", "node_tape_io_now", "gauge", 1.0, "The number of I/Os currently outstanding to this device."),
-    ("io_ns", "node_tape_io_time_seconds_total", "counter", 1e-9,
-     "The amount of time spent waiting for all I/O to complete (including read and write). This includes tape "
-     "movement commands such as seeking between file or set marks and implicit tape movement such as when rewind "
-     "on close tape devices are used."),
-    ("other_cnt", "node_tape_io_others_total", "counter", 1.0,
-     "The number of I/Os issued to the tape drive other than read or write commands. The time taken to complete "
-     "these commands uses the following calculation io_time_seconds_total-read_time_seconds_total-"
-     "write_time_seconds_total"),
+    (
+        "io_ns",
+        "node_tape_io_time_seconds_total",
+        "counter",
+        1e-9,
+        "The amount of time spent waiting for all I/O to complete (including read and write). This includes tape "
+        "movement commands such as seeking between file or set marks and implicit tape movement such as when rewind "
+        "on close tape devices are used.",
+    ),
+    (
+        "other_cnt",
+        "node_tape_io_others_total",
+        "counter",
+        1.0,
+        "The number of I/Os issued to the tape drive other than read or write commands. The time taken to complete "
+        "these commands uses the following calculation io_time_seconds_total-read_time_seconds_total-"
+        "write_time_seconds_total",
+    ),
     ("read_byte_cnt", "node_tape_read_bytes_total", "counter", 1.0, "The number of bytes read from the tape drive."),
-    ("read_cnt", "node_tape_reads_completed_total", "counter", 1.0,
-     "The number of read requests issued to the tape drive."),
-    ("read_ns", "node_tape_read_time_seconds_total", "counter", 1e-9,
-     "The amount of time spent waiting for read requests to complete."),
-    ("resid_cnt", "node_tape_residual_total", "counter", 1.0,
-     "The number of times during a read or write we found the residual amount to be non-zero. This should mean that "
-     "a program is issuing a read larger thean the block size on tape. For write not all data made it to tape."),
-    ("write_byte_cnt", "node_tape_written_bytes_total", "counter", 1.0,
-     "The number of bytes written to the tape drive."),
-    ("write_cnt", "node_tape_writes_completed_total", "counter", 1.0,
-     "The number of write requests issued to the tape drive."),
-    ("write_ns", "node_tape_write_time_seconds_total", "counter", 1e-9,
-     "The amount of time spent waiting for write requests to complete."),
+    (
+        "read_cnt",
+        "node_tape_reads_completed_total",
+        "counter",
+        1.0,
+        "The number of read requests issued to the tape drive.",
+    ),
+    (
+        "read_ns",
+        "node_tape_read_time_seconds_total",
+        "counter",
+        1e-9,
+        "The amount of time spent waiting for read requests to complete.",
+    ),
+    (
+        "resid_cnt",
+        "node_tape_residual_total",
+        "counter",
+        1.0,
+        "The number of times during a read or write we found the residual amount to be non-zero. This should mean that "
+        "a program is issuing a read larger thean the block size on tape. For write not all data made it to tape.",
+    ),
+    (
+        "write_byte_cnt",
+        "node_tape_written_bytes_total",
+        "counter",
+        1.0,
+        "The number of bytes written to the tape drive.",
+    ),
+    (
+        "write_cnt",
+        "node_tape_writes_completed_total",
+        "counter",
+        1.0,
+        "The number of write requests issued to the tape drive.",
+    ),
+    (
+        "write_ns",
+        "node_tape_write_time_seconds_total",
+        "counter",
+        1e-9,
+        "The amount of time spent waiting for write requests to complete.",
+    ),
 )
 
 

@@ -24,13 +24,18 @@ from optilab.exporter.collectors.base import Collector, CollectorOptions, Source
 from optilab.exporter.family import Family, gauge
 
 #: Debian's prometheus-node-exporter default first, then the upstream docs' and common roles' choices.
-DIRECTORIES = ("/var/lib/prometheus/node-exporter", "/var/lib/node_exporter/textfile_collector",
-               "/var/lib/node_exporter")
+DIRECTORIES = (
+    "/var/lib/prometheus/node-exporter",
+    "/var/lib/node_exporter/textfile_collector",
+    "/var/lib/node_exporter",
+)
 _GLOBS = " ".join(f"{directory}/*.prom" for directory in DIRECTORIES)
-LIST = (f"for d in {' '.join(DIRECTORIES)}; do [ -d \"$d\" ] && echo \"dir $d\"; done; "
-        f"set --; for f in {_GLOBS}; do case $f in *'\n'*) continue;; esac; "
-        "[ -f \"$f\" ] && set -- \"$@\" \"$f\"; done; "
-        "[ $# -eq 0 ] || stat -c '%Y %n' -- \"$@\"")
+LIST = (
+    f'for d in {" ".join(DIRECTORIES)}; do [ -d "$d" ] && echo "dir $d"; done; '
+    f"set --; for f in {_GLOBS}; do case $f in *'\n'*) continue;; esac; "
+    '[ -f "$f" ] && set -- "$@" "$f"; done; '
+    "[ $# -eq 0 ] || stat -c '%Y %n' -- \"$@\""
+)
 _TYPES = {"counter": "counter", "gauge": "gauge"}
 
 
@@ -60,8 +65,9 @@ def parse_textfile(text: str, path: str) -> list[Family]:
     for name, (kind, help_text, samples) in by_name.items():
         labels = tuple(sorted({label for sample_labels, _ in samples for label in sample_labels}))
         family = Family(name, kind, help_text, labels)
-        family.samples = [(tuple(sample_labels.get(label, "") for label in labels), value)
-                          for sample_labels, value in samples]
+        family.samples = [
+            (tuple(sample_labels.get(label, "") for label in labels), value) for sample_labels, value in samples
+        ]
         families.append(family)
     return families
 
@@ -70,8 +76,7 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     directory = options.get("directory")
     error = False
     families: list[Family] = []
-    mtime = Family("node_textfile_mtime_seconds", "gauge", "Unixtime mtime of textfiles successfully read.",
-                   ("file",))
+    mtime = Family("node_textfile_mtime_seconds", "gauge", "Unixtime mtime of textfiles successfully read.", ("file",))
     if directory:
         directories, mtimes = parse_listing(sources.get("cmd:textfile", ""))
         error = directory not in directories
@@ -82,9 +87,15 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
                 error = True
                 continue
             mtime.add((path,), mtimes[path])
-    return [*families, mtime,
-            gauge("node_textfile_scrape_error", "1 if there was an error opening or reading a file, 0 otherwise",
-                  1.0 if error else 0.0)]
+    return [
+        *families,
+        mtime,
+        gauge(
+            "node_textfile_scrape_error",
+            "1 if there was an error opening or reading a file, 0 otherwise",
+            1.0 if error else 0.0,
+        ),
+    ]
 
 
 COLLECTOR = Collector(

@@ -19,14 +19,14 @@ def parse(sources: Sources) -> tuple[list[tuple[str, str, int]], list[tuple[str,
     zones, cooling = [], []
     found = devices(sources, PREFIX)
     for directory, attrs in found.items():
-        if directory.startswith(_ZONE) and directory[len(_ZONE):].isdigit():
+        if directory.startswith(_ZONE) and directory[len(_ZONE) :].isdigit():
             temp = go_int(attrs.get("temp", ""))
             if "type" in attrs and "policy" in attrs and temp is not None:
-                zones.append((directory[len(_ZONE):], attrs["type"], temp))
-        elif directory.startswith(_COOLING) and directory[len(_COOLING):].isdigit():
+                zones.append((directory[len(_ZONE) :], attrs["type"], temp))
+        elif directory.startswith(_COOLING) and directory[len(_COOLING) :].isdigit():
             cur, top = uint(attrs.get("cur_state", "")), uint(attrs.get("max_state", ""))
             if "type" in attrs and cur is not None and top is not None:
-                cooling.append((directory[len(_COOLING):], attrs["type"], cur, top))
+                cooling.append((directory[len(_COOLING) :], attrs["type"], cur, top))
     if found and not zones and not cooling:
         raise ValueError("no thermal zone or cooling device parses")
     zones.sort(key=lambda zone: int(zone[0]))
@@ -38,10 +38,12 @@ def build(zones: list[tuple[str, str, int]], cooling: list[tuple[str, str, int, 
     temp = Family("node_thermal_zone_temp", "gauge", "Zone temperature in Celsius", ("zone", "type"))
     for zone, kind, millidegrees in zones:
         temp.add((zone, kind), millidegrees / 1000.0)
-    cur = Family("node_cooling_device_cur_state", "gauge", "Current throttle state of the cooling device",
-                 ("name", "type"))
-    top = Family("node_cooling_device_max_state", "gauge", "Maximum throttle state of the cooling device",
-                 ("name", "type"))
+    cur = Family(
+        "node_cooling_device_cur_state", "gauge", "Current throttle state of the cooling device", ("name", "type")
+    )
+    top = Family(
+        "node_cooling_device_max_state", "gauge", "Maximum throttle state of the cooling device", ("name", "type")
+    )
     for name, kind, cur_state, max_state in cooling:
         cur.add((name, kind), cur_state)
         top.add((name, kind), max_state)

@@ -33,24 +33,38 @@ def parse_date(text: str) -> tuple[float, int, str]:
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     now, offset, zone = parse_date(source(sources, "cmd:date"))
-    zone_family = Family("node_time_zone_offset_seconds", "gauge", "System time zone offset in seconds.",
-                         ("time_zone",))
+    zone_family = Family(
+        "node_time_zone_offset_seconds", "gauge", "System time zone offset in seconds.", ("time_zone",)
+    )
     zone_family.add((zone,), offset)
-    available = Family("node_time_clocksource_available_info", "gauge",
-                       "Available clocksources read from '/sys/devices/system/clocksource'.",
-                       ("device", "clocksource"))
-    current = Family("node_time_clocksource_current_info", "gauge",
-                     "Current clocksource read from '/sys/devices/system/clocksource'.", ("device", "clocksource"))
-    devices = sorted(set(matching(sources, CLOCKSOURCE, "/available_clocksource"))
-                     | set(matching(sources, CLOCKSOURCE, "/current_clocksource")))
+    available = Family(
+        "node_time_clocksource_available_info",
+        "gauge",
+        "Available clocksources read from '/sys/devices/system/clocksource'.",
+        ("device", "clocksource"),
+    )
+    current = Family(
+        "node_time_clocksource_current_info",
+        "gauge",
+        "Current clocksource read from '/sys/devices/system/clocksource'.",
+        ("device", "clocksource"),
+    )
+    devices = sorted(
+        set(matching(sources, CLOCKSOURCE, "/available_clocksource"))
+        | set(matching(sources, CLOCKSOURCE, "/current_clocksource"))
+    )
     for index, device in enumerate(devices):
         for name in sources.get(f"{CLOCKSOURCE}{device}/available_clocksource", "").split():
             available.add((str(index), name), 1.0)
         name = sources.get(f"{CLOCKSOURCE}{device}/current_clocksource", "").strip()
         if name:
             current.add((str(index), name), 1.0)
-    return [gauge("node_time_seconds", "System time in seconds since epoch (1970).", now), zone_family,
-            available, current]
+    return [
+        gauge("node_time_seconds", "System time in seconds since epoch (1970).", now),
+        zone_family,
+        available,
+        current,
+    ]
 
 
 COLLECTOR = Collector(

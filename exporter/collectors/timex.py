@@ -19,12 +19,33 @@ STA_NANO = 0x2000
 PPM16 = 1_000_000.0 * 65536.0
 ADJTIMEX = (
     "perl -e 'use Config; my %n = (x86_64 => 159, aarch64 => 171); my ($a) = $Config{archname} =~ /^([^-]+)/;"
-    " my $s = $n{$a} or exit 3; my $b = \"\\0\" x 208; my $r = syscall($s, $b); exit 4 if $r < 0;"
-    " print join(\" \", $r, unpack(\"L x4 q q q q l x4 q q q q q q q q l x4 q q q q q l\", $b)), \"\\n\"'"
+    ' my $s = $n{$a} or exit 3; my $b = "\\0" x 208; my $r = syscall($s, $b); exit 4 if $r < 0;'
+    ' print join(" ", $r, unpack("L x4 q q q q l x4 q q q q q q q q l x4 q q q q q l", $b)), "\\n"\''
 )
-_FIELDS = ("rc", "modes", "offset", "freq", "maxerror", "esterror", "status", "constant", "precision", "tolerance",
-           "sec", "usec", "tick", "ppsfreq", "jitter", "shift", "stabil", "jitcnt", "calcnt", "errcnt", "stbcnt",
-           "tai")
+_FIELDS = (
+    "rc",
+    "modes",
+    "offset",
+    "freq",
+    "maxerror",
+    "esterror",
+    "status",
+    "constant",
+    "precision",
+    "tolerance",
+    "sec",
+    "usec",
+    "tick",
+    "ppsfreq",
+    "jitter",
+    "shift",
+    "stabil",
+    "jitcnt",
+    "calcnt",
+    "errcnt",
+    "stbcnt",
+    "tai",
+)
 
 
 def parse_adjtimex(text: str) -> dict[str, int]:
@@ -47,10 +68,15 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     t = parse_adjtimex(text)
     divisor = 1e9 if t["status"] & STA_NANO else 1e6
     return [
-        _family("sync_status", "gauge", "Is clock synchronized to a reliable server (1 = yes, 0 = no).",
-                0 if t["rc"] == TIME_ERROR else 1),
-        _family("offset_seconds", "gauge", "Time offset in between local system and reference clock.",
-                t["offset"] / divisor),
+        _family(
+            "sync_status",
+            "gauge",
+            "Is clock synchronized to a reliable server (1 = yes, 0 = no).",
+            0 if t["rc"] == TIME_ERROR else 1,
+        ),
+        _family(
+            "offset_seconds", "gauge", "Time offset in between local system and reference clock.", t["offset"] / divisor
+        ),
         _family("frequency_adjustment_ratio", "gauge", "Local clock frequency adjustment.", 1 + t["freq"] / PPM16),
         _family("maxerror_seconds", "gauge", "Maximum error in seconds.", t["maxerror"] / 1e6),
         _family("estimated_error_seconds", "gauge", "Estimated error in seconds.", t["esterror"] / 1e6),
@@ -60,14 +86,21 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
         _family("pps_frequency_hertz", "gauge", "Pulse per second frequency.", t["ppsfreq"] / PPM16),
         _family("pps_jitter_seconds", "gauge", "Pulse per second jitter.", t["jitter"] / divisor),
         _family("pps_shift_seconds", "gauge", "Pulse per second interval duration.", t["shift"]),
-        _family("pps_stability_hertz", "gauge", "Pulse per second stability, average of recent frequency changes.",
-                t["stabil"] / PPM16),
-        _family("pps_jitter_total", "counter", "Pulse per second count of jitter limit exceeded events.",
-                t["jitcnt"]),
+        _family(
+            "pps_stability_hertz",
+            "gauge",
+            "Pulse per second stability, average of recent frequency changes.",
+            t["stabil"] / PPM16,
+        ),
+        _family("pps_jitter_total", "counter", "Pulse per second count of jitter limit exceeded events.", t["jitcnt"]),
         _family("pps_calibration_total", "counter", "Pulse per second count of calibration intervals.", t["calcnt"]),
         _family("pps_error_total", "counter", "Pulse per second count of calibration errors.", t["errcnt"]),
-        _family("pps_stability_exceeded_total", "counter",
-                "Pulse per second count of stability limit exceeded events.", t["stbcnt"]),
+        _family(
+            "pps_stability_exceeded_total",
+            "counter",
+            "Pulse per second count of stability limit exceeded events.",
+            t["stbcnt"],
+        ),
         _family("tai_offset_seconds", "gauge", "International Atomic Time (TAI) offset.", t["tai"]),
     ]
 

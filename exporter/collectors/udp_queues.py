@@ -19,8 +19,12 @@ def queue_sums(text: str) -> tuple[int, int]:
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    family = Family("node_udp_queues", "gauge", "Number of allocated memory in the kernel for UDP datagrams in bytes.",
-                    ("queue", "ip"))
+    family = Family(
+        "node_udp_queues",
+        "gauge",
+        "Number of allocated memory in the kernel for UDP datagrams in bytes.",
+        ("queue", "ip"),
+    )
     for path, ip in (("/proc/net/udp", "v4"), ("/proc/net/udp6", "v6")):
         if path in sources:
             tx, rx = queue_sums(sources[path])

@@ -12,8 +12,14 @@ from optilab.exporter.collectors.base import Collector, CollectorOptions, Source
 from optilab.exporter.family import Family
 
 KERNEL = "/proc/sys/kernel/"
-FIELDS = (("sysname", "ostype"), ("release", "osrelease"), ("version", "version"),
-          ("machine", "arch"), ("nodename", "hostname"), ("domainname", "domainname"))
+FIELDS = (
+    ("sysname", "ostype"),
+    ("release", "osrelease"),
+    ("version", "version"),
+    ("machine", "arch"),
+    ("nodename", "hostname"),
+    ("domainname", "domainname"),
+)
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
@@ -29,8 +35,12 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
         values.append(value)
     if values[0] != "Linux" or "\n" in "".join(values):
         raise ValueError(f"not a Linux kernel's uname: sysname {values[0][:40]!r}")
-    family = Family("node_uname_info", "gauge", "Labeled system information as provided by the uname system call.",
-                    tuple(label for label, _ in FIELDS))
+    family = Family(
+        "node_uname_info",
+        "gauge",
+        "Labeled system information as provided by the uname system call.",
+        tuple(label for label, _ in FIELDS),
+    )
     family.add(values, 1.0)
     return [family]
 

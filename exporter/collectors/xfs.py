@@ -14,9 +14,27 @@ from optilab.exporter.family import Family
 PREFIX, SUFFIX = "/sys/fs/xfs/", "/stats/stats"
 #: values per known line (procfs): a line with another count makes the file unusable
 _LENGTHS: dict[str, tuple[int, ...]] = {
-    "extent_alloc": (4,), "abt": (4,), "blk_map": (7,), "bmbt": (4,), "dir": (4,), "trans": (3,), "ig": (7,),
-    "log": (5,), "push_ail": (10,), "xstrat": (2,), "rw": (2,), "attr": (4,), "icluster": (3,), "vnodes": (7, 8),
-    "buf": (9,), "xpc": (3,), "abtb2": (15,), "abtc2": (15,), "bmbt2": (15,), "ibt2": (15,), "qm": (8, 9),
+    "extent_alloc": (4,),
+    "abt": (4,),
+    "blk_map": (7,),
+    "bmbt": (4,),
+    "dir": (4,),
+    "trans": (3,),
+    "ig": (7,),
+    "log": (5,),
+    "push_ail": (10,),
+    "xstrat": (2,),
+    "rw": (2,),
+    "attr": (4,),
+    "icluster": (3,),
+    "vnodes": (7, 8),
+    "buf": (9,),
+    "xpc": (3,),
+    "abtb2": (15,),
+    "abtc2": (15,),
+    "bmbt2": (15,),
+    "ibt2": (15,),
+    "qm": (8, 9),
     "debug": (1,),
 }
 _U32 = (1 << 32) - 1
@@ -28,10 +46,18 @@ METRICS = (
     ("extent_allocation_blocks_freed_total", "extent_alloc", 3, "Number of blocks freed for a filesystem."),
     ("allocation_btree_lookups_total", "abt", 0, "Number of allocation B-tree lookups for a filesystem."),
     ("allocation_btree_compares_total", "abt", 1, "Number of allocation B-tree compares for a filesystem."),
-    ("allocation_btree_records_inserted_total", "abt", 2,
-     "Number of allocation B-tree records inserted for a filesystem."),
-    ("allocation_btree_records_deleted_total", "abt", 3,
-     "Number of allocation B-tree records deleted for a filesystem."),
+    (
+        "allocation_btree_records_inserted_total",
+        "abt",
+        2,
+        "Number of allocation B-tree records inserted for a filesystem.",
+    ),
+    (
+        "allocation_btree_records_deleted_total",
+        "abt",
+        3,
+        "Number of allocation B-tree records deleted for a filesystem.",
+    ),
     ("block_mapping_reads_total", "blk_map", 0, "Number of block map for read operations for a filesystem."),
     ("block_mapping_writes_total", "blk_map", 1, "Number of block map for write operations for a filesystem."),
     ("block_mapping_unmaps_total", "blk_map", 2, "Number of block unmaps (deletes) for a filesystem."),
@@ -41,32 +67,80 @@ METRICS = (
     ("block_mapping_extent_list_compares_total", "blk_map", 6, "Number of extent list compares for a filesystem."),
     ("block_map_btree_lookups_total", "bmbt", 0, "Number of block map B-tree lookups for a filesystem."),
     ("block_map_btree_compares_total", "bmbt", 1, "Number of block map B-tree compares for a filesystem."),
-    ("block_map_btree_records_inserted_total", "bmbt", 2,
-     "Number of block map B-tree records inserted for a filesystem."),
-    ("block_map_btree_records_deleted_total", "bmbt", 3,
-     "Number of block map B-tree records deleted for a filesystem."),
-    ("directory_operation_lookup_total", "dir", 0,
-     "Number of file name directory lookups which miss the operating systems directory name lookup cache."),
-    ("directory_operation_create_total", "dir", 1,
-     "Number of times a new directory entry was created for a filesystem."),
-    ("directory_operation_remove_total", "dir", 2,
-     "Number of times an existing directory entry was created for a filesystem."),
-    ("directory_operation_getdents_total", "dir", 3,
-     "Number of times the directory getdents operation was performed for a filesystem."),
+    (
+        "block_map_btree_records_inserted_total",
+        "bmbt",
+        2,
+        "Number of block map B-tree records inserted for a filesystem.",
+    ),
+    (
+        "block_map_btree_records_deleted_total",
+        "bmbt",
+        3,
+        "Number of block map B-tree records deleted for a filesystem.",
+    ),
+    (
+        "directory_operation_lookup_total",
+        "dir",
+        0,
+        "Number of file name directory lookups which miss the operating systems directory name lookup cache.",
+    ),
+    (
+        "directory_operation_create_total",
+        "dir",
+        1,
+        "Number of times a new directory entry was created for a filesystem.",
+    ),
+    (
+        "directory_operation_remove_total",
+        "dir",
+        2,
+        "Number of times an existing directory entry was created for a filesystem.",
+    ),
+    (
+        "directory_operation_getdents_total",
+        "dir",
+        3,
+        "Number of times the directory getdents operation was performed for a filesystem.",
+    ),
     ("inode_operation_attempts_total", "ig", 0, "Number of times the OS looked for an XFS inode in the inode cache."),
-    ("inode_operation_found_total", "ig", 1,
-     "Number of times the OS looked for and found an XFS inode in the inode cache."),
-    ("inode_operation_recycled_total", "ig", 2,
-     "Number of times the OS found an XFS inode in the cache, but could not use it as it was being recycled."),
-    ("inode_operation_missed_total", "ig", 3,
-     "Number of times the OS looked for an XFS inode in the cache, but did not find it."),
-    ("inode_operation_duplicates_total", "ig", 4,
-     "Number of times the OS tried to add a missing XFS inode to the inode cache, but found it had already been "
-     "added by another process."),
-    ("inode_operation_reclaims_total", "ig", 5,
-     "Number of times the OS reclaimed an XFS inode from the inode cache to free memory for another purpose."),
-    ("inode_operation_attribute_changes_total", "ig", 6,
-     "Number of times the OS explicitly changed the attributes of an XFS inode."),
+    (
+        "inode_operation_found_total",
+        "ig",
+        1,
+        "Number of times the OS looked for and found an XFS inode in the inode cache.",
+    ),
+    (
+        "inode_operation_recycled_total",
+        "ig",
+        2,
+        "Number of times the OS found an XFS inode in the cache, but could not use it as it was being recycled.",
+    ),
+    (
+        "inode_operation_missed_total",
+        "ig",
+        3,
+        "Number of times the OS looked for an XFS inode in the cache, but did not find it.",
+    ),
+    (
+        "inode_operation_duplicates_total",
+        "ig",
+        4,
+        "Number of times the OS tried to add a missing XFS inode to the inode cache, but found it had already been "
+        "added by another process.",
+    ),
+    (
+        "inode_operation_reclaims_total",
+        "ig",
+        5,
+        "Number of times the OS reclaimed an XFS inode from the inode cache to free memory for another purpose.",
+    ),
+    (
+        "inode_operation_attribute_changes_total",
+        "ig",
+        6,
+        "Number of times the OS explicitly changed the attributes of an XFS inode.",
+    ),
     ("read_calls_total", "rw", 1, "Number of read(2) system calls made to files in a filesystem."),
     ("write_calls_total", "rw", 0, "Number of write(2) system calls made to files in a filesystem."),
     ("vnode_active_total", "vnodes", 0, "Number of vnodes not on free lists for a filesystem."),
@@ -112,8 +186,11 @@ def build(devices: dict[str, dict[str, list[int]]]) -> list[Family]:
 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
-    devices = {device: parse(text) for device, text in matching(under(sources, PREFIX), PREFIX, SUFFIX).items()
-               if "/" not in device}
+    devices = {
+        device: parse(text)
+        for device, text in matching(under(sources, PREFIX), PREFIX, SUFFIX).items()
+        if "/" not in device
+    }
     return build(devices) if devices else []
 
 

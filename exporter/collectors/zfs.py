@@ -14,10 +14,19 @@ from optilab.exporter.collectors.sysattrs import under
 from optilab.exporter.family import Family
 
 BASE = "/proc/spl/kstat/zfs/"
-SUBSYSTEMS = {"zfs_abd": "abdstats", "zfs_arc": "arcstats", "zfs_dbuf": "dbuf_stats", "zfs_dmu_tx": "dmu_tx",
-              "zfs_dnode": "dnodestats", "zfs_fm": "fm", "zfs_vdev_cache": "vdev_cache_stats",
-              "zfs_vdev_mirror": "vdev_mirror_stats", "zfs_xuio": "xuio_stats", "zfs_zfetch": "zfetchstats",
-              "zfs_zil": "zil"}
+SUBSYSTEMS = {
+    "zfs_abd": "abdstats",
+    "zfs_arc": "arcstats",
+    "zfs_dbuf": "dbuf_stats",
+    "zfs_dmu_tx": "dmu_tx",
+    "zfs_dnode": "dnodestats",
+    "zfs_fm": "fm",
+    "zfs_vdev_cache": "vdev_cache_stats",
+    "zfs_vdev_mirror": "vdev_mirror_stats",
+    "zfs_xuio": "xuio_stats",
+    "zfs_zfetch": "zfetchstats",
+    "zfs_zil": "zil",
+}
 POOL_STATES = ("online", "degraded", "faulted", "offline", "removed", "unavail")
 _UINT64 = "4"
 
@@ -49,8 +58,8 @@ def pool_io(text: str, pool: str) -> list[tuple[str, int]]:
     for index, fields in enumerate(lines):
         if len(fields) >= 12 and fields[0] == "nread":
             out = []
-            for values in lines[index + 1:]:
-                if len(values) < len(fields) or not all(v.isdigit() for v in values[:len(fields)]):
+            for values in lines[index + 1 :]:
+                if len(values) < len(fields) or not all(v.isdigit() for v in values[: len(fields)]):
                     raise ValueError(f"could not parse expected integer value for {pool}/io")
                 out += [(field, int(value)) for field, value in zip(fields, values, strict=False)]
             return out
@@ -64,8 +73,9 @@ def _name(key: str) -> str:
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     families: dict[str, Family] = {}
 
-    def add(name: str, kind: str, help_text: str, labels: tuple[str, ...], values: tuple[str, ...],
-            value: float) -> None:
+    def add(
+        name: str, kind: str, help_text: str, labels: tuple[str, ...], values: tuple[str, ...], value: float
+    ) -> None:
         family = families.get(name)
         if family is None:
             family = families[name] = Family(name, kind, help_text, labels)
@@ -89,21 +99,33 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
             key = f"kstat.zfs.misc.io.{field}"
             add(f"node_zfs_zpool_{_name(key)}", "untyped", key, ("zpool",), (pool,), value)
     for path, text in sorted(mine.items()):
-        rest = path[len(BASE):]
+        rest = path[len(BASE) :]
         pool, _, file = rest.partition("/")
         if not file.startswith("objset-") or "/" in file:
             continue
         found = True
         for name, dataset, value in kstats(text, f"{pool} objset"):
             key = f"kstat.zfs.misc.objset.{name}"
-            add(f"node_zfs_zpool_dataset_{_name(key)}", "untyped", key, ("zpool", "dataset"), (pool, dataset or ""),
-                value)
+            add(
+                f"node_zfs_zpool_dataset_{_name(key)}",
+                "untyped",
+                key,
+                ("zpool", "dataset"),
+                (pool, dataset or ""),
+                value,
+            )
     for pool, text in sorted(matching(mine, BASE, "/state").items()):
         found = True
         state = (text.splitlines() or [""])[0].lower()
         for name in POOL_STATES:
-            add("node_zfs_zpool_state", "gauge", "kstat.zfs.misc.state", ("zpool", "state"), (pool, name),
-                1.0 if state == name else 0.0)
+            add(
+                "node_zfs_zpool_state",
+                "gauge",
+                "kstat.zfs.misc.state",
+                ("zpool", "state"),
+                (pool, name),
+                1.0 if state == name else 0.0,
+            )
     return list(families.values()) if found else []
 
 

@@ -38,14 +38,20 @@ def config_without_listeners() -> dict[str, Any]:
 def assert_states_after_sending(url: str, alerts: list[dict[str, Any]], expected: dict[tuple[str, str], str]) -> None:
     """Post ``alerts`` to a real Alertmanager and wait (bounded) until its states by (alertname, instance)
     are ``expected`` (active or suppressed)."""
-    request = urllib.request.Request(f"{url}/api/v2/alerts", data=json.dumps(alerts).encode(),  # noqa: S310
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(  # noqa: S310 - loopback Alertmanager
+        f"{url}/api/v2/alerts",
+        data=json.dumps(alerts).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback Alertmanager
         assert response.status == 200
 
     def states() -> dict[tuple[str, str], str]:
-        return {(a["labels"]["alertname"], a["labels"]["instance"]): a["status"]["state"]
-                for a in get_json(f"{url}/api/v2/alerts")}
+        return {
+            (a["labels"]["alertname"], a["labels"]["instance"]): a["status"]["state"]
+            for a in get_json(f"{url}/api/v2/alerts")
+        }
 
     wait_for(lambda: states() == expected, timeout=20, what=f"inhibition {expected}")
 
@@ -56,17 +62,20 @@ def test_amtool_check_config_passes() -> None:
     assert "SUCCESS" in result.stdout
 
 
-@pytest.mark.parametrize(("labels", "receiver"), [
-    (["alertname=OptiLabHostDown", "severity=critical", "department=physics"], "optilab-oncall"),
-    (["alertname=OptiLabCPUSaturated", "severity=warning", "department=physics"], "lab-physics"),
-    (["alertname=OptiLabDiskAlmostFull", "severity=warning", "department=chemistry"], "lab-chemistry"),
-    (["alertname=OptiLabDiskAlmostFull", "severity=warning", "department=biology"], "optilab-default"),
-    (["alertname=OptiLabExporterDown", "severity=critical"], "optilab-oncall"),
-    (["alertname=OptiLabBridgeDown", "severity=critical", "alert_type=pipeline"], "optilab-self"),
-    (["alertname=OptiLabBridgeDroppingSamples", "severity=warning", "alert_type=pipeline"], "optilab-self"),
-    (["alertname=OptiLabBastionDown", "severity=critical", "alert_type=bastion", "jump=gw:22"], "optilab-oncall"),
-    (["alertname=OptiLabExporterOverloaded", "severity=warning", "alert_type=exporter"], "optilab-default"),
-])
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["alertname=OptiLabHostDown", "severity=critical", "department=physics"], "optilab-oncall"),
+        (["alertname=OptiLabCPUSaturated", "severity=warning", "department=physics"], "lab-physics"),
+        (["alertname=OptiLabDiskAlmostFull", "severity=warning", "department=chemistry"], "lab-chemistry"),
+        (["alertname=OptiLabDiskAlmostFull", "severity=warning", "department=biology"], "optilab-default"),
+        (["alertname=OptiLabExporterDown", "severity=critical"], "optilab-oncall"),
+        (["alertname=OptiLabBridgeDown", "severity=critical", "alert_type=pipeline"], "optilab-self"),
+        (["alertname=OptiLabBridgeDroppingSamples", "severity=warning", "alert_type=pipeline"], "optilab-self"),
+        (["alertname=OptiLabBastionDown", "severity=critical", "alert_type=bastion", "jump=gw:22"], "optilab-oncall"),
+        (["alertname=OptiLabExporterOverloaded", "severity=warning", "alert_type=exporter"], "optilab-default"),
+    ],
+)
 def test_routes_by_severity_and_department(labels: list[str], receiver: str) -> None:
     result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
     assert result.returncode == 0, result.stderr
@@ -110,11 +119,16 @@ def test_real_alertmanager_inhibits_only_the_down_hosts_alerts(alertmanager_fact
     def labels(name: str, instance: str, severity: str) -> dict[str, str]:
         return {"alertname": name, "instance": instance, "department": "physics", "severity": severity}
 
-    alerts = [{"labels": labels("OptiLabHostDown", "a:22", "critical")},
-              {"labels": labels("OptiLabCPUSaturated", "a:22", "warning")},
-              {"labels": labels("OptiLabCPUSaturated", "b:22", "warning")}]
-    expected = {("OptiLabHostDown", "a:22"): "active", ("OptiLabCPUSaturated", "a:22"): "suppressed",
-                ("OptiLabCPUSaturated", "b:22"): "active"}
+    alerts = [
+        {"labels": labels("OptiLabHostDown", "a:22", "critical")},
+        {"labels": labels("OptiLabCPUSaturated", "a:22", "warning")},
+        {"labels": labels("OptiLabCPUSaturated", "b:22", "warning")},
+    ]
+    expected = {
+        ("OptiLabHostDown", "a:22"): "active",
+        ("OptiLabCPUSaturated", "a:22"): "suppressed",
+        ("OptiLabCPUSaturated", "b:22"): "active",
+    }
     assert_states_after_sending(am.url, alerts, expected)
 
 
@@ -126,16 +140,37 @@ def test_real_alertmanager_mutes_only_the_machines_behind_a_down_bastion(alertma
     am = alertmanager_factory(config)
 
     def host(name: str, instance: str, alert_type: str, **extra: str) -> dict[str, dict[str, str]]:
-        return {"labels": {"alertname": name, "instance": instance, "department": "physics",
-                           "severity": "critical", "alert_type": alert_type, **extra}}
+        return {
+            "labels": {
+                "alertname": name,
+                "instance": instance,
+                "department": "physics",
+                "severity": "critical",
+                "alert_type": alert_type,
+                **extra,
+            }
+        }
 
-    alerts = [{"labels": {"alertname": "OptiLabBastionDown", "instance": "127.0.0.1:9842", "jump": "gw:22",
-                          "severity": "critical", "alert_type": "bastion"}},
-              host("OptiLabHostDown", "a:22", "host_down", jump="gw:22"),
-              host("OptiLabProbeFailing", "b:22", "collection", jump="gw:22"),
-              host("OptiLabHostDown", "c:22", "host_down", jump="other-gw:22"),
-              host("OptiLabHostDown", "d:22", "host_down")]
-    expected = {("OptiLabBastionDown", "127.0.0.1:9842"): "active",
-                ("OptiLabHostDown", "a:22"): "suppressed", ("OptiLabProbeFailing", "b:22"): "suppressed",
-                ("OptiLabHostDown", "c:22"): "active", ("OptiLabHostDown", "d:22"): "active"}
+    alerts = [
+        {
+            "labels": {
+                "alertname": "OptiLabBastionDown",
+                "instance": "127.0.0.1:9842",
+                "jump": "gw:22",
+                "severity": "critical",
+                "alert_type": "bastion",
+            }
+        },
+        host("OptiLabHostDown", "a:22", "host_down", jump="gw:22"),
+        host("OptiLabProbeFailing", "b:22", "collection", jump="gw:22"),
+        host("OptiLabHostDown", "c:22", "host_down", jump="other-gw:22"),
+        host("OptiLabHostDown", "d:22", "host_down"),
+    ]
+    expected = {
+        ("OptiLabBastionDown", "127.0.0.1:9842"): "active",
+        ("OptiLabHostDown", "a:22"): "suppressed",
+        ("OptiLabProbeFailing", "b:22"): "suppressed",
+        ("OptiLabHostDown", "c:22"): "active",
+        ("OptiLabHostDown", "d:22"): "active",
+    }
     assert_states_after_sending(am.url, alerts, expected)

@@ -74,8 +74,10 @@ class ProbeTarget:
 
     def metrics(self, host: str) -> str:
         up = 0 if host in self.down else 1
-        labels = f'hostname="pc-{host.split(".")[-1].split(":")[0]}",ip="{host.split(":")[0]}",' \
-                 f'department="{self.departments.get(host, "")}"'
+        labels = (
+            f'hostname="pc-{host.split(".")[-1].split(":")[0]}",ip="{host.split(":")[0]}",'
+            f'department="{self.departments.get(host, "")}"'
+        )
         lines = [f"system_status{{{labels}}} {up}", f"optilab_probe_success {up}"]
         if up:
             lines += [f"system_cpu_usage{{{labels}}} 12", f"system_disk_usage{{{labels}}} 40"]
@@ -117,42 +119,71 @@ def prometheus_config(tmp_path: Path, am: Peer, discovery: dict[str, Any], probe
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(short_rules(tmp_path / "rules.yml"))],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am.url.split("//")[1]]}]}]},
-        "scrape_configs": [{
-            "job_name": "node", "metrics_path": "/probe", "honor_labels": True, **discovery,
-            "relabel_configs": [
-                {"source_labels": ["__address__"], "target_label": "__param_target"},
-                {"source_labels": ["__param_target"], "target_label": "instance"},
-                {"target_label": "__address__", "replacement": probe_address}],
-        }],
+        "scrape_configs": [
+            {
+                "job_name": "node",
+                "metrics_path": "/probe",
+                "honor_labels": True,
+                **discovery,
+                "relabel_configs": [
+                    {"source_labels": ["__address__"], "target_label": "__param_target"},
+                    {"source_labels": ["__param_target"], "target_label": "instance"},
+                    {"target_label": "__address__", "replacement": probe_address},
+                ],
+            }
+        ],
     }
 
 
 def test_host_down_alert_reaches_the_database_and_resolves(
-        tmp_path: Path, migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,
-        prometheus_factory: Callable[..., Peer], alertmanager_factory: Callable[..., Peer],
-        services: Callable[..., Service]) -> None:
+    tmp_path: Path,
+    migrated_dsn: str,
+    amqp_url: str,
+    amqp_names: AmqpNames,
+    prometheus_factory: Callable[..., Peer],
+    alertmanager_factory: Callable[..., Peer],
+    services: Callable[..., Service],
+) -> None:
     target = ProbeTarget({"127.0.1.5:22": "physics", "127.0.1.6:22": "chemistry"})
     try:
         bridge = start_bridge(services, migrated_dsn, amqp_url, amqp_names)
         start_bridge_consumer(services, migrated_dsn, amqp_url, amqp_names)
         am = alertmanager_factory(alertmanager_config(bridge + "/api/v1/alerts"))
-        prometheus = prometheus_factory(prometheus_config(tmp_path, am, {
-            "static_configs": [{"targets": ["127.0.1.5:22"], "labels": {"department": "physics"}},
-                               {"targets": ["127.0.1.6:22"], "labels": {"department": "chemistry"}}],
-        }, target.address))
+        prometheus = prometheus_factory(
+            prometheus_config(
+                tmp_path,
+                am,
+                {
+                    "static_configs": [
+                        {"targets": ["127.0.1.5:22"], "labels": {"department": "physics"}},
+                        {"targets": ["127.0.1.6:22"], "labels": {"department": "chemistry"}},
+                    ],
+                },
+                target.address,
+            )
+        )
         wait_for(lambda: len(query(prometheus.url, "system_status == 1")) == 2, what="both hosts scraped up")
 
         target.down.add("127.0.1.5:22")
         firing = "SELECT alertname, status, instance, department, severity FROM alerts"
-        wait_for(lambda: rows(migrated_dsn, firing) == [
-            ("OptiLabHostDown", "firing", "127.0.1.5:22", "physics", "critical")],
-            timeout=40, what="OptiLabHostDown firing in the database")
+        wait_for(
+            lambda: (
+                rows(migrated_dsn, firing) == [("OptiLabHostDown", "firing", "127.0.1.5:22", "physics", "critical")]
+            ),
+            timeout=40,
+            what="OptiLabHostDown firing in the database",
+        )
 
         target.down.clear()
-        wait_for(lambda: rows(migrated_dsn, "SELECT status FROM alerts") == [("resolved",)],
-                 timeout=40, what="the alert resolved in the database")
-        (row,) = rows(migrated_dsn, "SELECT fingerprint, ends_at > starts_at, labels->>'job', "
-                                    "annotations->>'runbook_url', message FROM alerts")
+        wait_for(
+            lambda: rows(migrated_dsn, "SELECT status FROM alerts") == [("resolved",)],
+            timeout=40,
+            what="the alert resolved in the database",
+        )
+        (row,) = rows(
+            migrated_dsn,
+            "SELECT fingerprint, ends_at > starts_at, labels->>'job', annotations->>'runbook_url', message FROM alerts",
+        )
         runbook = "https://optilab.example/docs/alerts.md#optilabhostdown"
         assert row[1:] == (True, "node", runbook, "Lab machine 127.0.1.5:22 is down")
         assert row[0]  # Alertmanager's fingerprint is the dedup key
@@ -163,7 +194,8 @@ def test_host_down_alert_reaches_the_database_and_resolves(
 
 
 def test_broker_restart_mid_stream_duplicates_and_poison(
-        migrated_dsn: str, private_rabbitmq: PrivateRabbitMQ, services: Callable[..., Service]) -> None:
+    migrated_dsn: str, private_rabbitmq: PrivateRabbitMQ, services: Callable[..., Service]
+) -> None:
     names, url = AmqpNames("optilab-e2e"), private_rabbitmq.url
     bridge = start_bridge(services, migrated_dsn, url, names)
     batch = [[alert(f"127.0.5.{i}:22", fingerprint=f"fp{b}-{i}") for i in range(50)] for b in range(30)]
@@ -182,25 +214,41 @@ def test_broker_restart_mid_stream_duplicates_and_poison(
         post_until_accepted(bridge, payload(*alerts))
     assert post_alerts(bridge, payload(*batch[0])) == 200  # Alertmanager re-sends a group it already sent
     total = 30 * 50
-    wait_for(lambda: rows(migrated_dsn, "SELECT count(*), count(DISTINCT (fingerprint, starts_at)) "
-                                        "FROM alerts") == [(total, total)], timeout=60, what="every alert")
+    wait_for(
+        lambda: (
+            rows(migrated_dsn, "SELECT count(*), count(DISTINCT (fingerprint, starts_at)) FROM alerts")
+            == [(total, total)]
+        ),
+        timeout=60,
+        what="every alert",
+    )
     wait_for(lambda: queued(url, names) == 0, what="queue drained")
     dead = drain(url, names.dead_queue)
-    assert [(body, props.headers["x-optilab-error"][:16]) for _, props, body in dead] == \
-        [(b"\x00 poison", "body is not JSON")]
+    assert [(body, props.headers["x-optilab-error"][:16]) for _, props, body in dead] == [
+        (b"\x00 poison", "body is not JSON")
+    ]
     assert rows(migrated_dsn, "SELECT count(*) FROM alerts") == [(total,)]
 
 
 def test_database_down_while_consuming_loses_nothing(
-        amqp_url: str, amqp_names: AmqpNames, private_postgres: PrivatePostgres,
-        services: Callable[..., Service]) -> None:
+    amqp_url: str, amqp_names: AmqpNames, private_postgres: PrivatePostgres, services: Callable[..., Service]
+) -> None:
     from optilab.timescale.migrate import migrate
 
     dsn = private_postgres.dsn
     migrate(dsn)
     host = {"hostname": "pc", "department": "physics"}
-    first = [event("health", instance=f"127.0.6.{i % 200}:22", **host, to="degraded", reason="timeout",
-                   at=f"2026-11-28T01:{i // 60:02d}:{i % 60:02d}Z") for i in range(1200)]
+    first = [
+        event(
+            "health",
+            instance=f"127.0.6.{i % 200}:22",
+            **host,
+            to="degraded",
+            reason="timeout",
+            at=f"2026-11-28T01:{i // 60:02d}:{i % 60:02d}Z",
+        )
+        for i in range(1200)
+    ]
     publish(amqp_url, amqp_names, first)
     consumer = start_bridge_consumer(services, dsn, amqp_url, amqp_names)
     wait_for(lambda: rows(dsn, "SELECT count(*) FROM status_history")[0][0] >= 100, what="first rows")
@@ -214,8 +262,9 @@ def test_database_down_while_consuming_loses_nothing(
     private_postgres.start()
 
     wait_for(lambda: rows(dsn, "SELECT count(*) FROM alerts") == [(100,)], timeout=60, what="alerts")
-    wait_for(lambda: rows(dsn, "SELECT count(*) FROM status_history") == [(1200,)], timeout=60,
-             what="every health event")
+    wait_for(
+        lambda: rows(dsn, "SELECT count(*) FROM status_history") == [(1200,)], timeout=60, what="every health event"
+    )
     assert rows(dsn, "SELECT count(DISTINCT (system_id, timestamp)) FROM status_history") == [(1200,)]
     assert rows(dsn, "SELECT count(*) FROM systems") == [(200,)]  # alerts never invent systems
     assert drain(amqp_url, amqp_names.dead_queue) == []
@@ -226,9 +275,14 @@ def test_database_down_while_consuming_loses_nothing(
 
 
 def test_real_exporter_lab_host_down_alert_and_health_events(
-        tmp_path: Path, migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,
-        prometheus_factory: Callable[..., Peer], alertmanager_factory: Callable[..., Peer],
-        services: Callable[..., Service]) -> None:
+    tmp_path: Path,
+    migrated_dsn: str,
+    amqp_url: str,
+    amqp_names: AmqpNames,
+    prometheus_factory: Callable[..., Peer],
+    alertmanager_factory: Callable[..., Peer],
+    services: Callable[..., Service],
+) -> None:
     """The same path from the real exporter probing a simulated lab over SSH; its health
     transitions travel the same exchange into systems/status_history."""
     from optilab.labsim.lab import Lab
@@ -242,28 +296,67 @@ def test_real_exporter_lab_host_down_alert_and_health_events(
         inventory["rabbitmq"] = {"url": amqp_url, "exchange": amqp_names.exchange}
         (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
         exporter = f"127.0.0.1:{free_port()}"
-        services("exporter", [str(Path(sys.executable).parent / "optilab-exporter"), "--config",
-                              str(tmp_path / "inventory.yml"), "--listen", exporter], {},
-                 lambda: http_ok(f"http://{exporter}/sd"))
+        services(
+            "exporter",
+            [
+                str(Path(sys.executable).parent / "optilab-exporter"),
+                "--config",
+                str(tmp_path / "inventory.yml"),
+                "--listen",
+                exporter,
+            ],
+            {},
+            lambda: http_ok(f"http://{exporter}/sd"),
+        )
         am = alertmanager_factory(alertmanager_config(bridge + "/api/v1/alerts"))
-        prometheus = prometheus_factory(prometheus_config(tmp_path, am, {
-            "http_sd_configs": [{"url": f"http://{exporter}/sd", "refresh_interval": "1s"}]}, exporter))
-        wait_for(lambda: len(query(prometheus.url, "system_status == 1")) == 2, timeout=30,
-                 what="both lab machines probed up")
+        prometheus = prometheus_factory(
+            prometheus_config(
+                tmp_path,
+                am,
+                {"http_sd_configs": [{"url": f"http://{exporter}/sd", "refresh_interval": "1s"}]},
+                exporter,
+            )
+        )
+        wait_for(
+            lambda: len(query(prometheus.url, "system_status == 1")) == 2,
+            timeout=30,
+            what="both lab machines probed up",
+        )
 
         down = lab.targets()[0]
         lab.set_fault(lab.hosts[0]["ip"], "refuse")
-        wait_for(lambda: rows(migrated_dsn, "SELECT alertname, status, instance FROM alerts") == [
-            ("OptiLabHostDown", "firing", down)], timeout=40, what="OptiLabHostDown from the real exporter")
+        wait_for(
+            lambda: (
+                rows(migrated_dsn, "SELECT alertname, status, instance FROM alerts")
+                == [("OptiLabHostDown", "firing", down)]
+            ),
+            timeout=40,
+            what="OptiLabHostDown from the real exporter",
+        )
         lab.set_fault(lab.hosts[0]["ip"], "none")
-        wait_for(lambda: rows(migrated_dsn, "SELECT status FROM alerts WHERE alertname = 'OptiLabHostDown'")
-                 == [("resolved",)], timeout=40, what="resolved after the machine came back")
+        wait_for(
+            lambda: (
+                rows(migrated_dsn, "SELECT status FROM alerts WHERE alertname = 'OptiLabHostDown'") == [("resolved",)]
+            ),
+            timeout=40,
+            what="resolved after the machine came back",
+        )
 
-        wait_for(lambda: rows(migrated_dsn, "SELECT health_state FROM systems WHERE instance = %s", (down,))
-                 == [("healthy",)], what="health back to healthy")
-        states = [state for (state,) in rows(
-            migrated_dsn, "SELECT h.health_state FROM status_history h JOIN systems s ON s.id = h.system_id "
-                          "WHERE s.instance = %s ORDER BY h.timestamp", (down,))]
+        wait_for(
+            lambda: (
+                rows(migrated_dsn, "SELECT health_state FROM systems WHERE instance = %s", (down,)) == [("healthy",)]
+            ),
+            what="health back to healthy",
+        )
+        states = [
+            state
+            for (state,) in rows(
+                migrated_dsn,
+                "SELECT h.health_state FROM status_history h JOIN systems s ON s.id = h.system_id "
+                "WHERE s.instance = %s ORDER BY h.timestamp",
+                (down,),
+            )
+        ]
         # degraded after the first refused probe; offline only if 3 probes failed before recovery
         assert states[0] == "degraded" and states[-1] == "healthy" and len(states) >= 2
         assert drain(amqp_url, amqp_names.dead_queue) == []

@@ -37,6 +37,7 @@ def iso(moment) -> str:  # type: ignore[no-untyped-def]
 
 # --- systems ------------------------------------------------------------------------------------
 
+
 def test_systems_pages_cover_every_machine_once(client, api_lab: Lab) -> None:
     seen = []
     for offset in range(0, 40, 7):
@@ -82,13 +83,16 @@ def test_system_detail_has_latest_usage_and_history(client, api_lab: Lab) -> Non
 
 # --- time series --------------------------------------------------------------------------------
 
+
 def test_exact_hour_is_the_same_from_raw_hourly_and_daily(client, api_lab: Lab) -> None:
     window = {"start": iso(api_lab.h0), "end": iso(api_lab.h0 + timedelta(hours=1))}
-    expected = {"cpu": 29.5, "cpu_max": 59.0, "ram": 50.0, "disk": 10.0, "users": 0.5, "occupied": 0.5,
-                "samples": 60}
+    expected = {"cpu": 29.5, "cpu_max": 59.0, "ram": 50.0, "disk": 10.0, "users": 0.5, "occupied": 0.5, "samples": 60}
     path = f"/systems/{api_lab.exact_a}/metrics"
-    for extra, source in (({"step": "1h"}, "hourly"), ({"step": "1h", "source": "raw"}, "raw"),
-                          ({"step": "1d"}, "daily")):
+    for extra, source in (
+        ({"step": "1h"}, "hourly"),
+        ({"step": "1h", "source": "raw"}, "raw"),
+        ({"step": "1d"}, "daily"),
+    ):
         status, body = get(client, path, **window, **extra)
         assert status == 200 and body["source"] == source
         assert len(body["points"]) == 1
@@ -96,14 +100,17 @@ def test_exact_hour_is_the_same_from_raw_hourly_and_daily(client, api_lab: Lab) 
         assert {k: point[k] for k in expected} == expected, source
 
 
-@pytest.mark.parametrize(("params", "source", "step"), [
-    ({"start": "-1h"}, "raw", 15),
-    ({}, "raw", 300),
-    ({"start": "-30d"}, "hourly", 3 * 3600),
-    ({"start": "-30d", "step": "1d"}, "daily", 86400),
-    ({"start": "-400d"}, "daily", 2 * 86400),
-    ({"start": "-3d", "step": "1s"}, "raw", 300),
-])
+@pytest.mark.parametrize(
+    ("params", "source", "step"),
+    [
+        ({"start": "-1h"}, "raw", 15),
+        ({}, "raw", 300),
+        ({"start": "-30d"}, "hourly", 3 * 3600),
+        ({"start": "-30d", "step": "1d"}, "daily", 86400),
+        ({"start": "-400d"}, "daily", 2 * 86400),
+        ({"start": "-3d", "step": "1s"}, "raw", 300),
+    ],
+)
 def test_range_and_step_choose_the_source(client, api_lab: Lab, params: dict, source: str, step: int) -> None:
     system = api_lab.seeded_ids[1]
     status, body = get(client, f"/systems/{system}/metrics", **params)
@@ -130,22 +137,36 @@ def test_series_of_unknown_system_is_404(client) -> None:
 
 # --- departments --------------------------------------------------------------------------------
 
+
 def test_department_now_and_exact_range(client, api_lab: Lab) -> None:
-    status, body = get(client, "/departments/exactlab", start=iso(api_lab.h0),
-                       end=iso(api_lab.h0 + timedelta(hours=1)))
+    status, body = get(client, "/departments/exactlab", start=iso(api_lab.h0), end=iso(api_lab.h0 + timedelta(hours=1)))
     assert status == 200 and body["source"] == "raw"
     assert (body["machines"], body["up"], body["down"]) == (2, 1, 1)
     # No seat series here. exact-a is online with two logins a minute ago, but without seat data it is
     # neither in use nor free (unknown); exact-b is offline, an offline seat. The gauges are exact-a's
     # newest row (cpu 80, ram 60, disk 10).
-    assert body["now"] == {"in_use": 0, "free": 0, "avg_cpu": 80.0, "peak_cpu": 80.0, "avg_ram": 60.0,
-                           "avg_disk": 10.0, "seats": {"free": 0, "in_use": 0, "idle": 0, "locked": 0,
-                                                       "offline": 1, "maintenance": 0}}
+    assert body["now"] == {
+        "in_use": 0,
+        "free": 0,
+        "avg_cpu": 80.0,
+        "peak_cpu": 80.0,
+        "avg_ram": 60.0,
+        "avg_disk": 10.0,
+        "seats": {"free": 0, "in_use": 0, "idle": 0, "locked": 0, "offline": 1, "maintenance": 0},
+    }
     # hour h0: exact-a cpu 0..59 (mean 29.5), ram 50, disk 10; exact-b cpu 100, ram 20, disk 30; 60 rows
     # each -> cpu (29.5 + 100) / 2, peak 100, ram 35, disk 20. exact-a's logins in the first half count
     # for nothing: occupancy comes from seat data, and there is none, so it is unknown (null), not 0.
-    assert body["range"] == {"avg_cpu": 64.75, "peak_cpu": 100.0, "avg_ram": 35.0, "avg_disk": 20.0,
-                             "occupancy_ratio": None, "in_use_avg": None, "in_use_peak": None, "samples": 120}
+    assert body["range"] == {
+        "avg_cpu": 64.75,
+        "peak_cpu": 100.0,
+        "avg_ram": 35.0,
+        "avg_disk": 20.0,
+        "occupancy_ratio": None,
+        "in_use_avg": None,
+        "in_use_peak": None,
+        "samples": 120,
+    }
     assert sorted(s["hostname"] for s in body["systems"]) == ["exact-a", "exact-b"]
 
 
@@ -195,9 +216,12 @@ def test_departments_list_counts_every_machine(client, api_lab: Lab) -> None:
         assert now["free"] == seat_counts["free"]
         assert now["in_use"] + now["free"] <= department["machines"]
     physics = next(d for d in body["items"] if d["name"] == "physics")
-    raw_avg = sql_value(api_lab, """SELECT avg(cpu_usage) FROM usage_metrics m
+    raw_avg = sql_value(
+        api_lab,
+        """SELECT avg(cpu_usage) FROM usage_metrics m
         JOIN systems s ON s.id = m.system_id WHERE s.department = 'physics'
-        AND m.timestamp >= date_bin('1 hour', now() - interval '24 hours', TIMESTAMPTZ '2000-01-01')""")
+        AND m.timestamp >= date_bin('1 hour', now() - interval '24 hours', TIMESTAMPTZ '2000-01-01')""",
+    )
     assert physics["range"]["avg_cpu"] == pytest.approx(raw_avg, rel=0.01)
 
 
@@ -218,9 +242,12 @@ def test_departments_occupancy_from_raw_seat_samples(client, api_lab: Lab) -> No
         assert ranged["in_use_avg"] == pytest.approx(avg) and ranged["in_use_peak"] == pytest.approx(peak)
         assert ranged["occupancy_ratio"] == pytest.approx(avg / seated)
         # the seed counts one login-minute in twenty as a remote session only: fewer occupied than logged in
-        logged_in = sql_value(api_lab, """SELECT avg((logged_in_users > 0)::int)::float8 FROM usage_metrics m
+        logged_in = sql_value(
+            api_lab,
+            """SELECT avg((logged_in_users > 0)::int)::float8 FROM usage_metrics m
             JOIN systems s ON s.id = m.system_id WHERE s.department = %s AND m.timestamp >= %s AND m.timestamp < %s""",
-                              (name, start, end))
+            (name, start, end),
+        )
         assert ranged["occupancy_ratio"] < logged_in
 
 
@@ -230,6 +257,7 @@ def test_unknown_department_is_404(client) -> None:
 
 
 # --- alerts -------------------------------------------------------------------------------------
+
 
 def test_alert_filters(client, api_lab: Lab) -> None:
     count = lambda where: sql_value(api_lab, f"SELECT count(*) FROM alerts WHERE {where}")  # noqa: E731, S608
@@ -241,8 +269,13 @@ def test_alert_filters(client, api_lab: Lab) -> None:
     _, body = get(client, "/alerts", department="physics")
     assert body["total"] == count("department = 'physics'")
     _, body = get(client, "/alerts", start="-12h", end="-11h")
-    assert body["total"] == count("starts_at < now() - interval '11 hours' AND (status = 'firing' "
-                                  "OR ends_at >= now() - interval '12 hours')") > 0
+    assert (
+        body["total"]
+        == count(
+            "starts_at < now() - interval '11 hours' AND (status = 'firing' OR ends_at >= now() - interval '12 hours')"
+        )
+        > 0
+    )
     _, body = get(client, "/alerts", limit=2)
     assert len(body["items"]) == 2 and body["total"] == count("true")
     starts = [a["starts_at"] for a in body["items"]]
@@ -250,6 +283,7 @@ def test_alert_filters(client, api_lab: Lab) -> None:
 
 
 # --- ops ----------------------------------------------------------------------------------------
+
 
 def test_health_needs_no_key_and_reports_mode_and_freshness(api_app, api_lab: Lab) -> None:
     response = api_app.test_client().get("/health")
@@ -273,8 +307,14 @@ def test_metrics_label_route_templates_not_paths(api_app, api_lab: Lab) -> None:
 
 def test_openapi_document_is_served(client) -> None:
     status, body = get(client, "/openapi.json")
-    assert status == 200 and set(body["paths"]) >= {"/systems", "/systems/{system_id}/metrics",
-                                                    "/departments/{name}", "/alerts", "/health", "/metrics"}
+    assert status == 200 and set(body["paths"]) >= {
+        "/systems",
+        "/systems/{system_id}/metrics",
+        "/departments/{name}",
+        "/alerts",
+        "/health",
+        "/metrics",
+    }
 
 
 def test_schema_missing_is_503_not_500(empty_dsn: str) -> None:
@@ -313,8 +353,13 @@ def test_hourly_series_includes_hours_not_yet_refreshed(migrated_dsn: str) -> No
         expected = conn.execute("SELECT avg(cpu_usage) FROM usage_metrics").fetchone()[0]
     app = make_app(migrated_dsn)
     try:
-        status, body = get(app.test_client(), f"/systems/{system}/metrics", start=iso(hour),
-                           end=iso(hour + timedelta(hours=2)), step="1h")
+        status, body = get(
+            app.test_client(),
+            f"/systems/{system}/metrics",
+            start=iso(hour),
+            end=iso(hour + timedelta(hours=2)),
+            step="1h",
+        )
     finally:
         close_app(app)
     assert status == 200 and body["source"] == "hourly"

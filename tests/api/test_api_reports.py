@@ -63,6 +63,7 @@ def iso(moment: datetime) -> str:
 
 # --- the independent side ------------------------------------------------------------------------
 
+
 def open_share(department: str, bucket: datetime, closed: date) -> float:
     """Minute by minute: is physics open at this instant in Berlin? Others are always open."""
     if department != "physics":
@@ -84,14 +85,20 @@ class Raw:
 
     def __init__(self, dsn: str, start: datetime, end: datetime) -> None:
         with psycopg.connect(dsn) as conn:
-            self.departments = dict(conn.execute(
-                "SELECT id, department FROM systems WHERE department IS NOT NULL").fetchall())
-            rows = conn.execute("SELECT system_id, timestamp, logged_in_users FROM usage_metrics "
-                                "WHERE timestamp >= %s AND timestamp < %s", (start, end)).fetchall()
+            self.departments = dict(
+                conn.execute("SELECT id, department FROM systems WHERE department IS NOT NULL").fetchall()
+            )
+            rows = conn.execute(
+                "SELECT system_id, timestamp, logged_in_users FROM usage_metrics "
+                "WHERE timestamp >= %s AND timestamp < %s",
+                (start, end),
+            ).fetchall()
             self.seat_rows = conn.execute(
                 "SELECT sy.id, sm.timestamp, sm.value FROM samples sm JOIN series se ON se.id = sm.series_id "
                 "JOIN systems sy ON se.labels ->> 'instance' = sy.instance WHERE se.metric = 'optilab_seat_state' "
-                "AND sm.timestamp >= %s AND sm.timestamp < %s", (start, end)).fetchall()
+                "AND sm.timestamp >= %s AND sm.timestamp < %s",
+                (start, end),
+            ).fetchall()
         self.hours = [start + timedelta(hours=i) for i in range(int((end - start).total_seconds() // 3600))]
         counts: dict[tuple[int, datetime], int] = defaultdict(int)
         self.logged_in: dict[tuple[int, datetime], int] = defaultdict(int)
@@ -120,6 +127,7 @@ def raw(api_lab: Lab, window) -> Raw:
 
 
 # --- reports ---------------------------------------------------------------------------------------
+
 
 def test_utilisation_report_matches_the_raw_rows(client, window, raw: Raw, closed_day) -> None:
     status, body = get(client, "/reports/utilisation", start=iso(window[0]), end=iso(window[1]))
@@ -162,8 +170,14 @@ def test_machines_report_matches_the_raw_rows(client, window, raw: Raw, closed_d
         assert row["in_use_ratio"] == pytest.approx(used, abs=1e-5), row
         assert row["availability_ratio"] == pytest.approx(min(1.0, up), abs=1e-5), row
         shares[name].append(used)
-        logins = sum(w * raw.logged_in.get((sid, b), 0) / raw.samples[(sid, b)] for b, w in weights
-                     if (sid, b) in raw.samples) / open_hours
+        logins = (
+            sum(
+                w * raw.logged_in.get((sid, b), 0) / raw.samples[(sid, b)]
+                for b, w in weights
+                if (sid, b) in raw.samples
+            )
+            / open_hours
+        )
         differs += abs(logins - used) > 1e-3
     assert differs > 0  # the seed has remote-only sessions: counting logins would give other numbers
     for row in body["items"]:
@@ -222,11 +236,13 @@ def test_history_states_and_utilisation_match_the_raw_rows(client, window, raw: 
 
 def test_systems_by_seat_state_and_free_counts(client, api_lab: Lab) -> None:
     with psycopg.connect(api_lab.dsn) as conn:
-        latest = dict(conn.execute("""
+        latest = dict(
+            conn.execute("""
             SELECT DISTINCT ON (sy.id) sy.id, sm.value FROM systems sy
             JOIN series se ON se.metric = 'optilab_seat_state' AND se.labels ->> 'instance' = sy.instance
             JOIN samples sm ON sm.series_id = se.id AND sm.timestamp > now() - interval '10 minutes'
-            ORDER BY sy.id, sm.timestamp DESC""").fetchall())
+            ORDER BY sy.id, sm.timestamp DESC""").fetchall()
+        )
         departments = dict(conn.execute("SELECT id, department FROM systems").fetchall())
     for state in STATES:
         status, body = get(client, "/systems", state=state, limit=1000)
@@ -246,13 +262,24 @@ def test_systems_by_seat_state_and_free_counts(client, api_lab: Lab) -> None:
         assert row["now"]["seats"]["free"] == free.get(row["name"], 0)
 
 
-@pytest.mark.parametrize("path", ["/reports/utilisation", "/reports/machines", "/departments/physics/heatmap",
-                                  "/departments/physics/history", "/systems", "/departments"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/reports/utilisation",
+        "/reports/machines",
+        "/departments/physics/heatmap",
+        "/departments/physics/history",
+        "/systems",
+        "/departments",
+    ],
+)
 def test_csv_has_the_json_rows(client, window, path) -> None:
     query = {} if path in ("/systems", "/departments") else {"start": iso(window[0]), "end": iso(window[1])}
     json_body = get(client, path, **query)[1]
-    for how in ({"query_string": {**query, "format": "csv"}},
-                {"query_string": query, "headers": {**AUTH, "Accept": "text/csv"}}):
+    for how in (
+        {"query_string": {**query, "format": "csv"}},
+        {"query_string": query, "headers": {**AUTH, "Accept": "text/csv"}},
+    ):
         response = client.get(path, **{"headers": AUTH, **how})
         assert response.status_code == 200 and response.mimetype == "text/csv"
         rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
@@ -272,8 +299,11 @@ def test_every_endpoint_refuses_unknown_parameters(client, api_lab: Lab) -> None
     """``in_use=false`` used to be ignored and every machine came back."""
     status, body = get(client, "/systems", in_use="false")
     assert status == 400 and body["message"].startswith("in_use: unknown query parameter")
-    paths = [rule.rule.replace("<int:system_id>", str(api_lab.exact_a)).replace("<name>", "physics")
-             for rule in client.application.url_map.iter_rules() if rule.endpoint != "static"]
+    paths = [
+        rule.rule.replace("<int:system_id>", str(api_lab.exact_a)).replace("<name>", "physics")
+        for rule in client.application.url_map.iter_rules()
+        if rule.endpoint != "static"
+    ]
     for path in paths:
         response = client.get(path, query_string={"bogus": "1"}, headers=AUTH)
         assert response.status_code == 400, path

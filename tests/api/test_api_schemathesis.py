@@ -31,5 +31,4 @@ def test_served_document_is_the_tested_one(client) -> None:
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_api_matches_its_openapi_document(case: schemathesis.Case, api_app) -> None:
-    case.call_and_validate(app=api_app, headers=AUTH,
-                           checks=[not_a_server_error, response_schema_conformance])
+    case.call_and_validate(app=api_app, headers=AUTH, checks=[not_a_server_error, response_schema_conformance])

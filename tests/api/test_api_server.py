@@ -37,8 +37,11 @@ def test_cli_serves_over_http_and_stops_on_sigterm(migrated_dsn: str, tmp_path: 
     seed_lab(migrated_dsn, systems=3, days=0.05)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    service = Service([API, "--listen", f"127.0.0.1:{port}", "--dsn", migrated_dsn, "--threads", "2"],
-                      tmp_path / "api.log", env={"OPTILAB_API_KEYS": KEY})
+    service = Service(
+        [API, "--listen", f"127.0.0.1:{port}", "--dsn", migrated_dsn, "--threads", "2"],
+        tmp_path / "api.log",
+        env={"OPTILAB_API_KEYS": KEY},
+    )
     try:
         service.wait_ready(lambda: http_ok(f"{base}/health"))
         status, body = fetch(f"{base}/systems", AUTH)
@@ -58,8 +61,9 @@ def test_cli_serves_over_http_and_stops_on_sigterm(migrated_dsn: str, tmp_path: 
 
 def test_cli_refuses_to_start_without_keys(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTILAB_API_")}
-    result = subprocess.run([API, "--listen", "127.0.0.1:0", "--dsn", "dbname=unused"], env=env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [API, "--listen", "127.0.0.1:0", "--dsn", "dbname=unused"], env=env, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2
     assert "api_keys: no API key configured" in result.stderr
 
@@ -82,8 +86,12 @@ def test_database_outage_is_503_and_recovers(private_postgres) -> None:
         health = client.get("/health")
         assert health.status_code == 503 and health.get_json()["database"] == "unreachable"
         private_postgres.start()
-        wait_for(lambda: client.get("/systems", headers=AUTH).status_code == 200, timeout=30,
-                 interval=0.5, what="API to recover after the database restart")
+        wait_for(
+            lambda: client.get("/systems", headers=AUTH).status_code == 200,
+            timeout=30,
+            interval=0.5,
+            what="API to recover after the database restart",
+        )
         assert client.get("/health").get_json()["status"] == "ok"
     finally:
         close_app(app)  # the private cluster, database included, is removed by its fixture

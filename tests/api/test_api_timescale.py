@@ -22,16 +22,18 @@ def test_api_reads_continuous_aggregates(timescaledb_dsn: str) -> None:
         systems = add_systems(conn, 2, departments=("tsdb",))
         add_usage(conn, systems, hour, hour + timedelta(hours=3))
         refresh_aggregates(conn, hour, hour + timedelta(hours=2))  # the third hour stays real-time
-        raw = conn.execute("SELECT count(*), avg(cpu_usage) FROM usage_metrics WHERE system_id = %s",
-                           (systems[0],)).fetchone()
+        raw = conn.execute(
+            "SELECT count(*), avg(cpu_usage) FROM usage_metrics WHERE system_id = %s", (systems[0],)
+        ).fetchone()
     app = make_app(timescaledb_dsn, pool_max_size=1)
     try:
         client = app.test_client()
         health = client.get("/health").get_json()
         assert health["storage_mode"] == "timescaledb" and health["status"] == "ok"
         window = {"start": hour.isoformat(), "end": (hour + timedelta(hours=3)).isoformat()}
-        series = client.get(f"/systems/{systems[0]}/metrics", query_string={**window, "step": "1h"},
-                            headers=AUTH).get_json()
+        series = client.get(
+            f"/systems/{systems[0]}/metrics", query_string={**window, "step": "1h"}, headers=AUTH
+        ).get_json()
         assert series["source"] == "hourly"
         assert [p["samples"] for p in series["points"]] == [60, 60, 60] and raw[0] == 180
         assert sum(p["cpu"] for p in series["points"]) / 3 == pytest.approx(raw[1], abs=1e-3)

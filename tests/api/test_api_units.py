@@ -15,23 +15,40 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 KEY = "k" * 24
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("now", NOW),
-    ("-24h", NOW - timedelta(hours=24)),
-    ("now-30m", NOW - timedelta(minutes=30)),
-    ("-2w", NOW - timedelta(weeks=2)),
-    ("+1d", NOW + timedelta(days=1)),
-    ("2026-11-01T10:00:00Z", datetime(2026, 11, 1, 10, tzinfo=UTC)),
-    ("2026-11-01T12:00:00+02:00", datetime(2026, 11, 1, 10, tzinfo=UTC)),
-    ("2026-11-01 10:00", datetime(2026, 11, 1, 10, tzinfo=UTC)),  # naive means UTC
-    ("1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("now", NOW),
+        ("-24h", NOW - timedelta(hours=24)),
+        ("now-30m", NOW - timedelta(minutes=30)),
+        ("-2w", NOW - timedelta(weeks=2)),
+        ("+1d", NOW + timedelta(days=1)),
+        ("2026-11-01T10:00:00Z", datetime(2026, 11, 1, 10, tzinfo=UTC)),
+        ("2026-11-01T12:00:00+02:00", datetime(2026, 11, 1, 10, tzinfo=UTC)),
+        ("2026-11-01 10:00", datetime(2026, 11, 1, 10, tzinfo=UTC)),  # naive means UTC
+        ("1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
+    ],
+)
 def test_timestamps_parse_absolute_relative_and_epoch(text: str, expected: datetime) -> None:
     assert params.timestamp(text, "start", NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "-24x", "24h", "2026-13-01", "", "--1h", "1e9",
-                                  "0001-01-01T00:00:00+14:00", "9999-12-31", "-999999999w", "99999999999999"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",
+        "-24x",
+        "24h",
+        "2026-13-01",
+        "",
+        "--1h",
+        "1e9",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31",
+        "-999999999w",
+        "99999999999999",
+    ],
+)
 def test_bad_timestamps_name_the_parameter(text: str) -> None:
     with pytest.raises(BadRequest, match=r"^400 Bad Request: start: "):
         params.timestamp(text, "start", NOW)
@@ -40,15 +57,18 @@ def test_bad_timestamps_name_the_parameter(text: str) -> None:
 def test_time_range_defaults_and_order() -> None:
     assert params.time_range({}, NOW, timedelta(hours=24)) == (NOW - timedelta(hours=24), NOW)
     assert params.time_range({"start": "-1h", "end": "-30m"}, NOW, timedelta(hours=24)) == (
-        NOW - timedelta(hours=1), NOW - timedelta(minutes=30))
+        NOW - timedelta(hours=1),
+        NOW - timedelta(minutes=30),
+    )
     with pytest.raises(BadRequest, match="start: must be before end"):
         params.time_range({"start": "-1h", "end": "-2h"}, NOW, timedelta(hours=24))
     with pytest.raises(BadRequest, match="3660 days"):
         params.time_range({"start": "1970-01-01", "end": "2100-01-01"}, NOW, timedelta(hours=24))
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("60", 60), ("90s", 90), ("5m", 300), ("2h", 7200),
-                                               ("1d", 86400), ("1w", 604800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("60", 60), ("90s", 90), ("5m", 300), ("2h", 7200), ("1d", 86400), ("1w", 604800)]
+)
 def test_durations(text: str, seconds: int) -> None:
     assert params.duration(text, "step") == timedelta(seconds=seconds)
 
@@ -77,20 +97,24 @@ def test_like_pattern_takes_wildcards_literally() -> None:
     assert params.like_pattern("50%_a\\b") == "%50\\%\\_a\\\\b%"
 
 
-@pytest.mark.parametrize(("span", "step", "source", "expected"), [
-    (timedelta(hours=1), None, None, series.Plan("raw", 15)),
-    (timedelta(hours=24), None, None, series.Plan("raw", 300)),
-    (timedelta(days=30), None, None, series.Plan("hourly", 3 * 3600)),
-    (timedelta(days=400), None, None, series.Plan("daily", 2 * 86400)),
-    (timedelta(days=30), timedelta(days=1), None, series.Plan("daily", 86400)),
-    (timedelta(days=3), timedelta(hours=1), None, series.Plan("hourly", 3600)),
-    (timedelta(days=3), timedelta(minutes=90), None, series.Plan("hourly", 7200)),  # whole hours only
-    (timedelta(days=3), timedelta(seconds=1), None, series.Plan("raw", 300)),  # capped at 1000 points
-    (timedelta(days=30), None, "raw", series.Plan("raw", 3 * 3600)),
-    (timedelta(hours=2), None, "hourly", series.Plan("hourly", 3600)),
-])
-def test_plan_picks_source_by_step_and_caps_points(span: timedelta, step: timedelta | None,
-                                                   source: str | None, expected: series.Plan) -> None:
+@pytest.mark.parametrize(
+    ("span", "step", "source", "expected"),
+    [
+        (timedelta(hours=1), None, None, series.Plan("raw", 15)),
+        (timedelta(hours=24), None, None, series.Plan("raw", 300)),
+        (timedelta(days=30), None, None, series.Plan("hourly", 3 * 3600)),
+        (timedelta(days=400), None, None, series.Plan("daily", 2 * 86400)),
+        (timedelta(days=30), timedelta(days=1), None, series.Plan("daily", 86400)),
+        (timedelta(days=3), timedelta(hours=1), None, series.Plan("hourly", 3600)),
+        (timedelta(days=3), timedelta(minutes=90), None, series.Plan("hourly", 7200)),  # whole hours only
+        (timedelta(days=3), timedelta(seconds=1), None, series.Plan("raw", 300)),  # capped at 1000 points
+        (timedelta(days=30), None, "raw", series.Plan("raw", 3 * 3600)),
+        (timedelta(hours=2), None, "hourly", series.Plan("hourly", 3600)),
+    ],
+)
+def test_plan_picks_source_by_step_and_caps_points(
+    span: timedelta, step: timedelta | None, source: str | None, expected: series.Plan
+) -> None:
     chosen = series.plan(NOW - span, NOW, step, 1000, source)
     assert chosen == expected
     assert span.total_seconds() / chosen.step_seconds <= 1000
@@ -111,13 +135,16 @@ def test_config_keys_from_env_and_file(tmp_path) -> None:
     assert parse_keys("a" * 16 + "\n" + "a" * 16) == ("a" * 16,)
 
 
-@pytest.mark.parametrize(("kwargs", "env", "field"), [
-    ({}, {}, "api_keys"),
-    ({}, {"OPTILAB_API_KEYS": "short"}, "api_keys"),
-    ({"keys_file": "/nonexistent/keys"}, {}, "api_keys_file"),
-    ({"rate_limit": "lots"}, {"OPTILAB_API_KEYS": KEY}, "rate_limit"),
-    ({"max_points": "0"}, {"OPTILAB_API_KEYS": KEY}, "max_points"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "env", "field"),
+    [
+        ({}, {}, "api_keys"),
+        ({}, {"OPTILAB_API_KEYS": "short"}, "api_keys"),
+        ({"keys_file": "/nonexistent/keys"}, {}, "api_keys_file"),
+        ({"rate_limit": "lots"}, {"OPTILAB_API_KEYS": KEY}, "rate_limit"),
+        ({"max_points": "0"}, {"OPTILAB_API_KEYS": KEY}, "max_points"),
+    ],
+)
 def test_config_errors_name_the_field(kwargs: dict, env: dict, field: str) -> None:
     with pytest.raises(ConfigError, match=f"^{field}: "):
         load_config("dbname=x", env, **kwargs)
@@ -158,6 +185,7 @@ def test_no_auth_is_refused_off_loopback(capsys: pytest.CaptureFixture[str]) -> 
 
 
 # --- opening hours (api.hours) ------------------------------------------------------------------
+
 
 def test_open_share_per_utc_hour_follows_the_local_zone_dst_and_closed_days():
     from datetime import date

@@ -31,8 +31,10 @@ BIN = Path(sys.executable).parent
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                       reason="needs Debian's chromium and chromium-driver (scripts/install-system-deps.sh)"),
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="needs Debian's chromium and chromium-driver (scripts/install-system-deps.sh)",
+    ),
 ]
 
 
@@ -63,9 +65,18 @@ def browser():  # type: ignore[no-untyped-def]
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800",
-                 "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-default-apps"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1800",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=options)
     yield driver
@@ -73,7 +84,8 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 def test_board_shows_the_apis_free_counts_and_a_login_within_10_s(
-        tmp_path: Path, migrated_dsn: str, prometheus_factory, services, browser) -> None:
+    tmp_path: Path, migrated_dsn: str, prometheus_factory, services, browser
+) -> None:
     from selenium.webdriver.common.by import By
 
     from optilab.labsim.history import replay
@@ -84,32 +96,71 @@ def test_board_shows_the_apis_free_counts_and_a_login_within_10_s(
         for host in lab.hosts:  # start from a known picture: every seat free
             lab.set_seat(host["ip"], "free")
         bridge_port, api_port, exporter = free_port(), free_port(), f"127.0.0.1:{free_port()}"
-        services("bridge", [str(BIN / "optilab-bridge"), "--listen", f"127.0.0.1:{bridge_port}", "--dsn",
-                            migrated_dsn], {"OPTILAB_ALERTS_DELIVERY": "direct"},
-                 lambda: port_open("127.0.0.1", bridge_port))
-        services("exporter", [str(BIN / "optilab-exporter"), "--config", str(lab.inventory), "--listen", exporter],
-                 {}, lambda: http_ok(f"http://{exporter}/sd"))
-        prometheus_factory({
-            "global": {"scrape_interval": "1s"},
-            "scrape_configs": [{
-                "job_name": "node", "metrics_path": "/probe", "honor_labels": True,
-                "http_sd_configs": [{"url": f"http://{exporter}/sd", "refresh_interval": "1s"}],
-                "relabel_configs": [
-                    {"source_labels": ["__address__"], "target_label": "__param_target"},
-                    {"source_labels": ["__param_target"], "target_label": "instance"},
-                    {"target_label": "__address__", "replacement": exporter}]}],
-            "remote_write": [{"url": f"http://127.0.0.1:{bridge_port}/api/v1/write",
-                              "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms"}}],
-        })
+        services(
+            "bridge",
+            [str(BIN / "optilab-bridge"), "--listen", f"127.0.0.1:{bridge_port}", "--dsn", migrated_dsn],
+            {"OPTILAB_ALERTS_DELIVERY": "direct"},
+            lambda: port_open("127.0.0.1", bridge_port),
+        )
+        services(
+            "exporter",
+            [str(BIN / "optilab-exporter"), "--config", str(lab.inventory), "--listen", exporter],
+            {},
+            lambda: http_ok(f"http://{exporter}/sd"),
+        )
+        prometheus_factory(
+            {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "node",
+                        "metrics_path": "/probe",
+                        "honor_labels": True,
+                        "http_sd_configs": [{"url": f"http://{exporter}/sd", "refresh_interval": "1s"}],
+                        "relabel_configs": [
+                            {"source_labels": ["__address__"], "target_label": "__param_target"},
+                            {"source_labels": ["__param_target"], "target_label": "instance"},
+                            {"target_label": "__address__", "replacement": exporter},
+                        ],
+                    }
+                ],
+                "remote_write": [
+                    {
+                        "url": f"http://127.0.0.1:{bridge_port}/api/v1/write",
+                        "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms"},
+                    }
+                ],
+            }
+        )
         # a day of history for the heatmaps and charts, through the same bridge (same hosts as the lab)
-        replay(f"http://127.0.0.1:{bridge_port}", time.time() - 86400, time.time() - 900, hosts=6, departments=2,
-               step=300, port=lab.port)
+        replay(
+            f"http://127.0.0.1:{bridge_port}",
+            time.time() - 86400,
+            time.time() - 900,
+            hosts=6,
+            departments=2,
+            step=300,
+            port=lab.port,
+        )
         with psycopg.connect(migrated_dsn, autocommit=True) as conn:
             conn.execute("SELECT optilab_refresh_rollups()")
         api = f"http://127.0.0.1:{api_port}"
-        services("api", [str(BIN / "optilab-api"), "--listen", f"127.0.0.1:{api_port}", "--dsn", migrated_dsn,
-                         "--rate-limit", "", "--inventory", str(lab.inventory)],
-                 {"OPTILAB_API_KEYS": KEY}, lambda: http_ok(f"{api}/health"))
+        services(
+            "api",
+            [
+                str(BIN / "optilab-api"),
+                "--listen",
+                f"127.0.0.1:{api_port}",
+                "--dsn",
+                migrated_dsn,
+                "--rate-limit",
+                "",
+                "--inventory",
+                str(lab.inventory),
+            ],
+            {"OPTILAB_API_KEYS": KEY},
+            lambda: http_ok(f"{api}/health"),
+        )
 
         def all_free() -> dict[str, int] | None:
             items = api_get(f"{api}/departments")["items"]
@@ -121,14 +172,19 @@ def test_board_shows_the_apis_free_counts_and_a_login_within_10_s(
         assert sum(api_free.values()) == 6  # type: ignore[union-attr]
 
         browser.get(f"{api}/board")
-        key_input = wait_for(lambda: browser.find_element(By.ID, "key").is_displayed()
-                             and browser.find_element(By.ID, "key"), 15, "the key dialog")
+        key_input = wait_for(
+            lambda: browser.find_element(By.ID, "key").is_displayed() and browser.find_element(By.ID, "key"),
+            15,
+            "the key dialog",
+        )
         key_input.send_keys(KEY)  # type: ignore[union-attr]
         browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
 
         def board_free() -> dict[str, int] | None:
-            counts = {node.get_attribute("data-department"): int(node.find_element(By.CLASS_NAME, "free-count").text)
-                      for node in browser.find_elements(By.CSS_SELECTOR, "p.free")}
+            counts = {
+                node.get_attribute("data-department"): int(node.find_element(By.CLASS_NAME, "free-count").text)
+                for node in browser.find_elements(By.CSS_SELECTOR, "p.free")
+            }
             return counts if len(counts) == len(api_free) else None  # type: ignore[arg-type]
 
         assert wait_for(board_free, 15, "free counts on the board") == api_free
@@ -155,8 +211,11 @@ def test_board_shows_the_apis_free_counts_and_a_login_within_10_s(
         took = time.monotonic() - started
         assert browser.execute_script("return window.__noReload") == marker  # the same page: no reload
         department = target["department"]
-        assert wait_for(lambda: (board_free() or {}).get(department) == api_free[department] - 1, 5,  # type: ignore[index]
-                        "the free count one lower")
+        assert wait_for(
+            lambda: (board_free() or {}).get(department) == api_free[department] - 1,
+            5,  # type: ignore[index]
+            "the free count one lower",
+        )
         after = {row["name"]: row["now"]["seats"]["free"] for row in api_get(f"{api}/departments")["items"]}
         assert board_free() == after
         # the change is spoken by screen readers (the live region is visually hidden: textContent)

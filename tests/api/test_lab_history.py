@@ -28,8 +28,9 @@ def last_weekday_midnight(now: datetime) -> datetime:
 def test_a_day_through_the_bridge_shows_the_rooms_the_model_describes(migrated_dsn, bridge_factory, tmp_path):
     bridge = bridge_factory(migrated_dsn)
     day = last_weekday_midnight(datetime.now(UTC))
-    result = replay(bridge.url, day.timestamp(), (day + timedelta(days=1)).timestamp(), hosts=30,
-                    departments=3, step=600)
+    result = replay(
+        bridge.url, day.timestamp(), (day + timedelta(days=1)).timestamp(), hosts=30, departments=3, step=600
+    )
     assert result.requests > 0 and result.samples > 30 * 144 * 6
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
         conn.execute("SELECT optilab_refresh_rollups()")
@@ -39,14 +40,22 @@ def test_a_day_through_the_bridge_shows_the_rooms_the_model_describes(migrated_d
     assert len(per_system) == 30 and {n for (n,) in per_system} == {144}
 
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text("departments:\n" + "".join(
-        f"  {name}:\n    hosts: []\n    opening_hours: {{timezone: UTC, mon-fri: '{OPENING_HOURS['mon-fri']}', "
-        f"sat: '{OPENING_HOURS['sat']}'}}\n" for name in ("physics", "chemistry", "biology")))
+    inventory.write_text(
+        "departments:\n"
+        + "".join(
+            f"  {name}:\n    hosts: []\n    opening_hours: {{timezone: UTC, mon-fri: '{OPENING_HOURS['mon-fri']}', "
+            f"sat: '{OPENING_HOURS['sat']}'}}\n"
+            for name in ("physics", "chemistry", "biology")
+        )
+    )
     hours = {name: s.opening_hours for name, s in load_department_settings(inventory).items()}
     app = make_app(migrated_dsn, opening_hours=hours)
     try:
-        response = app.test_client().get("/reports/utilisation", headers=AUTH, query_string={
-            "start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()})
+        response = app.test_client().get(
+            "/reports/utilisation",
+            headers=AUTH,
+            query_string={"start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()},
+        )
     finally:
         close_app(app)
     assert response.status_code == 200
@@ -56,8 +65,11 @@ def test_a_day_through_the_bridge_shows_the_rooms_the_model_describes(migrated_d
     assert "physics" in body["over_subscribed"] and "biology" not in body["over_subscribed"]
     assert "biology" in body["underused"] and "physics" not in body["underused"]
     assert rows["physics"]["at_capacity_ratio"] > rows["chemistry"]["at_capacity_ratio"]
-    assert rows["physics"]["utilisation_ratio"] > rows["chemistry"]["utilisation_ratio"] > rows["biology"][
-        "utilisation_ratio"]
+    assert (
+        rows["physics"]["utilisation_ratio"]
+        > rows["chemistry"]["utilisation_ratio"]
+        > rows["biology"]["utilisation_ratio"]
+    )
     assert rows["physics"]["peak_occupancy"] >= 9
 
 

@@ -20,16 +20,32 @@ def test_demo_verifies_history_and_an_alert_then_leaves_nothing_listening(empty_
     """``--verify`` exits 0 only once the API shows usage history and an alert that came through
     rules → Alertmanager → bridge → RabbitMQ → database; afterwards every port it printed is free."""
     result = subprocess.run(
-        [sys.executable, "-m", "optilab.demo", "--ports", "auto", "--verify", "--timeout", "150",
-         "--hosts", "12", "--state-dir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=300, env={**_env(), "OPTILAB_DSN": empty_dsn},
+        [
+            sys.executable,
+            "-m",
+            "optilab.demo",
+            "--ports",
+            "auto",
+            "--verify",
+            "--timeout",
+            "150",
+            "--hosts",
+            "12",
+            "--state-dir",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**_env(), "OPTILAB_DSN": empty_dsn},
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert re.search(r"verified after \d+s: 12 systems", output), output
     with psycopg.connect(empty_dsn) as conn:
-        alerts = conn.execute("SELECT count(*), count(*) FILTER (WHERE alertname = 'OptiLabHostDown') "
-                              "FROM alerts").fetchone()
+        alerts = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE alertname = 'OptiLabHostDown') FROM alerts"
+        ).fetchone()
         usage = conn.execute("SELECT count(DISTINCT system_id) FROM usage_metrics").fetchone()[0]
     assert alerts[1] >= 1, f"the dying machine's HostDown alert is not in the database: {alerts}"
     assert usage >= 10
@@ -43,9 +59,26 @@ def test_demo_verifies_history_and_an_alert_then_leaves_nothing_listening(empty_
 def test_demo_without_rabbitmq_stores_alerts_directly(empty_dsn: str, tmp_path: Path) -> None:
     """``--events direct`` (what the demo picks when no broker answers) still lands the alert."""
     result = subprocess.run(
-        [sys.executable, "-m", "optilab.demo", "--ports", "auto", "--verify", "--timeout", "150", "--events", "direct",
-         "--hosts", "6", "--state-dir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=300, env={**_env(), "OPTILAB_DSN": empty_dsn},
+        [
+            sys.executable,
+            "-m",
+            "optilab.demo",
+            "--ports",
+            "auto",
+            "--verify",
+            "--timeout",
+            "150",
+            "--events",
+            "direct",
+            "--hosts",
+            "6",
+            "--state-dir",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**_env(), "OPTILAB_DSN": empty_dsn},
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

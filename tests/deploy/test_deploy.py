@@ -34,8 +34,7 @@ UNIT_FILES = sorted((REPO / "deploy" / "systemd").glob("*.service"))
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_systemd = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
 #: The series the bridge pivots into usage_metrics / systems (docs/interfaces.md).
-PIVOTED = ("system_cpu_usage", "system_ram_usage", "system_disk_usage", "system_status",
-           "optilab_logged_in_users")
+PIVOTED = ("system_cpu_usage", "system_ram_usage", "system_disk_usage", "system_status", "optilab_logged_in_users")
 
 
 def seconds(duration: str) -> float:
@@ -57,6 +56,7 @@ def node_jobs(config: dict) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 # Prometheus
 
+
 def test_both_example_configs_exist() -> None:
     assert [p.name for p in PROMETHEUS_CONFIGS] == ["prometheus-sharded.yml", "prometheus.yml"]
 
@@ -64,8 +64,9 @@ def test_both_example_configs_exist() -> None:
 @pytest.mark.parametrize("path", PROMETHEUS_CONFIGS, ids=lambda p: p.name)
 def test_promtool_accepts_the_config_and_finds_the_rules(path: Path, tmp_path: Path) -> None:
     """Run from another directory: rule_files are resolved relative to the config file itself."""
-    result = subprocess.run(["promtool", "check", "config", str(path)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["promtool", "check", "config", str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     found = re.search(r"SUCCESS: (\d+) rule files found", output)
@@ -115,20 +116,29 @@ def start_exporter(workdir: Path, inventory: dict) -> tuple[Service, str]:
     config = workdir / "exporter.yml"
     config.write_text(yaml.safe_dump(inventory))
     address = f"127.0.0.1:{free_port()}"
-    service = Service([str(Path(sys.executable).with_name("optilab-exporter")), "--config", str(config),
-                       "--listen", address], workdir / "exporter.log")
+    service = Service(
+        [str(Path(sys.executable).with_name("optilab-exporter")), "--config", str(config), "--listen", address],
+        workdir / "exporter.log",
+    )
     return service.wait_ready(lambda: http_ok(f"http://{address}/sd")), address
 
 
 def test_sharded_config_probes_every_machine_once_through_its_shard(
-        tmp_path: Path, prometheus_factory: Callable[..., Peer]) -> None:
+    tmp_path: Path, prometheus_factory: Callable[..., Peer]
+) -> None:
     """Three real exporters, twelve machines: each machine is one target of job "node", scraped via
     the exporter whose hashmod shard it falls in, and every shard gets some of them."""
     closed_port = free_port()  # nothing listens there: every probe fails fast, which is fine here
     machines = [f"127.0.1.{i}:{closed_port}" for i in range(1, 13)]
-    inventory = {"ssh": {"user": "optilab", "key_file": str(tmp_path / "absent_key"),
-                         "known_hosts": str(tmp_path / "known_hosts"), "connect_timeout": "1s"},
-                 "departments": {"physics": {"hosts": machines}}}
+    inventory = {
+        "ssh": {
+            "user": "optilab",
+            "key_file": str(tmp_path / "absent_key"),
+            "known_hosts": str(tmp_path / "known_hosts"),
+            "connect_timeout": "1s",
+        },
+        "departments": {"physics": {"hosts": machines}},
+    }
     (tmp_path / "known_hosts").write_text("")
     exporters: list[Service] = []
     try:
@@ -139,8 +149,7 @@ def test_sharded_config_probes_every_machine_once_through_its_shard(
             exporters.append(service)
             addresses.append(address)
         text = (PROMETHEUS_DIR / "prometheus-sharded.yml").read_text()
-        for default, actual in zip(("127.0.0.1:9842", "127.0.0.1:9852", "127.0.0.1:9862"), addresses,
-                                   strict=True):
+        for default, actual in zip(("127.0.0.1:9842", "127.0.0.1:9852", "127.0.0.1:9862"), addresses, strict=True):
             text = text.replace(default, actual)
         config = yaml.safe_load(text)
         config["global"].update(scrape_interval="1s", scrape_timeout="1s")
@@ -177,6 +186,7 @@ def test_sharded_config_probes_every_machine_once_through_its_shard(
 # --------------------------------------------------------------------------------------------------
 # systemd
 
+
 def unit_settings(path: Path) -> dict[str, list[str]]:
     """Key → values of a unit file (keys may repeat, as SystemCallFilter does)."""
     settings: dict[str, list[str]] = {}
@@ -199,8 +209,7 @@ def installable_copy(path: Path, workdir: Path) -> Path:
 
 
 def test_one_unit_per_service() -> None:
-    assert [p.stem for p in UNIT_FILES] == ["optilab-api", "optilab-bridge", "optilab-consumer",
-                                            "optilab-exporter"]
+    assert [p.stem for p in UNIT_FILES] == ["optilab-api", "optilab-bridge", "optilab-consumer", "optilab-exporter"]
 
 
 @needs_systemd
@@ -217,15 +226,21 @@ def test_systemd_analyze_verify_reports_nothing(tmp_path: Path) -> None:
 def test_unit_is_hardened(path: Path, tmp_path: Path) -> None:
     """Key sandboxing options set, and systemd's own exposure score is "OK" (at most 2.0 of 10)."""
     settings = unit_settings(path)
-    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
-                       "CapabilityBoundingSet": "", "ProtectHome": "yes"}.items():
+    for key, value in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "PrivateTmp": "yes",
+        "CapabilityBoundingSet": "",
+        "ProtectHome": "yes",
+    }.items():
         assert settings.get(key) == [value], f"{path.name}: {key}={value}"
     assert settings["RestrictAddressFamilies"] == ["AF_INET AF_INET6 AF_UNIX"]
     assert settings.get("DynamicUser") == ["yes"] or settings.get("User") == ["optilab"]
     assert "EnvironmentFile" in settings, "secrets come from an EnvironmentFile, not the unit"
     unit = installable_copy(path, tmp_path)
-    result = subprocess.run([SYSTEMD_ANALYZE, "security", "--offline=yes", str(unit)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "security", "--offline=yes", str(unit)], capture_output=True, text=True, timeout=60
+    )
     score = re.search(r"Overall exposure level for \S+: ([\d.]+)", result.stdout)
     assert score, result.stdout + result.stderr
     assert float(score[1]) <= 2.0, result.stdout

@@ -44,8 +44,11 @@ class SlowRunner:
 
 
 def prober_with(runner: SlowRunner) -> Prober:
-    return Prober(runner, HealthBook(HealthSettings(jitter=0, degraded_after=1, offline_after=2, dead_after=3)),
-                  plans=lambda entry: FAST)
+    return Prober(
+        runner,
+        HealthBook(HealthSettings(jitter=0, degraded_after=1, offline_after=2, dead_after=3)),
+        plans=lambda entry: FAST,
+    )
 
 
 def test_concurrent_probes_of_one_host_share_one_collection_and_count_once() -> None:
@@ -113,12 +116,14 @@ def test_a_fan_out_where_one_host_raises_answers_200_with_that_hosts_reason() ->
         if target.host == "127.0.1.1":
             raise RuntimeError("Semaphore released too many times")
         return original(target, command, deadline)
+
     runtime.runner.run = run  # type: ignore[method-assign]
     response = Client(ExporterApp(runtime, clock=lambda: 100.0)).get("/probe?department=physics")
     assert response.status_code == 200
     text = response.get_data(as_text=True)
-    assert sorted((labels["instance"], labels["reason"]) for labels, _ in samples(text, "optilab_probe_error_info")) \
-        == [("127.0.1.1:22", "internal"), ("127.0.1.2:22", "refused")]
+    assert sorted(
+        (labels["instance"], labels["reason"]) for labels, _ in samples(text, "optilab_probe_error_info")
+    ) == [("127.0.1.1:22", "internal"), ("127.0.1.2:22", "refused")]
 
 
 def test_concurrent_identical_fan_outs_share_one_answer() -> None:
@@ -128,6 +133,7 @@ def test_concurrent_identical_fan_outs_share_one_answer() -> None:
         calls.append(1)
         gevent.sleep(0.05)
         return b"answer"
+
     jobs = [gevent.spawn(flights.answer, ("all",), 10.0 + time.monotonic(), produce) for _ in range(5)]
     gevent.joinall(jobs, timeout=5)
     assert [job.value for job in jobs] == [b"answer"] * 5 and len(calls) == 1
@@ -141,6 +147,7 @@ def test_requests_beyond_the_limit_get_503_and_are_counted() -> None:
     def blocked(target: Target, command: str, deadline: float) -> str:
         release.wait(5)
         return output("x")
+
     runtime.runner.run = blocked  # type: ignore[method-assign]
     app = ExporterApp(runtime, max_requests=2)
     client = Client(app)
@@ -165,6 +172,7 @@ def test_timeouts_are_the_hosts_only_when_the_exporter_took_at_most_half_the_tim
 
         def __call__(self) -> float:
             return self.now
+
     clock = Clock()
     monitor = LoopMonitor(interval=0.05, clock=clock)
     for _ in range(20):  # 1 s of punctual ticks
@@ -192,6 +200,7 @@ def test_waiting_for_a_slot_is_the_exporters_queueing() -> None:
         with slots:
             pass
         return timeout_reason(start, None)
+
     holder, waiter = gevent.spawn(hold), gevent.spawn(wait)
     gevent.joinall([holder, waiter], timeout=5)
     assert waiter.value == "overload"
@@ -210,11 +219,17 @@ def test_overload_and_internal_failures_never_move_a_host_and_retry_now_ends_a_w
 
 def test_key_file_problems_name_the_field(tmp_path: Path) -> None:
     def config(**ssh: str) -> object:
-        return parse_config({"ssh": {"user": "u", **ssh}, "departments": {"p": {"hosts": ["127.0.1.1"]}}},
-                            "lab.yml", env={"PASS": "secret-1"})
+        return parse_config(
+            {"ssh": {"user": "u", **ssh}, "departments": {"p": {"hosts": ["127.0.1.1"]}}},
+            "lab.yml",
+            env={"PASS": "secret-1"},
+        )
+
     missing = key_file_problems(config(key_file=str(tmp_path / "absent")))
-    assert missing == [f"lab.yml: ssh.key_file: {tmp_path / 'absent'} is not readable (No such file or "
-                       f"directory); every login will fail"]
+    assert missing == [
+        f"lab.yml: ssh.key_file: {tmp_path / 'absent'} is not readable (No such file or "
+        f"directory); every login will fail"
+    ]
     (tmp_path / "junk").write_text("not a key\n")
     assert "is not a usable private key" in key_file_problems(config(key_file=str(tmp_path / "junk")))[0]
     key = tmp_path / "id_ed25519"
@@ -222,8 +237,7 @@ def test_key_file_problems_name_the_field(tmp_path: Path) -> None:
     assert "is encrypted" in key_file_problems(config(key_file=str(key)))[0]
     assert key_file_problems(config(key_file=str(key), passphrase_env="PASS")) == []
     assert key_file_problems(config(password_env="PASS")) == []
-    assert "secret-1" not in " ".join(key_file_problems(config(key_file=str(tmp_path / "junk"),
-                                                                passphrase_env="PASS")))
+    assert "secret-1" not in " ".join(key_file_problems(config(key_file=str(tmp_path / "junk"), passphrase_env="PASS")))
 
 
 def test_fan_outs_hold_at_most_a_quarter_of_the_places() -> None:

@@ -20,36 +20,48 @@ from optilab.exporter.authkey import authorized_key_line, parse_public_key, pars
 from tests.fixtures.sshd import Sshd
 from tests.support.paths import REPO
 
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICjQZkt78C9AskKE83nBEizg0evMS/PQ2F5xRYvv16ai optilab@collector")
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICjQZkt78C9AskKE83nBEizg0evMS/PQ2F5xRYvv16ai optilab@collector"
 SSHD_OPTIONS = ["AllowTcpForwarding yes", "PermitTTY yes"]
 
 
 def authorized_key(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "optilab.exporter", "authorized-key", *args], capture_output=True,
-                          text=True, timeout=30, check=False, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "optilab.exporter", "authorized-key", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=REPO,
+    )
 
 
 def test_the_line_restricts_the_key_to_the_collector_addresses() -> None:
-    assert authorized_key_line(["127.0.0.1", "127.0.1.0/24,::1"], KEY) == \
-        f'restrict,from="127.0.0.1,127.0.1.0/24,::1" {KEY}'
+    assert (
+        authorized_key_line(["127.0.0.1", "127.0.1.0/24,::1"], KEY)
+        == f'restrict,from="127.0.0.1,127.0.1.0/24,::1" {KEY}'
+    )
 
 
-@pytest.mark.parametrize("value", ["collector.example.edu", "127.0.0.*", "127.0.1.1/24", "127.0.0.1\" x",
-                                   "127.0.0.1 command=\"sh\"", ""])
+@pytest.mark.parametrize(
+    "value", ["collector.example.edu", "127.0.0.*", "127.0.1.1/24", '127.0.0.1" x', '127.0.0.1 command="sh"', ""]
+)
 def test_from_must_be_addresses_or_networks(value: str) -> None:
     with pytest.raises(ValueError, match=r"^--from: "):
         parse_sources([value])
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    ("", "expected one public key line"),
-    (f"{KEY}\n{KEY}\n", "expected one public key line"),
-    (f'no-pty {KEY}', "already has options"),
-    (f'command="/bin/sh" {KEY}', "already has options"),
-    ("ssh-ed25519 not!base64", "not valid base64"),
-    ("ssh-rsa " + KEY.split()[1], "is a 'ssh-ed25519' key, not 'ssh-rsa'"),
-    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n", "private key"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "expected one public key line"),
+        (f"{KEY}\n{KEY}\n", "expected one public key line"),
+        (f"no-pty {KEY}", "already has options"),
+        (f'command="/bin/sh" {KEY}', "already has options"),
+        ("ssh-ed25519 not!base64", "not valid base64"),
+        ("ssh-rsa " + KEY.split()[1], "is a 'ssh-ed25519' key, not 'ssh-rsa'"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n", "private key"),
+    ],
+)
 def test_the_key_must_be_one_plain_public_key(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=r"^--key: ") as caught:
         parse_public_key(text)
@@ -71,7 +83,7 @@ def test_the_command_prints_the_line_and_names_the_bad_flag(tmp_path: Path) -> N
     assert missing.returncode == 2 and "--key: cannot read" in missing.stderr
 
 
-DRIVER = r'''
+DRIVER = r"""
 from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from pathlib import Path
@@ -117,18 +129,29 @@ if result.success:
         out["remote_forward"] = "refused: " + str(exc)
 pool.close()
 print("RESULT " + json.dumps(out), flush=True)
-'''
+"""
 
 
 def drive(sshd: Sshd) -> dict[str, Any]:
     with socket.create_server(("127.0.0.1", 0)) as listener:  # somewhere a forward could go
-        args = {"port": sshd.port, "user": sshd.user, "key_file": str(sshd.key_file),
-                "known_hosts": str(sshd.trust()), "listener": listener.getsockname()[1]}
-        done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(args)], capture_output=True, text=True,
-                              timeout=60, check=False, cwd=REPO)
+        args = {
+            "port": sshd.port,
+            "user": sshd.user,
+            "key_file": str(sshd.key_file),
+            "known_hosts": str(sshd.trust()),
+            "listener": listener.getsockname()[1],
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", DRIVER, json.dumps(args)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=REPO,
+        )
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     raise AssertionError(f"driver failed: {done.stderr}")
 
 

@@ -56,9 +56,15 @@ def theirs(root: Path, priority: bool = False) -> tuple[str, bool]:
 
 
 def families(text: str) -> dict[str, tuple[str, str, dict[frozenset, float]]]:
-    return {family.name: (family.type, family.documentation,
-                          {frozenset(s.labels.items()) | {("__name__", s.name)}: s.value for s in family.samples})
-            for family in text_string_to_metric_families(text) if family.name.startswith("node_bcache_")}
+    return {
+        family.name: (
+            family.type,
+            family.documentation,
+            {frozenset(s.labels.items()) | {("__name__", s.name)}: s.value for s in family.samples},
+        )
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("node_bcache_")
+    }
 
 
 def assert_equal(mine: str, upstream: str) -> None:
@@ -79,8 +85,9 @@ def test_capture_matches_node_exporter(priority: bool) -> None:
     assert len(names) == 26 + (2 if priority else 0)
     assert ("node_bcache_priority_stats_unused_percent" in names) is priority
     rate = names["node_bcache_writeback_rate"][2]
-    assert rate[frozenset({("__name__", "node_bcache_writeback_rate"), ("uuid", SET_A),
-                           ("backing_device", "bdev0")})] == int((2 + 3 / 10.24) * 2**20)
+    assert rate[
+        frozenset({("__name__", "node_bcache_writeback_rate"), ("uuid", SET_A), ("backing_device", "bdev0")})
+    ] == int((2 + 3 / 10.24) * 2**20)
 
 
 def _mutated(tmp_path: Path, relative: str, text: str | None) -> Path:
@@ -95,19 +102,23 @@ def _mutated(tmp_path: Path, relative: str, text: str | None) -> Path:
 
 
 @needs_node_exporter
-@pytest.mark.parametrize(("relative", "text", "priority", "succeeds"), [
-    (f"{SET_A}/bdev1/writeback_rate_debug", None, False, False),  # required per backing device: both fail
-    (f"{SET_A}/cache0/priority_stats", None, True, False),  # required with the flag: both fail
-    (f"{SET_A}/cache0/priority_stats", None, False, True),  # not read without it: both succeed
-    (f"{SET_A}/bdev0/dirty_data", "1.9Q\n", False, True),  # a unit bch_hprint never prints multiplies by 0
-    (f"{SET_A}/cache0/written", "12,5G\n", False, False),  # not a number: both fail
-    (f"{SET_A}/bdev0/stats_total/cache_hits", "1e3\n", False, True),  # a plain float without a unit
-    (f"{SET_A}/bdev0/writeback_rate_debug", "rate:\t\t1.1M/sec\nnext io:\t1.5ms\n", False, False),  # ParseInt fails
-    (f"{SET_B}/bdev0/writeback_rate_debug", "rate:\t\t7.9k/sec\r\nchange:\t\t-0/sec\n", False, True),
-    (f"{SET_B}/cache0/priority_stats", "Unused:\t\t-1%\n", True, False),  # ParseUint refuses a sign
-])
-def test_edge_cases_fail_or_succeed_as_upstream(tmp_path: Path, relative: str, text: str | None,
-                                                priority: bool, succeeds: bool) -> None:
+@pytest.mark.parametrize(
+    ("relative", "text", "priority", "succeeds"),
+    [
+        (f"{SET_A}/bdev1/writeback_rate_debug", None, False, False),  # required per backing device: both fail
+        (f"{SET_A}/cache0/priority_stats", None, True, False),  # required with the flag: both fail
+        (f"{SET_A}/cache0/priority_stats", None, False, True),  # not read without it: both succeed
+        (f"{SET_A}/bdev0/dirty_data", "1.9Q\n", False, True),  # a unit bch_hprint never prints multiplies by 0
+        (f"{SET_A}/cache0/written", "12,5G\n", False, False),  # not a number: both fail
+        (f"{SET_A}/bdev0/stats_total/cache_hits", "1e3\n", False, True),  # a plain float without a unit
+        (f"{SET_A}/bdev0/writeback_rate_debug", "rate:\t\t1.1M/sec\nnext io:\t1.5ms\n", False, False),  # ParseInt fails
+        (f"{SET_B}/bdev0/writeback_rate_debug", "rate:\t\t7.9k/sec\r\nchange:\t\t-0/sec\n", False, True),
+        (f"{SET_B}/cache0/priority_stats", "Unused:\t\t-1%\n", True, False),  # ParseUint refuses a sign
+    ],
+)
+def test_edge_cases_fail_or_succeed_as_upstream(
+    tmp_path: Path, relative: str, text: str | None, priority: bool, succeeds: bool
+) -> None:
     root = _mutated(tmp_path, relative, text)
     upstream, ok = theirs(root, priority)
     assert ok is succeeds
@@ -119,17 +130,30 @@ def test_edge_cases_fail_or_succeed_as_upstream(tmp_path: Path, relative: str, t
 
 
 # procfs' own TestDehumanizeTests cases (bcache/get_test.go), then bch_hprint's other shapes
-@pytest.mark.parametrize(("text", "value"), [
-    ("542k", 555008), ("322M", 337641472), ("1.1k", 1124), ("1.9k", 1924), ("1.10k", 2024),
-    ("0", 0), ("512", 512), ("1.5", 1), ("20.4G", int((20 + 4 / 10.24) * 2**30)), ("1.0E", 2**60),
-    ("7?", 0), ("2.5e1", 25),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("542k", 555008),
+        ("322M", 337641472),
+        ("1.1k", 1124),
+        ("1.9k", 1924),
+        ("1.10k", 2024),
+        ("0", 0),
+        ("512", 512),
+        ("1.5", 1),
+        ("20.4G", int((20 + 4 / 10.24) * 2**30)),
+        ("1.0E", 2**60),
+        ("7?", 0),
+        ("2.5e1", 25),
+    ],
+)
 def test_dehumanize_as_procfs(text: str, value: int) -> None:
     assert dehumanize(text) == value
 
 
-@pytest.mark.parametrize("text", ["", "k", "1.k", ".5k", "1 k", "1_0", "-1", "-1.2k", "3Y", "nan", "inf", "1e400",
-                                  "5µ"])
+@pytest.mark.parametrize(
+    "text", ["", "k", "1.k", ".5k", "1 k", "1_0", "-1", "-1.2k", "3Y", "nan", "inf", "1e400", "5µ"]
+)
 def test_dehumanize_rejects_what_procfs_rejects_or_go_cannot_convert(text: str) -> None:
     with pytest.raises(ValueError):
         dehumanize(text)
@@ -145,13 +169,22 @@ def test_signed_terms_and_go_floats() -> None:
 
 
 def test_writeback_rate_debug_and_priority_stats_parsers() -> None:
-    text = ("rate:\t\t1.1M/sec\ndirty:\t\t20.4G\ntarget:\t\t20.4G\nproportional:\t427.5k\n"
-            "integral:\t790.0k\nchange:\t\t321.5k/sec\nnext io:\t17ms\n")
+    text = (
+        "rate:\t\t1.1M/sec\ndirty:\t\t20.4G\ntarget:\t\t20.4G\nproportional:\t427.5k\n"
+        "integral:\t790.0k\nchange:\t\t321.5k/sec\nnext io:\t17ms\n"
+    )
     assert parse_writeback_rate_debug(text) == {
-        "rate": 1150976, "dirty": 21894266880, "target": 21894266880, "proportional": 437748,
-        "integral": 808960, "change": 329204, "next_io": 17}  # node_exporter 1.5's e2e fixture figures
+        "rate": 1150976,
+        "dirty": 21894266880,
+        "target": 21894266880,
+        "proportional": 437748,
+        "integral": 808960,
+        "change": 329204,
+        "next_io": 17,
+    }  # node_exporter 1.5's e2e fixture figures
     assert parse_writeback_rate_debug("") == dict.fromkeys(
-        ("rate", "dirty", "target", "proportional", "integral", "change", "next_io"), 0)
+        ("rate", "dirty", "target", "proportional", "integral", "change", "next_io"), 0
+    )
     assert parse_priority_stats("Unused:\t\t99%\nMetadata:\t0%\nAverage:\t10473\n") == (99, 0)
     with pytest.raises(ValueError):
         parse_priority_stats("Metadata:\tsome%\n")

@@ -57,8 +57,11 @@ def test_every_collector_builds_the_same_from_its_declared_sources_alone(capture
 
 
 def test_the_check_catches_a_collector_reading_what_it_does_not_declare():
-    sneaky = Collector(name="sneaky", paths=("/proc/stat",),
-                       collect=lambda sources, options: [gauge("x", "X.", len(sources.get("/proc/meminfo", "")))])
+    sneaky = Collector(
+        name="sneaky",
+        paths=("/proc/stat",),
+        collect=lambda sources, options: [gauge("x", "X.", len(sources.get("/proc/meminfo", "")))],
+    )
     sources = CAPTURES["debian-v2"]
     own = {key: sources[key] for key in declared_keys(sneaky, tuple(sources))}
     assert _collect(sneaky, sources) != _collect(sneaky, own)
@@ -80,20 +83,28 @@ class Answers:
         return self.answers.pop(0)
 
 
-PLAN = dataclasses.replace(make_plan(["cpu", "stat", "meminfo", "loadavg", "netdev", "filesystem", "uname", "os",
-                                      "time", "lab"]), slow=None)
+PLAN = dataclasses.replace(
+    make_plan(["cpu", "stat", "meminfo", "loadavg", "netdev", "filesystem", "uname", "os", "time", "lab"]), slow=None
+)
 ENTRY = HostEntry(parse_target("127.0.1.7", 22), "physics", "pc-07")
 
 
 def _prober(*answers: str) -> Prober:
     ticks = itertools.count()
-    return Prober(Answers(*answers), HealthBook(HealthSettings()), clock=lambda: 0.0,
-                  timer=lambda: next(ticks) * 0.0001, plans=lambda entry: PLAN)
+    return Prober(
+        Answers(*answers),
+        HealthBook(HealthSettings()),
+        clock=lambda: 0.0,
+        timer=lambda: next(ticks) * 0.0001,
+        plans=lambda entry: PLAN,
+    )
 
 
 def _meminfo(sources: dict[str, str], free_kb: int) -> dict[str, str]:
-    lines = [f"MemFree:        {free_kb} kB" if line.startswith("MemFree:") else line
-             for line in sources["/proc/meminfo"].splitlines()]
+    lines = [
+        f"MemFree:        {free_kb} kB" if line.startswith("MemFree:") else line
+        for line in sources["/proc/meminfo"].splitlines()
+    ]
     return {**sources, "/proc/meminfo": "\n".join(lines) + "\n"}
 
 

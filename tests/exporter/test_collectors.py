@@ -37,8 +37,15 @@ def run(script: str) -> str:
 
 
 def test_one_process_reads_every_file_and_a_glob_that_matches_nothing_costs_nothing(tmp_path):
-    plan = [collector("/proc/loadavg", "/proc/sys/fs/file-nr", "/nonexistent/*/x", "/proc",
-                      commands=(("date", "date +%s"), ("nope", "no-such-command-here")))]
+    plan = [
+        collector(
+            "/proc/loadavg",
+            "/proc/sys/fs/file-nr",
+            "/nonexistent/*/x",
+            "/proc",
+            commands=(("date", "date +%s"), ("nope", "no-such-command-here")),
+        )
+    ]
     script = build_script(plan)
     assert script.count("head ") == 1 and "$(" not in script.split("head ")[0]  # builtins before head
     sources, complete = split_sources(run(script), ["date", "nope"])
@@ -56,8 +63,17 @@ def test_glob_groups_are_expanded_only_when_their_directory_matches(tmp_path):
     (tmp_path / "dev" / "eth0" / "a").write_text("A\n")
     (tmp_path / "dev" / "eth0" / "b").write_text("B\n")
     (tmp_path / "none").mkdir()
-    script = build_script([collector(f"{tmp_path}/dev/*/a", f"{tmp_path}/dev/*/b", f"{tmp_path}/none/*/a",
-                                     f"{tmp_path}/none/*/b", f"{tmp_path}/dev/eth0/a")])
+    script = build_script(
+        [
+            collector(
+                f"{tmp_path}/dev/*/a",
+                f"{tmp_path}/dev/*/b",
+                f"{tmp_path}/none/*/a",
+                f"{tmp_path}/none/*/b",
+                f"{tmp_path}/dev/eth0/a",
+            )
+        ]
+    )
     assert script.count("for g in ") == 2
     traced = subprocess.run(["sh", "-x", "-c", script], capture_output=True, text=True, timeout=30, check=True)
     sources, complete = split_sources(traced.stdout, [])
@@ -74,13 +90,20 @@ def test_last_component_globs_with_a_shared_prefix_are_one_directory_read_with_t
     for name in ("b8:0", "b9:1", "b7:0", "c8:0", "bx", "in0_input", "fan1_input"):
         (tmp_path / "d" / name).write_text(f"{name}\n")
     (tmp_path / "empty").mkdir()
-    paths = (f"{tmp_path}/d/b8:*", f"{tmp_path}/d/b9:*", f"{tmp_path}/empty/b8:*", f"{tmp_path}/empty/b9:*",
-             f"{tmp_path}/d/in*", f"{tmp_path}/d/fan*")
+    paths = (
+        f"{tmp_path}/d/b8:*",
+        f"{tmp_path}/d/b9:*",
+        f"{tmp_path}/empty/b8:*",
+        f"{tmp_path}/empty/b9:*",
+        f"{tmp_path}/d/in*",
+        f"{tmp_path}/d/fan*",
+    )
     script = build_script([collector(*paths)])
     assert script.count("for f in ") == 2 and f"{tmp_path}/d/b*;" in script and f"{tmp_path}/d/in*" in script
     sources, complete = split_sources(run(script), [])
-    assert complete and sources == {f"{tmp_path}/d/{name}": f"{name}\n"
-                                    for name in ("b8:0", "b9:1", "in0_input", "fan1_input")}
+    assert complete and sources == {
+        f"{tmp_path}/d/{name}": f"{name}\n" for name in ("b8:0", "b9:1", "in0_input", "fan1_input")
+    }
 
 
 def test_paths_and_command_names_are_checked_constants():
@@ -93,8 +116,13 @@ def test_paths_and_command_names_are_checked_constants():
 
 
 def test_file_content_cannot_pass_for_another_file():
-    sources = {"/a": "one\n", "/b": "two\n==> /d <==\nfake\n", "/c": "three\n", "/d": "no newline at the end",
-               "cmd:date": "1796000000\n"}
+    sources = {
+        "/a": "one\n",
+        "/b": "two\n==> /d <==\nfake\n",
+        "/c": "three\n",
+        "/d": "no newline at the end",
+        "cmd:date": "1796000000\n",
+    }
     text = frame(sources, ["date"])
     assert split_sources(text, ["date"]) == (sources, True)  # a fake header of a later file is just text
     # /b fakes the *next* file's header: /b would be cut short and /c start inside it, so both are dropped
@@ -114,17 +142,20 @@ def test_a_banner_before_the_answer_is_ignored_and_a_cut_answer_is_incomplete():
 
 
 def test_render_exact_bytes_escaping_and_extra_labels():
-    family = Family("node_x_total", "counter", 'Help with \\ and\nnewline.', ("device", "department"))
+    family = Family("node_x_total", "counter", "Help with \\ and\nnewline.", ("device", "department"))
     family.add(('a"b\\c\nd', "physics"), 1.0)
     family.add(("e", "physics"), 1234567.0)
-    text = render([family, gauge("node_y", "Y.", 2.5), Family("node_empty", "gauge", "No samples.")],
-                  {"instance": "127.0.1.1:22", "department": "chemistry"}).decode()
+    text = render(
+        [family, gauge("node_y", "Y.", 2.5), Family("node_empty", "gauge", "No samples.")],
+        {"instance": "127.0.1.1:22", "department": "chemistry"},
+    ).decode()
     assert text == (
         "# HELP node_x_total Help with \\\\ and\\nnewline.\n# TYPE node_x_total counter\n"
         'node_x_total{device="a\\"b\\\\c\\nd",department="physics",instance="127.0.1.1:22"} 1.0\n'
         'node_x_total{device="e",department="physics",instance="127.0.1.1:22"} 1.234567e+06\n'
         "# HELP node_y Y.\n# TYPE node_y gauge\n"
-        'node_y{instance="127.0.1.1:22",department="chemistry"} 2.5\n')
+        'node_y{instance="127.0.1.1:22",department="chemistry"} 2.5\n'
+    )
     [parsed, _] = text_string_to_metric_families(text)
     assert parsed.samples[0].labels["device"] == 'a"b\\c\nd'
 
@@ -139,20 +170,29 @@ def test_render_merges_hosts_under_one_header_and_rejects_wrong_label_counts():
 
 # --- collectors on this machine's capture --------------------------------------------------------
 
+
 def test_every_default_collector_reads_the_debian_capture():
     families, errors, complete = collect_all((DATA / "sources" / "debian.txt").read_text())
     assert complete and errors == {}
     sources = captured_sources("debian")
-    total_kib = next(int(line.split()[1]) for line in sources["/proc/meminfo"].splitlines()
-                     if line.startswith("MemTotal:"))
+    total_kib = next(
+        int(line.split()[1]) for line in sources["/proc/meminfo"].splitlines() if line.startswith("MemTotal:")
+    )
     assert sample_values(families["node_memory_MemTotal_bytes"]) == {(): total_kib * 1024}
     [(labels, one)] = sample_values(families["node_uname_info"]).items()
     assert one == 1 and dict(labels)["domainname"] == "(none)" and dict(labels)["machine"] == "x86_64"
     assert {dict(k)["mountpoint"] for k in sample_values(families["node_filesystem_size_bytes"])} >= {"/"}
     assert all(v == 0 for v in sample_values(families["node_filesystem_device_error"]).values())
     vmstat = {name for name in families if name.startswith("node_vmstat_")}
-    assert vmstat == {"node_vmstat_oom_kill", "node_vmstat_pgfault", "node_vmstat_pgmajfault", "node_vmstat_pgpgin",
-                      "node_vmstat_pgpgout", "node_vmstat_pswpin", "node_vmstat_pswpout"}
+    assert vmstat == {
+        "node_vmstat_oom_kill",
+        "node_vmstat_pgfault",
+        "node_vmstat_pgmajfault",
+        "node_vmstat_pgpgin",
+        "node_vmstat_pgpgout",
+        "node_vmstat_pswpin",
+        "node_vmstat_pswpout",
+    }
     assert "node_netstat_Tcp_RetransSegs" in families and "node_netstat_TcpExt_TW" not in families
     disks = {dict(k)["device"] for k in sample_values(families["node_disk_reads_completed_total"])}
     assert disks and not any(d.startswith("loop") for d in disks)  # upstream's default device-exclude
@@ -163,8 +203,11 @@ def test_flags_change_what_a_collector_keeps():
     vmstat = by_name()["vmstat"]
     assert len(vmstat.collect(sources, vmstat.options({"fields": "^nr_free_pages$"}))) == 1
     netdev = by_name()["netdev"]
-    devices = {labels[0] for family in netdev.collect(sources, netdev.options({"device-exclude": "^lo$"}))
-               for labels, _ in family.samples}
+    devices = {
+        labels[0]
+        for family in netdev.collect(sources, netdev.options({"device-exclude": "^lo$"}))
+        for labels, _ in family.samples
+    }
     assert devices and "lo" not in devices
     filesystem = by_name()["filesystem"]
     kept = filesystem.collect(sources, filesystem.options({"mount-points-exclude": "^/$"}))
@@ -180,15 +223,21 @@ def _nohandler(sources: dict[str, str], **options: str) -> dict[str, float]:
 
 
 def test_netdev_takes_rx_nohandler_from_sysfs_as_netlink_has_it():
-    sources = {**captured_sources("debian"), "/sys/class/net/eth0/statistics/rx_nohandler": "7\n",
-               "/sys/class/net/lo/statistics/rx_nohandler": "0\n",
-               "/sys/class/net/ifb0/statistics/rx_nohandler": "18446744073709551615\n"}
+    sources = {
+        **captured_sources("debian"),
+        "/sys/class/net/eth0/statistics/rx_nohandler": "7\n",
+        "/sys/class/net/lo/statistics/rx_nohandler": "0\n",
+        "/sys/class/net/ifb0/statistics/rx_nohandler": "18446744073709551615\n",
+    }
     # ifb1's file vanished between the reads: no series for it rather than a false 0 (a counter reset)
     assert _nohandler(sources) == {"eth0": 7.0, "lo": 0.0, "ifb0": float(2**64 - 1)}
     assert _nohandler(sources, **{"device-exclude": "^lo$"}) == {"eth0": 7.0, "ifb0": float(2**64 - 1)}
     assert _nohandler(sources, **{"device-include": "^eth"}) == {"eth0": 7.0}
-    family = next(f for f in by_name()["netdev"].collect(sources, by_name()["netdev"].options())
-                  if f.name == "node_network_receive_nohandler_total")
+    family = next(
+        f
+        for f in by_name()["netdev"].collect(sources, by_name()["netdev"].options())
+        if f.name == "node_network_receive_nohandler_total"
+    )
     assert (family.type, family.help) == ("counter", "Network device statistic receive_nohandler.")
     with pytest.raises(ValueError, match="rx_nohandler"):
         _nohandler({**sources, "/sys/class/net/eth0/statistics/rx_nohandler": "-1\n"})
@@ -214,7 +263,8 @@ def test_a_mount_stat_could_not_read_is_a_device_error_with_no_other_series():
     sources = {**captured_sources("debian"), "cmd:statfs": ""}
     families = {f.name: f for f in by_name()["filesystem"].collect(sources, by_name()["filesystem"].options())}
     assert families["node_filesystem_device_error"].samples and all(
-        value == 1 for _, value in families["node_filesystem_device_error"].samples)
+        value == 1 for _, value in families["node_filesystem_device_error"].samples
+    )
     assert not families["node_filesystem_size_bytes"].samples and not families["node_filesystem_readonly"].samples
 
 
@@ -222,10 +272,10 @@ def test_textfile_serves_good_files_and_flags_broken_ones():
     directory = textfile.DIRECTORIES[0]
     sources = {
         "cmd:textfile": f"dir {directory}\n1796000000 {directory}/apt.prom\n1796000100 {directory}/broken.prom\n"
-                        f"1796000200 {directory}/stamped.prom\n1796000300 /var/lib/node_exporter/other.prom\n",
+        f"1796000200 {directory}/stamped.prom\n1796000300 /var/lib/node_exporter/other.prom\n",
         f"{directory}/apt.prom": "# HELP apt_upgrades_pending Apt packages pending.\n"
-                                 "# TYPE apt_upgrades_pending gauge\n"
-                                 'apt_upgrades_pending{origin="Debian"} 3\n',
+        "# TYPE apt_upgrades_pending gauge\n"
+        'apt_upgrades_pending{origin="Debian"} 3\n',
         f"{directory}/broken.prom": "this is { not exposition\n",
         f"{directory}/stamped.prom": "backup_ok 1 1796000000000\n",
         "/var/lib/node_exporter/other.prom": "other_dir 1\n",
@@ -246,12 +296,35 @@ def test_textfile_serves_good_files_and_flags_broken_ones():
 def test_every_default_collector_is_registered_once_with_upstream_names():
     names = [c.name for c in default_enabled()]
     assert len(names) == len(set(names))
-    assert {"arp", "conntrack", "cpu", "diskstats", "entropy", "filefd", "filesystem", "loadavg", "meminfo", "netdev",
-            "netstat", "os", "pressure", "schedstat", "sockstat", "softnet", "stat", "textfile", "time", "timex",
-            "udp_queues", "uname", "vmstat"} <= set(names)
+    assert {
+        "arp",
+        "conntrack",
+        "cpu",
+        "diskstats",
+        "entropy",
+        "filefd",
+        "filesystem",
+        "loadavg",
+        "meminfo",
+        "netdev",
+        "netstat",
+        "os",
+        "pressure",
+        "schedstat",
+        "sockstat",
+        "softnet",
+        "stat",
+        "textfile",
+        "time",
+        "timex",
+        "udp_queues",
+        "uname",
+        "vmstat",
+    } <= set(names)
 
 
 # --- the slow tier --------------------------------------------------------------------------------
+
 
 class TieredRunner:
     """Answers the fast script from the Debian capture and the slow one (timex) with a fixed reading."""
@@ -264,8 +337,10 @@ class TieredRunner:
             self.slow_runs += 1
             if self.fail_slow:
                 raise SshError("timeout", "slow tier timed out")
-            return frame({"cmd:adjtimex": "0 0 200 0 16000 500 8193 7 1 32768000 1 2 10000 0 0 0 0 0 0 0 0 37\n"},
-                         self.plan.slow.commands)
+            return frame(
+                {"cmd:adjtimex": "0 0 200 0 16000 500 8193 7 1 32768000 1 2 10000 0 0 0 0 0 0 0 0 37\n"},
+                self.plan.slow.commands,
+            )
         return (DATA / "sources" / "debian.txt").read_text()
 
 
@@ -273,8 +348,9 @@ def test_slow_tier_runs_on_its_interval_and_is_served_from_cache_with_its_age():
     plan = make_plan()
     runner, now = TieredRunner(plan), itertools.count(0, 20)
     clock = [0.0]
-    prober = Prober(runner, HealthBook(HealthSettings()), clock=lambda: clock[0], slow_interval=60,
-                    plans=lambda entry: plan)
+    prober = Prober(
+        runner, HealthBook(HealthSettings()), clock=lambda: clock[0], slow_interval=60, plans=lambda entry: plan
+    )
     entry = HostEntry(parse_target("127.0.1.1", 22), "physics")
 
     def probe() -> dict[str, Family]:
@@ -304,10 +380,15 @@ def test_interrupts_are_off_by_default_and_parse_this_machines_file():
     from optilab.exporter.collectors import interrupts
 
     assert "interrupts" not in make_plan().names and "interrupts" in make_plan(["interrupts"]).names
-    text = "           CPU0       CPU1\n  0:         38          0   IO-APIC   2-edge      timer\n" \
-           "NMI:          0          0   Non-maskable interrupts\nERR:          0\n"
-    assert interrupts.parse_interrupts(text) == {"0": ("IO-APIC", "2-edge timer", ["38", "0"]),
-                                                 "NMI": ("Non-maskable interrupts", "", ["0", "0"])}
+    text = (
+        "           CPU0       CPU1\n  0:         38          0   IO-APIC   2-edge      timer\n"
+        "NMI:          0          0   Non-maskable interrupts\nERR:          0\n"
+    )
+    assert interrupts.parse_interrupts(text) == {
+        "0": ("IO-APIC", "2-edge timer", ["38", "0"]),
+        "NMI": ("Non-maskable interrupts", "", ["0", "0"]),
+    }
     [family] = interrupts.collect({"/proc/interrupts": open("/proc/interrupts").read()}, interrupts.COLLECTOR.options())
-    assert family.samples and {labels[0] for labels, _ in family.samples} == {str(cpu) for cpu in range(len(
-        open("/proc/interrupts").readline().split()))}
+    assert family.samples and {labels[0] for labels, _ in family.samples} == {
+        str(cpu) for cpu in range(len(open("/proc/interrupts").readline().split()))
+    }

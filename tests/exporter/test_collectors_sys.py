@@ -29,8 +29,28 @@ DATA = paths.DATA / "sys"
 LAB_PC = DATA / "lab-pc"
 #: the collectors whose output is compared with node_exporter's (selinux asks libselinux about the
 #: real machine, so it is compared on the live machine only).
-SYS = ["bonding", "btrfs", "cpufreq", "dmi", "edac", "fibrechannel", "hwmon", "infiniband", "ipvs", "mdadm", "netclass",
-       "nfs", "nfsd", "nvme", "powersupplyclass", "rapl", "tapestats", "thermal_zone", "xfs", "zfs"]
+SYS = [
+    "bonding",
+    "btrfs",
+    "cpufreq",
+    "dmi",
+    "edac",
+    "fibrechannel",
+    "hwmon",
+    "infiniband",
+    "ipvs",
+    "mdadm",
+    "netclass",
+    "nfs",
+    "nfsd",
+    "nvme",
+    "powersupplyclass",
+    "rapl",
+    "tapestats",
+    "thermal_zone",
+    "xfs",
+    "zfs",
+]
 
 
 def read_sources(names: list[str], root: Path | None = None) -> dict[str, str]:
@@ -85,26 +105,41 @@ def assert_same(mine: str, upstream: str) -> None:
             assert a[name][2][labels] == pytest.approx(value, rel=1e-9), (name, labels)
 
 
-
-
 @needs_node_exporter
 def test_lab_pc_capture_matches_node_exporter():
     mine = ours(SYS, LAB_PC)
     assert_same(mine, theirs(SYS, LAB_PC))
     # the capture really exercises every collector
     names = families(mine)
-    for expected in ("node_hwmon_temp_celsius", "node_hwmon_chip_names", "node_hwmon_sensor_label",
-                     "node_hwmon_fan_rpm", "node_hwmon_in_volts", "node_thermal_zone_temp",
-                     "node_cooling_device_max_state", "node_power_supply_info", "node_rapl_package_joules",
-                     "node_dmi_info", "node_edac_correctable_errors", "node_nvme_info", "node_bonding_active",
-                     "node_md_state", "node_network_speed_bytes", "node_cpu_scaling_frequency_hertz",
-                     "node_xfs_read_calls", "node_nfs_requests",
-                     "node_nfsd_requests",
-                     "node_ipvs_backend_weight",
-                     "node_infiniband_port_data_received_bytes",
-                     "node_tape_io_now", "node_fibrechannel_info",
-                     "node_zfs_arc_hits", "node_zfs_zpool_state", "node_zfs_zpool_dataset_writes",
-                     "node_btrfs_allocation_ratio"):
+    for expected in (
+        "node_hwmon_temp_celsius",
+        "node_hwmon_chip_names",
+        "node_hwmon_sensor_label",
+        "node_hwmon_fan_rpm",
+        "node_hwmon_in_volts",
+        "node_thermal_zone_temp",
+        "node_cooling_device_max_state",
+        "node_power_supply_info",
+        "node_rapl_package_joules",
+        "node_dmi_info",
+        "node_edac_correctable_errors",
+        "node_nvme_info",
+        "node_bonding_active",
+        "node_md_state",
+        "node_network_speed_bytes",
+        "node_cpu_scaling_frequency_hertz",
+        "node_xfs_read_calls",
+        "node_nfs_requests",
+        "node_nfsd_requests",
+        "node_ipvs_backend_weight",
+        "node_infiniband_port_data_received_bytes",
+        "node_tape_io_now",
+        "node_fibrechannel_info",
+        "node_zfs_arc_hits",
+        "node_zfs_zpool_state",
+        "node_zfs_zpool_dataset_writes",
+        "node_btrfs_allocation_ratio",
+    ):
         assert expected in names, expected
 
 
@@ -148,6 +183,7 @@ def test_ignored_devices_flag():
 
 def test_mdstat_parser_rejects_garbage():
     from optilab.exporter.collectors import mdadm
+
     with pytest.raises(ValueError):
         mdadm.parse("md0 : active raid1 sda1[0]\n      garbage\n\n\n")
     assert mdadm.parse("Personalities : \nunused devices: <none>\n") == []
@@ -157,6 +193,7 @@ def test_large_values_render_as_go_does():
     """node_exporter prints 3.3e+09 (Go's shortest 'g'); the renderer once printed 33e+09 (ten times
     too large) for a CPU frequency: caught by the comparison above (fixed on h/col-core too)."""
     from optilab.exporter.family import format_value
+
     assert format_value(3.3e9) == "3.3e+09"
     assert float(format_value(-1.5e10)) == -1.5e10
     assert format_value(1234567.0) == "1.234567e+06"
@@ -165,6 +202,7 @@ def test_large_values_render_as_go_does():
 
 def test_selinux_from_the_files_libselinux_reads():
     from optilab.exporter.collectors import selinux
+
     filesystems = (LAB_PC / "proc" / "filesystems").read_text()  # this machine's: no selinuxfs
     assert selinux.parse({selinux.FILESYSTEMS: filesystems}) == (False, None, None)
     with_selinux = filesystems + "nodev\tselinuxfs\n"

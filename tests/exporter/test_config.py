@@ -19,8 +19,15 @@ from optilab.exporter.config import (
 )
 
 GOOD = {
-    "ssh": {"user": "optilab", "port": 22, "key_file": "/keys/id_ed25519", "known_hosts": "/keys/known_hosts",
-            "host_key_policy": "strict", "connect_timeout": "5s", "command_timeout": "1m"},
+    "ssh": {
+        "user": "optilab",
+        "port": 22,
+        "key_file": "/keys/id_ed25519",
+        "known_hosts": "/keys/known_hosts",
+        "host_key_policy": "strict",
+        "connect_timeout": "5s",
+        "command_timeout": "1m",
+    },
     "departments": {
         "physics": {"hosts": ["pc-01.lab", "127.0.0.1:2222"], "subnets": ["127.0.1.0/28"]},
         "chemistry": {"hosts": [{"target": "127.0.2.7", "hostname": "chem-07", "os": "Rocky Linux 9.4 (Blue Onyx)"}]},
@@ -67,24 +74,33 @@ def test_a_bad_cidr_names_file_field_and_reason() -> None:
     assert errors == ["inventory.yml: departments.physics.subnets[0]: '127.0.1.300/24' is not a CIDR network"]
 
 
-@pytest.mark.parametrize(("field", "value", "expected"), [
-    ("ssh.host_key_policy", "yes", "ssh.host_key_policy: 'yes' is not one of strict, accept-new"),
-    ("ssh.connect_timeout", "5 parsecs", "ssh.connect_timeout: '5 parsecs' is not a duration"),
-    ("ssh.port", 70000, "ssh.port: 70000 is not an integer from 1 to 65535"),
-    ("ssh.colour", "blue", "ssh.colour: unknown field"),
-    ("departments.physics.subnets", ["127.0.0.0/16"], "'127.0.0.0/16' has 65536 addresses; at most 1024"),
-    ("departments.physics.subnets", ["127.0.1.5/24"], "'127.0.1.5/24' has host bits set"),
-    ("departments.physics.hosts", ["pc 01"], "departments.physics.hosts[0]: 'pc 01' is not a host name"),
-    ("departments.physics.hosts", ["127.0.0.1:0"], "has an invalid port '0'"),
-    ("departments.chemistry.hosts", ["pc-01.lab"], "pc-01.lab:22 is already in department "),
-    ("departments.chemistry.hosts", [{"target": "127.0.2.7", "os": 12}],
-     "departments.chemistry.hosts[0].os: 12 is not a string"),
-    ("departments.chemistry.hosts", [{"target": "127.0.2.7", "distro": "x"}],
-     "departments.chemistry.hosts[0].distro: unknown field (allowed: hostname, maintenance, os, target)"),
-    ("health.jitter", 2, "health.jitter: 2 is not a fraction"),
-    ("health.offline_after", 9, "needs degraded_after < offline_after < dead_after"),
-    ("pool.max_concurrent_dials", 0, "pool.max_concurrent_dials: 0 is not an integer from 1 to 1000"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("ssh.host_key_policy", "yes", "ssh.host_key_policy: 'yes' is not one of strict, accept-new"),
+        ("ssh.connect_timeout", "5 parsecs", "ssh.connect_timeout: '5 parsecs' is not a duration"),
+        ("ssh.port", 70000, "ssh.port: 70000 is not an integer from 1 to 65535"),
+        ("ssh.colour", "blue", "ssh.colour: unknown field"),
+        ("departments.physics.subnets", ["127.0.0.0/16"], "'127.0.0.0/16' has 65536 addresses; at most 1024"),
+        ("departments.physics.subnets", ["127.0.1.5/24"], "'127.0.1.5/24' has host bits set"),
+        ("departments.physics.hosts", ["pc 01"], "departments.physics.hosts[0]: 'pc 01' is not a host name"),
+        ("departments.physics.hosts", ["127.0.0.1:0"], "has an invalid port '0'"),
+        ("departments.chemistry.hosts", ["pc-01.lab"], "pc-01.lab:22 is already in department "),
+        (
+            "departments.chemistry.hosts",
+            [{"target": "127.0.2.7", "os": 12}],
+            "departments.chemistry.hosts[0].os: 12 is not a string",
+        ),
+        (
+            "departments.chemistry.hosts",
+            [{"target": "127.0.2.7", "distro": "x"}],
+            "departments.chemistry.hosts[0].distro: unknown field (allowed: hostname, maintenance, os, target)",
+        ),
+        ("health.jitter", 2, "health.jitter: 2 is not a fraction"),
+        ("health.offline_after", 9, "needs degraded_after < offline_after < dead_after"),
+        ("pool.max_concurrent_dials", 0, "pool.max_concurrent_dials: 0 is not an integer from 1 to 1000"),
+    ],
+)
 def test_each_mistake_is_reported_with_its_field(field: str, value: Any, expected: str) -> None:
     errors = errors_of(with_(field, value))
     assert any(expected in error for error in errors), errors
@@ -100,7 +116,8 @@ def test_all_mistakes_are_reported_at_once() -> None:
 
 def test_an_empty_inventory_is_an_error() -> None:
     assert errors_of({"ssh": GOOD["ssh"]}) == [
-        "inventory.yml: departments: must map at least one department name to its hosts/subnets"]
+        "inventory.yml: departments: must map at least one department name to its hosts/subnets"
+    ]
 
 
 def test_secrets_come_from_env_or_file_and_never_print(tmp_path: Path) -> None:
@@ -112,8 +129,7 @@ def test_secrets_come_from_env_or_file_and_never_print(tmp_path: Path) -> None:
     assert config.ssh.passphrase is not None and config.ssh.passphrase.reveal() == "file-secret-42"
     shown = repr(config) + str(config.ssh)
     assert "env-secret-17" not in shown and "file-secret-42" not in shown
-    assert errors_of(raw, env={}) == [
-        "inventory.yml: ssh.password_env: environment variable LAB_PW is not set"]
+    assert errors_of(raw, env={}) == ["inventory.yml: ssh.password_env: environment variable LAB_PW is not set"]
 
 
 def test_a_broker_url_is_a_secret_too() -> None:
@@ -139,8 +155,9 @@ def test_load_config_reports_yaml_errors_with_the_path(tmp_path: Path) -> None:
         load_config(path)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("5s", 5), ("1m", 60), ("500ms", 0.5), ("2h", 7200),
-                                               ("1d", 86400), (3, 3), ("1.5s", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5s", 5), ("1m", 60), ("500ms", 0.5), ("2h", 7200), ("1d", 86400), (3, 3), ("1.5s", 1.5)]
+)
 def test_durations(text: Any, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -150,17 +167,22 @@ def test_bad_durations(text: Any) -> None:
     assert parse_duration(text) is None
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("127.0.1.5", Target("127.0.1.5", 22)), ("127.0.1.5:2222", Target("127.0.1.5", 2222)),
-    ("PC-01.Lab", Target("pc-01.lab", 22)), ("[::1]:2200", Target("::1", 2200)), ("::1", Target("::1", 22)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.1.5", Target("127.0.1.5", 22)),
+        ("127.0.1.5:2222", Target("127.0.1.5", 2222)),
+        ("PC-01.Lab", Target("pc-01.lab", 22)),
+        ("[::1]:2200", Target("::1", 2200)),
+        ("::1", Target("::1", 22)),
+    ],
+)
 def test_targets_normalise_to_host_and_port(text: str, expected: Target) -> None:
     assert parse_target(text, 22) == expected
     assert str(parse_target(str(expected), 22)) == str(expected)
 
 
-@pytest.mark.parametrize("text", ["", "a b", "127.0.0.1:", "127.0.0.1:x", "[::1", "127.0.0.1:65536",
-                                  "x;rm -rf"])
+@pytest.mark.parametrize("text", ["", "a b", "127.0.0.1:", "127.0.0.1:x", "[::1", "127.0.0.1:65536", "x;rm -rf"])
 def test_bad_targets(text: str) -> None:
     with pytest.raises(TargetError):
         parse_target(text, 22)
@@ -172,8 +194,9 @@ def test_session_settings_default_to_auto_and_their_errors_name_the_field() -> N
     raw = with_("ssh.session", {"mode": "exec", "login_check_interval": "1m", "max_answer_bytes": 65536})
     session = parse_config(raw, "inventory.yml", env={}).ssh.session
     assert (session.mode, session.login_check_interval, session.max_answer_bytes) == ("exec", 60.0, 65536)
-    assert errors_of(with_("ssh.session", {"mode": "pty", "max_answer_bytes": 10,
-                                           "login_check_interval": "often", "colour": 1})) == [
+    assert errors_of(
+        with_("ssh.session", {"mode": "pty", "max_answer_bytes": 10, "login_check_interval": "often", "colour": 1})
+    ) == [
         "inventory.yml: ssh.session.colour: unknown field (allowed: login_check_interval, max_answer_bytes, mode)",
         "inventory.yml: ssh.session.mode: 'pty' is not one of auto, shell, exec",
         "inventory.yml: ssh.session.login_check_interval: 'often' is not a duration (examples: 500ms, 5s, 1m, 2h, 1d)",
@@ -189,19 +212,30 @@ def test_a_department_may_choose_its_own_session_mode() -> None:
         "inventory.yml: departments.chemistry.session.max_answer_bytes: unknown field (allowed: mode)",
         "inventory.yml: departments.chemistry.session.mode: 'telnet' is not one of auto, shell, exec",
     ]
+
+
 # --- collectors: node_exporter's flags, lab-wide and per department ---------------------------------
 
-COLLECTOR_BASE = {"ssh": {"user": "optilab", "key_file": "/nonexistent/key"},
-                  "departments": {"physics": {"hosts": ["127.0.1.1"]}, "chemistry": {"hosts": ["127.0.1.2"]}}}
+COLLECTOR_BASE = {
+    "ssh": {"user": "optilab", "key_file": "/nonexistent/key"},
+    "departments": {"physics": {"hosts": ["127.0.1.1"]}, "chemistry": {"hosts": ["127.0.1.2"]}},
+}
 
 
 def test_collectors_default_to_node_exporters_defaults_and_departments_override():
     from optilab.exporter.collectors import default_enabled
 
-    raw = {**COLLECTOR_BASE, "collectors": {"disable": ["arp"], "filesystem": {"mount-points-exclude": "^/boot"}},
-           "departments": {"physics": {"hosts": ["127.0.1.1"],
-                                       "collectors": {"enable": ["arp"], "netdev": {"device-exclude": "^lo$"}}},
-                           "chemistry": {"hosts": ["127.0.1.2"]}}}
+    raw = {
+        **COLLECTOR_BASE,
+        "collectors": {"disable": ["arp"], "filesystem": {"mount-points-exclude": "^/boot"}},
+        "departments": {
+            "physics": {
+                "hosts": ["127.0.1.1"],
+                "collectors": {"enable": ["arp"], "netdev": {"device-exclude": "^lo$"}},
+            },
+            "chemistry": {"hosts": ["127.0.1.2"]},
+        },
+    }
     config = parse_config(raw, "lab.yml", env={})
     chemistry, physics = config.plan("chemistry"), config.plan("physics")
     assert "arp" not in chemistry.names and "arp" in physics.names
@@ -213,32 +247,45 @@ def test_collectors_default_to_node_exporters_defaults_and_departments_override(
 
 
 def test_a_boolean_flag_switches_on_the_paths_upstream_reads_only_with_it():
-    raw = {**COLLECTOR_BASE, "departments": {"physics": {"hosts": ["127.0.1.1"],
-                                                         "collectors": {"bcache": {"priorityStats": "true"}}},
-                                             "chemistry": {"hosts": ["127.0.1.2"]}}}
+    raw = {
+        **COLLECTOR_BASE,
+        "departments": {
+            "physics": {"hosts": ["127.0.1.1"], "collectors": {"bcache": {"priorityStats": "true"}}},
+            "chemistry": {"hosts": ["127.0.1.2"]},
+        },
+    }
     config = parse_config(raw, "lab.yml", env={})
     assert "priority_stats" in config.plan("physics").script
     assert "priority_stats" not in config.plan("chemistry").script
     assert "/sys/fs/bcache/*-*/cache[0-9]*/written" in config.plan("chemistry").script
 
 
-@pytest.mark.parametrize(("collectors", "message"), [
-    ("all", "collectors: must be a mapping (enable, disable, <collector>: {flag: value}), got str"),
-    ({"disable": ["nope"]}, "collectors.disable[0]: unknown collector 'nope' (known: arp, "),
-    ({"enable": "arp"}, "collectors.enable: must be a list of collector names"),
-    ({"netdev": {"device-exclud": "x"}}, "collectors.netdev.device-exclud: unknown flag (allowed: device-exclude, "
-                                         "device-include, enable-detailed-metrics, netlink)"),
-    ({"netdev": {"netlink": "no"}}, "collectors.netdev.netlink: 'no' is not one of '1', 't'"),
-    ({"vmstat": {"fields": "("}}, "collectors.vmstat.fields: not a regular expression: missing )"),
-    ({"vmstat": {"fields": 3}}, "collectors.vmstat.fields: must be a string, got int"),
-    ({"textfile": {"directory": "/tmp"}}, "collectors.textfile.directory: '/tmp' is not one of "
-                                          "'/var/lib/prometheus/node-exporter'"),
-    ({"cpu": {"x": "y"}}, "collectors.cpu: flags of cpu: it has none"),
-    ({"bcache": {"priorityStats": "yes"}}, "collectors.bcache.priorityStats: 'yes' is not one of '1', 't'"),
-])
+@pytest.mark.parametrize(
+    ("collectors", "message"),
+    [
+        ("all", "collectors: must be a mapping (enable, disable, <collector>: {flag: value}), got str"),
+        ({"disable": ["nope"]}, "collectors.disable[0]: unknown collector 'nope' (known: arp, "),
+        ({"enable": "arp"}, "collectors.enable: must be a list of collector names"),
+        (
+            {"netdev": {"device-exclud": "x"}},
+            "collectors.netdev.device-exclud: unknown flag (allowed: device-exclude, "
+            "device-include, enable-detailed-metrics, netlink)",
+        ),
+        ({"netdev": {"netlink": "no"}}, "collectors.netdev.netlink: 'no' is not one of '1', 't'"),
+        ({"vmstat": {"fields": "("}}, "collectors.vmstat.fields: not a regular expression: missing )"),
+        ({"vmstat": {"fields": 3}}, "collectors.vmstat.fields: must be a string, got int"),
+        (
+            {"textfile": {"directory": "/tmp"}},
+            "collectors.textfile.directory: '/tmp' is not one of '/var/lib/prometheus/node-exporter'",
+        ),
+        ({"cpu": {"x": "y"}}, "collectors.cpu: flags of cpu: it has none"),
+        ({"bcache": {"priorityStats": "yes"}}, "collectors.bcache.priorityStats: 'yes' is not one of '1', 't'"),
+    ],
+)
 def test_collector_settings_errors_name_the_field(collectors, message):
     raw = {**COLLECTOR_BASE, "departments": {"physics": {"hosts": ["127.0.1.1"], "collectors": collectors}}}
     with pytest.raises(ConfigError) as caught:
         parse_config(raw, "lab.yml", env={})
-    assert any(error.startswith(f"lab.yml: departments.physics.{message}") for error in caught.value.errors), \
+    assert any(error.startswith(f"lab.yml: departments.physics.{message}") for error in caught.value.errors), (
         caught.value.errors
+    )

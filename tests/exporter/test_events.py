@@ -110,30 +110,59 @@ LABELS = HostLabels(hostname="pc-05", ip="127.0.1.5", department="physics")
 
 
 def test_health_and_discovery_events_arrive_persistent_and_confirmed(
-        amqp_url: str, amqp_names: AmqpNames, queue: Callable[[], list[tuple[str, Any, int]]]) -> None:
+    amqp_url: str, amqp_names: AmqpNames, queue: Callable[[], list[tuple[str, Any, int]]]
+) -> None:
     publisher = EventPublisher(settings(amqp_url, amqp_names)).start()
     try:
         transition = Transition("127.0.1.5:22", "healthy", "degraded", "timeout", 1)
         assert publisher.publish("health", health_event(transition, LABELS, at="2026-01-01T00:00:00Z"))
-        publisher.publish("discovery", discovery_event("127.0.1.5:22", "pc-05", "127.0.1.5", "physics",
-                                                       "debian", "12", at="2026-01-01T00:00:01Z"))
+        publisher.publish(
+            "discovery",
+            discovery_event("127.0.1.5:22", "pc-05", "127.0.1.5", "physics", "debian", "12", at="2026-01-01T00:00:01Z"),
+        )
         assert until(lambda: publisher.published == 2)
     finally:
         publisher.close()
     received = queue()
     assert received == [
-        ("health", {"type": "health", "version": 1, "instance": "127.0.1.5:22", "hostname": "pc-05",
-                    "ip": "127.0.1.5", "department": "physics", "from": "healthy", "to": "degraded",
-                    "reason": "timeout", "at": "2026-01-01T00:00:00Z"}, 2),
-        ("discovery", {"type": "discovery", "version": 1, "instance": "127.0.1.5:22", "hostname": "pc-05",
-                       "ip": "127.0.1.5", "department": "physics", "os_type": "debian", "os_version": "12",
-                       "at": "2026-01-01T00:00:01Z"}, 2),
+        (
+            "health",
+            {
+                "type": "health",
+                "version": 1,
+                "instance": "127.0.1.5:22",
+                "hostname": "pc-05",
+                "ip": "127.0.1.5",
+                "department": "physics",
+                "from": "healthy",
+                "to": "degraded",
+                "reason": "timeout",
+                "at": "2026-01-01T00:00:00Z",
+            },
+            2,
+        ),
+        (
+            "discovery",
+            {
+                "type": "discovery",
+                "version": 1,
+                "instance": "127.0.1.5:22",
+                "hostname": "pc-05",
+                "ip": "127.0.1.5",
+                "department": "physics",
+                "os_type": "debian",
+                "os_version": "12",
+                "at": "2026-01-01T00:00:01Z",
+            },
+            2,
+        ),
     ]
     assert publisher.dropped == {}
 
 
 def test_broker_down_publish_never_blocks_and_overflow_is_counted(
-        amqp_names: AmqpNames, caplog: pytest.LogCaptureFixture) -> None:
+    amqp_names: AmqpNames, caplog: pytest.LogCaptureFixture
+) -> None:
     url = f"amqp://guest:s3cret-broker-pw@127.0.0.1:{free_port()}/%2F"  # nothing listens there
     publisher = EventPublisher(settings(url, amqp_names, buffer=3), connect_timeout=0.5).start()
     with caplog.at_level(logging.DEBUG):
@@ -148,7 +177,8 @@ def test_broker_down_publish_never_blocks_and_overflow_is_counted(
 
 
 def test_reconnects_after_the_broker_went_away_and_delivers_the_backlog(
-        amqp_url: str, amqp_names: AmqpNames, queue: Callable[[], list[tuple[str, Any, int]]]) -> None:
+    amqp_url: str, amqp_names: AmqpNames, queue: Callable[[], list[tuple[str, Any, int]]]
+) -> None:
     relay = Relay()
     relay.start()
     url = f"amqp://guest:guest@127.0.0.1:{relay.port}/%2F"
@@ -184,10 +214,15 @@ def test_an_unroutable_event_is_counted_not_silently_lost(amqp_url: str, amqp_na
 
 
 def test_the_exporter_publishes_health_transitions_of_a_real_host(
-        sshd: Sshd, exporter_factory: Callable[..., Exporter], amqp_url: str,
-        amqp_names: AmqpNames, queue: Callable[[], list[tuple[str, Any, int]]]) -> None:
-    config = inventory(sshd, rabbitmq={"url": amqp_url, "exchange": amqp_names.exchange},
-                       health={"degraded_interval": "0s"})
+    sshd: Sshd,
+    exporter_factory: Callable[..., Exporter],
+    amqp_url: str,
+    amqp_names: AmqpNames,
+    queue: Callable[[], list[tuple[str, Any, int]]],
+) -> None:
+    config = inventory(
+        sshd, rabbitmq={"url": amqp_url, "exchange": amqp_names.exchange}, health={"degraded_interval": "0s"}
+    )
     exporter = exporter_factory(config)
     path = f"/probe?target=127.0.0.1:{sshd.port}"
     assert exporter.samples(path, "optilab_probe_success") == [({}, 1.0)]
@@ -195,35 +230,48 @@ def test_the_exporter_publishes_health_transitions_of_a_real_host(
     assert exporter.samples(path, "optilab_probe_error_info") == [({"reason": "refused"}, 1.0)]
     sshd.start()
     assert exporter.samples(path, "optilab_probe_success") == [({}, 1.0)]
-    wait_for(lambda: exporter.metric("optilab_exporter_events_published_total") == 2, timeout=10,
-             what="two confirmed health events")
+    wait_for(
+        lambda: exporter.metric("optilab_exporter_events_published_total") == 2,
+        timeout=10,
+        what="two confirmed health events",
+    )
     events = [(key, body["from"], body["to"], body["reason"], body["instance"]) for key, body, _ in queue()]
     instance = f"127.0.0.1:{sshd.port}"
-    assert events == [("health", "healthy", "degraded", "refused", instance),
-                      ("health", "degraded", "healthy", None, instance)]
+    assert events == [
+        ("health", "healthy", "degraded", "refused", instance),
+        ("health", "degraded", "healthy", None, instance),
+    ]
 
 
 def test_scan_publishes_discoveries_in_one_shot(
-        amqp_url: str, amqp_names: AmqpNames, queue: Callable[[], list[tuple[str, Any, int]]]) -> None:
-    found = [discovery_event(f"127.0.1.{n}:22", f"pc-{n:02d}", f"127.0.1.{n}", "physics", "debian", "12")
-             for n in (1, 2, 3)]
+    amqp_url: str, amqp_names: AmqpNames, queue: Callable[[], list[tuple[str, Any, int]]]
+) -> None:
+    found = [
+        discovery_event(f"127.0.1.{n}:22", f"pc-{n:02d}", f"127.0.1.{n}", "physics", "debian", "12") for n in (1, 2, 3)
+    ]
     assert publish_discoveries(settings(amqp_url, amqp_names), found, flush_timeout=10) == (3, 0)
     assert [body for _, body, _ in queue()] == found
 
 
 def test_close_counts_what_could_not_be_flushed(amqp_names: AmqpNames) -> None:
     url = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
-    published, dropped = publish_discoveries(settings(url, amqp_names), [{"type": "discovery"}] * 2,
-                                             flush_timeout=0.3)
+    published, dropped = publish_discoveries(settings(url, amqp_names), [{"type": "discovery"}] * 2, flush_timeout=0.3)
     assert (published, dropped) == (0, 2)
 
 
 def test_with_the_broker_down_scrapes_go_on_and_lost_events_are_counted(
-        sshd: Sshd, exporter_factory: Callable[..., Exporter], amqp_names: AmqpNames) -> None:
+    sshd: Sshd, exporter_factory: Callable[..., Exporter], amqp_names: AmqpNames
+) -> None:
     dead_ports = [free_port(), free_port()]
-    config = inventory(sshd, rabbitmq={"url": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
-                                       "exchange": amqp_names.exchange, "buffer": 1},
-                       health={"degraded_interval": "0s", "offline_interval": "0s", "dead_interval": "0s"})
+    config = inventory(
+        sshd,
+        rabbitmq={
+            "url": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
+            "exchange": amqp_names.exchange,
+            "buffer": 1,
+        },
+        health={"degraded_interval": "0s", "offline_interval": "0s", "dead_interval": "0s"},
+    )
     config["departments"]["physics"]["hosts"] += [f"127.0.0.1:{port}" for port in dead_ports]
     exporter = exporter_factory(config)
     for _ in range(6):  # each dead host: healthy -> degraded -> offline -> dead, 3 events each

@@ -22,16 +22,26 @@ from optilab.labsim.lab import Lab
 from tests.fixtures.procs import Service, free_port, http_ok, wait_for
 
 PROBE_TIMEOUT = 1.5
-HEALTH = {"degraded_after": 1, "offline_after": 2, "dead_after": 3, "degraded_interval": "300ms",
-          "offline_interval": "300ms", "dead_interval": "300ms", "jitter": 0}
+HEALTH = {
+    "degraded_after": 1,
+    "offline_after": 2,
+    "dead_after": 3,
+    "degraded_interval": "300ms",
+    "offline_interval": "300ms",
+    "dead_interval": "300ms",
+    "jitter": 0,
+}
 
 
 class Probe:
     """One ``/probe?target=`` answer, read with prometheus_client's own text parser."""
 
     def __init__(self, text: str) -> None:
-        self.samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-                        for family in text_string_to_metric_families(text) for s in family.samples}
+        self.samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.samples.get((name, tuple(sorted(labels.items()))))
@@ -42,13 +52,17 @@ class Probe:
 
     @property
     def reason(self) -> str | None:
-        return next((dict(labels)["reason"] for name, labels in self.samples
-                     if name == "optilab_probe_error_info"), None)
+        return next(
+            (dict(labels)["reason"] for name, labels in self.samples if name == "optilab_probe_error_info"), None
+        )
 
     @property
     def state(self) -> str:
-        return next(dict(labels)["state"] for (name, labels), value in self.samples.items()
-                    if name == "optilab_host_health_state" and value == 1.0)
+        return next(
+            dict(labels)["state"]
+            for (name, labels), value in self.samples.items()
+            if name == "optilab_host_health_state" and value == 1.0
+        )
 
 
 class Setup:
@@ -64,16 +78,24 @@ class Setup:
 
     def pooled(self) -> float:
         text = self.get("/metrics")
-        return next(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                    if s.name == "optilab_exporter_ssh_pooled_connections")
+        return next(
+            s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name == "optilab_exporter_ssh_pooled_connections"
+        )
 
     def sessions(self, ip: str) -> int:
         return next(h["open_sessions"] for h in self.lab.status() if h["ip"] == ip)
 
     def dials(self) -> float:
         text = self.get("/metrics")
-        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                   if s.name == "optilab_exporter_ssh_dials_total")
+        return sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name == "optilab_exporter_ssh_dials_total"
+        )
 
     def probe_until(self, ip: str, success: bool, seen: list[Probe] | None = None) -> Probe:
         """Probe until the answer is a real dial with this outcome (backoff answers come in between);
@@ -83,6 +105,7 @@ class Setup:
         def check() -> bool:
             seen.append(self.probe(ip))
             return seen[-1].success is success and seen[-1].reason != "backoff"
+
         wait_for(check, timeout=15, interval=0.05, what=f"{ip} success={success}")
         return seen[-1]
 
@@ -100,8 +123,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
     inventory = workdir / "inventory.yaml"
     inventory.write_text(yaml.safe_dump(raw))
     url = f"http://127.0.0.1:{free_port()}"
-    exporter = Service([*_exporter_argv(), "--config", str(inventory), "--listen", url[7:],
-                        "--log-level", "WARNING"], workdir / "exporter.log")
+    exporter = Service(
+        [*_exporter_argv(), "--config", str(inventory), "--listen", url[7:], "--log-level", "WARNING"],
+        workdir / "exporter.log",
+    )
     try:
         exporter.wait_ready(lambda: http_ok(url + "/metrics"))
         yield Setup(lab, url, request.param)
@@ -112,6 +137,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
 
 def _exporter_argv() -> list[str]:
     import sys
+
     return [sys.executable, "-m", "optilab.exporter"]
 
 
@@ -126,10 +152,14 @@ FAULTS = [
 ]
 
 
-@pytest.mark.parametrize(("index", "fault", "reason", "keeps_connection"),
-                         [(i + 1, *fault) for i, fault in enumerate(FAULTS)], ids=[f[0] for f in FAULTS])
-def test_fault_gives_its_reason_degrades_and_recovers(setup: Setup, index: int, fault: str, reason: str,
-                                                      keeps_connection: bool) -> None:
+@pytest.mark.parametrize(
+    ("index", "fault", "reason", "keeps_connection"),
+    [(i + 1, *fault) for i, fault in enumerate(FAULTS)],
+    ids=[f[0] for f in FAULTS],
+)
+def test_fault_gives_its_reason_degrades_and_recovers(
+    setup: Setup, index: int, fault: str, reason: str, keeps_connection: bool
+) -> None:
     ip = setup.lab.hosts[index]["ip"]
     warm = setup.probe_until(ip, success=True)  # a pooled connection exists before the fault
     assert warm.state == "healthy"
@@ -159,8 +189,11 @@ def test_no_connection_outlives_its_host(setup: Setup) -> None:
         text = setup.get("/probe?all=1")
         assert text.count("optilab_probe_success{") == len(setup.lab.hosts)
         wait_for(lambda: setup.pooled() == 0, timeout=10, what="pooled connections to drop to 0")
-        wait_for(lambda: all(host["open_sessions"] == 0 for host in setup.lab.status()), timeout=10,
-                 what="the lab to see every session closed")
+        wait_for(
+            lambda: all(host["open_sessions"] == 0 for host in setup.lab.status()),
+            timeout=10,
+            what="the lab to see every session closed",
+        )
     finally:
         setup.lab.set_fault("all", "none")
 

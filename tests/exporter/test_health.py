@@ -73,8 +73,7 @@ def test_transitions_are_reported_once_and_counted(clock: Clock) -> None:
     assert second is None  # still degraded: no transition
     health.record_failure("h:22", "auth")
     health.record_success("h:22")
-    assert health.transitions == {("healthy", "degraded"): 1, ("degraded", "offline"): 1,
-                                  ("offline", "healthy"): 1}
+    assert health.transitions == {("healthy", "degraded"): 1, ("degraded", "offline"): 1, ("offline", "healthy"): 1}
 
 
 def test_jitter_spreads_retries_within_the_configured_fraction(clock: Clock) -> None:

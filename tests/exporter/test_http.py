@@ -28,24 +28,28 @@ def client(runtime: FakeRuntime) -> Client:
     return Client(ExporterApp(runtime, clock=lambda: 100.0))
 
 
-@pytest.mark.parametrize(("query", "message"), [
-    ("target=127.0.9.9", "target 127.0.9.9:22 is not in the inventory (lab.yml)"),
-    ("target=127.0.1.1:2222", "target 127.0.1.1:2222 is not in the inventory"),
-    ("target=;reboot", "target ';reboot' is not a host name or IP address"),
-    ("target=", "target '' is not a host name"),
-    ("target=127.0.1.1&department=physics", "give one of target, department, all=1, not target and department"),
-    ("department=physics&all=1", "not department and all"),
-    ("", "no target: give target=HOST[:PORT]"),
-    ("module=ssh&target=127.0.1.1", "OptiLab has no probe modules"),
-    ("target=127.0.1.1&tagret=x", "unknown parameter 'tagret' (known: target, department, all, fail_status)"),
-    ("all=0", "use all=1 to probe every machine"),
-    ("all=1&fail_status=5xx", "fail_status applies to target= probes only"),
-    ("target=127.0.1.1&fail_status=500", "fail_status='500': use 5xx"),
-    ("target=127.0.1.1&target=127.0.1.2", "give 'target' once"),
-    ("department=biology", "department 'biology' is not in the inventory (known: broken, chemistry, physics)"),
-])
-def test_bad_or_unknown_targets_get_400_and_nothing_is_dialled(client: Client, runtime: FakeRuntime,
-                                                               query: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("target=127.0.9.9", "target 127.0.9.9:22 is not in the inventory (lab.yml)"),
+        ("target=127.0.1.1:2222", "target 127.0.1.1:2222 is not in the inventory"),
+        ("target=;reboot", "target ';reboot' is not a host name or IP address"),
+        ("target=", "target '' is not a host name"),
+        ("target=127.0.1.1&department=physics", "give one of target, department, all=1, not target and department"),
+        ("department=physics&all=1", "not department and all"),
+        ("", "no target: give target=HOST[:PORT]"),
+        ("module=ssh&target=127.0.1.1", "OptiLab has no probe modules"),
+        ("target=127.0.1.1&tagret=x", "unknown parameter 'tagret' (known: target, department, all, fail_status)"),
+        ("all=0", "use all=1 to probe every machine"),
+        ("all=1&fail_status=5xx", "fail_status applies to target= probes only"),
+        ("target=127.0.1.1&fail_status=500", "fail_status='500': use 5xx"),
+        ("target=127.0.1.1&target=127.0.1.2", "give 'target' once"),
+        ("department=biology", "department 'biology' is not in the inventory (known: broken, chemistry, physics)"),
+    ],
+)
+def test_bad_or_unknown_targets_get_400_and_nothing_is_dialled(
+    client: Client, runtime: FakeRuntime, query: str, message: str
+) -> None:
     response = client.get(f"/probe?{query}")
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
@@ -56,7 +60,8 @@ def test_output_cut_short_or_unparsable_is_a_failed_probe(client: Client) -> Non
     text = client.get("/probe?department=broken").get_data(as_text=True)
     assert sorted(samples(text, "optilab_probe_error_info"), key=lambda sample: sample[0]["instance"]) == [
         ({"instance": "127.0.3.1:22", "department": "broken", "reason": "protocol"}, 1.0),
-        ({"instance": "127.0.3.2:22", "department": "broken", "reason": "parse"}, 1.0)]
+        ({"instance": "127.0.3.2:22", "department": "broken", "reason": "parse"}, 1.0),
+    ]
     assert samples(text, "node_uname_info") == []
 
 
@@ -65,15 +70,24 @@ def test_one_target_has_no_instance_label_and_uses_the_inventory_name(client: Cl
     assert response.status_code == 200
     text = response.get_data(as_text=True)
     assert samples(text, "optilab_probe_success") == [({}, 1.0)]
-    assert samples(text, "system_status") == [({"hostname": "pc-01", "ip": "127.0.1.1",
-                                                "department": "physics"}, 1.0)]
-    assert ({"nodename": "node-1", "sysname": "Linux", "release": "6.1.0", "version": "#1 SMP",
-             "machine": "x86_64", "domainname": "(none)"}, 1.0) in samples(text, "node_uname_info")
+    assert samples(text, "system_status") == [({"hostname": "pc-01", "ip": "127.0.1.1", "department": "physics"}, 1.0)]
+    assert (
+        {
+            "nodename": "node-1",
+            "sysname": "Linux",
+            "release": "6.1.0",
+            "version": "#1 SMP",
+            "machine": "x86_64",
+            "domainname": "(none)",
+        },
+        1.0,
+    ) in samples(text, "node_uname_info")
 
 
 @pytest.mark.parametrize(("header", "deadline"), [(None, 110.0), ("3", 102.5), ("30", 110.0), ("0.4", 100.2)])
-def test_the_deadline_is_the_scrape_timeout_minus_offset_capped(client: Client, runtime: FakeRuntime,
-                                                                 header: str | None, deadline: float) -> None:
+def test_the_deadline_is_the_scrape_timeout_minus_offset_capped(
+    client: Client, runtime: FakeRuntime, header: str | None, deadline: float
+) -> None:
     """The answer's deadline; collection stops earlier by the time kept for rendering one host."""
     headers = {"X-Prometheus-Scrape-Timeout-Seconds": header} if header else {}
     reserve = client.application.render_one.reserve(1, deadline - 100.0)
@@ -115,11 +129,16 @@ def test_fail_status_5xx_turns_a_failed_probe_into_a_503_and_leaves_success_alon
 
 def test_department_fan_out_labels_every_series_with_instance_and_department(client: Client) -> None:
     text = client.get("/probe?department=physics").get_data(as_text=True)
-    assert sorted(samples(text, "optilab_probe_success"), key=str) == sorted([
-        ({"instance": "127.0.1.1:22", "department": "physics"}, 1.0),
-        ({"instance": "127.0.1.2:22", "department": "physics"}, 0.0)], key=str)
+    assert sorted(samples(text, "optilab_probe_success"), key=str) == sorted(
+        [
+            ({"instance": "127.0.1.1:22", "department": "physics"}, 1.0),
+            ({"instance": "127.0.1.2:22", "department": "physics"}, 0.0),
+        ],
+        key=str,
+    )
     assert samples(text, "optilab_probe_error_info") == [
-        ({"instance": "127.0.1.2:22", "department": "physics", "reason": "refused"}, 1.0)]
+        ({"instance": "127.0.1.2:22", "department": "physics", "reason": "refused"}, 1.0)
+    ]
     uname = samples(text, "node_uname_info")
     assert [labels["instance"] for labels, _ in uname] == ["127.0.1.1:22"]
 
@@ -127,35 +146,40 @@ def test_department_fan_out_labels_every_series_with_instance_and_department(cli
 def test_whole_lab_fan_out_covers_every_department(client: Client, runtime: FakeRuntime) -> None:
     text = client.get("/probe?all=1").get_data(as_text=True)
     instances = {labels["instance"] for labels, _ in samples(text, "optilab_probe_success")}
-    assert instances == {"127.0.1.1:22", "127.0.1.2:22", "127.0.2.1:22", "127.0.2.2:22", "127.0.3.1:22",
-                         "127.0.3.2:22"}
+    assert instances == {"127.0.1.1:22", "127.0.1.2:22", "127.0.2.1:22", "127.0.2.2:22", "127.0.3.1:22", "127.0.3.2:22"}
     assert len(runtime.runner.calls) == 6
 
 
 def test_sd_lists_every_target_with_department_and_hostname(client: Client, runtime: FakeRuntime) -> None:
     groups = json.loads(client.get("/sd").get_data())
     assert {"targets": ["127.0.1.1:22"], "labels": {"department": "physics", "hostname": "pc-01"}} in groups
-    assert {"targets": ["127.0.2.1:22"], "labels": {"department": "chemistry", "hostname": "127.0.2.1"}} \
-        in groups
+    assert {"targets": ["127.0.2.1:22"], "labels": {"department": "chemistry", "hostname": "127.0.2.1"}} in groups
     assert len(groups) == 6
     client.get("/probe?target=127.0.2.1")  # once read, a bare address is named by its uname nodename
     groups = json.loads(client.get("/sd").get_data())
-    assert {"targets": ["127.0.2.1:22"], "labels": {"department": "chemistry", "hostname": "node-1"}} \
-        in groups
+    assert {"targets": ["127.0.2.1:22"], "labels": {"department": "chemistry", "hostname": "node-1"}} in groups
     assert runtime.reload_checks == 3  # /sd and /probe look for a changed config file
 
 
 def test_sd_names_the_bastion_of_each_host_behind_one() -> None:
     """The `jump` target label (HOST:PORT, as optilab_exporter_jump_health_state's `jump`) lets
     Alertmanager inhibit the alerts of machines behind a bastion that is down; direct hosts have none."""
-    inventory = {**INVENTORY, "ssh": {**INVENTORY["ssh"], "jump": {"host": "127.0.9.1"}},
-                 "departments": {"physics": {"hosts": ["127.0.1.1"]},
-                                 "chemistry": {"hosts": ["127.0.2.1"], "jump": {"host": "127.0.9.2:2222"}},
-                                 "staff": {"hosts": ["127.0.3.1"], "jump": False}}}
+    inventory = {
+        **INVENTORY,
+        "ssh": {**INVENTORY["ssh"], "jump": {"host": "127.0.9.1"}},
+        "departments": {
+            "physics": {"hosts": ["127.0.1.1"]},
+            "chemistry": {"hosts": ["127.0.2.1"], "jump": {"host": "127.0.9.2:2222"}},
+            "staff": {"hosts": ["127.0.3.1"], "jump": False},
+        },
+    }
     runtime = FakeRuntime(parse_config(inventory, "lab.yml", env={}), clock=100.0)
     groups = json.loads(Client(ExporterApp(runtime, clock=lambda: 100.0)).get("/sd").get_data())
     assert {g["targets"][0]: g["labels"].get("jump") for g in groups} == {
-        "127.0.1.1:22": "127.0.9.1:22", "127.0.2.1:22": "127.0.9.2:2222", "127.0.3.1:22": None}
+        "127.0.1.1:22": "127.0.9.1:22",
+        "127.0.2.1:22": "127.0.9.2:2222",
+        "127.0.3.1:22": None,
+    }
 
 
 def test_landing_metrics_and_errors(client: Client) -> None:

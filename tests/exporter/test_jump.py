@@ -30,7 +30,7 @@ from tests.support.paths import REPO
 
 BASTION_OPTIONS = ["LogLevel DEBUG1", "AllowTcpForwarding yes"]
 
-DRIVER = r'''
+DRIVER = r"""
 from gevent import monkey; monkey.patch_all()
 import json, sys, time
 import gevent
@@ -91,11 +91,12 @@ out["health"] = {key: runtime.health.get(key).state for key in runtime.config.in
 out["dials"] = dict(runtime.pool.stats.dials)
 runtime.close()
 print("RESULT " + json.dumps(out), flush=True)
-'''
+"""
 
 
-def drive(config: Path, steps: list[str], on_pause: Callable[[str], None] | None = None,
-          **extra: Any) -> dict[str, Any]:
+def drive(
+    config: Path, steps: list[str], on_pause: Callable[[str], None] | None = None, **extra: Any
+) -> dict[str, Any]:
     """Run the driver; each step it does not know is handed to ``on_pause`` (stop a bastion, ...)."""
     args = {"config": str(config), "steps": steps, **extra}
 
@@ -110,8 +111,13 @@ def drive(config: Path, steps: list[str], on_pause: Callable[[str], None] | None
 class Lab:
     """A bastion and lab machines behind it, and an inventory that reaches them through it."""
 
-    def __init__(self, factory: Callable[..., Sshd], tmp_path: Path, addresses: list[str],
-                 bastion_options: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        factory: Callable[..., Sshd],
+        tmp_path: Path,
+        addresses: list[str],
+        bastion_options: list[str] | None = None,
+    ) -> None:
         self.tmp_path = tmp_path
         self.bastion = factory(options=BASTION_OPTIONS if bastion_options is None else bastion_options)
         port = free_port(addresses[0])  # every lab machine on one port, as in a real lab (and for scan)
@@ -132,10 +138,20 @@ class Lab:
 
     def inventory(self, jump: dict[str, Any] | None = None, **ssh: Any) -> Path:
         raw = {
-            "ssh": {"user": "optilab", "port": self.port, "key_file": str(self.machines[0].key_file),
-                    "known_hosts": str(self.known_hosts), "connect_timeout": "3s",
-                    "jump": {"host": self.bastion.target, "key_file": str(self.bastion.key_file),
-                             "known_hosts": str(self.bastion.known_hosts), **(jump or {})}, **ssh},
+            "ssh": {
+                "user": "optilab",
+                "port": self.port,
+                "key_file": str(self.machines[0].key_file),
+                "known_hosts": str(self.known_hosts),
+                "connect_timeout": "3s",
+                "jump": {
+                    "host": self.bastion.target,
+                    "key_file": str(self.bastion.key_file),
+                    "known_hosts": str(self.bastion.known_hosts),
+                    **(jump or {}),
+                },
+                **ssh,
+            },
             "departments": {"physics": {"hosts": [m.host for m in self.machines]}},
         }
         path = self.tmp_path / "inventory.yml"
@@ -145,8 +161,12 @@ class Lab:
     def forwarded(self) -> set[str]:
         """Targets the bastion opened direct-tcpip channels to, read from its own log."""
         text = self.bastion.log_path.read_text()
-        return {f"{host}:{port}" for host, port in
-                re.findall(r"server_request_direct_tcpip: originator \S+ port \d+, target (\S+) port (\d+)", text)}
+        return {
+            f"{host}:{port}"
+            for host, port in re.findall(
+                r"server_request_direct_tcpip: originator \S+ port \d+, target (\S+) port (\d+)", text
+            )
+        }
 
 
 ADDRESSES = ["127.0.2.1", "127.0.2.2", "127.0.3.1"]
@@ -160,8 +180,9 @@ def lab(sshd_factory: Callable[..., Sshd], tmp_path: Path) -> Lab:
 def test_probes_and_fanouts_go_through_one_bastion_connection(lab: Lab) -> None:
     result = drive(lab.inventory(), ["probe", "fanout", "fanout"])
     for round_ in result["rounds"]:
-        assert [(r["target"], r["success"], r["reason"]) for r in round_] == \
-            [(f"{a}:{lab.port}", True, None) for a in ADDRESSES]
+        assert [(r["target"], r["success"], r["reason"]) for r in round_] == [
+            (f"{a}:{lab.port}", True, None) for a in ADDRESSES
+        ]
     assert lab.forwarded() == {f"{a}:{lab.port}" for a in ADDRESSES}  # the bastion carried every hop
     assert lab.bastion.accepted_logins() == 1  # one pooled bastion connection for all of them
     assert [m.accepted_logins() for m in lab.machines] == [1, 1, 1]  # and one (reused) per lab machine
@@ -170,8 +191,14 @@ def test_probes_and_fanouts_go_through_one_bastion_connection(lab: Lab) -> None:
     jump = f"127.0.0.1:{lab.bastion.port}"
     assert result["jump"]["optilab_exporter_jump_health_state"] == [[{"jump": jump, "state": "healthy"}, 1.0]]
     assert result["jump"]["optilab_exporter_jump_connected"] == [[{"jump": jump}, 1.0]]
-    check = subprocess.run(["promtool", "check", "metrics"], input=result["exposition"], capture_output=True,
-                           text=True, timeout=30, check=False)
+    check = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=result["exposition"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert f'optilab_exporter_jump_channels_total{{jump="{jump}"}} 3.0' in result["exposition"]  # one per machine
 
@@ -205,8 +232,7 @@ def test_a_stopped_bastion_gives_the_jump_reason_and_leaves_the_hosts_alone(lab:
     rounds = result["rounds"]
     assert all(r["success"] for r in rounds[0])
     for round_ in rounds[1:-1]:  # bastion down: its own reason, and nobody moves towards dead
-        assert [(r["success"], r["reason"], r["state"]) for r in round_] == \
-            [(False, "jump_unreachable", "healthy")] * 3
+        assert [(r["success"], r["reason"], r["state"]) for r in round_] == [(False, "jump_unreachable", "healthy")] * 3
     assert all(r["success"] for r in rounds[-1])  # back as soon as the bastion is
     assert set(result["health"].values()) == {"healthy"}
     assert result["dials"].get("jump_unreachable", 0) >= 9
@@ -221,8 +247,9 @@ def test_the_bastion_health_state_is_exported(lab: Lab) -> None:
     raw["health"] = {"degraded_after": 2, "offline_after": 8, "dead_after": 20}  # the inventory's thresholds
     config.write_text(yaml.safe_dump(raw))
     result = drive(config, ["stop"] + ["probe"] * 3, world)
-    assert result["jump"]["optilab_exporter_jump_health_state"] == \
-        [[{"jump": f"127.0.0.1:{lab.bastion.port}", "state": "offline"}, 1.0]]  # 9 failed bastion dials
+    assert result["jump"]["optilab_exporter_jump_health_state"] == [
+        [{"jump": f"127.0.0.1:{lab.bastion.port}", "state": "offline"}, 1.0]
+    ]  # 9 failed bastion dials
     assert set(result["health"].values()) == {"healthy"}
 
 
@@ -254,8 +281,12 @@ def test_a_bastion_that_freezes_is_told_from_a_silent_lab_machine(lab: Lab) -> N
         subprocess.run(["kill", f"-{signal}", *map(str, pids)], check=True)
 
     try:
-        result = drive(lab.inventory({"retry_interval": "200ms"}),
-                       ["open_bastion", "freeze", "probe", "fanout", "thaw", "sleep", "probe"], world, timeout=8.0)
+        result = drive(
+            lab.inventory({"retry_interval": "200ms"}),
+            ["open_bastion", "freeze", "probe", "fanout", "thaw", "sleep", "probe"],
+            world,
+            timeout=8.0,
+        )
     finally:
         if frozen:
             subprocess.run(["kill", "-SIGCONT", *map(str, frozen)], check=False)
@@ -265,8 +296,9 @@ def test_a_bastion_that_freezes_is_told_from_a_silent_lab_machine(lab: Lab) -> N
     assert all(r["success"] for r in result["rounds"][2])
 
 
-def test_a_bastion_that_refuses_forwarding_is_reported_as_such(sshd_factory: Callable[..., Sshd],
-                                                               tmp_path: Path) -> None:
+def test_a_bastion_that_refuses_forwarding_is_reported_as_such(
+    sshd_factory: Callable[..., Sshd], tmp_path: Path
+) -> None:
     lab = Lab(sshd_factory, tmp_path, ADDRESSES, bastion_options=["AllowTcpForwarding no"])
     result = drive(lab.inventory(), ["fanout", "fanout"])  # concurrent refusals: each gets its own reason
     assert [r["reason"] for round_ in result["rounds"] for r in round_] == ["jump_refused"] * 6
@@ -293,8 +325,11 @@ def test_a_changed_bastion_host_key_is_refused(lab: Lab) -> None:
 def test_a_lab_machine_down_behind_a_working_bastion_is_the_host_s_own_failure(lab: Lab) -> None:
     lab.machines[2].stop()
     result = drive(lab.inventory(), ["probe"])
-    assert [(r["reason"], r["state"]) for r in result["rounds"][0]] == \
-        [(None, "healthy"), (None, "healthy"), ("refused", "degraded")]
+    assert [(r["reason"], r["state"]) for r in result["rounds"][0]] == [
+        (None, "healthy"),
+        (None, "healthy"),
+        ("refused", "degraded"),
+    ]
     assert result["jump"]["optilab_exporter_jump_health_state"][0][0]["state"] == "healthy"
 
 
@@ -307,8 +342,10 @@ def test_deadlines_hold_on_both_hops(sshd_factory: Callable[..., Sshd], tmp_path
         config = lab.inventory()
         raw = yaml.safe_load(config.read_text())
         raw["departments"]["physics"]["hosts"].append(f"127.0.2.9:{lab_port}")
-        raw["departments"]["chemistry"] = {"hosts": ["127.0.2.10"],  # behind a bastion that hangs
-                                           "jump": {"host": f"127.0.0.1:{bastion_port}"}}
+        raw["departments"]["chemistry"] = {
+            "hosts": ["127.0.2.10"],  # behind a bastion that hangs
+            "jump": {"host": f"127.0.0.1:{bastion_port}"},
+        }
         config.write_text(yaml.safe_dump(raw))
         result = drive(config, ["fanout"], timeout=2.0)
     by_target = {r["target"]: r for r in result["rounds"][0]}
@@ -323,9 +360,27 @@ def test_deadlines_hold_on_both_hops(sshd_factory: Callable[..., Sshd], tmp_path
 def test_scan_runs_through_the_bastion(lab: Lab) -> None:
     config = lab.inventory()
     out = lab.tmp_path / "scanned.yml"
-    done = subprocess.run([sys.executable, "-m", "optilab.exporter", "scan", "127.0.2.0/29", "--config", str(config),
-                           "--out", str(out), "--port", str(lab.port), "--quiet"],
-                          capture_output=True, text=True, timeout=60, check=False, cwd=REPO)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "optilab.exporter",
+            "scan",
+            "127.0.2.0/29",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--port",
+            str(lab.port),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr
     hosts = yaml.safe_load(out.read_text())["departments"]["discovered"]["hosts"]
     assert [h["target"] for h in hosts] == ADDRESSES[:2]  # 127.0.3.1 is outside the /29
@@ -338,10 +393,27 @@ def test_scan_runs_through_the_bastion(lab: Lab) -> None:
 def test_scan_through_a_stopped_bastion_says_so_once_and_writes_nothing(lab: Lab) -> None:
     lab.bastion.stop()
     out = lab.tmp_path / "scanned.yml"
-    done = subprocess.run([sys.executable, "-m", "optilab.exporter", "scan", "127.0.2.0/29",
-                           "--config", str(lab.inventory()),
-                           "--out", str(out), "--port", str(lab.port), "--quiet"],
-                          capture_output=True, text=True, timeout=60, check=False, cwd=REPO)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "optilab.exporter",
+            "scan",
+            "127.0.2.0/29",
+            "--config",
+            str(lab.inventory()),
+            "--out",
+            str(out),
+            "--port",
+            str(lab.port),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
     assert done.returncode == 1
     assert f"bastion 127.0.0.1:{lab.bastion.port} failed (jump_unreachable); nothing scanned" in done.stderr
     assert not out.exists()

@@ -42,14 +42,21 @@ class Answers:
 
 
 #: the collectors whose sources the v1 captures carry (tests/support/captures.py); no slow tier
-FAST = dataclasses.replace(make_plan(["cpu", "stat", "meminfo", "loadavg", "netdev", "filesystem", "filefd", "uname",
-                                      "os", "time", "lab"]), slow=None)
+FAST = dataclasses.replace(
+    make_plan(["cpu", "stat", "meminfo", "loadavg", "netdev", "filesystem", "filefd", "uname", "os", "time", "lab"]),
+    slow=None,
+)
 
 
 def prober(*answers: str) -> Prober:
     ticks = itertools.count()
-    return Prober(Answers(*answers), HealthBook(HealthSettings()), clock=lambda: 0.0,
-                  timer=lambda: next(ticks) * 0.0001, plans=lambda entry: FAST)
+    return Prober(
+        Answers(*answers),
+        HealthBook(HealthSettings()),
+        clock=lambda: 0.0,
+        timer=lambda: next(ticks) * 0.0001,
+        plans=lambda entry: FAST,
+    )
 
 
 def probe(sources: dict[str, str], previous_stat: str | None = None, labels: HostLabels = LABELS) -> list:
@@ -117,9 +124,7 @@ def test_filesystem_default_exclusions_keep_tmpfs():
     assert values(parsed, "node_filesystem_files_free")[root] == 36287327
     readonly = values(parsed, "node_filesystem_readonly")
     assert (
-        readonly[
-            (("device", "fileserver.lab:/export/courses"), ("fstype", "nfs4"), ("mountpoint", "/srv/courses"))
-        ]
+        readonly[(("device", "fileserver.lab:/export/courses"), ("fstype", "nfs4"), ("mountpoint", "/srv/courses"))]
         == 1
     )
     assert readonly[root] == 0
@@ -155,9 +160,7 @@ def test_stat_load_time_filefd_families():
     assert values(parsed, "node_procs_running") == {(): 3}
     assert values(parsed, "node_load5") == {(): 0.97}
     assert values(parsed, "node_time_seconds") == {(): 1795828975}
-    assert values(parsed, "node_filefd_maximum") == {
-        (): float(9223372036854775807)
-    }  # float64, as in node_exporter
+    assert values(parsed, "node_filefd_maximum") == {(): float(9223372036854775807)}  # float64, as in node_exporter
 
 
 def test_uname_and_os_info():
@@ -174,9 +177,7 @@ def test_uname_and_os_info():
     }
     [(os_info, _)] = values(parsed, "node_os_info").items()
     assert dict(os_info)["pretty_name"] == "Alpine Linux v3.19" and dict(os_info)["id_like"] == ""
-    assert values(parsed, "node_os_version") == {
-        (("id", "alpine"), ("id_like", ""), ("name", "Alpine Linux")): 3.19
-    }
+    assert values(parsed, "node_os_version") == {(("id", "alpine"), ("id_like", ""), ("name", "Alpine Linux")): 3.19}
     rocky = families_of("rocky")
     assert list(values(rocky, "node_os_version").values()) == [9.3]
 
@@ -187,8 +188,19 @@ def test_collector_success_and_duration_per_collector():
     sources["/proc/loadavg"] = "garbage\n"
     parsed = families_of_sources(sources)
     success = {dict(key)["collector"]: value for key, value in values(parsed, "node_scrape_collector_success").items()}
-    assert success == {"cpu": 1, "stat": 1, "meminfo": 0, "loadavg": 0, "netdev": 1, "filesystem": 1, "filefd": 1,
-                       "uname": 1, "os": 1, "time": 1, "lab": 1}
+    assert success == {
+        "cpu": 1,
+        "stat": 1,
+        "meminfo": 0,
+        "loadavg": 0,
+        "netdev": 1,
+        "filesystem": 1,
+        "filefd": 1,
+        "uname": 1,
+        "os": 1,
+        "time": 1,
+        "lab": 1,
+    }
     durations = values(parsed, "node_scrape_collector_duration_seconds")
     assert len(durations) == len(success) and all(v == pytest.approx(0.0001) for v in durations.values())
     assert "node_memory_MemTotal_bytes" not in parsed and "node_load1" not in parsed
@@ -242,8 +254,12 @@ def test_lab_gauges_absent_when_their_source_failed():
         del sources[key]
     names = {f.name for f in probe(sources, PREVIOUS_STAT)}
     assert "system_cpu_usage" in names
-    assert not names & {"system_ram_usage", "system_disk_usage", "optilab_logged_in_users",
-                        "node_memory_MemTotal_bytes"}
+    assert not names & {
+        "system_ram_usage",
+        "system_disk_usage",
+        "optilab_logged_in_users",
+        "node_memory_MemTotal_bytes",
+    }
 
 
 def test_probe_families_on_success_and_failure():
@@ -283,8 +299,12 @@ def test_series_cap_keeps_whole_families_and_says_how_many_were_dropped(caplog):
 
 def test_extra_labels_reach_every_sample_and_render_merges_hosts():
     families = probe(batch_sources("rocky"))
-    text = render_groups([(families, {"instance": "127.0.1.7:22", "department": "physics"}),
-                          (families, {"instance": "127.0.1.8:22", "department": "chemistry"})]).decode()
+    text = render_groups(
+        [
+            (families, {"instance": "127.0.1.7:22", "department": "physics"}),
+            (families, {"instance": "127.0.1.8:22", "department": "chemistry"}),
+        ]
+    ).decode()
     assert text.count("# TYPE node_load1 gauge") == 1
     assert 'node_load1{instance="127.0.1.8:22",department="chemistry"} 1.42' in text
     parsed = {f.name: f for f in text_string_to_metric_families(text)}
@@ -296,8 +316,11 @@ def test_extra_labels_reach_every_sample_and_render_merges_hosts():
 
 RENDERED = DATA / "render"
 #: The hosts of the golden files: distro of the captured batch, hostname, address, department.
-GOLDEN_HOSTS = [("rocky", "pc-07", "127.0.1.7", "physics"), ("debian", "pc-08", "127.0.1.8", "chemistry"),
-                ("alpine", "pc-09", "127.0.1.9", "chemistry")]
+GOLDEN_HOSTS = [
+    ("rocky", "pc-07", "127.0.1.7", "physics"),
+    ("debian", "pc-08", "127.0.1.8", "chemistry"),
+    ("alpine", "pc-09", "127.0.1.9", "chemistry"),
+]
 
 
 def golden_host(distro: str, hostname: str, ip: str, department: str) -> list:
@@ -312,8 +335,11 @@ def golden_host(distro: str, hostname: str, ip: str, department: str) -> list:
 
 
 def samples_of(text: str) -> list[tuple]:
-    return [(family.name, family.type, family.documentation, sample.name, sorted(sample.labels.items()),
-             sample.value) for family in text_string_to_metric_families(text) for sample in family.samples]
+    return [
+        (family.name, family.type, family.documentation, sample.name, sorted(sample.labels.items()), sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
 
 
 @pytest.mark.parametrize("host", GOLDEN_HOSTS, ids=[host[0] for host in GOLDEN_HOSTS])
@@ -332,7 +358,10 @@ def test_fan_out_output_is_unchanged():
     text = render_groups(groups).decode()
     assert samples_of(text) == samples_of(golden)
     assert {dict(labels)["instance"] for *_, labels, _ in samples_of(text)} == {
-        "127.0.1.7:22", "127.0.1.8:22", "127.0.1.9:22"}
+        "127.0.1.7:22",
+        "127.0.1.8:22",
+        "127.0.1.9:22",
+    }
     assert text == golden
 
 
@@ -356,8 +385,6 @@ def test_promtool_finds_nothing_but_node_exporters_camel_case(distro):
     )
     complaints = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     flagged = {line.split()[0] for line in complaints}
-    assert all(
-        line.endswith("metric names should be written in 'snake_case' not 'camelCase'") for line in complaints
-    )
+    assert all(line.endswith("metric names should be written in 'snake_case' not 'camelCase'") for line in complaints)
     assert flagged == camel_case_names(text)
     assert flagged and all(name.startswith("node_memory_") for name in flagged)

@@ -20,8 +20,10 @@ MODES = {  # id -> (node_exporter's flags, the inventory's netdev flags)
     "netlink": ((), {}),
     "netlink-detailed": (("--collector.netdev.enable-detailed-metrics",), {"enable-detailed-metrics": "true"}),
     "procfs": (("--no-collector.netdev.netlink",), {"netlink": "false"}),
-    "procfs-detailed": (("--no-collector.netdev.netlink", "--collector.netdev.enable-detailed-metrics"),
-                        {"netlink": "false", "enable-detailed-metrics": "true"}),
+    "procfs-detailed": (
+        ("--no-collector.netdev.netlink", "--collector.netdev.enable-detailed-metrics"),
+        {"netlink": "false", "enable-detailed-metrics": "true"},
+    ),
 }
 
 
@@ -30,16 +32,20 @@ def ours(flags: dict[str, str]) -> str:
 
 
 def parse(text: str) -> dict[str, tuple[str, str, dict[str, float]]]:
-    return {f.name: (f.type, f.documentation, {s.labels["device"]: s.value for s in f.samples})
-            for f in text_string_to_metric_families(text) if f.name.startswith("node_network_")}
+    return {
+        f.name: (f.type, f.documentation, {s.labels["device"]: s.value for s in f.samples})
+        for f in text_string_to_metric_families(text)
+        if f.name.startswith("node_network_")
+    }
 
 
 @needs_node_exporter
 @pytest.mark.parametrize("mode", list(MODES))
 def test_each_netdev_mode_matches_node_exporter_on_this_machine(mode: str) -> None:
     flags, options = MODES[mode]
-    with running_node_exporter("--collector.disable-defaults", "--collector.netdev",
-                               "--collector.netdev.device-exclude=", *flags) as scrape:
+    with running_node_exporter(
+        "--collector.disable-defaults", "--collector.netdev", "--collector.netdev.device-exclude=", *flags
+    ) as scrape:
         before, mine, after = parse(scrape()), parse(ours(options)), parse(scrape())
     assert sorted(mine) == sorted(before)
     assert ("node_network_receive_nohandler" in mine) is mode.startswith("netlink")

@@ -35,12 +35,16 @@ from tests.fixtures.sshd import Sshd, start_sshd
 from tests.support.paths import REPO
 
 NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
-UPSTREAM_FILTERS = ("--collector.netdev.device-exclude=",
-                    "--collector.filesystem.mount-points-exclude="
-                    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)")
+UPSTREAM_FILTERS = (
+    "--collector.netdev.device-exclude=",
+    "--collector.filesystem.mount-points-exclude="
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)",
+)
 #: ``<repo>/../shared/anchors`` (a worktree sits one level deeper: ``<repo>/../../shared/anchors``)
-ANCHORS = next((path for path in (REPO.parent / "shared" / "anchors", REPO.parents[1] / "shared" / "anchors")
-                if path.is_dir()), REPO.parent / "shared" / "anchors")
+ANCHORS = next(
+    (path for path in (REPO.parent / "shared" / "anchors", REPO.parents[1] / "shared" / "anchors") if path.is_dir()),
+    REPO.parent / "shared" / "anchors",
+)
 
 #: families node_exporter has that /probe does not, on purpose
 DIFFERENCES = {
@@ -112,15 +116,35 @@ def reads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reads]:
     workdir = tmp_path_factory.mktemp("parity")
     sshd: Sshd = start_sshd(workdir / "sshd")
     ne_port, port = free_port(), free_port()
-    node_exporter = Service([str(NODE_EXPORTER), *UPSTREAM_FILTERS, "--collector.interrupts",
-                             f"--web.listen-address=127.0.0.1:{ne_port}"], workdir / "node_exporter.log")
-    config = {"ssh": {"user": sshd.user, "port": sshd.port, "key_file": str(sshd.key_file),
-                      "known_hosts": str(sshd.trust()), "connect_timeout": "3s"},
-              "departments": {"physics": {"hosts": [f"127.0.0.1:{sshd.port}"]}},
-              "collectors": {"enable": ["interrupts"]}}  # off by default in both: compared too
+    node_exporter = Service(
+        [str(NODE_EXPORTER), *UPSTREAM_FILTERS, "--collector.interrupts", f"--web.listen-address=127.0.0.1:{ne_port}"],
+        workdir / "node_exporter.log",
+    )
+    config = {
+        "ssh": {
+            "user": sshd.user,
+            "port": sshd.port,
+            "key_file": str(sshd.key_file),
+            "known_hosts": str(sshd.trust()),
+            "connect_timeout": "3s",
+        },
+        "departments": {"physics": {"hosts": [f"127.0.0.1:{sshd.port}"]}},
+        "collectors": {"enable": ["interrupts"]},
+    }  # off by default in both: compared too
     (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
-    exporter = Service([sys.executable, "-m", "optilab.exporter", "--config", str(workdir / "inventory.yml"),
-                        "--listen", f"127.0.0.1:{port}"], workdir / "exporter.log", cwd=REPO)
+    exporter = Service(
+        [
+            sys.executable,
+            "-m",
+            "optilab.exporter",
+            "--config",
+            str(workdir / "inventory.yml"),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        workdir / "exporter.log",
+        cwd=REPO,
+    )
     try:
         node_exporter.wait_ready(lambda: http_ok(f"http://127.0.0.1:{ne_port}/metrics"), timeout=20)
         exporter.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
@@ -140,8 +164,14 @@ def reads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reads]:
 
 def compared(reads: Reads) -> list[str]:
     """node_exporter's families that /probe must have: all but the listed differences and gaps."""
-    return sorted(name for name in reads.before if not OWN_PROCESS.search(name) and name not in DIFFERENCES
-                  and not collector_not_yet(name) and not name.startswith("node_scrape_collector_"))
+    return sorted(
+        name
+        for name in reads.before
+        if not OWN_PROCESS.search(name)
+        and name not in DIFFERENCES
+        and not collector_not_yet(name)
+        and not name.startswith("node_scrape_collector_")
+    )
 
 
 def test_every_family_node_exporter_has_here_is_in_the_probe_with_its_type_help_and_labels(reads: Reads) -> None:
@@ -160,8 +190,10 @@ def test_the_same_series_with_values_between_node_exporters_reads(reads: Reads) 
     for name in compared(reads):
         before, after, ours = series(reads.before[name]), series(reads.after[name]), series(reads.ours[name])
         if set(ours) != set(before) & set(after) and set(ours) != set(before):
-            problems.append(f"{name}: series differ: only ours {sorted(set(ours) - set(before))[:3]}, "
-                            f"only node_exporter's {sorted(set(before) - set(ours))[:3]}")
+            problems.append(
+                f"{name}: series differ: only ours {sorted(set(ours) - set(before))[:3]}, "
+                f"only node_exporter's {sorted(set(before) - set(ours))[:3]}"
+            )
             continue
         rel, absolute = tolerance(name)
         for key, value in ours.items():
@@ -185,16 +217,24 @@ def test_every_collector_that_succeeds_for_node_exporter_succeeds_here(reads: Re
 
 
 def test_the_probe_passes_promtool_apart_from_node_exporters_camel_case(reads: Reads) -> None:
-    result = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=reads.ours_text, capture_output=True,
-                            text=True, timeout=30, check=False)
+    result = subprocess.run(
+        ["/usr/bin/promtool", "check", "metrics"],
+        input=reads.ours_text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     complaints = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     flagged = {line.split()[0] for line in complaints}
     assert flagged, complaints  # node_exporter's CamelCase (node_memory_MemTotal_bytes) at least
-    assert flagged <= sample_names(reads.before), "promtool flags names that are not node_exporter's own: " \
-        f"{sorted(flagged - sample_names(reads.before))}"
+    assert flagged <= sample_names(reads.before), (
+        f"promtool flags names that are not node_exporter's own: {sorted(flagged - sample_names(reads.before))}"
+    )
 
 
 # --- the "Node Exporter Full" dashboard -------------------------------------------------------------
+
 
 #: panels node_exporter fills here and /probe does not, with the metrics and why (shrink as they land)
 def panel_metrics(dashboard: dict[str, Any]) -> dict[str, set[str]]:
@@ -238,13 +278,18 @@ def test_every_dashboard_panel_node_exporter_fills_the_probe_fills(reads: Reads)
     # what is left are the panels of node_exporter's own process ("Node Exporter" row), nothing else
     assert {explained(name) for lacking in gaps.values() for name in lacking} <= {"node_exporter's own process"}
     assert len(filled_by_them) - len(gaps) >= 95, (len(panels), len(filled_by_them), len(gaps))
-    print(f"dashboard: {len(panels)} panels with metrics; node_exporter fills {len(filled_by_them)}, /probe "
-          f"{len(filled_by_them) - len(gaps)}; waiting for: "
-          + "; ".join(f"{title}: {sorted(lacking)} ({', '.join(sorted({explained(n) or '' for n in lacking}))})"
-                      for title, lacking in sorted(pending.items())))
+    print(
+        f"dashboard: {len(panels)} panels with metrics; node_exporter fills {len(filled_by_them)}, /probe "
+        f"{len(filled_by_them) - len(gaps)}; waiting for: "
+        + "; ".join(
+            f"{title}: {sorted(lacking)} ({', '.join(sorted({explained(n) or '' for n in lacking}))})"
+            for title, lacking in sorted(pending.items())
+        )
+    )
 
 
 # --- node-mixin alerts on a real Prometheus scraping /probe as job="node" -----------------------------
+
 
 def test_every_mixin_alert_node_exporter_feeds_has_its_inputs_in_prometheus(reads: Reads, tmp_path: Path) -> None:
     path = ANCHORS / "node-mixin-alerts.yml"
@@ -252,18 +297,29 @@ def test_every_mixin_alert_node_exporter_feeds_has_its_inputs_in_prometheus(read
         pytest.skip(f"{path} is absent (the shared anchors live next to the repository)")
     rules = tmp_path / "node-mixin.yml"
     rules.write_text(path.read_text().replace('job="__JOB__"', 'job="node"'))
-    prometheus = start_prometheus(tmp_path / "prometheus", {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(rules)],
-        "scrape_configs": [{"job_name": "node", "metrics_path": "/probe", "params": {"target": [reads.target]},
-                            "static_configs": [{"targets": [reads.exporter_url]}]}]})
+    prometheus = start_prometheus(
+        tmp_path / "prometheus",
+        {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(rules)],
+            "scrape_configs": [
+                {
+                    "job_name": "node",
+                    "metrics_path": "/probe",
+                    "params": {"target": [reads.target]},
+                    "static_configs": [{"targets": [reads.exporter_url]}],
+                }
+            ],
+        },
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not query(prometheus.url, 'up{job="node"} == 1'):
             time.sleep(0.5)
         time.sleep(3)  # a few scrapes, a few rule evaluations
-        alerts = [rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]
-                  if "alert" in rule]
+        alerts = [
+            rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"] if "alert" in rule
+        ]
         theirs = sample_names(reads.before)
         fed, lacking = [], {}
         for alert in alerts:
@@ -279,8 +335,10 @@ def test_every_mixin_alert_node_exporter_feeds_has_its_inputs_in_prometheus(read
         assert len(fed) >= 18, fed
         health = [rule for group in query_rules(prometheus.url) for rule in group["rules"]]
         assert health and all(rule["health"] == "ok" for rule in health), [r for r in health if r["health"] != "ok"]
-        print(f"alerts: {len(alerts)}; node_exporter feeds {len(fed)} here; /probe {len(fed) - len(pending)}; "
-              f"waiting for: {pending}")
+        print(
+            f"alerts: {len(alerts)}; node_exporter feeds {len(fed)} here; /probe {len(fed) - len(pending)}; "
+            f"waiting for: {pending}"
+        )
     finally:
         prometheus.stop()
 

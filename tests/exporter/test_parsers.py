@@ -15,9 +15,18 @@ from optilab.exporter.parsers_proc import parse_filefd, parse_loadavg, parse_mem
 from tests.support.captures import batch_sources
 
 DISTROS = ("debian", "rocky", "alpine")
-PATHS = {"meminfo": "/proc/meminfo", "stat": "/proc/stat", "loadavg": "/proc/loadavg", "filefd": "/proc/sys/fs/file-nr",
-         "netdev": "/proc/net/dev", "mounts": "/proc/1/mounts", "osrelease": "/etc/os-release", "who": "cmd:who",
-         "time": "cmd:date", "statfs": "cmd:statfs"}
+PATHS = {
+    "meminfo": "/proc/meminfo",
+    "stat": "/proc/stat",
+    "loadavg": "/proc/loadavg",
+    "filefd": "/proc/sys/fs/file-nr",
+    "netdev": "/proc/net/dev",
+    "mounts": "/proc/1/mounts",
+    "osrelease": "/etc/os-release",
+    "who": "cmd:who",
+    "time": "cmd:date",
+    "statfs": "cmd:statfs",
+}
 
 
 def batch(distro: str) -> dict[str, str]:

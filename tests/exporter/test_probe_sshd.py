@@ -58,7 +58,8 @@ def test_one_handshake_serves_many_scrapes(sshd: Sshd, exporter_factory: Callabl
 
 
 def test_reconnects_after_sshd_restart_and_refuses_a_changed_host_key(
-        sshd: Sshd, exporter_factory: Callable[..., Exporter]) -> None:
+    sshd: Sshd, exporter_factory: Callable[..., Exporter]
+) -> None:
     exporter = exporter_factory(inventory(sshd, health={"degraded_interval": "0s"}))
     path = f"/probe?target=127.0.0.1:{sshd.port}"
     known_hosts = sshd.known_hosts.read_text()
@@ -69,14 +70,14 @@ def test_reconnects_after_sshd_restart_and_refuses_a_changed_host_key(
     sshd.restart(new_host_key=True)
     assert exporter.samples(path, "optilab_probe_error_info") == [({"reason": "hostkey"}, 1.0)]
     assert exporter.samples(path, "system_status") == [
-        ({"hostname": os.uname().nodename, "ip": "127.0.0.1", "department": "physics"}, 0.0)]
+        ({"hostname": os.uname().nodename, "ip": "127.0.0.1", "department": "physics"}, 0.0)
+    ]
     assert exporter.metric("optilab_exporter_ssh_dials_total", result="hostkey") == 2
     assert sshd.known_hosts.read_text() == known_hosts
     assert sshd.accepted_logins() == 2  # the impostor never saw a login
 
 
-def test_unknown_targets_get_400_and_are_never_dialled(sshd: Sshd,
-                                                       exporter_factory: Callable[..., Exporter]) -> None:
+def test_unknown_targets_get_400_and_are_never_dialled(sshd: Sshd, exporter_factory: Callable[..., Exporter]) -> None:
     exporter = exporter_factory(inventory(sshd))
     status, body = exporter.get("/probe?target=127.0.0.2:22")
     assert status == 400 and "not in the inventory" in body
@@ -93,8 +94,9 @@ def silent_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
-def test_a_hanging_host_answers_in_time_then_backs_off(sshd: Sshd, silent_port: int,
-                                                       exporter_factory: Callable[..., Exporter]) -> None:
+def test_a_hanging_host_answers_in_time_then_backs_off(
+    sshd: Sshd, silent_port: int, exporter_factory: Callable[..., Exporter]
+) -> None:
     config = inventory(sshd)
     config["departments"]["physics"]["hosts"].append(f"127.0.0.1:{silent_port}")
     config["ssh"]["connect_timeout"] = "30s"  # the scrape timeout, not the connect timeout, must cut it
@@ -114,7 +116,8 @@ def test_a_hanging_host_answers_in_time_then_backs_off(sshd: Sshd, silent_port: 
 
 
 def test_config_reload_on_change_keeps_the_old_config_when_the_new_one_is_bad(
-        sshd: Sshd, exporter_factory: Callable[..., Exporter]) -> None:
+    sshd: Sshd, exporter_factory: Callable[..., Exporter]
+) -> None:
     config = inventory(sshd)
     exporter = exporter_factory(config)
     config["departments"]["chemistry"] = {"hosts": [{"target": "127.0.2.9", "hostname": "chem-09"}]}
@@ -127,26 +130,32 @@ def test_config_reload_on_change_keeps_the_old_config_when_the_new_one_is_bad(
     status, body = exporter.get("/sd")
     assert status == 200 and '"chem-09"' in body  # the running config stayed
     assert exporter.metric("optilab_exporter_config_reloads_total", result="failure") == 1
-    wait_for(lambda: "departments.chemistry.subnets[0]: '127.0.2.300/24' is not a CIDR network"
-             in exporter.service.log(), timeout=5, what="the reload error in the log")
+    wait_for(
+        lambda: "departments.chemistry.subnets[0]: '127.0.2.300/24' is not a CIDR network" in exporter.service.log(),
+        timeout=5,
+        what="the reload error in the log",
+    )
 
 
 def test_a_passphrase_from_the_environment_works_and_never_reaches_the_log(
-        sshd: Sshd, exporter_factory: Callable[..., Exporter], tmp_path: Path) -> None:
+    sshd: Sshd, exporter_factory: Callable[..., Exporter], tmp_path: Path
+) -> None:
     secret = "correct-horse-battery-7731"
     key = tmp_path / "locked_key"
     key.write_bytes(sshd.key_file.read_bytes())
     key.chmod(0o600)
-    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", secret, "-f", str(key)], check=True,
-                   capture_output=True)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", secret, "-f", str(key)], check=True, capture_output=True)
     config = inventory(sshd)
     config["ssh"].update({"key_file": str(key), "passphrase_env": "LAB_KEY_PASSPHRASE"})
     exporter = exporter_factory(config, env={"LAB_KEY_PASSPHRASE": secret})
     path = f"/probe?target=127.0.0.1:{sshd.port}"
     assert exporter.samples(path, "optilab_probe_success") == [({}, 1.0)]
     exporter.service.signal(signal.SIGHUP)  # a reload re-reads the passphrase and logs a summary
-    wait_for(lambda: exporter.metric("optilab_exporter_config_reloads_total", result="success") == 1,
-             timeout=5, what="the SIGHUP reload")
+    wait_for(
+        lambda: exporter.metric("optilab_exporter_config_reloads_total", result="success") == 1,
+        timeout=5,
+        what="the SIGHUP reload",
+    )
     assert exporter.samples(path, "optilab_probe_success") == [({}, 1.0)]
     assert secret not in exporter.service.log()
 
@@ -160,23 +169,46 @@ def test_exposition_passes_promtool(sshd: Sshd, exporter_factory: Callable[..., 
 
 
 def test_scan_is_a_subcommand() -> None:
-    result = subprocess.run([sys.executable, "-m", "optilab.exporter", "scan", "--help"], capture_output=True,
-                            text=True, cwd=REPO, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "optilab.exporter", "scan", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert result.returncode == 0 and "CIDR" in result.stdout
 
 
 def test_check_validates_and_warns_about_what_the_file_cannot_show(tmp_path: Path) -> None:
     config = tmp_path / "inventory.yml"
-    config.write_text(yaml.safe_dump({
-        "ssh": {"user": "optilab", "key_file": str(tmp_path / "missing_key"),
-                "known_hosts": str(tmp_path / "missing_known_hosts")},
-        "departments": {"physics": {"subnets": ["127.0.1.0/29"]}}}))
-    ok = subprocess.run([sys.executable, "-m", "optilab.exporter", "--config", str(config), "--check"],
-                        capture_output=True, text=True, cwd=REPO, timeout=60)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "ssh": {
+                    "user": "optilab",
+                    "key_file": str(tmp_path / "missing_key"),
+                    "known_hosts": str(tmp_path / "missing_known_hosts"),
+                },
+                "departments": {"physics": {"subnets": ["127.0.1.0/29"]}},
+            }
+        )
+    )
+    ok = subprocess.run(
+        [sys.executable, "-m", "optilab.exporter", "--config", str(config), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert ok.returncode == 0 and "OK, 6 targets" in ok.stdout
     assert "ssh.key_file" in ok.stderr and "ssh.known_hosts" in ok.stderr
     config.write_text("ssh: {user: optilab, key_file: k}\ndepartments: {physics: {subnets: [nonsense]}}\n")
-    bad = subprocess.run([sys.executable, "-m", "optilab.exporter", "--config", str(config), "--check"],
-                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "optilab.exporter", "--config", str(config), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert bad.returncode == 2
     assert f"{config}: departments.physics.subnets[0]: 'nonsense' is not a CIDR network" in bad.stderr

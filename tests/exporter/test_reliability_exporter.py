@@ -33,8 +33,15 @@ from tests.fixtures.procs import Service, free_port, http_ok, wait_for
 from tests.support.paths import REPO
 
 HOSTS = 30
-HEALTH = {"degraded_after": 1, "offline_after": 2, "dead_after": 3, "degraded_interval": "1h",
-          "offline_interval": "1h", "dead_interval": "1h", "jitter": 0}
+HEALTH = {
+    "degraded_after": 1,
+    "offline_after": 2,
+    "dead_after": 3,
+    "degraded_interval": "1h",
+    "offline_interval": "1h",
+    "dead_interval": "1h",
+    "jitter": 0,
+}
 
 
 class Exporter:
@@ -52,8 +59,12 @@ class Exporter:
 
     def metric(self, name: str, **labels: str) -> float:
         _, text = self.get("/metrics")
-        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                   if s.name == name and labels.items() <= s.labels.items())
+        return sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name == name and labels.items() <= s.labels.items()
+        )
 
     def write_config(self, raw: dict[str, Any], stamp: int) -> None:
         self.config_path.write_text(yaml.safe_dump(raw))
@@ -103,25 +114,33 @@ def start_exporter(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
         config = workdir / "inventory.yaml"
         config.write_text(yaml.safe_dump(raw))
         url = f"http://127.0.0.1:{free_port()}"
-        service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(config), "--listen", url[7:],
-                           *flags], workdir / "exporter.log", cwd=REPO)
+        service = Service(
+            [sys.executable, "-m", "optilab.exporter", "--config", str(config), "--listen", url[7:], *flags],
+            workdir / "exporter.log",
+            cwd=REPO,
+        )
         services.append(service)
         service.wait_ready(lambda: http_ok(url + "/metrics"))
         return Exporter(url, config, service)
+
     yield start
     for service in services:
         service.stop()
 
 
 def host_states(exporter: Exporter) -> dict[str, float]:
-    return {state: exporter.metric("optilab_exporter_hosts", state=state)
-            for state in ("healthy", "degraded", "offline", "dead")}
+    return {
+        state: exporter.metric("optilab_exporter_hosts", state=state)
+        for state in ("healthy", "degraded", "offline", "dead")
+    }
 
 
 # -- item 2: overload is shed openly and never blamed on the hosts ---------------------------------
 
+
 def test_concurrent_whole_lab_fan_outs_shed_openly_and_degrade_no_host(
-        lab_clean: Lab, start_exporter: Callable[..., Exporter]) -> None:
+    lab_clean: Lab, start_exporter: Callable[..., Exporter]
+) -> None:
     lab_clean.set_fault(lab_clean.hosts[0]["ip"], "slow", delay=1.0)  # every fan-out takes ~1 s
     exporter = start_exporter(base_config(lab_clean), "--web.max-requests", "3")
     with ThreadPoolExecutor(12) as pool:
@@ -138,13 +157,17 @@ def test_concurrent_whole_lab_fan_outs_shed_openly_and_degrade_no_host(
 
 
 def test_overlapping_fan_outs_share_each_hosts_collection(
-        lab_clean: Lab, start_exporter: Callable[..., Exporter]) -> None:
+    lab_clean: Lab, start_exporter: Callable[..., Exporter]
+) -> None:
     slow = lab_clean.hosts[1]["ip"]
     lab_clean.set_fault(slow, "slow", delay=1.0)
     exporter = start_exporter(base_config(lab_clean), "--web.max-requests", "0")
     execs = next(h["execs"] for h in lab_clean.status() if h["ip"] == slow)
-    paths = ["/probe?all=1", "/probe?department=" + lab_clean.hosts[1]["department"],
-             f"/probe?target={slow}:{lab_clean.port}"]
+    paths = [
+        "/probe?all=1",
+        "/probe?department=" + lab_clean.hosts[1]["department"],
+        f"/probe?target={slow}:{lab_clean.port}",
+    ]
     with ThreadPoolExecutor(9) as pool:
         answers = list(pool.map(lambda i: exporter.get(paths[i % 3], header=5), range(9)))
     assert [status for status, _ in answers] == [200] * 9
@@ -156,13 +179,13 @@ def test_overlapping_fan_outs_share_each_hosts_collection(
 
 
 def test_concurrent_probes_of_a_hanging_host_count_as_one_failure(
-        lab_clean: Lab, start_exporter: Callable[..., Exporter]) -> None:
+    lab_clean: Lab, start_exporter: Callable[..., Exporter]
+) -> None:
     hung = lab_clean.hosts[2]["ip"]
     lab_clean.set_fault(hung, "hang")
     exporter = start_exporter(base_config(lab_clean))
     with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(lambda _: exporter.get(f"/probe?target={hung}:{lab_clean.port}", header=2),
-                                range(6)))
+        answers = list(pool.map(lambda _: exporter.get(f"/probe?target={hung}:{lab_clean.port}", header=2), range(6)))
     assert [probe_answers(text)[""] for _, text in answers] == [(0.0, "timeout")] * 6
     # six failures would make it dead (dead_after 3); shared, they are one
     assert exporter.metric("optilab_exporter_health_transitions_total", to="degraded") == 1
@@ -176,8 +199,10 @@ def slow_reader(url: str, seconds: float) -> int:
     received = 0
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.sendall(b"GET /probe?all=1 HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: 5\r\n"
-                     b"Connection: close\r\n\r\n")
+        sock.sendall(
+            b"GET /probe?all=1 HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: 5\r\n"
+            b"Connection: close\r\n\r\n"
+        )
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             chunk = sock.recv(2048)
@@ -189,15 +214,19 @@ def slow_reader(url: str, seconds: float) -> int:
 
 
 def test_slow_readers_hold_no_collection_resources_and_degrade_no_host(
-        lab_clean: Lab, start_exporter: Callable[..., Exporter]) -> None:
+    lab_clean: Lab, start_exporter: Callable[..., Exporter]
+) -> None:
     exporter = start_exporter(base_config(lab_clean))
     assert exporter.get("/probe?all=1", header=5)[0] == 200  # warm: every host has its pooled connection
     with ThreadPoolExecutor(8) as pool:
         readers = [pool.submit(slow_reader, exporter.url, 6.0) for _ in range(8)]
         # the answers are rendered and the writes crawl: no request holds a place any more
         answered = lambda: exporter.metric("optilab_exporter_http_requests_total", path="/probe", code="200")  # noqa: E731
-        wait_for(lambda: answered() == 1 + 8 and exporter.metric("optilab_exporter_requests_in_flight") == 0,
-                 timeout=4, what="the slow readers' answers to be under way with no place held")
+        wait_for(
+            lambda: answered() == 1 + 8 and exporter.metric("optilab_exporter_requests_in_flight") == 0,
+            timeout=4,
+            what="the slow readers' answers to be under way with no place held",
+        )
         singles = [exporter.get(f"/probe?target={h['ip']}:{lab_clean.port}", header=2) for h in lab_clean.hosts[3:13]]
         assert all(probe_answers(text)[""] == (1.0, None) for _, text in singles)
         assert any(not reader.done() for reader in readers)  # still reading while probes went on
@@ -209,8 +238,10 @@ def test_slow_readers_hold_no_collection_resources_and_degrade_no_host(
 
 # -- item 8: the whole answer inside the scrape timeout --------------------------------------------
 
+
 def test_a_probe_of_a_slow_host_answers_inside_the_scrape_timeout_under_load(
-        lab_clean: Lab, start_exporter: Callable[..., Exporter]) -> None:
+    lab_clean: Lab, start_exporter: Callable[..., Exporter]
+) -> None:
     slow = lab_clean.hosts[4]["ip"]
     lab_clean.set_fault(slow, "slow", delay=5.0)
     exporter = start_exporter(base_config(lab_clean), "--web.max-requests", "0")
@@ -229,8 +260,10 @@ def test_a_probe_of_a_slow_host_answers_inside_the_scrape_timeout_under_load(
 
 # -- item 6: reloads that would break auth --------------------------------------------------------
 
+
 def test_a_reload_with_a_missing_key_file_is_refused_and_probes_go_on(
-        lab_clean: Lab, start_exporter: Callable[..., Exporter], tmp_path: Path) -> None:
+    lab_clean: Lab, start_exporter: Callable[..., Exporter], tmp_path: Path
+) -> None:
     raw = base_config(lab_clean)
     exporter = start_exporter(raw)
     target = f"/probe?target={lab_clean.hosts[5]['ip']}:{lab_clean.port}"
@@ -250,14 +283,14 @@ def test_a_reload_with_a_missing_key_file_is_refused_and_probes_go_on(
 
 def wrong_key(path: Path) -> Path:
     path.unlink(missing_ok=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True,
-                   capture_output=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True, capture_output=True)
     return path
 
 
 @pytest.mark.parametrize("fix", ["config", "key_in_place"])
 def test_fixing_the_ssh_settings_ends_the_auth_backoff(
-        lab_clean: Lab, start_exporter: Callable[..., Exporter], tmp_path: Path, fix: str) -> None:
+    lab_clean: Lab, start_exporter: Callable[..., Exporter], tmp_path: Path, fix: str
+) -> None:
     key = wrong_key(tmp_path / "id_wrong")  # a real key the lab does not accept
     raw = base_config(lab_clean)
     good_key = raw["ssh"]["key_file"]
@@ -277,7 +310,7 @@ def test_fixing_the_ssh_settings_ends_the_auth_backoff(
 
 # -- item 3: a deadline inside paramiko's buffer lock ---------------------------------------------
 
-LOCK_RACE = r'''
+LOCK_RACE = r"""
 from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from pathlib import Path
@@ -328,16 +361,25 @@ sys.stdin.readline()
 out["after"] = run(5.0)
 out["closed"] = dict(pool.stats.closed)
 print(json.dumps(out), flush=True)
-'''
+"""
 
 
 def test_a_deadline_inside_paramikos_buffer_lock_fails_that_call_only(lab_clean: Lab) -> None:
     host = lab_clean.hosts[7]["ip"]
     lab_clean.set_fault(host, "slow", delay=3.0)  # the read waits in BufferedPipe.read when the lock race hits
-    args = {"ip": host, "port": lab_clean.port, "key_file": str(lab_clean.key_file),
-            "known_hosts": str(lab_clean.known_hosts)}
-    with subprocess.Popen([sys.executable, "-c", LOCK_RACE, json.dumps(args)], cwd=REPO, text=True,
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE) as driver:
+    args = {
+        "ip": host,
+        "port": lab_clean.port,
+        "key_file": str(lab_clean.key_file),
+        "known_hosts": str(lab_clean.known_hosts),
+    }
+    with subprocess.Popen(
+        [sys.executable, "-c", LOCK_RACE, json.dumps(args)],
+        cwd=REPO,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    ) as driver:
         assert driver.stdout is not None and driver.stdin is not None
         assert driver.stdout.readline().strip() == "FIXED"
         lab_clean.set_fault(host, "none")

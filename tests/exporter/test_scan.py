@@ -39,8 +39,9 @@ def test_network_size_is_bounded() -> None:
 def test_identify_reads_hostname_and_os() -> None:
     release = 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.3\n'
     target = Target("127.0.1.7", 22)
-    assert identify("pc-7\n" + release, target) == Found(target, "pc-7", "Alpine Linux 3.20.3",
-                                                         os_type="Alpine Linux", os_version="3.20.3")
+    assert identify("pc-7\n" + release, target) == Found(
+        target, "pc-7", "Alpine Linux 3.20.3", os_type="Alpine Linux", os_version="3.20.3"
+    )
     with pytest.raises(ValueError):
         identify("\nID=debian\n", target)
 
@@ -55,24 +56,28 @@ def test_merge_updates_known_hosts_and_keeps_everything_else() -> None:
         },
     }
     found = [
-        Found(Target("127.0.1.1", 22), "pc-01", "Debian"),       # known bare string -> gains a hostname
-        Found(Target("127.0.1.2", 2200), "pc-02", "Debian"),     # known with a port -> renamed
-        Found(Target("127.0.1.20", 22), "pc-20", "Rocky"),       # inside chemistry's subnet
-        Found(Target("127.0.1.40", 22), "pc-40", "Alpine"),      # new -> --department
-        Found(Target("127.0.1.41", 2222), "pc-41", "Ubuntu"),    # new on another port
-        Found(Target("127.0.1.50", 22), error="hostkey"),        # not verified -> not added
+        Found(Target("127.0.1.1", 22), "pc-01", "Debian"),  # known bare string -> gains a hostname
+        Found(Target("127.0.1.2", 2200), "pc-02", "Debian"),  # known with a port -> renamed
+        Found(Target("127.0.1.20", 22), "pc-20", "Rocky"),  # inside chemistry's subnet
+        Found(Target("127.0.1.40", 22), "pc-40", "Alpine"),  # new -> --department
+        Found(Target("127.0.1.41", 2222), "pc-41", "Ubuntu"),  # new on another port
+        Found(Target("127.0.1.50", 22), error="hostkey"),  # not verified -> not added
     ]
     merged, added, updated = merge_inventory(raw, found, "discovered", 22)
     assert (added, updated) == (3, 2)
     assert merged["probe"] == {"timeout": "4s"}
     assert merged["departments"]["physics"]["hosts"] == [
         {"target": "127.0.1.1", "hostname": "pc-01", "os": "Debian"},
-        {"target": "127.0.1.2:2200", "hostname": "pc-02", "os": "Debian"}]
+        {"target": "127.0.1.2:2200", "hostname": "pc-02", "os": "Debian"},
+    ]
     assert merged["departments"]["chemistry"] == {
-        "subnets": ["127.0.1.16/28"], "hosts": [{"target": "127.0.1.20", "hostname": "pc-20", "os": "Rocky"}]}
+        "subnets": ["127.0.1.16/28"],
+        "hosts": [{"target": "127.0.1.20", "hostname": "pc-20", "os": "Rocky"}],
+    }
     assert merged["departments"]["discovered"]["hosts"] == [
         {"target": "127.0.1.40", "hostname": "pc-40", "os": "Alpine"},
-        {"target": "127.0.1.41:2222", "hostname": "pc-41", "os": "Ubuntu"}]
+        {"target": "127.0.1.41:2222", "hostname": "pc-41", "os": "Ubuntu"},
+    ]
     config = parse_config(merged, "merged.yaml")
     assert config.inventory.hosts["127.0.1.20:22"].department == "chemistry"
     assert config.inventory.hosts["127.0.1.20:22"].os == "Rocky"
@@ -81,16 +86,26 @@ def test_merge_updates_known_hosts_and_keeps_everything_else() -> None:
 
 
 def test_merge_updates_a_changed_os_and_keeps_one_the_scan_did_not_learn() -> None:
-    raw = {"departments": {"physics": {"hosts": [
-        {"target": "127.0.1.1", "hostname": "pc-01", "os": "Debian GNU/Linux 11 (bullseye)"},
-        {"target": "127.0.1.2", "hostname": "pc-02", "os": "Alpine Linux v3.20"}]}}}
-    found = [Found(Target("127.0.1.1", 22), "pc-01", "Debian GNU/Linux 12 (bookworm)"),  # upgraded
-             Found(Target("127.0.1.2", 22), "pc-02", None)]  # os-release told nothing: keep what we had
+    raw = {
+        "departments": {
+            "physics": {
+                "hosts": [
+                    {"target": "127.0.1.1", "hostname": "pc-01", "os": "Debian GNU/Linux 11 (bullseye)"},
+                    {"target": "127.0.1.2", "hostname": "pc-02", "os": "Alpine Linux v3.20"},
+                ]
+            }
+        }
+    }
+    found = [
+        Found(Target("127.0.1.1", 22), "pc-01", "Debian GNU/Linux 12 (bookworm)"),  # upgraded
+        Found(Target("127.0.1.2", 22), "pc-02", None),
+    ]  # os-release told nothing: keep what we had
     merged, added, updated = merge_inventory(raw, found, "physics", 22)
     assert (added, updated) == (0, 1)
     assert merged["departments"]["physics"]["hosts"] == [
         {"target": "127.0.1.1", "hostname": "pc-01", "os": "Debian GNU/Linux 12 (bookworm)"},
-        {"target": "127.0.1.2", "hostname": "pc-02", "os": "Alpine Linux v3.20"}]
+        {"target": "127.0.1.2", "hostname": "pc-02", "os": "Alpine Linux v3.20"},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -104,27 +119,39 @@ def test_scan_of_a_simulated_lab_writes_a_valid_inventory(lab: Lab, tmp_path: Pa
     out = tmp_path / "inventory.yaml"
     lab.set_fault(lab.hosts[4]["ip"], "hostkey")  # its key no longer matches known_hosts
     try:
-        result = run_scan("127.0.1.0/24", "--port", str(lab.port), "--config", str(lab.inventory),
-                          "--out", str(out), "--department", "found")
+        result = run_scan(
+            "127.0.1.0/24",
+            "--port",
+            str(lab.port),
+            "--config",
+            str(lab.inventory),
+            "--out",
+            str(out),
+            "--department",
+            "found",
+        )
     finally:
         lab.set_fault(lab.hosts[4]["ip"], "none")
     assert result.returncode == 0, result.stderr
     assert "5 SSH ports open, 4 logged in; 4 added" in result.stderr
     assert f"{lab.hosts[4]['ip']}:{lab.port}  not added: hostkey" in result.stderr
     lab_ssh = load_config(lab.inventory).ssh
-    assert (f"logging in as {lab_ssh.user} with key {lab_ssh.key_file}; host keys checked against "
-            f"{lab_ssh.known_hosts}") in result.stderr  # which files decided
+    assert (
+        f"logging in as {lab_ssh.user} with key {lab_ssh.key_file}; host keys checked against {lab_ssh.known_hosts}"
+    ) in result.stderr  # which files decided
     refused = next(line for line in result.stderr.splitlines() if "not added: hostkey" in line)
     assert str(lab_ssh.known_hosts) in refused, refused  # why, naming the file that refused it
     written = yaml.safe_load(out.read_text())["ssh"]
     assert Path(written["key_file"]).is_absolute() and Path(written["known_hosts"]).is_absolute()
     config = load_config(out)
     assert {str(t): e.hostname for t, e in config.inventory.hosts.items()} == {
-        f"{h['ip']}:{lab.port}": h["hostname"] for h in lab.hosts[:4]}
+        f"{h['ip']}:{lab.port}": h["hostname"] for h in lab.hosts[:4]
+    }
     assert {e.department for e in config.inventory.hosts.values()} == {"found"}
     os_names = {f"{h['ip']}:{h['port']}": h["os"] for h in lab.status()}  # the simulated os-release
     assert {str(t): e.os for t, e in config.inventory.hosts.items()} == {
-        target: os_names[target] for target in map(str, config.inventory.hosts)}
+        target: os_names[target] for target in map(str, config.inventory.hosts)
+    }
     assert all(os_names.values())
     before = yaml.safe_load(out.read_text())
     again = run_scan("127.0.1.0/29", "--port", str(lab.port), "--out", str(out), "--quiet")
@@ -133,7 +160,8 @@ def test_scan_of_a_simulated_lab_writes_a_valid_inventory(lab: Lab, tmp_path: Pa
 
 
 def test_scan_publishes_a_discovery_event_per_host_when_the_inventory_has_rabbitmq(
-        lab: Lab, tmp_path: Path, amqp_url: str, amqp_names: AmqpNames) -> None:
+    lab: Lab, tmp_path: Path, amqp_url: str, amqp_names: AmqpNames
+) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:  # what the consumer declares: the exchange, and a queue bound to every routing key
         channel = connection.channel()
@@ -146,8 +174,9 @@ def test_scan_publishes_a_discovery_event_per_host_when_the_inventory_has_rabbit
     config["rabbitmq"] = {"url": amqp_url, "exchange": amqp_names.exchange}
     inventory = tmp_path / "with-rabbitmq.yaml"
     inventory.write_text(yaml.safe_dump(config))
-    result = run_scan("127.0.1.0/29", "--port", str(lab.port), "--config", str(inventory),
-                      "--department", "found", "--quiet")
+    result = run_scan(
+        "127.0.1.0/29", "--port", str(lab.port), "--config", str(inventory), "--department", "found", "--quiet"
+    )
     assert result.returncode == 0, result.stderr
     # the host whose key an earlier test rotated stays refused in this module's lab: not logged in, no event
     logged_in = [h for h in lab.hosts if f"{h['ip']}:{lab.port}  {h['hostname']}  " in result.stderr]
@@ -160,7 +189,10 @@ def test_scan_publishes_a_discovery_event_per_host_when_the_inventory_has_rabbit
     for event, host in zip(events, sorted(logged_in, key=lambda h: f"{h['ip']}:{lab.port}"), strict=True):
         assert event["type"] == "discovery" and event["version"] == 1
         assert (event["instance"], event["hostname"], event["ip"]) == (
-            f"{host['ip']}:{lab.port}", host["hostname"], host["ip"])
+            f"{host['ip']}:{lab.port}",
+            host["hostname"],
+            host["ip"],
+        )
         assert event["department"] == "found"  # where the merge put it (--config only lends the login)
         assert event["os_type"] and event["os_version"]
         assert event["os_type"] in status[host["ip"]]["os"]
@@ -176,7 +208,9 @@ def test_scan_refuses_a_large_network_and_writes_nothing(tmp_path: Path) -> None
 
 def test_a_refused_login_names_the_user_and_key_it_tried() -> None:
     ssh = SshSettings(user="optilab", key_file=Path("/etc/optilab/id_ed25519"), known_hosts=Path("/var/kh"))
-    assert explain("auth", "AuthenticationException()", ssh) == \
-        "auth (login as optilab with key /etc/optilab/id_ed25519 refused)"
+    assert (
+        explain("auth", "AuthenticationException()", ssh)
+        == "auth (login as optilab with key /etc/optilab/id_ed25519 refused)"
+    )
     assert explain("hostkey", "", ssh) == "hostkey (checked against /var/kh)"
     assert explain("refused", "", ssh) == "refused"

@@ -81,9 +81,11 @@ def test_busybox_who_without_sessions_is_free():
     reading = seats_of("alpine")
     assert (reading.source, reading.sessions) == ("who", ())
     assert seat_state(reading, reachable=True) == "free"
-    busybox = ("USER       TTY      IDLE      TIME            HOST\n"
-               "lab        tty1     00:12     Nov 28 01:02:03  \n"
-               "ops        pts/0    .         Nov 28 01:05:00  127.0.0.1\n")
+    busybox = (
+        "USER       TTY      IDLE      TIME            HOST\n"
+        "lab        tty1     00:12     Nov 28 01:02:03  \n"
+        "ops        pts/0    .         Nov 28 01:05:00  127.0.0.1\n"
+    )
     assert parse_who_u(busybox) == (SeatSession("local", False, 720.0), SeatSession("remote", False, 0.0))
 
 
@@ -93,16 +95,19 @@ def test_rocky_who_lines_are_local_even_with_a_tty_name_as_host():
     assert [s.kind for s in parse_who_u(who)] == ["local", "local", "remote"]
 
 
-@pytest.mark.parametrize(("sessions", "state"), [
-    ((), "free"),
-    ((SeatSession("remote"),), "free"),
-    ((SeatSession("local", False, 10.0),), "in_use"),
-    ((SeatSession("local", False, None),), "in_use"),
-    ((SeatSession("local", False, 400.0),), "idle"),
-    ((SeatSession("local", True, 0.0),), "locked"),
-    ((SeatSession("local", True, 0.0), SeatSession("local", False, 900.0)), "idle"),
-    ((SeatSession("local", True, 0.0), SeatSession("local", False, 5.0)), "in_use"),
-])
+@pytest.mark.parametrize(
+    ("sessions", "state"),
+    [
+        ((), "free"),
+        ((SeatSession("remote"),), "free"),
+        ((SeatSession("local", False, 10.0),), "in_use"),
+        ((SeatSession("local", False, None),), "in_use"),
+        ((SeatSession("local", False, 400.0),), "idle"),
+        ((SeatSession("local", True, 0.0),), "locked"),
+        ((SeatSession("local", True, 0.0), SeatSession("local", False, 900.0)), "idle"),
+        ((SeatSession("local", True, 0.0), SeatSession("local", False, 5.0)), "in_use"),
+    ],
+)
 def test_one_state_per_machine(sessions, state):
     assert seat_state(SeatReading("loginctl", sessions), reachable=True, idle_after_s=300) == state
 
@@ -125,8 +130,10 @@ def test_a_local_session_whose_hints_are_missing_is_counted_in_use():
     sources = seat_sources(batch_sections("rocky")["seats"])
     sources["cmd:seats"] = "self 41\n"
     reading = seats.reading(sources)
-    assert reading is not None and reading.sessions == (SeatSession("local", False, None),
-                                                        SeatSession("remote", False, None))
+    assert reading is not None and reading.sessions == (
+        SeatSession("local", False, None),
+        SeatSession("remote", False, None),
+    )
     assert seat_state(reading, reachable=True) == "in_use"
 
 
@@ -144,27 +151,43 @@ def _run_seats_command(tmp_path, files: dict[str, str], own: str) -> str:
     (bin_dir / "loginctl").chmod(0o755)
     command = SEATS_COMMAND.replace(SESSION_DIR, f"{sessions}/")
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "XDG_SESSION_ID": own}
-    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, timeout=10,
-                          check=True).stdout
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, timeout=10, check=True).stdout
 
 
 def test_seats_command_asks_logind_only_about_local_user_sessions_not_its_own(tmp_path):
-    files = {"3": "# This is private data. Do not parse.\nSTATE=active\nREMOTE=0\nTYPE=x11\nCLASS=user\nSEAT=seat0\n",
-             "c1": "STATE=online\nREMOTE=0\nTYPE=wayland\nCLASS=greeter\nSEAT=seat0\n",
-             "17": "STATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\nTTY=pts/0\n",
-             "20": "STATE=closing\nREMOTE=0\nTYPE=tty\nCLASS=user\nTTY=tty3\n",
-             "41": "STATE=active\nREMOTE=0\nTYPE=tty\nCLASS=user\n",
-             "52": "CLASS=user\nTYPE=tty\nTTY=tty4\nREMOTE=0\nSTATE=online\n",  # another key order
-             "60": "STATE=active\nCLASS=user\nTYPE=tty\n"}  # no REMOTE: not asked about
+    files = {
+        "3": "# This is private data. Do not parse.\nSTATE=active\nREMOTE=0\nTYPE=x11\nCLASS=user\nSEAT=seat0\n",
+        "c1": "STATE=online\nREMOTE=0\nTYPE=wayland\nCLASS=greeter\nSEAT=seat0\n",
+        "17": "STATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\nTTY=pts/0\n",
+        "20": "STATE=closing\nREMOTE=0\nTYPE=tty\nCLASS=user\nTTY=tty3\n",
+        "41": "STATE=active\nREMOTE=0\nTYPE=tty\nCLASS=user\n",
+        "52": "CLASS=user\nTYPE=tty\nTTY=tty4\nREMOTE=0\nSTATE=online\n",  # another key order
+        "60": "STATE=active\nCLASS=user\nTYPE=tty\n",
+    }  # no REMOTE: not asked about
     out = _run_seats_command(tmp_path, files, "41")
-    assert out.splitlines() == ["self 41", "@loginctl", "arg show-session", "arg -p", "arg Id", "arg -p",
-                                "arg LockedHint", "arg -p", "arg IdleHint", "arg -p", "arg IdleSinceHint",
-                                "arg --", "arg 3", "arg 52"]
+    assert out.splitlines() == [
+        "self 41",
+        "@loginctl",
+        "arg show-session",
+        "arg -p",
+        "arg Id",
+        "arg -p",
+        "arg LockedHint",
+        "arg -p",
+        "arg IdleHint",
+        "arg -p",
+        "arg IdleSinceHint",
+        "arg --",
+        "arg 3",
+        "arg 52",
+    ]
 
 
 def test_seats_command_runs_no_process_without_a_local_session(tmp_path):
-    files = {"17": "STATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\nTTY=pts/0\n",
-             "41": "STATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\n"}
+    files = {
+        "17": "STATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\nTTY=pts/0\n",
+        "41": "STATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\n",
+    }
     assert _run_seats_command(tmp_path, files, "41") == "self 41\n"
 
 
@@ -186,11 +209,21 @@ def _inventory(department: dict) -> dict:
 
 
 def test_inventory_maintenance_idle_minutes_and_opening_hours():
-    config = parse_config(_inventory({
-        "hosts": [{"target": "127.0.1.1", "maintenance": True}, "127.0.1.2"], "idle_minutes": 10,
-        "opening_hours": {"timezone": "Europe/Berlin", "mon-fri": "08:00-20:00",
-                          "sat": ["10:00-12:00", "13:00-16:00"], "closed": [date(2026, 12, 24), "2026-12-25"]},
-    }), "inv.yml")
+    config = parse_config(
+        _inventory(
+            {
+                "hosts": [{"target": "127.0.1.1", "maintenance": True}, "127.0.1.2"],
+                "idle_minutes": 10,
+                "opening_hours": {
+                    "timezone": "Europe/Berlin",
+                    "mon-fri": "08:00-20:00",
+                    "sat": ["10:00-12:00", "13:00-16:00"],
+                    "closed": [date(2026, 12, 24), "2026-12-25"],
+                },
+            }
+        ),
+        "inv.yml",
+    )
     hosts = config.inventory.hosts
     assert hosts["127.0.1.1:22"].maintenance and not hosts["127.0.1.2:22"].maintenance
     assert hosts["127.0.1.2:22"].idle_minutes == 10.0
@@ -201,20 +234,35 @@ def test_inventory_maintenance_idle_minutes_and_opening_hours():
     assert hours.closed == {date(2026, 12, 24), date(2026, 12, 25)}
 
 
-@pytest.mark.parametrize(("department", "message"), [
-    ({"hosts": [{"target": "127.0.1.1", "maintenance": "yes"}]},
-     "inv.yml: departments.physics.hosts[0].maintenance: 'yes' is not true or false"),
-    ({"hosts": ["127.0.1.1"], "idle_minutes": 0},
-     "inv.yml: departments.physics.idle_minutes: 0 is not a number of minutes from 0.5 to 1440"),
-    ({"hosts": ["127.0.1.1"], "opening_hours": {"timezone": "Mars/Olympus"}},
-     "inv.yml: departments.physics.opening_hours.timezone: 'Mars/Olympus' is not an IANA time zone"),
-    ({"hosts": ["127.0.1.1"], "opening_hours": {"timezone": "UTC", "mon": "20:00-08:00"}},
-     "inv.yml: departments.physics.opening_hours.mon: '20:00-08:00' is not a span like 08:00-20:00"),
-    ({"hosts": ["127.0.1.1"], "opening_hours": {"timezone": "UTC", "monday": "08:00-10:00"}},
-     "inv.yml: departments.physics.opening_hours.monday: unknown field"),
-    ({"hosts": ["127.0.1.1"], "opening_hours": {"timezone": "UTC", "closed": ["24.12.2026"]}},
-     "inv.yml: departments.physics.opening_hours.closed[0]: '24.12.2026' is not a date"),
-])
+@pytest.mark.parametrize(
+    ("department", "message"),
+    [
+        (
+            {"hosts": [{"target": "127.0.1.1", "maintenance": "yes"}]},
+            "inv.yml: departments.physics.hosts[0].maintenance: 'yes' is not true or false",
+        ),
+        (
+            {"hosts": ["127.0.1.1"], "idle_minutes": 0},
+            "inv.yml: departments.physics.idle_minutes: 0 is not a number of minutes from 0.5 to 1440",
+        ),
+        (
+            {"hosts": ["127.0.1.1"], "opening_hours": {"timezone": "Mars/Olympus"}},
+            "inv.yml: departments.physics.opening_hours.timezone: 'Mars/Olympus' is not an IANA time zone",
+        ),
+        (
+            {"hosts": ["127.0.1.1"], "opening_hours": {"timezone": "UTC", "mon": "20:00-08:00"}},
+            "inv.yml: departments.physics.opening_hours.mon: '20:00-08:00' is not a span like 08:00-20:00",
+        ),
+        (
+            {"hosts": ["127.0.1.1"], "opening_hours": {"timezone": "UTC", "monday": "08:00-10:00"}},
+            "inv.yml: departments.physics.opening_hours.monday: unknown field",
+        ),
+        (
+            {"hosts": ["127.0.1.1"], "opening_hours": {"timezone": "UTC", "closed": ["24.12.2026"]}},
+            "inv.yml: departments.physics.opening_hours.closed[0]: '24.12.2026' is not a date",
+        ),
+    ],
+)
 def test_inventory_mistakes_name_the_field(department, message):
     with pytest.raises(ConfigError) as info:
         parse_config(_inventory(department), "inv.yml")
@@ -244,7 +292,8 @@ def test_labsim_day_has_every_state_and_the_probe_session_is_never_counted():
             state.advance(MONDAY + step)
             reading = labsim_reading(state, MONDAY + step)
             assert reading.count("local") + reading.count("remote") == (
-                len([s for s in state.sessions if s.remote or s.tty.startswith("tty")]))
+                len([s for s in state.sessions if s.remote or s.tty.startswith("tty")])
+            )
             seen.add(seat_state(reading, reachable=True))
     assert {"free", "in_use", "idle", "locked"} <= seen
 

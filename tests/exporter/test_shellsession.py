@@ -24,7 +24,7 @@ from optilab.exporter.ssherror import SshError
 from tests.fixtures.sshd import USER, Sshd
 from tests.support.driver import run_driver
 
-DRIVER = r'''
+DRIVER = r"""
 from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from pathlib import Path
@@ -131,12 +131,19 @@ out["stats"] = {"dials": dict(pool.stats.dials), "errors": dict(pool.stats.error
                 "closed": dict(pool.stats.closed)}
 pool.close()
 print("RESULT " + json.dumps(out), flush=True)
-'''
+"""
 
 
 def drive(sshd: Sshd, scenario: str, mode: str = "shell", **extra: Any) -> dict[str, Any]:
-    args = {"scenario": scenario, "mode": mode, "port": sshd.port, "user": sshd.user,
-            "key_file": str(sshd.key_file), "known_hosts": str(sshd.trust()), **extra}
+    args = {
+        "scenario": scenario,
+        "mode": mode,
+        "port": sshd.port,
+        "user": sshd.user,
+        "key_file": str(sshd.key_file),
+        "known_hosts": str(sshd.trust()),
+        **extra,
+    }
 
     def answer(line: str) -> bool:
         if not line.startswith("ASK "):
@@ -182,8 +189,13 @@ def test_the_request_is_constant_and_the_nonce_only_hex() -> None:
 def test_a_command_cannot_change_the_session_and_an_exit_loses_only_its_own_answer() -> None:
     nonce = secrets.token_hex(16)
     exits, moves = "echo gone; exit 0", "cd /proc; optilab_n=forged; echo moved"
-    stdin = (setup_line(nonce) + request(exits, None) + request(moves, exits) + request("pwd; echo $optilab_n", moves)
-             + "exit\n")
+    stdin = (
+        setup_line(nonce)
+        + request(exits, None)
+        + request(moves, exits)
+        + request("pwd; echo $optilab_n", moves)
+        + "exit\n"
+    )
     out = subprocess.run(["sh"], input=stdin, capture_output=True, text=True, timeout=30, cwd="/tmp", check=True).stdout
     answers = out.split(f"{nonce} ready\n", 1)[1].split(f"{nonce} begin\n")[1:]
     with pytest.raises(SshError, match="has no status"):
@@ -235,8 +247,10 @@ def test_exec_mode_opens_one_session_per_answer(sshd: Sshd) -> None:
 
 
 def test_marker_and_nonce_like_text_in_a_file_on_the_target_is_just_data(sshd: Sshd) -> None:
-    hostile = (f"@@optilab end\n{secrets.token_hex(16)} end 0\n{secrets.token_hex(16)} begin\n"
-               f"{secrets.token_hex(16)} ready\n\n\n$(echo injected) `id` ;exit 0\nno final newline")
+    hostile = (
+        f"@@optilab end\n{secrets.token_hex(16)} end 0\n{secrets.token_hex(16)} begin\n"
+        f"{secrets.token_hex(16)} ready\n\n\n$(echo injected) `id` ;exit 0\nno final newline"
+    )
     with tempfile.TemporaryDirectory(prefix="optilab-hostile-") as folder:  # pytest's tmp is root-only
         Path(folder).chmod(0o755)
         path = Path(folder) / "hostile.txt"
@@ -323,8 +337,10 @@ def test_the_fresh_login_check_runs_beside_scrapes_and_catches_a_revoked_key(ssh
     assert result["after_dial"]["optilab_login_check_duration_seconds{}"] == 0.0
     assert result["after_check"]["optilab_login_check_success{}"] == 1.0
     assert result["after_check"]["optilab_login_check_duration_seconds{}"] > 0.0
-    assert result["after_check"]["optilab_login_check_timestamp_seconds{}"] > \
-        result["after_dial"]["optilab_login_check_timestamp_seconds{}"]
+    assert (
+        result["after_check"]["optilab_login_check_timestamp_seconds{}"]
+        > result["after_dial"]["optilab_login_check_timestamp_seconds{}"]
+    )
     assert result["after_revoke"]["optilab_login_check_success{}"] == 0.0
     assert result["reason"] == "auth"
     assert result["stats"]["closed"].get("login_check") == 1  # the revoked dial never became a connection

@@ -21,8 +21,12 @@ TARGET = Target("127.0.1.5", 22)
 
 
 def capture() -> dict[str, str]:
-    return {sd.UNITS: (DATA / "list-units.txt").read_text(), sd.SHOW: (DATA / "show.txt").read_text(),
-            sd.STATE: (DATA / "is-system-running.txt").read_text(), sd.VERSION: (DATA / "version.txt").read_text()}
+    return {
+        sd.UNITS: (DATA / "list-units.txt").read_text(),
+        sd.SHOW: (DATA / "show.txt").read_text(),
+        sd.STATE: (DATA / "is-system-running.txt").read_text(),
+        sd.VERSION: (DATA / "version.txt").read_text(),
+    }
 
 
 def samples(families) -> dict[tuple, float]:
@@ -44,8 +48,16 @@ def test_systemd_from_systemctl_capture():
     assert got[(state, ("name", "apt-daily.timer"), ("state", "active"), ("type", ""))] == 1
     names = {dict(key[1:])["name"] for key in got if key[0] == state}
     # upstream's default exclude (automount, device, mount, scope, slice) and only loaded units
-    assert names == {"cron.service", "cups.service", "ssh.service", "apt-daily.service", "systemd-fsck-root.service",
-                     "cups.socket", "apt-daily.timer", "e2scrub_all.timer"}
+    assert names == {
+        "cron.service",
+        "cups.service",
+        "ssh.service",
+        "apt-daily.service",
+        "systemd-fsck-root.service",
+        "cups.socket",
+        "apt-daily.timer",
+        "e2scrub_all.timer",
+    }
     # the summary counts every unit listed, loaded or not
     assert got[("node_systemd_units", ("state", "active"))] == 11
     assert got[("node_systemd_units", ("state", "inactive"))] == 2
@@ -147,8 +159,9 @@ def test_probe_waits_only_for_a_hosts_first_refresh():
             return frame({"/proc/loadavg": "0.10 0.20 0.30 1/100 1234\n"}, [])
 
     runner = Both()
-    prober = Prober(runner, HealthBook(HealthSettings()), plans=lambda entry: make_plan(["loadavg", "systemd"]),
-                    slow_interval=0.5)
+    prober = Prober(
+        runner, HealthBook(HealthSettings()), plans=lambda entry: make_plan(["loadavg", "systemd"]), slow_interval=0.5
+    )
     entry = HostEntry(TARGET, "physics", None)
     first = render(prober.probe(entry, time.monotonic() + 5).families).decode()
     assert 'node_scrape_collector_success{collector="systemd"} 1' in first  # the first scrape waited for it
@@ -158,13 +171,19 @@ def test_probe_waits_only_for_a_hosts_first_refresh():
     second = render(prober.probe(entry, time.monotonic() + 5).families).decode()
     assert time.monotonic() - started < 0.2  # the refresh runs in its own greenlet; the scrape did not wait
     assert 'node_scrape_collector_success{collector="systemd"} 1' in second  # served from the cache
-    age = next(line for line in second.splitlines()
-               if line.startswith('optilab_scrape_collector_cache_age_seconds{collector="systemd"}'))
+    age = next(
+        line
+        for line in second.splitlines()
+        if line.startswith('optilab_scrape_collector_cache_age_seconds{collector="systemd"}')
+    )
     assert float(age.rsplit(" ", 1)[1]) >= 0.5
     gevent.sleep(0.4)
     assert runner.calls.count("slow") == 2
-    no_time = render(Prober(Both(), HealthBook(HealthSettings()), plans=lambda entry: make_plan(["loadavg", "systemd"])
-                            ).probe(entry, time.monotonic() + 0.1).families).decode()
+    no_time = render(
+        Prober(Both(), HealthBook(HealthSettings()), plans=lambda entry: make_plan(["loadavg", "systemd"]))
+        .probe(entry, time.monotonic() + 0.1)
+        .families
+    ).decode()
     assert 'collector="systemd"' not in no_time  # no second to spare: no wait, not reported until it has run
 
 
@@ -202,6 +221,7 @@ def test_labsim_answers_the_slow_script_and_shows_sys():
 
 def test_nvidia_gpu_from_nvidia_smi_csv():
     from optilab.exporter.collectors import nvidia_gpu
+
     collector = by_name()["nvidia_gpu"]
     text = (paths.DATA / "slow" / "gpu" / "nvidia-smi-query.csv").read_text()
     got = samples(collector.collect({nvidia_gpu.SOURCE: text}, collector.options()))
@@ -220,26 +240,38 @@ def test_nvidia_gpu_from_nvidia_smi_csv():
     assert len(info) == 2 and any(("name", "NVIDIA T400 4GB") in key for key in info)
     assert collector.collect({}, collector.options()) == []  # no nvidia-smi
     with pytest.raises(ValueError):  # driver not loaded: nvidia-smi prints an error instead of the CSV
-        collector.collect({nvidia_gpu.SOURCE: "NVIDIA-SMI has failed because it couldn't communicate with the "
-                           "NVIDIA driver.\n"}, collector.options())
+        collector.collect(
+            {nvidia_gpu.SOURCE: "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n"},
+            collector.options(),
+        )
     assert "nvidia-smi --query-gpu=" in nvidia_gpu.COMMAND and collector.tier == "slow"
 
 
 def test_smartctl_json_with_smartctl_exporters_names():
     from optilab.exporter.collectors import smartctl
+
     collector = by_name()["smartctl"]
     text = (paths.DATA / "slow" / "smart" / "smartctl.json").read_text()
     got = samples(collector.collect({smartctl.SOURCE: text}, collector.options()))
-    sda = (("device", "/dev/sda"), ("model_family", "Samsung based SSDs"),
-           ("model_name", "Samsung SSD 870 EVO 500GB"), ("serial_number", "S62ANJ0R123456X"))
+    sda = (
+        ("device", "/dev/sda"),
+        ("model_family", "Samsung based SSDs"),
+        ("model_name", "Samsung SSD 870 EVO 500GB"),
+        ("serial_number", "S62ANJ0R123456X"),
+    )
     status = {dict(k[1:])["device"]: v for k, v in got.items() if k[0] == "smartctl_device_smartctl_exit_status"}
     assert status == {"/dev/sda": 0, "/dev/nvme0n1": 0, "/dev/sdb": 2}  # sda: the sudo -n retry answered
     assert got[("smartctl_device_smart_status", *sda)] == 1
     # a counter without _total, as smartctl_exporter names it; prometheus_client's parser appends _total
     assert got[("smartctl_device_power_on_seconds_total", *sda)] == 7431 * 3600
     assert got[("smartctl_device_temperature", *sorted((*sda, ("temperature_type", "current"))))] == 33
-    realloc = [v for k, v in got.items() if k[0] == "smartctl_device_attribute"
-               and ("attribute_name", "Reallocated_Sector_Ct") in k and ("attribute_value_type", "thresh") in k]
+    realloc = [
+        v
+        for k, v in got.items()
+        if k[0] == "smartctl_device_attribute"
+        and ("attribute_name", "Reallocated_Sector_Ct") in k
+        and ("attribute_value_type", "thresh") in k
+    ]
     assert realloc == [10]
     flags = {dict(k[1:])["attribute_flags_long"] for k in got if k[0] == "smartctl_device_attribute"}
     assert "prefailure,updated_online,event_count,auto_keep" in flags

@@ -18,11 +18,25 @@ from tests.fixtures.sshd import Sshd
 from tests.support.driver import run_driver
 
 
-def drive(sshd: Sshd, scenario: str, known_hosts: Path | None = None, policy: str = "strict",
-          pool: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+def drive(
+    sshd: Sshd,
+    scenario: str,
+    known_hosts: Path | None = None,
+    policy: str = "strict",
+    pool: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """Run one scenario in a patched interpreter; restarts sshd when the driver asks for it."""
-    args = {"scenario": scenario, "port": sshd.port, "user": sshd.user, "key_file": str(sshd.key_file),
-            "known_hosts": str(known_hosts or sshd.trust()), "policy": policy, "pool": pool or {}, **extra}
+    args = {
+        "scenario": scenario,
+        "port": sshd.port,
+        "user": sshd.user,
+        "key_file": str(sshd.key_file),
+        "known_hosts": str(known_hosts or sshd.trust()),
+        "policy": policy,
+        "pool": pool or {},
+        **extra,
+    }
 
     def answer(line: str) -> bool:
         if line.startswith("RESTART"):
@@ -146,8 +160,7 @@ def test_a_changed_host_key_is_refused_even_under_accept_new(sshd: Sshd) -> None
     assert sshd.accepted_logins() == 0
 
 
-def test_the_connection_cap_evicts_the_least_recently_used_idle_connection(
-        sshd_factory: Callable[[], Sshd]) -> None:
+def test_the_connection_cap_evicts_the_least_recently_used_idle_connection(sshd_factory: Callable[[], Sshd]) -> None:
     first, second = sshd_factory(), sshd_factory()
     second.key_file.write_bytes(first.key_file.read_bytes())  # one user key logs in to both
     second.authorized_keys.write_text(Path(f"{first.key_file}.pub").read_text())

@@ -54,18 +54,23 @@ DATASOURCES_YML = REPO / "grafana" / "provisioning" / "datasources" / "optilab.y
 PROVIDERS_YML = REPO / "grafana" / "provisioning" / "dashboards" / "optilab.yml"
 PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
 
-PANEL_TYPES = {"row", "stat", "timeseries", "table", "bargauge", "gauge", "piechart", "state-timeline",
-               "text", "barchart", "heatmap"}
+PANEL_TYPES = {
+    "row",
+    "stat",
+    "timeseries",
+    "table",
+    "bargauge",
+    "gauge",
+    "piechart",
+    "state-timeline",
+    "text",
+    "barchart",
+    "heatmap",
+}
 LABEL_VALUES = re.compile(r"^label_values\((?:(?P<selector>.+),\s*)?(?P<label>\w+)\)$")
 # Only expressions over Prometheus' ALERTS (directly or through the alert recording rules) may
 # legitimately come back empty: nothing has to be firing. Everything else must return data.
 MAY_BE_EMPTY = re.compile(r"\bALERTS\b|alerts_firing|alerts_activations")
-
-
-
-
-
-
 
 
 def strings(node: Any) -> Iterator[str]:
@@ -98,12 +103,14 @@ def variable_query(variable: dict[str, Any]) -> str:
 
 
 def overlaps(a: dict[str, int], b: dict[str, int]) -> bool:
-    return a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] \
-        and b["y"] < a["y"] + a["h"]
+    return (
+        a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # Static: the files are dashboards Grafana accepts, wired to the provisioned datasources.
+
 
 def test_the_four_dashboards_exist_with_unique_uids() -> None:
     """Overview, Department, Machine and Alerts, each with its own uid (links and provisioning use it)."""
@@ -145,7 +152,7 @@ def test_dashboard_is_a_valid_grafana_model(path: Path) -> None:
                 assert target["format"] in {"table", "time_series"}, where
     grids = [panel["gridPos"] for panel in all_panels]
     for i, a in enumerate(grids):
-        for b in grids[i + 1:]:
+        for b in grids[i + 1 :]:
             assert not overlaps(a, b), f"{path.name}: panels overlap at {a} and {b}"
 
 
@@ -165,8 +172,9 @@ def test_datasources_are_template_variables_with_import_inputs(path: Path) -> No
     datasource variable of a provisioned type, and __inputs let grafana.com's import flow ask for them.
     The pass leaves a converted file unchanged, so a dashboard edited after it fails here."""
     dashboard = load(path)
-    assert datasource_pass().convert(json.loads(path.read_text())) == dashboard, \
+    assert datasource_pass().convert(json.loads(path.read_text())) == dashboard, (
         f"{path.name}: run python3 scripts/dashboard-datasources.py"
+    )
     provisioned_types = set(provisioned_datasources().values())
     refs = [panel["datasource"] for panel in panels(dashboard) if panel["type"] != "row"]
     refs += [target["datasource"] for _, target in targets(dashboard)]
@@ -203,8 +211,11 @@ def test_template_variables_are_defined_before_use(path: Path) -> None:
 
 def test_machine_dashboard_selects_machines_within_the_department() -> None:
     """instance depends on department, so it must come after it (Grafana refreshes in order)."""
-    names = [v["name"] for v in load(DASHBOARD_DIR / "optilab-machine.json")["templating"]["list"]
-             if v["type"] != "datasource"]
+    names = [
+        v["name"]
+        for v in load(DASHBOARD_DIR / "optilab-machine.json")["templating"]["list"]
+        if v["type"] != "datasource"
+    ]
     assert names == ["department", "instance"]
 
 
@@ -218,7 +229,9 @@ def test_provisioning_points_grafana_at_the_dashboards_and_datasources(monkeypat
 
     sources = yaml.safe_load(DATASOURCES_YML.read_text())["datasources"]
     assert {s["uid"]: s["url"] for s in sources} == {
-        "optilab-prometheus": "http://127.0.0.1:9090", "optilab-postgres": "127.0.0.1:5432"}
+        "optilab-prometheus": "http://127.0.0.1:9090",
+        "optilab-postgres": "127.0.0.1:5432",
+    }
     prometheus = next(s for s in sources if s["type"] == "prometheus")
     node_job = next(j for j in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"] if j["job_name"] == "node")
     assert prometheus["jsonData"]["timeInterval"] == node_job["scrape_interval"], "$__rate_interval needs it"
@@ -236,31 +249,28 @@ def expand_grafana_env(value: str) -> str:
 # Grafana's substitutions, as the Prometheus and PostgreSQL datasources apply them.
 
 
-
-
-
-
-
-
-
-
-
 def test_substitution_follows_grafanas_formats() -> None:
     """The emulation the live tests rely on: regex alternation and escaping for PromQL, quoted lists
     for SQL, single values as they are, interval built-ins, and the SQL time macros."""
     chosen = {"department": (["physics", "bio.lab"], True), "instance": (["127.0.0.1:22"], False)}
-    assert substitute('x{department=~"$department", instance="${instance}"}[$__rate_interval]', chosen,
-                      "promql") == 'x{department=~"(physics|bio\\\\.lab)", instance="127.0.0.1:22"}[1m]'
-    assert substitute("department IN ($department) AND $__timeFilter(t)", chosen, "sql") \
+    assert (
+        substitute('x{department=~"$department", instance="${instance}"}[$__rate_interval]', chosen, "promql")
+        == 'x{department=~"(physics|bio\\\\.lab)", instance="127.0.0.1:22"}[1m]'
+    )
+    assert (
+        substitute("department IN ($department) AND $__timeFilter(t)", chosen, "sql")
         == "department IN ('physics','bio.lab') AND $__timeFilter(t)"
+    )
     start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
     assert expand_sql_macros("SELECT $__timeGroupAlias(t, 1h) WHERE $__timeFilter(t)", start, end) == (
-        "SELECT floor(extract(epoch from t)/3600)*3600 AS \"time\" "
-        "WHERE t BETWEEN '2026-01-01T00:00:00.000Z' AND '2026-01-02T00:00:00.000Z'")
+        'SELECT floor(extract(epoch from t)/3600)*3600 AS "time" '
+        "WHERE t BETWEEN '2026-01-01T00:00:00.000Z' AND '2026-01-02T00:00:00.000Z'"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # Live: real sshd, exporter, Prometheus, bridge and PostgreSQL.
+
 
 @dataclass
 class Lab:
@@ -293,10 +303,18 @@ def start_exporter(workdir: Path, sshd: Sshd) -> tuple[Service, str, dict[str, s
     """
     down = f"127.0.0.3:{sshd.port}"
     inventory = {
-        "ssh": {"user": sshd.user, "key_file": str(sshd.key_file), "known_hosts": str(sshd.trust()),
-                "host_key_policy": "strict", "connect_timeout": "2s", "command_timeout": "2s"},
-        "departments": {"physics": {"hosts": [{"target": sshd.target, "hostname": "pc-01"}]},
-                        "chemistry": {"hosts": [{"target": down, "hostname": "pc-02"}]}},
+        "ssh": {
+            "user": sshd.user,
+            "key_file": str(sshd.key_file),
+            "known_hosts": str(sshd.trust()),
+            "host_key_policy": "strict",
+            "connect_timeout": "2s",
+            "command_timeout": "2s",
+        },
+        "departments": {
+            "physics": {"hosts": [{"target": sshd.target, "hostname": "pc-01"}]},
+            "chemistry": {"hosts": [{"target": down, "hostname": "pc-02"}]},
+        },
         # A first handshake slowed by a busy machine must not park the reachable host for the default
         # 10 minutes; the down host still settles in "offline" (3 failures) and never reaches "dead".
         "health": {"degraded_interval": "1s", "offline_interval": "10m"},
@@ -305,8 +323,9 @@ def start_exporter(workdir: Path, sshd: Sshd) -> tuple[Service, str, dict[str, s
     config = workdir / "exporter.yml"
     config.write_text(yaml.safe_dump(inventory))
     address = f"127.0.0.1:{free_port()}"
-    service = Service([console_script("optilab-exporter"), "--config", str(config), "--listen", address],
-                      workdir / "exporter.log")
+    service = Service(
+        [console_script("optilab-exporter"), "--config", str(config), "--listen", address], workdir / "exporter.log"
+    )
     service.wait_ready(lambda: http_ok(f"http://{address}/sd"))
     return service, address, {sshd.target: "physics", down: "chemistry"}
 
@@ -331,21 +350,28 @@ def lab(tmp_path_factory: pytest.TempPathFactory, pg_server_dsn: str) -> Iterato
         exporter, exporter_addr, departments = start_exporter(workdir, sshd)
         services.append(exporter)
         bridge_port = free_port()
-        bridge = Service([console_script("optilab-bridge"), "--listen", f"127.0.0.1:{bridge_port}",
-                          "--dsn", dsn], workdir / "bridge.log")
+        bridge = Service(
+            [console_script("optilab-bridge"), "--listen", f"127.0.0.1:{bridge_port}", "--dsn", dsn],
+            workdir / "bridge.log",
+        )
         services.append(bridge)
         bridge.wait_ready(lambda: http_ok(f"http://127.0.0.1:{bridge_port}/health"))
         # Stopped first (last in the list): it flushes remote write to the bridge while that still runs.
-        peer = start_prometheus(workdir / "prometheus",
-                                prometheus_config(exporter_addr, f"127.0.0.1:{bridge_port}"))
+        peer = start_prometheus(workdir / "prometheus", prometheus_config(exporter_addr, f"127.0.0.1:{bridge_port}"))
         services.append(peer.service)
         up, down = sshd.target, next(target for target in departments if target != sshd.target)
         # CPU percent and rate() need two probes; the recording rules one evaluation after that.
-        wait_for(lambda: query(peer.url, f'system_cpu_usage{{instance="{up}"}}')
-                 and query(peer.url, 'department:system_cpu_usage:avg')
-                 and query(peer.url, f'rate(node_cpu_seconds_total{{instance="{up}"}}[1m])')
-                 and query(peer.url, f'system_status{{instance="{down}"}}'),
-                 timeout=30, interval=0.3, what="Prometheus to hold two probes of the lab")
+        wait_for(
+            lambda: (
+                query(peer.url, f'system_cpu_usage{{instance="{up}"}}')
+                and query(peer.url, "department:system_cpu_usage:avg")
+                and query(peer.url, f'rate(node_cpu_seconds_total{{instance="{up}"}}[1m])')
+                and query(peer.url, f'system_status{{instance="{down}"}}')
+            ),
+            timeout=30,
+            interval=0.3,
+            what="Prometheus to hold two probes of the lab",
+        )
         yield Lab(peer.url, dsn, up, down, departments)
     finally:
         for service in reversed(services):
@@ -367,7 +393,8 @@ def choose_variables(lab: Lab, dashboard: dict[str, Any]) -> dict[str, tuple[lis
         match = LABEL_VALUES.match(substitute(variable_query(variable), chosen, "promql"))
         assert match, variable
         url = f"{lab.prometheus}/api/v1/label/{match['label']}/values?" + urllib.parse.urlencode(
-            {"match[]": match["selector"]})
+            {"match[]": match["selector"]}
+        )
         values = get_json(url)["data"]
         name = variable["name"]
         assert preferred[name] in values, f"{name}: {values}"
@@ -391,7 +418,8 @@ def run_promql(lab: Lab, target: dict[str, Any], expr: str) -> list[dict[str, An
         return query(lab.prometheus, expr)
     now = time.time()
     url = f"{lab.prometheus}/api/v1/query_range?" + urllib.parse.urlencode(
-        {"query": expr, "start": now - 30, "end": now, "step": 2})
+        {"query": expr, "start": now - 30, "end": now, "step": 2}
+    )
     body = get_json(url)
     assert body["status"] == "success", body
     return body["data"]["result"]
@@ -459,17 +487,40 @@ def seed_events(dsn: str, lab: Lab) -> None:
 
     now = datetime.now(UTC)
     department = lab.departments[lab.down_instance]
-    labels = {"alertname": "OptiLabHostDown", "severity": "critical", "alert_type": "host_down",
-              "department": department, "instance": lab.down_instance}
-    alert = {"type": "alert", "version": 1, "receiver": "optilab-bridge", "externalURL": "http://127.0.0.1:9093",
-             "alert": {"status": "firing", "fingerprint": "0123456789abcdef", "labels": labels,
-                       "startsAt": (now - timedelta(minutes=10)).isoformat(),
-                       "endsAt": "0001-01-01T00:00:00Z",
-                       "annotations": {"summary": f"Lab machine {lab.down_instance} is down"},
-                       "generatorURL": "http://127.0.0.1:9090/graph"}}
-    health = {"type": "health", "version": 1, "instance": lab.up_instance, "hostname": "pc-01",
-              "ip": lab.up_instance.split(":")[0], "department": lab.departments[lab.up_instance],
-              "from": "degraded", "to": "healthy", "reason": "recovered", "at": now.isoformat()}
+    labels = {
+        "alertname": "OptiLabHostDown",
+        "severity": "critical",
+        "alert_type": "host_down",
+        "department": department,
+        "instance": lab.down_instance,
+    }
+    alert = {
+        "type": "alert",
+        "version": 1,
+        "receiver": "optilab-bridge",
+        "externalURL": "http://127.0.0.1:9093",
+        "alert": {
+            "status": "firing",
+            "fingerprint": "0123456789abcdef",
+            "labels": labels,
+            "startsAt": (now - timedelta(minutes=10)).isoformat(),
+            "endsAt": "0001-01-01T00:00:00Z",
+            "annotations": {"summary": f"Lab machine {lab.down_instance} is down"},
+            "generatorURL": "http://127.0.0.1:9090/graph",
+        },
+    }
+    health = {
+        "type": "health",
+        "version": 1,
+        "instance": lab.up_instance,
+        "hostname": "pc-01",
+        "ip": lab.up_instance.split(":")[0],
+        "department": lab.departments[lab.up_instance],
+        "from": "degraded",
+        "to": "healthy",
+        "reason": "recovered",
+        "at": now.isoformat(),
+    }
     with psycopg.connect(dsn) as conn:
         store_event(conn, alert)
         store_event(conn, health)
@@ -497,8 +548,12 @@ def test_every_sql_target_returns_rows(lab: Lab, grafana_reader: str) -> None:
     """All SQL panels run, as Grafana's read-only role, on the database fed by the real bridge, with rows."""
     seed_events(lab.dsn, lab)
     with psycopg.connect(lab.dsn) as conn:
-        wait_for(lambda: conn.execute("SELECT count(*) FROM usage_metrics").fetchone()[0] > 0,
-                 timeout=20, interval=0.3, what="the bridge to store remote-written usage")
+        wait_for(
+            lambda: conn.execute("SELECT count(*) FROM usage_metrics").fetchone()[0] > 0,
+            timeout=20,
+            interval=0.3,
+            what="the bridge to store remote-written usage",
+        )
     end, start = datetime.now(UTC) + timedelta(minutes=1), datetime.now(UTC) - timedelta(days=7)
     problems, checked = [], 0
     with psycopg.connect(grafana_reader, autocommit=True) as conn:
@@ -536,8 +591,7 @@ NODE_EXPORTER_FULL_VARIABLES = (
 )
 #: What its top row computes (CPU busy, RAM used, root FS used, uptime, cores), in its selector style.
 NODE_EXPORTER_FULL_QUERIES = (
-    '100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle", instance="$node", job="$job"}'
-    '[$__rate_interval])))',
+    '100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle", instance="$node", job="$job"}[$__rate_interval])))',
     '(1 - node_memory_MemAvailable_bytes{instance="$node", job="$job"}'
     ' / node_memory_MemTotal_bytes{instance="$node", job="$job"}) * 100',
     '100 - node_filesystem_avail_bytes{instance="$node", job="$job", mountpoint="/", fstype!="rootfs"} * 100'
@@ -560,7 +614,9 @@ def test_node_exporter_full_finds_the_machine_by_its_nodename(lab: Lab) -> None:
         expected = {"job": "node", "nodename": os.uname().nodename, "node": lab.up_instance}[name]
         assert expected in values, f"{name}: {values}"
         chosen[name] = ([expected], False)
-    assert get_json(f"{lab.prometheus}/api/v1/label/instance/values?" + urllib.parse.urlencode(
-        {"match[]": 'node_uname_info{job="node"}'}))["data"] == [lab.up_instance], "one per reachable machine"
+    assert get_json(
+        f"{lab.prometheus}/api/v1/label/instance/values?"
+        + urllib.parse.urlencode({"match[]": 'node_uname_info{job="node"}'})
+    )["data"] == [lab.up_instance], "one per reachable machine"
     for expr in NODE_EXPORTER_FULL_QUERIES:
         assert query(lab.prometheus, substitute(expr, chosen, "promql")), expr

@@ -48,7 +48,8 @@ def test_every_rendered_source_parses_and_matches_the_profile(index: int) -> Non
     assert value(families, "node_os_info", id=profile.distro[0]) == 1
     assert value(families, "node_memory_MemTotal_bytes") == profile.mem_kib * 1024
     assert {dict(k)["cpu"] for k in sample_values(families["node_cpu_seconds_total"])} == {
-        str(i) for i in range(profile.cpus)}
+        str(i) for i in range(profile.cpus)
+    }
     assert value(families, "node_time_seconds") == MONDAY_NOON
     mountpoints = {dict(k)["mountpoint"] for k in sample_values(families["node_filesystem_size_bytes"])}
     assert {disk.mountpoint for disk in profile.disks} <= mountpoints
@@ -71,8 +72,12 @@ def test_any_plans_script_is_answered_with_just_its_sources() -> None:
     plan = make_plan(["loadavg", "time"])
     sources, complete = split_sources(respond(plan.script, state, MONDAY_NOON).stdout.decode(), plan.commands)
     assert complete
-    assert set(sources) == {"/proc/loadavg", "/sys/devices/system/clocksource/clocksource0/available_clocksource",
-                            "/sys/devices/system/clocksource/clocksource0/current_clocksource", "cmd:date"}
+    assert set(sources) == {
+        "/proc/loadavg",
+        "/sys/devices/system/clocksource/clocksource0/available_clocksource",
+        "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+        "cmd:date",
+    }
 
 
 def test_unknown_command_is_exit_127_with_a_message() -> None:
@@ -94,8 +99,10 @@ def test_counters_grow_users_follow_the_day_and_disks_fill() -> None:
     assert day_users > night_users
     pairs = list(zip(after, before, strict=True))
     assert all(value(a, "node_boot_time_seconds") == value(b, "node_boot_time_seconds") for a, b in pairs)
-    assert all(value(a, "node_time_seconds") - value(b, "node_time_seconds") == pytest.approx(9 * 3600, abs=1)
-               for a, b in pairs)
+    assert all(
+        value(a, "node_time_seconds") - value(b, "node_time_seconds") == pytest.approx(9 * 3600, abs=1)
+        for a, b in pairs
+    )
     assert all(value(a, "node_context_switches_total") > value(b, "node_context_switches_total") for a, b in pairs)
     filler = next(s for s in states if s.profile.disk_fill_per_day > 0.01)
     still = next(s for s in states if s.profile.disk_fill_per_day < 0.01)
@@ -130,6 +137,7 @@ def test_fault_names_are_checked() -> None:
 
 # -- over real SSH, against a lab child process ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory):
     lab = Lab.start(tmp_path_factory.mktemp("lab"), hosts=4, departments=2, port=free_port(), timeout=60)
@@ -141,8 +149,17 @@ def connect(lab: Lab, ip: str, timeout: float = 5.0) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     client.load_host_keys(str(lab.known_hosts))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(ip, lab.port, "optilab", key_filename=str(lab.key_file), look_for_keys=False,
-                   allow_agent=False, timeout=timeout, banner_timeout=timeout, auth_timeout=timeout)
+    client.connect(
+        ip,
+        lab.port,
+        "optilab",
+        key_filename=str(lab.key_file),
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=timeout,
+        banner_timeout=timeout,
+        auth_timeout=timeout,
+    )
     return client
 
 
@@ -226,15 +243,21 @@ def test_cli_prints_the_inventory_stops_by_itself_and_keeps_its_host_keys(tmp_pa
     import sys
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "optilab.labsim", "--state-dir", str(tmp_path), *args],
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "optilab.labsim", "--state-dir", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     port = str(free_port())
     first = run("--hosts", "3", "--departments", "1", "--port", port, "--duration", "0.5")
     assert first.returncode == 0, first.stderr
     inventory = yaml.safe_load(first.stdout)
-    assert inventory["departments"] == {"physics": {"hosts": ["127.0.1.1", "127.0.1.2", "127.0.1.3"],
-                                                    "opening_hours": OPENING_HOURS}}
+    assert inventory["departments"] == {
+        "physics": {"hosts": ["127.0.1.1", "127.0.1.2", "127.0.1.3"], "opening_hours": OPENING_HOURS}
+    }
     assert inventory["ssh"]["port"] == int(port)
     keys = (tmp_path / "known_hosts").read_text()
     assert run("--hosts", "3", "--departments", "1", "--port", port, "--duration", "0.5").returncode == 0
@@ -272,9 +295,14 @@ def test_fanout_benchmark_runs_against_a_small_lab(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "bench.fanout", "--hosts", "3", "--rounds", "1", "--cold", "1"],
-                            capture_output=True, text=True, timeout=120, check=False,
-                            env={**os.environ, "OPTILAB_BENCH_RESULTS": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.fanout", "--hosts", "3", "--rounds", "1", "--cold", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "OPTILAB_BENCH_RESULTS": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads((tmp_path / "fanout.json").read_text())
     rows = dict(saved["rows"])
@@ -292,7 +320,7 @@ def test_the_simulated_long_lived_shell_reads_the_exporters_protocol_in_any_chun
     stream = setup_line(nonce) + request(BATCH_SCRIPT, None) + request(BATCH_SCRIPT, BATCH_SCRIPT)
     shell, steps = ShellInput(), []
     for at in range(0, len(stream), 7):  # a pipe delivers whatever it likes per read
-        steps += shell.feed(stream[at:at + 7])
+        steps += shell.feed(stream[at : at + 7])
     assert steps == [("ready", f"{nonce} ready\n"), ("call", BATCH_SCRIPT), ("call", BATCH_SCRIPT)]
     data, status = split_answer(shell.frame(respond(BATCH_SCRIPT, state, MONDAY_NOON)), nonce)
     assert status == 0 and split_sources(data.decode(), DEFAULT_COMMANDS)[1]  # a complete batch inside the framing

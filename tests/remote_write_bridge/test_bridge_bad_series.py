@@ -14,8 +14,12 @@ from tests.fixtures.procs import wait_for
 from tests.support.remote_write import HOST, encode, metric_value, now_ms, post, prometheus_config
 
 # Limits high enough that the database itself has to refuse what the bridge passes on.
-NO_LIMITS = {"max_labels": 100_000, "max_label_name_bytes": 1_000_000, "max_label_value_bytes": 4_000_000,
-             "max_series_bytes": 8_000_000}
+NO_LIMITS = {
+    "max_labels": 100_000,
+    "max_label_name_bytes": 1_000_000,
+    "max_label_value_bytes": 4_000_000,
+    "max_series_bytes": 8_000_000,
+}
 
 
 def rows(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -39,8 +43,7 @@ def hostile_series(t: int) -> list:
 def good_series(t: int, hosts: int = 20) -> list:
     series = []
     for i in range(hosts):
-        host = {"instance": f"127.0.1.{i + 1}:22", "hostname": f"pc-{i}", "ip": f"127.0.1.{i + 1}",
-                "department": "lab"}
+        host = {"instance": f"127.0.1.{i + 1}:22", "hostname": f"pc-{i}", "ip": f"127.0.1.{i + 1}", "department": "lab"}
         series.append(({"__name__": "node_load1", **host}, [(0.5, t)]))
         series.append(({"__name__": "system_cpu_usage", **host}, [(12.5, t)]))
     return series
@@ -49,11 +52,14 @@ def good_series(t: int, hosts: int = 20) -> list:
 def test_oversized_labels_and_nul_bytes_are_dropped_before_the_database(migrated_dsn, bridge_factory) -> None:
     bridge = bridge_factory(migrated_dsn)
     t = now_ms() - 5000
-    nul = [({"__name__": "node_load1", **HOST, "job": "a\x00b"}, [(1.0, t)]),
-           ({"__name__": "system_ram_usage", **HOST, "hostname": "pc\x0005"}, [(1.0, t)])]
+    nul = [
+        ({"__name__": "node_load1", **HOST, "job": "a\x00b"}, [(1.0, t)]),
+        ({"__name__": "system_ram_usage", **HOST, "hostname": "pc\x0005"}, [(1.0, t)]),
+    ]
     long_ip = [({"__name__": "system_disk_usage", **HOST, "ip": "1" * 46}, [(50.0, t)])]
-    body = encode(hostile_series(t)[:1] + good_series(t)[:20] + nul + hostile_series(t)[1:] + long_ip
-                  + good_series(t)[20:])
+    body = encode(
+        hostile_series(t)[:1] + good_series(t)[:20] + nul + hostile_series(t)[1:] + long_ip + good_series(t)[20:]
+    )
     code, text = post(bridge.write_url, body)
     assert code == 204, text
     assert rows(migrated_dsn, "SELECT count(*) FROM samples") == [(20,)]
@@ -106,8 +112,10 @@ def test_isolation_is_bounded_by_its_write_budget(migrated_dsn, bridge_factory) 
     """Every series refused: bisection stops after ``isolation_max_writes`` and counts them all."""
     bridge = bridge_factory(migrated_dsn, {"remote_write": {**NO_LIMITS, "isolation_max_writes": 4}})
     t = now_ms() - 5000
-    bad = [({"__name__": "node_load5", "instance": f"h{i}", "big": secrets.token_urlsafe(2300)}, [(1.0, t)])
-           for i in range(16)]
+    bad = [
+        ({"__name__": "node_load5", "instance": f"h{i}", "big": secrets.token_urlsafe(2300)}, [(1.0, t)])
+        for i in range(16)
+    ]
     code, _ = post(bridge.write_url, encode(bad))
     assert code == 204
     assert dropped(bridge, "unstorable") == 16
@@ -115,14 +123,17 @@ def test_isolation_is_bounded_by_its_write_budget(migrated_dsn, bridge_factory) 
 
 
 def _good_rows(dsn: str) -> int:
-    return rows(dsn, "SELECT count(*) FROM usage_metrics u JOIN systems s ON s.id = u.system_id "
-                     "WHERE s.instance LIKE '127.0.1.%%'")[0][0]
+    return rows(
+        dsn,
+        "SELECT count(*) FROM usage_metrics u JOIN systems s ON s.id = u.system_id WHERE s.instance LIKE '127.0.1.%%'",
+    )[0][0]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("limits", ["default", "lifted"])
 def test_prometheus_keeps_ingesting_after_a_hostile_series_appears(
-        limits, migrated_dsn, scrape_target, bridge_factory, prometheus_factory: Callable) -> None:
+    limits, migrated_dsn, scrape_target, bridge_factory, prometheus_factory: Callable
+) -> None:
     """A real Prometheus scrapes three good hosts; then the target adds the hostile series. Good rows
     keep arriving scrape after scrape, nothing is answered 503, and the hostile series is counted
     (``label_limit`` before the database, or ``unstorable`` when the database itself refuses it)."""
@@ -140,8 +151,11 @@ def test_prometheus_keeps_ingesting_after_a_hostile_series_appears(
     wait_for(lambda: dropped(bridge, reason) >= 3, timeout=30, what="the hostile series to be dropped")
     before, scrapes = _good_rows(migrated_dsn), scrape_target.scrapes
     wait_for(lambda: scrape_target.scrapes >= scrapes + 4, timeout=30, what="four more scrapes")
-    wait_for(lambda: _good_rows(migrated_dsn) >= before + 3 * 3, timeout=30,
-             what="good rows of three more scrapes (3 hosts each)")
+    wait_for(
+        lambda: _good_rows(migrated_dsn) >= before + 3 * 3,
+        timeout=30,
+        what="good rows of three more scrapes (3 hosts each)",
+    )
     metrics = bridge.metrics()
     assert metric_value(metrics, "optilab_bridge_requests_total", 'code="503"') == 0
     assert metric_value(metrics, "optilab_bridge_requests_total", 'code="400"') == 0

@@ -16,12 +16,47 @@ from tests.fixtures.procs import free_port
 
 # The specification, class by class (PostgreSQL's errcodes.txt). True = transient.
 EXPECTED = {
-    "03": True, "08": True, "0B": True, "0F": True, "0L": True, "0P": True, "0Z": True, "24": True,
-    "25": True, "26": True, "28": True, "2B": True, "2D": True, "34": True, "3B": True, "3D": True,
-    "3F": True, "40": True, "42": True, "53": True, "55": True, "57": True, "58": True, "72": True,
-    "F0": True, "HV": True, "XX": True,
-    "09": False, "0A": False, "10": False, "20": False, "21": False, "22": False, "23": False,
-    "27": False, "2F": False, "38": False, "39": False, "44": False, "54": False, "P0": False,
+    "03": True,
+    "08": True,
+    "0B": True,
+    "0F": True,
+    "0L": True,
+    "0P": True,
+    "0Z": True,
+    "24": True,
+    "25": True,
+    "26": True,
+    "28": True,
+    "2B": True,
+    "2D": True,
+    "34": True,
+    "3B": True,
+    "3D": True,
+    "3F": True,
+    "40": True,
+    "42": True,
+    "53": True,
+    "55": True,
+    "57": True,
+    "58": True,
+    "72": True,
+    "F0": True,
+    "HV": True,
+    "XX": True,
+    "09": False,
+    "0A": False,
+    "10": False,
+    "20": False,
+    "21": False,
+    "22": False,
+    "23": False,
+    "27": False,
+    "2F": False,
+    "38": False,
+    "39": False,
+    "44": False,
+    "54": False,
+    "P0": False,
 }
 # Classes that are not errors (success, warning, no data) need no verdict.
 NOT_ERRORS = {"00", "01", "02"}
@@ -71,8 +106,9 @@ def _raised(dsn: str, statement: str, params: tuple = (), setup: str = "") -> ps
 def test_errors_of_the_real_server(migrated_dsn: str) -> None:
     big = secrets.token_urlsafe(3000)  # incompressible: the B-tree key cannot shrink under 2704 bytes
     permanent = {
-        "54000": _raised(migrated_dsn, "INSERT INTO series (metric, labels) VALUES ('m', %s::jsonb)",
-                         (f'{{"big": "{big}"}}',)),
+        "54000": _raised(
+            migrated_dsn, "INSERT INTO series (metric, labels) VALUES ('m', %s::jsonb)", (f'{{"big": "{big}"}}',)
+        ),
         "22003": _raised(migrated_dsn, "SELECT avg(x) FROM (VALUES (1e308::float8), (1e308::float8)) v(x)"),
         "22P05": _raised(migrated_dsn, "SELECT %s::jsonb", ('{"a": "\\u0000"}',)),
         "22001": _raised(migrated_dsn, "INSERT INTO systems (instance, ip_address) VALUES ('x', %s)", ("1" * 46,)),
@@ -112,6 +148,7 @@ def test_lock_timeout_deadlock_termination_and_refused_connection_are_transient(
                 conn.execute("UPDATE systems SET hostname = 'y' WHERE instance = %s", (second,))
             except psycopg.Error as exc:
                 failures.append(exc)
+
     threads = [threading.Thread(target=lock, args=pair) for pair in (("a", "b"), ("b", "a"))]
     for thread in threads:
         thread.start()
@@ -120,8 +157,10 @@ def test_lock_timeout_deadlock_termination_and_refused_connection_are_transient(
     assert [classify(exc).reason[:5] for exc in failures] == ["40P01"]
     assert classify(failures[0]).transient
     # 57P01: the session is terminated by an administrator
-    with psycopg.connect(migrated_dsn, autocommit=True) as victim, \
-            psycopg.connect(migrated_dsn, autocommit=True) as admin:
+    with (
+        psycopg.connect(migrated_dsn, autocommit=True) as victim,
+        psycopg.connect(migrated_dsn, autocommit=True) as admin,
+    ):
         pid = victim.info.backend_pid
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         time.sleep(0.2)

@@ -59,6 +59,7 @@ def test_byte_budget_waits_then_refuses() -> None:
         with budget.reserve(100):
             time.sleep(0.1)
         holder_done.set()
+
     thread = threading.Thread(target=hold)
     thread.start()
     time.sleep(0.02)
@@ -72,16 +73,21 @@ def test_byte_budget_waits_then_refuses() -> None:
 def test_a_spent_budget_sheds_with_503_and_loses_nothing(migrated_dsn, bridge_factory) -> None:
     """Two large requests while a table lock stalls the first: the second waits ``inflight_wait_s``,
     then gets 503 (Prometheus retries it); once the lock is gone both are stored."""
-    bridge = bridge_factory(migrated_dsn, {"remote_write": {
-        "max_decompressed_bytes": 600_000, "max_inflight_bytes": 1_000_000, "inflight_wait_s": 0.5}})
+    bridge = bridge_factory(
+        migrated_dsn,
+        {"remote_write": {"max_decompressed_bytes": 600_000, "max_inflight_bytes": 1_000_000, "inflight_wait_s": 0.5}},
+    )
     t = now_ms() - 60_000
 
     def body(first: int) -> bytes:
-        series = [({"__name__": "node_load1", **HOST, "n": str(i)}, [(float(i), t + k) for k in range(50)])
-                  for i in range(first, first + 500)]
+        series = [
+            ({"__name__": "node_load1", **HOST, "n": str(i)}, [(float(i), t + k) for k in range(50)])
+            for i in range(first, first + 500)
+        ]
         raw = write_request(series)
         assert 500_000 < len(raw) < 600_000
         return bytes(cramjam.snappy.compress_raw(raw))
+
     assert post(bridge.write_url, body(0))[0] == 204  # series and partitions exist now
     with psycopg.connect(migrated_dsn) as locker:
         locker.execute("LOCK TABLE samples IN EXCLUSIVE MODE")
@@ -101,21 +107,29 @@ def test_a_spent_budget_sheds_with_503_and_loses_nothing(migrated_dsn, bridge_fa
 @pytest.mark.parametrize("count", [0, 3, STRIDED_FROM - 1, STRIDED_FROM, 50_000])
 def test_binary_arrays_round_trip_through_postgresql(migrated_dsn, count: int) -> None:
     rng = random.Random(count)
-    ints = [rng.randint(-2**63, 2**63 - 1) for _ in range(count)]
-    small = [rng.randint(-2**31, 2**31 - 1) for _ in range(count)]
+    ints = [rng.randint(-(2**63), 2**63 - 1) for _ in range(count)]
+    small = [rng.randint(-(2**31), 2**31 - 1) for _ in range(count)]
     floats = [struct.unpack("<d", struct.pack("<Q", rng.getrandbits(62)))[0] for _ in range(count)]
     with psycopg.connect(migrated_dsn) as conn:
         register(conn)
-        for wrapped, sql_type, expected in ((Int8Array(ints), "int8", ints), (Int8Values(ints), "int8", ints),
-                                            (Int4Array(small), "int4", small),
-                                            (Float8Array(floats), "float8", floats),
-                                            (Float8Values(floats), "float8", floats)):
-            got = conn.execute(f"SELECT coalesce(array_agg(x ORDER BY o), '{{}}') FROM "  # noqa: S608 - fixed names
-                               f"unnest(%b::{sql_type}[]) WITH ORDINALITY AS u(x, o)", (wrapped,)).fetchone()[0]
+        for wrapped, sql_type, expected in (
+            (Int8Array(ints), "int8", ints),
+            (Int8Values(ints), "int8", ints),
+            (Int4Array(small), "int4", small),
+            (Float8Array(floats), "float8", floats),
+            (Float8Values(floats), "float8", floats),
+        ):
+            got = conn.execute(
+                f"SELECT coalesce(array_agg(x ORDER BY o), '{{}}') FROM "  # noqa: S608 - fixed names
+                f"unnest(%b::{sql_type}[]) WITH ORDINALITY AS u(x, o)",
+                (wrapped,),
+            ).fetchone()[0]
             assert got == expected, (type(wrapped).__name__, count)
         with_nulls = Float8Array([None, 1.5, None] * (count // 3))
-        got = conn.execute("SELECT coalesce(array_agg(x ORDER BY o), '{}') FROM "
-                           "unnest(%b::float8[]) WITH ORDINALITY AS u(x, o)", (with_nulls,)).fetchone()[0]
+        got = conn.execute(
+            "SELECT coalesce(array_agg(x ORDER BY o), '{}') FROM unnest(%b::float8[]) WITH ORDINALITY AS u(x, o)",
+            (with_nulls,),
+        ).fetchone()[0]
         assert got == list(with_nulls)
 
 
@@ -123,8 +137,10 @@ def test_large_request_is_stored_whole(migrated_dsn, bridge_factory) -> None:
     """The compact sample columns and the strided packing carry a 60,000-sample request exactly."""
     bridge = bridge_factory(migrated_dsn)
     t = now_ms() - 600_000
-    series = [({"__name__": "node_load1", **HOST, "n": str(i)}, [(i + k / 7, t + k * 1000) for k in range(300)])
-              for i in range(200)]
+    series = [
+        ({"__name__": "node_load1", **HOST, "n": str(i)}, [(i + k / 7, t + k * 1000) for k in range(300)])
+        for i in range(200)
+    ]
     assert post(bridge.write_url, encode(series))[0] == 204
     with psycopg.connect(migrated_dsn) as conn:
         count, total = conn.execute("SELECT count(*), sum(value) FROM samples").fetchone()

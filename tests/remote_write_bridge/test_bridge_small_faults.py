@@ -32,20 +32,32 @@ def test_duplicates_first_value_wins_everywhere(migrated_dsn, bridge_factory) ->
     bridge = bridge_factory(migrated_dsn)
     t1, t2 = int(time.time() * 1000) - 60_000, int(time.time() * 1000) - 30_000
     # across requests: a second value for a stored timestamp changes nothing; a missing column fills
-    first = encode([({"__name__": "system_cpu_usage", **HOST}, [(10.0, t1)]),
-                    ({"__name__": "node_load1", **HOST}, [(1.0, t1)]),
-                    ({"__name__": "system_status", **HOST}, [(1, t1)])])
-    second = encode([({"__name__": "system_cpu_usage", **HOST}, [(20.0, t1)]),
-                     ({"__name__": "system_ram_usage", **HOST}, [(30.0, t1)]),
-                     ({"__name__": "node_load1", **HOST}, [(2.0, t1)]),
-                     ({"__name__": "system_status", **HOST}, [(0, t1)])])
+    first = encode(
+        [
+            ({"__name__": "system_cpu_usage", **HOST}, [(10.0, t1)]),
+            ({"__name__": "node_load1", **HOST}, [(1.0, t1)]),
+            ({"__name__": "system_status", **HOST}, [(1, t1)]),
+        ]
+    )
+    second = encode(
+        [
+            ({"__name__": "system_cpu_usage", **HOST}, [(20.0, t1)]),
+            ({"__name__": "system_ram_usage", **HOST}, [(30.0, t1)]),
+            ({"__name__": "node_load1", **HOST}, [(2.0, t1)]),
+            ({"__name__": "system_status", **HOST}, [(0, t1)]),
+        ]
+    )
     # inside one request: two series that map to the same row (a label OptiLab ignores, an empty one)
-    third = encode([({"__name__": "system_cpu_usage", **HOST}, [(50.0, t2)]),
-                    ({"__name__": "system_cpu_usage", **HOST, "job": "other"}, [(60.0, t2)]),
-                    ({"__name__": "node_load1", **HOST}, [(5.0, t2)]),
-                    ({"__name__": "node_load1", **HOST, "job": ""}, [(6.0, t2)]),
-                    ({"__name__": "system_status", **HOST}, [(1, t2)]),
-                    ({"__name__": "system_status", **HOST, "job": "other"}, [(0, t2)])])
+    third = encode(
+        [
+            ({"__name__": "system_cpu_usage", **HOST}, [(50.0, t2)]),
+            ({"__name__": "system_cpu_usage", **HOST, "job": "other"}, [(60.0, t2)]),
+            ({"__name__": "node_load1", **HOST}, [(5.0, t2)]),
+            ({"__name__": "node_load1", **HOST, "job": ""}, [(6.0, t2)]),
+            ({"__name__": "system_status", **HOST}, [(1, t2)]),
+            ({"__name__": "system_status", **HOST, "job": "other"}, [(0, t2)]),
+        ]
+    )
     for body in (first, second, third):
         assert post(bridge.write_url, body)[0] == 204
     usage = rows(migrated_dsn, "SELECT cpu_usage, ram_usage FROM usage_metrics ORDER BY timestamp")
@@ -56,8 +68,8 @@ def test_duplicates_first_value_wins_everywhere(migrated_dsn, bridge_factory) ->
 
 
 def test_a_broker_outage_logs_one_line_when_it_starts_and_one_when_it_ends(
-        tmp_path: Path, migrated_dsn: str, private_rabbitmq: PrivateRabbitMQ,
-        services: Callable[..., Service]) -> None:
+    tmp_path: Path, migrated_dsn: str, private_rabbitmq: PrivateRabbitMQ, services: Callable[..., Service]
+) -> None:
     names, url = AmqpNames("optilab-quiet"), private_rabbitmq.url
     bridge = start_bridge(services, migrated_dsn, url, names)
     consumer = start_bridge_consumer(services, migrated_dsn, url, names, workers=2)
@@ -72,10 +84,12 @@ def test_a_broker_outage_logs_one_line_when_it_starts_and_one_when_it_ends(
         time.sleep(0.5)
     private_rabbitmq.start()
     post_until_accepted(bridge, payload(alert("127.0.8.2:22", fingerprint="b")))
-    wait_for(lambda: rows(migrated_dsn, "SELECT count(*) FROM alerts") == [(2,)], timeout=60,
-             what="the alert sent after the outage")
-    wait_for(lambda: full_log(consumer).count("available again") == 2, timeout=30,
-             what="both consumer workers back")
+    wait_for(
+        lambda: rows(migrated_dsn, "SELECT count(*) FROM alerts") == [(2,)],
+        timeout=60,
+        what="the alert sent after the outage",
+    )
+    wait_for(lambda: full_log(consumer).count("available again") == 2, timeout=30, what="both consumer workers back")
 
     bridge_log, consumer_log = (tmp_path / "bridge.log").read_text(), full_log(consumer)
     assert refused >= 5

@@ -20,8 +20,12 @@ from tests.support.stored import assert_database_matches_prometheus, row_counts
 
 
 def body(value: float = 1.0) -> bytes:
-    return encode([({"__name__": "node_load1", **HOST}, [(value, now_ms() - 1000)]),
-                   ({"__name__": "system_cpu_usage", **HOST}, [(value, now_ms() - 1000)])])
+    return encode(
+        [
+            ({"__name__": "node_load1", **HOST}, [(value, now_ms() - 1000)]),
+            ({"__name__": "system_cpu_usage", **HOST}, [(value, now_ms() - 1000)]),
+        ]
+    )
 
 
 def test_a_locked_table_gives_503_in_seconds_not_a_hang(migrated_dsn, bridge_factory) -> None:
@@ -57,15 +61,17 @@ def test_health_reports_a_stuck_writer(migrated_dsn, bridge_factory) -> None:
     bridge = bridge_factory(migrated_dsn, {"remote_write": {"stuck_write_s": 1, "lock_timeout_s": 6}})
     assert post(bridge.write_url, body())[0] == 204
     code, text = get(f"{bridge.url}/health")
-    assert code == 200 and json.loads(text)["writes"] == {"in_flight": 0, "oldest_seconds": 0.0,
-                                                          "last_failure": None}
+    assert code == 200 and json.loads(text)["writes"] == {"in_flight": 0, "oldest_seconds": 0.0, "last_failure": None}
     answers: list[int] = []
     with psycopg.connect(migrated_dsn) as locker:
         locker.execute("LOCK TABLE samples IN ACCESS EXCLUSIVE MODE")
         writer = threading.Thread(target=lambda: answers.append(post(bridge.write_url, body(3.0))[0]))
         writer.start()
-        wait_for(lambda: json.loads(get(f"{bridge.url}/health")[1])["writes"]["oldest_seconds"] > 1.5,
-                 timeout=5, what="the writer to be stuck for 1.5 s")
+        wait_for(
+            lambda: json.loads(get(f"{bridge.url}/health")[1])["writes"]["oldest_seconds"] > 1.5,
+            timeout=5,
+            what="the writer to be stuck for 1.5 s",
+        )
         code, text = get(f"{bridge.url}/health")
         locker.rollback()
     writer.join(20)
@@ -78,7 +84,8 @@ def test_health_reports_a_stuck_writer(migrated_dsn, bridge_factory) -> None:
 
 @pytest.mark.slow
 def test_prometheus_loses_nothing_across_a_table_lock(
-        migrated_dsn, scrape_target, bridge_factory, prometheus_factory: Callable) -> None:
+    migrated_dsn, scrape_target, bridge_factory, prometheus_factory: Callable
+) -> None:
     """A real Prometheus across an 8 s exclusive lock of usage_metrics (lock_timeout 1 s): the bridge
     answers 503 while it lasts, Prometheus retries, and the database ends up matching Prometheus."""
     bridge = bridge_factory(migrated_dsn, {"remote_write": {"lock_timeout_s": 1}})
@@ -100,17 +107,22 @@ def test_prometheus_loses_nothing_across_a_table_lock(
 
 
 def test_the_consumer_requeues_behind_a_lock_and_stores_after_it(
-        migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer) -> None:
+    migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer
+) -> None:
     consumer = start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1)
     with psycopg.connect(migrated_dsn) as conn:
-        settings = conn.execute("SELECT setting FROM pg_settings WHERE name IN ('lock_timeout', "
-                                "'statement_timeout') ORDER BY name").fetchall()
+        settings = conn.execute(
+            "SELECT setting FROM pg_settings WHERE name IN ('lock_timeout', 'statement_timeout') ORDER BY name"
+        ).fetchall()
     assert settings == [("0",), ("0",)]  # the server's defaults: the bounds are the consumer's own
     with psycopg.connect(migrated_dsn) as locker:
         locker.execute("LOCK TABLE systems IN ACCESS EXCLUSIVE MODE")
         publish(amqp_url, amqp_names, [event("discovery", instance="127.0.1.9:22", at="2026-11-28T00:00:00Z")])
         wait_for(lambda: "lock timeout" in consumer.log(), timeout=20, what="the consumer's lock timeout")
         locker.rollback()
-    wait_for(lambda: rows(migrated_dsn, "SELECT count(*) FROM systems WHERE instance = '127.0.1.9:22'") == [(1,)],
-             timeout=30, what="the event stored after the lock")
+    wait_for(
+        lambda: rows(migrated_dsn, "SELECT count(*) FROM systems WHERE instance = '127.0.1.9:22'") == [(1,)],
+        timeout=30,
+        what="the event stored after the lock",
+    )
     assert drain(amqp_url, amqp_names.dead_queue) == []

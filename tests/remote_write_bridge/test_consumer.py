@@ -31,57 +31,95 @@ from tests.support.consumer import (
 )
 
 
-def test_alerts_stored_once_and_resolved_in_place(migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,
-                                                  start_consumer: ConsumerFactory) -> None:
+def test_alerts_stored_once_and_resolved_in_place(
+    migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer: ConsumerFactory
+) -> None:
     with psycopg.connect(migrated_dsn) as conn:
-        system_id = conn.execute("INSERT INTO systems (instance, department) VALUES ('127.0.1.5:22', "
-                                 "'physics') RETURNING id").fetchone()[0]
+        system_id = conn.execute(
+            "INSERT INTO systems (instance, department) VALUES ('127.0.1.5:22', 'physics') RETURNING id"
+        ).fetchone()[0]
     down, cpu = alert("127.0.1.5:22"), alert("127.0.1.6:22", name="OptiLabCPUSaturated")
     resolved = {**down, "status": "resolved", "endsAt": "2026-11-28T01:05:00.5Z"}
     # Alertmanager re-sends (repeat_interval) and a firing copy arrives after the resolve
-    messages = [alert_message(a, "optilab-oncall", "http://127.0.0.1:9093")
-                for a in (down, cpu, down, resolved, down)]
+    messages = [alert_message(a, "optilab-oncall", "http://127.0.0.1:9093") for a in (down, cpu, down, resolved, down)]
     publish(amqp_url, amqp_names, messages)
     consumer = start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1)  # one worker: order is kept
     finish(consumer, amqp_url, amqp_names, migrated_dsn)
 
-    stored = rows(migrated_dsn, "SELECT instance, alertname, status, ends_at IS NOT NULL, system_id, "
-                                "severity, department, alert_type, message, labels->>'job' FROM alerts "
-                                "ORDER BY instance")
+    stored = rows(
+        migrated_dsn,
+        "SELECT instance, alertname, status, ends_at IS NOT NULL, system_id, "
+        "severity, department, alert_type, message, labels->>'job' FROM alerts "
+        "ORDER BY instance",
+    )
     assert stored == [
-        ("127.0.1.5:22", "OptiLabHostDown", "resolved", True, system_id, "critical", "physics", "host_down",
-         "Lab machine 127.0.1.5:22 is down", "node"),
-        ("127.0.1.6:22", "OptiLabCPUSaturated", "firing", False, None, "critical", "physics", "host_down",
-         "Lab machine 127.0.1.6:22 is down", "node"),
+        (
+            "127.0.1.5:22",
+            "OptiLabHostDown",
+            "resolved",
+            True,
+            system_id,
+            "critical",
+            "physics",
+            "host_down",
+            "Lab machine 127.0.1.5:22 is down",
+            "node",
+        ),
+        (
+            "127.0.1.6:22",
+            "OptiLabCPUSaturated",
+            "firing",
+            False,
+            None,
+            "critical",
+            "physics",
+            "host_down",
+            "Lab machine 127.0.1.6:22 is down",
+            "node",
+        ),
     ]
     starts = rows(migrated_dsn, "SELECT to_char(starts_at AT TIME ZONE 'UTC', 'HH24:MI:SS.US') FROM alerts")
     assert {s for (s,) in starts} == {"01:00:00.123456"}
     assert drain(amqp_url, amqp_names.dead_queue) == []
 
 
-def test_health_and_discovery_events_upsert_systems(migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,
-                                                    start_consumer: ConsumerFactory) -> None:
+def test_health_and_discovery_events_upsert_systems(
+    migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer: ConsumerFactory
+) -> None:
     host = {"instance": "127.0.1.7:22", "hostname": "pc-07", "ip": "127.0.1.7", "department": "physics"}
-    to_degraded = event("health", **host, **{"from": "healthy", "to": "degraded", "reason": "timeout",
-                                             "at": "2026-11-28T01:00:00Z"})
-    to_offline = event("health", **host, **{"from": "degraded", "to": "offline", "reason": "refused",
-                                            "at": "2026-11-28T01:02:00Z"})
-    discovered = event("discovery", instance="127.0.1.7:22", hostname="pc-07", department="physics",
-                       os_type="linux", os_version="Debian 12", at="2026-11-28T00:59:00Z")
+    to_degraded = event(
+        "health", **host, **{"from": "healthy", "to": "degraded", "reason": "timeout", "at": "2026-11-28T01:00:00Z"}
+    )
+    to_offline = event(
+        "health", **host, **{"from": "degraded", "to": "offline", "reason": "refused", "at": "2026-11-28T01:02:00Z"}
+    )
+    discovered = event(
+        "discovery",
+        instance="127.0.1.7:22",
+        hostname="pc-07",
+        department="physics",
+        os_type="linux",
+        os_version="Debian 12",
+        at="2026-11-28T00:59:00Z",
+    )
     # newest transition first, and everything twice: the newest still wins, nothing doubles
     publish(amqp_url, amqp_names, [to_offline, discovered, to_degraded, to_offline, discovered])
     finish(start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1), amqp_url, amqp_names, migrated_dsn)
 
-    assert rows(migrated_dsn, "SELECT instance, hostname, ip_address, department, os_type, os_version, "
-                              "health_state FROM systems") == [
-        ("127.0.1.7:22", "pc-07", "127.0.1.7", "physics", "linux", "Debian 12", "offline")]
-    assert rows(migrated_dsn, "SELECT to_char(timestamp AT TIME ZONE 'UTC', 'HH24:MI'), status, "
-                              "health_state, reason FROM status_history ORDER BY timestamp") == [
-        ("01:00", "online", "degraded", "timeout"), ("01:02", "offline", "offline", "refused")]
+    assert rows(
+        migrated_dsn,
+        "SELECT instance, hostname, ip_address, department, os_type, os_version, health_state FROM systems",
+    ) == [("127.0.1.7:22", "pc-07", "127.0.1.7", "physics", "linux", "Debian 12", "offline")]
+    assert rows(
+        migrated_dsn,
+        "SELECT to_char(timestamp AT TIME ZONE 'UTC', 'HH24:MI'), status, "
+        "health_state, reason FROM status_history ORDER BY timestamp",
+    ) == [("01:00", "online", "degraded", "timeout"), ("01:02", "offline", "offline", "refused")]
 
 
 def test_poison_messages_go_to_the_dead_letter_queue_with_the_reason(
-        migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer: ConsumerFactory) -> None:
+    migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer: ConsumerFactory
+) -> None:
     good = alert_message(alert(), "r", "")
     poison = [
         ("alert.firing", b"{not json"),
@@ -95,8 +133,9 @@ def test_poison_messages_go_to_the_dead_letter_queue_with_the_reason(
     assert rows(migrated_dsn, "SELECT count(*) FROM alerts") == [(1,)]
 
     dead: list[tuple[str, Any, bytes]] = []
-    wait_for(lambda: dead.extend(drain(amqp_url, amqp_names.dead_queue)) or len(dead) >= len(poison),
-             what="dead letters")
+    wait_for(
+        lambda: dead.extend(drain(amqp_url, amqp_names.dead_queue)) or len(dead) >= len(poison), what="dead letters"
+    )
     reasons = {body: props.headers["x-optilab-error"] for _, props, body in dead}
     assert sorted(reasons) == sorted(body for _, body in poison)
     assert "not JSON" in reasons[b"{not json"]
@@ -109,7 +148,8 @@ def test_poison_messages_go_to_the_dead_letter_queue_with_the_reason(
 
 
 def test_consumers_side_by_side_and_sigterm_loses_nothing(
-        migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer: ConsumerFactory) -> None:
+    migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer: ConsumerFactory
+) -> None:
     """Two consumer processes share a stream; one is stopped mid-stream, the other takes the rest."""
     batches, per_batch = 30, 100
     total = batches * per_batch
@@ -118,9 +158,14 @@ def test_consumers_side_by_side_and_sigterm_loses_nothing(
 
     def stream() -> None:
         for b in range(batches):
-            publish(amqp_url, amqp_names, [
-                alert_message(alert(f"127.0.4.{i % 250}:22", fingerprint=f"fp{b}-{i}"), "r", "")
-                for i in range(per_batch)])
+            publish(
+                amqp_url,
+                amqp_names,
+                [
+                    alert_message(alert(f"127.0.4.{i % 250}:22", fingerprint=f"fp{b}-{i}"), "r", "")
+                    for i in range(per_batch)
+                ],
+            )
 
     publisher = threading.Thread(target=stream)
     publisher.start()
@@ -133,26 +178,33 @@ def test_consumers_side_by_side_and_sigterm_loses_nothing(
     assert consumers(amqp_url, amqp_names.queue) == 2  # the second one is still consuming
     second.signal(signal.SIGTERM)
     assert second.process.wait(30) == 0, second.log()
-    stored_by = [int(line.split("stored ")[1].split(",")[0]) for log in (first.log(), second.log())
-                 for line in log.splitlines() if "stopped (stored" in line]
+    stored_by = [
+        int(line.split("stored ")[1].split(",")[0])
+        for log in (first.log(), second.log())
+        for line in log.splitlines()
+        if "stopped (stored" in line
+    ]
     assert len(stored_by) == 4, first.log() + second.log()
     assert sum(stored_by) == total
     assert sum(stored_by[:2]) < total and sum(stored_by[2:]) > 0  # stopped mid-stream, the other took over
     assert drain(amqp_url, amqp_names.dead_queue) == []
 
 
-def test_the_exporters_events_are_stored(migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames,
-                                         start_consumer: ConsumerFactory) -> None:
+def test_the_exporters_events_are_stored(
+    migrated_dsn: str, amqp_url: str, amqp_names: AmqpNames, start_consumer: ConsumerFactory
+) -> None:
     """Contract between the two sides: bodies built by exporter/events.py go in as they are."""
     labels = HostLabels("pc-11", "127.0.1.11", "biology")
     bodies = [
         events.discovery_event("127.0.1.11:22", "pc-11", "127.0.1.11", "biology", "linux", None),
-        events.health_event(Transition("127.0.1.11:22", "healthy", "offline", "refused", 3), labels,
-                            at="2026-11-28T01:00:00.000Z"),
+        events.health_event(
+            Transition("127.0.1.11:22", "healthy", "offline", "refused", 3), labels, at="2026-11-28T01:00:00.000Z"
+        ),
     ]
     publish(amqp_url, amqp_names, [(body["type"], json.dumps(body).encode()) for body in bodies])
     finish(start_consumer(migrated_dsn, amqp_url, amqp_names, workers=1), amqp_url, amqp_names, migrated_dsn)
     assert rows(migrated_dsn, "SELECT instance, hostname, department, os_type, health_state FROM systems") == [
-        ("127.0.1.11:22", "pc-11", "biology", "linux", "offline")]
+        ("127.0.1.11:22", "pc-11", "biology", "linux", "offline")
+    ]
     assert rows(migrated_dsn, "SELECT health_state, reason FROM status_history") == [("offline", "refused")]
     assert drain(amqp_url, amqp_names.dead_queue) == []

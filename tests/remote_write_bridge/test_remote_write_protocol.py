@@ -56,8 +56,10 @@ def test_snappy_preamble_is_read_and_bounds_the_body() -> None:
 def test_decode_round_trips_and_corrupt_bodies_are_400() -> None:
     request = decode(body({"__name__": "node_load1", "instance": "127.0.1.5:22"}, value=0.25), 10**6)
     (series,) = request.timeseries
-    assert [(label.name, label.value) for label in series.labels] == [("__name__", "node_load1"),
-                                                                       ("instance", "127.0.1.5:22")]
+    assert [(label.name, label.value) for label in series.labels] == [
+        ("__name__", "node_load1"),
+        ("instance", "127.0.1.5:22"),
+    ]
     assert [(s.value, s.timestamp) for s in series.samples] == [(0.25, 1_700_000_000_000)]
     assert status_of(decode, bytes([0x04]) + b"\xff\xff\xff\xff", 10**6) == 400  # not a snappy block
     garbage = bytes(cramjam.snappy.compress_raw(b"\xff" * 16))
@@ -66,8 +68,12 @@ def test_decode_round_trips_and_corrupt_bodies_are_400() -> None:
 
 def test_labels_must_be_named_sorted_unique_with_a_metric_name() -> None:
     assert validate_labels((("__name__", "up"), ("job", ""))) == "up"  # an empty value is an absent label
-    for labels in ((("", "x"), ("__name__", "up")), (("__name__", "up"), ("b", "1"), ("a", "2")),
-                   (("__name__", "up"), ("a", "1"), ("a", "2")), (("job", "x"),)):
+    for labels in (
+        (("", "x"), ("__name__", "up")),
+        (("__name__", "up"), ("b", "1"), ("a", "2")),
+        (("__name__", "up"), ("a", "1"), ("a", "2")),
+        (("job", "x"),),
+    ):
         assert status_of(validate_labels, labels) == 400
 
 

@@ -28,21 +28,39 @@ def test_malformed_bodies_get_their_4xx_and_the_bridge_keeps_serving(bridge, mig
     cases = {
         "garbage instead of snappy": (b"\xff\x00not snappy at all", HEADERS, 400, "snappy"),
         "framed snappy": (bytes(cramjam.snappy.compress(raw)), HEADERS, 400, "snappy"),
-        "snappy of a non-protobuf": (bytes(cramjam.snappy.compress_raw(b"\x0a\xff\xff\xff\xff\x0f")), HEADERS,
-                                     400, "protobuf"),
-        "unsorted labels": (encode([({"job": "x", "__name__": "node_load1"}, [(1.0, now_ms())])],
-                                   sort_labels=False), HEADERS, 400, "unsorted"),
-        "duplicate label": (bytes(cramjam.snappy.compress_raw(_duplicate_label_request())), HEADERS, 400,
-                            "duplicate"),
-        "empty label name": (encode([({"__name__": "node_load1", "": "x"}, [(1.0, now_ms())])]), HEADERS, 400,
-                             "empty label name"),
+        "snappy of a non-protobuf": (
+            bytes(cramjam.snappy.compress_raw(b"\x0a\xff\xff\xff\xff\x0f")),
+            HEADERS,
+            400,
+            "protobuf",
+        ),
+        "unsorted labels": (
+            encode([({"job": "x", "__name__": "node_load1"}, [(1.0, now_ms())])], sort_labels=False),
+            HEADERS,
+            400,
+            "unsorted",
+        ),
+        "duplicate label": (bytes(cramjam.snappy.compress_raw(_duplicate_label_request())), HEADERS, 400, "duplicate"),
+        "empty label name": (
+            encode([({"__name__": "node_load1", "": "x"}, [(1.0, now_ms())])]),
+            HEADERS,
+            400,
+            "empty label name",
+        ),
         "no metric name": (encode([({"job": "x"}, [(1.0, now_ms())])]), HEADERS, 400, "__name__"),
         "JSON content type": (encode(good), {**HEADERS, "Content-Type": "application/json"}, 415, "Content-Type"),
-        "remote write 2.0": (encode(good), {**HEADERS, "Content-Type":
-                                            "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
-                             415, "1.0"),
-        "gzip encoding": (bytes(cramjam.gzip.compress(raw)), {**HEADERS, "Content-Encoding": "gzip"}, 415,
-                          "Content-Encoding"),
+        "remote write 2.0": (
+            encode(good),
+            {**HEADERS, "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
+            415,
+            "1.0",
+        ),
+        "gzip encoding": (
+            bytes(cramjam.gzip.compress(raw)),
+            {**HEADERS, "Content-Encoding": "gzip"},
+            415,
+            "Content-Encoding",
+        ),
         "too large": (b"\x00" * (64 * 1024 + 1), HEADERS, 413, "limit"),
     }
     for case, (body, headers, status, words) in cases.items():
@@ -67,16 +85,27 @@ def _duplicate_label_request() -> bytes:
 
 def test_usage_is_pivoted_across_requests_and_retries_do_not_double(bridge, migrated_dsn) -> None:
     t1, t2 = now_ms() - 30_000, now_ms() - 15_000
-    first = encode([({"__name__": "system_cpu_usage", **HOST}, [(12.5, t1), (20.0, t2)]),
-                    ({"__name__": "system_ram_usage", **HOST}, [(40.0, t1)])])
-    second = encode([({"__name__": "system_disk_usage", **HOST}, [(77.0, t1), (78.0, t2)]),
-                     ({"__name__": "optilab_logged_in_users", **HOST}, [(2, t1), (0, t2)]),
-                     ({"__name__": "system_ram_usage", **HOST}, [(41.0, t2)])])
+    first = encode(
+        [
+            ({"__name__": "system_cpu_usage", **HOST}, [(12.5, t1), (20.0, t2)]),
+            ({"__name__": "system_ram_usage", **HOST}, [(40.0, t1)]),
+        ]
+    )
+    second = encode(
+        [
+            ({"__name__": "system_disk_usage", **HOST}, [(77.0, t1), (78.0, t2)]),
+            ({"__name__": "optilab_logged_in_users", **HOST}, [(2, t1), (0, t2)]),
+            ({"__name__": "system_ram_usage", **HOST}, [(41.0, t2)]),
+        ]
+    )
     for body in (first, second, first, second):  # the second pair is Prometheus retrying
         assert post(bridge.write_url, body)[0] == 204
-    usage = rows(migrated_dsn, "SELECT s.instance, s.hostname, s.ip_address, s.department, "
-                 "extract(epoch FROM u.timestamp) * 1000, u.cpu_usage, u.ram_usage, u.disk_usage, u.logged_in_users "
-                 "FROM usage_metrics u JOIN systems s ON s.id = u.system_id ORDER BY u.timestamp")
+    usage = rows(
+        migrated_dsn,
+        "SELECT s.instance, s.hostname, s.ip_address, s.department, "
+        "extract(epoch FROM u.timestamp) * 1000, u.cpu_usage, u.ram_usage, u.disk_usage, u.logged_in_users "
+        "FROM usage_metrics u JOIN systems s ON s.id = u.system_id ORDER BY u.timestamp",
+    )
     assert usage == [
         ("127.0.1.5:22", "pc-05", "127.0.1.5", "physics", t1, 12.5, 40.0, 77.0, 2),
         ("127.0.1.5:22", "pc-05", "127.0.1.5", "physics", t2, 20.0, 41.0, 78.0, 0),
@@ -89,16 +118,20 @@ def test_usage_is_pivoted_across_requests_and_retries_do_not_double(bridge, migr
 
 def test_stale_markers_nan_old_unlisted_and_impossible_values_are_not_stored(bridge, migrated_dsn) -> None:
     t = now_ms()
-    body = encode([
-        ({"__name__": "node_load5", **HOST}, [(STALE_NAN, t), (float("nan"), t - 1000), (1.25, t - 2000)]),
-        ({"__name__": "node_load15", **HOST}, [(3.0, t - 40 * 86_400_000)]),
-        ({"__name__": "go_goroutines", "job": "node"}, [(7.0, t)]),
-        ({"__name__": "optilab_logged_in_users", **HOST}, [(float("inf"), t)]),
-        ({"__name__": "node_load1", "job": "", **HOST}, [(0.75, t)]),  # empty value: label absent
-    ])
+    body = encode(
+        [
+            ({"__name__": "node_load5", **HOST}, [(STALE_NAN, t), (float("nan"), t - 1000), (1.25, t - 2000)]),
+            ({"__name__": "node_load15", **HOST}, [(3.0, t - 40 * 86_400_000)]),
+            ({"__name__": "go_goroutines", "job": "node"}, [(7.0, t)]),
+            ({"__name__": "optilab_logged_in_users", **HOST}, [(float("inf"), t)]),
+            ({"__name__": "node_load1", "job": "", **HOST}, [(0.75, t)]),  # empty value: label absent
+        ]
+    )
     assert post(bridge.write_url, body)[0] == 204
-    stored = rows(migrated_dsn, "SELECT s.metric, s.labels, x.value FROM samples x JOIN series s ON s.id = x.series_id "
-                  "ORDER BY s.metric")
+    stored = rows(
+        migrated_dsn,
+        "SELECT s.metric, s.labels, x.value FROM samples x JOIN series s ON s.id = x.series_id ORDER BY s.metric",
+    )
     assert stored == [("node_load1", HOST, 0.75), ("node_load5", HOST, 1.25)]
     metrics = bridge.metrics()
     assert metric_value(metrics, "optilab_bridge_samples_dropped_total", 'reason="stale_or_nan"') == 2
@@ -118,16 +151,21 @@ def test_system_status_updates_systems_and_history_only_on_change(bridge, migrat
     assert post(bridge.write_url, encode([({"__name__": "system_status", **HOST}, [(0, t + 30_000)])]))[0] == 204
     system = rows(migrated_dsn, "SELECT status, extract(epoch FROM last_seen) * 1000 FROM systems")
     assert system == [("online", t + 45_000)]
-    history = rows(migrated_dsn, "SELECT status, extract(epoch FROM timestamp) * 1000 FROM status_history "
-                   "ORDER BY timestamp")
+    history = rows(
+        migrated_dsn, "SELECT status, extract(epoch FROM timestamp) * 1000 FROM status_history ORDER BY timestamp"
+    )
     assert history == [("online", t), ("offline", t + 30_000), ("online", t + 45_000)]
 
 
 def test_health_reports_mode_database_and_newest_sample(bridge, migrated_dsn) -> None:
     code, text = get(f"{bridge.url}/health")
     body = json.loads(text)
-    assert (code, body["status"], body["storage_mode"], body["database"]["reachable"]) == \
-        (200, "ok", "postgresql", True)
+    assert (code, body["status"], body["storage_mode"], body["database"]["reachable"]) == (
+        200,
+        "ok",
+        "postgresql",
+        True,
+    )
     assert body["newest_sample_age_seconds"] is None
     assert post(bridge.write_url, encode([({"__name__": "node_load1", **HOST}, [(1.0, now_ms() - 5000)])]))[0] == 204
     age = json.loads(get(f"{bridge.url}/health")[1])["newest_sample_age_seconds"]
@@ -154,21 +192,28 @@ def test_concurrent_requests_completing_the_same_rows_all_succeed(bridge, migrat
     from concurrent.futures import ThreadPoolExecutor
 
     base = now_ms() - 300_000
-    hosts = [{"instance": f"127.0.1.{i}:22", "hostname": f"pc-{i}", "ip": f"127.0.1.{i}", "department": "lab"}
-             for i in range(1, 41)]
+    hosts = [
+        {"instance": f"127.0.1.{i}:22", "hostname": f"pc-{i}", "ip": f"127.0.1.{i}", "department": "lab"}
+        for i in range(1, 41)
+    ]
     columns = ["system_cpu_usage", "system_ram_usage", "system_disk_usage", "optilab_logged_in_users"]
     bodies = []
     for round_ in range(2):  # every column twice: the second copy is a retry
         for column in columns:
-            series = [({"__name__": column, **host}, [(float(i + k), base + k * 15_000) for k in range(5)])
-                      for i, host in enumerate(hosts)]
+            series = [
+                ({"__name__": column, **host}, [(float(i + k), base + k * 15_000) for k in range(5)])
+                for i, host in enumerate(hosts)
+            ]
             random.Random(round_ * 10 + len(bodies)).shuffle(series)
             bodies.append(encode(series + [({"__name__": "system_status", **host}, [(1, base)]) for host in hosts]))
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(lambda body: post(bridge.write_url, body)[0], bodies))
     assert codes == [204] * len(bodies)
-    complete = rows(migrated_dsn, "SELECT count(*) FILTER (WHERE cpu_usage IS NOT NULL AND ram_usage IS NOT NULL "
-                    "AND disk_usage IS NOT NULL AND logged_in_users IS NOT NULL), count(*) FROM usage_metrics")
+    complete = rows(
+        migrated_dsn,
+        "SELECT count(*) FILTER (WHERE cpu_usage IS NOT NULL AND ram_usage IS NOT NULL "
+        "AND disk_usage IS NOT NULL AND logged_in_users IS NOT NULL), count(*) FROM usage_metrics",
+    )
     assert complete == [(200, 200)]
     assert rows(migrated_dsn, "SELECT count(*), count(*) FILTER (WHERE status = 'online') FROM systems") == [(40, 40)]
     assert rows(migrated_dsn, "SELECT count(*) FROM status_history") == [(40,)]
@@ -181,12 +226,18 @@ def test_plain_mode_maintenance_runs_inside_the_bridge(migrated_dsn, bridge_fact
     t = now_ms() - 60_000
     body = encode([({"__name__": "system_cpu_usage", **HOST}, [(10.0, t), (30.0, t + 15_000)])])
     assert post(bridge.write_url, body)[0] == 204
-    wait_for(lambda: rows(migrated_dsn, "SELECT count(*) FROM usage_rollup_dirty") == [(0,)], timeout=20,
-             what="the maintenance thread to fold the dirty hours")
+    wait_for(
+        lambda: rows(migrated_dsn, "SELECT count(*) FROM usage_rollup_dirty") == [(0,)],
+        timeout=20,
+        what="the maintenance thread to fold the dirty hours",
+    )
     rolled = rows(migrated_dsn, "SELECT sum(cpu_sum), sum(cpu_n), max(cpu_max) FROM usage_hourly_rollup")
     assert rolled == [(40.0, 2, 30.0)]
     assert rows(migrated_dsn, "SELECT sum(samples), max(max_cpu) FROM usage_daily") == [(2, 30.0)]
-    tomorrow = rows(migrated_dsn, "SELECT to_regclass('usage_metrics_p' || to_char(now() AT TIME ZONE 'UTC' "
-                    "+ INTERVAL '1 day', 'YYYYMMDD')) IS NOT NULL")
+    tomorrow = rows(
+        migrated_dsn,
+        "SELECT to_regclass('usage_metrics_p' || to_char(now() AT TIME ZONE 'UTC' "
+        "+ INTERVAL '1 day', 'YYYYMMDD')) IS NOT NULL",
+    )
     assert tomorrow == [(True,)]
     assert metric_value(bridge.metrics(), "optilab_bridge_maintenance_runs_total", 'result="ok"') >= 1

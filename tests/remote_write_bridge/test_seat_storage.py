@@ -15,8 +15,13 @@ from tests.support.remote_write import HOST, STALE_NAN, encode, post
 
 def seat_series(current_by_time: list[tuple[str, int]], host: dict[str, str] = HOST) -> list:
     """optilab_seat_state{state} as the exporter writes it: 1 for the current state, 0 for the others."""
-    return [({"__name__": "optilab_seat_state", **host, "state": state},
-             [(1.0 if current == state else 0.0, ms) for current, ms in current_by_time]) for state in STATES]
+    return [
+        (
+            {"__name__": "optilab_seat_state", **host, "state": state},
+            [(1.0 if current == state else 0.0, ms) for current, ms in current_by_time],
+        )
+        for state in STATES
+    ]
 
 
 def same_hour_pair() -> tuple[int, int]:
@@ -43,17 +48,24 @@ def test_bridge_stores_one_coded_sample_per_scrape(migrated_dsn, bridge_factory)
     bridge = bridge_factory(migrated_dsn)
     now = int(time.time() * 1000)
     t1, t2, t3 = now - 30_000, now - 15_000, now
-    body = encode([*seat_series([("in_use", t1), ("locked", t2)]),
-                   ({"__name__": "optilab_seat_state", **HOST, "state": "free"}, [(STALE_NAN, t3)])])
+    body = encode(
+        [
+            *seat_series([("in_use", t1), ("locked", t2)]),
+            ({"__name__": "optilab_seat_state", **HOST, "state": "free"}, [(STALE_NAN, t3)]),
+        ]
+    )
     for _ in range(2):  # a retry stores nothing twice
         assert post(bridge.write_url, body)[0] == 204
     with psycopg.connect(migrated_dsn) as conn:
         history = conn.execute(
             "SELECT s.instance, s.hostname, s.department, extract(epoch FROM h.timestamp) * 1000, h.code, h.state,"
-            " h.occupied FROM seat_history h JOIN systems s ON s.id = h.system_id ORDER BY h.timestamp").fetchall()
+            " h.occupied FROM seat_history h JOIN systems s ON s.id = h.system_id ORDER BY h.timestamp"
+        ).fetchall()
         assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 2
-    assert history == [("127.0.1.5:22", "pc-05", "physics", t1, 1, "in_use", True),
-                       ("127.0.1.5:22", "pc-05", "physics", t2, 3, "locked", True)]
+    assert history == [
+        ("127.0.1.5:22", "pc-05", "physics", t1, 1, "in_use", True),
+        ("127.0.1.5:22", "pc-05", "physics", t2, 3, "locked", True),
+    ]
 
 
 def test_every_state_round_trips(migrated_dsn, bridge_factory):
@@ -71,8 +83,9 @@ def test_seat_hourly_is_live_while_dirty_and_rolled_up_with_usage(migrated_dsn, 
     usage_hourly_rollup insert fires the trigger that writes seat_hourly_rollup; never both."""
     bridge = bridge_factory(migrated_dsn, {"remote_write": {"maintenance_interval_s": 0}})
     t1, t2 = same_hour_pair()
-    body = encode([*seat_series([("idle", t1), ("idle", t2)]),
-                   ({"__name__": "system_cpu_usage", **HOST}, [(5.0, t1), (6.0, t2)])])
+    body = encode(
+        [*seat_series([("idle", t1), ("idle", t2)]), ({"__name__": "system_cpu_usage", **HOST}, [(5.0, t1), (6.0, t2)])]
+    )
     assert post(bridge.write_url, body)[0] == 204
     query = "SELECT code, sum(samples) FROM seat_hourly GROUP BY 1"
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
@@ -89,9 +102,14 @@ def test_department_hours_are_live_while_dirty_and_rolled_up_with_usage(migrated
     bridge = bridge_factory(migrated_dsn, {"remote_write": {"maintenance_interval_s": 0}})
     t1, t2 = same_hour_pair()
     other = {**HOST, "instance": "127.0.1.6:22", "hostname": "pc-06", "ip": "127.0.1.6"}
-    body = encode([*seat_series([("in_use", t1), ("idle", t2)]), *seat_series([("free", t1), ("free", t2)], other),
-                   ({"__name__": "optilab_logged_in_users", **HOST}, [(1, t1), (1, t2)]),
-                   ({"__name__": "optilab_logged_in_users", **other}, [(0, t1), (0, t2)])])
+    body = encode(
+        [
+            *seat_series([("in_use", t1), ("idle", t2)]),
+            *seat_series([("free", t1), ("free", t2)], other),
+            ({"__name__": "optilab_logged_in_users", **HOST}, [(1, t1), (1, t2)]),
+            ({"__name__": "optilab_logged_in_users", **other}, [(0, t1), (0, t2)]),
+        ]
+    )
     assert post(bridge.write_url, body)[0] == 204
     occupied = "SELECT department, occupied FROM department_hourly"
     states = "SELECT code, machines FROM department_seat_hourly ORDER BY code"

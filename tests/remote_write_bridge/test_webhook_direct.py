@@ -41,8 +41,10 @@ def test_alerts_are_stored_once_and_resolved_in_place(direct: None, migrated_dsn
         assert client.post("/api/v1/alerts", json=firing).status_code == 200  # Alertmanager repeat
         assert client.post("/api/v1/alerts", json=payload(alert(status="resolved"))).status_code == 200
         assert client.post("/api/v1/alerts", json={"version": "4"}).status_code == 400
-    assert rows(migrated_dsn) == [("OptiLabHostDown", "127.0.1.5:22", "resolved"),
-                                  ("OptiLabHostDown", "127.0.1.6:22", "firing")]
+    assert rows(migrated_dsn) == [
+        ("OptiLabHostDown", "127.0.1.5:22", "resolved"),
+        ("OptiLabHostDown", "127.0.1.6:22", "firing"),
+    ]
 
 
 def test_database_down_answers_503_and_the_retry_lands(direct: None, private_postgres: PrivatePostgres) -> None:

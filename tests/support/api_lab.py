@@ -37,20 +37,28 @@ class Lab:
 
 def _exact_rows(conn: psycopg.Connection, now: datetime) -> tuple[datetime, int, int, int]:
     h0 = (now - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
-    ids = [conn.execute(
-        "INSERT INTO systems (instance, hostname, ip_address, department, status, health_state, last_seen)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id", row).fetchone()[0] for row in (
-        ("127.0.9.1:22", "exact-a", "127.0.9.1", "exactlab", "online", "healthy", now),
-        ("127.0.9.2:22", "exact-b", "127.0.9.2", "exactlab", "offline", "dead", h0),
-        ("127.0.9.3:22", "odd_host%1", "127.0.9.3", "misc", "online", "healthy", now),
-    )]
+    ids = [
+        conn.execute(
+            "INSERT INTO systems (instance, hostname, ip_address, department, status, health_state, last_seen)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            row,
+        ).fetchone()[0]
+        for row in (
+            ("127.0.9.1:22", "exact-a", "127.0.9.1", "exactlab", "online", "healthy", now),
+            ("127.0.9.2:22", "exact-b", "127.0.9.2", "exactlab", "offline", "dead", h0),
+            ("127.0.9.3:22", "odd_host%1", "127.0.9.3", "misc", "online", "healthy", now),
+        )
+    ]
     a, b, odd = ids
     rows = [(a, h0 + timedelta(minutes=i), float(i), 50.0, 10.0, 1 if i < 30 else 0) for i in range(60)]
     rows += [(b, h0 + timedelta(minutes=i), 100.0, 20.0, 30.0, 0) for i in range(60)]
     rows.append((a, now - timedelta(minutes=1), 80.0, 60.0, 10.0, 2))
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO usage_metrics (system_id, timestamp, cpu_usage, ram_usage, disk_usage,"
-                        " logged_in_users) VALUES (%s, %s, %s, %s, %s, %s)", rows)
+        cur.executemany(
+            "INSERT INTO usage_metrics (system_id, timestamp, cpu_usage, ram_usage, disk_usage,"
+            " logged_in_users) VALUES (%s, %s, %s, %s, %s, %s)",
+            rows,
+        )
     refresh_aggregates(conn, h0, now + timedelta(hours=1))
     return h0, a, b, odd
 

@@ -16,9 +16,16 @@ from optilab.exporter.command import END, START, frame, split_sources
 from optilab.exporter.family import Family
 from tests.support.paths import DATA
 
-_SECTION_PATHS = {"stat": "/proc/stat", "meminfo": "/proc/meminfo", "loadavg": "/proc/loadavg",
-                  "uptime": "/proc/uptime", "netdev": "/proc/net/dev", "mounts": "/proc/1/mounts",
-                  "filefd": "/proc/sys/fs/file-nr", "osrelease": "/etc/os-release"}
+_SECTION_PATHS = {
+    "stat": "/proc/stat",
+    "meminfo": "/proc/meminfo",
+    "loadavg": "/proc/loadavg",
+    "uptime": "/proc/uptime",
+    "netdev": "/proc/net/dev",
+    "mounts": "/proc/1/mounts",
+    "filefd": "/proc/sys/fs/file-nr",
+    "osrelease": "/etc/os-release",
+}
 _KERNEL = ("ostype", "hostname", "osrelease", "version", "arch")
 
 
@@ -107,20 +114,27 @@ def seat_sources(section: str) -> dict[str, str]:
     header = dict(line.partition(" ")[::2] for line in lines[:2])
     who_at = lines.index("@who")
     own = header.get("self", "").strip()
-    sources = {"cmd:date": f"{header['now']}.000000000 +0000 UTC\n",
-               "cmd:who": "".join(f"{line}\n" for line in lines[who_at + 1:])}
+    sources = {
+        "cmd:date": f"{header['now']}.000000000 +0000 UTC\n",
+        "cmd:who": "".join(f"{line}\n" for line in lines[who_at + 1 :]),
+    }
     hints = []
     if "@loginctl" in lines:
-        blocks = "\n".join(lines[lines.index("@loginctl") + 1:who_at]).split("\n\n")
+        blocks = "\n".join(lines[lines.index("@loginctl") + 1 : who_at]).split("\n\n")
         for block in blocks:
             props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
             file_lines = ["# This is private data. Do not parse.", f"REMOTE={int(props['Remote'] == 'yes')}"]
             file_lines += [f"{key}={props[name]}" for name, key in _SESSION_KEYS.items() if props.get(name)]
             sources[f"/run/systemd/sessions/{props['Id']}"] = "\n".join(file_lines) + "\n"
-            if (props["Remote"] == "no" and props["Class"].startswith("user") and props["State"] != "closing"
-                    and props["Id"] != own):
-                hints.append("\n".join(f"{name}={props[name]}"
-                                       for name in ("Id", "LockedHint", "IdleHint", "IdleSinceHint")))
+            if (
+                props["Remote"] == "no"
+                and props["Class"].startswith("user")
+                and props["State"] != "closing"
+                and props["Id"] != own
+            ):
+                hints.append(
+                    "\n".join(f"{name}={props[name]}" for name in ("Id", "LockedHint", "IdleHint", "IdleSinceHint"))
+                )
     sources["cmd:seats"] = f"self {own}\n" + ("@loginctl\n" + "\n\n".join(hints) + "\n" if hints else "")
     return sources
 

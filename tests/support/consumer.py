@@ -29,9 +29,22 @@ def start_consumer(tmp_path: Path) -> Iterator[ConsumerFactory]:
     started: list[Service] = []
 
     def start(dsn: str, url: str, names: AmqpNames, workers: int = 2) -> Service:
-        service = Service([sys.executable, "-m", "optilab.remote_write_bridge.consumer", "--dsn", dsn, "--amqp", url,
-                           "--prefix", names.prefix, "--workers", str(workers)],
-                          tmp_path / f"consumer{len(started)}.log")
+        service = Service(
+            [
+                sys.executable,
+                "-m",
+                "optilab.remote_write_bridge.consumer",
+                "--dsn",
+                dsn,
+                "--amqp",
+                url,
+                "--prefix",
+                names.prefix,
+                "--workers",
+                str(workers),
+            ],
+            tmp_path / f"consumer{len(started)}.log",
+        )
         started.append(service)
         expected = consumers(url, names.queue) + workers
         return service.wait_ready(lambda: consumers(url, names.queue) >= expected)
@@ -77,8 +90,10 @@ def finish(consumer: Service, url: str, names: AmqpNames, dsn: str) -> None:
     """
     sentinel = "sentinel.invalid:0"
     publish(url, names, [event("discovery", instance=sentinel, at="2026-11-28T00:00:00Z")])
-    wait_for(lambda: rows(dsn, "SELECT count(*) FROM systems WHERE instance = %s", (sentinel,)) == [(1,)],
-             what="the sentinel stored after every earlier message")
+    wait_for(
+        lambda: rows(dsn, "SELECT count(*) FROM systems WHERE instance = %s", (sentinel,)) == [(1,)],
+        what="the sentinel stored after every earlier message",
+    )
     with psycopg.connect(dsn) as conn:
         conn.execute("DELETE FROM systems WHERE instance = %s", (sentinel,))
     consumer.signal(signal.SIGTERM)

@@ -20,14 +20,20 @@ from tests.support.paths import REPO
 
 def run_driver(argv: list[str], answer: Callable[[str], bool], cwd: Path = REPO) -> dict[str, Any]:
     """Run ``python ARGV`` and return the JSON of its ``RESULT`` line (bounded: 30 s after its output ends)."""
-    process = subprocess.Popen([sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=cwd)
+    process = subprocess.Popen(
+        [sys.executable, *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
     try:
         assert process.stdout is not None and process.stdin is not None
         for line in process.stdout:  # bounded: the driver prints a few lines and exits
             if line.startswith("RESULT "):
                 process.wait(30)
-                result: dict[str, Any] = json.loads(line[len("RESULT "):])
+                result: dict[str, Any] = json.loads(line[len("RESULT ") :])
                 return result
             if answer(line.strip()):
                 process.stdin.write("go\n")

@@ -43,20 +43,26 @@ class Exporter:
     def samples(self, path: str, name: str, **headers: str) -> list[tuple[dict[str, str], float]]:
         status, text = self.get(path, headers=headers)
         assert status == 200, text
-        return [(s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples
-                if s.name == name]
+        return [(s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
 
     def metric(self, name: str, **labels: str) -> float:
         """One self-metric value from /metrics (0 when the series is absent)."""
-        return sum(value for found, value in self.samples("/metrics", name)
-                   if labels.items() <= found.items())
+        return sum(value for found, value in self.samples("/metrics", name) if labels.items() <= found.items())
 
 
 def inventory(sshd: Sshd, **sections: Any) -> dict[str, Any]:
     """An inventory logging in to ``sshd``; ``sections`` override or add top-level sections."""
-    return {"ssh": {"user": sshd.user, "port": sshd.port, "key_file": str(sshd.key_file),
-                    "known_hosts": str(sshd.trust()), "connect_timeout": "3s"},
-            "departments": {"physics": {"hosts": [f"127.0.0.1:{sshd.port}"]}}, **sections}
+    return {
+        "ssh": {
+            "user": sshd.user,
+            "port": sshd.port,
+            "key_file": str(sshd.key_file),
+            "known_hosts": str(sshd.trust()),
+            "connect_timeout": "3s",
+        },
+        "departments": {"physics": {"hosts": [f"127.0.0.1:{sshd.port}"]}},
+        **sections,
+    }
 
 
 @pytest.fixture
@@ -70,8 +76,12 @@ def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
         config_path = workdir / "inventory.yml"
         config_path.write_text(yaml.safe_dump(config))
         port = free_port()
-        service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(config_path),
-                           "--listen", f"127.0.0.1:{port}"], workdir / "exporter.log", env=env, cwd=REPO)
+        service = Service(
+            [sys.executable, "-m", "optilab.exporter", "--config", str(config_path), "--listen", f"127.0.0.1:{port}"],
+            workdir / "exporter.log",
+            env=env,
+            cwd=REPO,
+        )
         exporter = Exporter(f"http://127.0.0.1:{port}", config_path, service)
         started.append(exporter)
         service.wait_ready(lambda: http_ok(f"{exporter.url}/metrics"))
@@ -80,7 +90,6 @@ def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
     yield start
     for exporter in started:
         exporter.service.stop()
-
 
 
 #: node_exporter's own names that promtool's lint flags: CamelCase meminfo/netstat/sockstat fields, and

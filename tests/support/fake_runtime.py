@@ -33,9 +33,18 @@ FAST = dataclasses.replace(make_plan(), slow=None)
 
 def output(name: str) -> str:
     """A short valid answer: the uname files and the target's clock."""
-    return frame({f"{KERNEL}ostype": "Linux\n", f"{KERNEL}hostname": f"{name}\n", f"{KERNEL}osrelease": "6.1.0\n",
-                  f"{KERNEL}version": "#1 SMP\n", f"{KERNEL}arch": "x86_64\n", f"{KERNEL}domainname": "(none)\n",
-                  "cmd:date": "1700000000 +0000 UTC\n"}, DEFAULT_COMMANDS)
+    return frame(
+        {
+            f"{KERNEL}ostype": "Linux\n",
+            f"{KERNEL}hostname": f"{name}\n",
+            f"{KERNEL}osrelease": "6.1.0\n",
+            f"{KERNEL}version": "#1 SMP\n",
+            f"{KERNEL}arch": "x86_64\n",
+            f"{KERNEL}domainname": "(none)\n",
+            "cmd:date": "1700000000 +0000 UTC\n",
+        },
+        DEFAULT_COMMANDS,
+    )
 
 
 class FakeRunner:
@@ -63,8 +72,9 @@ class FakeRuntime:
     def __init__(self, config: Config, clock: float) -> None:
         self.config = config
         self.runner = FakeRunner()
-        self.prober = Prober(self.runner, HealthBook(config.health, clock=lambda: clock), clock=lambda: clock,
-                             plans=lambda entry: FAST)  # one request per probe: the slow tier is tested apart
+        self.prober = Prober(
+            self.runner, HealthBook(config.health, clock=lambda: clock), clock=lambda: clock, plans=lambda entry: FAST
+        )  # one request per probe: the slow tier is tested apart
         self.reload_checks = 0
 
     def maybe_reload(self) -> None:
@@ -75,5 +85,9 @@ class FakeRuntime:
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
-    return [(sample.labels, sample.value) for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == name]
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]

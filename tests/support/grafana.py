@@ -39,8 +39,13 @@ def targets(dashboard: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[st
             yield panel, target
 
 
-INTERVALS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m", "__interval_ms": "15000",
-             "__range_s": "300"}
+INTERVALS = {
+    "__rate_interval": "1m",
+    "__interval": "15s",
+    "__range": "5m",
+    "__interval_ms": "15000",
+    "__range_s": "300",
+}
 
 
 def format_value(values: list[str], multi: bool, dialect: str) -> str:

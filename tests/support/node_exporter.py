@@ -27,8 +27,11 @@ def running_node_exporter(*flags: str) -> Iterator[Callable[[], str]]:
     assert NODE_EXPORTER is not None
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
-    proc = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}", *flags],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}", *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def scrape() -> str:
         with urllib.request.urlopen(url, timeout=5) as answer:

@@ -22,8 +22,11 @@ import yaml
 from optilab.remote_write_bridge.protocol import WriteRequest
 from tests.fixtures.procs import Service, free_port, port_open
 
-HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
-           "X-Prometheus-Remote-Write-Version": "0.1.0"}
+HEADERS = {
+    "Content-Type": "application/x-protobuf",
+    "Content-Encoding": "snappy",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 HOST = {"instance": "127.0.1.5:22", "hostname": "pc-05", "ip": "127.0.1.5", "department": "physics"}
 
@@ -54,7 +57,8 @@ def encode(series: list[Series], sort_labels: bool = True) -> bytes:
 
 def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
     request = urllib.request.Request(  # noqa: S310 - loopback bridge
-        url, data=body, method="POST", headers=HEADERS if headers is None else headers)
+        url, data=body, method="POST", headers=HEADERS if headers is None else headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - loopback bridge
             return response.status, response.read().decode()
@@ -96,8 +100,15 @@ def bridge_factory(tmp_path: Path) -> Iterator[Callable[..., Bridge]]:
 
     def factory(dsn: str, config: dict[str, Any] | None = None) -> Bridge:
         port = free_port()
-        argv = [str(Path(sys.executable).with_name("optilab-bridge")), "--listen", f"127.0.0.1:{port}",
-                "--dsn", dsn, "--threads", "4"]
+        argv = [
+            str(Path(sys.executable).with_name("optilab-bridge")),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--dsn",
+            dsn,
+            "--threads",
+            "4",
+        ]
         if config is not None:
             config_path = tmp_path / f"bridge{len(started)}.yml"
             config_path.write_text(yaml.safe_dump(config))
@@ -146,8 +157,7 @@ class ScrapeTarget:
         lines = []
         for host in range(self.hosts):
             ip = f"127.0.1.{10 + host}"
-            labels = (f'instance="{ip}:22",hostname="pc-{host}",ip="{ip}",'
-                      f'department="{("physics", "maths")[host % 2]}"')
+            labels = f'instance="{ip}:22",hostname="pc-{host}",ip="{ip}",department="{("physics", "maths")[host % 2]}"'
             values = {
                 "system_cpu_usage": (n * 7 + host) % 100 + 0.5,
                 "system_ram_usage": 40 + (n + host) % 10,
@@ -179,8 +189,10 @@ def prometheus_config(target: str, write_url: str) -> dict[str, Any]:
     return {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [{"job_name": "node", "honor_labels": True, "static_configs": [{"targets": [target]}]}],
-        "remote_write": [{
-            "url": write_url,
-            "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms", "max_backoff": "1s"},
-        }],
+        "remote_write": [
+            {
+                "url": write_url,
+                "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms", "max_backoff": "1s"},
+            }
+        ],
     }

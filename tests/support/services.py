@@ -40,16 +40,21 @@ def services(tmp_path: Path) -> Iterator[Callable[..., Service]]:
 def start_bridge(services: Callable[..., Service], dsn: str, url: str, names: AmqpNames) -> str:
     port = free_port()
     env = {"OPTILAB_AMQP_URL": url, "OPTILAB_AMQP_PREFIX": names.prefix}
-    services("bridge", [BRIDGE, "--listen", f"127.0.0.1:{port}", "--dsn", dsn], env,
-             lambda: port_open("127.0.0.1", port))
+    services(
+        "bridge", [BRIDGE, "--listen", f"127.0.0.1:{port}", "--dsn", dsn], env, lambda: port_open("127.0.0.1", port)
+    )
     return f"http://127.0.0.1:{port}"
 
 
-def start_bridge_consumer(services: Callable[..., Service], dsn: str, url: str, names: AmqpNames,
-                   workers: int = 2) -> Service:
-    return services("consumer", [BRIDGE, "consume", "--dsn", dsn, "--amqp", url, "--prefix", names.prefix,
-                                 "--workers", str(workers)], {},
-                    lambda: consumers(url, names.queue) >= workers)
+def start_bridge_consumer(
+    services: Callable[..., Service], dsn: str, url: str, names: AmqpNames, workers: int = 2
+) -> Service:
+    return services(
+        "consumer",
+        [BRIDGE, "consume", "--dsn", dsn, "--amqp", url, "--prefix", names.prefix, "--workers", str(workers)],
+        {},
+        lambda: consumers(url, names.queue) >= workers,
+    )
 
 
 def full_log(service: Service) -> str:
@@ -57,8 +62,11 @@ def full_log(service: Service) -> str:
 
 
 def post_alerts(url: str, body: dict[str, Any]) -> int:
-    request = urllib.request.Request(url + "/api/v1/alerts", data=json.dumps(body).encode(),  # noqa: S310
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(  # noqa: S310 - loopback bridge
+        url + "/api/v1/alerts",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback bridge
             return response.status

@@ -33,9 +33,14 @@ from optilab.exporter.targets import Target  # noqa: E402
 class Driver:
     def __init__(self, args: dict[str, Any]) -> None:
         self.args = args
-        ssh = SshSettings(user=args["user"], key_file=Path(args["key_file"]), known_hosts=Path(args["known_hosts"]),
-                          host_key_policy=args.get("policy", "strict"), connect_timeout=5,
-                          command_timeout=args.get("command_timeout", 10))
+        ssh = SshSettings(
+            user=args["user"],
+            key_file=Path(args["key_file"]),
+            known_hosts=Path(args["known_hosts"]),
+            host_key_policy=args.get("policy", "strict"),
+            connect_timeout=5,
+            command_timeout=args.get("command_timeout", 10),
+        )
         self.pool = SshPool(ssh, PoolSettings(**args.get("pool", {})))
         self.target = Target("127.0.0.1", args["port"])
         self.out: dict[str, Any] = {}
@@ -102,8 +107,9 @@ class Driver:
         self.out["elapsed"] = time.monotonic() - started
         self.out["after"] = self.run()
         gevent.sleep(0.2)  # let the closed transport's greenlet finish
-        self.out["transports_alive"] = sum(isinstance(t, paramiko.Transport) and t.is_alive()
-                                           for t in threading.enumerate())
+        self.out["transports_alive"] = sum(
+            isinstance(t, paramiko.Transport) and t.is_alive() for t in threading.enumerate()
+        )
         self.out["open"] = self.pool.open_connections()
 
     def probe_hang(self) -> None:
@@ -151,8 +157,12 @@ def main(argv: list[str]) -> int:
     scenario: Callable[[], None] = getattr(driver, driver.args["scenario"])
     scenario()
     pool = driver.pool
-    driver.out["stats"] = {"dials": dict(pool.stats.dials), "errors": dict(pool.stats.errors),
-                           "closed": dict(pool.stats.closed), "execs": pool.stats.execs}
+    driver.out["stats"] = {
+        "dials": dict(pool.stats.dials),
+        "errors": dict(pool.stats.errors),
+        "closed": dict(pool.stats.closed),
+        "execs": pool.stats.execs,
+    }
     pool.close()
     print("RESULT " + json.dumps(driver.out), flush=True)
     return 0

@@ -59,8 +59,15 @@ class Database:
 
 
 def migrate_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "optilab.timescale.migrate", *args], capture_output=True, text=True,
-                          timeout=120, check=False, cwd=REPO, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "optilab.timescale.migrate", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+        env=env,
+    )
 
 
 def role_args(roles: Roles) -> list[str]:
@@ -93,12 +100,20 @@ def database(pg_server_dsn: str, roles: Roles) -> Iterator[Database]:
 
 def test_the_roles_are_created_with_hashed_passwords_and_check_clean(database: Database) -> None:
     roles = database.roles
-    stored = dict(database.rows("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN (%s, %s, %s)",
-                                (roles.owner, roles.writer, roles.reader)))
+    stored = dict(
+        database.rows(
+            "SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN (%s, %s, %s)",
+            (roles.owner, roles.writer, roles.reader),
+        )
+    )
     assert stored[roles.owner] is None  # no OPTILAB_OWNER_PASSWORD given: left without one
     assert stored[roles.writer].startswith("SCRAM-SHA-256$") and PASSWORD not in stored[roles.writer]
-    owners = {owner for (owner,) in database.rows(
-        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace")}
+    owners = {
+        owner
+        for (owner,) in database.rows(
+            "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        )
+    }
     assert owners == {roles.owner}  # the migrations ran as the owner
     check = migrate_cli("--dsn", database.admin, "--check-roles", *role_args(roles))
     assert check.returncode == 0, check.stderr
@@ -106,40 +121,62 @@ def test_the_roles_are_created_with_hashed_passwords_and_check_clean(database: D
     assert rerun.returncode == 0, rerun.stderr
 
 
-def test_the_bridge_and_the_consumer_store_as_the_writer(database: Database, amqp_url: str,
-                                                        amqp_names: AmqpNames,
-                                                        start_consumer: ConsumerFactory) -> None:
+def test_the_bridge_and_the_consumer_store_as_the_writer(
+    database: Database, amqp_url: str, amqp_names: AmqpNames, start_consumer: ConsumerFactory
+) -> None:
     app = create_app(validate({"remote_write": {"maintenance_interval_s": 0.2}}, database.writer))
     client = app.test_client()
     t = int(time.time() * 1000) - 30_000
     try:
-        body = encode([({"__name__": "system_cpu_usage", **HOST}, [(12.0, t)]),
-                       ({"__name__": "system_ram_usage", **HOST}, [(34.0, t)]),
-                       ({"__name__": "system_status", **HOST}, [(1, t)]),
-                       ({"__name__": "node_load1", **HOST}, [(0.5, t)])])
+        body = encode(
+            [
+                ({"__name__": "system_cpu_usage", **HOST}, [(12.0, t)]),
+                ({"__name__": "system_ram_usage", **HOST}, [(34.0, t)]),
+                ({"__name__": "system_status", **HOST}, [(1, t)]),
+                ({"__name__": "node_load1", **HOST}, [(0.5, t)]),
+            ]
+        )
         response = client.post("/api/v1/write", data=body, headers=HEADERS)
         assert response.status_code == 204, response.data
         deadline = time.monotonic() + 20  # the maintenance thread, as the writer, creates partitions ahead
         while time.monotonic() < deadline and not database.rows(
-                "SELECT 1 FROM pg_class WHERE relname = %s",
-                (f"usage_metrics_p{(datetime.now(UTC) + timedelta(days=2)).strftime('%Y%m%d')}",)):
+            "SELECT 1 FROM pg_class WHERE relname = %s",
+            (f"usage_metrics_p{(datetime.now(UTC) + timedelta(days=2)).strftime('%Y%m%d')}",),
+        ):
             time.sleep(0.2)
     finally:
         app.extensions["optilab_bridge"].stop()
-    assert database.rows("SELECT u.cpu_usage, u.ram_usage, s.status FROM usage_metrics u JOIN systems s "
-                         "ON s.id = u.system_id WHERE s.instance = %s", (HOST["instance"],)) == [(12.0, 34.0, "online")]
+    assert database.rows(
+        "SELECT u.cpu_usage, u.ram_usage, s.status FROM usage_metrics u JOIN systems s "
+        "ON s.id = u.system_id WHERE s.instance = %s",
+        (HOST["instance"],),
+    ) == [(12.0, 34.0, "online")]
     consumer = start_consumer(database.writer, amqp_url, amqp_names, workers=1)
-    publish(amqp_url, amqp_names, [event("health", instance=HOST["instance"], hostname="pc-05", ip=HOST["ip"],
-                                         department="physics", **{"from": "healthy"}, to="degraded",
-                                         reason="timeout", at=datetime.now(UTC).isoformat())])
+    publish(
+        amqp_url,
+        amqp_names,
+        [
+            event(
+                "health",
+                instance=HOST["instance"],
+                hostname="pc-05",
+                ip=HOST["ip"],
+                department="physics",
+                **{"from": "healthy"},
+                to="degraded",
+                reason="timeout",
+                at=datetime.now(UTC).isoformat(),
+            )
+        ],
+    )
     finish(consumer, amqp_url, amqp_names, database.admin)
-    assert database.rows("SELECT health_state FROM systems WHERE instance = %s", (HOST["instance"],)) == \
-        [("degraded",)]
+    assert database.rows("SELECT health_state FROM systems WHERE instance = %s", (HOST["instance"],)) == [("degraded",)]
     # partitions made later by the writer's upkeep belong to the owner and carry everyone's grants
     with psycopg.connect(database.admin, autocommit=True) as conn:
         assert check_roles(conn, database.roles) == []
-    assert database.rows("SELECT count(*) > 3 FROM pg_inherits WHERE inhparent = 'usage_metrics'::regclass") == \
-        [(True,)]
+    assert database.rows("SELECT count(*) > 3 FROM pg_inherits WHERE inhparent = 'usage_metrics'::regclass") == [
+        (True,)
+    ]
 
 
 def test_the_api_and_every_sql_dashboard_query_answer_as_the_reader(database: Database) -> None:
@@ -151,9 +188,18 @@ def test_the_api_and_every_sql_dashboard_query_answer_as_the_reader(database: Da
         client = app.test_client()
         system = seeded.system_ids[0]
         department = database.rows("SELECT department FROM systems WHERE id = %s", (system,))[0][0]
-        for path in ("/systems", f"/systems/{system}", f"/systems/{system}/metrics", "/departments", "/alerts",
-                     "/health", "/reports/utilisation", "/reports/machines",  # the rollups of 0093-0098
-                     f"/departments/{department}/history", f"/departments/{department}/heatmap"):
+        for path in (
+            "/systems",
+            f"/systems/{system}",
+            f"/systems/{system}/metrics",
+            "/departments",
+            "/alerts",
+            "/health",
+            "/reports/utilisation",
+            "/reports/machines",  # the rollups of 0093-0098
+            f"/departments/{department}/history",
+            f"/departments/{department}/heatmap",
+        ):
             response = client.get(path, headers=AUTH)
             assert response.status_code == 200, (path, response.data)
     finally:
@@ -166,8 +212,11 @@ def test_the_api_and_every_sql_dashboard_query_answer_as_the_reader(database: Da
     with psycopg.connect(database.reader, autocommit=True) as conn:
         for path in DASHBOARD_FILES:
             dashboard = load(path)
-            chosen = {v["name"]: (values[v["name"]] if v["multi"] else values[v["name"]][:1], bool(v["multi"]))
-                      for v in dashboard["templating"]["list"] if v["type"] != "datasource"}
+            chosen = {
+                v["name"]: (values[v["name"]] if v["multi"] else values[v["name"]][:1], bool(v["multi"]))
+                for v in dashboard["templating"]["list"]
+                if v["type"] != "datasource"
+            }
             for panel, target in targets(dashboard):
                 if target["datasource"]["type"] != "postgres":
                     continue
@@ -194,9 +243,16 @@ def test_the_reader_cannot_write_and_the_writer_cannot_change_the_schema(databas
     with psycopg.connect(database.writer, autocommit=True) as conn:
         conn.execute("INSERT INTO systems (instance) VALUES ('127.0.1.9:22')")
         conn.execute("UPDATE systems SET hostname = 'pc-09' WHERE instance = '127.0.1.9:22'")
-        for ddl in ("CREATE TABLE stolen (x int)", "ALTER TABLE systems ADD COLUMN x int", "DROP TABLE samples",
-                    "TRUNCATE alerts", "CREATE INDEX ON systems (hostname)", "DELETE FROM systems",
-                    "ALTER FUNCTION storage_mode() OWNER TO CURRENT_USER", "CREATE VIEW peek AS SELECT 1"):
+        for ddl in (
+            "CREATE TABLE stolen (x int)",
+            "ALTER TABLE systems ADD COLUMN x int",
+            "DROP TABLE samples",
+            "TRUNCATE alerts",
+            "CREATE INDEX ON systems (hostname)",
+            "DELETE FROM systems",
+            "ALTER FUNCTION storage_mode() OWNER TO CURRENT_USER",
+            "CREATE VIEW peek AS SELECT 1",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(ddl)
     assert database.rows("SELECT hostname FROM systems") == [("pc-09",)]
@@ -222,8 +278,7 @@ def test_a_database_migrated_before_the_roles_existed_is_adopted(pg_server_dsn: 
     admin = create_database(pg_server_dsn)
     try:
         migrate(admin, prefer="postgresql")  # as the admin: every object owned by it
-        owners = ("SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class "
-                  "WHERE relnamespace = 'public'::regnamespace")
+        owners = "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("SELECT optilab_ensure_partitions(current_date, current_date + 1)")
             assert conn.execute(owners).fetchall() == [("postgres",)]
@@ -233,8 +288,9 @@ def test_a_database_migrated_before_the_roles_existed_is_adopted(pg_server_dsn: 
             assert check_roles(conn, roles) == []
             assert conn.execute(owners).fetchall() == [(roles.owner,)]  # partitions included
         with psycopg.connect(psycopg.conninfo.make_conninfo(admin, user=roles.writer), autocommit=True) as conn:
-            assert conn.execute("SELECT optilab_ensure_partitions(current_date, current_date + 3)").fetchone() == \
-                (4,)  # 2 new days x 2 tables, by the adopted SECURITY DEFINER function
+            assert conn.execute("SELECT optilab_ensure_partitions(current_date, current_date + 3)").fetchone() == (
+                4,
+            )  # 2 new days x 2 tables, by the adopted SECURITY DEFINER function
     finally:
         drop_database(admin, pg_server_dsn)
 

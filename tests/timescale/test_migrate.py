@@ -16,16 +16,51 @@ import pytest
 from optilab.timescale.maintenance import run_maintenance
 from optilab.timescale.migrate import load_migrations, migrate
 
-AGGREGATE_COLUMNS = ["system_id", "bucket", "avg_cpu", "max_cpu", "avg_ram", "avg_disk", "avg_users",
-                     "occupied_ratio", "samples"]
+AGGREGATE_COLUMNS = [
+    "system_id",
+    "bucket",
+    "avg_cpu",
+    "max_cpu",
+    "avg_ram",
+    "avg_disk",
+    "avg_users",
+    "occupied_ratio",
+    "samples",
+]
 CONTRACT = {  # docs/interfaces.md
-    "systems": ["id", "instance", "hostname", "ip_address", "department", "os_type", "os_version", "status",
-                "health_state", "last_seen", "created_at"],
+    "systems": [
+        "id",
+        "instance",
+        "hostname",
+        "ip_address",
+        "department",
+        "os_type",
+        "os_version",
+        "status",
+        "health_state",
+        "last_seen",
+        "created_at",
+    ],
     "usage_metrics": ["system_id", "timestamp", "cpu_usage", "ram_usage", "disk_usage", "logged_in_users"],
     "status_history": ["system_id", "timestamp", "status", "health_state", "reason"],
-    "alerts": ["id", "system_id", "fingerprint", "starts_at", "ends_at", "status", "alertname", "alert_type",
-               "severity", "department", "instance", "message", "labels", "annotations", "timestamp",
-               "updated_at"],
+    "alerts": [
+        "id",
+        "system_id",
+        "fingerprint",
+        "starts_at",
+        "ends_at",
+        "status",
+        "alertname",
+        "alert_type",
+        "severity",
+        "department",
+        "instance",
+        "message",
+        "labels",
+        "annotations",
+        "timestamp",
+        "updated_at",
+    ],
     "series": ["id", "metric", "labels"],
     "samples": ["series_id", "timestamp", "value"],
     "usage_hourly": AGGREGATE_COLUMNS,
@@ -34,9 +69,14 @@ CONTRACT = {  # docs/interfaces.md
 
 
 def columns(conn: psycopg.Connection, table: str) -> list[str]:
-    return [row[0] for row in conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
-        "ORDER BY attnum", (table,))]
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+            "ORDER BY attnum",
+            (table,),
+        )
+    ]
 
 
 def test_schema_has_every_contract_column_and_reports_its_mode(migrated_dsn: str) -> None:
@@ -47,7 +87,8 @@ def test_schema_has_every_contract_column_and_reports_its_mode(migrated_dsn: str
         assert columns(conn, "usage_hourly") == columns(conn, "usage_daily") == AGGREGATE_COLUMNS
         mode = conn.execute("SELECT storage_mode()").fetchone()[0]
         has_timescaledb = conn.execute(
-            "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()[0]
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+        ).fetchone()[0]
     assert mode == ("timescaledb" if has_timescaledb else "postgresql")
 
 
@@ -98,8 +139,12 @@ def test_cli_prints_and_logs_the_mode(empty_dsn: str) -> None:
     done = subprocess.run([str(script), "--dsn", empty_dsn], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, "postgresql")
     assert "storage mode: postgresql" in done.stderr
-    failed = subprocess.run([str(script), "--dsn", "host=127.0.0.1 port=1 dbname=x connect_timeout=2"],
-                            capture_output=True, text=True, timeout=60)
+    failed = subprocess.run(
+        [str(script), "--dsn", "host=127.0.0.1 port=1 dbname=x connect_timeout=2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert failed.returncode == 1 and "migration failed" in failed.stderr
 
 
@@ -112,8 +157,11 @@ def test_requiring_timescaledb_fails_clearly_where_it_is_missing(empty_dsn: str)
 
 
 def _usage(conn: psycopg.Connection, system_id: int, at: datetime, cpu: float, users: int) -> None:
-    conn.execute("INSERT INTO usage_metrics (system_id, timestamp, cpu_usage, ram_usage, disk_usage, "
-                 "logged_in_users) VALUES (%s, %s, %s, 50, 60, %s)", (system_id, at, cpu, users))
+    conn.execute(
+        "INSERT INTO usage_metrics (system_id, timestamp, cpu_usage, ram_usage, disk_usage, "
+        "logged_in_users) VALUES (%s, %s, %s, 50, 60, %s)",
+        (system_id, at, cpu, users),
+    )
     conn.execute("INSERT INTO usage_rollup_dirty (bucket) VALUES (date_trunc('hour', %s::timestamptz))", (at,))
 
 
@@ -138,12 +186,12 @@ def test_plain_mode_rollups_match_raw_rows_before_and_after_refresh(migrated_dsn
         assert live[1][2:] == pytest.approx((70.0, 90.0, 50.0, 60.0, 0.5, 0.5, 2))
         # a late row for an already rolled-up hour is seen at once and folded in by the next run
         _usage(conn, system_id, now - timedelta(minutes=45), 100.0, 3)
-        hour = conn.execute("SELECT max_cpu, samples FROM usage_hourly WHERE bucket = %s",
-                            (first[1],)).fetchone()
+        hour = conn.execute("SELECT max_cpu, samples FROM usage_hourly WHERE bucket = %s", (first[1],)).fetchone()
         assert hour == (100.0, 3)
         run_maintenance(conn, now=now)
-        assert conn.execute("SELECT cpu_max, samples FROM usage_hourly_rollup WHERE bucket = %s",
-                            (first[1],)).fetchone() == (100.0, 3)
+        assert conn.execute(
+            "SELECT cpu_max, samples FROM usage_hourly_rollup WHERE bucket = %s", (first[1],)
+        ).fetchone() == (100.0, 3)
         assert sum(row[-1] for row in conn.execute("SELECT * FROM usage_daily")) == 5
 
 
@@ -156,8 +204,9 @@ def test_plain_mode_retention_drops_old_partitions_and_keeps_rollups(migrated_ds
         _usage(conn, system_id, old, 42.0, 1)
         conn.execute("INSERT INTO series (metric) VALUES ('node_load1')")
         conn.execute("INSERT INTO samples SELECT id, %s, 1.0 FROM series", (old,))
-        children = ("SELECT count(*) FROM pg_inherits WHERE inhparent IN "
-                    "('usage_metrics'::regclass, 'samples'::regclass)")
+        children = (
+            "SELECT count(*) FROM pg_inherits WHERE inhparent IN ('usage_metrics'::regclass, 'samples'::regclass)"
+        )
         before = conn.execute(children).fetchone()[0]
         result = run_maintenance(conn, retention_days=30, now=now)
         assert result.partitions_dropped == 2  # usage_metrics and samples of that day
@@ -167,9 +216,13 @@ def test_plain_mode_retention_drops_old_partitions_and_keeps_rollups(migrated_ds
         assert conn.execute("SELECT count(*) FROM samples").fetchone() == (0,)
         # months of history live on in the aggregates
         assert conn.execute("SELECT avg_cpu, samples FROM usage_daily").fetchall() == [(42.0, 1)]
-        partitions = {row[0] for row in conn.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'usage_metrics'::regclass")}
+        partitions = {
+            row[0]
+            for row in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'usage_metrics'::regclass"
+            )
+        }
         assert f"usage_metrics_p{now:%Y%m%d}" in partitions
         assert f"usage_metrics_p{old:%Y%m%d}" not in partitions
 
@@ -221,13 +274,20 @@ def test_bounded_views_answer_like_the_unbounded_ones(migrated_dsn: str) -> None
         conn.execute("SET TIME ZONE 'UTC'")
         conn.execute("SELECT optilab_ensure_partitions(%s, %s)", (day.date(), (day + timedelta(days=3)).date()))
         conn.execute(REFERENCE_VIEWS)
-        ids = [conn.execute("INSERT INTO systems (instance) VALUES (%s) RETURNING id", (f"127.0.1.{n}:22",))
-               .fetchone()[0] for n in (10, 11, 12)]
+        ids = [
+            conn.execute("INSERT INTO systems (instance) VALUES (%s) RETURNING id", (f"127.0.1.{n}:22",)).fetchone()[0]
+            for n in (10, 11, 12)
+        ]
         # three machines, every 20 minutes over two days; values vary by machine and time
         for n, system_id in enumerate(ids):
             for step in range(0, 48 * 3, 1 + n):
-                _usage(conn, system_id, day + timedelta(minutes=20 * step), float((step * 7 + n * 13) % 100),
-                       (step + n) % 3)
+                _usage(
+                    conn,
+                    system_id,
+                    day + timedelta(minutes=20 * step),
+                    float((step * 7 + n * 13) % 100),
+                    (step + n) % 3,
+                )
         pending = _assert_views_match_reference(conn)
         assert pending == (3 * 48, 3 * 2)  # nothing rolled up yet: all from raw rows
 
@@ -244,10 +304,12 @@ def test_bounded_views_answer_like_the_unbounded_ones(migrated_dsn: str) -> None
         # the rows written after the rollup are visible at once, in the hour and in its day
         for at in late:
             hour = at.replace(minute=0)
-            assert conn.execute("SELECT max_cpu FROM usage_hourly WHERE system_id = %s AND bucket = %s",
-                                (ids[0], hour)).fetchone() == (99.5,)
-        assert conn.execute("SELECT sum(samples) FROM usage_daily WHERE system_id = %s",
-                            (ids[0],)).fetchone() == (48 * 3 + 2,)
+            assert conn.execute(
+                "SELECT max_cpu FROM usage_hourly WHERE system_id = %s AND bucket = %s", (ids[0], hour)
+            ).fetchone() == (99.5,)
+        assert conn.execute("SELECT sum(samples) FROM usage_daily WHERE system_id = %s", (ids[0],)).fetchone() == (
+            48 * 3 + 2,
+        )
 
         run_maintenance(conn, now=day + timedelta(days=2))
         assert conn.execute("SELECT count(*) FROM usage_rollup_dirty").fetchone() == (0,)
@@ -259,7 +321,12 @@ def test_aggregate_views_keep_their_column_types(migrated_dsn: str) -> None:
     expected = ["integer", "timestamp with time zone"] + ["double precision"] * 6 + ["bigint"]
     with psycopg.connect(migrated_dsn) as conn:
         for view in ("usage_hourly", "usage_daily"):
-            types = [row[0] for row in conn.execute(
-                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
-                "AND attnum > 0 ORDER BY attnum", (view,))]
+            types = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
+                    "AND attnum > 0 ORDER BY attnum",
+                    (view,),
+                )
+            ]
             assert types == expected, view

@@ -27,9 +27,13 @@ def logger_names(source: str, module: str) -> Iterator[tuple[int, str | None]]:
     """(line, name) of each ``logging.getLogger(...)`` call; ``__name__`` is resolved to ``module``;
     None for an argument that is neither a string literal nor ``__name__``; root loggers skipped."""
     for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "getLogger" and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == "logging"):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "getLogger"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "logging"
+        ):
             continue
         if not node.args:
             continue  # the root logger (toolkit/logs.py installs the handler there)
@@ -71,10 +75,15 @@ def test_the_rule_itself() -> None:
     assert expected("optilab.exporter.sshpool") == {"optilab.exporter.sshpool"}
     assert expected("optilab.remote_write_bridge.store") == {"optilab.bridge.store"}
     assert expected("optilab.api.cli") == {"optilab.api.cli", "optilab.api"}
-    source = 'import logging\nlog = logging.getLogger("optilab.consumer")\nroot = logging.getLogger()\n' \
-             "def f(x):\n    return logging.getLogger(__name__), logging.getLogger(x)\n"
+    source = (
+        'import logging\nlog = logging.getLogger("optilab.consumer")\nroot = logging.getLogger()\n'
+        "def f(x):\n    return logging.getLogger(__name__), logging.getLogger(x)\n"
+    )
     assert list(logger_names(source, "optilab.remote_write_bridge.consumer")) == [
-        (2, "optilab.consumer"), (5, "optilab.remote_write_bridge.consumer"), (5, None)]
+        (2, "optilab.consumer"),
+        (5, "optilab.remote_write_bridge.consumer"),
+        (5, None),
+    ]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -54,9 +54,23 @@ def test_the_api_behind_basic_auth_with_landing_and_lifecycle(migrated_dsn: str,
     web.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": HASH}}))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    service = Service([str(BIN / "optilab-api"), "--web.listen-address", f"127.0.0.1:{port}", "--dsn",
-                       migrated_dsn, "--threads", "2", "--web.config.file", str(web), "--log.format", "json"],
-                      tmp_path / "api.log", env=env_without("OPTILAB_API_", OPTILAB_API_KEYS=KEY))
+    service = Service(
+        [
+            str(BIN / "optilab-api"),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--dsn",
+            migrated_dsn,
+            "--threads",
+            "2",
+            "--web.config.file",
+            str(web),
+            "--log.format",
+            "json",
+        ],
+        tmp_path / "api.log",
+        env=env_without("OPTILAB_API_", OPTILAB_API_KEYS=KEY),
+    )
     try:
         service.wait_ready(lambda: get(f"{base}/-/healthy", AUTH)[0] == 200)
         status, _, headers = get(f"{base}/-/healthy")
@@ -82,8 +96,21 @@ def test_the_bridge_landing_lifecycle_metrics_and_broker_warning(migrated_dsn: s
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = env_without("OPTILAB_", OPTILAB_AMQP_URL=f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F")
-    service = Service([str(BIN / "optilab-bridge"), "--listen", f"127.0.0.1:{port}", "--dsn", migrated_dsn,
-                       "--threads", "2", "--log.level", "INFO"], tmp_path / "bridge.log", env=env)
+    service = Service(
+        [
+            str(BIN / "optilab-bridge"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--dsn",
+            migrated_dsn,
+            "--threads",
+            "2",
+            "--log.level",
+            "INFO",
+        ],
+        tmp_path / "bridge.log",
+        env=env,
+    )
     try:
         service.wait_ready(lambda: get(f"{base}/-/healthy")[0] == 200)
         status, page, headers = get(f"{base}/")
@@ -104,10 +131,14 @@ def test_the_bridge_landing_lifecycle_metrics_and_broker_warning(migrated_dsn: s
 
 def test_the_bridge_in_direct_mode_does_not_warn_about_the_broker(migrated_dsn: str, tmp_path: Path) -> None:
     port = free_port()
-    env = env_without("OPTILAB_", OPTILAB_ALERTS_DELIVERY="direct",
-                      OPTILAB_AMQP_URL=f"amqp://127.0.0.1:{closed_port()}/%2F")
-    service = Service([str(BIN / "optilab-bridge"), "--listen", f"127.0.0.1:{port}", "--dsn", migrated_dsn],
-                      tmp_path / "bridge.log", env=env)
+    env = env_without(
+        "OPTILAB_", OPTILAB_ALERTS_DELIVERY="direct", OPTILAB_AMQP_URL=f"amqp://127.0.0.1:{closed_port()}/%2F"
+    )
+    service = Service(
+        [str(BIN / "optilab-bridge"), "--listen", f"127.0.0.1:{port}", "--dsn", migrated_dsn],
+        tmp_path / "bridge.log",
+        env=env,
+    )
     try:
         service.wait_ready(lambda: get(f"http://127.0.0.1:{port}/-/ready")[0] == 200)
         assert "RabbitMQ" not in service.log()
@@ -120,8 +151,12 @@ def test_tls_on_a_waitress_service_is_refused_with_the_reason(script: str, tmp_p
     web = tmp_path / "web.yml"
     (tmp_path / "c.pem").write_text("x")
     web.write_text(yaml.safe_dump({"tls_server_config": {"cert_file": "c.pem", "key_file": "c.pem"}}))
-    result = subprocess.run([str(BIN / script), "--dsn", "dbname=x", "--web.config.file", str(web)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(BIN / script), "--dsn", "dbname=x", "--web.config.file", str(web)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "tls_server_config: this service runs under waitress, which does not speak TLS" in result.stderr
     assert "reverse proxy" in result.stderr and "Traceback" not in result.stderr
@@ -155,17 +190,32 @@ def test_a_bad_web_config_names_the_field_before_anything_starts(tmp_path: Path)
     web.write_text(yaml.safe_dump({"basic_auth_users": {"alice": "plaintext"}, "tls_server_conf": {}}))
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"departments": {"d": {"hosts": ["127.0.0.1"]}}}))
-    result = subprocess.run([str(BIN / "optilab-exporter"), "--config", str(inventory), "--web.config.file",
-                             str(web)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(BIN / "optilab-exporter"), "--config", str(inventory), "--web.config.file", str(web)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert f"{web}: basic_auth_users.alice: not a bcrypt hash" in result.stderr
     assert f"{web}: tls_server_conf: unknown field" in result.stderr
     assert "plaintext" not in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("argv", [["optilab-exporter"], ["optilab-exporter", "scan"], ["optilab-bridge"],
-                                  ["optilab-bridge", "consume"], ["optilab-api"], ["optilab-migrate"],
-                                  ["optilab-labsim"], ["optilab-demo"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["optilab-exporter"],
+        ["optilab-exporter", "scan"],
+        ["optilab-bridge"],
+        ["optilab-bridge", "consume"],
+        ["optilab-api"],
+        ["optilab-migrate"],
+        ["optilab-labsim"],
+        ["optilab-demo"],
+    ],
+    ids=" ".join,
+)
 def test_help_is_plain_text_and_lists_subcommands(argv: list[str]) -> None:
     result = subprocess.run([str(BIN / argv[0]), *argv[1:], "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -53,17 +53,23 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "server.crt", directory / "server.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -74,16 +80,30 @@ def write(path: Path, doc: object) -> Path:
 
 # -- listen address, log level and format ---------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("127.0.0.1:9842", ("127.0.0.1", 9842)), ("0.0.0.0:0", ("0.0.0.0", 0)), ("[::1]:9843", ("::1", 9843)),
-    ("localhost:9844", ("localhost", 9844))])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:9842", ("127.0.0.1", 9842)),
+        ("0.0.0.0:0", ("0.0.0.0", 0)),
+        ("[::1]:9843", ("::1", 9843)),
+        ("localhost:9844", ("localhost", 9844)),
+    ],
+)
 def test_one_listen_address_reading_for_every_service(text: str, expected: tuple[str, int]) -> None:
     assert parse_listen(text) == expected
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("127.0.0.1", "is not HOST:PORT"), (":9842", "has no host"), ("::1:9842", "in brackets"),
-    ("[nope]:1", "not an IPv6 address"), ("127.0.0.1:70000", "port from 0 to 65535")])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("127.0.0.1", "is not HOST:PORT"),
+        (":9842", "has no host"),
+        ("::1:9842", "in brackets"),
+        ("[nope]:1", "not an IPv6 address"),
+        ("127.0.0.1:70000", "port from 0 to 65535"),
+    ],
+)
 def test_bad_listen_addresses_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_listen(text)
@@ -97,8 +117,7 @@ def test_log_levels_in_any_case_and_one_line_records() -> None:
     try:
         raise RuntimeError("boom")
     except RuntimeError:
-        record = logging.LogRecord("optilab.x", logging.WARNING, __file__, 1, 'say "%s"', ("hi there",),
-                                   sys.exc_info())
+        record = logging.LogRecord("optilab.x", logging.WARNING, __file__, 1, 'say "%s"', ("hi there",), sys.exc_info())
     line = logs.LogfmtFormatter().format(record)
     assert line.startswith("ts=") and ' level=warn logger=optilab.x msg="say \\"hi there\\"" exc="Traceback' in line
     assert "\n" not in line
@@ -108,11 +127,17 @@ def test_log_levels_in_any_case_and_one_line_records() -> None:
 
 # -- web config ------------------------------------------------------------------------------------
 
+
 def test_the_web_config_reads_tls_and_users(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
-    path = write(tmp_path / "web.yml", {"tls_server_config": {"cert_file": "server.crt", "key_file": str(key)},
-                                        "basic_auth_users": {"prometheus": HASH},
-                                        "http_server_config": {"headers": {"X-Frame-Options": "deny"}}})
+    path = write(
+        tmp_path / "web.yml",
+        {
+            "tls_server_config": {"cert_file": "server.crt", "key_file": str(key)},
+            "basic_auth_users": {"prometheus": HASH},
+            "http_server_config": {"headers": {"X-Frame-Options": "deny"}},
+        },
+    )
     config = load_web_config(path)
     assert config.tls is not None and config.tls.cert_file == cert and config.scheme == "https"
     assert config.tls.client_auth_type == "NoClientCert"
@@ -121,22 +146,38 @@ def test_the_web_config_reads_tls_and_users(tmp_path: Path) -> None:
     assert HASH not in repr(config)
 
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ({"basic_auth_users": {"alice": "plain-password"}}, "basic_auth_users.alice: not a bcrypt hash"),
-    ({"basic_auth_user": {"alice": HASH}}, "basic_auth_user: unknown field (allowed: basic_auth_users,"),
-    ({"tls_server_config": {"cert_file": "missing.crt", "key_file": "missing.key"}},
-     "tls_server_config.cert_file: "),
-    ({"tls_server_config": {"cert_file": "server.crt"}}, "tls_server_config.key_file: required"),
-    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "cipher_suites": []}},
-     "tls_server_config.cipher_suites: not supported by OptiLab"),
-    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key",
-                            "client_auth_type": "RequireAndVerifyClientCert"}},
-     "tls_server_config.client_ca_file: required with client_auth_type RequireAndVerifyClientCert"),
-    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "min_version": "TLS10"}},
-     "tls_server_config.min_version: 'TLS10' is not one of TLS12, TLS13"),
-    ({"rate_limit": {"interval": "1s"}}, "rate_limit: not supported by OptiLab"),
-    (["not", "a", "mapping"], "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"basic_auth_users": {"alice": "plain-password"}}, "basic_auth_users.alice: not a bcrypt hash"),
+        ({"basic_auth_user": {"alice": HASH}}, "basic_auth_user: unknown field (allowed: basic_auth_users,"),
+        (
+            {"tls_server_config": {"cert_file": "missing.crt", "key_file": "missing.key"}},
+            "tls_server_config.cert_file: ",
+        ),
+        ({"tls_server_config": {"cert_file": "server.crt"}}, "tls_server_config.key_file: required"),
+        (
+            {"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "cipher_suites": []}},
+            "tls_server_config.cipher_suites: not supported by OptiLab",
+        ),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "server.crt",
+                    "key_file": "server.key",
+                    "client_auth_type": "RequireAndVerifyClientCert",
+                }
+            },
+            "tls_server_config.client_ca_file: required with client_auth_type RequireAndVerifyClientCert",
+        ),
+        (
+            {"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "min_version": "TLS10"}},
+            "tls_server_config.min_version: 'TLS10' is not one of TLS12, TLS13",
+        ),
+        ({"rate_limit": {"interval": "1s"}}, "rate_limit: not supported by OptiLab"),
+        (["not", "a", "mapping"], "must be a mapping"),
+    ],
+)
 def test_bad_web_configs_name_the_field(tmp_path: Path, doc: object, message: str) -> None:
     self_signed(tmp_path)
     with pytest.raises(WebConfigError, match="^" + str(tmp_path / "web.yml").replace(".", r"\.")) as caught:
@@ -150,8 +191,9 @@ def test_a_certificate_that_does_not_match_its_key_fails_at_start(tmp_path: Path
     (tmp_path / "b").mkdir()
     cert, _ = self_signed(tmp_path / "a")
     _, other_key = self_signed(tmp_path / "b")
-    config = load_web_config(write(tmp_path / "web.yml", {
-        "tls_server_config": {"cert_file": str(cert), "key_file": str(other_key)}}))
+    config = load_web_config(
+        write(tmp_path / "web.yml", {"tls_server_config": {"cert_file": str(cert), "key_file": str(other_key)}})
+    )
     with pytest.raises(WebConfigError, match=re.escape("tls_server_config.cert_file/key_file: cannot load")):
         webconfig.ssl_context(config.tls)  # type: ignore[arg-type]
 
@@ -187,6 +229,7 @@ def test_bcrypt_can_run_off_the_event_loop() -> None:
 
 # -- lifecycle endpoints ---------------------------------------------------------------------------
 
+
 def test_lifecycle_endpoints_and_auth_in_front_of_any_app() -> None:
     def app(environ: dict, start_response: Callable) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -194,8 +237,9 @@ def test_lifecycle_endpoints_and_auth_in_front_of_any_app() -> None:
 
     state = {"ready": False, "reload": (False, "bad inventory")}
     config = webconfig.WebConfig("web.yml", None, {"u": HASH.encode()}, (("X-Test", "1"),))
-    client = Client(ToolkitMiddleware(app, config, "Svc", ready=lambda: (state["ready"], "db down"),
-                                      reload=lambda: state["reload"]))
+    client = Client(
+        ToolkitMiddleware(app, config, "Svc", ready=lambda: (state["ready"], "db down"), reload=lambda: state["reload"])
+    )
     denied = client.get("/-/healthy")
     assert denied.status_code == 401 and denied.headers["WWW-Authenticate"] == 'Basic realm="Svc"'
     auth = {"Authorization": basic("u", "s3cret-pass")}
@@ -213,7 +257,8 @@ def test_lifecycle_endpoints_and_auth_in_front_of_any_app() -> None:
 
 
 def test_a_changed_web_config_applies_to_the_next_request_and_a_broken_one_is_kept_out(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     def app(environ: dict, start_response: Callable) -> list[bytes]:
         start_response("200 OK", [])
         return [b"app\n"]
@@ -235,6 +280,7 @@ def test_a_changed_web_config_applies_to_the_next_request_and_a_broken_one_is_ke
 
 # -- the real thing --------------------------------------------------------------------------------
 
+
 def https_get(url: str, cafile: Path, headers: dict[str, str] | None = None) -> tuple[int, str]:
     context = ssl.create_default_context(cafile=str(cafile))
     request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
@@ -246,16 +292,35 @@ def https_get(url: str, cafile: Path, headers: dict[str, str] | None = None) -> 
 
 
 def test_a_real_prometheus_scrapes_the_exporter_over_tls_with_basic_auth(
-        sshd: Sshd, prometheus_factory: Callable[..., Peer], tmp_path: Path) -> None:
+    sshd: Sshd, prometheus_factory: Callable[..., Peer], tmp_path: Path
+) -> None:
     cert, key = self_signed(tmp_path)
-    web = write(tmp_path / "web.yml", {"tls_server_config": {"cert_file": str(cert), "key_file": str(key)},
-                                       "basic_auth_users": {"prometheus": HASH}})
+    web = write(
+        tmp_path / "web.yml",
+        {"tls_server_config": {"cert_file": str(cert), "key_file": str(key)}, "basic_auth_users": {"prometheus": HASH}},
+    )
     config = write(tmp_path / "inventory.yml", inventory(sshd))
     port = free_port()
     url = f"https://127.0.0.1:{port}"
-    service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(config), "--web.listen-address",
-                       f"127.0.0.1:{port}", "--web.config.file", str(web), "--log.level", "DEBUG",
-                       "--log.format", "json"], tmp_path / "exporter.log", cwd=REPO)
+    service = Service(
+        [
+            sys.executable,
+            "-m",
+            "optilab.exporter",
+            "--config",
+            str(config),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--web.config.file",
+            str(web),
+            "--log.level",
+            "DEBUG",
+            "--log.format",
+            "json",
+        ],
+        tmp_path / "exporter.log",
+        cwd=REPO,
+    )
     try:
         auth = {"Authorization": basic("prometheus", "s3cret-pass")}
         service.wait_ready(lambda: https_get(f"{url}/-/ready", cert, auth)[0] == 200)
@@ -265,13 +330,28 @@ def test_a_real_prometheus_scrapes_the_exporter_over_tls_with_basic_auth(
         assert status == 200 and 'optilab_build_info{component="exporter"' in body
         assert "process_resident_memory_bytes" in body
         target = f"127.0.0.1:{sshd.port}"
-        job = {"scheme": "https", "tls_config": {"ca_file": str(cert)},
-               "basic_auth": {"username": "prometheus", "password": "s3cret-pass"}, "scrape_interval": "1s",
-               "scrape_timeout": "1s"}
-        prometheus = prometheus_factory({"global": {"scrape_interval": "1s"}, "scrape_configs": [
-            {"job_name": "node", "metrics_path": "/probe", "params": {"target": [target]},
-             "static_configs": [{"targets": [f"127.0.0.1:{port}"]}], **job},
-            {"job_name": "optilab-exporter", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}], **job}]})
+        job = {
+            "scheme": "https",
+            "tls_config": {"ca_file": str(cert)},
+            "basic_auth": {"username": "prometheus", "password": "s3cret-pass"},
+            "scrape_interval": "1s",
+            "scrape_timeout": "1s",
+        }
+        prometheus = prometheus_factory(
+            {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "node",
+                        "metrics_path": "/probe",
+                        "params": {"target": [target]},
+                        "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                        **job,
+                    },
+                    {"job_name": "optilab-exporter", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}], **job},
+                ],
+            }
+        )
 
         def scraped() -> bool:
             found = {r["metric"]["job"]: r["value"][1] for r in query(prometheus.url, "up")}
@@ -283,8 +363,11 @@ def test_a_real_prometheus_scrapes_the_exporter_over_tls_with_basic_auth(
         reload_status, _ = https_get(f"{url}/-/reload", cert, auth)
         assert reload_status == 405  # GET; POST below
         request = urllib.request.Request(f"{url}/-/reload", method="POST", headers=auth)  # noqa: S310
-        with urllib.request.urlopen(request, timeout=10,  # noqa: S310 - loopback
-                                    context=ssl.create_default_context(cafile=str(cert))) as response:
+        with urllib.request.urlopen(  # noqa: S310 - loopback
+            request,
+            timeout=10,
+            context=ssl.create_default_context(cafile=str(cert)),
+        ) as response:
             assert response.status == 200
         records = [json.loads(line) for line in service.log().splitlines() if line.startswith("{")]
         assert any(r["msg"].startswith("listening on https://127.0.0.1") for r in records)
@@ -302,13 +385,27 @@ def test_a_password_being_checked_does_not_stall_the_exporters_other_requests(tm
     bcrypt.checkpw(b"x", slow_hash)
     one_round = time.perf_counter() - started
     web = write(tmp_path / "web.yml", {"basic_auth_users": {"prometheus": slow_hash.decode()}})
-    config = write(tmp_path / "inventory.yml", {"ssh": {"user": "u", "key_file": str(tmp_path / "none")},
-                                                "departments": {"d": {"hosts": ["127.0.0.1:1"]}}})
+    config = write(
+        tmp_path / "inventory.yml",
+        {"ssh": {"user": "u", "key_file": str(tmp_path / "none")}, "departments": {"d": {"hosts": ["127.0.0.1:1"]}}},
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(config),
-                       "--listen", f"127.0.0.1:{port}",
-                       "--web.config.file", str(web)], tmp_path / "exporter.log", cwd=REPO)
+    service = Service(
+        [
+            sys.executable,
+            "-m",
+            "optilab.exporter",
+            "--config",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--web.config.file",
+            str(web),
+        ],
+        tmp_path / "exporter.log",
+        cwd=REPO,
+    )
 
     def fetch(password: str) -> int:
         headers = {"Authorization": basic("prometheus", password)}
@@ -336,22 +433,37 @@ def test_a_password_being_checked_does_not_stall_the_exporters_other_requests(tm
 def test_client_certificates_are_required_when_a_client_ca_is_given(tmp_path: Path) -> None:
     """client_ca_file without client_auth_type means RequireAndVerifyClientCert, as in exporter-toolkit."""
     cert, key = self_signed(tmp_path)  # a CA certificate: it serves and signs the client's too
-    web = write(tmp_path / "web.yml", {"tls_server_config": {"cert_file": str(cert), "key_file": str(key),
-                                                             "client_ca_file": str(cert)}})
+    web = write(
+        tmp_path / "web.yml",
+        {"tls_server_config": {"cert_file": str(cert), "key_file": str(key), "client_ca_file": str(cert)}},
+    )
     assert load_web_config(web).tls.client_auth_type == "RequireAndVerifyClientCert"  # type: ignore[union-attr]
-    config = write(tmp_path / "inventory.yml", {"ssh": {"user": "u", "key_file": str(tmp_path / "none")},
-                                                "departments": {"d": {"hosts": ["127.0.0.1:1"]}}})
+    config = write(
+        tmp_path / "inventory.yml",
+        {"ssh": {"user": "u", "key_file": str(tmp_path / "none")}, "departments": {"d": {"hosts": ["127.0.0.1:1"]}}},
+    )
     port = free_port()
-    service = Service([sys.executable, "-m", "optilab.exporter", "--config", str(config),
-                       "--listen", f"127.0.0.1:{port}",
-                       "--web.config.file", str(web)], tmp_path / "exporter.log", cwd=REPO)
+    service = Service(
+        [
+            sys.executable,
+            "-m",
+            "optilab.exporter",
+            "--config",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--web.config.file",
+            str(web),
+        ],
+        tmp_path / "exporter.log",
+        cwd=REPO,
+    )
 
     def fetch(with_cert: bool) -> int:
         context = ssl.create_default_context(cafile=str(cert))
         if with_cert:
             context.load_cert_chain(cert, key)
-        with urllib.request.urlopen(f"https://127.0.0.1:{port}/-/healthy", timeout=10,
-                                    context=context) as response:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/-/healthy", timeout=10, context=context) as response:
             return response.status
 
     try:
