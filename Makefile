@@ -14,6 +14,7 @@ test: lint
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	scripts/mypy.sh $(VENV)/bin/mypy
 
 setup: $(VENV)/.installed
