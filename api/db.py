@@ -51,6 +51,12 @@ class Database:
                 "options": options,
                 "connect_timeout": 5,
                 "application_name": "optilab-api",
+                # Never prepared server-side, so every query gets a custom plan for its values:
+                # psycopg prepares a statement on its fifth run on a connection, and PostgreSQL
+                # then moved the 30-day machines report to a generic plan (every daily partition
+                # planned, pruned at run time): 55 ms in SQL against 33 ms custom-planned (bench,
+                # 10.8 M rows, two dirty hours). Planning these queries costs ~1 ms.
+                "prepare_threshold": None,
             },
             min_size=config.pool_min_size,
             max_size=config.pool_max_size,
