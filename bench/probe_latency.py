@@ -29,8 +29,6 @@ import urllib.request  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import yaml  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -41,8 +39,9 @@ from optilab.exporter.family import render  # noqa: E402
 from optilab.exporter.metrics import HostLabels, probe_families  # noqa: E402
 from optilab.exporter.sshpool import SshPool  # noqa: E402
 from optilab.exporter.targets import Target  # noqa: E402
-from tests.fixtures.procs import Service, free_port, http_ok  # noqa: E402
+from tests.fixtures.procs import Service  # noqa: E402
 from tests.fixtures.sshd import Sshd, start_sshd  # noqa: E402
+from tests.support.exporter_proc import start_exporter as start_exporter_process  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -77,29 +76,11 @@ def start_exporter(sshd: Sshd, workdir: Path, pool: dict[str, int]) -> tuple[Ser
         "departments": {"bench": {"hosts": [sshd.target]}},
         "pool": pool,
     }
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    service = Service(
-        [
-            sys.executable,
-            "-m",
-            "optilab.exporter",
-            "--config",
-            str(workdir / "inventory.yml"),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "WARNING",
-        ],
-        workdir / "exporter.log",
-        cwd=ROOT,
-    )
-    service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
-    url = f"http://127.0.0.1:{port}/probe?target={sshd.target}"
+    service, base = start_exporter_process(config, workdir, "--log-level", "WARNING")
+    url = f"{base}/probe?target={sshd.target}"
 
     def probe() -> None:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback exporter
             body = response.read()
         if b"optilab_probe_success 1.0" not in body:
             raise RuntimeError(f"probe failed:\n{body.decode()[-500:]}")

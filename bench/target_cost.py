@@ -36,8 +36,6 @@ import urllib.request  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import yaml  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -48,6 +46,7 @@ from optilab.exporter.sshpool import SshPool  # noqa: E402
 from optilab.exporter.targets import Target  # noqa: E402
 from tests.fixtures.procs import Service, free_port, http_ok  # noqa: E402
 from tests.fixtures.sshd import Sshd, start_sshd  # noqa: E402
+from tests.support.exporter_proc import start_exporter as start_exporter_process  # noqa: E402
 
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 UPSTREAM_FILTERS = [  # Debian's package changes both defaults (shared notes, node-exporter.md)
@@ -88,26 +87,8 @@ def start_exporter(sshd: Sshd, workdir: Path, mode: str) -> tuple[Service, str]:
         },  # measured on its own below
         "departments": {"bench": {"hosts": [sshd.target]}},
     }
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    service = Service(
-        [
-            sys.executable,
-            "-m",
-            "optilab.exporter",
-            "--config",
-            str(workdir / "inventory.yml"),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "WARNING",
-        ],
-        workdir / "exporter.log",
-        cwd=ROOT,
-    )
-    service.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
-    return service, f"http://127.0.0.1:{port}/probe?target={sshd.target}"
+    service, base = start_exporter_process(config, workdir, "--log-level", "WARNING")
+    return service, f"{base}/probe?target={sshd.target}"
 
 
 def start_node_exporter(workdir: Path) -> tuple[Service, str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fixtures.procs import Service, free_port, http_ok
 from tests.fixtures.prometheus import query, start_prometheus
 from tests.fixtures.sshd import Sshd, start_sshd
+from tests.support.exporter_proc import inventory, start_exporter
 from tests.support.paths import REPO
 
 NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
@@ -115,46 +115,27 @@ def reads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reads]:
         pytest.skip("prometheus-node-exporter is not installed")
     workdir = tmp_path_factory.mktemp("parity")
     sshd: Sshd = start_sshd(workdir / "sshd")
-    ne_port, port = free_port(), free_port()
+    ne_port = free_port()
     node_exporter = Service(
         [str(NODE_EXPORTER), *UPSTREAM_FILTERS, "--collector.interrupts", f"--web.listen-address=127.0.0.1:{ne_port}"],
         workdir / "node_exporter.log",
     )
-    config = {
-        "ssh": {
-            "user": sshd.user,
-            "port": sshd.port,
-            "key_file": str(sshd.key_file),
-            "known_hosts": str(sshd.trust()),
-            "connect_timeout": "3s",
-        },
-        "departments": {"physics": {"hosts": [f"127.0.0.1:{sshd.port}"]}},
-        "collectors": {"enable": ["interrupts"]},
-    }  # off by default in both: compared too
-    (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
-    exporter = Service(
-        [
-            sys.executable,
-            "-m",
-            "optilab.exporter",
-            "--config",
-            str(workdir / "inventory.yml"),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        workdir / "exporter.log",
-        cwd=REPO,
-    )
+    # interrupts is off by default in both: compared too
+    config = inventory(sshd, collectors={"enable": ["interrupts"]})
+    try:
+        exporter, url = start_exporter(config, workdir / "exporter")
+    except BaseException:
+        node_exporter.stop()
+        raise
     try:
         node_exporter.wait_ready(lambda: http_ok(f"http://127.0.0.1:{ne_port}/metrics"), timeout=20)
-        exporter.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"))
         target = f"127.0.0.1:{sshd.port}"
-        probe = f"http://127.0.0.1:{port}/probe?target={target}"
+        probe = f"{url}/probe?target={target}"
         fetch(probe)  # warm: the pooled connection exists, as it does between scrapes
         before = parse(fetch(f"http://127.0.0.1:{ne_port}/metrics"))
         ours_text = fetch(probe)
         after = parse(fetch(f"http://127.0.0.1:{ne_port}/metrics"))
-        yield Reads(before, parse(ours_text), after, f"127.0.0.1:{port}", target, ours_text)
+        yield Reads(before, parse(ours_text), after, url.removeprefix("http://"), target, ours_text)
     finally:
         exporter.stop()
         node_exporter.stop()

@@ -65,6 +65,25 @@ def inventory(sshd: Sshd, **sections: Any) -> dict[str, Any]:
     }
 
 
+def start_exporter(
+    config: dict[str, Any], workdir: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[Service, str]:
+    """``python -m optilab.exporter`` with ``config`` (written to ``workdir/inventory.yml``) on a free
+    loopback port, ready when its /metrics answers; returns the process and its base URL."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "inventory.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    argv = [sys.executable, "-m", "optilab.exporter", "--config", str(workdir / "inventory.yml")]
+    service = Service([*argv, "--listen", f"127.0.0.1:{port}", *args], workdir / "exporter.log", env=env, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        service.wait_ready(lambda: http_ok(f"{url}/metrics"))
+    except BaseException:
+        service.stop()
+        raise
+    return service, url
+
+
 @pytest.fixture
 def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
     """Start ``python -m optilab.exporter`` on a free loopback port with the given config; stopped at teardown."""
@@ -72,19 +91,9 @@ def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
 
     def start(config: dict[str, Any], env: dict[str, str] | None = None) -> Exporter:
         workdir = tmp_path / f"exporter{len(started)}"
-        workdir.mkdir()
-        config_path = workdir / "inventory.yml"
-        config_path.write_text(yaml.safe_dump(config))
-        port = free_port()
-        service = Service(
-            [sys.executable, "-m", "optilab.exporter", "--config", str(config_path), "--listen", f"127.0.0.1:{port}"],
-            workdir / "exporter.log",
-            env=env,
-            cwd=REPO,
-        )
-        exporter = Exporter(f"http://127.0.0.1:{port}", config_path, service)
+        service, url = start_exporter(config, workdir, env=env)
+        exporter = Exporter(url, workdir / "inventory.yml", service)
         started.append(exporter)
-        service.wait_ready(lambda: http_ok(f"{exporter.url}/metrics"))
         return exporter
 
     yield start
