@@ -8,12 +8,12 @@ turns into its own retry (HTTP 503 for the bridge and the API, a dropped channel
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pika
-import psycopg
-from psycopg import ProgrammingError
-from psycopg.conninfo import conninfo_to_dict
+
+if TYPE_CHECKING:  # the exporter checks AMQP URLs here and never talks to PostgreSQL: psycopg
+    import psycopg  # and its bundled libpq cost it ~11 MB of RSS, so they load on first DSN check
 
 #: The one message for a DSN libpq cannot parse; callers prefix the field (``dsn``, ``--dsn``).
 BAD_DSN = "not a libpq connection string or postgresql:// URL"
@@ -25,6 +25,9 @@ class DatabaseUnavailableError(Exception):
 
 def dsn_problem(dsn: str) -> str | None:
     """``None`` when libpq can parse ``dsn``, else :data:`BAD_DSN` (never the text itself)."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         conninfo_to_dict(dsn)
     except ProgrammingError:
