@@ -23,7 +23,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent.event
 
@@ -31,6 +31,8 @@ from optilab.exporter.config import HostEntry
 from optilab.exporter.metrics import probe_families
 from optilab.exporter.overload import probe_window
 from optilab.exporter.probe import Prober, ProbeResult
+
+Body = TypeVar("Body")
 
 log = logging.getLogger("optilab.exporter.admission")
 
@@ -109,9 +111,9 @@ class Flights:
             flight.done.set(result)
         return result
 
-    def answer(self, key: Hashable, deadline: float, produce: Callable[[], bytes]) -> bytes:
+    def answer(self, key: Hashable, deadline: float, produce: Callable[[], Body]) -> Body:
         """``produce()``, shared with concurrent callers of the same ``key`` whose ``deadline`` is no
-        earlier than the running one's (they get its very bytes)."""
+        earlier than the running one's (they get its very answer: an immutable body, shared)."""
         running = self._answers.get(key)
         if running is not None and running.deadline <= deadline:
             body = running.wait(deadline, self._clock)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 TYPES = ("counter", "gauge", "untyped")
+#: Size of the pieces :meth:`Exposition.chunks` hands to the HTTP server (one ``send`` each).
+CHUNK_BYTES = 256 * 1024
 
 #: Labels added to every sample at render time (``instance``, ``department``); else none.
 Extra = Mapping[str, str]
@@ -196,16 +198,31 @@ class Exposition:
         self.rendered += rendered
 
     def render(self) -> bytes:
-        """Families of the same name merged in first-seen order; the first family's HELP and TYPE win
-        (the text format allows each name once). Families without samples are left out. Encoded name
-        by name, each name's lines let go once encoded: a 254-host answer (~15 MB) never exists as
-        lines, one string and bytes at once. An exposition renders once (it is empty afterwards)."""
+        """The whole exposition as one ``bytes`` (:meth:`chunks` joined)."""
+        return b"".join(self.chunks())
+
+    def chunks(self, size: int = CHUNK_BYTES) -> list[bytes]:
+        """The exposition as pieces of about ``size`` bytes, for a WSGI body that is written piece by
+        piece: a fan-out's answer (~15 MB for 254 hosts) is then never copied into one ``bytes`` as
+        well. Families of the same name are merged in first-seen order; the first family's HELP and
+        TYPE win (the text format allows each name once). Families without samples are left out.
+        Encoded name by name, each name's lines let go once encoded, so the answer never exists as
+        lines and bytes at once. An exposition renders once (it is empty afterwards)."""
         chunks: list[bytes] = []
+        pending: list[bytes] = []
+        held = 0
         for entry in self._merged.values():
-            chunks.append((entry.header + "".join(entry.lines)).encode("utf-8"))
+            piece = (entry.header + "".join(entry.lines)).encode("utf-8")
             entry.lines = []
+            pending.append(piece)
+            held += len(piece)
+            if held >= size:
+                chunks.append(b"".join(pending))
+                pending, held = [], 0
+        if pending:
+            chunks.append(b"".join(pending))
         self._merged.clear()
-        return b"".join(chunks)
+        return chunks
 
 
 def render_groups(groups: Iterable[tuple[Iterable[Family], Extra]]) -> bytes:

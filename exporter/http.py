@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs
 
 import gevent.pool
@@ -39,6 +39,11 @@ from optilab.exporter.probe import Prober
 from optilab.exporter.targets import TargetError, parse_target
 
 log = logging.getLogger(__name__)
+
+#: An answer's body: one ``bytes``, or pieces the server writes in turn (a fan-out's ~15 MB is never
+#: joined into one more copy; ``Content-Length`` is their sum). Immutable, so joiners share it.
+Body = bytes | tuple[bytes, ...]
+Rendered = TypeVar("Rendered")
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 SCRAPE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -179,7 +184,7 @@ class ExporterApp:
 
     # -- handlers -------------------------------------------------------------------------------
 
-    def probe(self, environ: dict[str, Any]) -> tuple[str, bytes]:
+    def probe(self, environ: dict[str, Any]) -> tuple[str, Body]:
         self.runtime.maybe_reload()
         params = probe_params(environ.get("QUERY_STRING", ""))
         started = self._clock()
@@ -282,7 +287,7 @@ class ExporterApp:
         self.scrape_seconds.labels("target").observe(self._clock() - started)
         return body
 
-    def _probe_many(self, entries: list[HostEntry], started: float, deadline: float) -> bytes:
+    def _probe_many(self, entries: list[HostEntry], started: float, deadline: float) -> tuple[bytes, ...]:
         """Probe every entry concurrently (bounded); each host's series get instance + department at
         render time. A host's failure, whatever it is, costs that host's series only
         (``Flights.probe``). Each answer becomes text as soon as it is in (in inventory order), so its
@@ -295,7 +300,7 @@ class ExporterApp:
         for entry, result in results:
             self.probes.labels(result.reason or "success").inc()
             exposition.add(result.families, {"instance": str(entry.target), "department": entry.department})
-        return self.render_many.timed(len(entries), exposition.render)
+        return self.render_many.timed(len(entries), lambda: tuple(exposition.chunks()))
 
     def _shed(self, start_response: StartResponse, fan_out: bool) -> list[bytes]:
         """503 like node_exporter's --web.max-requests: the exporter is overloaded, not the hosts."""
@@ -321,14 +326,16 @@ class ExporterApp:
         start_response: StartResponse,
         path: str,
         status: str,
-        body: bytes,
+        body: Body,
         content_type: str = "text/plain; charset=utf-8",
         extra: list[tuple[str, str]] | None = None,
     ) -> list[bytes]:
         known = path if path in ("/", "/probe", "/metrics", "/sd") else "other"
         self.requests.labels(known, status.split()[0]).inc()
-        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *(extra or [])])
-        return [body]
+        parts = [body] if isinstance(body, bytes) else list(body)
+        length = sum(len(part) for part in parts)
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(length)), *(extra or [])])
+        return parts
 
 
 class RenderCost:
@@ -343,7 +350,7 @@ class RenderCost:
         the budget (the hosts keep at least the other half)."""
         return min(max(0.0, budget) / 2, 0.01 + 1.5 * self.per_host * hosts)
 
-    def timed(self, hosts: int, work: Callable[[], bytes]) -> bytes:
+    def timed(self, hosts: int, work: Callable[[], Rendered]) -> Rendered:
         started = self._clock()
         body = work()
         self.per_host = 0.8 * self.per_host + 0.2 * (self._clock() - started) / max(1, hosts)

@@ -144,7 +144,9 @@ def test_department_fan_out_labels_every_series_with_instance_and_department(cli
 
 
 def test_whole_lab_fan_out_covers_every_department(client: Client, runtime: FakeRuntime) -> None:
-    text = client.get("/probe?all=1").get_data(as_text=True)
+    response = client.get("/probe?all=1")
+    text = response.get_data(as_text=True)
+    assert int(response.headers["Content-Length"]) == len(response.get_data())  # the pieces' sum
     instances = {labels["instance"] for labels, _ in samples(text, "optilab_probe_success")}
     assert instances == {"127.0.1.1:22", "127.0.1.2:22", "127.0.2.1:22", "127.0.2.2:22", "127.0.3.1:22", "127.0.3.2:22"}
     assert len(runtime.runner.calls) == 6

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from optilab.exporter.collectors import make_plan
 from optilab.exporter.config import HealthSettings, HostEntry
-from optilab.exporter.family import render, render_groups
+from optilab.exporter.family import Exposition, render, render_groups
 from optilab.exporter.health import HealthBook
 from optilab.exporter.metrics import HostLabels, probe_families
 from optilab.exporter.probe import Prober
@@ -312,6 +312,25 @@ def test_extra_labels_reach_every_sample_and_render_merges_hosts():
     assert {dict(key)["department"] for key in lab} == {"physics"}  # the host's own label is not doubled
     assert all(s.labels["instance"] for f in parsed.values() for s in f.samples)
     assert all("instance" not in s.labels for f in exposed(families).values() for s in f.samples)
+
+
+def test_chunks_are_the_rendering_in_bounded_pieces_cut_between_names():
+    """A fan-out's body is handed to the server in pieces: joined, they are the one rendering; each
+    piece ends where a metric name's lines end, and holds about ``size`` bytes."""
+    groups = [
+        (probe(batch_sources(distro)), {"instance": f"127.0.1.{i}:22"})
+        for i, distro in enumerate(["rocky", "debian"] * 20)
+    ]
+    whole = render_groups(groups)
+    exposition = Exposition()
+    for families, extra in groups:
+        exposition.add(families, extra)
+    pieces = exposition.chunks(size=16 * 1024)
+    assert b"".join(pieces) == whole and len(pieces) > 10
+    largest_name = max(len(text) for text in whole.split(b"# HELP ")) + len(b"# HELP ")
+    assert all(len(piece) < 16 * 1024 + largest_name for piece in pieces)
+    assert all(piece.startswith(b"# HELP ") and piece.endswith(b"\n") for piece in pieces)
+    assert exposition.chunks() == []  # it renders once
 
 
 RENDERED = DATA / "render"
