@@ -21,7 +21,7 @@ import gevent
 import prometheus_client
 from gevent.pywsgi import WSGIServer
 
-from optilab.exporter import authkey, scan
+from optilab.exporter import authkey
 from optilab.exporter.config import Config, ConfigError, key_file_problems, load_config
 from optilab.exporter.http import ExporterApp
 from optilab.exporter.runtime import Runtime
@@ -88,7 +88,9 @@ def preflight(config: Config) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """The command line; called by exporter/__main__.py once gevent has patched the process."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["scan"]:  # discovery lives in its own module
+    if argv[:1] == ["scan"]:  # discovery lives in its own module (imported here: tqdm is for it alone)
+        from optilab.exporter import scan
+
         return scan.main(argv[1:])
     if argv[:1] == ["authorized-key"]:  # the monitoring key's restricted authorized_keys line
         return authkey.main(argv[1:])

@@ -118,7 +118,8 @@ def split_answer(buffer: bytes | bytearray, nonce: str) -> tuple[bytes, int] | N
         if b"\n" in status:
             raise SshError("protocol", "bytes after the shell answer's end line")
         raise SshError("protocol", "the shell answer's end line has no status (the command exited)")
-    return bytes(buffer[len(begin) : at]), int(status)
+    with memoryview(buffer) as view:  # one copy of the answer, not a bytearray slice and then bytes
+        return bytes(view[len(begin) : at]), int(status)
 
 
 class ShellSession:
