@@ -2,7 +2,10 @@
 
 No pool bookkeeping, no parsing, no metrics, no HTTP: dial with a TCP_NODELAY socket, authenticate,
 open a channel, exec ``BATCH_SCRIPT``, read to EOF. The exporter's fan-out is judged against this
-floor measured in the same run. Import only after ``gevent.monkey.patch_all()``.
+floor measured in the same run. With ``shell=True`` the floor is the exporter's own transport
+instead: one long-lived ``/bin/sh`` per host (``exporter/shellsession.py``, the same framing), one
+request and one answer per round; what the exporter pays beyond it is its own work (split,
+collectors, render, pool, HTTP). Import only after ``gevent.monkey.patch_all()``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import gevent
 import gevent.lock
 import gevent.pool
 import paramiko
+
+from optilab.exporter.shellsession import ShellSession
 
 
 def cpu() -> float:
@@ -55,9 +60,16 @@ class Floor:
     """Connections to every target, dialled ``dials`` at a time (the exporter's default is 16)."""
 
     def __init__(
-        self, targets: list[tuple[str, int]], user: str, key_file: Path, known_hosts: Path, dials: int = 16
+        self,
+        targets: list[tuple[str, int]],
+        user: str,
+        key_file: Path,
+        known_hosts: Path,
+        dials: int = 16,
+        shell: bool = False,
     ) -> None:
-        self.targets, self.user = targets, user
+        self.targets, self.user, self.shell = targets, user, shell
+        self.shells: dict[tuple[str, int], ShellSession] = {}
         self.key = paramiko.Ed25519Key.from_private_key_file(str(key_file))
         self.known = paramiko.HostKeys(str(known_hosts))
         self.dials = gevent.lock.BoundedSemaphore(dials)
@@ -67,7 +79,11 @@ class Floor:
         if target not in self.transports:
             with self.dials:
                 self.transports[target] = dial(*target, self.user, self.key, self.known)
-        return len(execute(self.transports[target], command))
+        if not self.shell:
+            return len(execute(self.transports[target], command))
+        if target not in self.shells:
+            self.shells[target] = ShellSession.start(self.transports[target], max_bytes=16 << 20)
+        return len(self.shells[target].ask(command))
 
     def round(self, command: str) -> tuple[float, float, int]:
         """(wall s, CPU s, bytes) of running ``command`` on every target at once (dialling if needed)."""
@@ -77,6 +93,9 @@ class Floor:
         return time.perf_counter() - wall0, cpu() - cpu0, sum(sizes)
 
     def close(self) -> None:
+        for session in self.shells.values():
+            session.close()
+        self.shells.clear()
         for transport in self.transports.values():
             transport.close()
         self.transports.clear()

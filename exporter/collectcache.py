@@ -5,8 +5,9 @@ of a host's files do not change between two scrapes (os-release, dmi, uname, cpu
 names, most netclass attributes, /proc/meminfo on an idle simulated host). :class:`CollectCache`
 keeps, per host and collector, a digest of the texts the collector read last time and the families it
 built from them; when those texts digest the same again (same paths, and the same 64-bit hash of their
-text) it serves the same family objects instead of parsing again. The renderer (:class:`~exporter.family.Exposition` with
-``reuse``) keeps each family's text on it, so those families are not rendered again either.
+text) it serves the same family objects instead of parsing again. The renderer
+(:class:`~exporter.family.Exposition` with ``reuse``) keeps each family's text on it, so those
+families are not rendered again either.
 Families served from here are shared between scrapes: nothing may change them after they are built
 (nothing in the exporter does).
 
@@ -19,8 +20,8 @@ from those sources alone as from the whole answer.
 Families are kept only for sources that did not change between the last two scrapes (and on a host's
 first scrape): /proc/stat, /proc/net/dev and the like change every time, and keeping their families
 alive from one scrape to the next would only hold memory and give the garbage collector ~1000 more
-live objects per host to walk; their digest is kept, so
-a source that stops changing has its families kept from the next scrape on.
+live objects per host to walk; their digest is kept, so a source that stops changing has its families
+kept from the next scrape on.
 
 The digest is Python's own ``hash`` of the texts (SipHash with a key drawn at random per process, so
 a host cannot aim for a collision): keeping the texts themselves held ~6.5 MB for 254 hosts, and

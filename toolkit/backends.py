@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pika
-
-if TYPE_CHECKING:  # the exporter checks AMQP URLs here and never talks to PostgreSQL: psycopg
-    import psycopg  # and its bundled libpq cost it ~11 MB of RSS, so they load on first DSN check
+if TYPE_CHECKING:  # the exporter checks AMQP URLs here and never talks to PostgreSQL: psycopg (and
+    import psycopg  # its bundled libpq, ~11 MB of RSS) and pika (~2.5 MB) load on first use
 
 #: The one message for a DSN libpq cannot parse; callers prefix the field (``dsn``, ``--dsn``).
 BAD_DSN = "not a libpq connection string or postgresql:// URL"
@@ -40,6 +38,8 @@ def usable_amqp_url(url: str) -> bool:
     Callers must not print the URL: it carries the broker password."""
     if not url.startswith(("amqp://", "amqps://")):
         return False
+    import pika
+
     try:
         pika.URLParameters(url)
     except (ValueError, IndexError):
