@@ -3,8 +3,9 @@
 Starts Debian's sshd on a free loopback port (the test fixture's way: dedicated user, ed25519 keys),
 then measures, over repeats, medians of:
 
-* end to end, as Prometheus sees it: ``GET /probe?target=...`` against the real exporter process;
-  cold = an exporter whose pool recycles after every exec (``pool.max_execs: 1``), so each probe
+* end to end, as Prometheus sees it: ``GET /probe?target=...`` against the real exporter process,
+  warm probes on their own and then in turns with cold ones; cold = an exporter whose pool recycles
+  after every exec (``pool.max_execs: 1``), so each probe
   pays TCP + key exchange + auth; also the exporter's CPU time per probe (from /proc/PID/stat);
 * in process (gevent-patched, no HTTP): ``SshPool.run("true")`` warm and cold, the batched exec,
   and parse + render of one batch output.
@@ -90,19 +91,27 @@ def start_exporter(sshd: Sshd, workdir: Path, pool: dict[str, int]) -> tuple[Ser
 
 
 def end_to_end(sshd: Sshd, workdir: Path, repeats: int) -> None:
-    """Warm and cold exporters side by side; cold recycles its connection after every exec."""
+    """Warm probes on their own first (what Prometheus's scrapes of one host see), then warm and cold
+    exporters side by side; cold recycles its connection after every exec. A cold probe leaves sshd
+    tearing down a session and forking the next, which lands on the interleaved warm probes: both
+    warm figures are printed."""
     warm, warm_probe = start_exporter(sshd, workdir / "warm", {})
     cold, cold_probe = start_exporter(sshd, workdir / "cold", {"max_execs": 1})
     try:
+        cpu_alone = cpu_seconds(warm.process.pid)
+        alone = interleaved({"warm": warm_probe}, repeats)["warm"]
+        cpu_alone = (cpu_seconds(warm.process.pid) - cpu_alone) / repeats
         cpu_before = {service: cpu_seconds(service.process.pid) for service in (warm, cold)}
         times = interleaved({"warm": warm_probe, "cold": cold_probe}, repeats)
         cpu = {service: (cpu_seconds(service.process.pid) - cpu_before[service]) / repeats for service in (warm, cold)}
     finally:
         warm.stop()
         cold.stop()
-    warm_median = show("warm probe (pooled connection)", times["warm"])
+    show("warm probe, warm probes only", alone)
+    print(f"  exporter CPU per warm probe, warm probes only: {cpu_alone * 1000:.2f} ms")
+    warm_median = show("warm probe, in turns with cold probes", times["warm"])
     cold_median = show("cold probe (new TCP + key exchange + auth)", times["cold"])
-    print(f"  exporter CPU per probe: warm {cpu[warm] * 1000:.2f} ms, cold {cpu[cold] * 1000:.2f} ms")
+    print(f"  exporter CPU per probe, in turns: warm {cpu[warm] * 1000:.2f} ms, cold {cpu[cold] * 1000:.2f} ms")
     print(f"  cold / warm ratio: {cold_median / warm_median:.1f}x")
 
 
