@@ -54,6 +54,10 @@ if TYPE_CHECKING:  # the collectors' registry builds its scripts here: no import
 
 START = "@@optilab "
 END = "@@end"
+#: The line between a script's two parts (:func:`build_script`): above it the readable files are
+#: listed into ``$l``, below it they are read. A no-op to the shell (``:``).
+LIST_END = ": optilab-list-end"
+_LOCALE = "LC_ALL=C; export LC_ALL"
 #: What a path or glob may contain: constants in code, but checked so no quoting is ever needed.
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_.,:+@%*?\[\]/-]+$")
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -84,11 +88,20 @@ def script_parts(collectors: Iterable[Collector]) -> tuple[tuple[str, ...], tupl
 
 
 def build_script(collectors: Iterable[Collector]) -> str:
-    """One constant POSIX sh script that prints every source of ``collectors``, framed."""
+    """One constant POSIX sh script that prints every source of ``collectors``, framed.
+
+    It has two parts, split by the :data:`LIST_END` line. Above it, the script finds which of the
+    declared files exist and are readable and leaves them in ``$l``, one per line; below it, it reads
+    them (and lists afresh the files of collectors whose files come and go: ``volatile``). Run whole
+    (an exec per scrape) it does both every time; a long-lived shell (``exporter/shellsession.py``)
+    runs the part above once every few calls and keeps ``$l``, so most scrapes skip the globs and the
+    ``[ -r ]`` test of ~190 paths (~1 ms of the target's CPU, bench/README.md)."""
+    collectors = list(collectors)
     paths, commands = script_parts(collectors)
-    single, groups = glob_groups(paths)
+    volatile = {path for collector in collectors if collector.volatile for path in collector.paths}
+    single, groups = glob_groups([path for path in paths if path not in volatile])
     plain, loops = _directory_loops(single)
-    lines = ["LC_ALL=C; export LC_ALL", "set -- " + " ".join(plain), *loops]
+    lines = [_LOCALE, "set -- " + " ".join(plain), *loops]
     # a group's patterns are expanded only when its directory glob matches something: most hosts have
     # no fc_host, infiniband or power_supply, and each literal pattern left over costs the filter
     # loop below an iteration (~3 us each, ~150 of them on this machine)
@@ -100,7 +113,15 @@ def build_script(collectors: Iterable[Collector]) -> str:
     # collected in one string and split once (set -f, IFS=newline): rebuilding "$@" per path was
     # quadratic and cost the target ~12 ms of CPU at 280 paths (col-sys, docs/exporter.md)
     lines.append('l=; for f; do case $f in *\'\n\'*) ;; *) [ -r "$f" ] && l="$l$f\n";; esac; done')
+    lines.append(LIST_END)
+    lines.append(_LOCALE)  # a shell session runs the part below on its own
     lines.append("set -f; IFS='\n'; set -- $l; unset IFS l; set +f")
+    fresh = [path for path in paths if path in volatile]
+    if fresh:  # logind's session files (a login must show at once) and textfile's *.prom: every call
+        lines.append(
+            f"for f in {' '.join(fresh)}; do case $f in *'\n'*) ;; *) "
+            '[ -r "$f" ] && set -- "$@" "$f";; esac; done'
+        )
     lines.append(f"printf '{START}%d\\n' $#")
     lines.append("[ $# -gt 0 ] && printf '%s\\n' \"$@\"")
     lines.append(f'head -v -c {FILE_CAP} -- "$@" /dev/null 2>/dev/null')

@@ -11,10 +11,17 @@ The protocol, all of it constant text apart from the nonce:
 * at start the exporter sends :func:`setup_line`: it stores a fresh per-session nonce (128 random
   bits from :mod:`secrets`, hex) in a shell variable that is *not* exported, and prints
   ``<nonce> ready``. Nothing from configuration or from a request ever reaches the shell;
-* a command is sent once per session as the body of a function that each call runs in a subshell
-  (:data:`DEFINE_PREFIX` + command + :data:`DEFINE_SUFFIX`): the shell parses it once, and the
-  command cannot change the session's state (``cd``, variables); an ``exit`` in it ends only that
-  subshell, and its answer, left without a status, is refused as a protocol error;
+* a command is sent once per session as the bodies of two functions (:func:`definition`) that each
+  call runs in a subshell: the shell parses them once, and the command cannot change the session's
+  state (``cd``, variables); an ``exit`` in it ends only that subshell, and its answer, left without
+  a status, is refused as a protocol error. A collection script's part above its
+  :data:`~exporter.command.LIST_END` line (which files exist and are readable) becomes
+  :data:`LIST_FUNCTION`, run once every :data:`LIST_CALLS` calls (and after each definition), its
+  list kept in :data:`LIST_VARIABLE`; the part below becomes :data:`FUNCTION`. So most scrapes skip
+  the globs and the ``[ -r ]`` test of every declared path (~1 ms of the target's CPU); a device
+  that appears shows within :data:`LIST_CALLS` scrapes (its /proc counters at once), one that goes
+  away is simply not read (head skips what it cannot open, exporter/command.py), and collectors whose
+  files come and go at any time (logins, textfiles) list theirs at every call;
 * each scrape then sends :data:`CALL`: the function runs inside ``$(...)`` with stdin from
   ``/dev/null`` (a shell reading commands from a pipe reads ahead, so a command reading stdin would
   eat the next request) and stderr to ``/dev/null`` (unread stderr would fill the channel's window),
@@ -40,6 +47,7 @@ import secrets
 
 import paramiko
 
+from optilab.exporter.command import LIST_END
 from optilab.exporter.ssherror import SshError
 
 #: The exec request that starts the session (run by sshd through the account's login shell).
@@ -47,14 +55,23 @@ SHELL_COMMAND = "exec /bin/sh 2>/dev/null"
 #: The variable that holds the nonce in the shell (not exported: children never see it).
 NONCE_VARIABLE = "optilab_n"
 FUNCTION = "optilab_answer"
-#: A plain function body: :data:`CALL` runs it inside ``$(...)``, already a subshell (one fork, not two).
-DEFINE_PREFIX = f"{FUNCTION}() {{\n"
-DEFINE_SUFFIX = "\n}\n"
+#: The function that lists a collection script's readable files, and the variable that keeps its list.
+LIST_FUNCTION = "optilab_list"
+LIST_VARIABLE = "optilab_l"
+#: Calls left before the list is made again (reset by every definition).
+COUNTER = "optilab_k"
+#: Scrapes per listing of the readable files: at a 15 s interval a new device's files show within ~2.5 min.
+LIST_CALLS = 10
+_LIST_PREFIX = f"{LIST_FUNCTION}() {{\n"
+_LIST_SUFFIX = f":\nprintf '%s' \"$l\"\n}}\n{FUNCTION}() {{\nl=${LIST_VARIABLE}\n"
+_DEFINE_SUFFIX = f"\n}}\n{COUNTER}=0\n"
 #: The answer is collected in a variable and printed by one ``printf``: streamed, it left the shell as
 #: ~25 small writes that sshd (Nagle on, as for any session without a PTY) may hold for the client's
 #: ACK, up to doubling a scrape's wall time in some runs (docs/exporter.md "Shell sessions").
 ANSWER_VARIABLE = "optilab_a"
 CALL = (
+    f'[ "${{{COUNTER}:-0}}" -gt 0 ] || {{ {LIST_VARIABLE}=$({LIST_FUNCTION} </dev/null 2>/dev/null); '
+    f"{COUNTER}={LIST_CALLS}; }}; {COUNTER}=$(({COUNTER} - 1)); "
     f'{ANSWER_VARIABLE}=$({FUNCTION} </dev/null 2>/dev/null; echo "x$?"); '
     f'printf \'%s begin\\n%s\\n%s end %s\\n\' "${NONCE_VARIABLE}" "${{{ANSWER_VARIABLE}%x*}}" '
     f'"${NONCE_VARIABLE}" "${{{ANSWER_VARIABLE}##*x}}"; {ANSWER_VARIABLE}=\n'
@@ -91,12 +108,30 @@ def setup_line(nonce: str) -> str:
     return f"{NONCE_VARIABLE}={nonce}; printf '%s ready\\n' \"${NONCE_VARIABLE}\"\n"
 
 
+def definition(command: str) -> str:
+    """The two functions that run ``command`` in a session: its listing part (above the
+    :data:`~exporter.command.LIST_END` line; none for a command without one) and the rest."""
+    listing, mark, answer = command.partition(LIST_END + "\n")
+    if not mark:
+        listing, answer = "", command
+    return _LIST_PREFIX + listing + _LIST_SUFFIX + answer + _DEFINE_SUFFIX
+
+
+def command_of(text: str) -> str | None:
+    """The command whose :func:`definition` ``text`` is, None when it is not one (the simulator's shell
+    answers the command itself)."""
+    if not (text.startswith(_LIST_PREFIX) and text.endswith(_DEFINE_SUFFIX) and _LIST_SUFFIX in text):
+        return None
+    listing, _, answer = text[len(_LIST_PREFIX) : -len(_DEFINE_SUFFIX)].partition(_LIST_SUFFIX)
+    return f"{listing}{LIST_END}\n{answer}" if listing else answer
+
+
 def request(command: str, defined: str | None) -> str:
     """What to write for one answer of ``command``: the call, preceded by its definition when the
     session does not hold this command yet."""
     if command == defined:
         return CALL
-    return DEFINE_PREFIX + command + DEFINE_SUFFIX + CALL
+    return definition(command) + CALL
 
 
 def split_answer(buffer: bytes | bytearray, nonce: str) -> tuple[bytes, int] | None:

@@ -748,7 +748,10 @@ def script_request(script: str) -> tuple[list[str], list[str]] | None:
         line[len("printf '\\n==> cmd:") : -len(" <==\\n'")] for line in lines if line.startswith("printf '\\n==> cmd:")
     ]
     patterns = lines[1][len("set -- ") :].split()
-    for line in lines[2:]:  # glob groups and directory loops (exporter.command.build_script)
+    for line in lines[2:]:  # glob groups, directory loops and volatile files (exporter.command.build_script)
+        if line.startswith("for f in ") and line.endswith("; do case $f in *'"):  # listed at every call
+            patterns += line[len("for f in ") : -len("; do case $f in *'")].split()
+            continue
         if not line.startswith(("for g in ", "for f in ")):
             continue
         for part in line.split(";"):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from optilab.exporter.command import BATCH_SCRIPT
 from optilab.exporter.logincheck import LOGIN_CHECK_COMMAND, LOGIN_CHECK_OK
-from optilab.exporter.shellsession import CALL, DEFINE_PREFIX, DEFINE_SUFFIX, NONCE_VARIABLE
+from optilab.exporter.shellsession import CALL, NONCE_VARIABLE, command_of
 from optilab.labsim.model import HostState
 from optilab.labsim.render import FILES, render_osrelease, render_script, render_uname, render_who
 
@@ -120,8 +120,9 @@ class ShellInput:
             if at < 0 or self.nonce is None:
                 break
             head, self.pending = self.pending[:at], self.pending[at + len(CALL) :]
-            if head.startswith(DEFINE_PREFIX) and head.endswith(DEFINE_SUFFIX):
-                self.defined = head[len(DEFINE_PREFIX) : -len(DEFINE_SUFFIX)]
+            command = command_of(head) if head else None
+            if command is not None:
+                self.defined = command
             elif head:
                 raise ValueError(f"the simulated shell cannot run {head[:40]!r}")
             steps.append(("call", self.defined))

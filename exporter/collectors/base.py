@@ -124,6 +124,9 @@ class Collector:
     #: boolean flag -> constant paths read only when it is true (what upstream reads only then, like
     #: bcache's priority_stats, which costs the target a sort of every bucket): see :meth:`planned`.
     flag_paths: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    #: its files come and go between scrapes (a login's session file, a textfile script's output): a
+    #: long-lived shell lists them afresh at every call, not once every few (exporter/command.py)
+    volatile: bool = False
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:

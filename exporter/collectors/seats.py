@@ -66,4 +66,5 @@ COLLECTOR = Collector(
     paths=(SESSION_FILES,),
     commands=(("seats", SEATS_COMMAND), ("who", WHO_COMMAND), ("date", time_collector.DATE)),
     collect=collect,
+    volatile=True,  # a student's login must show at the next scrape
 )

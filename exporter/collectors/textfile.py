@@ -105,4 +105,5 @@ COLLECTOR = Collector(
     collect=collect,
     flags=(("directory", DIRECTORIES[0]),),
     choices={"directory": (*DIRECTORIES, "")},
+    volatile=True,  # an admin's new script's file must show at the next scrape, as in node_exporter
 )

@@ -19,7 +19,17 @@ from typing import Any
 
 import pytest
 
-from optilab.exporter.shellsession import CALL, DEFINE_PREFIX, request, setup_line, split_answer
+from optilab.exporter.collectors.base import Collector
+from optilab.exporter.command import BATCH_SCRIPT, build_script, command_names, split_sources
+from optilab.exporter.shellsession import (
+    CALL,
+    LIST_CALLS,
+    command_of,
+    definition,
+    request,
+    setup_line,
+    split_answer,
+)
 from optilab.exporter.ssherror import SshError
 from tests.fixtures.sshd import USER, Sshd
 from tests.support.driver import run_driver
@@ -181,7 +191,10 @@ def test_an_answer_is_what_lies_between_begin_and_the_last_end_line() -> None:
 
 def test_the_request_is_constant_and_the_nonce_only_hex() -> None:
     assert request("cat /proc/stat", "cat /proc/stat") == CALL
-    assert request("cat /proc/stat", None) == DEFINE_PREFIX + "cat /proc/stat\n}\n" + CALL
+    assert request("cat /proc/stat", None) == definition("cat /proc/stat") + CALL
+    assert command_of(definition("cat /proc/stat")) == "cat /proc/stat"
+    assert command_of(definition(BATCH_SCRIPT)) == BATCH_SCRIPT  # the simulator's shell reads it back
+    assert command_of("cat /proc/stat\n") is None
     with pytest.raises(ValueError):
         setup_line("abc; rm -rf /")
 
@@ -218,6 +231,72 @@ def test_a_real_sh_prints_the_whole_answer_in_one_write_with_its_newlines_and_st
         assert split_answer((answer + f"{nonce} end 3\n").encode(), nonce) == (b"x1\nlast x\n\n\n", 3)
     writes = [line for line in trace.stderr.splitlines() if f"{nonce} begin" in line]
     assert len(writes) == 2 and all(f"{nonce} end 3" in line for line in writes)  # begin to end: one write
+
+
+class LocalShell:
+    """A long-lived local ``sh`` spoken to in the session protocol, one answer at a time."""
+
+    def __init__(self) -> None:
+        self.nonce = secrets.token_hex(16)
+        self.process = subprocess.Popen(["sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/tmp")
+        self.defined: str | None = None
+        self._write(setup_line(self.nonce))
+        assert self.process.stdout is not None and self.process.stdout.readline() == f"{self.nonce} ready\n"
+
+    def _write(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text)
+        self.process.stdin.flush()
+
+    def ask(self, command: str) -> str:
+        self._write(request(command, self.defined))
+        self.defined = command
+        lines = []
+        assert self.process.stdout is not None
+        while not (line := self.process.stdout.readline()).startswith(f"{self.nonce} end "):
+            assert line, "the shell exited"
+            lines.append(line)
+        answer = split_answer(("".join(lines) + line).encode(), self.nonce)
+        assert answer is not None
+        return answer[0].decode()
+
+    def close(self) -> None:
+        self.process.communicate("exit\n", timeout=10)
+
+
+def test_a_session_lists_the_files_once_every_few_calls_and_volatile_ones_at_every_call(tmp_path: Path) -> None:
+    """The part of a script above its list line runs once every LIST_CALLS calls: a file that appears
+    is read from the next listing on, one that goes away is skipped at once, a volatile collector's
+    files (logins, textfiles) are listed at every call, and a new definition lists again."""
+    (tmp_path / "stable").mkdir()
+    (tmp_path / "volatile").mkdir()
+    stable = Collector("stable", (f"{tmp_path}/stable/*",), lambda sources, options: [])
+    volatile = Collector("volatile", (f"{tmp_path}/volatile/*",), lambda sources, options: [], volatile=True)
+    script = build_script([stable, volatile])
+    commands = command_names([stable, volatile])
+    for name in ("stable/a", "volatile/a"):
+        (tmp_path / name).write_text(f"{name}\n")
+    shell = LocalShell()
+    try:
+
+        def read() -> dict[str, str]:
+            sources, complete = split_sources(shell.ask(script), commands)
+            assert complete
+            return {path[len(str(tmp_path)) + 1 :]: text for path, text in sources.items()}
+
+        assert read() == {"stable/a": "stable/a\n", "volatile/a": "volatile/a\n"}
+        (tmp_path / "stable/b").write_text("b\n")
+        (tmp_path / "volatile/b").write_text("b\n")
+        for _ in range(LIST_CALLS - 1):  # the rest of the first listing's calls
+            assert sorted(read()) == ["stable/a", "volatile/a", "volatile/b"]
+        assert sorted(read()) == ["stable/a", "stable/b", "volatile/a", "volatile/b"]  # listed again
+        (tmp_path / "stable/a").unlink()
+        assert sorted(read()) == ["stable/b", "volatile/a", "volatile/b"]  # gone: not read, nothing else lost
+        (tmp_path / "stable/c").write_text("c\n")
+        shell.ask("true")  # another command: the script's next definition lists again
+        assert sorted(read()) == ["stable/b", "stable/c", "volatile/a", "volatile/b"]
+    finally:
+        shell.close()
 
 
 # -- against a real sshd ------------------------------------------------------------------------------
