@@ -119,8 +119,7 @@ def build_script(collectors: Iterable[Collector]) -> str:
     fresh = [path for path in paths if path in volatile]
     if fresh:  # logind's session files (a login must show at once) and textfile's *.prom: every call
         lines.append(
-            f"for f in {' '.join(fresh)}; do case $f in *'\n'*) ;; *) "
-            '[ -r "$f" ] && set -- "$@" "$f";; esac; done'
+            f'for f in {" ".join(fresh)}; do case $f in *\'\n\'*) ;; *) [ -r "$f" ] && set -- "$@" "$f";; esac; done'
         )
     lines.append(f"printf '{START}%d\\n' $#")
     lines.append("[ $# -gt 0 ] && printf '%s\\n' \"$@\"")
