@@ -25,8 +25,13 @@ The splitter searches each expected header in order, starting where the previous
 that contains a fake header for a *later* file is harmless (that header is searched only after the
 real one of the file in between); a fake header for the *next* file would cut the current one short,
 so a section that then contains its own real header is detected and both sections are dropped. So
-content can make sources go missing (each collector then reports failure) but never makes one file's
-text pass for another's. Paths with a newline are skipped by the shell (their name line would be
+content can make sources go missing (each collector then reports failure) but not make one file's
+text pass for another's — with one exception: a listed file that head cannot open (it vanished after
+the list was made: between two listings of a long-lived shell, up to ``LIST_CALLS`` scrapes, or in
+the instant between test and open) has no header, and a fake header for it in the file before it
+would be taken as its text. The files read are the kernel's, root's configuration, logind's session
+files and the textfile directory, so writing such a header takes what can write those files.
+Paths with a newline are skipped by the shell (their name line would be
 ambiguous). Commands run after head, each behind a header the shell prints in head's format and
 followed by its exit status line; a command runs in the shell itself (no subshell), so it costs its
 own process and nothing more, and one that only needs to run on some hosts can say so with a builtin
