@@ -12,8 +12,6 @@ run the real exporter as a subprocess.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import gc
 import logging
 import signal
@@ -33,24 +31,6 @@ from optilab.toolkit.wsgi import ToolkitMiddleware
 DEFAULT_LISTEN = "127.0.0.1:9842"
 #: the exporter process's garbage-collector thresholds (bench/profile_probe.py sets the same)
 GC_THRESHOLD = (50_000, 20, 100)
-#: blocks of this size and more come from their own mmap and go back to the system when freed
-MMAP_THRESHOLD = 128 * 1024
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt(3) parameter number
-
-
-def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
-    """Pin glibc's mmap threshold at ``size`` (True when glibc took it; other C libraries: False).
-
-    glibc raises the threshold each time an mmapped block is freed, so after the first fan-out its
-    large, short-lived blocks (the ~256 KB pieces of a 15 MB answer, the per-name texts) come from the
-    heap, where they leave it fragmented: with 254 hosts the exporter's steady RSS was 135 MB and its
-    peak 152 MB; pinned, 131 and 148 MB (bench/README.md). A single target's answer (~60 KB) never
-    reaches the threshold."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, size))
-    except (OSError, AttributeError):
-        return False
 
 
 EPILOG = """commands:
@@ -129,7 +109,6 @@ def serve(args: argparse.Namespace) -> int:
     # memo entries) alive until it renders, and at the default 700 each young collection walked the
     # same survivors again: -10..-18 % of the exporter's CPU per probe (bench/README.md, gc tuning)
     gc.set_threshold(GC_THRESHOLD[0], GC_THRESHOLD[1], GC_THRESHOLD[2])
-    fix_mmap_threshold()
     log = logging.getLogger("optilab.exporter")
     try:
         config = load_config(args.config)
