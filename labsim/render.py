@@ -182,47 +182,6 @@ def render_filefd(state: HostState, now: float) -> str:
     return f"{2000 + int(state.utilisation * 6000)}\t0\t9223372036854775807\n"
 
 
-def _percent(used: int, total: int) -> str:
-    return f"{-(-used * 100 // total) if total else 0}%"
-
-
-def _table(header: list[str], rows: list[list[str]], busybox: bool) -> str:
-    """GNU df pads every column to its widest cell; busybox uses fixed printf widths."""
-    if busybox:
-        lines = [f"{header[0]:<20} {header[1]:<10} {' '.join(header[2:])}"]
-        lines += [f"{r[0]:<20} {r[1]:<10} {r[2]:>9} {r[3]:>9} {r[4]:>9} {r[5]:>3} {r[6]}" for r in rows]
-        return "\n".join(lines) + "\n"
-    table = [header, *rows]
-    widths = [max(len(row[i]) for row in table) for i in range(6)]
-    lines = []
-    for row in table:
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
-        cells += [row[i].rjust(widths[i]) for i in range(2, 6)]
-        lines.append(" ".join([*cells, row[6]]))
-    return "\n".join(lines) + "\n"
-
-
-def render_df(state: HostState, now: float) -> str:
-    rows = [
-        [dev, fs, str(size), str(used), str(size - used), _percent(used, size), mp]
-        for dev, fs, mp, size, used, _i, _iu in _filesystems(state)
-    ]
-    header = ["Filesystem", "Type", "1024-blocks", "Used", "Available", "Capacity", "Mounted on"]
-    return _table(header, rows, state.profile.busybox)
-
-
-def render_dfi(state: HostState, now: float) -> str:
-    rows = [
-        [dev, fs, str(inodes), str(iused), str(inodes - iused), _percent(iused, inodes), mp]
-        for dev, fs, mp, _s, _u, inodes, iused in _filesystems(state)
-    ]
-    if state.profile.busybox:
-        header = ["Filesystem", "Type", "   Inodes", "     Used", "Available", "Capacity", "Mounted on"]
-    else:
-        header = ["Filesystem", "Type", "Inodes", "IUsed", "IFree", "IUse%", "Mounted on"]
-    return _table(header, rows, state.profile.busybox)
-
-
 def render_uname(state: HostState, now: float) -> str:
     distro = state.profile.distro
     return f"Linux\n{state.profile.hostname}\n{distro[6]}\n{distro[7]}\nx86_64\n"
@@ -251,33 +210,12 @@ def render_osrelease(state: HostState, now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_time(state: HostState, now: float) -> str:
-    return f"{int(now)}\n"
-
-
 def render_who(state: HostState, now: float) -> str:
     lines = []
     for session in state.sessions:
         stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(session.login))
         lines.append(f"{session.user:<8} {session.tty:<12} {stamp} (:0)")
     return "\n".join(lines) + ("\n" if lines else "")
-
-
-RENDERERS: dict[str, Callable[[HostState, float], str]] = {
-    "stat": render_stat,
-    "meminfo": render_meminfo,
-    "loadavg": render_loadavg,
-    "uptime": render_uptime,
-    "netdev": render_netdev,
-    "mounts": render_mounts,
-    "filefd": render_filefd,
-    "df": render_df,
-    "dfi": render_dfi,
-    "uname": render_uname,
-    "osrelease": render_osrelease,
-    "time": render_time,
-    "who": render_who,
-}
 
 
 # --- v2: the collectors' sources, by path and by command name ----------------------------------------

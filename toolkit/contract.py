@@ -17,7 +17,6 @@ from typing import Any
 
 #: Every event body carries ``"version": EVENT_VERSION``; the consumer dead-letters any other.
 EVENT_VERSION = 1
-EVENT_TYPES = ("alert", "health", "discovery")
 
 #: A host's health, in order of worsening (exporter/health.py moves a host along it).
 HEALTH_STATES = ("healthy", "degraded", "offline", "dead")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
+from optilab.exporter.collectors.base import GO_BOOLS, Collector, CollectorOptions, Sources
 from optilab.exporter.collectors.sysattrs import devices, uint
 from optilab.exporter.family import Family
 
@@ -70,4 +70,5 @@ COLLECTOR = Collector(
     tuple(f"{PREFIX}*/{attr}" for attr in ("name", "max_energy_range_uj", "energy_uj")),
     collect,
     flags=(("enable-zone-label", "false"),),
+    choices={"enable-zone-label": GO_BOOLS},  # a kingpin Bool(): anything else is a usage error upstream
 )

@@ -280,6 +280,7 @@ def test_a_boolean_flag_switches_on_the_paths_upstream_reads_only_with_it():
         ),
         ({"cpu": {"x": "y"}}, "collectors.cpu: flags of cpu: it has none"),
         ({"bcache": {"priorityStats": "yes"}}, "collectors.bcache.priorityStats: 'yes' is not one of '1', 't'"),
+        ({"rapl": {"enable-zone-label": "on"}}, "collectors.rapl.enable-zone-label: 'on' is not one of '1', 't'"),
     ],
 )
 def test_collector_settings_errors_name_the_field(collectors, message):
