@@ -40,6 +40,7 @@ def render_sys(state: HostState, now: float) -> dict[str, str]:
                 "carrier_up_count": "1",
                 "carrier_down_count": "1",
                 "addr_assign_type": "0",
+                "statistics/rx_nohandler": "0",  # netdev reads it per device (kernels since 4.6)
             },
         ),
         (
@@ -55,6 +56,7 @@ def render_sys(state: HostState, now: float) -> dict[str, str]:
                 "ifindex": "1",
                 "iflink": "1",
                 "tx_queue_len": "1000",
+                "statistics/rx_nohandler": "0",
             },
         ),
     ):

@@ -54,6 +54,7 @@ def test_every_rendered_source_parses_and_matches_the_profile(index: int) -> Non
     mountpoints = {dict(k)["mountpoint"] for k in sample_values(families["node_filesystem_size_bytes"])}
     assert {disk.mountpoint for disk in profile.disks} <= mountpoints
     assert value(families, "node_network_receive_bytes_total", device=profile.nic) > 0
+    assert value(families, "node_network_receive_nohandler_total", device=profile.nic) == 0  # from sysfs
 
 
 def test_single_file_commands_answer_like_the_script() -> None:
