@@ -16,8 +16,9 @@ The protocol, all of it constant text apart from the nonce:
   state (``cd``, variables); an ``exit`` in it ends only that subshell, and its answer, left without
   a status, is refused as a protocol error. A collection script's part above its
   :data:`~exporter.command.LIST_END` line (which files exist and are readable) becomes
-  :data:`LIST_FUNCTION`, run once every :data:`LIST_CALLS` calls (and after each definition), its
-  list kept in :data:`LIST_VARIABLE`; the part below becomes :data:`FUNCTION`. So most scrapes skip
+  :data:`LIST_FUNCTION`, run once every :data:`LIST_CALLS` calls (and after each new listing part:
+  a slow-tier command defined in between keeps the list and its count), its list kept in
+  :data:`LIST_VARIABLE`; the part below becomes :data:`FUNCTION`. So most scrapes skip
   the globs and the ``[ -r ]`` test of every declared path (~1 ms of the target's CPU); a device
   that appears shows within :data:`LIST_CALLS` scrapes (its /proc counters at once), one that goes
   away is simply not read (head skips what it cannot open, exporter/command.py), and collectors whose
@@ -63,8 +64,11 @@ COUNTER = "optilab_k"
 #: Scrapes per listing of the readable files: at a 15 s interval a new device's files show within ~2.5 min.
 LIST_CALLS = 10
 _LIST_PREFIX = f"{LIST_FUNCTION}() {{\n"
-_LIST_SUFFIX = f":\nprintf '%s' \"$l\"\n}}\n{FUNCTION}() {{\nl=${LIST_VARIABLE}\n"
-_DEFINE_SUFFIX = f"\n}}\n{COUNTER}=0\n"
+_LIST_SUFFIX = f":\nprintf '%s' \"$l\"\n}}\n{COUNTER}=0\n"
+_ANSWER_PREFIX = f"{FUNCTION}() {{\n"
+#: the first line of the answer function of a command with a listing part: it reads the kept list
+_READ_LIST = f"l=${LIST_VARIABLE}\n"
+_ANSWER_SUFFIX = "\n}\n"
 #: The answer is collected in a variable and printed by one ``printf``: streamed, it left the shell as
 #: ~25 small writes that sshd (Nagle on, as for any session without a PTY) may hold for the client's
 #: ACK, up to doubling a scrape's wall time in some runs (docs/exporter.md "Shell sessions").
@@ -108,30 +112,47 @@ def setup_line(nonce: str) -> str:
     return f"{NONCE_VARIABLE}={nonce}; printf '%s ready\\n' \"${NONCE_VARIABLE}\"\n"
 
 
-def definition(command: str) -> str:
-    """The two functions that run ``command`` in a session: its listing part (above the
-    :data:`~exporter.command.LIST_END` line; none for a command without one) and the rest."""
+def definition(command: str, listed: str | None = None) -> tuple[str, str | None]:
+    """The text that makes a session run ``command``, and the listing part the session holds then.
+
+    ``listed`` is the listing part the session holds now. A command's part above its
+    :data:`~exporter.command.LIST_END` line becomes :data:`LIST_FUNCTION` (and the count of calls
+    before the next listing starts again) only when it differs from ``listed``: a slow-tier command
+    in between leaves the collection script's list and its count as they were. The rest becomes
+    :data:`FUNCTION`."""
     listing, mark, answer = command.partition(LIST_END + "\n")
     if not mark:
-        listing, answer = "", command
-    return _LIST_PREFIX + listing + _LIST_SUFFIX + answer + _DEFINE_SUFFIX
+        return _ANSWER_PREFIX + command + _ANSWER_SUFFIX, listed
+    text = _ANSWER_PREFIX + _READ_LIST + answer + _ANSWER_SUFFIX
+    if listing == listed:
+        return text, listed
+    return _LIST_PREFIX + listing + _LIST_SUFFIX + text, listing
 
 
-def command_of(text: str) -> str | None:
-    """The command whose :func:`definition` ``text`` is, None when it is not one (the simulator's shell
-    answers the command itself)."""
-    if not (text.startswith(_LIST_PREFIX) and text.endswith(_DEFINE_SUFFIX) and _LIST_SUFFIX in text):
+def command_of(text: str, listed: str | None = None) -> tuple[str, str | None] | None:
+    """The command whose :func:`definition` ``text`` is (given the session's ``listed``), and the
+    listing part the session holds after it; None when ``text`` is not a definition (the simulator's
+    shell answers the command itself)."""
+    if text.startswith(_LIST_PREFIX):
+        listed, found, text = text[len(_LIST_PREFIX) :].partition(_LIST_SUFFIX)
+        if not found:
+            return None
+    if not (text.startswith(_ANSWER_PREFIX) and text.endswith(_ANSWER_SUFFIX)):
         return None
-    listing, _, answer = text[len(_LIST_PREFIX) : -len(_DEFINE_SUFFIX)].partition(_LIST_SUFFIX)
-    return f"{listing}{LIST_END}\n{answer}" if listing else answer
+    body = text[len(_ANSWER_PREFIX) : -len(_ANSWER_SUFFIX)]
+    if not body.startswith(_READ_LIST):
+        return body, listed
+    if listed is None:
+        return None  # reads a list the session was never given
+    return f"{listed}{LIST_END}\n{body[len(_READ_LIST) :]}", listed
 
 
-def request(command: str, defined: str | None) -> str:
+def request(command: str, defined: str | None, listed: str | None = None) -> str:
     """What to write for one answer of ``command``: the call, preceded by its definition when the
-    session does not hold this command yet."""
+    session does not hold this command yet (``listed``: the listing part it holds)."""
     if command == defined:
         return CALL
-    return definition(command) + CALL
+    return definition(command, listed)[0] + CALL
 
 
 def split_answer(buffer: bytes | bytearray, nonce: str) -> tuple[bytes, int] | None:
@@ -163,6 +184,7 @@ class ShellSession:
     def __init__(self, channel: paramiko.Channel, nonce: str, max_bytes: int) -> None:
         self.channel, self.nonce, self.max_bytes = channel, nonce, max_bytes
         self.defined: str | None = None
+        self.listed: str | None = None  # the listing part its optilab_list holds (see definition)
         self.answers = 0
         self.closed = False
 
@@ -194,7 +216,11 @@ class ShellSession:
         """Send one request for ``command`` and read its framed answer to the end."""
         if self.closed:
             raise ShellDiedError("session already closed")
-        message = request(command, self.defined)
+        if command == self.defined:
+            message = CALL
+        else:
+            text, self.listed = definition(command, self.listed)
+            message = text + CALL
         self.defined = command
         self.channel.sendall(message.encode())
         buffer = bytearray()

@@ -105,6 +105,7 @@ class ShellInput:
         self.pending = ""
         self.nonce: str | None = None
         self.defined = ""
+        self.listed: str | None = None  # the listing part the session's list function holds
 
     def feed(self, text: str) -> list[tuple[str, str]]:
         self.pending += text
@@ -120,9 +121,9 @@ class ShellInput:
             if at < 0 or self.nonce is None:
                 break
             head, self.pending = self.pending[:at], self.pending[at + len(CALL) :]
-            command = command_of(head) if head else None
-            if command is not None:
-                self.defined = command
+            defined = command_of(head, self.listed) if head else None
+            if defined is not None:
+                self.defined, self.listed = defined
             elif head:
                 raise ValueError(f"the simulated shell cannot run {head[:40]!r}")
             steps.append(("call", self.defined))

@@ -191,9 +191,15 @@ def test_an_answer_is_what_lies_between_begin_and_the_last_end_line() -> None:
 
 def test_the_request_is_constant_and_the_nonce_only_hex() -> None:
     assert request("cat /proc/stat", "cat /proc/stat") == CALL
-    assert request("cat /proc/stat", None) == definition("cat /proc/stat") + CALL
-    assert command_of(definition("cat /proc/stat")) == "cat /proc/stat"
-    assert command_of(definition(BATCH_SCRIPT)) == BATCH_SCRIPT  # the simulator's shell reads it back
+    assert request("cat /proc/stat", None) == definition("cat /proc/stat")[0] + CALL
+    # the simulator's shell reads every definition back, with the listing part the session holds
+    plain, listed = definition("cat /proc/stat")
+    assert listed is None and command_of(plain) == ("cat /proc/stat", None)
+    batch, listed = definition(BATCH_SCRIPT)
+    assert listed is not None and command_of(batch) == (BATCH_SCRIPT, listed)
+    again, kept = definition(BATCH_SCRIPT, listed)  # after another command: the list is kept
+    assert kept == listed and len(again) < len(batch) and command_of(again, listed) == (BATCH_SCRIPT, listed)
+    assert command_of(again) is None  # it reads a list no definition gave the session
     assert command_of("cat /proc/stat\n") is None
     with pytest.raises(ValueError):
         setup_line("abc; rm -rf /")
@@ -240,6 +246,7 @@ class LocalShell:
         self.nonce = secrets.token_hex(16)
         self.process = subprocess.Popen(["sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/tmp")
         self.defined: str | None = None
+        self.listed: str | None = None
         self._write(setup_line(self.nonce))
         assert self.process.stdout is not None and self.process.stdout.readline() == f"{self.nonce} ready\n"
 
@@ -249,7 +256,11 @@ class LocalShell:
         self.process.stdin.flush()
 
     def ask(self, command: str) -> str:
-        self._write(request(command, self.defined))
+        if command == self.defined:
+            self._write(CALL)
+        else:
+            text, self.listed = definition(command, self.listed)
+            self._write(text + CALL)
         self.defined = command
         lines = []
         assert self.process.stdout is not None
@@ -267,7 +278,8 @@ class LocalShell:
 def test_a_session_lists_the_files_once_every_few_calls_and_volatile_ones_at_every_call(tmp_path: Path) -> None:
     """The part of a script above its list line runs once every LIST_CALLS calls: a file that appears
     is read from the next listing on, one that goes away is skipped at once, a volatile collector's
-    files (logins, textfiles) are listed at every call, and a new definition lists again."""
+    files (logins, textfiles) are listed at every call; another command in between keeps the list,
+    a new listing part lists again."""
     (tmp_path / "stable").mkdir()
     (tmp_path / "volatile").mkdir()
     stable = Collector("stable", (f"{tmp_path}/stable/*",), lambda sources, options: [])
@@ -293,8 +305,11 @@ def test_a_session_lists_the_files_once_every_few_calls_and_volatile_ones_at_eve
         (tmp_path / "stable/a").unlink()
         assert sorted(read()) == ["stable/b", "volatile/a", "volatile/b"]  # gone: not read, nothing else lost
         (tmp_path / "stable/c").write_text("c\n")
-        shell.ask("true")  # another command: the script's next definition lists again
-        assert sorted(read()) == ["stable/b", "stable/c", "volatile/a", "volatile/b"]
+        shell.ask("true")  # another command in between (the slow tier's): the list and its count stay
+        assert sorted(read()) == ["stable/b", "volatile/a", "volatile/b"]
+        other = build_script([stable, volatile, Collector("more", ("/proc/loadavg",), lambda s, o: [])])
+        shell.ask(other)  # a new listing part lists at once
+        assert "stable/c" in {path[len(str(tmp_path)) + 1 :] for path in split_sources(shell.ask(other), commands)[0]}
     finally:
         shell.close()
 
