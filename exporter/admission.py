@@ -32,7 +32,7 @@ from optilab.exporter.metrics import probe_families
 from optilab.exporter.overload import probe_window
 from optilab.exporter.probe import Prober, ProbeResult
 
-Body = TypeVar("Body")
+Answer = TypeVar("Answer")  # whatever an answer is to its caller (http.py: bytes or pieces)
 
 log = logging.getLogger("optilab.exporter.admission")
 
@@ -111,7 +111,7 @@ class Flights:
             flight.done.set(result)
         return result
 
-    def answer(self, key: Hashable, deadline: float, produce: Callable[[], Body]) -> Body:
+    def answer(self, key: Hashable, deadline: float, produce: Callable[[], Answer]) -> Answer:
         """``produce()``, shared with concurrent callers of the same ``key`` whose ``deadline`` is no
         earlier than the running one's (they get its very answer: an immutable body, shared)."""
         running = self._answers.get(key)
