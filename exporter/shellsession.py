@@ -59,7 +59,7 @@ FUNCTION = "optilab_answer"
 #: The function that lists a collection script's readable files, and the variable that keeps its list.
 LIST_FUNCTION = "optilab_list"
 LIST_VARIABLE = "optilab_l"
-#: Calls left before the list is made again (reset by every definition).
+#: Calls left before the list is made again (set to 0 when a new listing part is defined).
 COUNTER = "optilab_k"
 #: Scrapes per listing of the readable files: at a 15 s interval a new device's files show within ~2.5 min.
 LIST_CALLS = 10
