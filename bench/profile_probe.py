@@ -9,7 +9,7 @@ ran): a fan-out keeps ~50 000 samples alive until it renders them, and full coll
 The profiler's clock is this process's CPU time (``time.process_time``), not wall time: the lab is
 another process, and a wall clock would charge the waits for its answers to gevent's hub.
 
-    python -m bench.profile_probe [--hosts 254] [--rounds 3] [--top 0]
+    python -m bench.profile_probe [--hosts 254] [--rounds 3] [--top 0] [--real]
 """
 
 from gevent import monkey
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=254)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--top", type=int, default=0, help="also list the N functions of most own time")
+    parser.add_argument("--real", action="store_true", help="real-mode sshd hosts instead of simulated")
     args = parser.parse_args()
     from optilab.exporter.cli import GC_THRESHOLD
     from optilab.exporter.config import load_config
@@ -72,7 +73,7 @@ def main() -> None:
     from optilab.exporter.runtime import Runtime
 
     gc.set_threshold(*GC_THRESHOLD)  # as exporter.cli.serve sets it for the exporter process
-    with running_lab(args.hosts, departments=8) as lab:
+    with running_lab(args.hosts, departments=8, real=args.real) as lab:
         runtime = Runtime(str(lab.inventory), load_config(lab.inventory))
         app = ExporterApp(runtime)
         environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/probe", "QUERY_STRING": "all=1"}
@@ -152,7 +153,8 @@ def main() -> None:
     ]
     report(
         "profile_probe",
-        f"Exporter CPU by component, warm fan-out of {args.hosts} simulated hosts ({probes} profiled probes)",
+        f"Exporter CPU by component, warm fan-out of {args.hosts} {'real-sshd' if args.real else 'simulated'} hosts "
+        f"({probes} profiled probes)",
         rows,
     )
 

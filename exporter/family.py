@@ -112,25 +112,33 @@ def _needs_escape(text: str) -> bool:
     return "\\" in text or '"' in text or "\n" in text
 
 
-def _sample_lines(family: Family, extra: tuple[tuple[str, str], ...], suffix: str, out: list[str]) -> None:
-    """Append one text line per sample: the family's labels in their order, then ``extra`` (values
+@lru_cache(maxsize=4096)
+def _opening(name: str, labels: tuple[str, ...]) -> str:
+    """``name{a="%s",b="%s"``: a labelled family's line up to its own labels' end, as a %-template
+    (cached: the same few hundred families every probe; the host's extra labels follow per call)."""
+    return name + "{" + ",".join(f'{label}="%s"' for label in labels)
+
+
+def _sample_text(family: Family, extra: tuple[tuple[str, str], ...], suffix: str, names: frozenset[str]) -> str:
+    """The family's sample lines as one text: its labels in their order, then ``extra`` (values
     already escaped, ``suffix`` is their rendered ``,name="value"`` text) unless the family has a
-    label of the same name (the lab gauges carry ``department`` themselves)."""
-    own, name = family.labels, family.name
-    if extra and own and any(label in own for label, _ in extra):
+    label of the same name (the lab gauges carry ``department`` themselves); ``names`` are extra's."""
+    own, name, samples = family.labels, family.name, family.samples
+    if own and names and not names.isdisjoint(own):
         suffix = "".join(f',{label}="{value}"' for label, value in extra if label not in own)
     if not own:
         head = f"{name}{{{suffix[1:]}}} " if suffix else f"{name} "
-        out.extend([head + format_value(value) + "\n" for _values, value in family.samples])
-        return
+        return "".join([f"{head}{repr(v) if -1e6 < v < 1e6 else format_value(v)}\n" for _values, v in samples])
     width = len(own)
-    template = name + "{" + ",".join(f'{label}="%s"' for label in own) + suffix.replace("%", "%%") + "} %s\n"
-    for values, value in family.samples:
+    template = _opening(name, own) + suffix.replace("%", "%%") + "} %s\n"
+    lines = []
+    for values, value in samples:
         if len(values) != width:
             raise ValueError(f"{name}: sample with {len(values)} label values for labels {own}")
         if _needs_escape("".join(values)):
             values = tuple(escape_label_value(v) for v in values)
-        out.append(template % (*values, format_value(value)))
+        lines.append(template % (*values, repr(value) if -1e6 < value < 1e6 else format_value(value)))
+    return "".join(lines)
 
 
 class Exposition:
@@ -141,7 +149,9 @@ class Exposition:
     With ``reuse`` (the exporter's /probe), a family's text is kept on it (:attr:`Family.rendered`),
     and a family rendered before with the same extra labels is not rendered again: those are the
     families ``exporter/collectcache.py`` serves again when a host's sources did not change. The text
-    lives as long as the family, so it is bounded by that cache's bounds.
+    lives as long as the family, so it is bounded by that cache's bounds. A family of one label-less
+    sample (most of meminfo, netstat, vmstat) is rendered every time: that is one concatenation, no
+    dearer than finding its kept text.
     """
 
     def __init__(self, reuse: bool = False) -> None:
@@ -153,8 +163,9 @@ class Exposition:
         merged = self._merged
         escaped = tuple((label, escape_label_value(value)) for label, value in extra.items())
         suffix = "".join(f',{label}="{value}"' for label, value in escaped)
+        names = frozenset(extra)
         if self._reuse:
-            self._add_reusing(families, escaped, suffix)
+            self._add_reusing(families, escaped, suffix, names)
             return
         braces = "{" + suffix[1:] + "} " if suffix else " "
         for family in families:
@@ -170,11 +181,14 @@ class Exposition:
                     family.name + braces + (repr(value) if -1e6 < value < 1e6 else format_value(value)) + "\n"
                 )
                 continue
-            _sample_lines(family, escaped, suffix, entry.lines)
+            entry.lines.append(_sample_text(family, escaped, suffix, names))
 
-    def _add_reusing(self, families: Iterable[Family], extra: tuple[tuple[str, str], ...], suffix: str) -> None:
+    def _add_reusing(
+        self, families: Iterable[Family], extra: tuple[tuple[str, str], ...], suffix: str, names: frozenset[str]
+    ) -> None:
         merged = self._merged
         reused = rendered = 0
+        braces = "{" + suffix[1:] + "} " if suffix else " "
         for family in families:
             samples = family.samples
             if not samples:
@@ -183,14 +197,17 @@ class Exposition:
             entry = merged.get(name)
             if entry is None:
                 entry = merged[name] = _Merged(family)
+            if not family.labels and len(samples) == 1:  # one label-less sample: as cheap as its kept text
+                value = samples[0][1]
+                entry.lines.append(name + braces + (repr(value) if -1e6 < value < 1e6 else format_value(value)) + "\n")
+                rendered += 1
+                continue
             done = family.rendered
             if done is not None and done[0] == suffix and done[1] == len(samples):
                 reused += 1
                 entry.lines.append(done[2])
                 continue
-            lines: list[str] = []
-            _sample_lines(family, extra, suffix, lines)
-            text = "".join(lines)
+            text = _sample_text(family, extra, suffix, names)
             family.rendered = (suffix, len(samples), text)
             entry.lines.append(text)
             rendered += 1
