@@ -12,6 +12,10 @@ calls, median of ``--rounds`` rounds taken in turns:
 * ``head``: the same plus ``head`` over those files;
 * ``cmd:<name>``: one command section alone (header, command, status line);
 * ``true``: the call's own cost (one fork for ``$(...)``);
+* ``whole + slow-tier stand-in``: a pair of calls, the script and then another script with a listing
+  part of its own (as a slow-tier refresh comes between two scrapes), through a session of one slot
+  (what the transport had before: the next scrape re-sent the script and listed its files again) and
+  of :data:`~exporter.shellsession.SLOTS`;
 * ``who -u`` run unconditionally: what the ``who`` section costs a host where utmp exists (here it
   has none, so the section runs no process);
 * ``udev``: diskstats' nine udev patterns over a 900-entry stand-in for a desktop's /run/udev/data
@@ -43,7 +47,7 @@ from optilab.exporter.collectors import by_name  # noqa: E402
 from optilab.exporter.collectors.base import Collector  # noqa: E402
 from optilab.exporter.collectors.diskstats import UDEV  # noqa: E402
 from optilab.exporter.command import BATCH_SCRIPT, build_script  # noqa: E402
-from optilab.exporter.shellsession import CALL, request, setup_line, split_answer  # noqa: E402
+from optilab.exporter.shellsession import SLOTS, Definitions, setup_line, split_answer  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -53,8 +57,10 @@ def _cpu(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / TICK
 
 
-def shell_ms(script: str, calls: int) -> float:
-    """CPU ms per call of ``script`` in a long-lived ``sh`` spoken to with the transport's protocol."""
+def shell_ms(script: str, calls: int, other: str | None = None, slots: int = SLOTS) -> float:
+    """CPU ms per call of ``script`` in a long-lived ``sh`` spoken to with the transport's protocol;
+    with ``other``, per pair of calls (``script`` then ``other``, as a slow-tier refresh comes
+    between two scrapes) through a session of ``slots`` slots."""
     nonce = secrets.token_hex(16)
     shell = subprocess.Popen(
         ["/bin/sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/"
@@ -79,12 +85,16 @@ def shell_ms(script: str, calls: int) -> float:
         stdin.write(setup_line(nonce).encode())
         stdin.flush()
         read_until(lambda buffer: buffer.endswith(f"{nonce} ready\n".encode()))
-        ask(request(script, None))
-        for _ in range(4):
-            ask(CALL)
+        held = Definitions(slots)
+        for _ in range(5):
+            ask(held.request(script))
+            if other is not None:
+                ask(held.request(other))
         before = _cpu(shell.pid)
         for _ in range(calls):
-            ask(CALL)
+            ask(held.request(script))
+            if other is not None:
+                ask(held.request(other))
         return (_cpu(shell.pid) - before) / calls * 1000
     finally:
         shell.stdin.close()
@@ -136,10 +146,19 @@ def main() -> int:
     scripts = pieces(BATCH_SCRIPT)
     scratch = Path(tempfile.mkdtemp(prefix="optilab-udev-"))
     scripts.update(udev_scripts(scratch / "data"))
-    figures: dict[str, list[float]] = {name: [] for name in scripts}
+    # a slow-tier refresh between two scrapes: a stand-in with a listing part of its own and nothing to
+    # run, so the pair's cost is the collection script's call plus what the session re-sends
+    other = build_script([Collector("slow", ("/proc/loadavg",), lambda sources, options: [])])
+    pairs = {
+        "whole + slow-tier stand-in, one slot (before: the script re-sent, its files listed again)": 1,
+        f"whole + slow-tier stand-in, {SLOTS} slots (each stays defined)": SLOTS,
+    }
+    figures: dict[str, list[float]] = {name: [] for name in [*scripts, *pairs]}
     for _ in range(args.rounds):
         for name, script in scripts.items():
             figures[name].append(shell_ms(script, args.calls))
+        for name, slots in pairs.items():
+            figures[name].append(shell_ms(BATCH_SCRIPT, args.calls, other, slots))
     shutil.rmtree(scratch)
     medians = {name: statistics.median(values) for name, values in figures.items()}
     rows = [(name, f"{value:.2f} ms") for name, value in medians.items()]

@@ -14,16 +14,18 @@ The protocol, all of it constant text apart from the nonce:
 * a command is sent once per session as the bodies of two functions (:func:`definition`) that each
   call runs in a subshell: the shell parses them once, and the command cannot change the session's
   state (``cd``, variables); an ``exit`` in it ends only that subshell, and its answer, left without
-  a status, is refused as a protocol error. A collection script's part above its
-  :data:`~exporter.command.LIST_END` line (which files exist and are readable) becomes
-  :data:`LIST_FUNCTION`, run once every :data:`LIST_CALLS` calls (and after each new listing part:
-  a slow-tier command defined in between keeps the list and its count), its list kept in
-  :data:`LIST_VARIABLE`; the part below becomes :data:`FUNCTION`. So most scrapes skip
-  the globs and the ``[ -r ]`` test of every declared path (~1 ms of the target's CPU); a device
-  that appears shows within :data:`LIST_CALLS` scrapes (its /proc counters at once), one that goes
-  away is simply not read (head skips what it cannot open, exporter/command.py), and collectors whose
-  files come and go at any time (logins, textfiles) list theirs at every call;
-* each scrape then sends :data:`CALL`: the function runs inside ``$(...)`` with stdin from
+  a status, is refused as a protocol error. A session holds :data:`SLOTS` commands at once, each in
+  functions of its own (:class:`Definitions`): the collection script and the slow tier's, so a
+  slow-tier refresh leaves the collection script defined, its list and its count as they were. A
+  collection script's part above its :data:`~exporter.command.LIST_END` line (which files exist and
+  are readable) becomes the slot's :data:`LIST_FUNCTION`, run once every :data:`LIST_CALLS` calls
+  (and after each new listing part), its list kept in the slot's :data:`LIST_VARIABLE`; the part
+  below becomes its :data:`FUNCTION`. So most scrapes skip the globs and the ``[ -r ]`` test of
+  every declared path (~1 ms of the target's CPU); a device that appears shows within
+  :data:`LIST_CALLS` scrapes (its /proc counters at once), one that goes away is simply not read
+  (head skips what it cannot open, exporter/command.py), and collectors whose files come and go at
+  any time (logins, textfiles) list theirs at every call;
+* each scrape then sends its slot's line of :data:`CALLS`: the function runs inside ``$(...)`` with stdin from
   ``/dev/null`` (a shell reading commands from a pipe reads ahead, so a command reading stdin would
   eat the next request) and stderr to ``/dev/null`` (unread stderr would fill the channel's window),
   its output and status kept in a variable (``x`` then the status is appended so the output's own
@@ -55,6 +57,12 @@ from optilab.exporter.ssherror import SshError
 SHELL_COMMAND = "exec /bin/sh 2>/dev/null"
 #: The variable that holds the nonce in the shell (not exported: children never see it).
 NONCE_VARIABLE = "optilab_n"
+#: Commands a session keeps defined at once, each in functions and variables of its own (slot ``i``:
+#: ``optilab_answer<i>``, ``optilab_list<i>``, its list in ``optilab_l<i>``, its count in
+#: ``optilab_k<i>``): the collection script and the slow tier's script. With one slot, each slow-tier
+#: refresh made the next scrape re-send and re-parse the 15 KB collection script and list its files
+#: again. A third command takes the slot used least recently.
+SLOTS = 2
 FUNCTION = "optilab_answer"
 #: The function that lists a collection script's readable files, and the variable that keeps its list.
 LIST_FUNCTION = "optilab_list"
@@ -63,23 +71,41 @@ LIST_VARIABLE = "optilab_l"
 COUNTER = "optilab_k"
 #: Scrapes per listing of the readable files: at a 15 s interval a new device's files show within ~2.5 min.
 LIST_CALLS = 10
-_LIST_PREFIX = f"{LIST_FUNCTION}() {{\n"
-_LIST_SUFFIX = f":\nprintf '%s' \"$l\"\n}}\n{COUNTER}=0\n"
-_ANSWER_PREFIX = f"{FUNCTION}() {{\n"
-#: the first line of the answer function of a command with a listing part: it reads the kept list
-_READ_LIST = f"l=${LIST_VARIABLE}\n"
-_ANSWER_SUFFIX = "\n}\n"
 #: The answer is collected in a variable and printed by one ``printf``: streamed, it left the shell as
 #: ~25 small writes that sshd (Nagle on, as for any session without a PTY) may hold for the client's
 #: ACK, up to doubling a scrape's wall time in some runs (docs/exporter.md "Shell sessions").
 ANSWER_VARIABLE = "optilab_a"
-CALL = (
-    f'[ "${{{COUNTER}:-0}}" -gt 0 ] || {{ {LIST_VARIABLE}=$({LIST_FUNCTION} </dev/null 2>/dev/null); '
-    f"{COUNTER}={LIST_CALLS}; }}; {COUNTER}=$(({COUNTER} - 1)); "
-    f'{ANSWER_VARIABLE}=$({FUNCTION} </dev/null 2>/dev/null; echo "x$?"); '
-    f'printf \'%s begin\\n%s\\n%s end %s\\n\' "${NONCE_VARIABLE}" "${{{ANSWER_VARIABLE}%x*}}" '
-    f'"${NONCE_VARIABLE}" "${{{ANSWER_VARIABLE}##*x}}"; {ANSWER_VARIABLE}=\n'
-)
+
+
+def call(slot: int) -> str:
+    """The constant line that answers the command held in ``slot`` (listing first when its count is out)."""
+    k, kept = f"{COUNTER}{slot}", f"{LIST_VARIABLE}{slot}"
+    listing, answer = f"{LIST_FUNCTION}{slot}", f"{FUNCTION}{slot}"
+    return (
+        f'[ "${{{k}:-0}}" -gt 0 ] || {{ {kept}=$({listing} </dev/null 2>/dev/null); {k}={LIST_CALLS}; }}; '
+        f"{k}=$(({k} - 1)); "
+        f'{ANSWER_VARIABLE}=$({answer} </dev/null 2>/dev/null; echo "x$?"); '
+        f'printf \'%s begin\\n%s\\n%s end %s\\n\' "${NONCE_VARIABLE}" "${{{ANSWER_VARIABLE}%x*}}" '
+        f'"${NONCE_VARIABLE}" "${{{ANSWER_VARIABLE}##*x}}"; {ANSWER_VARIABLE}=\n'
+    )
+
+
+#: each slot's call line, constant text
+CALLS = tuple(call(slot) for slot in range(SLOTS))
+
+
+def _affixes(slot: int) -> tuple[str, str, str, str, str]:
+    """(list function's start, its end, answer function's start, its line that reads the kept list, its end)."""
+    return (
+        f"{LIST_FUNCTION}{slot}() {{\n",
+        f":\nprintf '%s' \"$l\"\n}}\n{COUNTER}{slot}=0\n",
+        f"{FUNCTION}{slot}() {{\n",
+        f"l=${LIST_VARIABLE}{slot}\n",
+        "\n}\n",
+    )
+
+
+_AFFIXES = tuple(_affixes(slot) for slot in range(SLOTS))
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 #: Output a login shell may print before the session is ready (an rc file's echo); more is refused.
 MAX_PREAMBLE = 64 * 1024
@@ -112,47 +138,65 @@ def setup_line(nonce: str) -> str:
     return f"{NONCE_VARIABLE}={nonce}; printf '%s ready\\n' \"${NONCE_VARIABLE}\"\n"
 
 
-def definition(command: str, listed: str | None = None) -> tuple[str, str | None]:
-    """The text that makes a session run ``command``, and the listing part the session holds then.
+def definition(command: str, listed: str | None = None, slot: int = 0) -> tuple[str, str | None]:
+    """The text that makes a session's ``slot`` hold ``command``, and the listing part it holds then.
 
-    ``listed`` is the listing part the session holds now. A command's part above its
-    :data:`~exporter.command.LIST_END` line becomes :data:`LIST_FUNCTION` (and the count of calls
-    before the next listing starts again) only when it differs from ``listed``: a slow-tier command
-    in between leaves the collection script's list and its count as they were. The rest becomes
-    :data:`FUNCTION`."""
+    ``listed`` is the listing part the slot holds now. A command's part above its
+    :data:`~exporter.command.LIST_END` line becomes the slot's list function (and the count of calls
+    before the next listing starts again) only when it differs from ``listed``. The rest becomes the
+    slot's answer function."""
+    list_start, list_end, answer_start, read_list, answer_end = _AFFIXES[slot]
     listing, mark, answer = command.partition(LIST_END + "\n")
     if not mark:
-        return _ANSWER_PREFIX + command + _ANSWER_SUFFIX, listed
-    text = _ANSWER_PREFIX + _READ_LIST + answer + _ANSWER_SUFFIX
+        return answer_start + command + answer_end, listed
+    text = answer_start + read_list + answer + answer_end
     if listing == listed:
         return text, listed
-    return _LIST_PREFIX + listing + _LIST_SUFFIX + text, listing
+    return list_start + listing + list_end + text, listing
 
 
-def command_of(text: str, listed: str | None = None) -> tuple[str, str | None] | None:
-    """The command whose :func:`definition` ``text`` is (given the session's ``listed``), and the
-    listing part the session holds after it; None when ``text`` is not a definition (the simulator's
-    shell answers the command itself)."""
-    if text.startswith(_LIST_PREFIX):
-        listed, found, text = text[len(_LIST_PREFIX) :].partition(_LIST_SUFFIX)
+def command_of(text: str, listed: str | None = None, slot: int = 0) -> tuple[str, str | None] | None:
+    """The command whose :func:`definition` for ``slot`` ``text`` is (given the slot's ``listed``), and
+    the listing part the slot holds after it; None when ``text`` is not such a definition (the
+    simulator's shell answers the command itself)."""
+    list_start, list_end, answer_start, read_list, answer_end = _AFFIXES[slot]
+    if text.startswith(list_start):
+        listed, found, text = text[len(list_start) :].partition(list_end)
         if not found:
             return None
-    if not (text.startswith(_ANSWER_PREFIX) and text.endswith(_ANSWER_SUFFIX)):
+    if not (text.startswith(answer_start) and text.endswith(answer_end)):
         return None
-    body = text[len(_ANSWER_PREFIX) : -len(_ANSWER_SUFFIX)]
-    if not body.startswith(_READ_LIST):
+    body = text[len(answer_start) : -len(answer_end)]
+    if not body.startswith(read_list):
         return body, listed
     if listed is None:
-        return None  # reads a list the session was never given
-    return f"{listed}{LIST_END}\n{body[len(_READ_LIST) :]}", listed
+        return None  # reads a list the slot was never given
+    return f"{listed}{LIST_END}\n{body[len(read_list) :]}", listed
 
 
-def request(command: str, defined: str | None, listed: str | None = None) -> str:
-    """What to write for one answer of ``command``: the call, preceded by its definition when the
-    session does not hold this command yet (``listed``: the listing part it holds)."""
-    if command == defined:
-        return CALL
-    return definition(command, listed)[0] + CALL
+class Definitions:
+    """What a session's shell holds in its :data:`SLOTS` slots, and what to write for one answer."""
+
+    def __init__(self, slots: int = SLOTS) -> None:
+        if not 1 <= slots <= SLOTS:
+            raise ValueError(f"a session has 1 to {SLOTS} slots")
+        self.commands: list[str | None] = [None] * slots  # fewer slots: bench/script_pieces.py compares
+        self.listed: list[str | None] = [None] * slots  # each slot's listing part (see definition)
+        self._recent = list(range(slots))  # least recently used first
+
+    def request(self, command: str) -> str:
+        """The slot's call for ``command``, preceded by its definition when no slot holds it yet (in the
+        slot used least recently)."""
+        if command in self.commands:
+            slot = self.commands.index(command)
+            text = ""
+        else:
+            slot = self._recent[0]
+            text, self.listed[slot] = definition(command, self.listed[slot], slot)
+            self.commands[slot] = command
+        self._recent.remove(slot)
+        self._recent.append(slot)
+        return text + CALLS[slot]
 
 
 def split_answer(buffer: bytes | bytearray, nonce: str) -> tuple[bytes, int] | None:
@@ -183,8 +227,7 @@ class ShellSession:
 
     def __init__(self, channel: paramiko.Channel, nonce: str, max_bytes: int) -> None:
         self.channel, self.nonce, self.max_bytes = channel, nonce, max_bytes
-        self.defined: str | None = None
-        self.listed: str | None = None  # the listing part its optilab_list holds (see definition)
+        self.definitions = Definitions()
         self.answers = 0
         self.closed = False
 
@@ -216,13 +259,7 @@ class ShellSession:
         """Send one request for ``command`` and read its framed answer to the end."""
         if self.closed:
             raise ShellDiedError("session already closed")
-        if command == self.defined:
-            message = CALL
-        else:
-            text, self.listed = definition(command, self.listed)
-            message = text + CALL
-        self.defined = command
-        self.channel.sendall(message.encode())
+        self.channel.sendall(self.definitions.request(command).encode())
         buffer = bytearray()
         limit = self.max_bytes + 128  # the framing lines on top of the data
         while True:

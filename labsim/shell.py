@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from optilab.exporter.command import BATCH_SCRIPT
 from optilab.exporter.logincheck import LOGIN_CHECK_COMMAND, LOGIN_CHECK_OK
-from optilab.exporter.shellsession import CALL, NONCE_VARIABLE, command_of
+from optilab.exporter.shellsession import CALLS, NONCE_VARIABLE, SLOTS, command_of
 from optilab.labsim.model import HostState
 from optilab.labsim.render import FILES, render_osrelease, render_script, render_uname, render_who
 
@@ -104,8 +104,8 @@ class ShellInput:
     def __init__(self) -> None:
         self.pending = ""
         self.nonce: str | None = None
-        self.defined = ""
-        self.listed: str | None = None  # the listing part the session's list function holds
+        self.defined = [""] * SLOTS  # the command each slot holds
+        self.listed: list[str | None] = [None] * SLOTS  # the listing part each slot's list function holds
 
     def feed(self, text: str) -> list[tuple[str, str]]:
         self.pending += text
@@ -117,20 +117,21 @@ class ShellInput:
                 self.pending = self.pending[setup.end() :]
                 steps.append(("ready", f"{self.nonce} ready\n"))
                 continue
-            at = self.pending.find(CALL)
-            if at < 0 or self.nonce is None:
+            calls = [(at, slot) for slot, call in enumerate(CALLS) if (at := self.pending.find(call)) >= 0]
+            if not calls or self.nonce is None:
                 break
-            head, self.pending = self.pending[:at], self.pending[at + len(CALL) :]
-            defined = command_of(head, self.listed) if head else None
+            at, slot = min(calls)
+            head, self.pending = self.pending[:at], self.pending[at + len(CALLS[slot]) :]
+            defined = command_of(head, self.listed[slot], slot) if head else None
             if defined is not None:
-                self.defined, self.listed = defined
+                self.defined[slot], self.listed[slot] = defined
             elif head:
                 raise ValueError(f"the simulated shell cannot run {head[:40]!r}")
-            steps.append(("call", self.defined))
+            steps.append(("call", self.defined[slot]))
         if len(self.pending) > MAX_PENDING:
             raise ValueError("too much input the simulated shell cannot read")
         return steps
 
     def frame(self, reply: Reply) -> bytes:
-        """``reply`` as the shell prints it after CALL (stderr goes to /dev/null there)."""
+        """``reply`` as the shell prints it after a call line (stderr goes to /dev/null there)."""
         return f"{self.nonce} begin\n".encode() + reply.stdout + f"\n{self.nonce} end {reply.status}\n".encode()

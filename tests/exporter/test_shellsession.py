@@ -22,11 +22,11 @@ import pytest
 from optilab.exporter.collectors.base import Collector
 from optilab.exporter.command import BATCH_SCRIPT, build_script, command_names, split_sources
 from optilab.exporter.shellsession import (
-    CALL,
+    CALLS,
     LIST_CALLS,
+    Definitions,
     command_of,
     definition,
-    request,
     setup_line,
     split_answer,
 )
@@ -190,16 +190,24 @@ def test_an_answer_is_what_lies_between_begin_and_the_last_end_line() -> None:
 
 
 def test_the_request_is_constant_and_the_nonce_only_hex() -> None:
-    assert request("cat /proc/stat", "cat /proc/stat") == CALL
-    assert request("cat /proc/stat", None) == definition("cat /proc/stat")[0] + CALL
-    # the simulator's shell reads every definition back, with the listing part the session holds
-    plain, listed = definition("cat /proc/stat")
-    assert listed is None and command_of(plain) == ("cat /proc/stat", None)
+    held = Definitions()
+    assert held.request(BATCH_SCRIPT) == definition(BATCH_SCRIPT, None, 0)[0] + CALLS[0]
+    assert held.request(BATCH_SCRIPT) == CALLS[0]  # defined once, then only the constant call
+    slow = build_script([Collector("slow", ("/proc/loadavg",), lambda sources, options: [])])
+    assert held.request(slow) == definition(slow, None, 1)[0] + CALLS[1]  # the other slot
+    assert held.request(BATCH_SCRIPT) == CALLS[0]  # still defined: not sent and parsed again
+    assert held.request(slow) == CALLS[1]
+    assert held.request("uptime").endswith(CALLS[0])  # a third takes the slot used least recently
+    assert held.request(slow) == CALLS[1] and held.request(BATCH_SCRIPT).endswith(CALLS[0])
+    # the simulator's shell reads every definition back, with the listing part the slot holds
+    plain, listed = definition("cat /proc/stat", None, 1)
+    assert listed is None and command_of(plain, None, 1) == ("cat /proc/stat", None)
+    assert command_of(plain, None, 0) is None  # another slot's definition
     batch, listed = definition(BATCH_SCRIPT)
     assert listed is not None and command_of(batch) == (BATCH_SCRIPT, listed)
-    again, kept = definition(BATCH_SCRIPT, listed)  # after another command: the list is kept
+    again, kept = definition(BATCH_SCRIPT, listed)  # after a command without a listing: the list is kept
     assert kept == listed and len(again) < len(batch) and command_of(again, listed) == (BATCH_SCRIPT, listed)
-    assert command_of(again) is None  # it reads a list no definition gave the session
+    assert command_of(again) is None  # it reads a list no definition gave the slot
     assert command_of("cat /proc/stat\n") is None
     with pytest.raises(ValueError):
         setup_line("abc; rm -rf /")
@@ -208,12 +216,9 @@ def test_the_request_is_constant_and_the_nonce_only_hex() -> None:
 def test_a_command_cannot_change_the_session_and_an_exit_loses_only_its_own_answer() -> None:
     nonce = secrets.token_hex(16)
     exits, moves = "echo gone; exit 0", "cd /proc; optilab_n=forged; echo moved"
+    held = Definitions()
     stdin = (
-        setup_line(nonce)
-        + request(exits, None)
-        + request(moves, exits)
-        + request("pwd; echo $optilab_n", moves)
-        + "exit\n"
+        setup_line(nonce) + held.request(exits) + held.request(moves) + held.request("pwd; echo $optilab_n") + "exit\n"
     )
     out = subprocess.run(["sh"], input=stdin, capture_output=True, text=True, timeout=30, cwd="/tmp", check=True).stdout
     answers = out.split(f"{nonce} ready\n", 1)[1].split(f"{nonce} begin\n")[1:]
@@ -227,7 +232,8 @@ def test_a_real_sh_prints_the_whole_answer_in_one_write_with_its_newlines_and_st
     """The call collects the answer before printing it: sshd then gets it as one write, not dozens."""
     nonce = secrets.token_hex(16)
     command = "printf 'x1\\nlast x\\n\\n\\n'; cd /; n=1; (exit 3)"
-    stdin = setup_line(nonce) + request(command, None) + request(command, command) + "exit\n"
+    held = Definitions()
+    stdin = setup_line(nonce) + held.request(command) + held.request(command) + "exit\n"
     strace = ["strace", "-f", "-qq", "-s", "4096", "-e", "trace=write", "-e", "signal=none", "sh"]
     trace = subprocess.run(strace, input=stdin, capture_output=True, text=True, timeout=30, check=True)
     ready, rest = trace.stdout.split("\n", 1)
@@ -245,8 +251,8 @@ class LocalShell:
     def __init__(self) -> None:
         self.nonce = secrets.token_hex(16)
         self.process = subprocess.Popen(["sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/tmp")
-        self.defined: str | None = None
-        self.listed: str | None = None
+        self.definitions = Definitions()
+        self.written: list[str] = []  # each request's text
         self._write(setup_line(self.nonce))
         assert self.process.stdout is not None and self.process.stdout.readline() == f"{self.nonce} ready\n"
 
@@ -256,12 +262,8 @@ class LocalShell:
         self.process.stdin.flush()
 
     def ask(self, command: str) -> str:
-        if command == self.defined:
-            self._write(CALL)
-        else:
-            text, self.listed = definition(command, self.listed)
-            self._write(text + CALL)
-        self.defined = command
+        self.written.append(self.definitions.request(command))
+        self._write(self.written[-1])
         lines = []
         assert self.process.stdout is not None
         while not (line := self.process.stdout.readline()).startswith(f"{self.nonce} end "):
@@ -278,8 +280,9 @@ class LocalShell:
 def test_a_session_lists_the_files_once_every_few_calls_and_volatile_ones_at_every_call(tmp_path: Path) -> None:
     """The part of a script above its list line runs once every LIST_CALLS calls: a file that appears
     is read from the next listing on, one that goes away is skipped at once, a volatile collector's
-    files (logins, textfiles) are listed at every call; another command in between keeps the list,
-    a new listing part lists again."""
+    files (logins, textfiles) are listed at every call; another command in between (the slow tier's,
+    with a listing part of its own) keeps the script defined and its list and count as they were, a
+    new listing part lists again."""
     (tmp_path / "stable").mkdir()
     (tmp_path / "volatile").mkdir()
     stable = Collector("stable", (f"{tmp_path}/stable/*",), lambda sources, options: [])
@@ -305,8 +308,10 @@ def test_a_session_lists_the_files_once_every_few_calls_and_volatile_ones_at_eve
         (tmp_path / "stable/a").unlink()
         assert sorted(read()) == ["stable/b", "volatile/a", "volatile/b"]  # gone: not read, nothing else lost
         (tmp_path / "stable/c").write_text("c\n")
-        shell.ask("true")  # another command in between (the slow tier's): the list and its count stay
-        assert sorted(read()) == ["stable/b", "volatile/a", "volatile/b"]
+        slow = build_script([Collector("slow", ("/proc/loadavg",), lambda sources, options: [])])
+        assert "/proc/loadavg" in split_sources(shell.ask(slow), command_names([]))[0]  # the slow tier's
+        assert sorted(read()) == ["stable/b", "volatile/a", "volatile/b"]  # the list and its count stayed
+        assert shell.written[-1] in CALLS  # and the script was not sent again
         other = build_script([stable, volatile, Collector("more", ("/proc/loadavg",), lambda s, o: [])])
         shell.ask(other)  # a new listing part lists at once
         assert "stable/c" in {path[len(str(tmp_path)) + 1 :] for path in split_sources(shell.ask(other), commands)[0]}

@@ -307,27 +307,31 @@ def test_fanout_benchmark_runs_against_a_small_lab(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads((tmp_path / "fanout.json").read_text())
     rows = dict(saved["rows"])
-    assert rows["hosts answering: cold / warm"] == "3 / 3"
+    assert rows["hosts answering: cold / warm"] == "3 / 3 (cold: 0 shed as overload)"
     assert saved["exporter"]["warm_ok"] == [3]
 
 
 def test_the_simulated_long_lived_shell_reads_the_exporters_protocol_in_any_chunking() -> None:
     from optilab.exporter.logincheck import LOGIN_CHECK_COMMAND
-    from optilab.exporter.shellsession import CALL, request, setup_line, split_answer
+    from optilab.exporter.shellsession import CALLS, Definitions, setup_line, split_answer
     from optilab.labsim.shell import ShellInput
 
     state = HostState.boot(make_profiles(1, 1)[0], MONDAY_NOON)
     nonce = "0123456789abcdef" * 2
-    stream = setup_line(nonce) + request(BATCH_SCRIPT, None) + request(BATCH_SCRIPT, BATCH_SCRIPT)
+    slow = make_plan().slow
+    assert slow is not None
+    held = Definitions()  # the collection script and the slow tier's, each in a slot of its own
+    scripts = [BATCH_SCRIPT, BATCH_SCRIPT, slow.script, BATCH_SCRIPT, slow.script]
+    stream = setup_line(nonce) + "".join(held.request(script) for script in scripts)
     shell, steps = ShellInput(), []
     for at in range(0, len(stream), 7):  # a pipe delivers whatever it likes per read
         steps += shell.feed(stream[at : at + 7])
-    assert steps == [("ready", f"{nonce} ready\n"), ("call", BATCH_SCRIPT), ("call", BATCH_SCRIPT)]
+    assert steps == [("ready", f"{nonce} ready\n")] + [("call", script) for script in scripts]
     data, status = split_answer(shell.frame(respond(BATCH_SCRIPT, state, MONDAY_NOON)), nonce)
     assert status == 0 and split_sources(data.decode(), DEFAULT_COMMANDS)[1]  # a complete batch inside the framing
     assert respond(LOGIN_CHECK_COMMAND, state, MONDAY_NOON).stdout == b"optilab-login-ok\n"
     with pytest.raises(ValueError):
-        ShellInput().feed(setup_line(nonce) + "rm -rf /\n" + CALL)  # only the protocol is understood
+        ShellInput().feed(setup_line(nonce) + "rm -rf /\n" + CALLS[0])  # only the protocol is understood
 
 
 def test_labsim_reads_back_every_path_and_command_of_the_default_script():
