@@ -23,6 +23,7 @@ import io  # noqa: E402
 import pstats  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.common import median, ms, ratio, report, running_lab  # noqa: E402
@@ -38,6 +39,39 @@ BUCKETS = (
     ("exporter pool, probe, http", ("/exporter/",)),
     ("gevent (scheduling, locks)", ("/gevent/", "threading.py")),
 )
+
+
+def timed_parts(run: Callable[[], object], hosts: int) -> tuple[dict[str, float], float]:
+    """One unprofiled ``run`` with the probe's stages wrapped in ``time.process_time``: CPU seconds per
+    probe by stage, and the whole run's per probe (the rest is transport, gevent and bookkeeping)."""
+    from optilab.exporter import probe
+    from optilab.exporter.family import Exposition
+
+    stages = (("split", probe, "split_sources"), ("collectors", probe.Prober, "_collect"))
+    stages += (("render (Exposition.add)", Exposition, "add"), ("render (chunks)", Exposition, "chunks"))
+    spent: Counter[str] = Counter()
+    originals = [(owner, attr, getattr(owner, attr)) for _name, owner, attr in stages]
+
+    def timed(name: str, original: Callable[..., object]) -> Callable[..., object]:
+        def wrapper(*args: object, **kwargs: object) -> object:
+            began = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[name] += time.process_time() - began
+
+        return wrapper
+
+    for (name, owner, attr), (_owner, _attr, original) in zip(stages, originals, strict=True):
+        setattr(owner, attr, timed(name, original))
+    try:
+        cpu0 = cpu()
+        run()
+        whole = cpu() - cpu0
+    finally:
+        for owner, attr, original in originals:
+            setattr(owner, attr, original)
+    return {name: spent[name] / hosts for name, _owner, _attr in stages}, whole / hosts
 
 
 def bucket(filename: str) -> str:
@@ -103,6 +137,7 @@ def main() -> None:
             with_memos.append(cpu() - cpu0)
             gc.callbacks.remove(collector)
         after = (cache.hits, cache.misses)
+        stages, staged = timed_parts(fan_out, args.hosts)
         per_probe = [(b - a) / args.hosts for a, b in zip(counts, after, strict=True)]
         unprofiled = median(with_memos)
         profile = cProfile.Profile(time.process_time)
@@ -141,6 +176,10 @@ def main() -> None:
             f"({ms(collector.seconds[2] / args.rounds)} per round)",
         ),
     ]
+    rows.append(("by stage, one more round (process_time per stage)", f"{staged * 1e3:.2f} ms per probe"))
+    rows += [(f"  {name}", f"{seconds * 1e3:.2f} ms per probe") for name, seconds in stages.items()]
+    rest = staged - sum(stages.values())
+    rows.append(("  the rest (transport, gevent, probe families, bookkeeping)", f"{rest * 1e3:.2f} ms per probe"))
     rows += [
         (name, f"{seconds / whole * 100:4.1f} %  ~{ms(unprofiled * seconds / whole / args.hosts)} per probe")
         for name, seconds in totals.most_common()
