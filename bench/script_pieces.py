@@ -46,7 +46,7 @@ from bench.common import report  # noqa: E402
 from optilab.exporter.collectors import by_name  # noqa: E402
 from optilab.exporter.collectors.base import Collector  # noqa: E402
 from optilab.exporter.collectors.diskstats import UDEV  # noqa: E402
-from optilab.exporter.command import BATCH_SCRIPT, build_script  # noqa: E402
+from optilab.exporter.command import BATCH_SCRIPT, build_script, script_listings  # noqa: E402
 from optilab.exporter.shellsession import SLOTS, Definitions, setup_line, split_answer  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -107,9 +107,15 @@ def pieces(script: str) -> dict[str, str]:
     first_command = script.index("\nprintf '\\n==> cmd:")
     out = {"true": "true", "paths": script[: head_at + 1], "head": script[: first_command + 1]}
     sections = script[first_command + 1 :].split("printf '\\n==> cmd:")[1:]
+    listings = script_listings(by_name().values())
     for section in sections:
         name = section.split(" ", 1)[0]
-        out[f"cmd:{name}"] = "LC_ALL=C; export LC_ALL\nprintf '\\n==> cmd:" + section.replace("echo '@@end'\n", "")
+        piece = "LC_ALL=C; export LC_ALL\nprintf '\\n==> cmd:" + section.replace("echo '@@end'\n", "")
+        for listing, text in listings:  # a section that reads a listing gets it made first, as an exec does
+            if f"$listed_{listing}" in piece:
+                name += f" (with its {listing} listing, which a session makes once every 10 calls)"
+                piece = f"l=\n{text}\nlisted_{listing}=$l\n" + piece
+        out[f"cmd:{name}"] = piece
     out["who -u run unconditionally (what a host with utmp pays)"] = "who -u"
     out["whole"] = script
     return out

@@ -127,6 +127,11 @@ class Collector:
     #: its files come and go between scrapes (a login's session file, a textfile script's output): a
     #: long-lived shell lists them afresh at every call, not once every few (exporter/command.py)
     volatile: bool = False
+    #: (name, constant shell text) run with the file listing, so a long-lived shell runs it once every
+    #: few calls too: the text appends one item per line to ``$l`` (the mount points ``stat -f`` reads,
+    #: which change about as rarely as the files), and the collector's commands read the items back
+    #: from ``$listed_<name>``, one per line (exporter/command.py)
+    listings: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:

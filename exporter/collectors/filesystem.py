@@ -2,7 +2,11 @@
 
 The mount table is ``/proc/1/mounts`` (what node_exporter reads); the target's shell passes each mount
 point of it to one ``stat -f`` as an argument (data, never code), skipping pseudo filesystems whose
-statfs is never wanted (and autofs, whose statfs would trigger a mount). Upstream's default
+statfs is never wanted (and autofs, whose statfs would trigger a mount). The mount points are listed
+with the readable files (:data:`MOUNT_LISTING`, exporter/command.py): a long-lived shell lists them
+once every few scrapes and stats the kept list every scrape; a mount that appeared since has no
+series until the next listing (its first scrape at most ten scrapes late), one that went away is not
+served (only the mounts of this scrape's ``/proc/1/mounts`` are). Upstream's default
 ``mount-points-exclude`` and ``fs-types-exclude`` then apply here, like node_exporter's flags. A mount
 that stat could not read gets ``node_filesystem_device_error 1`` and no other series, as upstream.
 """
@@ -42,12 +46,19 @@ NOT_STATED = (
     "sysfs",
     "tracefs",
 )
-#: ``%n`` last: a mount point may contain spaces. ``%s`` is f_bsize, which node_exporter multiplies by.
-STATFS = (
-    "set --; while read -r d m t r; do case $t in " + "|".join(NOT_STATED) + ") continue;; esac; "
+#: The mount points to stat, a listing (exporter/command.py): made with the list of readable files,
+#: so a long-lived shell reads /proc/1/mounts byte by byte once every few calls, not every scrape.
+MOUNT_LISTING = (
+    "while read -r d m t r; do case $t in " + "|".join(NOT_STATED) + ") continue;; esac; "
     "case $m in *\\\\*) m=$(printf '%b' \"$m\");; esac; case $m in *'\n'*) continue;; esac; "
-    'set -- "$@" "$m"; done < ' + MOUNTS + "; "
-    "[ $# -gt 0 ] && stat -f -c '%b %f %a %s %c %d %n' -- \"$@\""
+    'l="$l$m\n"; done < ' + MOUNTS
+)
+LISTINGS = (("mounts", MOUNT_LISTING),)
+#: ``? <mount point>`` for each one tried, then stat's lines. ``%n`` last: a mount point may contain
+#: spaces. ``%s`` is f_bsize, which node_exporter multiplies by.
+STATFS = (
+    "set -f; IFS='\n'; set -- $listed_mounts; unset IFS; set +f; "
+    "[ $# -gt 0 ] && printf '? %s\\n' \"$@\" && stat -f -c '%b %f %a %s %c %d %n' -- \"$@\""
 )
 
 
@@ -100,10 +111,10 @@ def parse_mounts(text: str) -> list[Mount]:
 
 @lru_cache(maxsize=64)
 def parse_statfs(text: str) -> dict[str, Statfs]:
-    """``stat -f -c '%b %f %a %s %c %d %n'`` lines -> {mount point: numbers}."""
+    """``stat -f -c '%b %f %a %s %c %d %n'`` lines -> {mount point: numbers} (``? `` lines skipped)."""
     stats = {}
     for line in text.splitlines():
-        if not line:
+        if not line or line.startswith("? "):
             continue
         parts = line.split(" ", 6)
         if len(parts) != 7:
@@ -111,6 +122,13 @@ def parse_statfs(text: str) -> dict[str, Statfs]:
         blocks, free, avail, bsize, files, files_free = (int(v) for v in parts[:6])
         stats[parts[6]] = Statfs(blocks, free, avail, bsize, files, files_free)
     return stats
+
+
+def statfs_tried(text: str) -> frozenset[str] | None:
+    """The mount points the section tried (its ``? `` lines); None when it names none (an answer of a
+    simulator, or a capture from before the list was kept): then every mount counts as tried."""
+    tried = frozenset(line[2:] for line in text.splitlines() if line.startswith("? "))
+    return tried or None
 
 
 _GAUGES = (
@@ -124,7 +142,11 @@ _GAUGES = (
 LABELS = ("device", "fstype", "mountpoint")
 
 
-def filesystem_families(mounts: list[Mount], stats: dict[str, Statfs], options: CollectorOptions) -> list[Family]:
+def filesystem_families(
+    mounts: list[Mount], stats: dict[str, Statfs], options: CollectorOptions, tried: frozenset[str] | None = None
+) -> list[Family]:
+    """Families of the mounts; one ``tried`` leaves out (mounted since the kept list was made) has no
+    series until the next listing, one tried without an answer has ``device_error`` 1."""
     error = Family(
         "node_filesystem_device_error",
         "gauge",
@@ -140,7 +162,10 @@ def filesystem_families(mounts: list[Mount], stats: dict[str, Statfs], options: 
         if labels in seen:
             continue
         seen.add(labels)
-        stat = stats.get(_unescape(mount.mountpoint) if "\\" in mount.mountpoint else mount.mountpoint)
+        point = _unescape(mount.mountpoint) if "\\" in mount.mountpoint else mount.mountpoint
+        stat = stats.get(point)
+        if stat is None and tried is not None and point not in tried:
+            continue
         error.samples.append((labels, 0.0 if stat is not None else 1.0))
         if stat is None:
             continue
@@ -160,13 +185,15 @@ def filesystem_families(mounts: list[Mount], stats: dict[str, Statfs], options: 
 
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     mounts = parse_mounts(source(sources, MOUNTS))
-    return filesystem_families(mounts, parse_statfs(sources.get("cmd:statfs", "")), options)
+    text = sources.get("cmd:statfs", "")
+    return filesystem_families(mounts, parse_statfs(text), options, statfs_tried(text))
 
 
 COLLECTOR = Collector(
     name="filesystem",
     paths=(MOUNTS,),
     commands=(("statfs", STATFS),),
+    listings=LISTINGS,
     collect=collect,
     flags=(("mount-points-exclude", MOUNT_POINTS_EXCLUDE), ("fs-types-exclude", FS_TYPES_EXCLUDE)),
 )

@@ -70,5 +70,6 @@ COLLECTOR = Collector(
     name=NAME,
     paths=("/proc/meminfo", filesystem.MOUNTS),
     commands=(("statfs", filesystem.STATFS), ("who", WHO_COMMAND)),  # who -u: shared with seats
+    listings=filesystem.LISTINGS,
     collect=collect,
 )

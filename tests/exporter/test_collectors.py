@@ -268,6 +268,21 @@ def test_a_mount_stat_could_not_read_is_a_device_error_with_no_other_series():
     assert not families["node_filesystem_size_bytes"].samples and not families["node_filesystem_readonly"].samples
 
 
+def test_a_mount_newer_than_the_kept_list_has_no_series_one_that_failed_is_an_error():
+    """The shell stats the mount points of its kept list (``? `` lines name them): a mount of this
+    scrape's /proc/1/mounts that the list does not have yet is left out until the next listing, not
+    reported as a device error; one tried without an answer is an error; one that went away is not
+    served."""
+    mounts = "/dev/vda1 / ext4 rw 0 0\n/dev/sdb1 /media/usb ext4 rw 0 0\n/dev/sdc1 /mnt/stale nfs4 rw 0 0\n"
+    statfs = "? /\n? /mnt/stale\n? /old\n100 40 30 4096 1000 900 /\n100 40 30 4096 1000 900 /old\n"
+    filesystem = by_name()["filesystem"]
+    sources = {"/proc/1/mounts": mounts, "cmd:statfs": statfs}
+    families = {f.name: f for f in filesystem.collect(sources, filesystem.options())}
+    errors = {labels[2]: value for labels, value in families["node_filesystem_device_error"].samples}
+    assert errors == {"/": 0.0, "/mnt/stale": 1.0}
+    assert [labels[2] for labels, _ in families["node_filesystem_size_bytes"].samples] == ["/"]
+
+
 def test_textfile_serves_good_files_and_flags_broken_ones():
     directory = textfile.DIRECTORIES[0]
     sources = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from optilab.exporter.collectors.filesystem import parse_mounts, parse_statfs
+from optilab.exporter.collectors.filesystem import parse_mounts, parse_statfs, statfs_tried
 from optilab.exporter.collectors.time import parse_date
 from optilab.exporter.parsers_host import parse_osrelease, parse_who
 from optilab.exporter.parsers_proc import parse_filefd, parse_loadavg, parse_meminfo, parse_netdev, parse_stat
@@ -116,6 +116,13 @@ def test_statfs_lines_keep_spaces_in_the_mount_point():
     assert (stats["/"].blocks, stats["/"].free, stats["/"].avail, stats["/"].bsize) == (100, 40, 30, 4096)
     assert (stats["/media/usb stick"].files, stats["/media/usb stick"].files_free) == (0, 0)
     assert parse_statfs("") == {}
+
+
+def test_statfs_names_the_mount_points_it_tried():
+    text = "? /\n? /media/usb stick\n? /gone\n100 40 30 4096 1000 900 /\n7 6 5 1024 0 0 /media/usb stick\n"
+    assert set(parse_statfs(text)) == {"/", "/media/usb stick"}  # the ? lines are not stat's
+    assert statfs_tried(text) == {"/", "/media/usb stick", "/gone"}
+    assert statfs_tried("100 40 30 4096 1000 900 /\n") is None  # a simulator's answer: every mount tried
 
 
 def test_osrelease_unquotes_values():

@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +318,39 @@ def test_a_session_lists_the_files_once_every_few_calls_and_volatile_ones_at_eve
         assert "stable/c" in {path[len(str(tmp_path)) + 1 :] for path in split_sources(shell.ask(other), commands)[0]}
     finally:
         shell.close()
+
+
+def test_a_listing_is_kept_with_the_file_list_and_read_back_by_its_commands(tmp_path: Path) -> None:
+    """A collector's listing (filesystem's mount points) runs with the file listing: a long-lived shell
+    keeps its items for LIST_CALLS calls, an exec per scrape lists them every time; its command reads
+    them from ``$listed_<name>``, and the files are read as without it."""
+    items, data = tmp_path / "items", tmp_path / "data"
+    items.write_text("/first\n/second item\n")
+    data.write_text("data\n")
+    listing = f'while read -r x; do l="$l$x\n"; done < {items}'
+    echo = "set -f; IFS='\n'; set -- $listed_things; unset IFS; set +f; printf '<%s>\\n' \"$@\""
+    lister = Collector("lister", (str(data),), lambda sources, options: [], commands=(("things", echo),))
+    lister = replace(lister, listings=(("things", listing),))
+    empty = replace(lister, name="empty", commands=(("nothing", "true"),), listings=(("none", ": nothing"),))
+    script = build_script([lister, empty])
+    commands = command_names([lister, empty])
+
+    def things(answer: str) -> str:
+        sources, complete = split_sources(answer, commands)
+        assert complete and sources[str(data)] == "data\n"
+        return sources["cmd:things"]
+
+    shell = LocalShell()
+    try:
+        assert things(shell.ask(script)) == "</first>\n</second item>\n"
+        items.write_text("/third\n")
+        for _ in range(LIST_CALLS - 1):  # the rest of the first listing's calls: the kept items
+            assert things(shell.ask(script)) == "</first>\n</second item>\n"
+        assert things(shell.ask(script)) == "</third>\n"  # listed again
+    finally:
+        shell.close()
+    exec_answer = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, check=True).stdout
+    assert things(exec_answer) == "</third>\n"  # an exec per scrape lists every time
 
 
 # -- against a real sshd ------------------------------------------------------------------------------
