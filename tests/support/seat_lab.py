@@ -60,9 +60,10 @@ def write_minutes(conn: psycopg.Connection, ids: dict[str, tuple[int, int]], sta
         )
 
 
-def check_every_answer(dsn: str, ids: dict[str, tuple[int, int]], start: datetime) -> None:
+def check_every_answer(dsn: str, ids: dict[str, tuple[int, int]], start: datetime, **overrides: object) -> None:
+    """Every report's answer on the seat lab; ``overrides``: of the API's configuration."""
     window = {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
-    app = make_app(dsn)
+    app = make_app(dsn, **overrides)
     try:
         client = app.test_client()
         machines = client.get(
@@ -148,10 +149,11 @@ def make_seat_lab(dsn: str) -> tuple[str, dict[str, tuple[int, int]], datetime]:
     return dsn, ids, start
 
 
-def rolled_up(seat_lab: tuple[str, dict[str, tuple[int, int]], datetime]) -> None:
-    """Write the two hours and bring the aggregates up to date, then check every answer."""
+def rolled_up(seat_lab: tuple[str, dict[str, tuple[int, int]], datetime], **overrides: object) -> None:
+    """Write the two hours and bring the aggregates up to date, then check every answer (``overrides``:
+    overrides of the API's configuration)."""
     dsn, ids, start = seat_lab
     with psycopg.connect(dsn, autocommit=True) as conn:
         write_minutes(conn, ids, start, range(120))
         refresh_aggregates(conn, start, start + timedelta(hours=2))
-    check_every_answer(dsn, ids, start)
+    check_every_answer(dsn, ids, start, **overrides)
