@@ -27,6 +27,7 @@ come from netlink only, no file lists IPv4 addresses.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from optilab.exporter.collectors.base import GO_BOOLS, Collector, CollectorOptions, Sources, go_bool, source
 from optilab.exporter.collectors.sysattrs import devices, uint
@@ -80,17 +81,21 @@ def _before_nohandler(sources: Sources) -> bool:
     return match is not None and (int(match.group(1)), int(match.group(2))) < (4, 6)
 
 
-def nohandler(sources: Sources) -> dict[str, int] | None:
-    """``{device: rx_nohandler}`` from sysfs; ``None`` on a kernel without the counter (0 for all)."""
-    found = devices(sources, SYS_PREFIX, (NOHANDLER,))
-    if not found and _before_nohandler(sources):
-        return None
+def nohandler(sources: Sources, names: Iterable[str]) -> dict[str, int] | None:
+    """``{device: rx_nohandler}`` from sysfs for the devices ``names`` (/proc/net/dev's); ``None`` on a
+    kernel without the counter (0 for all). One lookup per device: the counter changes every scrape,
+    so indexing the whole answer for it (sysattrs.under) was paid every scrape."""
     counts = {}
-    for device, attrs in found.items():
-        value = uint(attrs[NOHANDLER])
+    for device in names:
+        text = sources.get(f"{SYS_PREFIX}{device}/{NOHANDLER}")
+        if text is None:
+            continue
+        value = uint(text)
         if value is None:
-            raise ValueError(f"{SYS_PREFIX}{device}/{NOHANDLER}: {attrs[NOHANDLER][:30]!r} is not a counter")
+            raise ValueError(f"{SYS_PREFIX}{device}/{NOHANDLER}: {text.strip()[:30]!r} is not a counter")
         counts[device] = value
+    if not counts and _before_nohandler(sources):
+        return None
     return counts
 
 
@@ -151,7 +156,7 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
         return netdev_families(netdev, options, {})
     if go_bool(options.get("enable-detailed-metrics")):
         return netdev_families(detailed(netdev, sources), options, {})
-    return netdev_families(netdev, options, nohandler(sources))
+    return netdev_families(netdev, options, nohandler(sources, netdev))
 
 
 COLLECTOR = Collector(
