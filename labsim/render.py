@@ -225,8 +225,9 @@ _NOT_STATED = {"proc", "sysfs", "devpts", "cgroup2", "cgroup"}
 
 
 def render_statfs(state: HostState, now: float) -> str:
-    """``stat -f -c '%b %f %a %s %c %d %n'`` over the mount points, 4 KiB blocks."""
-    lines = []
+    """The statfs section as the target prints it: ``? <mount point>`` for each mount point tried,
+    then ``stat -f -c '%b %f %a %s %c %d %n'`` over them, 4 KiB blocks (exporter/collectors/filesystem.py)."""
+    tried, lines = [], []
     for line in render_mounts(state, now).splitlines():
         _device, mountpoint, fstype, *_ = line.split()
         if fstype in _NOT_STATED:
@@ -237,8 +238,9 @@ def render_statfs(state: HostState, now: float) -> str:
         else:
             _d, _f, _m, size, used, inodes, iused = row
         free = (size - used) // 4
+        tried.append(f"? {mountpoint}")
         lines.append(f"{size // 4} {free} {free} 4096 {inodes} {inodes - iused} {mountpoint}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(tried + lines) + "\n"
 
 
 def _has_arch_file(state: HostState) -> bool:
