@@ -78,6 +78,22 @@ def write(path: Path, doc: object) -> Path:
     return path
 
 
+def exporter_service(tmp_path: Path, config: Path, web: Path, *flags: str) -> tuple[Service, int]:
+    """The exporter as a child process on a free loopback port behind ``--web.config.file`` ``web``."""
+    port = free_port()
+    command = [sys.executable, "-m", "optilab.exporter", "--config", str(config)]
+    command += ["--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(web), *flags]
+    return Service(command, tmp_path / "exporter.log", cwd=REPO), port
+
+
+def unreachable_inventory(tmp_path: Path) -> Path:
+    """An inventory whose one host nobody answers on (these tests only talk to the exporter itself)."""
+    return write(
+        tmp_path / "inventory.yml",
+        {"ssh": {"user": "u", "key_file": str(tmp_path / "none")}, "departments": {"d": {"hosts": ["127.0.0.1:1"]}}},
+    )
+
+
 # -- listen address, log level and format ---------------------------------------------------------
 
 
@@ -300,27 +316,8 @@ def test_a_real_prometheus_scrapes_the_exporter_over_tls_with_basic_auth(
         {"tls_server_config": {"cert_file": str(cert), "key_file": str(key)}, "basic_auth_users": {"prometheus": HASH}},
     )
     config = write(tmp_path / "inventory.yml", inventory(sshd))
-    port = free_port()
+    service, port = exporter_service(tmp_path, config, web, "--log.level", "DEBUG", "--log.format", "json")
     url = f"https://127.0.0.1:{port}"
-    service = Service(
-        [
-            sys.executable,
-            "-m",
-            "optilab.exporter",
-            "--config",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            "--web.config.file",
-            str(web),
-            "--log.level",
-            "DEBUG",
-            "--log.format",
-            "json",
-        ],
-        tmp_path / "exporter.log",
-        cwd=REPO,
-    )
     try:
         auth = {"Authorization": basic("prometheus", "s3cret-pass")}
         service.wait_ready(lambda: https_get(f"{url}/-/ready", cert, auth)[0] == 200)
@@ -385,27 +382,8 @@ def test_a_password_being_checked_does_not_stall_the_exporters_other_requests(tm
     bcrypt.checkpw(b"x", slow_hash)
     one_round = time.perf_counter() - started
     web = write(tmp_path / "web.yml", {"basic_auth_users": {"prometheus": slow_hash.decode()}})
-    config = write(
-        tmp_path / "inventory.yml",
-        {"ssh": {"user": "u", "key_file": str(tmp_path / "none")}, "departments": {"d": {"hosts": ["127.0.0.1:1"]}}},
-    )
-    port = free_port()
+    service, port = exporter_service(tmp_path, unreachable_inventory(tmp_path), web)
     url = f"http://127.0.0.1:{port}"
-    service = Service(
-        [
-            sys.executable,
-            "-m",
-            "optilab.exporter",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--web.config.file",
-            str(web),
-        ],
-        tmp_path / "exporter.log",
-        cwd=REPO,
-    )
 
     def fetch(password: str) -> int:
         headers = {"Authorization": basic("prometheus", password)}
@@ -438,26 +416,7 @@ def test_client_certificates_are_required_when_a_client_ca_is_given(tmp_path: Pa
         {"tls_server_config": {"cert_file": str(cert), "key_file": str(key), "client_ca_file": str(cert)}},
     )
     assert load_web_config(web).tls.client_auth_type == "RequireAndVerifyClientCert"  # type: ignore[union-attr]
-    config = write(
-        tmp_path / "inventory.yml",
-        {"ssh": {"user": "u", "key_file": str(tmp_path / "none")}, "departments": {"d": {"hosts": ["127.0.0.1:1"]}}},
-    )
-    port = free_port()
-    service = Service(
-        [
-            sys.executable,
-            "-m",
-            "optilab.exporter",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--web.config.file",
-            str(web),
-        ],
-        tmp_path / "exporter.log",
-        cwd=REPO,
-    )
+    service, port = exporter_service(tmp_path, unreachable_inventory(tmp_path), web)
 
     def fetch(with_cert: bool) -> int:
         context = ssl.create_default_context(cafile=str(cert))
