@@ -112,11 +112,42 @@ def _needs_escape(text: str) -> bool:
     return "\\" in text or '"' in text or "\n" in text
 
 
-@lru_cache(maxsize=4096)
-def _opening(name: str, labels: tuple[str, ...]) -> str:
-    """``name{a="%s",b="%s"``: a labelled family's line up to its own labels' end, as a %-template
-    (cached: the same few hundred families every probe; the host's extra labels follow per call)."""
-    return name + "{" + ",".join(f'{label}="%s"' for label in labels)
+class _Openings:
+    """``name{a="x",b="y"``: a labelled sample's line up to its own labels' end, kept per family name,
+    label names and values. A lab's probes repeat the same few thousand (cpu numbers, modes, device
+    and mount names), so a sample's line is then one lookup and one concatenation instead of
+    escaping and formatting its labels again. Bounded: cleared whole once it holds ``limit`` lines
+    (hosts whose label values change at every scrape only cost the formatting again)."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self.count = 0
+        self._by_shape: dict[tuple[str, tuple[str, ...]], dict[tuple[str, ...], str]] = {}
+
+    def of(self, name: str, labels: tuple[str, ...]) -> dict[tuple[str, ...], str]:
+        """The kept openings of one family shape (label values -> opening)."""
+        shape = (name, labels)
+        kept = self._by_shape.get(shape)
+        if kept is None:
+            kept = self._by_shape[shape] = {}
+        return kept
+
+    def add(self, kept: dict[tuple[str, ...], str], name: str, labels: tuple[str, ...], values: tuple[str, ...]) -> str:
+        if len(values) != len(labels):
+            raise ValueError(f"{name}: sample with {len(values)} label values for labels {labels}")
+        if self.count >= self.limit:
+            for shape in self._by_shape.values():
+                shape.clear()
+            self.count = 0
+        escaped = map(escape_label_value, values) if _needs_escape("".join(values)) else values
+        opening = kept[values] = (
+            name + "{" + ",".join(f'{label}="{value}"' for label, value in zip(labels, escaped, strict=True))
+        )
+        self.count += 1
+        return opening
+
+
+_OPENINGS = _Openings()
 
 
 def _sample_text(family: Family, extra: tuple[tuple[str, str], ...], suffix: str, names: frozenset[str]) -> str:
@@ -129,15 +160,14 @@ def _sample_text(family: Family, extra: tuple[tuple[str, str], ...], suffix: str
     if not own:
         head = f"{name}{{{suffix[1:]}}} " if suffix else f"{name} "
         return "".join([f"{head}{repr(v) if -1e6 < v < 1e6 else format_value(v)}\n" for _values, v in samples])
-    width = len(own)
-    template = _opening(name, own) + suffix.replace("%", "%%") + "} %s\n"
+    kept = _OPENINGS.of(name, own)
+    close = suffix + "} "
     lines = []
     for values, value in samples:
-        if len(values) != width:
-            raise ValueError(f"{name}: sample with {len(values)} label values for labels {own}")
-        if _needs_escape("".join(values)):
-            values = tuple(escape_label_value(v) for v in values)
-        lines.append(template % (*values, repr(value) if -1e6 < value < 1e6 else format_value(value)))
+        opening = kept.get(values)
+        if opening is None:
+            opening = _OPENINGS.add(kept, name, own, values)
+        lines.append(f"{opening}{close}{repr(value) if -1e6 < value < 1e6 else format_value(value)}\n")
     return "".join(lines)
 
 

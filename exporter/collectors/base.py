@@ -158,8 +158,34 @@ def source(sources: Sources, path: str) -> str:
 
 def matching(sources: Sources, prefix: str, suffix: str = "") -> dict[str, str]:
     """``{middle: text}`` for every source ``prefix + middle + suffix`` (a glob's expansion)."""
+    candidates = under(sources, prefix) if prefix.count("/") >= 4 else sources
     return {
         path[len(prefix) : len(path) - len(suffix)]: text
-        for path, text in sources.items()
+        for path, text in candidates.items()
         if path.startswith(prefix) and path.endswith(suffix) and len(path) > len(prefix) + len(suffix)
     }
+
+
+def _bucket(path: str) -> str:
+    """The first three components (``/sys/class/net``): the index key of :func:`under`."""
+    return "/".join(path.split("/", 4)[:4])
+
+
+_last: tuple[Sources | None, dict[str, list[str]]] = (None, {})
+
+
+def under(sources: Sources, prefix: str) -> dict[str, str]:
+    """``{path: text}`` of the sources below ``prefix`` (three or more components deep).
+
+    A scrape's sources are indexed once by their first three components and the index reused while
+    the same answer is asked again (each /sys collector asks it once): on a host without the hardware,
+    a collector then costs a dictionary lookup instead of a scan of the whole answer.
+    """
+    global _last
+    cached, index = _last
+    if cached is not sources:
+        index = {}
+        for path in sources:
+            index.setdefault(_bucket(path), []).append(path)
+        _last = (sources, index)
+    return {path: sources[path] for path in index.get(_bucket(prefix), ()) if path.startswith(prefix)}

@@ -25,8 +25,7 @@ from __future__ import annotations
 import math
 import re
 
-from optilab.exporter.collectors.base import GO_BOOLS, Collector, CollectorOptions, Sources, go_bool
-from optilab.exporter.collectors.sysattrs import under
+from optilab.exporter.collectors.base import GO_BOOLS, Collector, CollectorOptions, Sources, go_bool, under
 from optilab.exporter.family import Family
 
 PREFIX = "/sys/fs/bcache/"

@@ -10,34 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from optilab.exporter.collectors.base import Sources
+from optilab.exporter.collectors.base import Sources, under
 
 _GO_INT = re.compile(r"^[+-]?(0[xX][0-9a-fA-F]+|0[oO]?[0-7]+|0[bB][01]+|[1-9][0-9]*|0)$")
-
-
-def _bucket(path: str) -> str:
-    """The first three components (``/sys/class/net``): the index key of :func:`under`."""
-    return "/".join(path.split("/", 4)[:4])
-
-
-_last: tuple[Sources | None, dict[str, list[str]]] = (None, {})
-
-
-def under(sources: Sources, prefix: str) -> dict[str, str]:
-    """``{path: text}`` of the sources below ``prefix`` (three or more components deep).
-
-    A scrape's sources are indexed once by their first three components and the index reused while
-    the same answer is asked again (each /sys collector asks it once): on a host without the hardware,
-    a collector then costs a dictionary lookup instead of a scan of the whole answer.
-    """
-    global _last
-    cached, index = _last
-    if cached is not sources:
-        index = {}
-        for path in sources:
-            index.setdefault(_bucket(path), []).append(path)
-        _last = (sources, index)
-    return {path: sources[path] for path in index.get(_bucket(prefix), ()) if path.startswith(prefix)}
 
 
 def devices(sources: Sources, prefix: str, attrs: Iterable[str] | None = None) -> dict[str, dict[str, str]]:

@@ -7,8 +7,7 @@ not per device and not exported, as upstream.
 
 from __future__ import annotations
 
-from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, matching
-from optilab.exporter.collectors.sysattrs import under
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, matching, under
 from optilab.exporter.family import Family
 
 PREFIX, SUFFIX = "/sys/fs/xfs/", "/stats/stats"

@@ -9,8 +9,7 @@ directory: the globs match nothing elsewhere.
 
 from __future__ import annotations
 
-from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, matching
-from optilab.exporter.collectors.sysattrs import under
+from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources, matching, under
 from optilab.exporter.family import Family
 
 BASE = "/proc/spl/kstat/zfs/"

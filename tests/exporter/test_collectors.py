@@ -168,6 +168,25 @@ def test_render_merges_hosts_under_one_header_and_rejects_wrong_label_counts():
         Family("x", "gauge", "x", ("a",)).add(("1", "2"), 1.0)
 
 
+def test_kept_label_openings_are_bounded_and_render_the_same_bytes(monkeypatch):
+    from optilab.exporter import family as family_module
+
+    openings = family_module._Openings(limit=3)
+    monkeypatch.setattr(family_module, "_OPENINGS", openings)
+    disks = Family("node_disk_reads_completed_total", "counter", "Reads.", ("device",))
+    for index in range(5):
+        disks.add((f'sd"{index}',), float(index))
+    first = render([disks], {"instance": "a:22"})
+    assert openings.count <= 3  # five label values, three kept at most: cleared whole at the limit
+    again = render([disks], {"instance": "b:22"}).replace(b'"b:22"', b'"a:22"')
+    assert first == again  # kept openings and fresh ones give the same bytes
+    assert first.splitlines()[2] == b'node_disk_reads_completed_total{device="sd\\"0",instance="a:22"} 0.0'
+    with pytest.raises(ValueError):  # a sample whose label count is wrong fails, kept opening or not
+        broken = Family("node_disk_reads_completed_total", "counter", "Reads.", ("device",))
+        broken.samples.append((("sda", "extra"), 1.0))
+        render([broken])
+
+
 # --- collectors on this machine's capture --------------------------------------------------------
 
 
