@@ -12,7 +12,11 @@ same warm-up, and divides the difference: instructions per probe in a whole-lab 
 (``/probe?all=1``) and per single ``/probe?target=``. Compare a change by running this before and
 after it; the figures do not depend on the machine's load.
 
-    python -m bench.probe_instructions [--hosts 16] [--requests 4]
+    python -m bench.probe_instructions [--hosts 16] [--requests 4] [--answers FILE]
+
+``--answers FILE`` keeps the captured answers in FILE (captured once if FILE does not exist yet): an
+A/B of two checkouts then counts the same answers, so the capture's own variation (a few per cent:
+the counters' digits, which sockets are open) does not show as a difference.
 
 Needs ``valgrind`` (Debian's package). Nothing is dialled: the inventory's 127.0.1.x hosts are only
 names here.
@@ -110,13 +114,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hosts", type=int, default=16)
     parser.add_argument("--requests", type=int, default=4, help="fan-outs counted (single probes: 10x as many)")
+    parser.add_argument("--answers", type=Path, help="pickle of captured answers: read if it exists, else written")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (Debian: apt install valgrind)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="optilab-instructions-") as tmp:
         answers = Path(tmp) / "answers.pickle"
-        answers.write_bytes(pickle.dumps(capture(make_plan().script)))
+        if args.answers is not None and args.answers.exists():
+            answers.write_bytes(args.answers.read_bytes())
+        else:
+            answers.write_bytes(pickle.dumps(capture(make_plan().script)))
+            if args.answers is not None:
+                args.answers.write_bytes(answers.read_bytes())
         inventory = Path(tmp) / "inventory.yaml"
         hosts = ", ".join(f"127.0.1.{index + 1}" for index in range(args.hosts))
         inventory.write_text(f"ssh: {{user: u, key_file: {tmp}/none}}\ndepartments: {{d: {{hosts: [{hosts}]}}}}\n")

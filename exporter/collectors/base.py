@@ -171,21 +171,29 @@ def _bucket(path: str) -> str:
     return "/".join(path.split("/", 4)[:4])
 
 
-_last: tuple[Sources | None, dict[str, list[str]]] = (None, {})
+@lru_cache(maxsize=64)
+def _index(paths: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The paths by their first three components. A lab's answers name the same paths scrape after
+    scrape, so this is built once per set of paths (a few per plan), not once per answer."""
+    index: dict[str, list[str]] = {}
+    for path in paths:
+        index.setdefault(_bucket(path), []).append(path)
+    return {bucket: tuple(found) for bucket, found in index.items()}
+
+
+_last: tuple[Sources | None, dict[str, tuple[str, ...]]] = (None, {})
 
 
 def under(sources: Sources, prefix: str) -> dict[str, str]:
     """``{path: text}`` of the sources below ``prefix`` (three or more components deep).
 
-    A scrape's sources are indexed once by their first three components and the index reused while
-    the same answer is asked again (each /sys collector asks it once): on a host without the hardware,
-    a collector then costs a dictionary lookup instead of a scan of the whole answer.
+    A scrape's sources are indexed by their first three components (:func:`_index`) and the index
+    reused while the same answer is asked again (each /sys collector asks it once): on a host without
+    the hardware, a collector then costs a dictionary lookup instead of a scan of the whole answer.
     """
     global _last
     cached, index = _last
     if cached is not sources:
-        index = {}
-        for path in sources:
-            index.setdefault(_bucket(path), []).append(path)
+        index = _index(tuple(sources))
         _last = (sources, index)
     return {path: sources[path] for path in index.get(_bucket(prefix), ()) if path.startswith(prefix)}
