@@ -64,10 +64,19 @@ def counter(name: str, help_text: str, value: float | None = None) -> Family:
     return family
 
 
+#: Go's exponent suffixes for values from 1e6 to 2**53 (``e+06``... ``e+15``)
+_EXPONENTS = tuple(f"e+{power:02d}" for power in range(16))
+
+
 def format_value(value: float) -> str:
     """A sample value as Go (and prometheus_client) print it: ``+Inf``, ``NaN``, ``1.5e+09``."""
     if -1e6 < value < 1e6:  # the common case: Python's repr is Go's (NaN and infinities fail the test)
         return repr(value)
+    if 0 < value < 9007199254740992.0 and value.is_integer():  # byte counters: the integer's digits
+        digits = str(int(value))
+        exponent = _EXPONENTS[len(digits) - 1]
+        digits = digits.rstrip("0")
+        return f"{digits[0]}.{digits[1:]}{exponent}" if len(digits) > 1 else digits + exponent
     if value != value:  # NaN
         return "NaN"
     if value == math.inf:

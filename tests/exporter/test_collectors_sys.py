@@ -200,6 +200,25 @@ def test_large_values_render_as_go_does():
     assert float(format_value(12345678901.25)) == 12345678901.25
 
 
+def test_values_render_as_prometheus_clients_go_formatting_across_magnitudes():
+    """format_value's shortcut for integer-valued counters (the integer's digits, not repr's) gives
+    what prometheus_client's floatToGoString gives, from 1e6 up to 2**53 and past it."""
+    import random
+
+    from prometheus_client.utils import floatToGoString
+
+    from optilab.exporter.family import format_value
+
+    chosen = random.Random(12)
+    values = [1e6, 1e15, 2.0**53 - 1, 2.0**53, 2.0**53 + 2, 1e16, 1e21, 1e22, -1e6, -2.5e9, 0.0, -0.0, 5e-7]
+    for power in range(0, 24):
+        for _ in range(300):
+            whole = float(chosen.randint(10**power, 10 ** (power + 1)))
+            values += [whole, whole + chosen.random(), -whole, whole * 1000]
+    values += [float("inf"), float("-inf"), float("nan")]
+    assert [format_value(v) for v in values] == [floatToGoString(v) for v in values]
+
+
 def test_selinux_from_the_files_libselinux_reads():
     from optilab.exporter.collectors import selinux
 
