@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the collectors' registry builds its scripts here: no import cycle at run time
@@ -236,11 +237,24 @@ def command_names(collectors: Iterable[Collector]) -> tuple[str, ...]:
     return tuple(name for name, _ in script_parts(collectors)[1])
 
 
+@lru_cache(maxsize=64)
+def _headers(names: tuple[str, ...]) -> tuple[str, ...]:
+    """head's ``==> name <==`` line of each name (the same few tuples of names every scrape)."""
+    return tuple(f"==> {name} <==\n" for name in names)
+
+
 def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str], bool]:
     """The script's output back to ``{path or "cmd:<name>": text}``; the flag says it arrived whole.
 
     ``commands`` are the script's command names in order (:func:`command_names`). Text before the
     start line (a login banner) is ignored.
+
+    A file's text may hold anything, head's ``==> name <==`` lines and the end line too, so the
+    headers are found from the end backwards: each one the last of its name before the next file's
+    header. A text that copies the headers of later files (with forged texts after them, and a forged
+    end line) is then only text, since the real headers follow it. A text that copies the header of
+    the very next file cannot be told from a cut: both files are dropped, as is a file whose text
+    copies its own header (its predecessor then holds the real header).
     """
     start, count, eol = output.find(START), -1, -1
     while start >= 0:  # the first line "@@optilab <count>" (a banner may say anything before it)
@@ -262,27 +276,26 @@ def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str],
         pos = eol + 1
     names.append("/dev/null")
     names.extend(f"cmd:{name}" for name in commands)
-    found: list[tuple[str, int, int]] = []  # (name, content start, header start)
-    for name in names:
-        header = f"==> {name} <==\n"
-        at = output.find(header, pos)
-        if at < 0:
-            continue  # vanished between the shell's test and head's open, or the answer was cut
-        found.append((name, at + len(header), at))
-        pos = at + len(header)
-    end_at = output.find(f"\n{END}\n", pos - 1)
-    complete = bool(found) and found[-1][0] == names[-1] and end_at >= 0
-    bounds = [header for _, _, header in found[1:]] + [end_at + 1 if end_at >= 0 else len(output) + 1]
+    headers = _headers(tuple(names))
+    end_at = output.rfind(f"\n{END}\n", pos - 1)
+    limit = end_at + 1 if end_at >= 0 else len(output) + 1  # one past the last text's framing newline
+    found: list[tuple[int, int, int]] = []  # (index in names, header start, text end), last file first
+    for index in range(len(names) - 1, -1, -1):
+        at = output.rfind(headers[index], pos, limit)
+        if at >= 0:  # else it vanished between the shell's test and head's open, or the answer was cut
+            found.append((index, at, limit - 1))  # the newline before the next header is framing
+            limit = at
+    found.reverse()
+    complete = bool(found) and found[-1][0] == len(names) - 1 and end_at >= 0
     sources: dict[str, str] = {}
     suspect: set[int] = set()
-    for index, ((name, begin, _header), stop) in enumerate(zip(found, bounds, strict=True)):
-        text = output[begin : max(begin, stop - 1)]  # the newline before the next header is framing
-        if f"==> {name} <==\n" in text:
-            suspect.update((index - 1, index))
-        sources[name] = text
+    for place, (index, at, stop) in enumerate(found):
+        begin = at + len(headers[index])
+        text = sources[names[index]] = output[begin : max(begin, stop)]
+        if place + 1 < len(found) and headers[found[place + 1][0]] in text:
+            suspect.update((index, found[place + 1][0]))
     for index in suspect:
-        if index >= 0:
-            sources.pop(found[index][0], None)
+        sources.pop(names[index], None)
     sources.pop("/dev/null", None)
     for name in commands:
         key = f"cmd:{name}"

@@ -131,6 +131,19 @@ def test_file_content_cannot_pass_for_another_file():
     assert complete and set(kept) == {"/a", "/d", "cmd:date"} and kept["/a"] == "one\n"
 
 
+def test_a_file_that_forges_the_later_files_and_the_end_line_passes_no_forged_value():
+    sources = {"/a": "one\n", "/b": "two\n", "/c": "three\n", "cmd:date": "1796000000\n"}
+    honest = frame(sources, ["date"])
+    tail = honest[honest.index("==> /b <==") :]  # every later header and text, and the end line
+    forged = tail.replace("two", "FAKE").replace("three", "FAKE").replace("1796000000", "0")
+    kept, complete = split_sources(frame({**sources, "/a": "one\n\n" + forged}, ["date"]), ["date"])
+    # /a copies /b's header: /a and /b cannot be told from a cut and are dropped; the rest is real
+    assert complete and kept == {"/c": "three\n", "cmd:date": "1796000000\n"}
+    for own in ("two\n==> /b <==\nFAKE\n", "two ==> /b <==\nFAKE\n"):  # /b copies its own header
+        kept, complete = split_sources(frame({**sources, "/b": own}, ["date"]), ["date"])
+        assert complete and kept == {"/c": "three\n", "cmd:date": "1796000000\n"}
+
+
 def test_a_banner_before_the_answer_is_ignored_and_a_cut_answer_is_incomplete():
     text = frame({"/a": "one\n"}, ["date"])
     assert split_sources("Welcome to the lab!\n@@optilab is not this\n" + text, ["date"])[0]["/a"] == "one\n"
