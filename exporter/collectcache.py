@@ -179,10 +179,11 @@ class HostView:
         except (ValueError, IndexError, KeyError, ZeroDivisionError) as exc:
             log.debug("probe %s: collector %s failed: %s", self._host, name, exc)
             families, ok = [], False
-        if sum(len(family.samples) for family in families) > self._cache.max_series:
+        # sources that changed since the last scrape will likely change again: their digest only
+        keep = entry is None or same
+        if keep and sum(len(family.samples) for family in families) > self._cache.max_series:
             self._entries.pop(name, None)
             self._cache._evicted("series", f"a {name} result of more than {self._cache.max_series} series not kept")
-        else:  # sources that changed since the last scrape will likely change again: text only
-            keep = entry is None or same
+        else:
             self._entries[name] = _Entry(options, keys, digest, ok, families if keep else None)
         return ok, families, False

@@ -11,7 +11,7 @@ FIELDS = "^(oom_kill|pgpg|pswp|pg.*fault).*"
 def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
     text = source(sources, "/proc/vmstat")
     fields = text.split()
-    if len(fields) != 2 * len(text.splitlines()):
+    if len(fields) != 2 * (text.count("\n") + (not text.endswith("\n"))):  # one "name value" per line
         raise ValueError("/proc/vmstat lines are not 'name value'")
     names = tuple(fields[0::2])
     families = []
