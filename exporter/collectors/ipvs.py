@@ -34,7 +34,7 @@ def parse_stats(text: str) -> list[int]:
 
 
 def address(text: str) -> tuple[str, int]:
-    """``0A000001:0050`` -> ("10.0.0.1", 80); ``[2001:0db8:…]:0050`` -> ("2001:db8::…", 80)."""
+    """``7F000101:0050`` -> ("127.0.1.1", 80); ``[2001:0db8:…]:0050`` -> ("2001:db8::…", 80)."""
     if len(text) == 13:
         ip = str(ipaddress.IPv4Address(bytes.fromhex(text[:8])))
     elif len(text) == 46:
