@@ -2,12 +2,12 @@
 all read in the same request as every collector.
 
 The sources are parsed by :mod:`exporter.parsers_seat` (pure, text → data → state). ``who`` is the
-lab collector's command and ``date`` the time collector's: declared here under the same names with the
-same text, so the script runs each once for all three (:func:`exporter.command.script_parts`). This
-collector only fetches and validates: the state of a machine also depends on the inventory
-(``maintenance``, the department's ``idle_minutes``) and on whether the probe reached the host at
-all (``offline``), so the probe builds ``optilab_seat_state`` and ``optilab_sessions``
-(:func:`exporter.metrics.seat_families`), on failed probes too.
+lab collector's command and ``date`` the time collector's clock (its command and listing): declared
+here under the same names with the same text, so the script runs each once for all three
+(:func:`exporter.command.script_parts`). This collector only fetches and validates: the state of a
+machine also depends on the inventory (``maintenance``, the department's ``idle_minutes``) and on
+whether the probe reached the host at all (``offline``), so the probe builds ``optilab_seat_state``
+and ``optilab_sessions`` (:func:`exporter.metrics.seat_families`), on failed probes too.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ DATE = "cmd:date"
 def _now(sources: Sources) -> float:
     """The target's clock from the time collector's ``date``; 0 (idle ages unknown) without it."""
     try:
-        return time_collector.parse_date(sources.get(DATE, ""))[0]
+        return time_collector.parse_clock(sources.get(DATE, ""))[0]
     except ValueError:
         return 0.0
 
@@ -64,7 +64,8 @@ def collect(sources: Sources, options: CollectorOptions) -> list[Family]:
 COLLECTOR = Collector(
     name=NAME,
     paths=(SESSION_FILES,),
-    commands=(("seats", SEATS_COMMAND), ("who", WHO_COMMAND), ("date", time_collector.DATE)),
+    commands=(("seats", SEATS_COMMAND), ("who", WHO_COMMAND), ("date", time_collector.CLOCK)),
+    listings=(("clock", time_collector.CLOCK_LISTING),),
     collect=collect,
     volatile=True,  # a student's login must show at the next scrape
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from optilab.exporter.collectors.filesystem import parse_mounts, parse_statfs, statfs_tried
-from optilab.exporter.collectors.time import parse_date
+from optilab.exporter.collectors.time import parse_clock, parse_date
 from optilab.exporter.parsers_host import parse_osrelease, parse_who
 from optilab.exporter.parsers_proc import parse_filefd, parse_loadavg, parse_meminfo, parse_netdev, parse_stat
 from tests.support.captures import batch_sources
@@ -84,6 +84,15 @@ def test_date_with_nanoseconds_zone_and_without_percent_n():
     assert parse_date("1796164173.630619302 +0130 ACST\n") == (1796164173.630619302, 5400, "ACST")
     assert parse_date("1796164173.%N -0500 EST\n") == (1796164173.0, -18000, "EST")  # busybox date
     assert parse_date("1796164173.N +0000 UTC\n")[0] == 1796164173.0
+
+
+def test_clock_is_the_kept_date_plus_the_uptime_since():
+    assert parse_clock("1796164173.5 +0130 ACST 4000.00\n4015.25\n") == (1796164188.75, 5400, "ACST")
+    assert parse_clock("1796164173.5 +0000 UTC\n") == (1796164173.5, 0, "UTC")  # date itself (no uptime)
+    with pytest.raises(ValueError, match="uptime went"):  # a reboot would have ended the shell
+        parse_clock("1796164173.5 +0000 UTC 4000.00\n3999.00\n")
+    with pytest.raises(ValueError, match="bad uptimes"):
+        parse_clock("1796164173.5 +0000 UTC 4000.00\nnope\n")
 
 
 def test_netdev_columns_come_from_the_header():

@@ -14,12 +14,15 @@ import secrets
 import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from optilab.exporter.collectors import make_plan
+from optilab.exporter.collectors import time as time_collector
 from optilab.exporter.collectors.base import Collector
 from optilab.exporter.command import BATCH_SCRIPT, build_script, command_names, split_sources
 from optilab.exporter.shellsession import (
@@ -351,6 +354,27 @@ def test_a_listing_is_kept_with_the_file_list_and_read_back_by_its_commands(tmp_
         shell.close()
     exec_answer = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, check=True).stdout
     assert things(exec_answer) == "</third>\n"  # an exec per scrape lists every time
+
+
+def test_the_clock_is_read_with_each_listing_and_carried_on_by_the_uptime() -> None:
+    """``date`` runs once per listing; the calls in between print its kept line and /proc/uptime (no
+    process), and the time they give follows the wall clock."""
+    plan = make_plan()
+    shell = LocalShell()
+    try:
+        answers = []
+        for _ in range(3):
+            answers.append(split_sources(shell.ask(plan.script), plan.commands)[0]["cmd:date"])
+            asked = time.time()
+            time.sleep(0.3)
+        first, second, third = (answer.splitlines() for answer in answers)
+        assert first[0] == second[0] == third[0]  # one date, kept
+        assert float(first[1]) < float(third[1])  # the uptime moves on
+        assert abs(time_collector.parse_clock(answers[-1])[0] - asked) < 1.0  # the clock is right
+    finally:
+        shell.close()
+    exec_answer = subprocess.run(["sh", "-c", plan.script], capture_output=True, text=True, timeout=30, check=True)
+    assert split_sources(exec_answer.stdout, plan.commands)[0]["cmd:date"].splitlines()[0] != first[0]
 
 
 # -- against a real sshd ------------------------------------------------------------------------------
