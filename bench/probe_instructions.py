@@ -5,7 +5,8 @@ speed drifts within a session), so a change of a few percent in the exporter's C
 be seen in ``bench/fanout.py``. Instruction counts are repeatable: this benchmark captures four
 answers of this machine's default collection script (a second apart, with loopback traffic and a
 file write in between, so the network and disk counters change as on a lab machine), then runs the
-exporter's WSGI app in a child process under callgrind, where a runner serves those answers in turn
+exporter's WSGI app in a child process under callgrind (with the exporter's own garbage-collector
+thresholds), where a runner serves those answers in turn
 to each of ``--hosts`` inventory hosts (no SSH: the transport's own cost is ``bench/fanout.py``'s
 "shell floor"). It counts the child twice, with and without ``--requests`` more requests after the
 same warm-up, and divides the difference: instructions per probe in a whole-lab fan-out
@@ -40,8 +41,10 @@ from bench.common import report
 from optilab.exporter.collectors import make_plan
 
 CHILD = r"""
-import io, pickle, sys
+import gc, io, pickle, sys
 from gevent import monkey; monkey.patch_all()
+from optilab.exporter.cli import GC_THRESHOLD
+gc.set_threshold(*GC_THRESHOLD)  # as exporter.cli.serve sets it for the exporter process
 from optilab.exporter.config import load_config
 from optilab.exporter.http import ExporterApp
 from optilab.exporter.runtime import Runtime

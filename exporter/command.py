@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the collectors' registry builds its scripts here: no import cycle at run time
@@ -237,12 +236,6 @@ def command_names(collectors: Iterable[Collector]) -> tuple[str, ...]:
     return tuple(name for name, _ in script_parts(collectors)[1])
 
 
-@lru_cache(maxsize=64)
-def _headers(names: tuple[str, ...]) -> tuple[str, ...]:
-    """head's ``==> name <==`` line of each name (the same few tuples of names every scrape)."""
-    return tuple(f"==> {name} <==\n" for name in names)
-
-
 def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str], bool]:
     """The script's output back to ``{path or "cmd:<name>": text}``; the flag says it arrived whole.
 
@@ -276,7 +269,7 @@ def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str],
         pos = eol + 1
     names.append("/dev/null")
     names.extend(f"cmd:{name}" for name in commands)
-    headers = _headers(tuple(names))
+    headers = [f"==> {name} <==\n" for name in names]
     end_at = output.rfind(f"\n{END}\n", pos - 1)
     limit = end_at + 1 if end_at >= 0 else len(output) + 1  # one past the last text's framing newline
     found: list[tuple[int, int, int]] = []  # (index in names, header start, text end), last file first

@@ -121,12 +121,20 @@ def _needs_escape(text: str) -> bool:
     return "\\" in text or '"' in text or "\n" in text
 
 
+def _opening(name: str, labels: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """``name{a="x",b="y"``: a labelled sample's line up to its own labels' end."""
+    if len(values) != len(labels):
+        raise ValueError(f"{name}: sample with {len(values)} label values for labels {labels}")
+    escaped = map(escape_label_value, values) if _needs_escape("".join(values)) else values
+    return name + "{" + ",".join(f'{label}="{value}"' for label, value in zip(labels, escaped, strict=True))
+
+
 class _Openings:
-    """``name{a="x",b="y"``: a labelled sample's line up to its own labels' end, kept per family name,
-    label names and values. A lab's probes repeat the same few thousand (cpu numbers, modes, device
-    and mount names), so a sample's line is then one lookup and one concatenation instead of
-    escaping and formatting its labels again. Bounded: cleared whole once it holds ``limit`` lines
-    (hosts whose label values change at every scrape only cost the formatting again)."""
+    """:func:`_opening` kept per family name, label names and values. A lab's probes repeat the same few
+    thousand (cpu numbers, modes, device and mount names), so a sample's line is then one lookup and
+    one concatenation instead of escaping and formatting its labels again. Bounded: cleared whole once
+    it holds ``limit`` openings (hosts whose label values change at every scrape only cost the
+    formatting again)."""
 
     def __init__(self, limit: int = 20_000) -> None:
         self.limit = limit
@@ -142,16 +150,12 @@ class _Openings:
         return kept
 
     def add(self, kept: dict[tuple[str, ...], str], name: str, labels: tuple[str, ...], values: tuple[str, ...]) -> str:
-        if len(values) != len(labels):
-            raise ValueError(f"{name}: sample with {len(values)} label values for labels {labels}")
+        opening = _opening(name, labels, values)
         if self.count >= self.limit:
             for shape in self._by_shape.values():
                 shape.clear()
             self.count = 0
-        escaped = map(escape_label_value, values) if _needs_escape("".join(values)) else values
-        opening = kept[values] = (
-            name + "{" + ",".join(f'{label}="{value}"' for label, value in zip(labels, escaped, strict=True))
-        )
+        kept[values] = opening
         self.count += 1
         return opening
 
@@ -164,13 +168,16 @@ def _sample_text(family: Family, extra: tuple[tuple[str, str], ...], suffix: str
     already escaped, ``suffix`` is their rendered ``,name="value"`` text) unless the family has a
     label of the same name (the lab gauges carry ``department`` themselves); ``names`` are extra's."""
     own, name, samples = family.labels, family.name, family.samples
+    close = suffix + "} "
     if own and names and not names.isdisjoint(own):
-        suffix = "".join(f',{label}="{value}"' for label, value in extra if label not in own)
+        # the lab gauges: hostname, ip and department of their own, so their openings are this host's
+        # alone and would only hold memory (~1 MB for 254 hosts); formatted every time
+        close = "".join(f',{label}="{value}"' for label, value in extra if label not in own) + "} "
+        return "".join([f"{_opening(name, own, values)}{close}{format_value(v)}\n" for values, v in samples])
     if not own:
         head = f"{name}{{{suffix[1:]}}} " if suffix else f"{name} "
         return "".join([f"{head}{repr(v) if -1e6 < v < 1e6 else format_value(v)}\n" for _values, v in samples])
     kept = _OPENINGS.of(name, own)
-    close = suffix + "} "
     lines = []
     for values, value in samples:
         opening = kept.get(values)

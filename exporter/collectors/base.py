@@ -171,10 +171,11 @@ def _bucket(path: str) -> str:
     return "/".join(path.split("/", 4)[:4])
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def _index(paths: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """The paths by their first three components. A lab's answers name the same paths scrape after
-    scrape, so this is built once per set of paths (a few per plan), not once per answer."""
+    scrape, so this is built once per set of paths (a few per plan and kind of machine), not once per
+    answer; a lab of machines that all differ only builds it per answer (16 sets kept)."""
     index: dict[str, list[str]] = {}
     for path in paths:
         index.setdefault(_bucket(path), []).append(path)
