@@ -7,10 +7,11 @@ answers of this machine's default collection script (a second apart, with loopba
 file write in between, so the network and disk counters change as on a lab machine), then runs the
 exporter's WSGI app in a child process under callgrind (with the exporter's own garbage-collector
 thresholds), where a runner serves those answers in turn to each of ``--hosts`` inventory hosts (no
-SSH: the transport's own cost is ``bench/fanout.py``'s "shell floor"). It counts the child twice, with and without ``--requests`` more requests after the
-same warm-up, and divides the difference: instructions per probe in a whole-lab fan-out
-(``/probe?all=1``) and per single ``/probe?target=``. Compare a change by running this before and
-after it; the figures do not depend on the machine's load.
+SSH: the transport's own cost is ``bench/fanout.py``'s "shell floor"). It counts the child twice,
+with and without ``--requests`` more requests after the same warm-up, and divides the difference:
+instructions per probe in a whole-lab fan-out (``/probe?all=1``) and per single ``/probe?target=``.
+Compare a change by running this before and after it; the figures do not depend on the machine's
+load.
 
     python -m bench.probe_instructions [--hosts 16] [--requests 4] [--answers FILE]
 
