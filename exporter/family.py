@@ -134,10 +134,11 @@ class _Openings:
     thousand (cpu numbers, modes, device and mount names), so a sample's line is then one lookup and
     one concatenation instead of escaping and formatting its labels again. Bounded: cleared whole once
     it holds ``limit`` openings (hosts whose label values change at every scrape only cost the
-    formatting again)."""
+    formatting again); an opening longer than ``longest`` characters is not kept, so a host's long
+    label values cannot make it hold more than ``limit * longest`` characters."""
 
-    def __init__(self, limit: int = 20_000) -> None:
-        self.limit = limit
+    def __init__(self, limit: int = 20_000, longest: int = 512) -> None:
+        self.limit, self.longest = limit, longest
         self.count = 0
         self._by_shape: dict[tuple[str, tuple[str, ...]], dict[tuple[str, ...], str]] = {}
 
@@ -151,6 +152,8 @@ class _Openings:
 
     def add(self, kept: dict[tuple[str, ...], str], name: str, labels: tuple[str, ...], values: tuple[str, ...]) -> str:
         opening = _opening(name, labels, values)
+        if len(opening) > self.longest:
+            return opening
         if self.count >= self.limit:
             for shape in self._by_shape.values():
                 shape.clear()

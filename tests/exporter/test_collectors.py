@@ -194,6 +194,10 @@ def test_kept_label_openings_are_bounded_and_render_the_same_bytes(monkeypatch):
     again = render([disks], {"instance": "b:22"}).replace(b'"b:22"', b'"a:22"')
     assert first == again  # kept openings and fresh ones give the same bytes
     assert first.splitlines()[2] == b'node_disk_reads_completed_total{device="sd\\"0",instance="a:22"} 0.0'
+    long = Family("node_filesystem_avail_bytes", "gauge", "Avail.", ("mountpoint",))
+    long.add(("/" + "x" * 600,), 1.0)
+    assert render([long]).startswith(b"# HELP") and openings.count <= 3  # too long to keep, still served
+    assert not any(len(v) > openings.longest for kept in openings._by_shape.values() for v in kept.values())
     with pytest.raises(ValueError):  # a sample whose label count is wrong fails, kept opening or not
         broken = Family("node_disk_reads_completed_total", "counter", "Reads.", ("device",))
         broken.samples.append((("sda", "extra"), 1.0))
