@@ -21,16 +21,17 @@ The answer, and why its framing cannot be confused with file content::
     @rc 0                    <- its exit status
     @@end
 
-The splitter searches each expected header in order, starting where the previous file ended. A file
-that contains a fake header for a *later* file is harmless (that header is searched only after the
-real one of the file in between); a fake header for the *next* file would cut the current one short,
-so a section that then contains its own real header is detected and both sections are dropped. So
-content can make sources go missing (each collector then reports failure) but not make one file's
-text pass for another's — with one exception: a listed file that head cannot open (it vanished after
-the list was made: between two listings of a long-lived shell, up to ``LIST_CALLS`` scrapes, or in
-the instant between test and open) has no header, and a fake header for it in the file before it
-would be taken as its text. The files read are the kernel's, root's configuration, logind's session
-files and the textfile directory, so writing such a header takes what can write those files.
+The splitter finds the expected headers from the end backwards, each the last of its name before the
+next file's header (:func:`split_sources`). A file that contains copies of *later* files' headers
+(with forged texts, and a forged end line) is harmless: the real headers come after it. A copy of the
+*next* file's header, or of its own, shows as a section that contains the next found header, and
+both sections are dropped. So content can make sources go missing (each collector then reports
+failure) but not make one file's text pass for another's — with one exception: a listed file that
+head cannot open (it vanished after the list was made: between two listings of a long-lived shell,
+up to ``LIST_CALLS`` scrapes, or in the instant between test and open) has no header, and a fake
+header for it in an earlier file would be taken as its text. The files read are the kernel's, root's
+configuration, logind's session files and the textfile directory, so writing such a header takes
+what can write those files.
 Paths with a newline are skipped by the shell (their name line would be
 ambiguous). Commands run after head, each behind a header the shell prints in head's format and
 followed by its exit status line; a command runs in the shell itself (no subshell), so it costs its
