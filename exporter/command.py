@@ -15,7 +15,8 @@ The answer, and why its framing cannot be confused with file content::
     /dev/fd/3
     ==> /proc/stat <==       <- head's own framing (-v: a header for every file)
     ...
-    ==> /dev/null <==        <- always last of head's: the end of the last real file
+    ==> /dev/null <==        <- always last of head's files: the end of the last real file
+    ==> standard input <==   <- head's stdin: the piped command's output (stat -f), if any
     ==> cmd:statfs <==       <- each command, framed the same way by the shell's printf
     ...
     @rc 0                    <- its exit status
@@ -44,6 +45,13 @@ GNU ``tail -n +1`` (as fast) and mawk stop at the first read error (a directory,
 attribute); ``head`` reports it and goes on to the next file.
 A command the target does not have (status 126/127) is absent from the sources.
 
+One command may also have a *piped* part (:attr:`~exporter.collectors.base.Collector.piped`): a
+constant command that the shell runs as head's stdin (``{ stat -f ...; } | head ... /dev/null -``),
+so its process runs while head reads the files instead of after it (~1 ms less wall time per scrape
+on the 2-core test VM, bench/README.md). Its output follows head's ``standard input`` header and is
+appended to that command's own text in the sources; a ``: optilab-piped <name>`` line names it in
+the script (a no-op to the shell, read by the simulator).
+
 Filesystem sizes come from ``stat -f`` over the mount points of ``/proc/1/mounts`` (what
 node_exporter statfs()es), read by a builtin ``read`` loop and passed to stat as arguments, never as
 code. Pseudo filesystems that node_exporter excludes by default are not stat'ed at all. The loop is
@@ -68,6 +76,10 @@ END = "@@end"
 #: The line between a script's two parts (:func:`build_script`): above it the readable files are
 #: listed into ``$l``, below it they are read. A no-op to the shell (``:``).
 LIST_END = ": optilab-list-end"
+#: The no-op line before head that names the command whose piped part head reads as its stdin.
+PIPED = ": optilab-piped "
+#: head's header for its stdin (GNU coreutils and busybox print the same name).
+STDIN = "standard input"
 _LOCALE = "LC_ALL=C; export LC_ALL"
 #: What a path or glob may contain: constants in code, but checked so no quoting is ever needed.
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_.,:+@%*?\[\]/-]+$")
@@ -108,6 +120,20 @@ def script_listings(collectors: Iterable[Collector]) -> tuple[tuple[str, str], .
             if listings.setdefault(name, text) != text:
                 raise ValueError(f"listing {name!r} declared twice with different text")
     return tuple(listings.items())
+
+
+def script_piped(collectors: Iterable[Collector]) -> tuple[str, str] | None:
+    """The one piped command part of ``collectors`` (:attr:`Collector.piped`) as (name, text), if any."""
+    piped: dict[str, str] = {}
+    for collector in collectors:
+        for name, text in collector.piped:
+            if name not in {command for command, _ in collector.commands}:
+                raise ValueError(f"collector {collector.name}: piped part {name!r} is not one of its commands")
+            if piped.setdefault(name, text) != text:
+                raise ValueError(f"piped part of {name!r} declared twice with different text")
+    if len(piped) > 1:
+        raise ValueError(f"piped parts of {sorted(piped)}: head has one stdin, so at most one fits in a script")
+    return next(iter(piped.items()), None)
 
 
 def build_script(collectors: Iterable[Collector]) -> str:
@@ -167,7 +193,12 @@ def build_script(collectors: Iterable[Collector]) -> str:
         )
     lines.append(f"printf '{START}%d\\n' $#")
     lines.append("[ $# -gt 0 ] && printf '%s\\n' \"$@\"")
-    lines.append(f'head -v -c {FILE_CAP} -- "$@" /dev/null 2>/dev/null')
+    piped = script_piped(collectors)
+    if piped is None:
+        lines.append(f'head -v -c {FILE_CAP} -- "$@" /dev/null 2>/dev/null')
+    else:  # the piped command runs in the pipeline's own process (no subshell): it costs its process only
+        lines.append(PIPED + piped[0])
+        lines.append(f'{{ {piped[1]}\n}} 2>/dev/null | head -v -c {FILE_CAP} -- "$@" /dev/null - 2>/dev/null')
     for name, command in commands:
         lines.append(f"printf '\\n==> cmd:{name} <==\\n'")
         lines.append(f'{{ {command}\n}} 2>/dev/null; echo "{_STATUS}$?"')
@@ -237,11 +268,18 @@ def command_names(collectors: Iterable[Collector]) -> tuple[str, ...]:
     return tuple(name for name, _ in script_parts(collectors)[1])
 
 
-def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str], bool]:
+def piped_name(collectors: Iterable[Collector]) -> str | None:
+    """The name of the command whose piped part head reads as its stdin, if the script has one."""
+    piped = script_piped(collectors)
+    return None if piped is None else piped[0]
+
+
+def split_sources(output: str, commands: Sequence[str], piped: str | None = None) -> tuple[dict[str, str], bool]:
     """The script's output back to ``{path or "cmd:<name>": text}``; the flag says it arrived whole.
 
-    ``commands`` are the script's command names in order (:func:`command_names`). Text before the
-    start line (a login banner) is ignored.
+    ``commands`` are the script's command names in order (:func:`command_names`), ``piped`` the one
+    whose piped part head read as its stdin (:func:`piped_name`): that text is appended to the
+    command's own. Text before the start line (a login banner) is ignored.
 
     A file's text may hold anything, head's ``==> name <==`` lines and the end line too, so the
     headers are found from the end backwards: each one the last of its name before the next file's
@@ -269,6 +307,8 @@ def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str],
         names.append(output[pos:eol])
         pos = eol + 1
     names.append("/dev/null")
+    if piped is not None:
+        names.append(STDIN)
     names.extend(f"cmd:{name}" for name in commands)
     headers = [f"==> {name} <==\n" for name in names]
     end_at = output.rfind(f"\n{END}\n", pos - 1)
@@ -291,26 +331,31 @@ def split_sources(output: str, commands: Sequence[str]) -> tuple[dict[str, str],
     for index in suspect:
         sources.pop(names[index], None)
     sources.pop("/dev/null", None)
+    stdin = sources.pop(STDIN, "")
     for name in commands:
         key = f"cmd:{name}"
         if key in sources:
             body, sep, status = sources.pop(key).rpartition(_STATUS)
             if sep and status.strip() not in _NOT_FOUND:
-                sources[key] = body
+                sources[key] = body + stdin if name == piped else body
     return {k: v for k, v in sources.items() if v or k.startswith("cmd:")}, complete
 
 
-def frame(sources: Mapping[str, str], commands: Sequence[str] = ()) -> str:
+def frame(sources: Mapping[str, str], commands: Sequence[str] = (), piped: str | None = None) -> str:
     """What the script prints for ``sources`` (path -> text, plus ``cmd:<name>`` for ``commands``):
     the simulator's answer, and a way to build test inputs. Commands get exit status 0, or 127 (not
-    found) when ``sources`` has nothing for them."""
+    found) when ``sources`` has nothing for them. The ``piped`` command's text comes whole on head's
+    stdin (its own section is then empty: :func:`split_sources` joins the two)."""
     files = [(path, text) for path, text in sources.items() if not path.startswith("cmd:")]
     parts = [f"{START}{len(files)}\n", *(f"{path}\n" for path, _ in files)]
-    for index, (path, text) in enumerate([*files, ("/dev/null", "")]):
+    stdin = [(STDIN, sources.get(f"cmd:{piped}") or "")] if piped is not None else []
+    for index, (path, text) in enumerate([*files, ("/dev/null", ""), *stdin]):
         parts.append(("\n" if index else "") + f"==> {path} <==\n")
         parts.append(text)
     for name in commands:  # a command without a source is one the host does not have
         output = sources.get(f"cmd:{name}")
+        if name == piped and output is not None:
+            output = ""
         parts.append(f"\n==> cmd:{name} <==\n{output or ''}{_STATUS}{127 if output is None else 0}\n")
     parts.append(f"{END}\n")
     return "".join(parts)

@@ -20,7 +20,6 @@ from typing import Protocol
 from optilab.exporter.collectcache import CollectCache
 from optilab.exporter.collectors import Plan, make_plan, seats
 from optilab.exporter.collectors.lab import NAME as LAB
-from optilab.exporter.command import split_sources
 from optilab.exporter.config import HostEntry
 from optilab.exporter.family import Family
 from optilab.exporter.health import HealthBook, Transition, is_jump_reason
@@ -109,7 +108,7 @@ class Prober:
         except SshError as exc:
             log.info("probe %s failed: %s", key, exc)
             return self._failed(entry, exc.reason, started)
-        sources, complete = split_sources(output, plan.commands)
+        sources, complete = plan.split(output)
         if not complete:  # cut short, or not our script's answer at all
             log.info("probe %s: answer cut short or unframed (%d bytes)", key, len(output))
             return self._failed(entry, "protocol", started)

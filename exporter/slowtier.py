@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import gevent
 from gevent.lock import BoundedSemaphore
 
-from optilab.exporter.command import split_sources
 from optilab.exporter.targets import Target
 
 if TYPE_CHECKING:
@@ -102,7 +101,7 @@ class SlowTier:
             log.info("slow tier %s: refresh failed: %s", key, exc)
             self.refreshes["failure"] += 1
             return False
-        sources, complete = split_sources(output, plan.commands)
+        sources, complete = plan.split(output)
         if not complete:
             log.info("slow tier %s: answer cut short or unframed (%d bytes)", key, len(output))
             self.refreshes["failure"] += 1

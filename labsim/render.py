@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable
 
-from optilab.exporter.command import END, START, frame
+from optilab.exporter.command import END, PIPED, START, frame
 from optilab.exporter.parsers_seat import SESSION_DIR, SESSION_FILES
 from optilab.labsim.model import KIB, USER_HZ, HostState, Session
 from optilab.labsim.render_sys import sys_sources
@@ -674,8 +674,9 @@ def _glob(pattern: str, state: HostState) -> list[str]:
 _LOOP = re.compile(r"for f in (\S+)/[^/\s*?\[]*\*; do case \$\{f##\*/\} in (\S+)\) ")
 
 
-def script_request(script: str) -> tuple[list[str], list[str]] | None:
-    """(paths and globs, command names) of a collection script, or None if ``script`` is not one."""
+def script_request(script: str) -> tuple[list[str], list[str], str | None] | None:
+    """(paths and globs, command names, the piped command's name) of a collection script, or None if
+    ``script`` is not one."""
     lines = script.split("\n")
     if (
         len(lines) < 3
@@ -687,6 +688,7 @@ def script_request(script: str) -> tuple[list[str], list[str]] | None:
     commands = [
         line[len("printf '\\n==> cmd:") : -len(" <==\\n'")] for line in lines if line.startswith("printf '\\n==> cmd:")
     ]
+    piped = next((line[len(PIPED) :] for line in lines if line.startswith(PIPED)), None)
     patterns = lines[1][len("set -- ") :].split()
     for line in lines[2:]:  # glob groups, directory loops and volatile files (exporter.command.build_script)
         if line.startswith("for f in ") and line.endswith("; do case $f in *'"):  # listed at every call
@@ -699,11 +701,14 @@ def script_request(script: str) -> tuple[list[str], list[str]] | None:
                 patterns += part.split('set -- "$@" ', 1)[1].split()
         for directory, lasts in _LOOP.findall(line):
             patterns += [f"{directory}/{last}" for last in lasts.split("|")]
-    return patterns, commands
+    return patterns, commands, piped
 
 
-def render_sources(patterns: list[str], commands: list[str], state: HostState, now: float) -> str:
-    """What the collection script prints on this host for ``patterns`` and ``commands``."""
+def render_sources(
+    patterns: list[str], commands: list[str], state: HostState, now: float, piped: str | None = None
+) -> str:
+    """What the collection script prints on this host for ``patterns`` and ``commands`` (``piped``:
+    the command whose piped part head reads as its stdin, exporter/command.py)."""
     sources: dict[str, str] = {}
     for pattern in patterns:
         for path in _glob(pattern, state) if any(c in pattern for c in "*?[") else [pattern]:
@@ -715,10 +720,13 @@ def render_sources(patterns: list[str], commands: list[str], state: HostState, n
     if SESSION_FILES in patterns:
         sources.update(render_session_files(state, now))
     sources.update(sys_sources(patterns, commands, state, now))  # col-sys: /sys and systemctl (render_sys.py)
-    return frame(sources, commands)
+    return frame(sources, commands, piped)
 
 
 def render_script(script: str, state: HostState, now: float) -> str | None:
     """The answer to a collection script, or None when ``script`` is not one."""
     request = script_request(script)
-    return None if request is None else render_sources(*request, state, now)
+    if request is None:
+        return None
+    patterns, commands, piped = request
+    return render_sources(patterns, commands, state, now, piped)

@@ -66,7 +66,7 @@ from optilab.exporter.collectors import (
 )
 from optilab.exporter.collectors import os as os_collector
 from optilab.exporter.collectors.base import Collector, CollectorOptions, Sources
-from optilab.exporter.command import build_script, command_names
+from optilab.exporter.command import build_script, command_names, piped_name, split_sources
 
 COLLECTORS: list[Collector] = [
     arp.COLLECTOR,
@@ -140,10 +140,16 @@ class Plan:
     script: str
     commands: tuple[str, ...]
     slow: Plan | None = None
+    #: the command whose piped part head reads as its stdin (exporter/command.py), if any
+    piped: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(collector.name for collector, _ in self.collectors)
+
+    def split(self, output: str) -> tuple[dict[str, str], bool]:
+        """This plan's script's ``output`` as sources, and whether it arrived whole (:func:`split_sources`)."""
+        return split_sources(output, self.commands, self.piped)
 
 
 def _freeze(options: Mapping[str, Mapping[str, str]]) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
@@ -159,7 +165,7 @@ def make_plan(enabled: Iterable[str] | None = None, options: Mapping[str, Mappin
 
 def _tier(pairs: list[tuple[Collector, CollectorOptions]], slow: Plan | None = None) -> Plan:
     collectors = [collector for collector, _ in pairs]
-    return Plan(tuple(pairs), build_script(collectors), command_names(collectors), slow)
+    return Plan(tuple(pairs), build_script(collectors), command_names(collectors), slow, piped_name(collectors))
 
 
 @lru_cache(maxsize=64)

@@ -132,6 +132,11 @@ class Collector:
     #: which change about as rarely as the files), and the collector's commands read the items back
     #: from ``$listed_<name>``, one per line (exporter/command.py)
     listings: tuple[tuple[str, str], ...] = ()
+    #: (command name, constant shell text) whose output ``head`` reads last, from its stdin, while it
+    #: reads the files: a process (``stat -f``, ~1.3 ms) then runs in parallel with ``head`` instead of
+    #: after it. Its text is appended to that command's ``cmd:<name>`` source, after the command's own
+    #: output (one per script: head has one stdin; exporter/command.py)
+    piped: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:

@@ -54,12 +54,12 @@ MOUNT_LISTING = (
     'l="$l$m\n"; done < ' + MOUNTS
 )
 LISTINGS = (("mounts", MOUNT_LISTING),)
-#: ``? <mount point>`` for each one tried, then stat's lines. ``%n`` last: a mount point may contain
-#: spaces. ``%s`` is f_bsize, which node_exporter multiplies by.
-STATFS = (
-    "set -f; IFS='\n'; set -- $listed_mounts; unset IFS; set +f; "
-    "[ $# -gt 0 ] && printf '? %s\\n' \"$@\" && stat -f -c '%b %f %a %s %c %d %n' -- \"$@\""
-)
+#: ``? <mount point>`` for each one tried (builtins, after head), then stat's lines: ``stat -f`` is
+#: the command's piped part, which runs while head reads the files (exporter/command.py) and whose
+#: output the splitter appends. ``%n`` last: a mount point may contain spaces. ``%s`` is f_bsize,
+#: which node_exporter multiplies by. The mount points are stat's arguments (data, never code).
+STATFS = "set -f; IFS='\n'; set -- $listed_mounts; unset IFS; set +f; [ $# -eq 0 ] || printf '? %s\\n' \"$@\""
+STATFS_PIPED = "set -f; IFS='\n'; exec stat -f -c '%b %f %a %s %c %d %n' -- $listed_mounts"
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,7 @@ COLLECTOR = Collector(
     name="filesystem",
     paths=(MOUNTS,),
     commands=(("statfs", STATFS),),
+    piped=(("statfs", STATFS_PIPED),),
     listings=LISTINGS,
     collect=collect,
     flags=(("mount-points-exclude", MOUNT_POINTS_EXCLUDE), ("fs-types-exclude", FS_TYPES_EXCLUDE)),

@@ -70,6 +70,7 @@ COLLECTOR = Collector(
     name=NAME,
     paths=("/proc/meminfo", filesystem.MOUNTS),
     commands=(("statfs", filesystem.STATFS), ("who", WHO_COMMAND)),  # who -u: shared with seats
+    piped=(("statfs", filesystem.STATFS_PIPED),),
     listings=filesystem.LISTINGS,
     collect=collect,
 )

@@ -106,6 +106,59 @@ def test_last_component_globs_with_a_shared_prefix_are_one_directory_read_with_t
     }
 
 
+def test_a_piped_command_runs_as_heads_stdin_and_its_text_follows_its_commands_own(tmp_path):
+    """The piped part is the left side of ``{ ...; } | head ... /dev/null -`` (it runs while head reads
+    the files); its output is appended to its command's text, after what the command printed itself."""
+    (tmp_path / "a").write_text("A\n")
+    marker = tmp_path / "started"
+    piped = Collector(
+        "probe_test",
+        (f"{tmp_path}/a",),
+        lambda sources, options: [],
+        (("mounts", "echo own"), ("date", "date +%s")),
+        piped=(("mounts", f"touch {marker}; echo piped; cat {tmp_path}/a"),),
+    )
+    script = build_script([piped])
+    assert script.count("head ") == 1 and ": optilab-piped mounts\n" in script
+    sources, complete = split_sources(run(script), ["mounts", "date"], "mounts")
+    assert complete and marker.exists()
+    assert sources["cmd:mounts"] == "own\npiped\nA\n" and sources[f"{tmp_path}/a"] == "A\n"
+    assert sources["cmd:date"].strip().isdigit()
+    # framed by the simulator the same way (the piped text whole on stdin), and read back the same
+    text = frame({"/a": "A\n", "cmd:mounts": "own\npiped\n", "cmd:date": "1\n"}, ["mounts", "date"], "mounts")
+    assert "==> standard input <==\nown\npiped\n" in text
+    assert split_sources(text, ["mounts", "date"], "mounts")[0]["cmd:mounts"] == "own\npiped\n"
+    # an answer without the stdin section (an older script) still splits whole, with the command's own text
+    older = frame({"/a": "A\n", "cmd:mounts": "own\n", "cmd:date": "1\n"}, ["mounts", "date"])
+    assert split_sources(older, ["mounts", "date"], "mounts") == (
+        {"/a": "A\n", "cmd:mounts": "own\n", "cmd:date": "1\n"},
+        True,
+    )
+
+
+def test_a_file_cannot_forge_the_piped_commands_text():
+    sources = {"/a": "one\n", "/b": "two\n", "cmd:mounts": "real\n"}
+    honest = frame(sources, ["mounts"], "mounts")
+    forged_tail = honest[honest.index("==> /dev/null <==") :].replace("real", "FAKE")
+    forged = frame({**sources, "/a": "one\n\n" + forged_tail}, ["mounts"], "mounts")
+    kept, complete = split_sources(forged, ["mounts"], "mounts")
+    assert complete and kept["cmd:mounts"] == "real\n" and kept["/b"] == "two\n"
+
+
+def test_piped_parts_are_checked():
+    def with_piped(name: str, pipes: tuple[tuple[str, str], ...]) -> Collector:
+        return Collector(name, (), lambda sources, options: [], (("mounts", "true"), ("date", "true")), piped=pipes)
+
+    with pytest.raises(ValueError, match="not one of its commands"):
+        build_script([with_piped("x", (("other", "true"),))])
+    with pytest.raises(ValueError, match="at most one"):
+        build_script([with_piped("x", (("mounts", "true"),)), with_piped("y", (("date", "true"),))])
+    with pytest.raises(ValueError, match="twice with different text"):
+        build_script([with_piped("x", (("mounts", "true"),)), with_piped("y", (("mounts", "false"),))])
+    shared = build_script([with_piped("x", (("mounts", "true"),)), with_piped("y", (("mounts", "true"),))])
+    assert shared.count(": optilab-piped mounts") == 1  # filesystem and lab share stat -f
+
+
 def test_paths_and_command_names_are_checked_constants():
     with pytest.raises(ValueError, match="unsafe path"):
         build_script([collector("/proc/$(reboot)")])

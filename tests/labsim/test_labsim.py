@@ -342,3 +342,4 @@ def test_labsim_reads_back_every_path_and_command_of_the_default_script():
     request = script_request(BATCH_SCRIPT)
     assert request is not None
     assert sorted(request[0]) == sorted(DEFAULT_PATHS) and tuple(request[1]) == DEFAULT_COMMANDS
+    assert request[2] == "statfs"  # stat -f is head's stdin

@@ -12,7 +12,7 @@ the form changes: ``df -PTk``/``df -PTi`` rows become the ``stat -f`` lines that
 from __future__ import annotations
 
 from optilab.exporter.collectors import Plan, make_plan
-from optilab.exporter.command import END, START, frame, split_sources
+from optilab.exporter.command import END, START, frame
 from optilab.exporter.family import Family
 from tests.support.paths import DATA
 
@@ -142,7 +142,7 @@ def seat_sources(section: str) -> dict[str, str]:
 def captured_sources(name: str, plan: Plan | None = None) -> dict[str, str]:
     """A v2 capture (tests/data/sources/<name>.txt) split the way the probe splits it."""
     plan = plan or make_plan()
-    sources, complete = split_sources((DATA / "sources" / f"{name}.txt").read_text(), plan.commands)
+    sources, complete = plan.split((DATA / "sources" / f"{name}.txt").read_text())
     assert complete, name
     return sources
 
@@ -150,7 +150,8 @@ def captured_sources(name: str, plan: Plan | None = None) -> dict[str, str]:
 def answer(sources: dict[str, str], plan: Plan | None = None) -> str:
     """The script's answer carrying ``sources`` (what a runner returns): every command the default
     plan runs gets a header, those ``sources`` lack as not found."""
-    return frame(sources, (plan or make_plan()).commands)
+    plan = plan or make_plan()
+    return frame(sources, plan.commands, plan.piped)
 
 
 __all__ = ["END", "START", "answer", "batch_sources", "captured_sources", "seat_sources"]
@@ -160,7 +161,7 @@ def collect_all(output: str, plan: Plan | None = None) -> tuple[dict[str, Family
     """Every collector of ``plan`` on the script's ``output``: ({family name: family}, {collector: error},
     whether the answer arrived whole)."""
     plan = plan or make_plan()
-    sources, complete = split_sources(output, plan.commands)
+    sources, complete = plan.split(output)
     families: dict[str, Family] = {}
     errors: dict[str, str] = {}
     for collector, options in plan.collectors:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from optilab.exporter.collectors import Plan
-from optilab.exporter.command import split_sources
 from optilab.exporter.family import render
 from tests.fixtures.procs import free_port, wait_for
 
@@ -67,7 +66,7 @@ def probe_here(plan: Plan, root: Path | None = None) -> str:
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, cwd="/").stdout
     if root is not None:
         out = out.replace(str(root), "")
-    sources, complete = split_sources(out, plan.commands)
+    sources, complete = plan.split(out)
     assert complete
     families = []
     for collector, options in plan.collectors:
