@@ -35,7 +35,7 @@ from bench.common import free_port, report
 from optilab.exporter.collectcache import CollectCache
 from optilab.exporter.collectors import by_name, make_plan
 from optilab.exporter.collectors.base import Collector
-from optilab.exporter.command import build_script, command_names, split_sources
+from optilab.exporter.command import build_script, command_names, piped_name, split_sources
 from optilab.exporter.family import Exposition, Family, render
 
 NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
@@ -137,11 +137,11 @@ def main() -> None:
     slow = target_ms(plan.slow.script, max(20, args.runs // 5)) if plan.slow else None
     theirs = node_exporter_ms(max(20, args.runs // 4))
     output = subprocess.run(["sh", "-c", full_script], capture_output=True, text=True, check=True).stdout
-    sources, complete = split_sources(output, plan.commands)
+    sources, complete = plan.split(output)
     assert complete
     time.sleep(1.0)
     second = subprocess.run(["sh", "-c", full_script], capture_output=True, text=True, check=True).stdout
-    answers = [sources, split_sources(second, plan.commands)[0]]
+    answers = [sources, plan.split(second)[0]]
     rows = []
     for collector in sorted(by_name().values(), key=lambda c: c.name):
         single = build_script([collector])
@@ -151,6 +151,7 @@ def main() -> None:
             own = split_sources(
                 subprocess.run(["sh", "-c", single], capture_output=True, text=True, check=True).stdout,
                 command_names([collector]),
+                piped_name([collector]),
             )[0]
         else:
             own = sources
@@ -178,7 +179,7 @@ def main() -> None:
     times = []
     for _ in range(args.runs):
         began = time.process_time()
-        split, _ = split_sources(output, plan.commands)
+        split, _ = plan.split(output)
         built: list[Family] = []
         for collector, options in plan.collectors:
             built += collector.collect(split, options)
@@ -188,7 +189,7 @@ def main() -> None:
     cache, texts = CollectCache(), [output, second]
     for run in range(args.runs + 2):  # the first two fill the memos
         began = time.process_time()
-        split, _ = split_sources(texts[run % 2], plan.commands)
+        split, _ = plan.split(texts[run % 2])
         view = cache.host("h", split)
         built = []
         for collector, options in plan.collectors:

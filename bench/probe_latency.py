@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from optilab.exporter.collectors import make_plan  # noqa: E402
-from optilab.exporter.command import BATCH_SCRIPT, split_sources  # noqa: E402
+from optilab.exporter.command import BATCH_SCRIPT  # noqa: E402
 from optilab.exporter.config import PoolSettings, SshSettings  # noqa: E402
 from optilab.exporter.family import render  # noqa: E402
 from optilab.exporter.metrics import HostLabels, probe_families  # noqa: E402
@@ -130,7 +130,7 @@ def in_process(sshd: Sshd, repeats: int) -> None:
         plan = make_plan()
 
         def parse_and_render() -> bytes:
-            sources, _complete = split_sources(output, plan.commands)
+            sources, _complete = plan.split(output)
             families = [
                 family for collector, options in plan.collectors for family in collector.collect(sources, options)
             ]

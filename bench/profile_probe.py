@@ -45,9 +45,10 @@ def timed_parts(run: Callable[[], object], hosts: int) -> tuple[dict[str, float]
     """One unprofiled ``run`` with the probe's stages wrapped in ``time.process_time``: CPU seconds per
     probe by stage, and the whole run's per probe (the rest is transport, gevent and bookkeeping)."""
     from optilab.exporter import probe
+    from optilab.exporter.collectors import Plan
     from optilab.exporter.family import Exposition
 
-    stages = (("split", probe, "split_sources"), ("collectors", probe.Prober, "_collect"))
+    stages = (("split", Plan, "split"), ("collectors", probe.Prober, "_collect"))
     stages += (("render (Exposition.add)", Exposition, "add"), ("render (chunks)", Exposition, "chunks"))
     spent: Counter[str] = Counter()
     originals = [(owner, attr, getattr(owner, attr)) for _name, owner, attr in stages]

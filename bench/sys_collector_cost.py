@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from optilab.exporter.collectors import by_name, make_plan
-from optilab.exporter.command import build_script, command_names, split_sources
+from optilab.exporter.command import build_script, command_names, piped_name, split_sources
 
 COL_SYS = (
     "bonding",
@@ -58,7 +58,7 @@ def capture_sources(names: list[str]) -> dict[str, str]:
     collectors = [by_name()[name] for name in names]
     script = build_script(collectors).replace("/sys/", f"{LAB_PC}/sys/").replace("/proc/", f"{LAB_PC}/proc/")
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, cwd="/", timeout=30).stdout
-    return split_sources(out.replace(str(LAB_PC), ""), command_names(collectors))[0]
+    return split_sources(out.replace(str(LAB_PC), ""), command_names(collectors), piped_name(collectors))[0]
 
 
 def main() -> None:
@@ -90,7 +90,7 @@ def main() -> None:
     print(f"  together {total / 1000:.2f} ms")
     plan = make_plan()
     out = subprocess.run(["sh", "-c", plan.script], capture_output=True, text=True, cwd="/", timeout=30).stdout
-    live = split_sources(out, plan.commands)[0]
+    live = plan.split(out)[0]
     start = time.process_time()
     for _ in range(300):
         for name in COL_SYS:

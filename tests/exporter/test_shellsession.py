@@ -364,7 +364,7 @@ def test_the_clock_is_read_with_each_listing_and_carried_on_by_the_uptime() -> N
     try:
         answers = []
         for _ in range(3):
-            answers.append(split_sources(shell.ask(plan.script), plan.commands)[0]["cmd:date"])
+            answers.append(plan.split(shell.ask(plan.script))[0]["cmd:date"])
             asked = time.time()
             time.sleep(0.3)
         first, second, third = (answer.splitlines() for answer in answers)
@@ -374,7 +374,7 @@ def test_the_clock_is_read_with_each_listing_and_carried_on_by_the_uptime() -> N
     finally:
         shell.close()
     exec_answer = subprocess.run(["sh", "-c", plan.script], capture_output=True, text=True, timeout=30, check=True)
-    assert split_sources(exec_answer.stdout, plan.commands)[0]["cmd:date"].splitlines()[0] != first[0]
+    assert plan.split(exec_answer.stdout)[0]["cmd:date"].splitlines()[0] != first[0]
 
 
 # -- against a real sshd ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from optilab.exporter.collectors import by_name, make_plan
 from optilab.exporter.collectors import systemd as sd
-from optilab.exporter.command import frame, split_sources
+from optilab.exporter.command import frame
 from optilab.exporter.family import render
 from optilab.exporter.slowtier import SlowTier
 from optilab.exporter.targets import Target
@@ -195,13 +195,13 @@ def test_labsim_answers_the_slow_script_and_shows_sys():
     debian = next(p for p in make_profiles(4, 2) if not p.busybox)
     state = HostState.boot(debian, now)
     plan = slow_plan()
-    sources, complete = split_sources(respond(plan.script, state, now).stdout.decode(), plan.commands)
+    sources, complete = plan.split(respond(plan.script, state, now).stdout.decode())
     assert complete
     collector = by_name()["systemd"]
     got = samples(collector.collect(sources, collector.options()))
     assert got[("node_systemd_unit_state", ("name", "ssh.service"), ("state", "active"), ("type", "notify"))] == 1
     fast = make_plan(["netclass", "cpufreq", "hwmon", "thermal_zone"])
-    sources, complete = split_sources(respond(fast.script, state, now).stdout.decode(), fast.commands)
+    sources, complete = fast.split(respond(fast.script, state, now).stdout.decode())
     assert complete
     families = []
     for collector, options in fast.collectors:
@@ -216,7 +216,7 @@ def test_labsim_answers_the_slow_script_and_shows_sys():
     assert any(k[0] == "node_thermal_zone_temp" for k in shown)
     alpine = next(p for p in make_profiles(4, 2) if p.busybox)
     answer = respond(plan.script, HostState.boot(alpine, now), now).stdout.decode()
-    assert collector.collect(split_sources(answer, plan.commands)[0], collector.options()) == []  # no systemd
+    assert collector.collect(plan.split(answer)[0], collector.options()) == []  # no systemd
 
 
 def test_nvidia_gpu_from_nvidia_smi_csv():

@@ -71,7 +71,7 @@ def test_single_file_commands_answer_like_the_script() -> None:
 def test_any_plans_script_is_answered_with_just_its_sources() -> None:
     state = HostState.boot(make_profiles(3, 1)[0], MONDAY_NOON)
     plan = make_plan(["loadavg", "time"])
-    sources, complete = split_sources(respond(plan.script, state, MONDAY_NOON).stdout.decode(), plan.commands)
+    sources, complete = plan.split(respond(plan.script, state, MONDAY_NOON).stdout.decode())
     assert complete
     assert set(sources) == {
         "/proc/loadavg",
