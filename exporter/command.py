@@ -286,7 +286,9 @@ def split_sources(output: str, commands: Sequence[str], piped: str | None = None
     header. A text that copies the headers of later files (with forged texts after them, and a forged
     end line) is then only text, since the real headers follow it. A text that copies the header of
     the very next file cannot be told from a cut: both files are dropped, as is a file whose text
-    copies its own header (its predecessor then holds the real header).
+    copies its own header (its predecessor then holds the real header). An answer with no header
+    copies at all and none missing, the common case, gives the same sections in one pass (half the
+    CPU of the backwards search on this machine's answer: 130 against 270 µs).
     """
     start, count, eol = output.find(START), -1, -1
     while start >= 0:  # the first line "@@optilab <count>" (a banner may say anything before it)
@@ -298,20 +300,48 @@ def split_sources(output: str, commands: Sequence[str], piped: str | None = None
         start = output.find(START, start + 1)
     if count < 0:
         return {}, False
-    pos = eol + 1
-    names = []
-    for _ in range(count):
-        eol = output.find("\n", pos)
-        if eol < 0:
-            return {}, False
-        names.append(output[pos:eol])
-        pos = eol + 1
+    listed = output[eol + 1 :].split("\n", count)  # the names, one per line, then the rest
+    if len(listed) <= count:
+        return {}, False
+    pos = len(output) - len(listed[count])
+    names = listed[:count]
     names.append("/dev/null")
     if piped is not None:
         names.append(STDIN)
     names.extend(f"cmd:{name}" for name in commands)
-    headers = [f"==> {name} <==\n" for name in names]
     end_at = output.rfind(f"\n{END}\n", pos - 1)
+    sources = _plain_sections(output, pos, end_at, names)
+    complete = sources is not None
+    if sources is None:
+        sources, complete = _guarded_sections(output, pos, end_at, names)
+    sources.pop("/dev/null", None)
+    stdin = sources.pop(STDIN, "")
+    for name in commands:
+        key = f"cmd:{name}"
+        if key in sources:
+            body, sep, status = sources.pop(key).rpartition(_STATUS)
+            if sep and status.strip() not in _NOT_FOUND:
+                sources[key] = body + stdin if name == piped else body
+    return {k: v for k, v in sources.items() if v or k.startswith("cmd:")}, complete
+
+
+def _plain_sections(output: str, pos: int, end_at: int, names: list[str]) -> dict[str, str] | None:
+    """The common answer, split in one pass: ``None`` unless it arrived whole with every listed file's
+    header, in order, and ``==> `` nowhere else (no file's text holds anything like a header). Then
+    head's headers are the only ones, and :func:`_guarded_sections` would find the same sections."""
+    if end_at < 0 or not output.startswith("==> ", pos) or output.count("==> ", pos, end_at) != len(names):
+        return None
+    parts = [part.partition(" <==\n") for part in output[pos + 4 : end_at].split("\n==> ")]
+    # a name holds no newline, so the first " <==\n" of a part ends its header
+    if [name for name, _, _ in parts] != names or not all(sep for _, sep, _ in parts):
+        return None
+    return dict(zip(names, [text for _, _, text in parts], strict=True))
+
+
+def _guarded_sections(output: str, pos: int, end_at: int, names: list[str]) -> tuple[dict[str, str], bool]:
+    """The sections of an answer that may hold copies of headers, or lack some (a file vanished, the
+    answer was cut): each header found from the end backwards (:func:`split_sources`)."""
+    headers = [f"==> {name} <==\n" for name in names]
     limit = end_at + 1 if end_at >= 0 else len(output) + 1  # one past the last text's framing newline
     found: list[tuple[int, int, int]] = []  # (index in names, header start, text end), last file first
     for index in range(len(names) - 1, -1, -1):
@@ -330,15 +360,7 @@ def split_sources(output: str, commands: Sequence[str], piped: str | None = None
             suspect.update((index, found[place + 1][0]))
     for index in suspect:
         sources.pop(names[index], None)
-    sources.pop("/dev/null", None)
-    stdin = sources.pop(STDIN, "")
-    for name in commands:
-        key = f"cmd:{name}"
-        if key in sources:
-            body, sep, status = sources.pop(key).rpartition(_STATUS)
-            if sep and status.strip() not in _NOT_FOUND:
-                sources[key] = body + stdin if name == piped else body
-    return {k: v for k, v in sources.items() if v or k.startswith("cmd:")}, complete
+    return sources, complete
 
 
 def frame(sources: Mapping[str, str], commands: Sequence[str] = (), piped: str | None = None) -> str:

@@ -14,6 +14,7 @@ import gevent
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from optilab.exporter import command
 from optilab.exporter.collectors import by_name, default_enabled, make_plan, textfile
 from optilab.exporter.collectors.base import Collector
 from optilab.exporter.command import build_script, frame, split_sources
@@ -157,6 +158,31 @@ def test_piped_parts_are_checked():
         build_script([with_piped("x", (("mounts", "true"),)), with_piped("y", (("mounts", "false"),))])
     shared = build_script([with_piped("x", (("mounts", "true"),)), with_piped("y", (("mounts", "true"),))])
     assert shared.count(": optilab-piped mounts") == 1  # filesystem and lab share stat -f
+
+
+def test_the_one_pass_split_finds_what_the_guarded_split_finds(monkeypatch):
+    """An answer with every header and no ``==> `` in any text is split in one pass; any other answer
+    takes the guarded path. Both must agree wherever the one pass answers: on this machine's real
+    answer to the default script, and on framed answers with empty texts, a text without a final
+    newline, a name that ends in `` <==``, a vanished file, a cut answer and copied headers."""
+    plan = make_plan()
+    real = run(plan.script)
+    base = {"/a": "one\n", "/b": "two\n", "/c <==": "x <==\nno newline", "cmd:date": "1\n", "cmd:m": "own\n"}
+    framed = frame({**base, "/empty": ""}, ["date", "m"], "m")  # an empty file is left out
+    vanished = framed.replace("\n==> /b <==\ntwo\n", "", 1)  # listed, then gone before head opened it
+    forged = frame({**base, "/a": "one ==> /b <==\n"}, ["date", "m"], "m")
+    answers = [(real, plan.commands, plan.piped), (framed, ["date", "m"], "m"), (vanished, ["date", "m"], "m")]
+    answers += [
+        (framed[:-9], ["date", "m"], "m"),
+        (forged, ["date", "m"], "m"),
+        (frame(base, ["date", "m"]), ["date", "m"], None),
+    ]
+    one_pass = [split_sources(*answer) for answer in answers]
+    monkeypatch.setattr(command, "_plain_sections", lambda *args: None)
+    assert one_pass == [split_sources(*answer) for answer in answers]
+    assert one_pass[0][1] and len(one_pass[0][0]) > 50 and one_pass[1] == (base, True)
+    assert one_pass[2] == ({key: text for key, text in base.items() if key != "/b"}, True)
+    assert not one_pass[3][1] and "/a" not in one_pass[4][0] and one_pass[4][0]["/c <=="] == base["/c <=="]
 
 
 def test_paths_and_command_names_are_checked_constants():
