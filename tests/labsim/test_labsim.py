@@ -343,3 +343,29 @@ def test_labsim_reads_back_every_path_and_command_of_the_default_script():
     assert request is not None
     assert sorted(request[0]) == sorted(DEFAULT_PATHS) and tuple(request[1]) == DEFAULT_COMMANDS
     assert request[2] == "statfs"  # stat -f is head's stdin
+
+
+def test_history_probes_only_the_collectors_behind_the_stored_series():
+    """The history replay runs a plan of the stored series' collectors only; through a day's morning,
+    with logins, it stores the very series that the whole default plan gives."""
+    import dataclasses
+
+    from optilab.labsim.history import STORED, Replayer
+
+    def day(replayer: Replayer) -> list[list[tuple[tuple[tuple[str, str], ...], float]]]:
+        states = [HostState.boot(profile, 1_796_000_000.0) for profile in make_profiles(6, 3)]
+        seen = []
+        for step in range(8):  # 06:00 to 07:10 of a simulated weekday, ten minutes apart
+            now = 1_796_016_000.0 + 600 * step
+            for state in states:
+                state.advance(now)
+                seen.append(
+                    sorted((tuple(sorted(labels.items())), value) for labels, value in replayer.series(state, now))
+                )
+        return seen
+
+    whole = Replayer()
+    whole.prober.plans = lambda entry: dataclasses.replace(make_plan(), slow=None)
+    expected, got = day(whole), day(Replayer())
+    assert got == expected
+    assert {dict(labels)["__name__"] for probe in got for labels, _ in probe} == set(STORED)
