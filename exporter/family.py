@@ -107,16 +107,6 @@ def _header(name: str, kind: str, help_text: str) -> str:
     return f"# HELP {name} {escape_help(help_text)}\n# TYPE {name} {kind}\n"
 
 
-class _Merged:
-    """All sample lines of one exposed name across the families (hosts) that carry it."""
-
-    __slots__ = ("header", "lines")
-
-    def __init__(self, family: Family) -> None:
-        self.header = _header(family.name, family.type, family.help)
-        self.lines: list[str] = []
-
-
 def _needs_escape(text: str) -> bool:
     return "\\" in text or '"' in text or "\n" in text
 
@@ -204,7 +194,8 @@ class Exposition:
     """
 
     def __init__(self, reuse: bool = False) -> None:
-        self._merged: dict[str, _Merged] = {}
+        #: exposed name -> [its HELP and TYPE lines, then its sample lines from every family that has it]
+        self._merged: dict[str, list[str]] = {}
         self._reuse = reuse
         self.reused = self.rendered = 0  # families, by how their text was made (with ``reuse``)
 
@@ -221,16 +212,14 @@ class Exposition:
             samples = family.samples
             if not samples:
                 continue
-            entry = merged.get(family.name)
-            if entry is None:
-                entry = merged[family.name] = _Merged(family)
+            lines = merged.get(family.name)
+            if lines is None:
+                lines = merged[family.name] = [_header(family.name, family.type, family.help)]
             if not family.labels and len(samples) == 1:  # most families: one label-less sample
                 value = samples[0][1]
-                entry.lines.append(
-                    family.name + braces + (repr(value) if -1e6 < value < 1e6 else format_value(value)) + "\n"
-                )
+                lines.append(family.name + braces + (repr(value) if -1e6 < value < 1e6 else format_value(value)) + "\n")
                 continue
-            entry.lines.append(_sample_text(family, escaped, suffix, names))
+            lines.append(_sample_text(family, escaped, suffix, names))
 
     def _add_reusing(
         self, families: Iterable[Family], extra: tuple[tuple[str, str], ...], suffix: str, names: frozenset[str]
@@ -243,22 +232,22 @@ class Exposition:
             if not samples:
                 continue
             name = family.name
-            entry = merged.get(name)
-            if entry is None:
-                entry = merged[name] = _Merged(family)
+            lines = merged.get(name)
+            if lines is None:
+                lines = merged[name] = [_header(name, family.type, family.help)]
             if not family.labels and len(samples) == 1:  # one label-less sample: as cheap as its kept text
                 value = samples[0][1]
-                entry.lines.append(name + braces + (repr(value) if -1e6 < value < 1e6 else format_value(value)) + "\n")
+                lines.append(name + braces + (repr(value) if -1e6 < value < 1e6 else format_value(value)) + "\n")
                 rendered += 1
                 continue
             done = family.rendered
             if done is not None and done[0] == suffix and done[1] == len(samples):
                 reused += 1
-                entry.lines.append(done[2])
+                lines.append(done[2])
                 continue
             text = _sample_text(family, extra, suffix, names)
             family.rendered = (suffix, len(samples), text)
-            entry.lines.append(text)
+            lines.append(text)
             rendered += 1
         self.reused += reused
         self.rendered += rendered
@@ -272,22 +261,23 @@ class Exposition:
         piece: a fan-out's answer (~15 MB for 254 hosts) is then never copied into one ``bytes`` as
         well. Families of the same name are merged in first-seen order; the first family's HELP and
         TYPE win (the text format allows each name once). Families without samples are left out.
-        Encoded name by name, each name's lines let go once encoded, so the answer never exists as
-        lines and bytes at once. An exposition renders once (it is empty afterwards)."""
+        A piece is encoded once it holds ``size`` characters of lines, and each name's lines are let go
+        as they join a piece, so the answer never exists whole as lines and bytes at once (one
+        encoding per piece, not per name: a single probe has ~240 names). An exposition renders once
+        (it is empty afterwards)."""
         chunks: list[bytes] = []
-        pending: list[bytes] = []
+        pending: list[str] = []
         held = 0
-        for entry in self._merged.values():
-            piece = (entry.header + "".join(entry.lines)).encode("utf-8")
-            entry.lines = []
-            pending.append(piece)
-            held += len(piece)
+        merged = self._merged
+        for name in list(merged):
+            lines = merged.pop(name)
+            pending += lines
+            held += sum(map(len, lines))  # characters: bytes for the ASCII of nearly every answer
             if held >= size:
-                chunks.append(b"".join(pending))
+                chunks.append("".join(pending).encode("utf-8"))
                 pending, held = [], 0
         if pending:
-            chunks.append(b"".join(pending))
-        self._merged.clear()
+            chunks.append("".join(pending).encode("utf-8"))
         return chunks
 
 
