@@ -352,11 +352,13 @@ def test_history_probes_only_the_collectors_behind_the_stored_series():
 
     from optilab.labsim.history import STORED, Replayer
 
+    start = 1_795_600_800.0  # Wednesday 2026-11-25 10:00 UTC: the rooms are open and busy
+
     def day(replayer: Replayer) -> list[list[tuple[tuple[tuple[str, str], ...], float]]]:
-        states = [HostState.boot(profile, 1_796_000_000.0) for profile in make_profiles(6, 3)]
+        states = [HostState.boot(profile, start - 3600) for profile in make_profiles(6, 3)]
         seen = []
-        for step in range(8):  # 06:00 to 07:10 of a simulated weekday, ten minutes apart
-            now = 1_796_016_000.0 + 600 * step
+        for step in range(8):  # 10:00 to 11:10, ten minutes apart
+            now = start + 600 * step
             for state in states:
                 state.advance(now)
                 seen.append(
@@ -369,3 +371,5 @@ def test_history_probes_only_the_collectors_behind_the_stored_series():
     expected, got = day(whole), day(Replayer())
     assert got == expected
     assert {dict(labels)["__name__"] for probe in got for labels, _ in probe} == set(STORED)
+    occupied = {dict(labels)["state"] for probe in got for labels, value in probe if "state" in dict(labels) and value}
+    assert {"free", "in_use"} <= occupied  # seats were taken: the seat sources were read, not just present
