@@ -9,7 +9,8 @@ calls, median of ``--rounds`` rounds taken in turns:
 * ``whole``: the default plan's script (``exporter.command.BATCH_SCRIPT``);
 * ``paths``: its start up to the list of readable files (globs, glob groups, the builtin ``[ -r ]``
   loop that keeps what exists, the printed list) without ``head``;
-* ``head``: the same plus ``head`` over those files;
+* ``head``: the same plus ``head`` over those files; ``head with its piped stat -f``: as the script runs
+  it, ``stat -f`` over the kept mount points as head's stdin;
 * ``cmd:<name>``: one command section alone (header, command, status line);
 * ``true``: the call's own cost (one fork for ``$(...)``);
 * ``whole + slow-tier stand-in``: a pair of calls, the script and then another script with a listing
@@ -46,7 +47,7 @@ from bench.common import report  # noqa: E402
 from optilab.exporter.collectors import by_name  # noqa: E402
 from optilab.exporter.collectors.base import Collector  # noqa: E402
 from optilab.exporter.collectors.diskstats import UDEV  # noqa: E402
-from optilab.exporter.command import BATCH_SCRIPT, build_script, script_listings  # noqa: E402
+from optilab.exporter.command import BATCH_SCRIPT, PIPED, build_script, script_listings  # noqa: E402
 from optilab.exporter.shellsession import SLOTS, Definitions, setup_line, split_answer  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -103,9 +104,16 @@ def shell_ms(script: str, calls: int, other: str | None = None, slots: int = SLO
 
 def pieces(script: str) -> dict[str, str]:
     """The script cut at its own section lines (exporter.command.build_script's layout)."""
-    head_at = script.index("\nhead -v ")
+    head_at = script.index("\n" + PIPED)  # the piped block: { stat -f ...; } | head -v ... /dev/null -
     first_command = script.index("\nprintf '\\n==> cmd:")
-    out = {"true": "true", "paths": script[: head_at + 1], "head": script[: first_command + 1]}
+    block = script[head_at + 1 : first_command + 1]
+    alone = block[block.index("| head -v ") + 2 :].replace(" /dev/null - ", " /dev/null ")  # head without stdin
+    out = {
+        "true": "true",
+        "paths": script[: head_at + 1],
+        "head": script[: head_at + 1] + alone,
+        "head with its piped stat -f": script[: first_command + 1],
+    }
     sections = script[first_command + 1 :].split("printf '\\n==> cmd:")[1:]
     listings = script_listings(by_name().values())
     for section in sections:
