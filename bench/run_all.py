@@ -27,7 +27,8 @@ OWN = [
     ("fanout", ["--real"], ["--real", "--hosts", "64", "--rounds", "3", "--cold", "1"]),
     ("target_cost", [], ["--scrapes", "10"]),
 ]
-NOT_BENCHMARKS = {"__init__", "__main__", "common", "sshfloor", "run_all"}
+#: helpers other benchmarks import (no ``__main__`` of their own: run alone they measure nothing)
+NOT_BENCHMARKS = {"__init__", "__main__", "bridge_prometheus", "common", "lab_series", "sshfloor", "run_all"}
 
 
 def plan(quick: bool, only: set[str] | None) -> list[tuple[str, list[str]]]:

@@ -1,11 +1,14 @@
-"""bench/script_pieces.py cuts the collection script at its own section lines: when the script's layout
-changes (as when ``stat -f`` became head's piped stdin), the cut must follow it or the benchmark stops
-running. Each piece runs here in a real ``sh`` and reads this machine's files."""
+"""What keeps ``make bench`` running: it runs only modules that are benchmarks, and
+bench/script_pieces.py cuts the collection script at its own section lines, so when the script's
+layout changes (as when ``stat -f`` became head's piped stdin) the cut must follow it or the benchmark
+stops running. Each piece runs here in a real ``sh`` and reads this machine's files."""
 
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
+from bench.run_all import plan
 from bench.script_pieces import pieces
 from optilab.exporter.command import BATCH_SCRIPT, STDIN
 
@@ -34,3 +37,10 @@ def test_head_alone_reads_the_files_and_the_piped_piece_adds_stat_f() -> None:
     assert f"==> {STDIN} <==" in piped
     statfs = piped.split(f"==> {STDIN} <==", 1)[1]
     assert any(line.endswith(" /") for line in statfs.splitlines())  # stat -f of the root mount, at least
+
+
+def test_make_bench_runs_every_benchmark_and_no_helper() -> None:
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    runnable = {path.stem for path in bench.glob("*.py") if 'if __name__ == "__main__":' in path.read_text()}
+    planned = {module for module, _ in plan(quick=False, only=None)}
+    assert planned == runnable - {"run_all"}
