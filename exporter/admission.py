@@ -84,13 +84,16 @@ class Flights:
         self._answers: dict[Hashable, _Flight] = {}
         self.shared: Counter[str] = Counter()  # joins by kind: host, answer
 
-    def probe(self, prober: Prober, entry: HostEntry, deadline: float, started: float) -> ProbeResult:
-        """``prober.probe(entry, deadline)``, shared with concurrent probes of the same host — a
-        fan-out's and a single target's alike: the families carry no request labels (a fan-out's
-        ``instance`` and ``department`` are added when they are rendered).
+    def probe(
+        self, prober: Prober, entry: HostEntry, deadline: float, started: float, collect: frozenset[str] | None = None
+    ) -> ProbeResult:
+        """``prober.probe(entry, deadline, collect)``, shared with concurrent probes of the same host
+        and the same ``collect[]`` filter — a fan-out's and a single target's alike: the families
+        carry no request labels (a fan-out's ``instance`` and ``department`` are added when they are
+        rendered).
 
         ``started``: when the request began (its queueing before this call is the exporter's time)."""
-        key = str(entry.target)
+        key = str(entry.target) if collect is None else f"{entry.target} collect[]={','.join(sorted(collect))}"
         running = self._hosts.get(key)
         if running is not None:
             return self._join(running, prober, entry, deadline)
@@ -101,7 +104,7 @@ class Flights:
                 result = failed_probe(prober, entry, "overload")
             else:
                 with probe_window(started):
-                    result = prober.probe(entry, deadline)
+                    result = prober.probe(entry, deadline, collect)
         except Exception:  # one host's failure costs that host's series only
             log.exception("probe of %s failed inside the exporter", key)
             result = failed_probe(prober, entry, "internal")

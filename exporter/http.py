@@ -33,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import Metric
 
 from optilab.exporter.admission import Admission, Flights
+from optilab.exporter.collectors import Plan, by_name
 from optilab.exporter.config import Config, HostEntry
 from optilab.exporter.family import Exposition
 from optilab.exporter.probe import Prober
@@ -49,6 +50,8 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 SCRAPE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: node_exporter's --web.max-requests default: /probe requests in flight before new ones get 503
 DEFAULT_MAX_REQUESTS = 40
+#: node_exporter's query parameter that limits a scrape to some collectors (given once per name)
+COLLECT = "collect[]"
 
 
 class Runtime(Protocol):
@@ -70,7 +73,7 @@ class ProbeFailedError(Exception):
     """A single-target probe failed and the request asked for ``fail_status=5xx`` (answered 503)."""
 
 
-PROBE_PARAMS = ("target", "department", "all", "fail_status")
+PROBE_PARAMS = ("target", "department", "all", "fail_status", COLLECT)
 PROBE_USAGE = (
     "give target=HOST[:PORT] (one machine, what Prometheus scrapes), department=NAME, "
     "or all=1 (every machine of the lab: one SSH command per machine)"
@@ -93,9 +96,9 @@ def probe_params(query: str) -> dict[str, str]:
             f"unknown parameter {', '.join(map(repr, unknown))} (known: {', '.join(PROBE_PARAMS)}); " + PROBE_USAGE
         )
     for name, values in raw.items():
-        if len(values) > 1:
+        if len(values) > 1 and name != COLLECT:
             raise BadRequestError(f"give '{name}' once")
-    params = {name: values[0] for name, values in raw.items()}
+    params = {name: values[0] for name, values in raw.items() if name != COLLECT}
     if "all" in params and params["all"].lower() not in ("1", "true"):
         raise BadRequestError(f"all={params['all']!r}: use all=1 to probe every machine, or leave it out")
     chosen = [name for name in ("target", "department", "all") if name in params]
@@ -112,6 +115,32 @@ def probe_params(query: str) -> dict[str, str]:
     if fail_status is not None and "target" not in params:
         raise BadRequestError("fail_status applies to target= probes only (a fan-out answers for many machines)")
     return params
+
+
+def collect_filter(query: str) -> frozenset[str] | None:
+    """The ``collect[]`` values of a /probe query (node_exporter's filter: only these collectors), or
+    None without any. Each must name a collector the exporter knows (a 400 otherwise, as
+    node_exporter's "missing collector")."""
+    names = parse_qs(query, keep_blank_values=True).get(COLLECT)
+    if names is None:
+        return None
+    known = by_name()
+    for name in names:
+        if name not in known:
+            raise BadRequestError(f"unknown collector {name!r} in collect[] (known: {', '.join(sorted(known))})")
+    return frozenset(names)
+
+
+def check_enabled(collect: frozenset[str], plan: Plan, department: str) -> None:
+    """A 400 for a ``collect[]`` name that ``department``'s plan does not run (node_exporter's
+    "disabled collector"): a filter chooses among the enabled collectors, it enables none."""
+    enabled = set(plan.names) | set(plan.slow.names if plan.slow is not None else ())
+    disabled = sorted(collect - enabled)
+    if disabled:
+        raise BadRequestError(
+            f"collect[]: {', '.join(map(repr, disabled))} not enabled for department {department!r} "
+            "(enable it in the inventory's collectors:)"
+        )
 
 
 class _SelfMetrics:
@@ -186,12 +215,16 @@ class ExporterApp:
 
     def probe(self, environ: dict[str, Any]) -> tuple[str, Body]:
         self.runtime.maybe_reload()
-        params = probe_params(environ.get("QUERY_STRING", ""))
+        query = environ.get("QUERY_STRING", "")
+        params, collect = probe_params(query), collect_filter(query)
         started = self._clock()
         deadline = self._deadline(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"))
         if "target" in params:
+            entry = self._allowed(params["target"])
+            if collect is not None:
+                check_enabled(collect, self.runtime.prober.plans(entry), entry.department)
             return CONTENT_TYPE_LATEST, self._probe_one(
-                self._allowed(params["target"]), started, deadline, fail=params.get("fail_status") == "5xx"
+                entry, started, deadline, fail=params.get("fail_status") == "5xx", collect=collect
             )
         inventory = self.runtime.config.inventory
         if "department" in params:
@@ -203,8 +236,8 @@ class ExporterApp:
                 )
         else:
             entries, kind = list(inventory.hosts.values()), "all"
-        key = (kind, params.get("department"), id(inventory))
-        body = self.flights.answer(key, deadline, lambda: self._probe_many(entries, started, deadline))
+        key = (kind, params.get("department"), id(inventory), collect)
+        body = self.flights.answer(key, deadline, lambda: self._probe_many(entries, started, deadline, collect))
         self.scrape_seconds.labels(kind).observe(self._clock() - started)
         return CONTENT_TYPE_LATEST, body
 
@@ -238,6 +271,7 @@ class ExporterApp:
             "for up=0 on a dead machine)</li>"
             "<li>/probe?department=NAME — one department (fan-out, below)</li>"
             "<li>/probe?all=1 — every machine of the lab (not linked: one SSH command per machine)</li>"
+            "<li>add collect[]=NAME (repeatable) — only those collectors, as node_exporter</li>"
             '<li><a href="/-/healthy">/-/healthy</a>, <a href="/-/ready">/-/ready</a>, '
             "POST /-/reload — lifecycle, as in Prometheus</li>"
             f"</ul><h2>Departments</h2><ul>{departments}</ul></body></html>"
@@ -269,12 +303,20 @@ class ExporterApp:
             budget = min(budget, max(scrape_timeout - settings.offset, scrape_timeout / 2))
         return self._clock() + max(0.0, budget)
 
-    def _probe_one(self, entry: HostEntry, started: float, deadline: float, fail: bool = False) -> bytes:
+    def _probe_one(
+        self,
+        entry: HostEntry,
+        started: float,
+        deadline: float,
+        fail: bool = False,
+        collect: frozenset[str] | None = None,
+    ) -> bytes:
         """One host, shared with concurrent probes of it; collection stops in time to render by
         ``deadline`` (the answer's deadline). ``fail``: a failed probe raises :class:`ProbeFailedError`
-        (``fail_status=5xx``, so that Prometheus records ``up == 0``)."""
+        (``fail_status=5xx``, so that Prometheus records ``up == 0``). ``collect``: only those
+        collectors (``collect[]``)."""
         collect_by = deadline - self.render_one.reserve(1, deadline - started)
-        result = self.flights.probe(self.runtime.prober, entry, collect_by, started)
+        result = self.flights.probe(self.runtime.prober, entry, collect_by, started, collect)
         self.probes.labels(result.reason or "success").inc()
         if fail and result.reason is not None:
             self.scrape_seconds.labels("target").observe(self._clock() - started)
@@ -287,16 +329,20 @@ class ExporterApp:
         self.scrape_seconds.labels("target").observe(self._clock() - started)
         return body
 
-    def _probe_many(self, entries: list[HostEntry], started: float, deadline: float) -> tuple[bytes, ...]:
+    def _probe_many(
+        self, entries: list[HostEntry], started: float, deadline: float, collect: frozenset[str] | None = None
+    ) -> tuple[bytes, ...]:
         """Probe every entry concurrently (bounded); each host's series get instance + department at
         render time. A host's failure, whatever it is, costs that host's series only
         (``Flights.probe``). Each answer becomes text as soon as it is in (in inventory order), so its
-        families die young."""
+        families die young. ``collect``: only those collectors, of those each host's department runs."""
         collect_by = deadline - self.render_many.reserve(len(entries), deadline - started)
         workers = gevent.pool.Pool(self.runtime.config.probe.concurrency)
         prober, flights = self.runtime.prober, self.flights
         exposition = Exposition(reuse=True)  # families served from the collector cache keep their text
-        results = workers.imap(lambda entry: (entry, flights.probe(prober, entry, collect_by, started)), entries)
+        results = workers.imap(
+            lambda entry: (entry, flights.probe(prober, entry, collect_by, started, collect)), entries
+        )
         for entry, result in results:
             self.probes.labels(result.reason or "success").inc()
             exposition.add(result.families, {"instance": str(entry.target), "department": entry.department})

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from optilab.exporter.collectcache import CollectCache
-from optilab.exporter.collectors import Plan, make_plan, seats
+from optilab.exporter.collectors import Plan, make_plan, restrict, seats
 from optilab.exporter.collectors.lab import NAME as LAB
 from optilab.exporter.config import HostEntry
 from optilab.exporter.family import Family
@@ -93,16 +93,24 @@ class Prober:
         self.slow_interval = slow_interval
         self.slow = SlowTier(runner, interval=slow_interval, clock=clock)  # col-sys: cache, background refresh
 
-    def probe(self, entry: HostEntry, deadline: float) -> ProbeResult:
-        """Probe ``entry`` now, or answer from its health state while it waits out a backoff."""
+    def probe(self, entry: HostEntry, deadline: float, collect: frozenset[str] | None = None) -> ProbeResult:
+        """Probe ``entry`` now, or answer from its health state while it waits out a backoff.
+
+        ``collect``: only these collectors (``/probe?collect[]=``, names the caller has checked); the
+        target then runs a script that reads only what they read. Seat families come only with the
+        ``seats`` collector, and a probe without ``/proc/stat`` leaves the host's CPU baseline alone,
+        so a filtered job beside the full one does not disturb it."""
         key = str(entry.target)
         started = self._clock()
+        seated = collect is None or seats.NAME in collect
         if not self.health.may_dial(key):
             labels = self.labels(entry)
             state = self.health.get(key).state
-            families = probe_families(labels, False, 0.0, state, "backoff") + _seats(entry, None, False, labels)
+            families = probe_families(labels, False, 0.0, state, "backoff")
+            if seated:
+                families += _seats(entry, None, False, labels)
             return ProbeResult(families, False, "backoff", state, 0.0, labels)
-        plan = self.plans(entry)
+        plan = self.plans(entry) if collect is None else restrict(self.plans(entry), collect)
         try:
             output = self.runner.run(entry.target, self.script or plan.script, deadline)
         except SshError as exc:
@@ -117,7 +125,8 @@ class Prober:
             self._nodenames[key] = nodename
         labels = self.labels(entry)
         families, results, lab = self._collect(key, plan, sources)
-        if not any(family.samples for family in families if family.name not in _NOT_EVIDENCE):
+        # a filter may choose collectors that have nothing on this host (no md, no bonds): no evidence
+        if collect is None and not any(family.samples for family in families if family.name not in _NOT_EVIDENCE):
             log.info("probe %s: no collector could use the answer: not a Linux shell?", key)
             return self._failed(entry, "parse", started)
         if plan.slow is not None:
@@ -137,14 +146,15 @@ class Prober:
         if plan.slow is not None:
             families += ages
         families += lab_families(lab, cpu, labels)
-        families += _seats(entry, seats.reading(sources), True, labels)
+        if seated:
+            families += _seats(entry, seats.reading(sources), True, labels)
         transition = self.health.record_success(key)
         duration = self._clock() - started
         families += probe_families(labels, True, duration, "healthy", None, dropped)
         families += session_families(self.runner, entry.target)
         if stat is not None:
             self._previous[key] = stat
-        else:
+        elif "/proc/stat" in sources or collect is None:  # unreadable, or not a Linux answer
             self._previous.pop(key, None)
         self._announce(transition, labels)
         return ProbeResult(families, True, None, "healthy", duration, labels)

@@ -15,8 +15,9 @@ The protocol, all of it constant text apart from the nonce:
   call runs in a subshell: the shell parses them once, and the command cannot change the session's
   state (``cd``, variables); an ``exit`` in it ends only that subshell, and its answer, left without
   a status, is refused as a protocol error. A session holds :data:`SLOTS` commands at once, each in
-  functions of its own (:class:`Definitions`): the collection script and the slow tier's, so a
-  slow-tier refresh leaves the collection script defined, its list and its count as they were. A
+  functions of its own (:class:`Definitions`): the collection script, the slow tier's and a
+  ``collect[]`` job's, so a slow-tier refresh leaves the collection script defined, its list and its
+  count as they were. A
   collection script's part above its :data:`~exporter.command.LIST_END` line (which files exist and
   are readable) becomes the slot's :data:`LIST_FUNCTION`, run once every :data:`LIST_CALLS` calls
   (and after each new listing part), its list kept in the slot's :data:`LIST_VARIABLE`; the part
@@ -60,10 +61,12 @@ SHELL_COMMAND = "exec /bin/sh 2>/dev/null"
 NONCE_VARIABLE = "optilab_n"
 #: Commands a session keeps defined at once, each in functions and variables of its own (slot ``i``:
 #: ``optilab_answer<i>``, ``optilab_list<i>``, its list in ``optilab_l<i>``, its count in
-#: ``optilab_k<i>``): the collection script and the slow tier's script. With one slot, each slow-tier
+#: ``optilab_k<i>``): the collection script, the slow tier's script, and the script of a second
+#: Prometheus job that scrapes the host with a ``collect[]`` filter. With one slot, each slow-tier
 #: refresh made the next scrape re-send and re-parse the 15 KB collection script and list its files
-#: again. A third command takes the slot used least recently.
-SLOTS = 2
+#: again; with two, a filtered job beside the full one did the same at every scrape. A slot is
+#: defined only when a command first needs it; a fourth command takes the slot used least recently.
+SLOTS = 3
 FUNCTION = "optilab_answer"
 #: The function that lists a collection script's readable files, and the variable that keeps its list.
 LIST_FUNCTION = "optilab_list"

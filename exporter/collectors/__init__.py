@@ -8,6 +8,7 @@ their options, and the one constant script they need (built once per distinct se
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -187,4 +188,42 @@ def _plan(names: tuple[str, ...] | None, options: tuple[tuple[str, tuple[tuple[s
     return _tier([pair for pair in pairs if pair[0].tier == "fast"], _tier(slow) if slow else None)
 
 
-__all__ = ["COLLECTORS", "Collector", "CollectorOptions", "Plan", "Sources", "by_name", "default_enabled", "make_plan"]
+#: restricted plans: (id of the plan, filter) -> (the plan itself, so its id stays its own, restricted)
+_RESTRICTED: dict[tuple[int, frozenset[str]], tuple[Plan, Plan]] = {}
+RESTRICTED_KEPT = 64
+
+
+def restrict(plan: Plan, names: frozenset[str]) -> Plan:
+    """``plan`` with only the collectors named in ``names`` (a ``/probe?collect[]=`` filter, as
+    node_exporter's): the fast tier gets a script of its own that reads only what they read (the
+    target pays for nothing else); the slow tier keeps its whole script, so its sources, cached per
+    host (exporter/slowtier.py), stay the same for every filter and for none, and only its chosen
+    collectors run on them. Built once per plan and filter; the last :data:`RESTRICTED_KEPT` are
+    kept (a plan holds options that do not hash, so this is not an ``lru_cache``)."""
+    key = (id(plan), names)
+    kept = _RESTRICTED.get(key)
+    if kept is not None and kept[0] is plan:
+        return kept[1]
+    fast = _tier([pair for pair in plan.collectors if pair[0].name in names])
+    slow = plan.slow
+    if slow is not None:
+        chosen = tuple(pair for pair in slow.collectors if pair[0].name in names)
+        slow = dataclasses.replace(slow, collectors=chosen) if chosen else None
+    restricted = dataclasses.replace(fast, slow=slow)
+    while len(_RESTRICTED) >= RESTRICTED_KEPT:
+        del _RESTRICTED[next(iter(_RESTRICTED))]
+    _RESTRICTED[key] = (plan, restricted)
+    return restricted
+
+
+__all__ = [
+    "COLLECTORS",
+    "Collector",
+    "CollectorOptions",
+    "Plan",
+    "Sources",
+    "by_name",
+    "default_enabled",
+    "make_plan",
+    "restrict",
+]

@@ -63,6 +63,23 @@ def test_concurrent_probes_of_one_host_share_one_collection_and_count_once() -> 
     assert (health.failures, health.state) == (1, "degraded")  # six separate failures would be "dead"
 
 
+def test_probes_of_one_host_share_a_collection_only_with_the_same_collect_filter() -> None:
+    """A full job and a ``collect[]`` job scraping one host at once each get their own answer (the
+    other's would lack series or carry extra ones); two of the same filter share one."""
+    runner = SlowRunner(0.05)
+    prober, flights = prober_with(runner), Flights()
+    now = time.monotonic()
+    uname = frozenset({"uname"})
+    jobs = [gevent.spawn(flights.probe, prober, ENTRY, now + 5, now, collect) for collect in (None, uname, uname)]
+    gevent.joinall(jobs, timeout=5)
+    assert runner.calls == 2 and flights.shared["host"] == 1
+    collectors = [
+        {s[0][0] for f in job.value.families if f.name == "node_scrape_collector_success" for s in f.samples}
+        for job in jobs
+    ]
+    assert collectors[1] == collectors[2] == {"uname"} and len(collectors[0]) == len(FAST.collectors)
+
+
 def test_a_joiner_whose_deadline_comes_first_answers_without_counting() -> None:
     runner = SlowRunner(0.3, reason="timeout")
     prober, flights = prober_with(runner), Flights()

@@ -12,10 +12,14 @@ import gevent
 import pytest
 from werkzeug.test import Client
 
-from optilab.exporter.config import parse_config
+from optilab.exporter.collectors import restrict
+from optilab.exporter.command import frame
+from optilab.exporter.config import HealthSettings, HostEntry, parse_config
+from optilab.exporter.health import HealthBook
 from optilab.exporter.http import ExporterApp
+from optilab.exporter.probe import Prober
 from optilab.exporter.targets import Target
-from tests.support.fake_runtime import INVENTORY, FakeRunner, FakeRuntime, samples
+from tests.support.fake_runtime import FAST, INVENTORY, FakeRunner, FakeRuntime, samples
 
 
 @pytest.fixture
@@ -39,7 +43,14 @@ def client(runtime: FakeRuntime) -> Client:
         ("department=physics&all=1", "not department and all"),
         ("", "no target: give target=HOST[:PORT]"),
         ("module=ssh&target=127.0.1.1", "OptiLab has no probe modules"),
-        ("target=127.0.1.1&tagret=x", "unknown parameter 'tagret' (known: target, department, all, fail_status)"),
+        (
+            "target=127.0.1.1&tagret=x",
+            "unknown parameter 'tagret' (known: target, department, all, fail_status, collect[])",
+        ),
+        ("target=127.0.1.1&collect[]=uname&collect[]=nosuch", "unknown collector 'nosuch' in collect[] (known: arp,"),
+        ("target=127.0.1.1&collect[]=", "unknown collector '' in collect[]"),
+        ("department=physics&collect[]=cpu_freq", "unknown collector 'cpu_freq'"),
+        ("target=127.0.1.1&collect[]=interrupts", "collect[]: 'interrupts' not enabled for department 'physics'"),
         ("all=0", "use all=1 to probe every machine"),
         ("all=1&fail_status=5xx", "fail_status applies to target= probes only"),
         ("target=127.0.1.1&fail_status=500", "fail_status='500': use 5xx"),
@@ -213,3 +224,75 @@ def test_fan_out_runs_hosts_concurrently_but_bounded() -> None:
     text = Client(ExporterApp(runtime, clock=lambda: 100.0)).get("/probe?all=true").get_data(as_text=True)
     assert len(samples(text, "optilab_probe_success")) == 6
     assert SlowRunner.peak == 3
+
+
+def test_collect_filter_reads_and_serves_only_the_chosen_collectors(client: Client, runtime: FakeRuntime) -> None:
+    """node_exporter's ``collect[]``: the host runs a script that reads only the chosen collectors'
+    files, and the answer has their families plus the probe's own, no seats and no other collector."""
+    text = client.get("/probe?target=127.0.1.1&collect[]=uname&collect[]=uname").get_data(as_text=True)
+    filtered = runtime.runner.scripts[-1]
+    assert [labels for labels, _ in samples(text, "node_uname_info")] != []
+    assert samples(text, "node_scrape_collector_success") == [({"collector": "uname"}, 1.0)]
+    assert samples(text, "optilab_probe_success") == [({}, 1.0)]
+    assert samples(text, "optilab_seat_state") == []
+    assert "/proc/sys/kernel/ostype" in filtered and "/proc/meminfo" not in filtered and "who" not in filtered
+    text = client.get("/probe?target=127.0.1.1").get_data(as_text=True)
+    assert runtime.runner.scripts[-1] == FAST.script  # the unfiltered job's script is the department's own
+    assert len(samples(text, "node_scrape_collector_success")) == len(FAST.collectors)
+
+
+def test_a_filter_without_seats_gives_no_seat_state_for_a_host_in_backoff(client: Client) -> None:
+    """A host that refused is in backoff: the full job's answer says its seat is down, a job that
+    asked for other collectors says nothing about seats (the board counts seats from one job)."""
+    client.get("/probe?target=127.0.1.2")
+    filtered = client.get("/probe?target=127.0.1.2&collect[]=uname").get_data(as_text=True)
+    assert samples(filtered, "optilab_probe_error_info") == [({"reason": "backoff"}, 1.0)]
+    assert samples(filtered, "optilab_seat_state") == []
+    full = client.get("/probe?target=127.0.1.2").get_data(as_text=True)
+    assert [labels["state"] for labels, value in samples(full, "optilab_seat_state") if value == 1.0] != []
+    chosen = client.get("/probe?target=127.0.1.2&collect[]=seats").get_data(as_text=True)
+    assert samples(chosen, "optilab_seat_state") == samples(full, "optilab_seat_state")
+
+
+def test_a_department_fan_out_takes_the_filter_too(client: Client, runtime: FakeRuntime) -> None:
+    text = client.get("/probe?department=physics&collect[]=uname").get_data(as_text=True)
+    assert {labels["instance"] for labels, _ in samples(text, "node_uname_info")} == {"127.0.1.1:22"}  # .2 refuses
+    assert {labels["collector"] for labels, _ in samples(text, "node_scrape_collector_success")} == {"uname"}
+    assert all("/proc/meminfo" not in script for script in runtime.runner.scripts)
+
+
+STAT = "cpu  {busy} 0 100 {idle} 100 0 5 5 0 0\ncpu0 {busy} 0 100 {idle} 100 0 5 5 0 0\n"
+
+
+UNAME = restrict(FAST, frozenset({"uname"}))
+
+
+class StatRunner:
+    """A host whose /proc/stat moves 100 busy and 100 idle ticks per call; it answers the script it
+    is sent (the full plan's or the uname filter's) with the files that script reads."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def run(self, target: Target, command: str, deadline: float) -> str:
+        self.count += 1
+        plan = {FAST.script: FAST, UNAME.script: UNAME}[command]
+        stat = STAT.format(busy=100 * self.count, idle=700 + 100 * self.count)
+        files = {"/proc/stat": stat, "/proc/sys/kernel/ostype": "Linux\n", "/proc/sys/kernel/hostname": "pc\n"}
+        return frame({path: text for path, text in files.items() if path in command}, plan.commands, plan.piped)
+
+
+def test_a_filtered_probe_without_proc_stat_leaves_the_cpu_baseline_alone() -> None:
+    """A second Prometheus job with ``collect[]=uname`` between two full scrapes must not cost the
+    full job its ``system_cpu_usage`` (a delta against this host's previous /proc/stat)."""
+    prober = Prober(StatRunner(), HealthBook(HealthSettings(jitter=0)), plans=lambda entry: FAST)
+    entry = HostEntry(Target("127.0.1.1", 22), "physics", "pc-01")
+
+    def cpu(collect: frozenset[str] | None) -> list[float]:
+        result = prober.probe(entry, 1e12, collect)
+        assert result.success, result.reason
+        return [family.samples[0][1] for family in result.families if family.name == "system_cpu_usage"]
+
+    assert cpu(None) == []  # the first read: no delta yet
+    assert cpu(frozenset({"uname"})) == []
+    assert cpu(None) == [50.0]  # 100 of 200 ticks busy (user + system), against the first full read

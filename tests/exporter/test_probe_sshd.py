@@ -42,6 +42,28 @@ def test_values_agree_with_this_machines_proc(sshd: Sshd, exporter_factory: Call
     assert exporter.samples(path, "optilab_probe_success") == [({}, 1.0)]
 
 
+def test_collect_filter_serves_the_chosen_collectors_of_the_real_host(
+    sshd: Sshd, exporter_factory: Callable[..., Exporter]
+) -> None:
+    """``collect[]`` as a Prometheus job's ``params`` sends it: only those collectors' families (and
+    the probe's own), from the real host, beside an unfiltered job on the same pooled connection."""
+    exporter = exporter_factory(inventory(sshd))
+    target = f"/probe?target=127.0.0.1:{sshd.port}"
+    status, text = exporter.get(target + "&collect[]=meminfo&collect[]=loadavg")
+    assert status == 200, text
+    names = {family.name for family in text_string_to_metric_families(text) if family.samples}
+    assert {"node_memory_MemTotal_bytes", "node_load1", "node_scrape_collector_success"} <= names
+    foreign = sorted(n for n in names if n.startswith("node_") and not n.startswith(("node_memory_", "node_load")))
+    assert foreign == ["node_scrape_collector_duration_seconds", "node_scrape_collector_success"]
+    assert exporter.samples(target + "&collect[]=meminfo", "node_memory_MemTotal_bytes") == [
+        ({}, meminfo_total_bytes())
+    ]
+    assert exporter.samples(target, "node_uname_info") != []  # the unfiltered job still gets everything
+    status, text = exporter.get(target + "&collect[]=interrupts")
+    assert status == 400 and "not enabled" in text
+    assert exporter.metric("optilab_exporter_ssh_dials_total", result="success") == 1
+
+
 def test_one_handshake_serves_many_scrapes(sshd: Sshd, exporter_factory: Callable[..., Exporter]) -> None:
     exporter = exporter_factory(inventory(sshd))
     path = f"/probe?target=127.0.0.1:{sshd.port}"

@@ -28,6 +28,7 @@ from optilab.exporter.command import BATCH_SCRIPT, build_script, command_names, 
 from optilab.exporter.shellsession import (
     CALLS,
     LIST_CALLS,
+    SLOTS,
     Definitions,
     command_of,
     definition,
@@ -201,8 +202,13 @@ def test_the_request_is_constant_and_the_nonce_only_hex() -> None:
     assert held.request(slow) == definition(slow, None, 1)[0] + CALLS[1]  # the other slot
     assert held.request(BATCH_SCRIPT) == CALLS[0]  # still defined: not sent and parsed again
     assert held.request(slow) == CALLS[1]
-    assert held.request("uptime").endswith(CALLS[0])  # a third takes the slot used least recently
-    assert held.request(slow) == CALLS[1] and held.request(BATCH_SCRIPT).endswith(CALLS[0])
+    others = [f"echo {n}" for n in range(SLOTS - 2)]  # the slots left (a collect[] job's script)
+    assert [held.request(other) for other in others] == [
+        definition(o, None, 2 + n)[0] + CALLS[2 + n] for n, o in enumerate(others)
+    ]
+    assert held.request(BATCH_SCRIPT) == CALLS[0] and held.request(slow) == CALLS[1]  # all still defined
+    assert held.request("uptime").endswith(CALLS[2] if others else CALLS[0])  # one more takes the least recent
+    assert held.request(slow) == CALLS[1] and held.request(BATCH_SCRIPT) == CALLS[0]
     # the simulator's shell reads every definition back, with the listing part the slot holds
     plain, listed = definition("cat /proc/stat", None, 1)
     assert listed is None and command_of(plain, None, 1) == ("cat /proc/stat", None)

@@ -52,6 +52,7 @@ class FakeRunner:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, float]] = []
+        self.scripts: list[str] = []  # what each of ``calls`` asked the host to run
         self.slow_calls: list[str] = []  # the slow tier's background refreshes (exporter/slowtier.py)
 
     def run(self, target: Target, command: str, deadline: float) -> str:
@@ -59,6 +60,7 @@ class FakeRunner:
             self.slow_calls.append(str(target))
             return frame({}, make_plan().slow.commands)
         self.calls.append((str(target), deadline))
+        self.scripts.append(command)
         if target.host == "127.0.1.2":
             raise SshError("refused", "connection refused")
         if target.host == "127.0.3.1":  # session dropped mid-output: no end marker
