@@ -81,7 +81,8 @@ PROBE_USAGE = (
 
 
 def probe_params(query: str) -> dict[str, str]:
-    """The /probe parameters, each given once; exactly one of target, department, all=1. Like
+    """The /probe parameters, each given once (``collect[]`` apart: :func:`collect_filter` reads
+    it); exactly one of target, department, all=1. Like
     blackbox_exporter, no parameter and unknown parameters are 400s (``module`` included: one probe
     always collects everything). ``fail_status=5xx`` (target only) turns a failed probe into a 503."""
     raw = parse_qs(query, keep_blank_values=True)

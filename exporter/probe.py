@@ -115,11 +115,11 @@ class Prober:
             output = self.runner.run(entry.target, self.script or plan.script, deadline)
         except SshError as exc:
             log.info("probe %s failed: %s", key, exc)
-            return self._failed(entry, exc.reason, started)
+            return self._failed(entry, exc.reason, started, seated)
         sources, complete = plan.split(output)
         if not complete:  # cut short, or not our script's answer at all
             log.info("probe %s: answer cut short or unframed (%d bytes)", key, len(output))
-            return self._failed(entry, "protocol", started)
+            return self._failed(entry, "protocol", started, seated)
         nodename = sources.get("/proc/sys/kernel/hostname", "").strip()
         if nodename:
             self._nodenames[key] = nodename
@@ -128,7 +128,7 @@ class Prober:
         # a filter may choose collectors that have nothing on this host (no md, no bonds): no evidence
         if collect is None and not any(family.samples for family in families if family.name not in _NOT_EVIDENCE):
             log.info("probe %s: no collector could use the answer: not a Linux shell?", key)
-            return self._failed(entry, "parse", started)
+            return self._failed(entry, "parse", started, seated)
         if plan.slow is not None:
             slow, ages = self._slow_tier(entry, plan.slow, deadline)
             families += slow[0]
@@ -235,7 +235,7 @@ class Prober:
         self._capped &= targets
         self.health.forget_except(targets)
 
-    def _failed(self, entry: HostEntry, reason: str, started: float) -> ProbeResult:
+    def _failed(self, entry: HostEntry, reason: str, started: float, seated: bool = True) -> ProbeResult:
         key = str(entry.target)
         self._previous.pop(key, None)  # a gap (reboot?) must not become one giant CPU delta
         # a bastion failure is not this host's: it keeps its state (the bastion has its own, exporter/jump.py)
@@ -245,7 +245,8 @@ class Prober:
         duration = self._clock() - started
         self._announce(transition, labels)
         families = probe_families(labels, False, duration, state, reason)
-        families += _seats(entry, None, False, labels)
+        if seated:  # not for a collect[] filter without seats
+            families += _seats(entry, None, False, labels)
         families += session_families(self.runner, entry.target)
         return ProbeResult(families, False, reason, state, duration, labels)
 

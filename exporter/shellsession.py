@@ -17,13 +17,12 @@ The protocol, all of it constant text apart from the nonce:
   a status, is refused as a protocol error. A session holds :data:`SLOTS` commands at once, each in
   functions of its own (:class:`Definitions`): the collection script, the slow tier's and a
   ``collect[]`` job's, so a slow-tier refresh leaves the collection script defined, its list and its
-  count as they were. A
-  collection script's part above its :data:`~exporter.command.LIST_END` line (which files exist and
-  are readable) becomes the slot's :data:`LIST_FUNCTION`, run once every :data:`LIST_CALLS` calls
-  (and after each new listing part), its list kept in the slot's :data:`LIST_VARIABLE`; the part
-  below becomes its :data:`FUNCTION`. So most scrapes skip the globs and the ``[ -r ]`` test of
-  every declared path (~1 ms of the target's CPU); a device that appears shows within
-  :data:`LIST_CALLS` scrapes (its /proc counters at once), one that goes away is simply not read
+  count as they were. A collection script's part above its :data:`~exporter.command.LIST_END` line
+  (which files exist and are readable) becomes the slot's :data:`LIST_FUNCTION`, run once every
+  :data:`LIST_CALLS` calls (and after each new listing part), its list kept in the slot's
+  :data:`LIST_VARIABLE`; the part below becomes its :data:`FUNCTION`. So most scrapes skip the globs
+  and the ``[ -r ]`` test of every declared path (~1 ms of the target's CPU); a device that appears
+  shows within :data:`LIST_CALLS` scrapes (its /proc counters at once), one that goes away is simply not read
   (head skips what it cannot open, exporter/command.py), and collectors whose files come and go at
   any time (logins, textfiles) list theirs at every call;
 * each scrape then sends its slot's line of :data:`CALLS`: the function runs inside ``$(...)`` with stdin from
