@@ -33,8 +33,10 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the kernel just handed out on ``host``; free until someone else binds it.
-    The one copy: tests (through tests/fixtures/procs.py) and bench import it from here."""
+    """A port the kernel just handed out on ``host``; free until someone else binds it. The demo
+    and bench import it from here; tests use tests/fixtures/procs.py's, which hands out ports below
+    the kernel's ephemeral range, a slice per pytest-xdist worker, so a service a test restarts finds
+    its port still free."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
