@@ -8,6 +8,9 @@ collector's share is timed separately (cProfile charges it to whatever function 
 ran): a fan-out keeps ~50 000 samples alive until it renders them, and full collections walk them.
 The profiler's clock is this process's CPU time (``time.process_time``), not wall time: the lab is
 another process, and a wall clock would charge the waits for its answers to gevent's hub.
+It ends with unprofiled fan-outs from which the collection work is taken away step by step
+(:func:`without_work`): what the probe costs when no file changed, without the split, and without
+rendering, so what a per-probe CPU goal leaves for the collection itself can be read off.
 
     python -m bench.profile_probe [--hosts 254] [--rounds 3] [--top 0] [--real]
 """
@@ -23,7 +26,7 @@ import io  # noqa: E402
 import pstats  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.common import median, ms, ratio, report, running_lab  # noqa: E402
@@ -73,6 +76,60 @@ def timed_parts(run: Callable[[], object], hosts: int) -> tuple[dict[str, float]
         for owner, attr, original in originals:
             setattr(owner, attr, original)
     return {name: spent[name] / hosts for name, _owner, _attr in stages}, whole / hosts
+
+
+def without_work(run: Callable[[], object], hosts: int, rounds: int) -> list[tuple[str, float]]:
+    """CPU ms per probe of warm fan-outs with the collection work taken away step by step, to show what
+    the issue's <= 1 ms per probe leaves for it: (1) every collector's result served as it was at the
+    step's first round, so nothing is parsed and every family's text is reused (as if no file on any
+    host changed), (2) the answer not split either, (3) nothing rendered: the SSH transport, gevent
+    and the probe's own bookkeeping (health, its own families, seats, sessions) alone. The answers
+    still travel from the hosts every round. Median of ``rounds`` rounds per step; the patches are
+    undone afterwards."""
+    from optilab.exporter import probe
+    from optilab.exporter.collectors import Plan
+    from optilab.exporter.family import Exposition
+
+    originals = [(probe.Prober, "_collect"), (Plan, "split"), (Exposition, "add")]
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr in originals]
+    kept: dict[tuple[str, int], tuple[list, dict, list]] = {}
+    splits: dict[int, dict[str, str]] = {}
+
+    def same_results(self: object, key: str, plan: Plan, sources: dict[str, str]) -> tuple[list, dict, list]:
+        first = kept.get((key, id(plan)))
+        if first is None:
+            first = kept[(key, id(plan))] = saved[0][2](self, key, plan, sources)
+        return list(first[0]), dict(first[1]), list(first[2])
+
+    def same_split(self: Plan, output: str) -> tuple[dict[str, str], bool]:
+        if id(self) not in splits:
+            splits[id(self)] = saved[1][2](self, output)[0]
+        return dict(splits[id(self)]), True
+
+    def nothing_rendered(self: Exposition, families: Iterable[object], extra: object = None) -> None:
+        for _family in families:  # the families are still produced, only not turned into text
+            pass
+
+    steps = (
+        ("no file changed (results and text served again)", probe.Prober, "_collect", same_results),
+        ("  and no split", Plan, "split", same_split),
+        ("  and nothing rendered (transport, bookkeeping)", Exposition, "add", nothing_rendered),
+    )
+    rows = []
+    try:
+        for label, owner, attr, patch in steps:
+            setattr(owner, attr, patch)
+            run()  # the step's first round fills what it serves
+            spent = []
+            for _ in range(rounds):
+                cpu0 = cpu()
+                run()
+                spent.append(cpu() - cpu0)
+            rows.append((label, median(spent) / hosts))
+    finally:
+        for owner, attr, original in saved:
+            setattr(owner, attr, original)
+    return rows
 
 
 def bucket(filename: str) -> str:
@@ -139,6 +196,7 @@ def main() -> None:
             gc.callbacks.remove(collector)
         after = (cache.hits, cache.misses)
         stages, staged = timed_parts(fan_out, args.hosts)
+        floors = without_work(fan_out, args.hosts, args.rounds)
         per_probe = [(b - a) / args.hosts for a, b in zip(counts, after, strict=True)]
         unprofiled = median(with_memos)
         profile = cProfile.Profile(time.process_time)
@@ -181,6 +239,7 @@ def main() -> None:
     rows += [(f"  {name}", f"{seconds * 1e3:.2f} ms per probe") for name, seconds in stages.items()]
     rest = staged - sum(stages.values())
     rows.append(("  the rest (transport, gevent, probe families, bookkeeping)", f"{rest * 1e3:.2f} ms per probe"))
+    rows += [(f"without collection work: {label}", f"{seconds * 1e3:.2f} ms per probe") for label, seconds in floors]
     rows += [
         (name, f"{seconds / whole * 100:4.1f} %  ~{ms(unprofiled * seconds / whole / args.hosts)} per probe")
         for name, seconds in totals.most_common()
