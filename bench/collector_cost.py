@@ -4,9 +4,9 @@ Target side: the collection script of one collector (plus the framing every scri
 fresh ``sh`` on this machine, CPU summed over ``sh`` and everything it started (``RUSAGE_CHILDREN``),
 minus an empty script's; the whole default plan likewise, next to node_exporter's own CPU per scrape
 of this host in the same run (its /proc/PID/stat before and after N scrapes). A persistent shell (the
-transport's long-lived ``sh``) saves the ``sh`` start, the "empty script" row. Also the reads that
-issue item 5's extra collectors would add (processes: /proc/[0-9]*/stat, tcpstat: /proc/net/tcp{,6},
-interrupts: /proc/interrupts), measured as plain reads.
+transport's long-lived ``sh``) saves the ``sh`` start, the "empty script" row. The collectors off by
+default (interrupts, processes, tcpstat: issue item 5's extras) have their rows too, each on its own
+script's answer.
 
 Exporter side: each collector's ``collect`` on this machine's sources (split once), median of many
 calls, and the renderer on the whole probe's families; then the per-probe total (split + every
@@ -39,11 +39,6 @@ from optilab.exporter.command import build_script, command_names, piped_name, sp
 from optilab.exporter.family import Exposition, Family, render
 
 NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
-EXTRA_READS = {
-    "processes (reads /proc/[0-9]*/stat)": "/proc/[0-9]*/stat",
-    "tcpstat (reads /proc/net/tcp, tcp6)": "/proc/net/tcp /proc/net/tcp6",
-    "interrupts (reads /proc/interrupts)": "/proc/interrupts",
-}
 
 
 def children_cpu() -> float:
@@ -169,10 +164,6 @@ def main() -> None:
                 "series": sum(len(f.samples) for f in families),
             }
         )
-    extra = {
-        name: round(target_ms(f"head -v -c 1048576 -- {paths} /dev/null >/dev/null 2>&1", args.runs) - base, 2)
-        for name, paths in EXTRA_READS.items()
-    }
     families: list[Family] = []
     for collector, options in plan.collectors:
         families += collector.collect(sources, options)
@@ -220,8 +211,6 @@ def main() -> None:
             f"{row['collector']:<14}{row['tier']:<6}{row['target_ms']:>10.2f}{row['exporter_us']:>13.1f}"
             f"{row['memo_us']:>11.1f}{row['series']:>8}"
         )
-    for name, cost in extra.items():
-        print(f"  not collected, read only: {name}: {cost:.2f} ms on the target")
     print(
         f"exporter per probe (split + {len(plan.collectors)} collectors + render, {series} series, with instance "
         f"and department labels): {statistics.median(times) * 1000:.3f} ms; render alone "
@@ -247,7 +236,7 @@ def main() -> None:
             ),
             ("series / answer bytes", f"{series} / {len(output)}"),
         ],
-        {"collectors": rows, "extra_reads_target_ms": extra},
+        {"collectors": rows},
     )
 
 

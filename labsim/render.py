@@ -465,6 +465,48 @@ def render_udp(state: HostState, now: float) -> str:
     )
 
 
+def _tasks(state: HostState) -> tuple[int, int, int]:
+    """(processes, threads, running) of the host, as its /proc/loadavg counts them."""
+    load = state.utilisation * state.profile.cpus
+    threads = 300 + int(load * 40)
+    return (threads + 1) // 2, threads, 1 + int(state.utilisation * state.profile.cpus)
+
+
+def render_processes(state: HostState, now: float) -> str:
+    """``grep -H ''`` over every task's stat file (the processes collector's command): the first
+    processes run two threads each, kernel threads idle (I), ``running`` tasks run (R), the rest sleep."""
+    processes, threads, running = _tasks(state)
+    lines = []
+    tid = processes
+    for pid in range(1, processes + 1):
+        tids = [pid] + ([tid := tid + 1] if pid <= threads - processes else [])
+        for task in tids:
+            state_letter = "R" if task <= running else "I" if 2 <= pid <= 40 else "S"
+            comm = "kworker/0:1" if 2 <= pid <= 40 else "sshd" if pid == 41 else "bash"
+            rest = " ".join(["1", str(pid), str(pid), "0", "-1", "4194560", *["0"] * 8, "20", "0", str(len(tids))])
+            lines.append(f"/proc/{pid}/task/{task}/stat:{task} ({comm}) {state_letter} {rest} 0 100 0 0")
+    return "\n".join(lines) + "\n"
+
+
+def render_tcp(state: HostState, now: float) -> str:
+    """/proc/net/tcp: sshd listening on 22, and each remote session's connection to it."""
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    lines = ["   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001"]
+    for index, session in enumerate([s for s in state.sessions if s.remote], start=1):
+        lines.append(
+            f"{index:4d}: 0100007F:0016 0100007F:{40000 + session.id:04X} 01 00000024:00000000 "
+            f"02:00000020 00000000     0        0 {2000 + index}"
+        )
+    return header + "\n".join(lines) + "\n"
+
+
+def render_tcp6(state: HostState, now: float) -> str:
+    return (
+        "  sl  local_address                         remote_address                        st tx_queue rx_queue\n"
+        "   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000\n"
+    )
+
+
 def render_interrupts(state: HostState, now: float) -> str:
     cpus = state.profile.cpus
     header = "     " + "".join(f"{'CPU' + str(i):>11}" for i in range(cpus))
@@ -531,6 +573,10 @@ FILES: dict[str, Callable[[HostState, float], str]] = {
     "/proc/net/udp6": render_udp,
     "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size": lambda state, now: "2097152\n",
     "/proc/interrupts": render_interrupts,
+    "/proc/net/tcp": render_tcp,
+    "/proc/net/tcp6": render_tcp6,
+    "/proc/sys/kernel/threads-max": lambda state, now: "63448\n",
+    "/proc/sys/kernel/pid_max": lambda state, now: "4194304\n",
 }
 
 
@@ -650,6 +696,7 @@ COMMANDS: dict[str, Callable[[HostState, float], str]] = {
     "textfile": render_textfile_listing,
     "adjtimex": render_adjtimex,
     "seats": render_seats,
+    "processes": render_processes,
 }
 
 

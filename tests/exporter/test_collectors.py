@@ -522,3 +522,73 @@ def test_interrupts_are_off_by_default_and_parse_this_machines_file():
     assert family.samples and {labels[0] for labels, _ in family.samples} == {
         str(cpu) for cpu in range(len(open("/proc/interrupts").readline().split()))
     }
+
+
+def test_processes_is_off_by_default_and_counts_this_machines_tasks():
+    from optilab.exporter.collectors import processes
+
+    assert "processes" not in make_plan().names
+    plan = make_plan(["processes"])
+    with open("/proc/loadavg") as loadavg:  # "running/threads" is the kernel's own count of tasks
+        before = int(loadavg.read().split()[3].split("/")[1])
+    sources, complete = plan.split(run(plan.script))
+    with open("/proc/loadavg") as loadavg:
+        after = int(loadavg.read().split()[3].split("/")[1])
+    assert complete
+    families = {family.name: family for family in processes.collect(sources, processes.COLLECTOR.options())}
+    value = {name: family.samples[0][1] for name, family in families.items() if not family.labels}
+    low, high = min(before, after) - 8, max(before, after) + 8  # the script's own sh and grep come and go
+    assert low <= value["node_processes_threads"] <= high
+    assert value["node_processes_max_threads"] == int(open("/proc/sys/kernel/threads-max").read())
+    assert value["node_processes_max_processes"] == int(open("/proc/sys/kernel/pid_max").read())
+    states = dict((labels[0], v) for labels, v in families["node_processes_state"].samples)
+    threads = dict((labels[0], v) for labels, v in families["node_processes_threads_state"].samples)
+    assert sum(states.values()) == value["node_processes_pids"] > 10
+    assert sum(threads.values()) == value["node_processes_threads"]  # every thread's state, leaders' too
+    assert set(threads) <= set("RSDZTtXxKWPI") and all(threads[state] >= states[state] for state in states)
+
+
+def test_processes_parser_reads_the_state_after_the_last_paren_and_comm_lines_that_continue():
+    from optilab.exporter.collectors.processes import parse_tasks
+
+    tail = " 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {} 0 0 100"
+    text = (
+        f"/proc/7/task/7/stat:7 (a) R (b) S{tail.format(2)}\n"  # a comm that looks like more fields
+        f"/proc/7/task/9/stat:9 (two\n/proc/1/t) D{tail.format(2)}\n"  # a newline in a comm
+        "/proc/8/task/8/stat:8 (gone) S 1\n"  # cut short: the task vanished while it was read
+    )
+    assert parse_tasks(text) == [(True, "S", 2), (False, "D", 2)]
+
+
+def test_tcpstat_is_off_by_default_and_counts_a_listening_socket_of_ours():
+    import socket
+
+    from optilab.exporter.collectors import tcpstat
+
+    assert "tcpstat" not in make_plan().names
+
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.create_connection(server.getsockname()) as client:
+        port = f":{server.getsockname()[1]:04X} "
+        sources = {path: open(path).read() for path in tcpstat.FILES}
+        client.sendall(b"x" * 100)  # unread by the server: its receive queue holds it
+        for _ in range(100):  # loopback delivers in a softirq, which a loaded machine may defer: 2 s at most
+            header, *lines = open(tcpstat.FILES[0]).read().splitlines()
+            # this machine's kernel's lines for our listener and our connection's two ends
+            states, rx, _ = tcpstat.parse_tcp("\n".join([header, *(line for line in lines if port in line)]))
+            if rx == 100 + 1:
+                break
+            time.sleep(0.02)
+    [family] = tcpstat.collect(sources, tcpstat.COLLECTOR.options())
+    assert dict((labels[0], v) for labels, v in family.samples)["listen"] >= 1
+    # the receive queues: our 100 unread bytes, and the listener's one connection not accepted yet
+    assert dict(states) == {"listen": 1, "established": 2} and rx == 100 + 1
+    text = (
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 0100007F:0016 00000000:0000 0A 00000000:00000002 00:00000000 00000000     0        0 1\n"
+        "   1: 0100007F:0016 0100007F:9C40 01 00000024:00000010 02:00000020 00000000     0        0 2\n"
+        "   2: 0100007F:0016 0100007F:9C41 0C 00000000:00000000 00:00000000 00000000     0        0 3\n"
+    )
+    states, rx, tx = tcpstat.parse_tcp(text)
+    assert (dict(states), rx, tx) == ({"listen": 1, "established": 1, "unknown": 1}, 0x12, 0x24)
+    with pytest.raises(ValueError, match="header"):
+        tcpstat.parse_tcp("Inter-|   Receive\n")

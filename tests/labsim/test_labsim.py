@@ -81,6 +81,18 @@ def test_any_plans_script_is_answered_with_just_its_sources() -> None:
     }
 
 
+def test_the_collectors_off_by_default_are_answered_from_the_model_too() -> None:
+    state = HostState.boot(make_profiles(3, 1)[1], MONDAY_NOON)
+    plan = make_plan(["interrupts", "processes", "tcpstat", "loadavg"])
+    sources, complete = plan.split(respond(plan.script, state, MONDAY_NOON).stdout.decode())
+    assert complete
+    families = {f.name: f for c, options in plan.collectors for f in c.collect(sources, options)}
+    running, threads = sources["/proc/loadavg"].split()[3].split("/")
+    assert sample_values(families["node_processes_threads"]) == {(): float(threads)}  # as loadavg counts them
+    assert sample_values(families["node_processes_threads_state"])[(("thread_state", "R"),)] == float(running)
+    assert sample_values(families["node_tcp_connection_states"])[(("state", "listen"),)] == 2.0  # sshd, v4 and v6
+
+
 def test_unknown_command_is_exit_127_with_a_message() -> None:
     state = HostState.boot(make_profiles(1, 1)[0], MONDAY_NOON)
     reply = respond("rm -rf /", state, MONDAY_NOON)
