@@ -40,9 +40,10 @@ def parse_tasks(text: str) -> list[tuple[bool, str, int]]:
             records[-1][1].append(line)
     tasks = []
     for leader, lines in records:
-        stat = "\n".join(lines)
-        fields = stat[stat.rfind(")") + 1 :].split()
-        if len(fields) > _NUM_THREADS and fields[_NUM_THREADS].isdigit():
+        stat = lines[0] if len(lines) == 1 else "\n".join(lines)
+        # the fields after the comm are single-space separated: split only as far as num_threads
+        fields = stat[stat.rfind(")") + 2 :].split(" ", _NUM_THREADS + 1)
+        if len(fields) > _NUM_THREADS + 1 and fields[_NUM_THREADS].isdigit():
             tasks.append((leader, fields[0], int(fields[_NUM_THREADS])))
     return tasks
 
