@@ -27,6 +27,8 @@ OWN = [
     ("fanout", ["--real"], ["--real", "--hosts", "64", "--rounds", "3", "--cold", "1"]),
     ("target_cost", [], ["--scrapes", "10"]),
 ]
+#: --quick arguments of the other benchmarks whose defaults take minutes (api_bench seeds 10.8 M rows)
+QUICK = {"api_bench": ["--systems", "20", "--days", "3", "--requests", "50"]}
 #: helpers other benchmarks import (no ``__main__`` of their own: run alone they measure nothing)
 NOT_BENCHMARKS = {"__init__", "__main__", "bridge_prometheus", "common", "lab_series", "sshfloor", "run_all"}
 
@@ -36,7 +38,7 @@ def plan(quick: bool, only: set[str] | None) -> list[tuple[str, list[str]]]:
     runs = [(module, quick_args if quick else args) for module, args, quick_args in OWN]
     known = {module for module, _, _ in OWN}
     runs += [
-        (path.stem, [])
+        (path.stem, QUICK.get(path.stem, []) if quick else [])
         for path in sorted(HERE.glob("*.py"))
         if path.stem not in NOT_BENCHMARKS | known and not path.stem.startswith("_")
     ]

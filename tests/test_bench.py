@@ -6,6 +6,7 @@ stops running. Each piece runs here in a real ``sh`` and reads this machine's fi
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from bench.run_all import plan
@@ -44,3 +45,15 @@ def test_make_bench_runs_every_benchmark_and_no_helper() -> None:
     runnable = {path.stem for path in bench.glob("*.py") if 'if __name__ == "__main__":' in path.read_text()}
     planned = {module for module, _ in plan(quick=False, only=None)}
     assert planned == runnable - {"run_all"}
+
+
+def test_quick_runs_give_long_benchmarks_small_arguments_they_accept() -> None:
+    from bench.run_all import QUICK
+
+    quick = dict(plan(quick=True, only={"api_bench"}))
+    assert quick["api_bench"] == QUICK["api_bench"] and dict(plan(quick=False, only={"api_bench"}))["api_bench"] == []
+    for module, args in QUICK.items():
+        usage = subprocess.run(
+            [sys.executable, "-m", f"bench.{module}", "--help"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+        assert all(flag in usage for flag in args if flag.startswith("--")), (module, args)
