@@ -5,11 +5,12 @@
 process and ``/proc/<pid>/task/<tid>/stat`` of every thread; a thread group's leader (``tid == pid``)
 has the process's state and thread count, so every figure comes from the task files alone. They are
 read by one constant command, ``grep -H ''``, which prints each line behind its file's path: the
-files come and go with every process, and one process over all of them costs the target far less
-than listing them in the shell (a long-lived shell's list is quadratic in dash) and reading them
-with head. A comm (at most 15 bytes) may hold a newline or a ``)``; the parser takes a line that does
-not start with a task file's path as the previous file's continuation and the state after the last
-``)``, and a comm is too short to forge a path prefix (``/proc/1/task/1/stat:`` is 20 bytes).
+files come and go with every process, so the shell would have to list them afresh at every call
+(``set -- "$@" "$f"`` per file, quadratic in dash: exporter/command.py) before head read them; one
+process that expands the glob itself does both. A comm (at most 15 bytes) may hold a newline or a
+``)``; the parser takes a line that does not start with a task file's path as the previous file's
+continuation and the state after the last ``)``, and a comm is too short to forge a path prefix
+(``/proc/1/task/1/stat:`` is 20 bytes).
 """
 
 from __future__ import annotations

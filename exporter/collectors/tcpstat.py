@@ -6,8 +6,9 @@ asks the kernel over netlink (inet_diag); the same sockets are in /proc/net/tcp 
 each with its state and ``tx_queue:rx_queue``. One difference (docs/exporter.md): for a listening
 socket inet_diag reports the accept backlog's limit as the send queue, which /proc/net/tcp does not
 show (it prints 0), so ``tx_queued_bytes`` here lacks the listeners' backlog limits that
-node_exporter adds in. The kernel prints every socket into the files, so a busy host pays for them
-(bench/collector_cost.py): off by default.
+node_exporter adds in. To print the files the kernel walks its whole TCP hash table, however few
+sockets there are (/proc/net/tcp6 with 2 sockets cost 1.3 ms of CPU per read on the test machine,
+whose established-socket table has 262 144 buckets; bench/collector_cost.py): off by default.
 """
 
 from __future__ import annotations
