@@ -537,18 +537,21 @@ def test_processes_is_off_by_default_and_counts_this_machines_tasks():
     assert complete
     families = {family.name: family for family in processes.collect(sources, processes.COLLECTOR.options())}
     value = {name: family.samples[0][1] for name, family in families.items() if not family.labels}
-    low, high = min(before, after) - 8, max(before, after) + 8  # the script's own sh and grep come and go
+    low, high = min(before, after) - 32, max(before, after) + 32  # its sh and grep, other tests' processes
     assert low <= value["node_processes_threads"] <= high
     assert value["node_processes_max_threads"] == int(open("/proc/sys/kernel/threads-max").read())
     assert value["node_processes_max_processes"] == int(open("/proc/sys/kernel/pid_max").read())
     states = dict((labels[0], v) for labels, v in families["node_processes_state"].samples)
     threads = dict((labels[0], v) for labels, v in families["node_processes_threads_state"].samples)
     assert sum(states.values()) == value["node_processes_pids"] > 10
-    assert sum(threads.values()) == value["node_processes_threads"]  # every thread's state, leaders' too
-    assert set(threads) <= set("RSDZTtXxKWPI") and all(threads[state] >= states[state] for state in states)
+    # every thread's state, leaders' too; threads that start or end while grep reads (other tests run
+    # beside this one) make num_threads and the task files differ by a few, as they do for node_exporter
+    assert abs(sum(threads.values()) - value["node_processes_threads"]) <= 16
+    assert set(threads) <= set("RSDZTtXxKWPI") and sum(threads.values()) > sum(states.values())
 
 
 def test_processes_parser_reads_the_state_after_the_last_paren_and_comm_lines_that_continue():
+    from optilab.exporter.collectors import processes
     from optilab.exporter.collectors.processes import parse_tasks
 
     tail = " 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {} 0 0 100"
@@ -558,6 +561,16 @@ def test_processes_parser_reads_the_state_after_the_last_paren_and_comm_lines_th
         "/proc/8/task/8/stat:8 (gone) S 1\n"  # cut short: the task vanished while it was read
     )
     assert parse_tasks(text) == [(True, "S", 2), (False, "D", 2)]
+    limits = {"/proc/sys/kernel/threads-max": "100\n", "/proc/sys/kernel/pid_max": "4096\n"}
+    families = processes.collect({"cmd:processes": text, **limits}, processes.COLLECTOR.options())
+    assert {family.name: sample_values(family) for family in families} == {
+        "node_processes_threads": {(): 2.0},  # the leader's num_threads
+        "node_processes_max_threads": {(): 100.0},
+        "node_processes_state": {(("state", "S"),): 1.0},
+        "node_processes_threads_state": {(("thread_state", "S"),): 1.0, (("thread_state", "D"),): 1.0},
+        "node_processes_pids": {(): 1.0},
+        "node_processes_max_processes": {(): 4096.0},
+    }
 
 
 def test_tcpstat_is_off_by_default_and_counts_a_listening_socket_of_ours():
