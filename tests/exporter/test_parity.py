@@ -73,9 +73,10 @@ TOLERANCE: list[tuple[re.Pattern[str], float, float]] = [
     (re.compile(r"^node_time_seconds"), 0.0, 5.0),
     (re.compile(r"^node_timex_"), 0.05, 1e-3),
     (re.compile(r"^node_interrupts_total"), 0.05, 1000),  # timer and IPI counts move with every read
-    # the probe's own sshd session, sh and grep; node_exporter's HTTP connections and their time_wait
-    (re.compile(r"^node_processes_(pids|threads|state|threads_state)$"), 0.02, 16),
-    (re.compile(r"^node_tcp_connection_states$"), 0.0, 16),
+    # the probe's own sshd session, sh and grep, and what the tests beside this one start and stop;
+    # their connections too (which state each socket line counts as: tests/exporter/test_collectors.py)
+    (re.compile(r"^node_processes_(pids|threads|state|threads_state)$"), 0.02, 32),
+    (re.compile(r"^node_tcp_connection_states$"), 0.0, 64),
 ]
 BRACKET = (0.001, 1e-6)  # everything else: between the two reads, up to float rounding
 #: collectors off by default in both, enabled in both: compared too
