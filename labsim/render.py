@@ -473,18 +473,16 @@ def _tasks(state: HostState) -> tuple[int, int, int]:
 
 
 def render_processes(state: HostState, now: float) -> str:
-    """``grep -H ''`` over every task's stat file (the processes collector's command): the first
+    """``grep -Ho '^.*) .'`` over every task's stat file (the processes collector's command): the first
     processes run two threads each, kernel threads idle (I), ``running`` tasks run (R), the rest sleep."""
     processes, threads, running = _tasks(state)
     lines = []
     tid = processes
     for pid in range(1, processes + 1):
-        tids = [pid] + ([tid := tid + 1] if pid <= threads - processes else [])
-        for task in tids:
-            state_letter = "R" if task <= running else "I" if 2 <= pid <= 40 else "S"
+        for task in [pid] + ([tid := tid + 1] if pid <= threads - processes else []):
+            letter = "R" if task <= running else "I" if 2 <= pid <= 40 else "S"
             comm = "kworker/0:1" if 2 <= pid <= 40 else "sshd" if pid == 41 else "bash"
-            rest = " ".join(["1", str(pid), str(pid), "0", "-1", "4194560", *["0"] * 8, "20", "0", str(len(tids))])
-            lines.append(f"/proc/{pid}/task/{task}/stat:{task} ({comm}) {state_letter} {rest} 0 100 0 0")
+            lines.append(f"/proc/{pid}/task/{task}/stat:{task} ({comm}) {letter}")
     return "\n".join(lines) + "\n"
 
 
