@@ -33,25 +33,30 @@ STATES = {
     11: "closing",
 }
 FILES = ("/proc/net/tcp", "/proc/net/tcp6")
+_EMPTY = "00000000:00000000"
 
 
 def parse_tcp(text: str) -> tuple[Counter[str], int, int]:
     """/proc/net/tcp (or tcp6) -> (sockets by state name, receive queues' sum, send queues' sum)."""
-    states: Counter[str] = Counter()
-    rx = tx = 0
     lines = text.split("\n")
     if lines[0].split()[:1] != ["sl"] or lines[0].split()[3:4] != ["st"]:  # tcp6 says remote_address
         raise ValueError(f"not a /proc/net/tcp header: {lines[0][:60]!r}")
+    by_code: Counter[str] = Counter()  # a busy host has thousands of lines: states converted once each
+    rx = tx = 0
     for line in lines[1:]:
-        fields = line.split()
+        fields = line.split(None, 5)  # sl, local, remote, st, tx_queue:rx_queue: the rest is not needed
         if not fields:
             continue
         if len(fields) < 5 or ":" not in fields[4]:
             raise ValueError(f"malformed /proc/net/tcp line: {line[:80]!r}")
-        send, _, receive = fields[4].partition(":")
-        states[STATES.get(int(fields[3], 16), "unknown")] += 1
-        tx += int(send, 16)
-        rx += int(receive, 16)
+        by_code[fields[3]] += 1
+        if fields[4] != _EMPTY:  # most sockets' queues are empty
+            send, _, receive = fields[4].partition(":")
+            tx += int(send, 16)
+            rx += int(receive, 16)
+    states: Counter[str] = Counter()
+    for code, count in by_code.items():
+        states[STATES.get(int(code, 16), "unknown")] += count
     return states, rx, tx
 
 
